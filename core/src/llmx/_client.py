@@ -1,0 +1,215 @@
+"""``llmx.Client``: the async entry point. It composes config, registry, provider pool
+and pipeline; the pipeline does the work."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from llmx._config import Config, load_config
+from llmx._errors import ClientClosedError, ConfigError
+from llmx._pipeline import Pipeline
+from llmx._pool import ProviderPool
+from llmx._registry import Registry
+from llmx._types import Message, Request
+
+if TYPE_CHECKING:
+    import os
+    from types import TracebackType
+
+    from llmx._stream import Stream
+    from llmx._types import ModelInfo, Response
+
+
+class _State(enum.Enum):
+    UNOPENED = 1
+    OPENED = 2
+    CLOSED = 3
+
+
+def build_request(
+    request: Request | None,
+    *,
+    model: str | None,
+    messages: Iterable[Message | Mapping[str, Any]] | str | None,
+    prompt: str | None,
+    system: str | None,
+    default_model: str | None,
+    params: Mapping[str, Any],
+) -> Request:
+    """A Request from either a ready one or the convenience keyword arguments."""
+    if request is not None:
+        if model is not None or messages is not None or prompt is not None or system is not None or params:
+            msg = "pass either a Request or keyword arguments, not both"
+            raise TypeError(msg)
+        return request
+    chosen = model or default_model
+    if not chosen:
+        msg = (
+            "no model given: pass model='instance/model' (e.g. 'openai/gpt-4o-mini') or set "
+            "default_model in llmx.toml"
+        )
+        raise ConfigError(msg)
+    if messages is None and prompt is None:
+        msg = "pass messages=[...] or prompt='...'"
+        raise TypeError(msg)
+    convo: list[Message | Mapping[str, Any]] = []
+    if system is not None:
+        convo.append(Message("system", system))
+    if messages is not None:
+        convo.extend(Request(chosen, messages).messages)
+    if prompt is not None:
+        convo.append(Message("user", prompt))
+    return Request(chosen, convo, **params)
+
+
+class Client:
+    """One llmx client: configured providers behind one API.
+
+    ``config`` is a :class:`Config`, a mapping, a path to a TOML file, or None to read
+    ``llmx.toml`` / ``[tool.llmx]`` / ``$LLMX_CONFIG`` (see :func:`llmx.load_config`).
+    Use it as an async context manager, which closes its connection pools on exit::
+
+        async with llmx.Client() as client:
+            reply = await client.complete(model="openai/gpt-4o-mini", prompt="Hello")
+            print(reply.text)
+
+    A closed client refuses further use (:class:`ClientClosedError`).
+    """
+
+    def __init__(
+        self,
+        config: Config | Mapping[str, Any] | str | os.PathLike[str] | None = None,
+        *,
+        registry: Registry | None = None,
+    ) -> None:
+        self._config = load_config(config)
+        self._registry = registry if registry is not None else Registry.from_config(self._config)
+        self._pool = ProviderPool(self._config, self._registry)
+        self._pool.validate()
+        self._pipeline = Pipeline(self._config, self._registry, self._pool)
+        self._state = _State.UNOPENED
+
+    @property
+    def config(self) -> Config:
+        """The validated configuration."""
+        return self._config
+
+    @property
+    def registry(self) -> Registry:
+        """The plugin registry this client uses."""
+        return self._registry
+
+    def _check_open(self) -> None:
+        if self._state is _State.CLOSED:
+            msg = "this llmx.Client is closed; create a new one"
+            raise ClientClosedError(msg)
+
+    async def __aenter__(self) -> Client:
+        self._check_open()
+        self._state = _State.OPENED
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every connection pool; the client cannot be used afterwards."""
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.CLOSED
+        await self._pool.aclose()
+
+    async def complete(
+        self,
+        request: Request | None = None,
+        /,
+        *,
+        model: str | None = None,
+        messages: Iterable[Message | Mapping[str, Any]] | str | None = None,
+        prompt: str | None = None,
+        system: str | None = None,
+        **params: Any,
+    ) -> Response:
+        """Send a request and return the whole answer.
+
+        Pass a :class:`Request`, or keyword arguments: ``model`` (``"instance/model"`` or
+        an alias; defaults to the config's ``default_model``), ``messages`` or ``prompt``,
+        ``system``, and any :class:`Request` field (``max_tokens``, ``temperature``,
+        ``tools``, ``response_format``, ...).
+        """
+        if self._state is not _State.OPENED:
+            self._check_open()
+        req = build_request(
+            request,
+            model=model,
+            messages=messages,
+            prompt=prompt,
+            system=system,
+            default_model=self._config.default_model,
+            params=params,
+        )
+        return await self._pipeline.complete(req)
+
+    def stream(
+        self,
+        request: Request | None = None,
+        /,
+        *,
+        model: str | None = None,
+        messages: Iterable[Message | Mapping[str, Any]] | str | None = None,
+        prompt: str | None = None,
+        system: str | None = None,
+        **params: Any,
+    ) -> Stream:
+        """Send a request and stream the answer (same arguments as :meth:`complete`).
+
+        Returns a :class:`Stream`: iterate it with ``async for``; after the last chunk
+        ``stream.response`` holds the assembled :class:`Response`.
+        """
+        if self._state is not _State.OPENED:
+            self._check_open()
+        req = build_request(
+            request,
+            model=model,
+            messages=messages,
+            prompt=prompt,
+            system=system,
+            default_model=self._config.default_model,
+            params=params,
+        )
+        return self._pipeline.stream(req)
+
+    def model_info(self, model_ref: str) -> ModelInfo | None:
+        """What is known about the first candidate of ``model_ref`` (no network)."""
+        self._check_open()
+        route = self._pipeline.route(model_ref)
+        candidate = route.candidates[0]
+        deployment = self._pool.get(candidate.instance)
+        registration = deployment.registration
+        info_fn = getattr(registration.factory, "model_info", None)
+        if deployment.provider is not None:
+            return deployment.model_info(candidate.model)
+        if callable(info_fn):
+            return info_fn(candidate.model)  # type: ignore[no-any-return]
+        return None
+
+    async def list_models(self, instance: str) -> Sequence[ModelInfo]:
+        """The models the instance's API lists now (a network call)."""
+        self._check_open()
+        deployment = self._pool.get(instance)
+        provider = deployment.open()
+        if not deployment.can_list:
+            msg = f"provider type {deployment.config.type!r} cannot list models"
+            raise ConfigError(msg)
+        return await provider.list_models()  # type: ignore[attr-defined, no-any-return]
+
+    def instances(self) -> list[str]:
+        """The configured provider instance names."""
+        return sorted(self._config.providers)

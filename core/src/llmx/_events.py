@@ -1,0 +1,61 @@
+"""Event payloads passed to the event hooks (``llmx_request_start`` and friends).
+
+They are built only when at least one plugin implements the hook, so an unused hook
+costs a single attribute check on the hot path.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import attrs
+
+if TYPE_CHECKING:
+    from llmx._types import Request, Response, Usage
+
+
+@attrs.frozen
+class RequestStart:
+    """A request entered the pipeline. ``started`` is a ``time.perf_counter()`` value."""
+
+    request_id: str
+    request: Request
+    stream: bool
+    started: float
+
+
+@attrs.frozen
+class AttemptEnd:
+    """One attempt against one provider instance finished, well or badly.
+
+    ``attempt`` counts from 1 across the whole request; ``usage`` is set on success,
+    ``error`` on failure. ``ttft`` is the time to the first streamed chunk, if any.
+    """
+
+    request_id: str
+    provider: str
+    model: str
+    attempt: int
+    started: float
+    duration: float
+    usage: Usage | None = None
+    error: BaseException | None = None
+    ttft: float | None = None
+
+
+@attrs.frozen
+class RequestEnd:
+    """A request succeeded; ``response`` is what the caller receives."""
+
+    request_id: str
+    response: Response
+    duration: float
+
+
+@attrs.frozen
+class RequestError:
+    """A request failed; ``error`` is what the caller receives."""
+
+    request_id: str
+    error: BaseException
+    duration: float

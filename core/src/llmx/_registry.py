@@ -1,0 +1,535 @@
+"""The plugin registry: discovers ``llmx`` entry points, loads plugins on demand, and
+records which distribution contributed each component.
+
+Installed is not loaded. Discovery reads entry-point metadata only, so every
+installed plugin can be listed without importing any. A plugin is imported when the
+config enables it (``[plugins] enable``) or uses a component named after it (a
+provider ``type = "openai"`` loads the plugin whose entry point is named ``openai``).
+An installed distribution therefore never runs code in an app that did not ask for it,
+and start-up time does not grow with the number of installed plugins.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import attrs
+import pluggy
+
+from llmx import hookspecs
+from llmx._errors import (
+    PluginConflictError,
+    PluginError,
+    PluginIncompatibleError,
+    PluginLoadError,
+    PluginNotInstalledError,
+)
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from llmx._config import Config
+
+log = logging.getLogger("llmx.registry")
+
+ENTRY_POINT_GROUP = "llmx"
+"""The entry-point group plugins register in."""
+
+BUILTINS = "builtins"
+"""The name of the core's own plugin (memory defaults, routing strategies, ...)."""
+
+Kind = Literal["provider", "cache", "retry_policy", "routing_strategy", "command"]
+
+_KIND_HOOKS: dict[str, str] = {
+    "provider": "llmx_register_providers",
+    "cache": "llmx_register_caches",
+    "retry_policy": "llmx_register_retry_policies",
+    "routing_strategy": "llmx_register_routing_strategies",
+    "command": "llmx_register_commands",
+}
+_KIND_WORDS = {
+    "provider": "provider type",
+    "cache": "cache backend",
+    "retry_policy": "retry policy",
+    "routing_strategy": "routing strategy",
+    "command": "command",
+}
+_EVENT_HOOKS = ("llmx_request_start", "llmx_attempt_end", "llmx_request_end", "llmx_request_error")
+
+
+class Register(Protocol):
+    """The callback a registration hook receives: ``register(name, factory, settings=...)``."""
+
+    def __call__(self, name: str, factory: Any, *, settings: type | None = None) -> None:
+        """Register ``factory`` under ``name``, with an optional attrs settings class."""
+        ...
+
+
+@attrs.frozen
+class Registration:
+    """One registered component and the plugin it came from."""
+
+    kind: str
+    name: str
+    factory: Any
+    settings: type | None
+    plugin: str
+    distribution: str | None
+    version: str | None
+
+    @property
+    def origin(self) -> str:
+        """``plugin (distribution version)``, for messages."""
+        return _origin(self.plugin, self.distribution, self.version)
+
+
+def _origin(plugin: str, dist: str | None, version: str | None) -> str:
+    if dist is None:
+        return f"plugin {plugin!r}"
+    return f"plugin {plugin!r} ({dist} {version})"
+
+
+@attrs.define
+class PluginInfo:
+    """What the registry knows about one plugin.
+
+    ``status`` is ``available`` (installed, not imported), ``loaded``, ``failed``
+    (crashed on import or registration; see ``error``), ``incompatible`` (contract
+    version), ``conflict`` (its entry-point name is claimed twice) or ``disabled``.
+    """
+
+    name: str
+    distribution: str | None
+    version: str | None
+    value: str
+    status: str = "available"
+    error: PluginError | None = None
+    contributes: list[tuple[str, str]] = attrs.field(factory=list)
+    _entry_point: Any = attrs.field(default=None, repr=False, alias="entry_point")
+
+
+def parse_contract(declared: object) -> tuple[int, int] | None:
+    """``"1.0"`` -> ``(1, 0)``; anything unreadable -> None."""
+    if not isinstance(declared, str):
+        return None
+    parts = declared.strip().split(".")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts):
+        return None
+    return int(parts[0]), int(parts[1])
+
+
+CONTRACT = parse_contract(hookspecs.CONTRACT_VERSION)
+assert CONTRACT is not None
+
+# Adapters that let plugins written for an older major contract run on this one:
+# {old_major: adapt(plugin_object) -> plugin_object}. Contract 1 is the first, so
+# there is nothing to adapt yet; the check below already routes through this table.
+CONTRACT_ADAPTERS: dict[int, Callable[[object], object]] = {}
+
+
+class Registry:
+    """Assembles plugins from what is installed and what the config enables.
+
+    Use :meth:`from_config` in applications. ``enable``: plugins loaded up front;
+    ``disable``: plugins never loaded; ``autoload=False`` (or the environment variable
+    ``LLMX_DISABLE_PLUGIN_AUTOLOAD=1``) loads only ``enable`` (plus the builtins);
+    ``strict=True`` makes a broken plugin an error instead of a logged warning;
+    ``entry_points`` replaces discovery (for tests and embedding).
+    """
+
+    def __init__(
+        self,
+        *,
+        enable: Iterable[str] = (),
+        disable: Iterable[str] = (),
+        autoload: bool = True,
+        strict: bool = False,
+        entry_points: Iterable[Any] | None = None,
+    ) -> None:
+        self.enable = tuple(enable)
+        self.disable = frozenset(disable)
+        env_off = os.environ.get("LLMX_DISABLE_PLUGIN_AUTOLOAD", "").strip().lower()
+        self.autoload = autoload and env_off in ("", "0", "false", "no")
+        self.strict = strict
+        self._pm = pluggy.PluginManager("llmx")
+        self._pm.add_hookspecs(hookspecs)
+        self._given_entry_points = None if entry_points is None else list(entry_points)
+        self._plugins: dict[str, PluginInfo] | None = None
+        self._components: dict[str, dict[str, Registration]] = {k: {} for k in _KIND_HOOKS}
+        self._conflicts: dict[tuple[str, str], PluginConflictError] = {}
+        self._loaded_objects: dict[int, str] = {}
+        self._lock = threading.RLock()
+        self._events: _EventHooks | None = None
+        self._assembled = False
+
+    @classmethod
+    def from_config(cls, config: Config, **kwargs: Any) -> Registry:
+        """A registry honouring ``config.plugins``."""
+        p = config.plugins
+        return cls(enable=p.enable, disable=p.disable, autoload=p.autoload, strict=p.strict, **kwargs)
+
+    # -- discovery -----------------------------------------------------------------------
+
+    def _discover(self) -> dict[str, PluginInfo]:
+        if self._plugins is not None:
+            return self._plugins
+        with self._lock:
+            if self._plugins is not None:
+                return self._plugins
+            if self._given_entry_points is not None:
+                eps = self._given_entry_points
+            else:
+                import importlib_metadata
+
+                eps = list(importlib_metadata.entry_points(group=ENTRY_POINT_GROUP))
+            plugins: dict[str, PluginInfo] = {}
+            for ep in eps:
+                dist = getattr(ep, "dist", None)
+                dist_name = dist.name if dist is not None else None
+                version = dist.version if dist is not None else None
+                info = PluginInfo(ep.name, dist_name, version, ep.value, entry_point=ep)
+                if ep.name in self.disable:
+                    info.status = "disabled"
+                previous = plugins.get(ep.name)
+                if previous is not None and previous.distribution != dist_name:
+                    msg = (
+                        f"plugin name {ep.name!r} is claimed by two distributions: "
+                        f"{previous.distribution} {previous.version} and {dist_name} {version}; "
+                        "uninstall one of them"
+                    )
+                    err = PluginConflictError(
+                        msg, plugin=ep.name, distribution=dist_name, version=version
+                    )
+                    previous.status = "conflict"
+                    previous.error = err
+                    continue
+                if previous is not None:
+                    continue  # the same distribution seen twice on sys.path
+                plugins[ep.name] = info
+            self._plugins = plugins
+            return plugins
+
+    def plugins(self) -> list[PluginInfo]:
+        """Every discovered plugin (and in-process ones), sorted by name; imports nothing."""
+        return sorted(self._discover().values(), key=lambda p: p.name)
+
+    def assemble(self) -> Registry:
+        """Load the builtins and the enabled plugins (once); returns self."""
+        if self._assembled:
+            return self
+        with self._lock:
+            if self._assembled:
+                return self
+            self._assembled = True
+            plugins = self._discover()
+            names = [BUILTINS, *self.enable] if BUILTINS not in self.disable else list(self.enable)
+            for name in dict.fromkeys(names):
+                if name not in plugins:
+                    if name == BUILTINS:
+                        continue
+                    err = self._not_installed(name)
+                    if self.strict:
+                        raise err
+                    log.warning("%s", err)
+                    continue
+                self._load_quietly(name)
+        return self
+
+    def load_all(self) -> list[PluginInfo]:
+        """Try to load every allowed plugin (for diagnostics such as ``llmx plugins``)."""
+        self.assemble()
+        for info in self.plugins():
+            if info.status == "available" and (self.autoload or info.name in self.enable):
+                self._load_quietly(info.name)
+        return self.plugins()
+
+    def _load_quietly(self, name: str) -> None:
+        try:
+            self.load(name)
+        except PluginError as err:
+            if self.strict:
+                raise
+            log.warning("%s", err)
+
+    def _not_installed(self, name: str) -> PluginNotInstalledError:
+        installed = ", ".join(sorted(self._discover())) or "none"
+        msg = (
+            f"no installed plugin is named {name!r} (installed: {installed}); "
+            f"install its distribution, e.g. pip install llmx-provider-{name}"
+        )
+        return PluginNotInstalledError(msg, plugin=name)
+
+    # -- loading -------------------------------------------------------------------------
+
+    def load(self, name: str) -> PluginInfo:
+        """Import and register the plugin ``name`` (once). Raises a :class:`PluginError`."""
+        with self._lock:
+            plugins = self._discover()
+            info = plugins.get(name)
+            if info is None:
+                raise self._not_installed(name)
+            if info.status == "loaded":
+                return info
+            if info.error is not None:
+                raise info.error
+            if info.status == "disabled":
+                msg = f"plugin {name!r} is disabled by [plugins] disable; remove it from that list to use it"
+                raise PluginLoadError(msg, plugin=name, distribution=info.distribution, version=info.version)
+            try:
+                obj = info._entry_point.load()
+            except Exception as err:
+                info.status = "failed"
+                msg = (
+                    f"{_origin(name, info.distribution, info.version)} failed to load: "
+                    f"{type(err).__name__}: {err}; reinstall or upgrade {info.distribution or name}, "
+                    f"or add {name!r} to [plugins] disable"
+                )
+                info.error = PluginLoadError(
+                    msg, plugin=name, distribution=info.distribution, version=info.version
+                )
+                info.error.__cause__ = err
+                raise info.error from err
+            try:
+                obj = self._check_contract(info, obj)
+                self._register_object(obj, info)
+            except PluginError as err:
+                info.status = "incompatible" if isinstance(err, PluginIncompatibleError) else "failed"
+                info.error = err
+                raise
+            info.status = "loaded"
+            return info
+
+    def _check_contract(self, info: PluginInfo, obj: object) -> object:
+        declared = getattr(obj, "llmx_contract", None)
+        where = _origin(info.name, info.distribution, info.version)
+        ours = hookspecs.CONTRACT_VERSION
+        upgrade_plugin = f"pip install -U {info.distribution or info.name}"
+        if declared is None:
+            msg = (
+                f"{where} declares no contract version; its author should add "
+                f"llmx_contract = {ours!r} to the plugin module (try {upgrade_plugin})"
+            )
+            raise PluginIncompatibleError(msg, plugin=info.name, distribution=info.distribution, version=info.version)
+        version = parse_contract(declared)
+        if version is None:
+            msg = f"{where} declares an unreadable contract version {declared!r}; expected 'MAJOR.MINOR' such as {ours!r}"
+            raise PluginIncompatibleError(msg, plugin=info.name, distribution=info.distribution, version=info.version)
+        major, minor = version
+        if major == CONTRACT[0] and minor <= CONTRACT[1]:
+            return obj
+        if major < CONTRACT[0] and major in CONTRACT_ADAPTERS:
+            return CONTRACT_ADAPTERS[major](obj)
+        if (major, minor) > CONTRACT:
+            msg = (
+                f"{where} needs plugin contract {declared}, but this llmx speaks {ours}; "
+                "upgrade llmx (pip install -U llmx)"
+            )
+        else:
+            msg = (
+                f"{where} was written for plugin contract {declared}, which this llmx "
+                f"({ours}) no longer supports; upgrade the plugin ({upgrade_plugin})"
+            )
+        raise PluginIncompatibleError(msg, plugin=info.name, distribution=info.distribution, version=info.version)
+
+    def _register_object(self, obj: object, info: PluginInfo) -> None:
+        existing = self._loaded_objects.get(id(obj))
+        if existing is not None:
+            # Several entry points (e.g. ``openai`` and ``azure``) may name one module.
+            info.contributes = self._discover()[existing].contributes
+            return
+        try:
+            self._pm.register(obj, name=info.name)
+        except ValueError as err:
+            msg = f"{_origin(info.name, info.distribution, info.version)} could not be registered: {err}"
+            raise PluginLoadError(msg, plugin=info.name, distribution=info.distribution, version=info.version) from err
+        try:
+            self._pm.check_pending()
+        except pluggy.PluginValidationError as err:
+            self._pm.unregister(obj)
+            msg = (
+                f"{_origin(info.name, info.distribution, info.version)} implements an unknown hook: {err}; "
+                "check the hook name's spelling against llmx.hookspecs"
+            )
+            raise PluginLoadError(msg, plugin=info.name, distribution=info.distribution, version=info.version) from err
+        staged: list[Registration] = []
+        try:
+            for kind, hook_name in _KIND_HOOKS.items():
+                hook = getattr(self._pm.hook, hook_name)
+                for impl in hook.get_hookimpls():
+                    if impl.plugin is not obj:
+                        continue
+                    register = self._make_register(kind, info, staged)
+                    kwargs = {"register": register}
+                    impl.function(*[kwargs[a] for a in impl.argnames])
+        except PluginError:
+            self._pm.unregister(obj)
+            raise
+        except Exception as err:
+            self._pm.unregister(obj)
+            msg = (
+                f"{_origin(info.name, info.distribution, info.version)} failed while registering: "
+                f"{type(err).__name__}: {err}"
+            )
+            raise PluginLoadError(msg, plugin=info.name, distribution=info.distribution, version=info.version) from err
+        for reg in staged:
+            self._commit(reg)
+            info.contributes.append((reg.kind, reg.name))
+        self._loaded_objects[id(obj)] = info.name
+        self._events = None
+
+    def _make_register(self, kind: str, info: PluginInfo, staged: list[Registration]) -> Register:
+        def register(name: str, factory: Any, *, settings: type | None = None) -> None:
+            where = _origin(info.name, info.distribution, info.version)
+            if not isinstance(name, str) or not name:
+                msg = f"{where} registered a {_KIND_WORDS[kind]} without a name"
+                raise PluginLoadError(msg, plugin=info.name, distribution=info.distribution, version=info.version)
+            if not callable(factory):
+                msg = f"{where} registered {_KIND_WORDS[kind]} {name!r} with a factory that is not callable"
+                raise PluginLoadError(msg, plugin=info.name, distribution=info.distribution, version=info.version)
+            if settings is not None and not attrs.has(settings):
+                msg = f"{where} registered {_KIND_WORDS[kind]} {name!r} with settings that are not an attrs class"
+                raise PluginLoadError(msg, plugin=info.name, distribution=info.distribution, version=info.version)
+            staged.append(Registration(kind, name, factory, settings, info.name, info.distribution, info.version))
+
+        return register
+
+    def _commit(self, reg: Registration) -> None:
+        table = self._components[reg.kind]
+        previous = table.get(reg.name)
+        if previous is None:
+            table[reg.name] = reg
+            return
+        msg = (
+            f"{_KIND_WORDS[reg.kind]} {reg.name!r} is registered twice: by {previous.origin} "
+            f"and by {reg.origin}; disable one of them in [plugins] disable"
+        )
+        self._conflicts[(reg.kind, reg.name)] = PluginConflictError(
+            msg, plugin=reg.plugin, distribution=reg.distribution, version=reg.version
+        )
+
+    def register(
+        self, plugin: object, *, name: str | None = None, distribution: str | None = None
+    ) -> PluginInfo:
+        """Register an in-process plugin object (an app's or a test's own hooks).
+
+        It is treated like an installed plugin, minus discovery: the contract version is
+        taken as the current one unless the object declares ``llmx_contract``.
+        """
+        with self._lock:
+            plugin_name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+            plugins = self._discover()
+            if plugin_name in plugins:
+                msg = f"a plugin named {plugin_name!r} is already known; pass another name="
+                raise PluginConflictError(msg, plugin=plugin_name)
+            info = PluginInfo(plugin_name, distribution, None, repr(plugin))
+            plugins[plugin_name] = info
+            try:
+                if getattr(plugin, "llmx_contract", None) is not None:
+                    plugin = self._check_contract(info, plugin)
+                self._register_object(plugin, info)
+            except PluginError as err:
+                info.status = "failed"
+                info.error = err
+                raise
+            info.status = "loaded"
+            return info
+
+    # -- lookups -------------------------------------------------------------------------
+
+    def get(self, kind: str, name: str) -> Registration:
+        """The component ``name`` of ``kind``, loading the plugin named after it if needed."""
+        self.assemble()
+        conflict = self._conflicts.get((kind, name))
+        if conflict is not None:
+            raise conflict
+        reg = self._components[kind].get(name)
+        if reg is not None:
+            return reg
+        plugins = self._discover()
+        info = plugins.get(name)
+        if info is not None and info.status == "available" and (self.autoload or name in self.enable):
+            self.load(name)
+            return self.get(kind, name)
+        if info is not None and info.error is not None:
+            raise info.error
+        raise self._unknown(kind, name, info)
+
+    def _unknown(self, kind: str, name: str, info: PluginInfo | None) -> PluginError:
+        word = _KIND_WORDS[kind]
+        known = ", ".join(sorted(self._components[kind])) or "none"
+        others = sorted(p.name for p in self._discover().values() if p.status == "available")
+        if info is not None and info.status == "available":
+            msg = (
+                f"unknown {word} {name!r}: plugin {name!r} ({info.distribution} {info.version}) is "
+                f"installed but not enabled, and autoload is off; add it to [plugins] enable"
+            )
+            return PluginLoadError(msg, plugin=name, distribution=info.distribution, version=info.version)
+        hint = f"; installed plugins not yet loaded: {', '.join(others)}" if others else ""
+        msg = (
+            f"unknown {word} {name!r}; available {word}s: {known}{hint}. "
+            f"Install the plugin that provides it (e.g. pip install llmx-provider-{name}) "
+            "or check the spelling"
+        )
+        return PluginNotInstalledError(msg, plugin=name)
+
+    def names(self, kind: str) -> list[str]:
+        """The names of the loaded components of ``kind``."""
+        self.assemble()
+        return sorted(self._components[kind])
+
+    def registrations(self, kind: str) -> list[Registration]:
+        """The loaded components of ``kind``."""
+        self.assemble()
+        return [self._components[kind][n] for n in sorted(self._components[kind])]
+
+    # -- hooks -----------------------------------------------------------------------------
+
+    @property
+    def hook(self) -> Any:
+        """The plugin manager's hook relay (``registry.hook.my_hook(...)``)."""
+        return self._pm.hook
+
+    @property
+    def plugin_manager(self) -> pluggy.PluginManager:
+        """The underlying pluggy plugin manager (one per registry)."""
+        return self._pm
+
+    def add_hookspecs(self, module_or_class: ModuleType | type) -> None:
+        """Add a framework's own hook specifications to the contract."""
+        with self._lock:
+            self._pm.add_hookspecs(module_or_class)
+            self._events = None
+
+    @property
+    def events(self) -> _EventHooks:
+        """The event hook callers, each None when no plugin implements it (hot path)."""
+        events = self._events
+        if events is None:
+            events = self._events = _EventHooks.build(self._pm)
+        return events
+
+
+@attrs.frozen
+class _EventHooks:
+    start: Any
+    attempt: Any
+    end: Any
+    error: Any
+    any: bool
+
+    @classmethod
+    def build(cls, pm: pluggy.PluginManager) -> _EventHooks:
+        callers = []
+        for name in _EVENT_HOOKS:
+            hook = getattr(pm.hook, name)
+            callers.append(hook if hook.get_hookimpls() else None)
+        return cls(*callers, any=any(c is not None for c in callers))
+
+
+def registrations_by_plugin(registry: Registry) -> Mapping[str, list[tuple[str, str]]]:
+    """``{plugin: [(kind, name), ...]}`` for the loaded plugins."""
+    return {p.name: list(p.contributes) for p in registry.plugins() if p.status == "loaded"}

@@ -1,0 +1,281 @@
+"""Incremental Server-Sent Events (SSE) parser shared by every provider.
+
+The parser follows the WHATWG HTML specification, section "Interpreting an
+event stream":
+
+* lines end with ``\\r\\n``, ``\\n`` or ``\\r``; a chunk boundary may fall
+  anywhere, including between ``\\r`` and ``\\n`` or inside a multi-byte UTF-8
+  character (input is split on bytes and only complete lines are decoded, with
+  ``errors="replace"``);
+* one leading UTF-8 byte order mark is stripped from the start of the stream;
+* ``data`` lines accumulate (joined with ``"\\n"``), ``event`` sets the event
+  type (default ``"message"``), ``id`` sets the last event ID (ignored if it
+  contains NUL; it persists to later events), ``retry`` sets the reconnection
+  time (ASCII digits only, otherwise ignored); other field names are ignored;
+* lines starting with ``:`` are comments (ignored, but counted);
+* a blank line dispatches the event if at least one ``data`` line was seen;
+* at end of stream an unterminated event is discarded.
+
+The parser does not interpret payloads: OpenAI's ``data: [DONE]`` sentinel is
+delivered as an ordinary event whose data is ``"[DONE]"``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+
+import attrs
+
+__all__ = ["SSEEvent", "SSEParser", "aiter_sse"]
+
+_BOM = b"\xef\xbb\xbf"
+_LF = 0x0A
+_CR = 0x0D
+
+
+@attrs.frozen
+class SSEEvent:
+    """One dispatched server-sent event.
+
+    Attributes:
+        event: The event type; ``"message"`` unless an ``event`` field set it.
+        data: The data lines of the event, joined with ``"\\n"``.
+        id: The last event ID in effect when the event was dispatched (it
+            persists across events), or ``None`` if the stream never set one.
+            An ``id`` field with an empty value resets it to ``""``.
+        retry: The reconnection time in milliseconds if a valid ``retry``
+            field appeared within this event's block, else ``None``. The
+            stream-wide value is available as `SSEParser.retry`.
+    """
+
+    event: str
+    data: str
+    id: str | None = None
+    retry: int | None = None
+
+
+class SSEParser:
+    """Incremental SSE parser: bytes in, `SSEEvent` objects out.
+
+    Feed raw body chunks with `feed`, which returns the events completed by
+    each chunk, then call `close` at end of stream. Check `pending` after the
+    stream ends to detect truncation (an unterminated final event is
+    discarded, as the specification requires).
+    """
+
+    __slots__ = (
+        "_buf",
+        "_closed",
+        "_comments",
+        "_data",
+        "_dirty",
+        "_event",
+        "_last_id",
+        "_retry",
+        "_retry_block",
+        "_skip_lf",
+        "_started",
+    )
+
+    def __init__(self) -> None:
+        """Create a parser positioned at the start of a stream."""
+        # Bytes of the current, not yet terminated, line.
+        self._buf = bytearray()
+        # The previous chunk ended with "\r": drop a "\n" starting the next one.
+        self._skip_lf = False
+        # Whether the leading-BOM check has been done.
+        self._started = False
+        self._closed = False
+        self._comments = 0
+        # Per-event state.
+        self._data: list[str] = []
+        self._event = ""
+        self._retry_block: int | None = None
+        # A field line was seen since the last blank line.
+        self._dirty = False
+        # Stream-wide state.
+        self._last_id: str | None = None
+        self._retry: int | None = None
+
+    @property
+    def pending(self) -> bool:
+        """Whether the stream so far ends mid-line or mid-event.
+
+        True if bytes of an unterminated line are buffered, or if a field line
+        has been seen since the last blank line. After the body ends, a true
+        value means the stream was truncated.
+        """
+        return bool(self._buf) or self._dirty
+
+    @property
+    def comments(self) -> int:
+        """The number of comment lines (keep-alives) seen so far."""
+        return self._comments
+
+    @property
+    def last_event_id(self) -> str | None:
+        """The last event ID set by the stream, or ``None`` if never set."""
+        return self._last_id
+
+    @property
+    def retry(self) -> int | None:
+        """The latest valid reconnection time (milliseconds), or ``None``."""
+        return self._retry
+
+    def feed(self, data: bytes) -> list[SSEEvent]:
+        """Parse the next chunk of the body and return the events it completes.
+
+        Args:
+            data: Raw bytes of the stream; any size, split anywhere.
+
+        Returns:
+            The events dispatched by blank lines within this chunk, in order.
+
+        Raises:
+            RuntimeError: If called after `close`.
+        """
+        if self._closed:
+            msg = "SSEParser.feed() called after close()"
+            raise RuntimeError(msg)
+        if not data:
+            return []
+        if self._skip_lf:
+            self._skip_lf = False
+            if data[0] == _LF:
+                data = data[1:]
+                if not data:
+                    return []
+        buf = self._buf
+        if not self._started:
+            buf += data
+            if len(buf) < 3 and _BOM.startswith(buf):
+                return []  # Could still be a BOM: wait for more bytes.
+            self._started = True
+            if buf.startswith(_BOM):
+                del buf[:3]
+            data = bytes(buf)
+            buf.clear()
+            if not data:
+                return []
+        # The buffer never holds a line terminator, so only search the new bytes.
+        end = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
+        if not end:
+            buf += data
+            return []
+        size = len(data)
+        if end == size:
+            if data[-1] == _CR:
+                self._skip_lf = True
+            if buf:
+                buf += data
+                block = bytes(buf)
+                buf.clear()
+            else:
+                block = data
+        elif buf:
+            cut = len(buf) + end
+            buf += data
+            block = bytes(buf[:cut])
+            del buf[:cut]
+        else:
+            block = data[:end]
+            buf += data[end:]
+        return self._process(block)
+
+    def close(self) -> list[SSEEvent]:
+        """Signal end of stream and return any final events.
+
+        Per the specification, an event not terminated by a blank line is
+        discarded, so this always returns an empty list; use `pending` to find
+        out whether such data was left. Further calls to `feed` raise.
+        """
+        self._closed = True
+        return []
+
+    def _process(self, block: bytes) -> list[SSEEvent]:
+        """Interpret ``block``, a run of complete lines ending in a terminator."""
+        text = block.decode("utf-8", "replace")
+        if "\r" in text:
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        lines = text.split("\n")
+        lines.pop()  # The block ends with a terminator: the last item is "".
+
+        events: list[SSEEvent] = []
+        data = self._data
+        event = self._event
+        last_id = self._last_id
+        retry = self._retry
+        retry_block = self._retry_block
+        dirty = self._dirty
+        comments = self._comments
+        for line in lines:
+            if not line:
+                if data:
+                    events.append(
+                        SSEEvent(event or "message", "\n".join(data), last_id, retry_block)
+                    )
+                    data = []
+                event = ""
+                retry_block = None
+                dirty = False
+                continue
+            if line.startswith("data:"):  # Fast path for the most common line.
+                dirty = True
+                data.append(line[6:] if line.startswith(" ", 5) else line[5:])
+                continue
+            colon = line.find(":")
+            if colon == 0:
+                comments += 1
+                continue
+            dirty = True
+            if colon < 0:
+                name = line
+                value = ""
+            else:
+                name = line[:colon]
+                value = line[colon + 1 :]
+                if value[:1] == " ":
+                    value = value[1:]
+            if name == "data":
+                data.append(value)
+            elif name == "event":
+                event = value
+            elif name == "id":
+                if "\0" not in value:
+                    last_id = value
+            elif name == "retry" and value.isascii() and value.isdigit():
+                retry = retry_block = int(value)
+        self._data = data
+        self._event = event
+        self._last_id = last_id
+        self._retry = retry
+        self._retry_block = retry_block
+        self._dirty = dirty
+        self._comments = comments
+        return events
+
+
+async def aiter_sse(
+    byte_chunks: AsyncIterable[bytes], parser: SSEParser | None = None
+) -> AsyncIterator[SSEEvent]:
+    """Yield the events parsed from an async iterable of body chunks.
+
+    Suitable for e.g. aiohttp's ``response.content.iter_any()``. At the end of
+    the input the parser is closed and iteration simply stops; nothing is
+    raised for a truncated stream. Pass your own ``parser`` to inspect
+    `SSEParser.pending` (or `SSEParser.comments`) afterwards.
+
+    Args:
+        byte_chunks: The raw body, in chunks split anywhere.
+        parser: The parser to feed; a fresh one if ``None``.
+
+    Yields:
+        Each event as soon as the chunk completing it has been received.
+    """
+    if parser is None:
+        parser = SSEParser()
+    async for chunk in byte_chunks:
+        for event in parser.feed(chunk):
+            yield event
+    for event in parser.close():
+        yield event

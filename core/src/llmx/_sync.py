@@ -1,0 +1,109 @@
+"""``llmx.SyncClient``: a blocking facade for scripts and notebooks.
+
+It runs an async :class:`~llmx.Client` on an event loop in a private daemon thread, so
+it also works where a loop is already running (Jupyter) and never touches the
+caller's loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from llmx._client import Client
+from llmx._errors import ClientClosedError
+
+if TYPE_CHECKING:
+    import os
+    from types import TracebackType
+
+    from llmx._config import Config
+    from llmx._registry import Registry
+    from llmx._types import ModelInfo, Request, Response, StreamChunk
+
+T = TypeVar("T")
+
+
+class SyncClient:
+    """The same API as :class:`~llmx.Client`, blocking.
+
+    ::
+
+        with llmx.SyncClient() as client:
+            print(client.complete(model="openai/gpt-4o-mini", prompt="Hi").text)
+            for chunk in client.stream(model="openai/gpt-4o-mini", prompt="Count to 3"):
+                ...
+    """
+
+    def __init__(
+        self,
+        config: Config | Mapping[str, Any] | str | os.PathLike[str] | None = None,
+        *,
+        registry: Registry | None = None,
+    ) -> None:
+        self._client = Client(config, registry=registry)
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="llmx-sync", daemon=True)
+        self._thread.start()
+        self._closed = False
+
+    @property
+    def client(self) -> Client:
+        """The async client underneath."""
+        return self._client
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._closed:
+            coro.close()
+            msg = "this llmx.SyncClient is closed; create a new one"
+            raise ClientClosedError(msg)
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def complete(self, request: Request | None = None, /, **kwargs: Any) -> Response:
+        """Like :meth:`Client.complete`, blocking."""
+        return self._run(self._client.complete(request, **kwargs))
+
+    def stream(self, request: Request | None = None, /, **kwargs: Any) -> Iterator[StreamChunk]:
+        """Like :meth:`Client.stream`, as a blocking iterator of chunks.
+
+        Stopping early (``break``, or closing the generator) closes the connection.
+        """
+        stream = self._client.stream(request, **kwargs)
+        try:
+            while True:
+                try:
+                    yield self._run(stream.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            if not self._closed:
+                self._run(stream.aclose())
+
+    def model_info(self, model_ref: str) -> ModelInfo | None:
+        """Like :meth:`Client.model_info`."""
+        return self._client.model_info(model_ref)
+
+    def close(self) -> None:
+        """Close the client and stop its loop thread."""
+        if self._closed:
+            return
+        try:
+            self._run(self._client.aclose())
+        finally:
+            self._closed = True
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._loop.close()
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

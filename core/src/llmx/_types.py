@@ -1,0 +1,437 @@
+"""Immutable value types: messages, requests, responses, stream chunks and model infos.
+
+Everything here is an ``attrs`` frozen, slotted class so values are cheap, hashable
+where their fields are, and safe to share between tasks. Conversion to and from JSON
+lives in :mod:`llmx._convert` (cattrs), imported only when needed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from enum import Enum
+from typing import Any, Literal, Union
+
+import attrs
+
+Role = Literal["system", "user", "assistant", "tool"]
+"""Who wrote a message."""
+
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error", "other"]
+"""Why the model stopped: a provider's own reason is mapped onto one of these."""
+
+
+class Capability(str, Enum):
+    """What a model can do, as listed in :attr:`ModelInfo.capabilities`."""
+
+    STREAMING = "streaming"
+    TOOLS = "tools"
+    VISION = "vision"
+    JSON_MODE = "json_mode"
+    JSON_SCHEMA = "json_schema"
+    SYSTEM_PROMPT = "system_prompt"
+
+
+# -- content parts ---------------------------------------------------------------------
+
+
+@attrs.frozen
+class Text:
+    """A piece of plain text in a message."""
+
+    text: str
+
+
+def _optional_bytes(value: bytes | bytearray | memoryview | str | None) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return base64.b64decode(value)
+    return bytes(value)
+
+
+@attrs.frozen
+class Image:
+    """An image, given either by ``url`` or by raw ``data`` bytes with their ``media_type``.
+
+    ``Image(url="https://...")`` or ``Image(data=png_bytes, media_type="image/png")``;
+    :meth:`from_path` reads a file. ``detail`` is OpenAI's ``low``/``high``/``auto`` hint.
+    """
+
+    url: str | None = None
+    data: bytes | None = attrs.field(default=None, converter=_optional_bytes, repr=False)
+    media_type: str | None = None
+    detail: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if (self.url is None) == (self.data is None):
+            msg = "Image needs exactly one of url= or data="
+            raise ValueError(msg)
+        if self.data is not None and not self.media_type:
+            msg = "Image(data=...) needs media_type=, e.g. 'image/png'"
+            raise ValueError(msg)
+
+    @classmethod
+    def from_path(cls, path: str, *, media_type: str | None = None) -> Image:
+        """Read an image file; the media type is guessed from the file name if not given."""
+        import mimetypes
+        from pathlib import Path
+
+        mt = media_type or mimetypes.guess_type(path)[0]
+        if not mt or not mt.startswith("image/"):
+            msg = f"cannot tell the image type of {path!r}; pass media_type='image/png' (or similar)"
+            raise ValueError(msg)
+        return cls(data=Path(path).read_bytes(), media_type=mt)
+
+    def data_url(self) -> str:
+        """The image as a URL: its own ``url``, or a ``data:`` URL of the bytes."""
+        if self.url is not None:
+            return self.url
+        assert self.data is not None
+        return f"data:{self.media_type};base64,{base64.b64encode(self.data).decode()}"
+
+
+@attrs.frozen
+class ToolCall:
+    """A model's request to call a tool; ``arguments`` is the JSON text the model wrote."""
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+    def args(self) -> Any:
+        """The arguments parsed as JSON (raises ``ValueError`` if the model wrote bad JSON)."""
+        return json.loads(self.arguments) if self.arguments else {}
+
+
+@attrs.frozen
+class ToolResult:
+    """The result of a tool call, sent back to the model in a ``tool`` message."""
+
+    tool_call_id: str
+    content: str
+    name: str | None = None
+    is_error: bool = False
+
+
+Part = Union[Text, Image, ToolCall, ToolResult]
+"""Any content part of a message."""
+
+
+def _to_parts(value: str | Part | Iterable[str | Part]) -> tuple[Part, ...]:
+    if isinstance(value, str):
+        return (Text(value),)
+    if isinstance(value, (Text, Image, ToolCall, ToolResult)):
+        return (value,)
+    return tuple(Text(p) if isinstance(p, str) else p for p in value)
+
+
+@attrs.frozen
+class Message:
+    """One message of a conversation: a role and its content parts.
+
+    ``content`` accepts a plain string, one part or a sequence of parts and strings.
+    """
+
+    role: Role
+    content: tuple[Part, ...] = attrs.field(converter=_to_parts)
+
+    @classmethod
+    def system(cls, text: str) -> Message:
+        """A system message."""
+        return cls("system", text)
+
+    @classmethod
+    def user(cls, *content: str | Part) -> Message:
+        """A user message from text and images."""
+        return cls("user", content)
+
+    @classmethod
+    def assistant(cls, text: str = "", *, tool_calls: Sequence[ToolCall] = ()) -> Message:
+        """An assistant message (e.g. a previous answer, or the tool calls it made)."""
+        parts: list[Part] = [Text(text)] if text else []
+        parts.extend(tool_calls)
+        return cls("assistant", parts)
+
+    @classmethod
+    def tool(cls, tool_call_id: str, content: str, *, is_error: bool = False) -> Message:
+        """A tool result, answering the tool call ``tool_call_id``."""
+        return cls("tool", (ToolResult(tool_call_id, content, is_error=is_error),))
+
+    @property
+    def text(self) -> str:
+        """The concatenated text parts."""
+        return "".join(p.text for p in self.content if isinstance(p, Text))
+
+
+# -- tools and formats -------------------------------------------------------------------
+
+
+def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    return {} if value is None else dict(value)
+
+
+@attrs.frozen
+class Tool:
+    """A function the model may call; ``parameters`` is a JSON Schema object."""
+
+    name: str
+    description: str = ""
+    parameters: Mapping[str, Any] = attrs.field(
+        factory=lambda: {"type": "object", "properties": {}}, converter=_frozen_mapping
+    )
+    strict: bool | None = None
+
+
+@attrs.frozen
+class ToolChoice:
+    """How the model may use tools: ``auto``, ``none``, ``required`` or one named ``tool``."""
+
+    mode: Literal["auto", "none", "required", "tool"] = "auto"
+    name: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if (self.mode == "tool") != (self.name is not None):
+            msg = "ToolChoice(mode='tool') needs name=, and only that mode takes one"
+            raise ValueError(msg)
+
+
+def _to_tool_choice(value: ToolChoice | str | None) -> ToolChoice | None:
+    if value is None or isinstance(value, ToolChoice):
+        return value
+    if value in ("auto", "none", "required"):
+        return ToolChoice(value)  # type: ignore[arg-type]
+    return ToolChoice("tool", value)
+
+
+@attrs.frozen
+class ResponseFormat:
+    """Text (the default), any JSON object, or JSON matching ``schema``."""
+
+    type: Literal["text", "json", "json_schema"] = "text"
+    schema: Mapping[str, Any] | None = None
+    name: str | None = None
+    strict: bool = True
+
+    def __attrs_post_init__(self) -> None:
+        if (self.type == "json_schema") != (self.schema is not None):
+            msg = "ResponseFormat(type='json_schema') needs schema=, and only that type takes one"
+            raise ValueError(msg)
+
+
+def _to_response_format(value: ResponseFormat | str | Mapping[str, Any] | None) -> ResponseFormat:
+    if value is None:
+        return ResponseFormat()
+    if isinstance(value, ResponseFormat):
+        return value
+    if isinstance(value, str):
+        return ResponseFormat(value)  # type: ignore[arg-type]
+    return ResponseFormat("json_schema", dict(value))
+
+
+def _to_messages(value: str | Message | Iterable[Message | Mapping[str, Any]]) -> tuple[Message, ...]:
+    if isinstance(value, str):
+        return (Message("user", value),)
+    if isinstance(value, Message):
+        return (value,)
+    out = []
+    for m in value:
+        if isinstance(m, Message):
+            out.append(m)
+        else:
+            out.append(Message(m["role"], m["content"]))
+    return tuple(out)
+
+
+def _to_str_tuple(value: str | Iterable[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,)
+    return tuple(value)
+
+
+# -- request -------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Request:
+    """One call to a model.
+
+    ``model`` is a model reference: ``"instance/model"`` (``"openai/gpt-4o-mini"``) or an
+    alias from the config. ``messages`` takes messages, dicts with ``role`` and
+    ``content``, or a plain prompt string. ``extra`` holds provider-specific request
+    fields, passed through unchanged.
+    """
+
+    model: str
+    messages: tuple[Message, ...] = attrs.field(converter=_to_messages)
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = attrs.field(default=(), converter=_to_str_tuple)
+    seed: int | None = None
+    tools: tuple[Tool, ...] = attrs.field(default=(), converter=tuple)
+    tool_choice: ToolChoice | None = attrs.field(default=None, converter=_to_tool_choice)
+    response_format: ResponseFormat = attrs.field(
+        factory=ResponseFormat, converter=_to_response_format
+    )
+    extra: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
+    include_raw: bool = attrs.field(default=False, kw_only=True)
+    """Keep the provider's raw response payload in :attr:`Response.raw`."""
+
+    def with_model(self, model: str) -> Request:
+        """The same request for another model (used when resolving refs and aliases)."""
+        return attrs.evolve(self, model=model)
+
+    def has_images(self) -> bool:
+        """Whether any message carries an image."""
+        return any(isinstance(p, Image) for m in self.messages for p in m.content)
+
+
+# -- usage and response ----------------------------------------------------------------
+
+
+@attrs.frozen
+class Usage:
+    """Token counts of one response (``cache_*`` are prompt-caching counts, if reported)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output tokens."""
+        return self.input_tokens + self.output_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.cache_read_tokens + other.cache_read_tokens,
+            self.cache_write_tokens + other.cache_write_tokens,
+            self.reasoning_tokens + other.reasoning_tokens,
+        )
+
+
+@attrs.frozen
+class Attempt:
+    """One try of a request against one provider instance, as reported in errors and events."""
+
+    provider: str
+    model: str
+    duration: float
+    error_type: str | None = None
+    error: str | None = None
+
+    def __str__(self) -> str:
+        outcome = f"{self.error_type}: {self.error}" if self.error_type else "ok"
+        return f"{self.provider}/{self.model} after {self.duration * 1000:.0f} ms: {outcome}"
+
+
+@attrs.frozen
+class Response:
+    """A model's answer, and where and how it was obtained.
+
+    ``provider`` is the configured instance that answered, ``model`` the provider's
+    model name, ``latency`` the seconds from sending to the complete answer, ``cost`` in
+    USD when the model's prices are known. ``raw`` is the provider's payload, kept only
+    when the request set ``include_raw``.
+    """
+
+    text: str
+    model: str
+    provider: str
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: FinishReason | None = None
+    usage: Usage = Usage()
+    latency: float = 0.0
+    cost: float | None = None
+    id: str | None = None
+    attempts: tuple[Attempt, ...] = ()
+    raw: Any = attrs.field(default=None, eq=False, repr=False)
+
+    def json(self) -> Any:
+        """The text parsed as JSON (for JSON mode and structured output)."""
+        return json.loads(self.text)
+
+
+# -- streaming --------------------------------------------------------------------------
+
+
+@attrs.frozen
+class TextDelta:
+    """The next piece of the answer's text."""
+
+    text: str
+
+
+@attrs.frozen
+class ToolCallDelta:
+    """A piece of a tool call; ``index`` ties pieces of one call together.
+
+    The first piece of a call carries ``id`` and ``name``; ``arguments`` pieces
+    concatenate to the call's JSON arguments.
+    """
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@attrs.frozen
+class StreamEnd:
+    """The last chunk of a stream: why it finished, and the usage if the provider sent it."""
+
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+    model: str | None = None
+    id: str | None = None
+
+
+StreamChunk = Union[TextDelta, ToolCallDelta, StreamEnd]
+"""Anything a stream yields."""
+
+
+# -- model infos --------------------------------------------------------------------------
+
+
+def _to_capabilities(value: Iterable[str | Capability]) -> frozenset[str]:
+    return frozenset(v.value if isinstance(v, Capability) else v for v in value)
+
+
+@attrs.frozen
+class ModelInfo:
+    """What is known about a model: limits, capabilities and prices (USD per million tokens)."""
+
+    id: str
+    context_window: int | None = None
+    max_output_tokens: int | None = None
+    capabilities: frozenset[str] = attrs.field(
+        default=frozenset(), converter=_to_capabilities
+    )
+    input_price: float | None = None
+    output_price: float | None = None
+    cache_read_price: float | None = None
+
+    def supports(self, capability: str | Capability) -> bool:
+        """Whether the model lists ``capability``."""
+        value = capability.value if isinstance(capability, Capability) else capability
+        return value in self.capabilities
+
+    def cost(self, usage: Usage) -> float | None:
+        """The USD cost of ``usage`` at this model's prices, or None if they are unknown."""
+        if self.input_price is None or self.output_price is None:
+            return None
+        cached = usage.cache_read_tokens
+        cache_price = self.cache_read_price if self.cache_read_price is not None else self.input_price
+        return (
+            (usage.input_tokens - cached) * self.input_price
+            + cached * cache_price
+            + usage.output_tokens * self.output_price
+        ) / 1_000_000

@@ -1,0 +1,127 @@
+"""The llmx plugin contract: the hook specifications plugins implement.
+
+A plugin is a module (or object) with functions decorated by :data:`llmx.hookimpl`,
+registered through an entry point in the ``llmx`` group whose name is the plugin's
+name::
+
+    [project.entry-points.llmx]
+    mycloud = "llmx_mycloud"
+
+and declaring the contract version it was written for, as a module attribute::
+
+    llmx_contract = "1.0"
+
+Two kinds of hooks:
+
+* **Registration hooks** (``llmx_register_*``) are called once per plugin when the
+  registry loads it. Each receives a ``register(name, factory, *, settings=None)``
+  callback that the registry builds for that plugin, so it always knows which
+  distribution contributed what. They register components; they do no I/O.
+* **Event hooks** (``llmx_request_start``, ``llmx_attempt_end``, ``llmx_request_end``,
+  ``llmx_request_error``) are called on the hot path for every request. They must be
+  quick and must not raise; they receive one frozen event object.
+
+The contract evolves by adding: a new argument to a spec breaks no implementation
+(pluggy passes each implementation only the arguments it names), and anything removed
+goes through a deprecation first. :data:`CONTRACT_VERSION` is bumped in its minor part
+for additions and in its major part for removals.
+
+Framework authors add hook specs of their own with :meth:`llmx.Registry.add_hookspecs`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from llmx._events import AttemptEnd, RequestEnd, RequestError, RequestStart
+    from llmx._registry import Register
+
+CONTRACT_VERSION = "1.0"
+"""The contract version this llmx speaks, as ``"MAJOR.MINOR"``."""
+
+hookspec = pluggy.HookspecMarker("llmx")
+"""Marker for hook specifications (for framework authors adding their own)."""
+
+hookimpl = pluggy.HookimplMarker("llmx")
+"""Marker for hook implementations: decorate a plugin's hook functions with it."""
+
+
+@hookspec
+def llmx_register_providers(register: Register) -> None:
+    """Register provider types.
+
+    Call ``register(type_name, factory, settings=SettingsClass)`` once per provider
+    type. ``factory(ctx: ProviderContext) -> Provider`` builds one provider instance;
+    ``settings`` is an optional attrs class validating the instance's type-specific
+    keys in ``[providers.NAME]`` (keys it does not declare are config errors).
+
+    Called once per plugin when the registry loads it; the return value is ignored.
+    """
+
+
+@hookspec
+def llmx_register_caches(register: Register) -> None:
+    """Register cache backends.
+
+    Call ``register(name, factory, settings=SettingsClass)``; ``factory(settings)``
+    returns a :class:`~llmx.Cache`. Called once per plugin at load; result ignored.
+    """
+
+
+@hookspec
+def llmx_register_retry_policies(register: Register) -> None:
+    """Register retry policies.
+
+    Call ``register(name, factory, settings=SettingsClass)``; ``factory(settings)``
+    returns a :class:`~llmx.RetryPolicy`. Called once per plugin at load; result ignored.
+    """
+
+
+@hookspec
+def llmx_register_routing_strategies(register: Register) -> None:
+    """Register routing strategies.
+
+    Call ``register(name, factory, settings=SettingsClass)``; ``factory(settings)``
+    returns a :class:`~llmx.RoutingStrategy`. Called once per plugin at load; result
+    ignored.
+    """
+
+
+@hookspec
+def llmx_register_commands(register: Register) -> None:
+    """Register CLI sub-commands.
+
+    Call ``register(name, command)`` with a :class:`click.Command`; it appears as
+    ``llmx NAME``. Only enabled plugins contribute commands, so ``llmx --help`` stays
+    fast however many plugins are installed. Called once per plugin at load.
+    """
+
+
+@hookspec
+def llmx_request_start(event: RequestStart) -> None:
+    """A request entered the pipeline (before resolving, caching or routing).
+
+    Called for every request, in the caller's task; every implementation runs and
+    results are ignored. Must be quick and must not raise.
+    """
+
+
+@hookspec
+def llmx_attempt_end(event: AttemptEnd) -> None:
+    """An attempt against one provider instance finished (success or failure).
+
+    Called once per attempt, including retries and fallbacks; results are ignored.
+    """
+
+
+@hookspec
+def llmx_request_end(event: RequestEnd) -> None:
+    """A request succeeded; ``event.response`` is what the caller gets. Results ignored."""
+
+
+@hookspec
+def llmx_request_error(event: RequestError) -> None:
+    """A request failed; ``event.error`` is what the caller gets. Results ignored."""
