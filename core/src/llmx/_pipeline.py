@@ -92,8 +92,8 @@ class Pipeline:
         except PluginError as err:
             configured = ", ".join(sorted(self._config.providers)) or "none"
             msg = (
-                f"unknown provider instance {instance!r} in {ref!r}: it is not configured "
-                f"(configured instances: {configured}) and {err}"
+                f"unknown provider instance {instance!r} in model {ref!r}: no [providers.{instance}] "
+                f"is configured (configured: {configured}), and it is not a usable provider type: {err}"
             )
             raise ConfigError(msg) from err
         cfg = deployment.config

@@ -1,0 +1,376 @@
+"""The ``llmx`` command line: plugins, config check, models and chat.
+
+Errors print one line (``llmx: error: ...``) and exit non-zero; a traceback appears
+only with ``--debug``. Plugin commands come from enabled plugins only, so ``--help``
+stays fast however many plugins are installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from llmx._errors import LlmxError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_ERROR = 1
+EXIT_INTERNAL = 2
+EXIT_INTERRUPTED = 130
+
+
+class _State:
+    """Options of the top-level command, shared with sub-commands."""
+
+    def __init__(self, config_path: str | None, debug: bool) -> None:
+        self.config_path = config_path
+        self.debug = debug
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"llmx: error: {message}", err=True)
+    sys.exit(EXIT_ERROR)
+
+
+def _load_config(state: _State) -> Any:
+    from llmx._config import load_config
+
+    return load_config(state.config_path)
+
+
+def _echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+class _Group(click.Group):
+    """Adds plugin-registered commands (from enabled plugins) and turns errors into one line."""
+
+    def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
+        cached = ctx.meta.get("llmx.plugin_commands")
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
+        commands: dict[str, click.Command] = {}
+        try:
+            from llmx._config import load_config
+            from llmx._registry import Registry
+
+            path = ctx.params.get("config_path") if ctx.params else None
+            config = load_config(path)
+            if config.plugins.enable:
+                registry = Registry.from_config(config)
+                for reg in registry.registrations("command"):
+                    if isinstance(reg.factory, click.Command) and reg.name not in self.commands:
+                        commands[reg.name] = reg.factory
+        except LlmxError:
+            pass  # the failing command reports config problems itself
+        ctx.meta["llmx.plugin_commands"] = commands
+        return commands
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._plugin_commands(ctx)})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            command = self._plugin_commands(ctx).get(cmd_name)
+        return command
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LlmxError as err:
+            if ctx.obj is not None and ctx.obj.debug:
+                raise
+            _fail(str(err))
+        except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            click.echo("llmx: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except Exception as err:
+            if ctx.obj is not None and ctx.obj.debug:
+                raise
+            click.echo(
+                f"llmx: internal error: {type(err).__name__}: {err} "
+                "(rerun with --debug for the traceback, and please report it)",
+                err=True,
+            )
+            sys.exit(EXIT_INTERNAL)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="LLMX_CONFIG",
+    help="Config file (default: ./llmx.toml, [tool.llmx] in pyproject.toml, ~/.config/llmx/llmx.toml).",
+)
+@click.option("--debug", is_flag=True, envvar="LLMX_DEBUG", help="Show tracebacks and debug logs.")
+@click.version_option(package_name="llmx", prog_name="llmx")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
+    """llmx: one API over every LLM provider."""
+    ctx.obj = _State(config_path, debug)
+    import logging
+
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="llmx: %(levelname)s: %(message)s",
+    )
+
+
+# -- plugins -----------------------------------------------------------------------------
+
+
+@cli.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def plugins_cmd(state: _State, as_json: bool) -> None:
+    """List installed plugins: name, distribution, version, what each registers, status."""
+    import logging
+
+    from llmx._config import Config, load_config
+    from llmx._registry import Registry
+
+    try:
+        config = load_config(state.config_path)
+    except LlmxError as err:
+        click.echo(f"llmx: warning: config ignored: {err}", err=True)
+        config = Config()
+    registry = Registry.from_config(config)
+    logging.getLogger("llmx.registry").setLevel(logging.CRITICAL)  # errors are in the table
+    infos = registry.load_all()
+    rows = [
+        {
+            "name": p.name,
+            "distribution": p.distribution,
+            "version": p.version,
+            "status": p.status,
+            "registers": [f"{kind}:{name}" for kind, name in p.contributes],
+            "error": str(p.error) if p.error is not None else None,
+        }
+        for p in infos
+    ]
+    if as_json:
+        _echo_json(rows)
+        return
+    if not rows:
+        click.echo("no llmx plugins installed")
+        return
+    table = [
+        (
+            r["name"],
+            r["distribution"] or "-",
+            r["version"] or "-",
+            r["status"],
+            r["error"] if r["error"] else ", ".join(r["registers"]) or "-",
+        )
+        for r in rows
+    ]
+    _print_table(("PLUGIN", "DISTRIBUTION", "VERSION", "STATUS", "REGISTERS / ERROR"), table)
+
+
+def _print_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    widths = [len(h) for h in header]
+    for row in rows:
+        for i, cell in enumerate(row[:-1]):
+            widths[i] = max(widths[i], len(str(cell)))
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths[:-1]) + "  {}"
+    click.echo(fmt.format(*header))
+    for row in rows:
+        click.echo(fmt.format(*(str(c) for c in row)))
+
+
+# -- config ------------------------------------------------------------------------------
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Inspect the configuration."""
+
+
+@config_group.command("check")
+@click.pass_obj
+def config_check(state: _State) -> None:
+    """Validate the config (incl. each plugin's settings); print it with secrets redacted."""
+    from llmx._client import Client
+
+    client = Client(state.config_path)  # validates every provider instance
+    config = client.config
+    missing = [
+        f"$.providers.{name}.api_key needs {p.api_key!r}"
+        for name, p in config.providers.items()
+        if p.api_key is not None and not p.api_key.is_available()
+    ]
+    _echo_json(config.describe())
+    for line in missing:
+        click.echo(f"llmx: warning: {line}, which is not set", err=True)
+    click.echo(f"config OK ({config.source or 'no config file; defaults and LLMX_* only'})", err=True)
+
+
+# -- models ------------------------------------------------------------------------------
+
+
+@cli.command("models")
+@click.option("--live", is_flag=True, help="Ask each instance's API for its models.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def models_cmd(state: _State, live: bool, as_json: bool) -> None:
+    """List configured provider instances and their models."""
+    from llmx._client import Client
+
+    client = Client(state.config_path)
+    config = client.config
+    out: list[dict[str, Any]] = []
+    errors: list[str] = []
+    if live:
+        live_models, errors = asyncio.run(_live_models(client))
+    for name, p in sorted(config.providers.items()):
+        entry: dict[str, Any] = {
+            "instance": name,
+            "type": p.type,
+            "base_url": p.base_url,
+            "mapped": dict(p.models),
+        }
+        if live:
+            entry["models"] = live_models.get(name, [])
+        out.append(entry)
+    aliases = {k: list(a.candidates) for k, a in config.aliases.items()}
+    if as_json:
+        _echo_json({"instances": out, "aliases": aliases, "default_model": config.default_model})
+    else:
+        if not out:
+            click.echo("no provider instances configured (add [providers.NAME] to llmx.toml)")
+        for e in out:
+            click.echo(f"{e['instance']}  (type {e['type']}{', ' + e['base_url'] if e['base_url'] else ''})")
+            for alias, target in e["mapped"].items():
+                click.echo(f"  {e['instance']}/{alias} -> {target}")
+            for m in e.get("models", []):
+                click.echo(f"  {e['instance']}/{m['id']}" + _model_facts(m))
+        for alias, candidates in aliases.items():
+            click.echo(f"alias {alias} -> {', '.join(candidates)}")
+        if config.default_model:
+            click.echo(f"default model: {config.default_model}")
+    for line in errors:
+        click.echo(f"llmx: warning: {line}", err=True)
+
+
+def _model_facts(m: dict[str, Any]) -> str:
+    facts = []
+    if m.get("context_window"):
+        facts.append(f"context {m['context_window']}")
+    if m.get("input_price") is not None:
+        facts.append(f"${m['input_price']}/${m['output_price']} per M tokens")
+    return f"  ({', '.join(facts)})" if facts else ""
+
+
+async def _live_models(client: Any) -> tuple[dict[str, list[dict[str, Any]]], list[str]]:
+    from llmx._convert import to_json
+
+    async with client:
+        names = client.instances()
+
+        async def one(name: str) -> list[dict[str, Any]]:
+            return [to_json(m) for m in await client.list_models(name)]
+
+        results = await asyncio.gather(*(one(n) for n in names), return_exceptions=True)
+    found: dict[str, list[dict[str, Any]]] = {}
+    errors: list[str] = []
+    for name, result in zip(names, results):
+        if isinstance(result, BaseException):
+            if not isinstance(result, LlmxError):
+                raise result
+            errors.append(f"{name}: {result}")
+        else:
+            found[name] = result
+    return found, errors
+
+
+# -- chat ----------------------------------------------------------------------------------
+
+
+@cli.command("chat")
+@click.argument("prompt", required=False)
+@click.option("-m", "--model", help="Model reference 'instance/model' or alias (default: default_model).")
+@click.option("-s", "--system", help="System prompt.")
+@click.option("--max-tokens", type=int, help="Maximum tokens to generate.")
+@click.option("-t", "--temperature", type=float, help="Sampling temperature.")
+@click.option("--no-stream", is_flag=True, help="Wait for the whole answer instead of streaming.")
+@click.option("--json", "as_json", is_flag=True, help="Print the full response as JSON.")
+@click.pass_obj
+def chat_cmd(
+    state: _State,
+    prompt: str | None,
+    model: str | None,
+    system: str | None,
+    max_tokens: int | None,
+    temperature: float | None,
+    no_stream: bool,
+    as_json: bool,
+) -> None:
+    """Send PROMPT (or standard input) to a model and print the answer, streamed."""
+    if prompt is None:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise click.UsageError("give a PROMPT argument or pipe one on standard input")
+        prompt = sys.stdin.read()
+    if not prompt.strip():
+        raise click.UsageError("the prompt is empty")
+    from llmx._client import Client
+
+    client = Client(state.config_path)
+    chosen = model or client.config.default_model or os.environ.get("LLMX_MODEL")
+    if not chosen:
+        _fail(
+            "no model chosen: pass -m instance/model (e.g. -m openai/gpt-4o-mini) or set "
+            "default_model in llmx.toml; add a provider with [providers.NAME] type = \"openai\""
+        )
+    params: dict[str, Any] = {}
+    if max_tokens is not None:
+        params["max_tokens"] = max_tokens
+    if temperature is not None:
+        params["temperature"] = temperature
+    asyncio.run(_chat(client, chosen, prompt, system, params, stream=not (no_stream or as_json), as_json=as_json))
+
+
+async def _chat(
+    client: Any,
+    model: str,
+    prompt: str,
+    system: str | None,
+    params: dict[str, Any],
+    *,
+    stream: bool,
+    as_json: bool,
+) -> None:
+    from llmx._types import TextDelta
+
+    async with client:
+        if not stream:
+            response = await client.complete(model=model, prompt=prompt, system=system, **params)
+            if as_json:
+                from llmx._convert import to_json
+
+                _echo_json(to_json(response))
+            else:
+                click.echo(response.text)
+            return
+        out = sys.stdout
+        async with client.stream(model=model, prompt=prompt, system=system, **params) as s:
+            async for chunk in s:
+                if type(chunk) is TextDelta:
+                    out.write(chunk.text)
+                    out.flush()
+        out.write("\n")
+        out.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``llmx`` script."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="llmx")
