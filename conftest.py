@@ -1,0 +1,22 @@
+"""Repository-wide pytest set-up: hypothesis profiles.
+
+``HYPOTHESIS_PROFILE=ci`` (what scripts/test uses) is bounded and derandomised so the
+suite stays fast and reproducible; ``dev`` explores more.
+"""
+
+from __future__ import annotations
+
+import os
+
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "ci",
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", max_examples=300, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))

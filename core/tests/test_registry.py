@@ -1,0 +1,241 @@
+"""The registry with in-process plugins (installed distributions: tests/test_discovery.py)."""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import Iterator
+
+import attrs
+import importlib_metadata
+import pytest
+
+import llmx
+from llmx._registry import parse_contract
+
+
+def entry_point(name: str, module: str) -> importlib_metadata.EntryPoint:
+    """An entry point of group llmx (no distribution: as if from a bare path)."""
+    return importlib_metadata.EntryPoint(name=name, value=module, group="llmx")
+
+
+@pytest.fixture
+def modules() -> Iterator[dict[str, types.ModuleType]]:
+    """Register throwaway plugin modules in sys.modules, removed afterwards."""
+    made: dict[str, types.ModuleType] = {}
+    yield made
+    for name in made:
+        sys.modules.pop(name, None)
+
+
+def make_module(made: dict[str, types.ModuleType], name: str, source: str) -> None:
+    module = types.ModuleType(name)
+    exec(source, module.__dict__)
+    sys.modules[name] = module
+    made[name] = module
+
+
+GOOD = """
+import llmx
+llmx_contract = "1.0"
+class P:
+    def __init__(self, ctx): self.ctx = ctx
+    async def complete(self, request):
+        return llmx.Response("ok", request.model, self.ctx.instance)
+@llmx.hookimpl
+def llmx_register_providers(register):
+    register("good", P)
+"""
+
+
+def test_parse_contract() -> None:
+    assert parse_contract("1.0") == (1, 0)
+    assert parse_contract("12.3") == (12, 3)
+    for bad in ("1", "1.x", "v1.0", 1.0, None, "1.0.0"):
+        assert parse_contract(bad) is None
+
+
+def test_discovery_imports_nothing(modules: dict[str, types.ModuleType]) -> None:
+    reg = llmx.Registry(entry_points=[entry_point("good", "tests_never_imported_module")])
+    assert [p.name for p in reg.plugins()] == ["good"]
+    assert reg.plugins()[0].status == "available"
+    assert "tests_never_imported_module" not in sys.modules
+
+
+def test_lazy_load_by_component_name(modules: dict[str, types.ModuleType]) -> None:
+    make_module(modules, "t_good", GOOD)
+    reg = llmx.Registry(entry_points=[entry_point("good", "t_good"), entry_point("other", "t_missing")])
+    assert reg.get("provider", "good").plugin == "good"
+    statuses = {p.name: p.status for p in reg.plugins()}
+    assert statuses == {"good": "loaded", "other": "available"}
+
+
+def test_missing_module_is_load_error_not_not_installed(modules: dict[str, types.ModuleType]) -> None:
+    reg = llmx.Registry(entry_points=[entry_point("gone", "t_module_that_does_not_exist")])
+    with pytest.raises(llmx.PluginLoadError, match="failed to load: ModuleNotFoundError") as info:
+        reg.get("provider", "gone")
+    assert isinstance(info.value.__cause__, ModuleNotFoundError)
+    with pytest.raises(llmx.PluginNotInstalledError):
+        reg.load("never-installed")
+
+
+def test_registration_hook_crash_is_contained(modules: dict[str, types.ModuleType]) -> None:
+    make_module(
+        modules,
+        "t_crash",
+        "import llmx\nllmx_contract='1.0'\n@llmx.hookimpl\ndef llmx_register_providers(register):\n"
+        "    register('half', object)\n    raise ValueError('bad registration')\n",
+    )
+    make_module(modules, "t_good", GOOD)
+    reg = llmx.Registry(entry_points=[entry_point("crash", "t_crash"), entry_point("good", "t_good")])
+    with pytest.raises(llmx.PluginLoadError, match="failed while registering: ValueError"):
+        reg.load("crash")
+    # Nothing of the crashed plugin was kept, and the others still work.
+    assert "half" not in reg.names("provider")
+    assert reg.get("provider", "good").name == "good"
+    assert not reg.plugin_manager.is_registered(modules["t_crash"])
+
+
+def test_register_validates_arguments() -> None:
+    class Bad:
+        llmx_contract = "1.0"
+
+        @llmx.hookimpl
+        def llmx_register_providers(self, register: llmx.Register) -> None:
+            register("x", "not callable")
+
+    reg = llmx.Registry(entry_points=[])
+    with pytest.raises(llmx.PluginLoadError, match="not callable"):
+        reg.register(Bad(), name="bad")
+
+    class BadSettings:
+        llmx_contract = "1.0"
+
+        @llmx.hookimpl
+        def llmx_register_providers(self, register: llmx.Register) -> None:
+            register("x", object, settings=dict)
+
+    with pytest.raises(llmx.PluginLoadError, match="attrs class"):
+        reg.register(BadSettings(), name="bad2")
+
+
+def test_component_conflict_names_both() -> None:
+    def plugin(dist: str) -> object:
+        class P:
+            llmx_contract = "1.0"
+
+            @llmx.hookimpl
+            def llmx_register_providers(self, register: llmx.Register) -> None:
+                register("same", object)
+
+        return P()
+
+    reg = llmx.Registry(entry_points=[])
+    reg.register(plugin("one"), name="one", distribution="dist-one")
+    reg.register(plugin("two"), name="two", distribution="dist-two")
+    with pytest.raises(llmx.PluginConflictError) as info:
+        reg.get("provider", "same")
+    assert "dist-one" in str(info.value)
+    assert "dist-two" in str(info.value)
+
+
+def test_misspelled_hook_is_caught() -> None:
+    class Typo:
+        llmx_contract = "1.0"
+
+        @llmx.hookimpl
+        def llmx_register_provider(self, register: llmx.Register) -> None:  # missing "s"
+            register("x", object)
+
+    reg = llmx.Registry(entry_points=[])
+    with pytest.raises(llmx.PluginLoadError, match="llmx_register_provider"):
+        reg.register(Typo(), name="typo")
+
+
+@pytest.mark.parametrize(
+    ("declared", "advice"),
+    [("0.5", "upgrade the plugin"), ("1.9", "upgrade llmx"), ("2.0", "upgrade llmx"), ("one", "unreadable")],
+)
+def test_contract_versions(declared: str, advice: str) -> None:
+    class P:
+        llmx_contract = declared
+
+    reg = llmx.Registry(entry_points=[])
+    with pytest.raises(llmx.PluginIncompatibleError, match=advice):
+        reg.register(P(), name="p", distribution="llmx-provider-p")
+
+
+def test_same_module_under_two_entry_points(modules: dict[str, types.ModuleType]) -> None:
+    make_module(
+        modules,
+        "t_two",
+        "import llmx\nllmx_contract='1.0'\n@llmx.hookimpl\ndef llmx_register_providers(register):\n"
+        "    register('one', object)\n    register('two', object)\n",
+    )
+    reg = llmx.Registry(entry_points=[entry_point("one", "t_two"), entry_point("two", "t_two")])
+    assert reg.get("provider", "one").plugin == "one"
+    assert reg.get("provider", "two").plugin == "one"  # registered once, by the first name
+    assert {p.name: p.status for p in reg.plugins()} == {"one": "loaded", "two": "available"}
+    reg.load("two")
+    assert reg.plugins()[1].contributes == [("provider", "one"), ("provider", "two")]
+
+
+def test_autoload_off_requires_enable(modules: dict[str, types.ModuleType], monkeypatch: pytest.MonkeyPatch) -> None:
+    make_module(modules, "t_good", GOOD)
+    monkeypatch.setenv("LLMX_DISABLE_PLUGIN_AUTOLOAD", "1")
+    reg = llmx.Registry(entry_points=[entry_point("good", "t_good")])
+    with pytest.raises(llmx.PluginLoadError, match=r"add it to \[plugins\] enable"):
+        reg.get("provider", "good")
+    reg2 = llmx.Registry(entry_points=[entry_point("good", "t_good")], enable=["good"])
+    assert reg2.get("provider", "good").name == "good"
+
+
+def test_disable(modules: dict[str, types.ModuleType]) -> None:
+    make_module(modules, "t_good", GOOD)
+    reg = llmx.Registry(entry_points=[entry_point("good", "t_good")], disable=["good"])
+    assert reg.plugins()[0].status == "disabled"
+    with pytest.raises(llmx.PluginLoadError, match="disabled"):
+        reg.load("good")
+
+
+def test_strict_enable_of_broken_plugin_raises(modules: dict[str, types.ModuleType]) -> None:
+    eps = [entry_point("gone", "t_missing_module_x")]
+    llmx.Registry(entry_points=eps, enable=["gone"]).assemble()  # reported, not raised
+    with pytest.raises(llmx.PluginLoadError):
+        llmx.Registry(entry_points=eps, enable=["gone"], strict=True).assemble()
+
+
+def test_framework_hookspecs() -> None:
+    class Specs:
+        @llmx.hookspec(firstresult=True)
+        def myframework_transform(self, text: str) -> str | None:
+            """Transform a prompt."""
+
+    class Impl:
+        @llmx.hookimpl
+        def myframework_transform(self, text: str) -> str:
+            return text.upper()
+
+    reg = llmx.Registry(entry_points=[])
+    reg.add_hookspecs(Specs)
+    reg.register(Impl(), name="upper")
+    assert reg.hook.myframework_transform(text="hi") == "HI"
+
+
+def test_event_flags_follow_registrations() -> None:
+    reg = llmx.Registry(entry_points=[])
+    assert reg.events.any is False
+    assert reg.events.start is None
+
+    @attrs.define
+    class Listener:
+        seen: list[object] = attrs.field(factory=list)
+
+        @llmx.hookimpl
+        def llmx_request_end(self, event: object) -> None:
+            self.seen.append(event)
+
+    reg.register(Listener(), name="listener")
+    assert reg.events.any is True
+    assert reg.events.end is not None
+    assert reg.events.start is None
