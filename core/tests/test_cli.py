@@ -13,7 +13,9 @@ import pytest
 SECRET = "sk-cli-SECRET-abcdef123456"
 
 
-def run(args: list[str], cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m llmx ARGS`` in ``cwd`` with a clean LLMX_* environment."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("LLMX_")}
     full_env["XDG_CONFIG_HOME"] = str(cwd / ".config")
@@ -74,7 +76,11 @@ def test_bad_toml_is_one_line(tmp_path: Path) -> None:
 
 def test_unknown_provider_type(tmp_path: Path) -> None:
     (tmp_path / "llmx.toml").write_text('[providers.main]\ntype = "nosuchtype"\n')
-    assert_one_clean_error(run(["config", "check"], tmp_path), "unknown provider type 'nosuchtype'", "$.providers.main.type")
+    assert_one_clean_error(
+        run(["config", "check"], tmp_path),
+        "unknown provider type 'nosuchtype'",
+        "$.providers.main.type",
+    )
 
 
 def test_chat_without_model_explains(tmp_path: Path) -> None:
@@ -82,7 +88,9 @@ def test_chat_without_model_explains(tmp_path: Path) -> None:
 
 
 def test_chat_unknown_instance(tmp_path: Path) -> None:
-    assert_one_clean_error(run(["chat", "-m", "nowhere/x", "hello"], tmp_path), "unknown provider instance 'nowhere'")
+    assert_one_clean_error(
+        run(["chat", "-m", "nowhere/x", "hello"], tmp_path), "unknown provider instance 'nowhere'"
+    )
 
 
 def test_chat_needs_a_prompt(tmp_path: Path) -> None:
@@ -112,10 +120,14 @@ def test_models_lists_instances_and_aliases(tmp_path: Path) -> None:
     assert "main/fast -> gpt-4o-mini" in text
 
 
-@pytest.mark.parametrize("module", ["aiohttp", "cattrs", "click", "importlib_metadata", "llmx._client"])
+@pytest.mark.parametrize(
+    "module", ["aiohttp", "cattrs", "click", "importlib_metadata", "llmx._client"]
+)
 def test_import_llmx_is_light(module: str) -> None:
     code = f"import llmx, sys; print({module!r} in sys.modules)"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip() == "False"
 
 

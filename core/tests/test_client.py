@@ -22,13 +22,18 @@ async def test_complete_with_prompt(registry: llmx.Registry) -> None:
     assert reply.usage == llmx.Usage(5, 5)
 
 
-async def test_complete_with_request_and_messages(registry: llmx.Registry, plugin: TestPlugin) -> None:
+async def test_complete_with_request_and_messages(
+    registry: llmx.Registry, plugin: TestPlugin
+) -> None:
     async with make_client(registry) as client:
         req = llmx.Request("a/m1", [llmx.Message.system("be brief"), llmx.Message.user("hi")])
         reply = await client.complete(req)
         assert reply.text == "hi"
         reply = await client.complete(
-            model="a/m1", messages=[{"role": "user", "content": "dict form"}], system="sys", temperature=0.2
+            model="a/m1",
+            messages=[{"role": "user", "content": "dict form"}],
+            system="sys",
+            temperature=0.2,
         )
     assert reply.text == "dict form"
     sent = plugin.requests[-1][1]
@@ -60,7 +65,9 @@ async def test_type_settings_reach_provider(registry: llmx.Registry) -> None:
 
 def test_unknown_type_key_is_config_error_with_path(registry: llmx.Registry) -> None:
     config = {"providers": {"p": {"type": "echo", "api_kye": "x"}}}
-    with pytest.raises(llmx.ConfigError, match=r"extra fields found \(api_kye\) @ \$\.providers\.p"):
+    with pytest.raises(
+        llmx.ConfigError, match=r"extra fields found \(api_kye\) @ \$\.providers\.p"
+    ):
         make_client(registry, config)
 
 
@@ -74,7 +81,9 @@ def test_unknown_provider_type_names_installed_ones(registry: llmx.Registry) -> 
     assert "$.providers.p.type" in message
 
 
-async def test_model_mapping_and_implicit_instance(registry: llmx.Registry, plugin: TestPlugin) -> None:
+async def test_model_mapping_and_implicit_instance(
+    registry: llmx.Registry, plugin: TestPlugin
+) -> None:
     config = {"providers": {"p": {"type": "echo", "models": {"fast": "real-model-v2"}}}}
     async with make_client(registry, config) as client:
         assert (await client.complete(model="p/fast", prompt="x")).model == "real-model-v2"
@@ -85,7 +94,10 @@ async def test_model_mapping_and_implicit_instance(registry: llmx.Registry, plug
 
 async def test_alias_uses_priority_strategy(registry: llmx.Registry, plugin: TestPlugin) -> None:
     config = {
-        "providers": {"low": {"type": "echo", "priority": 5}, "high": {"type": "echo", "priority": 1}},
+        "providers": {
+            "low": {"type": "echo", "priority": 5},
+            "high": {"type": "echo", "priority": 1},
+        },
         "aliases": {"smart": ["low/x", "high/y"]},
     }
     async with make_client(registry, config) as client:
@@ -102,7 +114,9 @@ async def test_unknown_model_ref(registry: llmx.Registry) -> None:
 
 
 async def test_provider_errors_propagate_typed(registry: llmx.Registry, plugin: TestPlugin) -> None:
-    plugin.script.append(llmx.RateLimitError("slow down", provider="a", status=429, retry_after=2.0))
+    plugin.script.append(
+        llmx.RateLimitError("slow down", provider="a", status=429, retry_after=2.0)
+    )
     async with make_client(registry) as client:
         with pytest.raises(llmx.RateLimitError) as info:
             await client.complete(model="a/m", prompt="x")
@@ -111,7 +125,9 @@ async def test_provider_errors_propagate_typed(registry: llmx.Registry, plugin: 
     assert str(info.value) == "a (HTTP 429): slow down"
 
 
-async def test_provider_bug_becomes_provider_error(registry: llmx.Registry, plugin: TestPlugin) -> None:
+async def test_provider_bug_becomes_provider_error(
+    registry: llmx.Registry, plugin: TestPlugin
+) -> None:
     plugin.script.append(KeyError("oops"))
     async with make_client(registry) as client:
         with pytest.raises(llmx.ProviderError, match="provider bug") as info:
@@ -166,11 +182,13 @@ async def test_stream_fallback_for_non_streaming_provider(registry: llmx.Registr
 
 
 async def test_stream_text_and_early_close(registry: llmx.Registry, plugin: TestPlugin) -> None:
-    async with make_client(registry) as client:
-        async with client.stream(model="s/m", prompt="w1 w2 w3 w4") as stream:
-            async for piece in stream.text():
-                assert piece == "w1"
-                break
+    async with (
+        make_client(registry) as client,
+        client.stream(model="s/m", prompt="w1 w2 w3 w4") as stream,
+    ):
+        async for piece in stream.text():
+            assert piece == "w1"
+            break
     assert plugin.chunks_sent == 1  # the provider's generator was closed, not drained
 
 
@@ -205,7 +223,9 @@ async def test_client_usable_without_context_manager(registry: llmx.Registry) ->
 
 async def test_concurrent_requests(registry: llmx.Registry) -> None:
     async with make_client(registry) as client:
-        replies = await asyncio.gather(*(client.complete(model="a/m", prompt=str(i)) for i in range(200)))
+        replies = await asyncio.gather(
+            *(client.complete(model="a/m", prompt=str(i)) for i in range(200))
+        )
     assert [r.text for r in replies] == [str(i) for i in range(200)]
 
 
@@ -260,7 +280,9 @@ async def test_event_hooks(registry: llmx.Registry, plugin: TestPlugin) -> None:
     recorder = Recorder()
     registry.register(recorder, name="recorder")
     assert registry.events.any
-    plugin.script.extend([llmx.Response("ok", "m", "a", usage=llmx.Usage(1, 2)), llmx.ServerError("x", provider="a")])
+    plugin.script.extend(
+        [llmx.Response("ok", "m", "a", usage=llmx.Usage(1, 2)), llmx.ServerError("x", provider="a")]
+    )
     async with make_client(registry) as client:
         await client.complete(model="a/m", prompt="x")
         with pytest.raises(llmx.ServerError):

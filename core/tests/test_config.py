@@ -61,7 +61,9 @@ def test_pyproject_tool_section(tmp_path: Path) -> None:
     assert "[tool.llmx]" in (config.source or "")
 
 
-def test_find_config_prefers_llmx_toml_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_find_config_prefers_llmx_toml_and_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("LLMX_CONFIG", raising=False)
     sub = tmp_path / "a" / "b"
     sub.mkdir(parents=True)
@@ -83,10 +85,14 @@ def test_env_overrides() -> None:
     }
     assert env_overrides(env) == {
         "default_model": "main/gpt-4o",
-        "providers": {"main": {"base_url": "http://127.0.0.1:1/v1", "priority": 7, "verify_tls": False}},
+        "providers": {
+            "main": {"base_url": "http://127.0.0.1:1/v1", "priority": 7, "verify_tls": False}
+        },
         "plugins": {"enable": ["a", "b"]},
     }
-    config = llmx.load_config({"providers": {"main": {"type": "openai", "priority": 1}}}, environ=env)
+    config = llmx.load_config(
+        {"providers": {"main": {"type": "openai", "priority": 1}}}, environ=env
+    )
     assert config.providers["main"].priority == 7
     assert config.providers["main"].verify_tls is False
     assert config.default_model == "main/gpt-4o"
@@ -95,11 +101,20 @@ def test_env_overrides() -> None:
 @pytest.mark.parametrize(
     ("data", "expected"),
     [
-        ({"providers": {"main": {"api_key": "x"}}}, "required field missing @ $.providers.main.type"),
+        (
+            {"providers": {"main": {"api_key": "x"}}},
+            "required field missing @ $.providers.main.type",
+        ),
         ({"providers": {"main": {"type": 3}}}, "@ $.providers.main.type"),
-        ({"providers": {"main": {"type": "openai", "priority": "high"}}}, "@ $.providers.main.priority"),
+        (
+            {"providers": {"main": {"type": "openai", "priority": "high"}}},
+            "@ $.providers.main.priority",
+        ),
         ({"providers": {"main": {"type": "openai", "timeout": -1}}}, "positive"),
-        ({"providers": {"m": {"type": "openai", "api_key": {"envv": "X"}}}}, "extra fields found (envv)"),
+        (
+            {"providers": {"m": {"type": "openai", "api_key": {"envv": "X"}}}},
+            "extra fields found (envv)",
+        ),
         ({"plugins": {"enabel": []}}, "extra fields found (enabel) @ $.plugins"),
         ({"aliases": {"smart": []}}, "at least one candidate 'instance/model' @ $.aliases.smart"),
         ({"aliases": {"smart": ["nomodel"]}}, "'instance/model' @ $.aliases.smart"),
@@ -151,7 +166,11 @@ def test_arbitrary_configs_raise_only_config_error(data: dict[str, Any]) -> None
     try:
         config = llmx.load_config(data, environ={})
     except llmx.ConfigError as err:
-        assert "@ $" in str(err) or "config" in str(err)
+        message = str(err)
+    else:
+        message = ""
+    if message:
+        assert "@ $" in message
         return
     # Whatever passed validation is well-typed.
     for p in config.providers.values():
@@ -177,7 +196,8 @@ def test_secret_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
 def test_missing_secret_names_variable_and_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TEST_LLMX_MISSING", raising=False)
     config = llmx.load_config(
-        {"providers": {"main": {"type": "openai", "api_key": {"env": "TEST_LLMX_MISSING"}}}}, environ={}
+        {"providers": {"main": {"type": "openai", "api_key": {"env": "TEST_LLMX_MISSING"}}}},
+        environ={},
     )
     key = config.providers["main"].api_key
     assert key is not None
@@ -189,7 +209,9 @@ def test_missing_secret_names_variable_and_key(monkeypatch: pytest.MonkeyPatch) 
         llmx.Secret(file="/nonexistent/key").get()
 
 
-def test_secrets_never_shown(caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+def test_secrets_never_shown(
+    caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = {
         "providers": {
             "main": {

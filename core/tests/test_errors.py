@@ -46,7 +46,9 @@ def test_context_window_is_a_bad_request_and_not_retryable() -> None:
 
 
 def test_retryable_can_be_overridden_and_pickles() -> None:
-    err = llmx.ServerError("x", provider="p", status=501, retryable=False, retry_after=3.0, code="c")
+    err = llmx.ServerError(
+        "x", provider="p", status=501, retryable=False, retry_after=3.0, code="c"
+    )
     again = pickle.loads(pickle.dumps(err))
     assert type(again) is llmx.ServerError
     assert (again.provider, again.status, again.retryable, again.retry_after, again.code) == (

@@ -64,13 +64,17 @@ def test_discovery_imports_nothing(modules: dict[str, types.ModuleType]) -> None
 
 def test_lazy_load_by_component_name(modules: dict[str, types.ModuleType]) -> None:
     make_module(modules, "t_good", GOOD)
-    reg = llmx.Registry(entry_points=[entry_point("good", "t_good"), entry_point("other", "t_missing")])
+    reg = llmx.Registry(
+        entry_points=[entry_point("good", "t_good"), entry_point("other", "t_missing")]
+    )
     assert reg.get("provider", "good").plugin == "good"
     statuses = {p.name: p.status for p in reg.plugins()}
     assert statuses == {"good": "loaded", "other": "available"}
 
 
-def test_missing_module_is_load_error_not_not_installed(modules: dict[str, types.ModuleType]) -> None:
+def test_missing_module_is_load_error_not_not_installed(
+    modules: dict[str, types.ModuleType],
+) -> None:
     reg = llmx.Registry(entry_points=[entry_point("gone", "t_module_that_does_not_exist")])
     with pytest.raises(llmx.PluginLoadError, match="failed to load: ModuleNotFoundError") as info:
         reg.get("provider", "gone")
@@ -87,7 +91,9 @@ def test_registration_hook_crash_is_contained(modules: dict[str, types.ModuleTyp
         "    register('half', object)\n    raise ValueError('bad registration')\n",
     )
     make_module(modules, "t_good", GOOD)
-    reg = llmx.Registry(entry_points=[entry_point("crash", "t_crash"), entry_point("good", "t_good")])
+    reg = llmx.Registry(
+        entry_points=[entry_point("crash", "t_crash"), entry_point("good", "t_good")]
+    )
     with pytest.raises(llmx.PluginLoadError, match="failed while registering: ValueError"):
         reg.load("crash")
     # Nothing of the crashed plugin was kept, and the others still work.
@@ -154,7 +160,12 @@ def test_misspelled_hook_is_caught() -> None:
 
 @pytest.mark.parametrize(
     ("declared", "advice"),
-    [("0.5", "upgrade the plugin"), ("1.9", "upgrade llmx"), ("2.0", "upgrade llmx"), ("one", "unreadable")],
+    [
+        ("0.5", "upgrade the plugin"),
+        ("1.9", "upgrade llmx"),
+        ("2.0", "upgrade llmx"),
+        ("one", "unreadable"),
+    ],
 )
 def test_contract_versions(declared: str, advice: str) -> None:
     class P:
@@ -180,7 +191,9 @@ def test_same_module_under_two_entry_points(modules: dict[str, types.ModuleType]
     assert reg.plugins()[1].contributes == [("provider", "one"), ("provider", "two")]
 
 
-def test_autoload_off_requires_enable(modules: dict[str, types.ModuleType], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_autoload_off_requires_enable(
+    modules: dict[str, types.ModuleType], monkeypatch: pytest.MonkeyPatch
+) -> None:
     make_module(modules, "t_good", GOOD)
     monkeypatch.setenv("LLMX_DISABLE_PLUGIN_AUTOLOAD", "1")
     reg = llmx.Registry(entry_points=[entry_point("good", "t_good")])

@@ -24,7 +24,11 @@ finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 parts = st.one_of(
     st.builds(llmx.Text, text),
     st.builds(llmx.Image, url=text, detail=st.none() | st.sampled_from(["low", "high", "auto"])),
-    st.builds(llmx.Image, data=st.binary(max_size=40), media_type=st.sampled_from(["image/png", "image/jpeg"])),
+    st.builds(
+        llmx.Image,
+        data=st.binary(max_size=40),
+        media_type=st.sampled_from(["image/png", "image/jpeg"]),
+    ),
     st.builds(llmx.ToolCall, text, text, text),
     st.builds(llmx.ToolResult, text, text, st.none() | text, st.booleans()),
 )
@@ -40,8 +44,10 @@ tools = st.builds(
     st.dictionaries(text, json_values, max_size=3),
     st.none() | st.booleans(),
 )
-tool_choices = st.none() | st.sampled_from(["auto", "none", "required"]).map(llmx.ToolChoice) | text.map(
-    lambda n: llmx.ToolChoice("tool", n)
+tool_choices = (
+    st.none()
+    | st.sampled_from(["auto", "none", "required"]).map(llmx.ToolChoice)
+    | text.map(lambda n: llmx.ToolChoice("tool", n))
 )
 formats = st.one_of(
     st.just(llmx.ResponseFormat()),
@@ -70,7 +76,9 @@ requests = st.builds(
     include_raw=st.booleans(),
 )
 usages = st.builds(llmx.Usage, *[st.integers(0, 10**9)] * 5)
-finish = st.none() | st.sampled_from(["stop", "length", "tool_calls", "content_filter", "error", "other"])
+finish = st.none() | st.sampled_from(
+    ["stop", "length", "tool_calls", "content_filter", "error", "other"]
+)
 responses = st.builds(
     llmx.Response,
     text,
@@ -176,12 +184,16 @@ def test_image_from_path(tmp_path: pytest.TempPathFactory) -> None:
 
 
 def test_request_conveniences() -> None:
-    r = llmx.Request("a/b", "hello", stop="END", tool_choice="my_tool", response_format={"type": "object"})
+    r = llmx.Request(
+        "a/b", "hello", stop="END", tool_choice="my_tool", response_format={"type": "object"}
+    )
     assert r.messages == (llmx.Message("user", "hello"),)
     assert r.stop == ("END",)
     assert r.tool_choice == llmx.ToolChoice("tool", "my_tool")
     assert r.response_format.type == "json_schema"
-    assert llmx.Request("a/b", "x", tool_choice="required").tool_choice == llmx.ToolChoice("required")
+    assert llmx.Request("a/b", "x", tool_choice="required").tool_choice == llmx.ToolChoice(
+        "required"
+    )
     assert r.with_model("c").model == "c"
     with pytest.raises(ValueError, match="schema"):
         llmx.ResponseFormat("json_schema")

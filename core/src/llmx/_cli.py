@@ -147,7 +147,7 @@ def plugins_cmd(state: _State, as_json: bool) -> None:
     registry = Registry.from_config(config)
     logging.getLogger("llmx.registry").setLevel(logging.CRITICAL)  # errors are in the table
     infos = registry.load_all()
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": p.name,
             "distribution": p.distribution,
@@ -212,7 +212,9 @@ def config_check(state: _State) -> None:
     _echo_json(config.describe())
     for line in missing:
         click.echo(f"llmx: warning: {line}, which is not set", err=True)
-    click.echo(f"config OK ({config.source or 'no config file; defaults and LLMX_* only'})", err=True)
+    click.echo(
+        f"config OK ({config.source or 'no config file; defaults and LLMX_* only'})", err=True
+    )
 
 
 # -- models ------------------------------------------------------------------------------
@@ -249,7 +251,9 @@ def models_cmd(state: _State, live: bool, as_json: bool) -> None:
         if not out:
             click.echo("no provider instances configured (add [providers.NAME] to llmx.toml)")
         for e in out:
-            click.echo(f"{e['instance']}  (type {e['type']}{', ' + e['base_url'] if e['base_url'] else ''})")
+            click.echo(
+                f"{e['instance']}  (type {e['type']}{', ' + e['base_url'] if e['base_url'] else ''})"
+            )
             for alias, target in e["mapped"].items():
                 click.echo(f"  {e['instance']}/{alias} -> {target}")
             for m in e.get("models", []):
@@ -283,7 +287,7 @@ async def _live_models(client: Any) -> tuple[dict[str, list[dict[str, Any]]], li
         results = await asyncio.gather(*(one(n) for n in names), return_exceptions=True)
     found: dict[str, list[dict[str, Any]]] = {}
     errors: list[str] = []
-    for name, result in zip(names, results):
+    for name, result in zip(names, results, strict=True):
         if isinstance(result, BaseException):
             if not isinstance(result, LlmxError):
                 raise result
@@ -298,7 +302,9 @@ async def _live_models(client: Any) -> tuple[dict[str, list[dict[str, Any]]], li
 
 @cli.command("chat")
 @click.argument("prompt", required=False)
-@click.option("-m", "--model", help="Model reference 'instance/model' or alias (default: default_model).")
+@click.option(
+    "-m", "--model", help="Model reference 'instance/model' or alias (default: default_model)."
+)
 @click.option("-s", "--system", help="System prompt.")
 @click.option("--max-tokens", type=int, help="Maximum tokens to generate.")
 @click.option("-t", "--temperature", type=float, help="Sampling temperature.")
@@ -318,10 +324,12 @@ def chat_cmd(
     """Send PROMPT (or standard input) to a model and print the answer, streamed."""
     if prompt is None:
         if sys.stdin is None or sys.stdin.isatty():
-            raise click.UsageError("give a PROMPT argument or pipe one on standard input")
+            msg = "give a PROMPT argument or pipe one on standard input"
+            raise click.UsageError(msg)
         prompt = sys.stdin.read()
     if not prompt.strip():
-        raise click.UsageError("the prompt is empty")
+        msg = "the prompt is empty"
+        raise click.UsageError(msg)
     from llmx._client import Client
 
     client = Client(state.config_path)
@@ -329,14 +337,24 @@ def chat_cmd(
     if not chosen:
         _fail(
             "no model chosen: pass -m instance/model (e.g. -m openai/gpt-4o-mini) or set "
-            "default_model in llmx.toml; add a provider with [providers.NAME] type = \"openai\""
+            'default_model in llmx.toml; add a provider with [providers.NAME] type = "openai"'
         )
     params: dict[str, Any] = {}
     if max_tokens is not None:
         params["max_tokens"] = max_tokens
     if temperature is not None:
         params["temperature"] = temperature
-    asyncio.run(_chat(client, chosen, prompt, system, params, stream=not (no_stream or as_json), as_json=as_json))
+    asyncio.run(
+        _chat(
+            client,
+            chosen,
+            prompt,
+            system,
+            params,
+            stream=not (no_stream or as_json),
+            as_json=as_json,
+        )
+    )
 
 
 async def _chat(

@@ -40,7 +40,13 @@ def build_request(
 ) -> Request:
     """A Request from either a ready one or the convenience keyword arguments."""
     if request is not None:
-        if model is not None or messages is not None or prompt is not None or system is not None or params:
+        if (
+            model is not None
+            or messages is not None
+            or prompt is not None
+            or system is not None
+            or params
+        ):
             msg = "pass either a Request or keyword arguments, not both"
             raise TypeError(msg)
         return request

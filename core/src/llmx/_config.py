@@ -68,7 +68,7 @@ class ProviderConfig:
     options: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        if self.timeout <= 0 or self.connect_timeout <= 0:
+        if not (self.timeout > 0 and self.connect_timeout > 0):  # also rejects NaN
             msg = "timeouts must be positive numbers of seconds"
             raise ValueError(msg)
         if self.max_concurrent is not None and self.max_concurrent < 1:
@@ -198,9 +198,7 @@ def _converter() -> Any:
 
         return hook
 
-    conv.register_structure_hook_func(
-        lambda t: t == Mapping[str, str], structure_mapping_of(str)
-    )
+    conv.register_structure_hook_func(lambda t: t == Mapping[str, str], structure_mapping_of(str))
     conv.register_structure_hook_func(
         lambda t: t == Mapping[str, Secret], structure_mapping_of(Secret)
     )
@@ -240,8 +238,8 @@ def _alias_input(value: Any) -> Any:
 def _structure(data: Mapping[str, Any], source: str | None) -> Config:
     import cattrs
 
-    if not isinstance(data, Mapping):
-        msg = f"config must be a table/mapping, got {type(data).__name__}"
+    if not isinstance(data, Mapping):  # type: ignore[unreachable, unused-ignore]
+        msg = f"config must be a table/mapping, got {type(data).__name__}"  # type: ignore[unreachable, unused-ignore]
         raise ConfigError(msg)
     prepared: dict[str, Any] = dict(data)
     if isinstance(prepared.get("providers"), Mapping):
@@ -258,10 +256,12 @@ def _structure(data: Mapping[str, Any], source: str | None) -> Config:
         messages = cattrs.transform_error(err, path="$", format_exception=_format_exception)
         messages = [_unprepare_path(m) for m in messages]
         where = f" in {source}" if source else ""
-        raise ConfigError(f"invalid config{where}:\n  " + "\n  ".join(messages)) from None
+        msg = f"invalid config{where}:\n  " + "\n  ".join(messages)
+        raise ConfigError(msg) from None
     except (TypeError, ValueError, KeyError, AttributeError) as err:
         where = f" in {source}" if source else ""
-        raise ConfigError(f"invalid config{where}: {err} @ $") from None
+        msg = f"invalid config{where}: {err} @ $"
+        raise ConfigError(msg) from None
     config = attrs.evolve(config, source=source)
     return _attach_secret_paths(config)
 
@@ -506,6 +506,8 @@ def structure_settings(settings_cls: type | None, options: Mapping[str, Any], pa
         return _converter().structure(dict(options), settings_cls)
     except cattrs.ClassValidationError as err:
         messages = cattrs.transform_error(err, path=path, format_exception=_format_exception)
-        raise ConfigError("invalid config:\n  " + "\n  ".join(messages)) from None
+        msg = "invalid config:\n  " + "\n  ".join(messages)
+        raise ConfigError(msg) from None
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"invalid config: {err} @ {path}") from None
+        msg = f"invalid config: {err} @ {path}"
+        raise ConfigError(msg) from None

@@ -25,7 +25,6 @@ from llmx._types import (
     TextDelta,
     ToolCall,
     ToolCallDelta,
-    ToolChoice,
     ToolResult,
 )
 

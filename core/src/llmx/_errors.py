@@ -194,7 +194,9 @@ class MalformedResponseError(ProviderError):
 class AllCandidatesFailedError(LlmxError):
     """Every candidate for a request failed; ``attempts`` lists each try in order."""
 
-    def __init__(self, message: str, *, attempts: Sequence[Attempt], errors: Sequence[BaseException] = ()) -> None:
+    def __init__(
+        self, message: str, *, attempts: Sequence[Attempt], errors: Sequence[BaseException] = ()
+    ) -> None:
         lines = [message, *(f"  - {a}" for a in attempts)]
         super().__init__("\n".join(lines))
         self.attempts = tuple(attempts)

@@ -71,7 +71,9 @@ class Pipeline:
         alias = config.aliases.get(model_ref)
         if alias is not None:
             candidates = tuple(self._candidate(ref) for ref in alias.candidates)
-            return Route(candidates, self._strategy(alias.strategy, f"$.aliases.{model_ref}.strategy"))
+            return Route(
+                candidates, self._strategy(alias.strategy, f"$.aliases.{model_ref}.strategy")
+            )
         if "/" not in model_ref:
             instances = ", ".join(sorted(config.providers)) or "none configured"
             aliases = ", ".join(sorted(config.aliases)) or "none"
@@ -105,7 +107,8 @@ class Pipeline:
             try:
                 reg = self._registry.get("routing_strategy", name)
             except PluginError as err:
-                raise ConfigError(f"{err} @ {path}") from err
+                msg = f"{err} @ {path}"
+                raise ConfigError(msg) from err
             options = self._config.routing.options if name == self._config.routing.name else {}
             settings = structure_settings(reg.settings, options, "$.routing")
             strategy = self._strategies[name] = reg.factory(settings)
@@ -120,7 +123,9 @@ class Pipeline:
     # -- checks ----------------------------------------------------------------------------
 
     @staticmethod
-    def check_capabilities(request: Request, deployment: Deployment, info: ModelInfo | None) -> None:
+    def check_capabilities(
+        request: Request, deployment: Deployment, info: ModelInfo | None
+    ) -> None:
         """Refuse, before sending, what the model is known not to support."""
         if info is None or not info.capabilities:
             return
@@ -129,7 +134,9 @@ class Pipeline:
             needs.append(("tools", Capability.TOOLS))
         if request.response_format.type == "json" and not info.supports(Capability.JSON_MODE):
             needs.append(("JSON mode", Capability.JSON_MODE))
-        if request.response_format.type == "json_schema" and not info.supports(Capability.JSON_SCHEMA):
+        if request.response_format.type == "json_schema" and not info.supports(
+            Capability.JSON_SCHEMA
+        ):
             needs.append(("structured output (json_schema)", Capability.JSON_SCHEMA))
         if request.has_images() and not info.supports(Capability.VISION):
             needs.append(("image input", Capability.VISION))
@@ -139,7 +146,9 @@ class Pipeline:
                 f"{deployment.name}/{info.id} does not support {what}; choose a model with the "
                 f"{cap.value!r} capability"
             )
-            raise UnsupportedFeatureError(msg, provider=deployment.name, model=info.id, feature=cap.value)
+            raise UnsupportedFeatureError(
+                msg, provider=deployment.name, model=info.id, feature=cap.value
+            )
 
     # -- running ---------------------------------------------------------------------------
 
@@ -161,7 +170,9 @@ class Pipeline:
             events.end(event=RequestEnd(request_id, response, _perf() - started))
         return response
 
-    async def _attempt(self, request: Request, candidate: Candidate, request_id: str, number: int) -> Response:
+    async def _attempt(
+        self, request: Request, candidate: Candidate, request_id: str, number: int
+    ) -> Response:
         deployment = self._pool.get(candidate.instance)
         provider = deployment.open()
         info = deployment.model_info(candidate.model)
@@ -206,7 +217,15 @@ class Pipeline:
             usage = response.usage if response is not None else None
             hook(
                 event=AttemptEnd(
-                    request_id, candidate.instance, candidate.model, number, started, duration, usage, error, ttft
+                    request_id,
+                    candidate.instance,
+                    candidate.model,
+                    number,
+                    started,
+                    duration,
+                    usage,
+                    error,
+                    ttft,
                 )
             )
 
@@ -223,7 +242,9 @@ class Pipeline:
         state: dict[str, Response | None] = {"response": None}
         return Stream(self._stream(request, state), lambda: state["response"])
 
-    async def _stream(self, request: Request, state: dict[str, Response | None]) -> AsyncIterator[StreamChunk]:
+    async def _stream(
+        self, request: Request, state: dict[str, Response | None]
+    ) -> AsyncIterator[StreamChunk]:
         events = self._registry.events
         started = _perf()
         request_id = new_request_id() if events.any else ""
@@ -239,7 +260,9 @@ class Pipeline:
             provider = deployment.open()
             info = deployment.model_info(candidate.model)
             self.check_capabilities(request, deployment, info)
-            sent = request if request.model == candidate.model else request.with_model(candidate.model)
+            sent = (
+                request if request.model == candidate.model else request.with_model(candidate.model)
+            )
             builder = ResponseBuilder(candidate.model)
             t0 = _perf()
             if deployment.can_stream:
@@ -275,7 +298,11 @@ class Pipeline:
                 self._attempt_end(request_id, candidate, 1, t0, _perf() - t0, None, err, ttft)
             if events.error is not None and isinstance(err, Exception):
                 events.error(event=RequestError(request_id, err, _perf() - started))
-            if isinstance(err, Exception) and not isinstance(err, LlmxError) and candidate is not None:
+            if (
+                isinstance(err, Exception)
+                and not isinstance(err, LlmxError)
+                and candidate is not None
+            ):
                 raise self._unexpected(self._pool.get(candidate.instance), candidate, err) from err
             raise
         if events.end is not None:

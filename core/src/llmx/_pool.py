@@ -44,7 +44,9 @@ class Deployment:
         "settings",
     )
 
-    def __init__(self, name: str, config: ProviderConfig, registration: Registration, settings: Any) -> None:
+    def __init__(
+        self, name: str, config: ProviderConfig, registration: Registration, settings: Any
+    ) -> None:
         self.name = name
         self.config = config
         self.registration = registration
@@ -67,7 +69,7 @@ class Deployment:
         connector = aiohttp.TCPConnector(
             limit=cfg.max_concurrent or 0,
             ttl_dns_cache=300,
-            ssl=None if cfg.verify_tls else False,
+            ssl=cfg.verify_tls,
         )
         self.session = aiohttp.ClientSession(
             connector=connector,
@@ -94,7 +96,7 @@ class Deployment:
         self.can_list = isinstance(provider, ModelListingProvider)
         self.has_info = isinstance(provider, ModelInfoProvider)
         self.provider = provider
-        return provider
+        return provider  # type: ignore[no-any-return]
 
     def model_info(self, model: str) -> ModelInfo | None:
         """Static facts about ``model`` from the provider, if it offers them (cached)."""
@@ -170,7 +172,7 @@ class ProviderPool:
         for deployment in self._deployments.values():
             try:
                 await deployment.aclose()
-            except Exception as err:  # noqa: PERF203 - close everything, then report
+            except Exception as err:
                 errors.append(err)
         if errors:
             raise errors[0]

@@ -122,8 +122,9 @@ def parse_contract(declared: object) -> tuple[int, int] | None:
     return int(parts[0]), int(parts[1])
 
 
-CONTRACT = parse_contract(hookspecs.CONTRACT_VERSION)
-assert CONTRACT is not None
+_parsed = parse_contract(hookspecs.CONTRACT_VERSION)
+assert _parsed is not None
+CONTRACT: tuple[int, int] = _parsed
 
 # Adapters that let plugins written for an older major contract run on this one:
 # {old_major: adapt(plugin_object) -> plugin_object}. Contract 1 is the first, so
@@ -170,7 +171,9 @@ class Registry:
     def from_config(cls, config: Config, **kwargs: Any) -> Registry:
         """A registry honouring ``config.plugins``."""
         p = config.plugins
-        return cls(enable=p.enable, disable=p.disable, autoload=p.autoload, strict=p.strict, **kwargs)
+        return cls(
+            enable=p.enable, disable=p.disable, autoload=p.autoload, strict=p.strict, **kwargs
+        )
 
     # -- discovery -----------------------------------------------------------------------
 
@@ -178,8 +181,8 @@ class Registry:
         if self._plugins is not None:
             return self._plugins
         with self._lock:
-            if self._plugins is not None:
-                return self._plugins
+            if self._plugins is not None:  # another thread discovered meanwhile
+                return self._plugins  # type: ignore[unreachable]
             if self._given_entry_points is not None:
                 eps = self._given_entry_points
             else:
@@ -222,8 +225,8 @@ class Registry:
         if self._assembled:
             return self
         with self._lock:
-            if self._assembled:
-                return self
+            if self._assembled:  # another thread assembled meanwhile
+                return self  # type: ignore[unreachable]
             self._assembled = True
             plugins = self._discover()
             names = [BUILTINS, *self.enable] if BUILTINS not in self.disable else list(self.enable)
@@ -278,7 +281,9 @@ class Registry:
                 raise info.error
             if info.status == "disabled":
                 msg = f"plugin {name!r} is disabled by [plugins] disable; remove it from that list to use it"
-                raise PluginLoadError(msg, plugin=name, distribution=info.distribution, version=info.version)
+                raise PluginLoadError(
+                    msg, plugin=name, distribution=info.distribution, version=info.version
+                )
             try:
                 obj = info._entry_point.load()
             except Exception as err:
@@ -297,7 +302,9 @@ class Registry:
                 obj = self._check_contract(info, obj)
                 self._register_object(obj, info)
             except PluginError as err:
-                info.status = "incompatible" if isinstance(err, PluginIncompatibleError) else "failed"
+                info.status = (
+                    "incompatible" if isinstance(err, PluginIncompatibleError) else "failed"
+                )
                 info.error = err
                 raise
             info.status = "loaded"
@@ -313,11 +320,15 @@ class Registry:
                 f"{where} declares no contract version; its author should add "
                 f"llmx_contract = {ours!r} to the plugin module (try {upgrade_plugin})"
             )
-            raise PluginIncompatibleError(msg, plugin=info.name, distribution=info.distribution, version=info.version)
+            raise PluginIncompatibleError(
+                msg, plugin=info.name, distribution=info.distribution, version=info.version
+            )
         version = parse_contract(declared)
         if version is None:
             msg = f"{where} declares an unreadable contract version {declared!r}; expected 'MAJOR.MINOR' such as {ours!r}"
-            raise PluginIncompatibleError(msg, plugin=info.name, distribution=info.distribution, version=info.version)
+            raise PluginIncompatibleError(
+                msg, plugin=info.name, distribution=info.distribution, version=info.version
+            )
         major, minor = version
         if major == CONTRACT[0] and minor <= CONTRACT[1]:
             return obj
@@ -333,7 +344,9 @@ class Registry:
                 f"{where} was written for plugin contract {declared}, which this llmx "
                 f"({ours}) no longer supports; upgrade the plugin ({upgrade_plugin})"
             )
-        raise PluginIncompatibleError(msg, plugin=info.name, distribution=info.distribution, version=info.version)
+        raise PluginIncompatibleError(
+            msg, plugin=info.name, distribution=info.distribution, version=info.version
+        )
 
     def _register_object(self, obj: object, info: PluginInfo) -> None:
         existing = self._loaded_objects.get(id(obj))
@@ -345,7 +358,9 @@ class Registry:
             self._pm.register(obj, name=info.name)
         except ValueError as err:
             msg = f"{_origin(info.name, info.distribution, info.version)} could not be registered: {err}"
-            raise PluginLoadError(msg, plugin=info.name, distribution=info.distribution, version=info.version) from err
+            raise PluginLoadError(
+                msg, plugin=info.name, distribution=info.distribution, version=info.version
+            ) from err
         try:
             self._pm.check_pending()
         except pluggy.PluginValidationError as err:
@@ -354,7 +369,9 @@ class Registry:
                 f"{_origin(info.name, info.distribution, info.version)} implements an unknown hook: {err}; "
                 "check the hook name's spelling against llmx.hookspecs"
             )
-            raise PluginLoadError(msg, plugin=info.name, distribution=info.distribution, version=info.version) from err
+            raise PluginLoadError(
+                msg, plugin=info.name, distribution=info.distribution, version=info.version
+            ) from err
         staged: list[Registration] = []
         try:
             for kind, hook_name in _KIND_HOOKS.items():
@@ -374,7 +391,9 @@ class Registry:
                 f"{_origin(info.name, info.distribution, info.version)} failed while registering: "
                 f"{type(err).__name__}: {err}"
             )
-            raise PluginLoadError(msg, plugin=info.name, distribution=info.distribution, version=info.version) from err
+            raise PluginLoadError(
+                msg, plugin=info.name, distribution=info.distribution, version=info.version
+            ) from err
         for reg in staged:
             self._commit(reg)
             info.contributes.append((reg.kind, reg.name))
@@ -386,14 +405,24 @@ class Registry:
             where = _origin(info.name, info.distribution, info.version)
             if not isinstance(name, str) or not name:
                 msg = f"{where} registered a {_KIND_WORDS[kind]} without a name"
-                raise PluginLoadError(msg, plugin=info.name, distribution=info.distribution, version=info.version)
+                raise PluginLoadError(
+                    msg, plugin=info.name, distribution=info.distribution, version=info.version
+                )
             if not callable(factory):
                 msg = f"{where} registered {_KIND_WORDS[kind]} {name!r} with a factory that is not callable"
-                raise PluginLoadError(msg, plugin=info.name, distribution=info.distribution, version=info.version)
+                raise PluginLoadError(
+                    msg, plugin=info.name, distribution=info.distribution, version=info.version
+                )
             if settings is not None and not attrs.has(settings):
                 msg = f"{where} registered {_KIND_WORDS[kind]} {name!r} with settings that are not an attrs class"
-                raise PluginLoadError(msg, plugin=info.name, distribution=info.distribution, version=info.version)
-            staged.append(Registration(kind, name, factory, settings, info.name, info.distribution, info.version))
+                raise PluginLoadError(
+                    msg, plugin=info.name, distribution=info.distribution, version=info.version
+                )
+            staged.append(
+                Registration(
+                    kind, name, factory, settings, info.name, info.distribution, info.version
+                )
+            )
 
         return register
 
@@ -451,7 +480,11 @@ class Registry:
             return reg
         plugins = self._discover()
         info = plugins.get(name)
-        if info is not None and info.status == "available" and (self.autoload or name in self.enable):
+        if (
+            info is not None
+            and info.status == "available"
+            and (self.autoload or name in self.enable)
+        ):
             self.load(name)
             return self.get(kind, name)
         if info is not None and info.error is not None:
@@ -467,7 +500,9 @@ class Registry:
                 f"unknown {word} {name!r}: plugin {name!r} ({info.distribution} {info.version}) is "
                 f"installed but not enabled, and autoload is off; add it to [plugins] enable"
             )
-            return PluginLoadError(msg, plugin=name, distribution=info.distribution, version=info.version)
+            return PluginLoadError(
+                msg, plugin=name, distribution=info.distribution, version=info.version
+            )
         hint = f"; installed plugins not yet loaded: {', '.join(others)}" if others else ""
         msg = (
             f"unknown {word} {name!r}; available {word}s: {known}{hint}. "
@@ -527,7 +562,8 @@ class _EventHooks:
         for name in _EVENT_HOOKS:
             hook = getattr(pm.hook, name)
             callers.append(hook if hook.get_hookimpls() else None)
-        return cls(*callers, any=any(c is not None for c in callers))
+        start, attempt, end, error = callers
+        return cls(start, attempt, end, error, any=any(c is not None for c in callers))
 
 
 def registrations_by_plugin(registry: Registry) -> Mapping[str, list[tuple[str, str]]]:

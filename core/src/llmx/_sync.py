@@ -45,7 +45,9 @@ class SyncClient:
     ) -> None:
         self._client = Client(config, registry=registry)
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="llmx-sync", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="llmx-sync", daemon=True
+        )
         self._thread.start()
         self._closed = False
 

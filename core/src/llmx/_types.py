@@ -11,7 +11,7 @@ import base64
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import attrs
 
@@ -80,7 +80,9 @@ class Image:
 
         mt = media_type or mimetypes.guess_type(path)[0]
         if not mt or not mt.startswith("image/"):
-            msg = f"cannot tell the image type of {path!r}; pass media_type='image/png' (or similar)"
+            msg = (
+                f"cannot tell the image type of {path!r}; pass media_type='image/png' (or similar)"
+            )
             raise ValueError(msg)
         return cls(data=Path(path).read_bytes(), media_type=mt)
 
@@ -115,7 +117,7 @@ class ToolResult:
     is_error: bool = False
 
 
-Part = Union[Text, Image, ToolCall, ToolResult]
+Part = Text | Image | ToolCall | ToolResult
 """Any content part of a message."""
 
 
@@ -230,7 +232,9 @@ def _to_response_format(value: ResponseFormat | str | Mapping[str, Any] | None) 
     return ResponseFormat("json_schema", dict(value))
 
 
-def _to_messages(value: str | Message | Iterable[Message | Mapping[str, Any]]) -> tuple[Message, ...]:
+def _to_messages(
+    value: str | Message | Iterable[Message | Mapping[str, Any]],
+) -> tuple[Message, ...]:
     if isinstance(value, str):
         return (Message("user", value),)
     if isinstance(value, Message):
@@ -394,7 +398,7 @@ class StreamEnd:
     id: str | None = None
 
 
-StreamChunk = Union[TextDelta, ToolCallDelta, StreamEnd]
+StreamChunk = TextDelta | ToolCallDelta | StreamEnd
 """Anything a stream yields."""
 
 
@@ -412,9 +416,7 @@ class ModelInfo:
     id: str
     context_window: int | None = None
     max_output_tokens: int | None = None
-    capabilities: frozenset[str] = attrs.field(
-        default=frozenset(), converter=_to_capabilities
-    )
+    capabilities: frozenset[str] = attrs.field(default=frozenset(), converter=_to_capabilities)
     input_price: float | None = None
     output_price: float | None = None
     cache_read_price: float | None = None
@@ -429,7 +431,9 @@ class ModelInfo:
         if self.input_price is None or self.output_price is None:
             return None
         cached = usage.cache_read_tokens
-        cache_price = self.cache_read_price if self.cache_read_price is not None else self.input_price
+        cache_price = (
+            self.cache_read_price if self.cache_read_price is not None else self.input_price
+        )
         return (
             (usage.input_tokens - cached) * self.input_price
             + cached * cache_price
