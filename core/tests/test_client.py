@@ -8,7 +8,8 @@ import gc
 import pytest
 
 import llmx
-from conftest import TestPlugin, make_client
+
+from core_support import TestPlugin, make_client
 
 
 async def test_complete_with_prompt(registry: llmx.Registry) -> None:

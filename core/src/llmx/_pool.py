@@ -132,6 +132,7 @@ class ProviderPool:
 
     def validate(self) -> None:
         """Resolve every configured instance's plugin and settings now (fail fast)."""
+        self._registry.assemble()  # a broken enabled plugin reports itself, not an instance
         for name in self._config.providers:
             self.get(name)
 

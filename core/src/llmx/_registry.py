@@ -503,6 +503,14 @@ class Registry:
             return PluginLoadError(
                 msg, plugin=name, distribution=info.distribution, version=info.version
             )
+        if info is not None and info.status == "disabled":
+            msg = (
+                f"unknown {word} {name!r}: plugin {name!r} ({info.distribution} {info.version}) is "
+                "installed but disabled by [plugins] disable; remove it from that list to use it"
+            )
+            return PluginLoadError(
+                msg, plugin=name, distribution=info.distribution, version=info.version
+            )
         hint = f"; installed plugins not yet loaded: {', '.join(others)}" if others else ""
         msg = (
             f"unknown {word} {name!r}; available {word}s: {known}{hint}. "

@@ -1,0 +1,1 @@
+"""Cross-distribution tests (a package, so its ``conftest`` never shadows another one's)."""

@@ -1,0 +1,136 @@
+"""``llmx plugins`` as a subprocess, against really installed fixture distributions.
+
+Contract: ``llmx plugins --json`` prints a JSON array of
+``{"name", "distribution", "version", "status", "registers": ["kind:name", ...], "error"}``
+and exits 0, whatever state the plugins are in; plain ``llmx plugins`` prints the same facts
+as a table, one row per plugin, with the error message of a failed one. A broken plugin is
+reported, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests._support import CLEAN_FIXTURES, InstallDists, subprocess_env
+
+# Without llmx-fixture-collide, so loading everything gives no component conflict.
+CLI_FIXTURES = tuple(d for d in CLEAN_FIXTURES if d != "llmx-fixture-collide")
+ROW_KEYS = {"name", "distribution", "version", "status", "registers", "error"}
+
+
+def llmx_cli(
+    *args: str, site: Path | None, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m llmx ARGS`` in ``cwd`` with ``site`` as ``PYTHONPATH``."""
+    full_env = subprocess_env(site, cwd)
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "llmx", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def plugins_json(site: Path, cwd: Path, **kwargs: Any) -> dict[str, dict[str, Any]]:
+    """``llmx plugins --json``, checked for exit code 0 and no traceback, by plugin name."""
+    proc = llmx_cli("plugins", "--json", site=site, cwd=cwd, **kwargs)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    rows = json.loads(proc.stdout)
+    assert isinstance(rows, list)
+    for row in rows:
+        assert set(row) == ROW_KEYS
+    by_name = {row["name"]: row for row in rows}
+    assert len(by_name) == len(rows), "one row per plugin"
+    return by_name
+
+
+@pytest.fixture(scope="module")
+def cli_site(install_dists: InstallDists) -> Path:
+    """The fixture plugins for the CLI tests (no twin, no component collision)."""
+    return install_dists(CLI_FIXTURES)
+
+
+def test_plugins_json_reports_every_plugin_and_its_state(cli_site: Path, tmp_path: Path) -> None:
+    rows = plugins_json(cli_site, tmp_path)
+
+    echo = rows["echo"]
+    assert (echo["distribution"], echo["version"], echo["status"]) == (
+        "llmx-fixture-echo",
+        "1.0.0",
+        "loaded",
+    )
+    assert set(echo["registers"]) == {"provider:echo", "routing_strategy:reverse"}
+    assert echo["error"] is None
+    assert rows["builtins"]["distribution"] == "llmx"
+    assert rows["builtins"]["status"] == "loaded"
+    assert "routing_strategy:priority" in rows["builtins"]["registers"]
+    assert (rows["events"]["status"], rows["events"]["registers"]) == ("loaded", [])
+
+    broken = rows["broken"]
+    assert (broken["distribution"], broken["status"], broken["registers"]) == (
+        "llmx-fixture-broken",
+        "failed",
+        [],
+    )
+    assert "RuntimeError: boom" in broken["error"]
+    assert rows["typo"]["status"] == "failed"
+    assert "llmx_register_provider" in rows["typo"]["error"]
+    for name in ("old", "future", "nocontract"):
+        assert rows[name]["status"] == "incompatible"
+        assert f"llmx-fixture-{name}" in rows[name]["error"]
+    assert "upgrade llmx" in rows["future"]["error"]
+    assert "upgrade the plugin" in rows["old"]["error"]
+
+
+def test_plugins_table_has_one_row_per_plugin_with_errors(cli_site: Path, tmp_path: Path) -> None:
+    rows = plugins_json(cli_site, tmp_path)
+    proc = llmx_cli("plugins", site=cli_site, cwd=tmp_path)
+
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    for name, row in rows.items():
+        mine = [line for line in lines if line.split()[:1] == [name]]
+        assert len(mine) == 1, f"one row for {name!r} in:\n{proc.stdout}"
+        for fact in (row["distribution"], row["version"], row["status"]):
+            assert fact in mine[0]
+    broken_row = next(line for line in lines if line.startswith("broken "))
+    assert "RuntimeError: boom" in broken_row
+    echo_row = next(line for line in lines if line.startswith("echo "))
+    assert "provider:echo" in echo_row
+
+
+def test_plugins_reports_an_entry_point_name_conflict(fixture_site: Path, tmp_path: Path) -> None:
+    rows = plugins_json(fixture_site, tmp_path)
+
+    echo = rows["echo"]
+    assert echo["status"] == "conflict"
+    assert "llmx-fixture-echo 1.0.0" in echo["error"]
+    assert "llmx-fixture-echo-twin 1.0.0" in echo["error"]
+
+
+def test_plugins_honours_plugins_config(cli_site: Path, tmp_path: Path) -> None:
+    (tmp_path / "llmx.toml").write_text('[plugins]\ndisable = ["broken"]\n', encoding="utf-8")
+
+    rows = plugins_json(cli_site, tmp_path)
+
+    assert rows["broken"]["status"] == "disabled"
+    assert rows["echo"]["status"] == "loaded"
+
+
+def test_plugins_without_autoload_loads_nothing_optional(cli_site: Path, tmp_path: Path) -> None:
+    rows = plugins_json(cli_site, tmp_path, env={"LLMX_DISABLE_PLUGIN_AUTOLOAD": "1"})
+
+    assert rows["builtins"]["status"] == "loaded"
+    assert {rows[n]["status"] for n in ("echo", "broken", "events")} == {"available"}
