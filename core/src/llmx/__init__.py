@@ -1,3 +1,4 @@
+# mypy: implicit-reexport
 """llmx: one fast, async Python API over every LLM provider, as a minimal core plus plugins.
 
 ::

@@ -1,0 +1,97 @@
+"""Static facts about OpenAI's models: limits, capabilities and prices.
+
+Prices are USD per million tokens (input, output, cached input), standard tier, read
+from OpenAI's model pages (developers.openai.com/api/docs/models/<id>) and pricing page
+in 2026-06; context windows and output limits from the same pages. Vendors change
+prices: this table feeds cost estimates, it is not an invoice. Override per deployment
+by configuring other models or computing costs yourself.
+
+Not listed: tiered long-context surcharges (gpt-5.4 above 272K input tokens), batch
+and flex prices.
+"""
+
+from __future__ import annotations
+
+import re
+
+from llmx import Capability, ModelInfo
+
+__all__ = ["MODELS", "lookup"]
+
+_CHAT = (
+    Capability.STREAMING,
+    Capability.TOOLS,
+    Capability.JSON_MODE,
+    Capability.JSON_SCHEMA,
+    Capability.SYSTEM_PROMPT,
+)
+_VISION = (*_CHAT, Capability.VISION)
+
+
+def _m(
+    model_id: str,
+    context: int,
+    output: int,
+    price_in: float,
+    price_out: float,
+    price_cached: float | None,
+    *,
+    vision: bool = True,
+) -> ModelInfo:
+    return ModelInfo(
+        id=model_id,
+        context_window=context,
+        max_output_tokens=output,
+        capabilities=_VISION if vision else _CHAT,
+        input_price=price_in,
+        output_price=price_out,
+        cache_read_price=price_cached,
+    )
+
+
+MODELS: dict[str, ModelInfo] = {
+    m.id: m
+    for m in (
+        # GPT-4o family
+        _m("gpt-4o", 128_000, 16_384, 2.50, 10.00, 1.25),
+        _m("gpt-4o-mini", 128_000, 16_384, 0.15, 0.60, 0.075),
+        # GPT-4.1 family (1,047,576-token context)
+        _m("gpt-4.1", 1_047_576, 32_768, 2.00, 8.00, 0.50),
+        _m("gpt-4.1-mini", 1_047_576, 32_768, 0.40, 1.60, 0.10),
+        _m("gpt-4.1-nano", 1_047_576, 32_768, 0.10, 0.40, 0.025),
+        # o-series reasoning models
+        _m("o3", 200_000, 100_000, 2.00, 8.00, 0.50),
+        _m("o3-mini", 200_000, 100_000, 1.10, 4.40, 0.55, vision=False),
+        _m("o4-mini", 200_000, 100_000, 1.10, 4.40, 0.275),
+        # GPT-5 family (400,000-token context, 128,000 output)
+        _m("gpt-5", 400_000, 128_000, 1.25, 10.00, 0.125),
+        _m("gpt-5-mini", 400_000, 128_000, 0.25, 2.00, 0.025),
+        _m("gpt-5-nano", 400_000, 128_000, 0.05, 0.40, 0.005),
+        _m("gpt-5.4", 1_050_000, 128_000, 2.50, 15.00, 0.25),
+        _m("gpt-5.4-mini", 400_000, 128_000, 0.75, 4.50, 0.075),
+    )
+}
+"""The known models by id."""
+
+_SNAPSHOT = re.compile(r"-\d{4}-\d{2}-\d{2}$")
+
+
+def lookup(model: str) -> ModelInfo | None:
+    """Facts about ``model``; a dated snapshot (``gpt-4o-2024-08-06``) gets its family's."""
+    info = MODELS.get(model)
+    if info is not None:
+        return info
+    base = _SNAPSHOT.sub("", model)
+    if base != model:
+        info = MODELS.get(base)
+        if info is not None:
+            return ModelInfo(
+                id=model,
+                context_window=info.context_window,
+                max_output_tokens=info.max_output_tokens,
+                capabilities=info.capabilities,
+                input_price=info.input_price,
+                output_price=info.output_price,
+                cache_read_price=info.cache_read_price,
+            )
+    return None

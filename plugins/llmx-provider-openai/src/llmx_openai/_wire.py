@@ -1,0 +1,458 @@
+"""OpenAI Chat Completions wire format: request bodies, responses, errors.
+
+Pure functions over llmx's value types and parsed JSON, so they are tested without a
+network and shared by ``complete`` and ``stream``. Reference: OpenAI's API reference for
+``POST /v1/chat/completions`` (request body, ``chat.completion`` and
+``chat.completion.chunk`` objects, error codes).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from llmx import (
+    BadRequestError,
+    ContentFilterError,
+    ContextWindowExceededError,
+    FinishReason,
+    Image,
+    MalformedResponseError,
+    Message,
+    ProviderError,
+    RateLimitError,
+    Request,
+    Response,
+    ServerError,
+    Text,
+    ToolCall,
+    ToolResult,
+    Usage,
+    error_class_for_status,
+    parse_retry_after,
+)
+
+__all__ = [
+    "build_body",
+    "error_from_body",
+    "error_from_event",
+    "map_finish_reason",
+    "parse_completion",
+    "parse_usage",
+    "snippet",
+]
+
+_FINISH: dict[str, FinishReason] = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+}
+
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def map_finish_reason(value: Any) -> FinishReason | None:
+    """OpenAI's ``finish_reason`` as llmx's (unknown values become ``"other"``)."""
+    if value is None:
+        return None
+    return _FINISH.get(value, "other") if isinstance(value, str) else "other"
+
+
+# -- request -----------------------------------------------------------------------------
+
+
+def _slow_message(message: Message, out: list[dict[str, Any]], provider: str) -> None:
+    role = message.role
+    parts = message.content
+    if role == "assistant":
+        text = "".join(p.text for p in parts if type(p) is Text)
+        calls = [p for p in parts if type(p) is ToolCall]
+        wire: dict[str, Any] = {"role": "assistant", "content": text if text or not calls else None}
+        if calls:
+            wire["tool_calls"] = [
+                {
+                    "id": c.id,
+                    "type": "function",
+                    "function": {"name": c.name, "arguments": c.arguments},
+                }
+                for c in calls
+            ]
+        out.append(wire)
+        return
+    rest = []
+    for p in parts:
+        if type(p) is ToolResult:
+            out.append({"role": "tool", "tool_call_id": p.tool_call_id, "content": p.content})
+        elif type(p) is not ToolCall:
+            rest.append(p)
+    if not rest:
+        return
+    if role == "tool":
+        msg = (
+            "a 'tool' message needs a tool result: build it with "
+            "llmx.Message.tool(tool_call_id, content)"
+        )
+        raise BadRequestError(msg, provider=provider)
+    if role == "system":
+        out.append({"role": role, "content": "".join(p.text for p in rest if type(p) is Text)})
+        return
+    if len(rest) == 1 and type(rest[0]) is Text:
+        out.append({"role": role, "content": rest[0].text})
+        return
+    content: list[dict[str, Any]] = []
+    for p in rest:
+        if type(p) is Text:
+            content.append({"type": "text", "text": p.text})
+        elif type(p) is Image:
+            image: dict[str, Any] = {"url": p.data_url()}
+            if p.detail is not None:
+                image["detail"] = p.detail
+            content.append({"type": "image_url", "image_url": image})
+    out.append({"role": role, "content": content})
+
+
+def _messages(messages: tuple[Message, ...], provider: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        parts = m.content
+        if len(parts) == 1 and type(parts[0]) is Text and m.role != "tool":
+            out.append({"role": m.role, "content": parts[0].text})
+        else:
+            _slow_message(m, out, provider)
+    return out
+
+
+def build_body(
+    request: Request,
+    *,
+    provider: str,
+    max_tokens_field: str,
+    stream: bool,
+    stream_usage: bool,
+) -> dict[str, Any]:
+    """The JSON body of a chat completion request (None fields omitted, ``extra`` last)."""
+    body: dict[str, Any] = {
+        "model": request.model,
+        "messages": _messages(request.messages, provider),
+    }
+    if request.max_tokens is not None:
+        body[max_tokens_field] = request.max_tokens
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.top_p is not None:
+        body["top_p"] = request.top_p
+    if request.stop:
+        body["stop"] = list(request.stop)
+    if request.seed is not None:
+        body["seed"] = request.seed
+    if request.tools:
+        tools = []
+        for t in request.tools:
+            fn: dict[str, Any] = {"name": t.name}
+            if t.description:
+                fn["description"] = t.description
+            fn["parameters"] = dict(t.parameters)
+            if t.strict is not None:
+                fn["strict"] = t.strict
+            tools.append({"type": "function", "function": fn})
+        body["tools"] = tools
+    choice = request.tool_choice
+    if choice is not None:
+        if choice.mode == "tool":
+            body["tool_choice"] = {"type": "function", "function": {"name": choice.name}}
+        else:
+            body["tool_choice"] = choice.mode
+    fmt = request.response_format
+    if fmt.type == "json":
+        body["response_format"] = {"type": "json_object"}
+    elif fmt.type == "json_schema":
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {
+                "name": fmt.name or "response",
+                "schema": dict(fmt.schema or {}),
+                "strict": fmt.strict,
+            },
+        }
+    if stream:
+        body["stream"] = True
+        if stream_usage:
+            body["stream_options"] = {"include_usage": True}
+    if request.extra:
+        body.update(request.extra)
+    return body
+
+
+def dumps(body: Mapping[str, Any]) -> bytes:
+    """Compact JSON bytes of a request body."""
+    return _dumps(body).encode()
+
+
+# -- responses ---------------------------------------------------------------------------
+
+
+def _malformed(
+    what: str, provider: str, model: str | None, status: int | None = 200
+) -> MalformedResponseError:
+    msg = f"unexpected response from the OpenAI API: {what}"
+    return MalformedResponseError(msg, provider=provider, model=model, status=status)
+
+
+def _count(value: Any, field: str, provider: str, model: str | None) -> int:
+    if value is None:
+        return 0
+    if type(value) is not int:
+        msg = f"usage.{field} is {type(value).__name__}, not an integer"
+        raise _malformed(msg, provider, model)
+    return value
+
+
+def parse_usage(usage: Any, provider: str, model: str | None) -> Usage | None:
+    """OpenAI's ``usage`` object as llmx's Usage (None if absent)."""
+    if usage is None:
+        return None
+    if type(usage) is not dict:
+        msg = f"usage is {type(usage).__name__}, not an object"
+        raise _malformed(msg, provider, model)
+    cached = reasoning = 0
+    details = usage.get("prompt_tokens_details")
+    if type(details) is dict:
+        cached = _count(
+            details.get("cached_tokens"), "prompt_tokens_details.cached_tokens", provider, model
+        )
+    details = usage.get("completion_tokens_details")
+    if type(details) is dict:
+        reasoning = _count(
+            details.get("reasoning_tokens"),
+            "completion_tokens_details.reasoning_tokens",
+            provider,
+            model,
+        )
+    return Usage(
+        _count(usage.get("prompt_tokens"), "prompt_tokens", provider, model),
+        _count(usage.get("completion_tokens"), "completion_tokens", provider, model),
+        cached,
+        0,
+        reasoning,
+    )
+
+
+def arguments_text(value: Any) -> str:
+    """Tool-call arguments as JSON text (some compatible servers send an object)."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    return _dumps(value)
+
+
+def _content_text(content: Any, provider: str, model: str | None) -> str:
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):  # a few compatible servers answer with content parts
+        return "".join(p.get("text") or "" for p in content if isinstance(p, dict))
+    msg = f"message.content is {type(content).__name__}, not a string"
+    raise _malformed(msg, provider, model)
+
+
+def parse_completion(data: bytes, request: Request, provider: str) -> Response:
+    """A ``chat.completion`` body as a Response (``raw`` kept if the request asks)."""
+    model = request.model
+    try:
+        obj = json.loads(data)
+    except ValueError as err:
+        msg = f"the body is not JSON: {snippet(data)!r}"
+        raise _malformed(msg, provider, model) from err
+    if type(obj) is not dict:
+        msg = f"expected a JSON object, got {type(obj).__name__}"
+        raise _malformed(msg, provider, model)
+    if obj.get("error"):
+        raise error_from_event(obj["error"], provider, model)
+    choices = obj.get("choices")
+    if type(choices) is not list or not choices:
+        msg = "no 'choices' in the answer"
+        raise _malformed(msg, provider, model)
+    choice = choices[0]
+    message = choice.get("message") if type(choice) is dict else None
+    if type(message) is not dict:
+        msg = "choices[0].message is missing or not an object"
+        raise _malformed(msg, provider, model)
+    text = _content_text(message.get("content"), provider, model)
+    finish = map_finish_reason(choice.get("finish_reason"))
+    refusal = message.get("refusal")
+    if not text and isinstance(refusal, str) and refusal:
+        text, finish = refusal, "content_filter"
+    calls: tuple[ToolCall, ...] = ()
+    raw_calls = message.get("tool_calls")
+    if raw_calls:
+        if type(raw_calls) is not list:
+            msg = "message.tool_calls is not a list"
+            raise _malformed(msg, provider, model)
+        out = []
+        for i, call in enumerate(raw_calls):
+            fn = call.get("function") if type(call) is dict else None
+            if type(fn) is not dict or not isinstance(fn.get("name"), str):
+                msg = f"tool_calls[{i}] has no function name"
+                raise _malformed(msg, provider, model)
+            call_id = call.get("id")
+            out.append(
+                ToolCall(
+                    call_id if isinstance(call_id, str) and call_id else f"call_{i}",
+                    fn["name"],
+                    arguments_text(fn.get("arguments")) or "{}",
+                )
+            )
+        calls = tuple(out)
+    answer_id = obj.get("id")
+    answer_model = obj.get("model")
+    return Response(
+        text=text,
+        model=answer_model if isinstance(answer_model, str) and answer_model else model,
+        provider=provider,
+        tool_calls=calls,
+        finish_reason=finish,
+        usage=parse_usage(obj.get("usage"), provider, model) or Usage(),
+        id=answer_id if isinstance(answer_id, str) else None,
+        raw=obj if request.include_raw else None,
+    )
+
+
+# -- errors ------------------------------------------------------------------------------
+
+_TAGS = re.compile(rb"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.S | re.I)
+_SPACE = re.compile(r"\s+")
+_CONTEXT = re.compile(
+    r"maximum context length|context[ _]length|context window|too many tokens", re.I
+)
+
+
+def snippet(body: bytes, limit: int = 200) -> str:
+    """A short, tag-stripped, whitespace-collapsed excerpt of a body, for messages."""
+    text = _TAGS.sub(b" ", body[:4096]).decode("utf-8", "replace")
+    text = _SPACE.sub(" ", text).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _describe(obj: Any) -> tuple[str | None, str | None, str | None]:
+    """(message, code, type) from the error shapes OpenAI and compatible servers use."""
+    if isinstance(obj, list) and obj:
+        obj = obj[0]
+    if not isinstance(obj, dict):
+        return None, None, None
+    err = obj.get("error", obj)
+    if isinstance(err, str):
+        return err, None, None
+    if not isinstance(err, dict):
+        return None, None, None
+    message = err.get("message")
+    detail = obj.get("detail")
+    if not isinstance(message, str) or not message:
+        if isinstance(detail, str):
+            message = detail
+        elif isinstance(detail, list):  # FastAPI validation errors
+            msgs = [
+                d.get("msg")
+                for d in detail
+                if isinstance(d, dict) and isinstance(d.get("msg"), str)
+            ]
+            message = "; ".join(m for m in msgs if m) or None
+        else:
+            message = None
+    code = err.get("code")
+    kind = err.get("type")
+    return (
+        message,
+        str(code) if isinstance(code, (str, int)) and not isinstance(code, bool) else None,
+        kind if isinstance(kind, str) else None,
+    )
+
+
+def _refine(
+    cls: type[ProviderError], message: str, code: str | None, kind: str | None
+) -> tuple[type[ProviderError], bool | None]:
+    """A more precise class (and retryability) from the error's code and message."""
+    if issubclass(cls, BadRequestError):
+        if code == "context_length_exceeded" or _CONTEXT.search(message):
+            return ContextWindowExceededError, None
+        if code in ("content_filter", "content_policy_violation"):
+            return ContentFilterError, None
+    if cls is RateLimitError and (code == "insufficient_quota" or kind == "insufficient_quota"):
+        return cls, False  # an exhausted quota does not come back by waiting
+    return cls, None
+
+
+def _scrub(message: str, secret: str | None) -> str:
+    if secret and secret in message:
+        message = message.replace(secret, "***")
+    return message
+
+
+def error_from_body(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    provider: str,
+    model: str | None,
+    secret: str | None = None,
+) -> ProviderError:
+    """The llmx error for a non-2xx answer: class from the status, message from the body."""
+    message = code = kind = None
+    try:
+        parsed = json.loads(body) if body else None
+    except ValueError:
+        parsed = None
+    if parsed is not None:
+        message, code, kind = _describe(parsed)
+    if not message:
+        text = snippet(body)
+        message = text or f"HTTP {status} with an empty body"
+    message = _scrub(message, secret)
+    cls, retryable = _refine(error_class_for_status(status), message, code, kind)
+    return cls(
+        message,
+        provider=provider,
+        model=model,
+        status=status,
+        retryable=retryable,
+        retry_after=parse_retry_after(headers),
+        code=code or kind,
+    )
+
+
+_EVENT_TYPES: dict[str, type[ProviderError]] = {
+    "invalid_request_error": BadRequestError,
+    "rate_limit_exceeded": RateLimitError,
+    "requests": RateLimitError,
+    "tokens": RateLimitError,
+    "server_error": ServerError,
+}
+
+
+def error_from_event(
+    error: Any, provider: str, model: str | None, secret: str | None = None
+) -> ProviderError:
+    """The llmx error for an ``{"error": ...}`` payload inside a 200 answer or a stream."""
+    message, code, kind = _describe({"error": error})
+    message = _scrub(message or "the stream reported an error", secret)
+    status: int | None = None
+    if code is not None and code.isdigit() and 400 <= int(code) < 600:
+        status = int(code)  # vLLM and others put the HTTP status in "code"
+        cls = error_class_for_status(status)
+    else:
+        cls = _EVENT_TYPES.get(kind or "", ServerError)
+    cls, retryable = _refine(cls, message, code, kind)
+    return cls(
+        message,
+        provider=provider,
+        model=model,
+        status=status,
+        retryable=retryable,
+        code=code or kind,
+    )
