@@ -81,7 +81,7 @@ def test_enable_loads_plugins_up_front(site: Path) -> None:
     assert found["events"] == found["echo"] == "loaded"
     assert found["broken"] == "available"
     assert registry.names("provider") == ["echo"]
-    assert registry.names("routing_strategy") == ["priority", "reverse"]
+    assert {"priority", "reverse"} <= set(registry.names("routing_strategy"))
 
 
 def test_disable_keeps_a_plugin_from_loading(site: Path) -> None:

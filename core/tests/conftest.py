@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import stamina
 
 import llmx
 
@@ -31,3 +32,11 @@ def registry(plugin: TestPlugin) -> llmx.Registry:
     reg = llmx.Registry(entry_points=[builtins])
     reg.register(plugin, name="test")
     return reg
+
+
+@pytest.fixture(autouse=True)
+def _stamina_testing() -> object:
+    """Retries happen (up to 3 attempts) but never wait; a test that proves real
+    timing turns this off with ``stamina.set_testing(False)``."""
+    with stamina.set_testing(True, attempts=3, cap=True):
+        yield

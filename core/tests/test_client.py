@@ -118,7 +118,7 @@ async def test_provider_errors_propagate_typed(registry: llmx.Registry, plugin: 
     plugin.script.append(
         llmx.RateLimitError("slow down", provider="a", status=429, retry_after=2.0)
     )
-    async with make_client(registry) as client:
+    async with make_client(registry, {"retry": {"policy": "none"}}) as client:
         with pytest.raises(llmx.RateLimitError) as info:
             await client.complete(model="a/m", prompt="x")
     assert info.value.retryable
@@ -194,10 +194,11 @@ async def test_stream_text_and_early_close(registry: llmx.Registry, plugin: Test
 
 
 async def test_stream_error_is_typed(registry: llmx.Registry, plugin: TestPlugin) -> None:
-    plugin.script.append(llmx.ServerError("down", provider="s", status=503))
+    plugin.script.extend(llmx.ServerError("down", provider="s", status=503) for _ in range(3))
     async with make_client(registry) as client:
-        with pytest.raises(llmx.ServerError):
+        with pytest.raises(llmx.ServerError) as info:
             await client.stream(model="s/m", prompt="x").collect()
+    assert [a.error_type for a in info.value.attempts] == ["ServerError"] * 3
 
 
 async def test_closed_client_refuses_reuse(registry: llmx.Registry) -> None:
@@ -284,7 +285,7 @@ async def test_event_hooks(registry: llmx.Registry, plugin: TestPlugin) -> None:
     plugin.script.extend(
         [llmx.Response("ok", "m", "a", usage=llmx.Usage(1, 2)), llmx.ServerError("x", provider="a")]
     )
-    async with make_client(registry) as client:
+    async with make_client(registry, {"retry": {"policy": "none"}}) as client:
         await client.complete(model="a/m", prompt="x")
         with pytest.raises(llmx.ServerError):
             await client.complete(model="a/m", prompt="x")

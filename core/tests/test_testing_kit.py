@@ -97,7 +97,7 @@ async def test_scripted_provider_plays_its_script_then_echoes() -> None:
     error = llmx.RateLimitError("slow down", provider="scripted")
     canned = llmx.Response(text="canned", model="m", provider="scripted", finish_reason="length")
     provider = ScriptedProvider(["first", canned, error])
-    async with scripted_client(provider) as client:
+    async with scripted_client(provider, config={"retry": {"policy": "none"}}) as client:
         first = await client.complete(model="scripted/small", prompt="one")
         second = await client.complete(model="scripted/small", prompt="two")
         with pytest.raises(llmx.RateLimitError):

@@ -81,6 +81,20 @@ _EXPORTS: dict[str, str] = {
     "ServerError": "llmx._errors",
     "MalformedResponseError": "llmx._errors",
     "AllCandidatesFailedError": "llmx._errors",
+    "CircuitOpenError": "llmx._errors",
+    "DeadlineExceededError": "llmx._errors",
+    # stats, health, routing
+    "Stats": "llmx._stats",
+    "ModelStats": "llmx._stats",
+    "InstanceStats": "llmx._stats",
+    "Quantiles": "llmx._stats",
+    "HealthStatus": "llmx._health",
+    "RoutingView": "llmx._routing",
+    "BreakerSettings": "llmx._resilience",
+    "RetryBudgetSettings": "llmx._resilience",
+    "StaminaSettings": "llmx._retry",
+    "StaminaRetryPolicy": "llmx._retry",
+    "HedgeSettings": "llmx._routing",
     "error_class_for_status": "llmx._errors",
     "parse_retry_after": "llmx._errors",
     # contract and registry
@@ -106,6 +120,7 @@ _EXPORTS: dict[str, str] = {
     "AttemptEnd": "llmx._events",
     "RequestEnd": "llmx._events",
     "RequestError": "llmx._events",
+    "BreakerTransition": "llmx._events",
     # helpers for provider authors
     "SSEParser": "llmx._sse",
     "SSEEvent": "llmx._sse",
@@ -154,11 +169,13 @@ if TYPE_CHECKING:
         AllCandidatesFailedError,
         AuthenticationError,
         BadRequestError,
+        CircuitOpenError,
         ClientClosedError,
         ConfigError,
         ConflictError,
         ContentFilterError,
         ContextWindowExceededError,
+        DeadlineExceededError,
         LlmxError,
         MalformedResponseError,
         ModelNotFoundError,
@@ -177,10 +194,15 @@ if TYPE_CHECKING:
         error_class_for_status,
         parse_retry_after,
     )
-    from llmx._events import AttemptEnd, RequestEnd, RequestError, RequestStart
+    from llmx._events import AttemptEnd, BreakerTransition, RequestEnd, RequestError, RequestStart
+    from llmx._health import HealthStatus
     from llmx._registry import PluginInfo, Register, Registration, Registry
+    from llmx._resilience import BreakerSettings, RetryBudgetSettings
+    from llmx._retry import StaminaRetryPolicy, StaminaSettings
+    from llmx._routing import HedgeSettings, RoutingView
     from llmx._secret import Secret
     from llmx._sse import SSEEvent, SSEParser, aiter_sse
+    from llmx._stats import InstanceStats, ModelStats, Quantiles, Stats
     from llmx._stream import ResponseBuilder, Stream
     from llmx._sync import SyncClient
     from llmx._types import (

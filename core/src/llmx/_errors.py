@@ -107,11 +107,16 @@ class ProviderError(LlmxError):
         self.retryable = self.default_retryable if retryable is None else retryable
         self.retry_after = retry_after
         self.code = code
+        self.attempts: tuple[Attempt, ...] = ()
+        """Every attempt of the request that ended in this error (set by the pipeline)."""
+        self.details: tuple[str, ...] = ()
+        """Why no further retry or fallback was made, if the pipeline decided so."""
 
     def __str__(self) -> str:
         where = self.provider if self.model is None else f"{self.provider}/{self.model}"
         status = f" (HTTP {self.status})" if self.status is not None else ""
-        return f"{where}{status}: {self.message}"
+        details = f" [{'; '.join(self.details)}]" if self.details else ""
+        return f"{where}{status}: {self.message}{details}"
 
     def __reduce__(self) -> tuple[Any, ...]:
         kwargs = {
@@ -189,6 +194,16 @@ class MalformedResponseError(ProviderError):
     """The provider answered with something that is not its documented format."""
 
     default_retryable = True
+
+
+class CircuitOpenError(ProviderError):
+    """The instance's circuit breaker is open: it was not tried (nothing was sent)."""
+
+
+class DeadlineExceededError(ProviderTimeoutError):
+    """The request's deadline passed before an answer; no further retry or fallback fits."""
+
+    default_retryable = False
 
 
 class AllCandidatesFailedError(LlmxError):

@@ -59,3 +59,16 @@ class RequestError:
     request_id: str
     error: BaseException
     duration: float
+
+
+@attrs.frozen
+class BreakerTransition:
+    """A provider instance's circuit breaker changed state.
+
+    ``old`` and ``new`` are ``closed``, ``open`` or ``half_open``; ``reason`` says why.
+    """
+
+    instance: str
+    old: str
+    new: str
+    reason: str

@@ -1,13 +1,13 @@
-"""Provider instances: built lazily from config, each with its own pooled aiohttp session.
+"""Provider instances: built lazily from config, each with its own pooled aiohttp session
+and its own protection state (breaker, retry budget, adaptive limit, cooldown).
 
-A ``Deployment`` is one configured instance (``[providers.NAME]``): its config, the
-registration of its provider type, its validated type-specific settings, and, once
-first used, its provider object and session. The pool owns the sessions and closes
-them; providers only borrow them.
+A ``Deployment`` is one configured instance (``[providers.NAME]``). The pool owns the
+sessions and closes them; providers only borrow them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from llmx._components import (
@@ -19,6 +19,15 @@ from llmx._components import (
 )
 from llmx._config import Config, ProviderConfig, structure_settings
 from llmx._errors import ConfigError, PluginError
+from llmx._resilience import (
+    AdaptiveLimit,
+    AdaptiveSettings,
+    BreakerSettings,
+    BreakerState,
+    CircuitBreaker,
+    RetryBudget,
+    RetryBudgetSettings,
+)
 
 if TYPE_CHECKING:
     import aiohttp
@@ -27,25 +36,48 @@ if TYPE_CHECKING:
     from llmx._registry import Registration, Registry
     from llmx._types import ModelInfo
 
+BreakerListener = Callable[[str, BreakerState, BreakerState, str], None]
+
 
 class Deployment:
-    """One provider instance and what it needs (see module docstring)."""
+    """One provider instance, what it needs, and its live protection state.
+
+    ``breaker`` (circuit breaker), ``budget`` (retry budget), ``limit`` (the adaptive
+    concurrency limit, or None), ``retry`` (the retry policy object),
+    ``blocked_until`` (monotonic time before which a Retry-After asks us not to send)
+    and ``in_flight`` are driven by the pipeline.
+    """
 
     __slots__ = (
         "_info_cache",
+        "blocked_until",
+        "breaker",
+        "budget",
         "can_list",
         "can_stream",
         "config",
         "has_info",
+        "in_flight",
+        "limit",
         "name",
         "provider",
         "registration",
+        "retry",
         "session",
         "settings",
     )
 
     def __init__(
-        self, name: str, config: ProviderConfig, registration: Registration, settings: Any
+        self,
+        name: str,
+        config: ProviderConfig,
+        registration: Registration,
+        settings: Any,
+        *,
+        breaker: CircuitBreaker,
+        budget: RetryBudget,
+        retry: Any,
+        limit: AdaptiveLimit | None = None,
     ) -> None:
         self.name = name
         self.config = config
@@ -57,6 +89,12 @@ class Deployment:
         self.can_list = False
         self.has_info = False
         self._info_cache: dict[str, ModelInfo | None] = {}
+        self.breaker = breaker
+        self.budget = budget
+        self.retry = retry
+        self.limit = limit
+        self.blocked_until = 0.0
+        self.in_flight = 0
 
     def open(self) -> Provider:
         """The provider object, built (with its session) on first use. Needs a running loop."""
@@ -99,15 +137,23 @@ class Deployment:
         return provider  # type: ignore[no-any-return]
 
     def model_info(self, model: str) -> ModelInfo | None:
-        """Static facts about ``model`` from the provider, if it offers them (cached)."""
-        if self.provider is None or not self.has_info:
-            return None
+        """Static facts about ``model`` from the provider, if it offers them (cached).
+
+        Before the provider is built, a ``model_info`` static method on its factory
+        (a provider class) answers, so routing can use prices without a connection.
+        """
         try:
             return self._info_cache[model]
         except KeyError:
-            info = self.provider.model_info(model)  # type: ignore[attr-defined]
+            pass
+        if self.provider is not None:
+            source = self.provider.model_info if self.has_info else None  # type: ignore[attr-defined]
+        else:
+            source = getattr(self.registration.factory, "model_info", None)
+        info: ModelInfo | None = source(model) if callable(source) else None
+        if self.provider is not None or info is not None:
             self._info_cache[model] = info
-            return info  # type: ignore[no-any-return]
+        return info
 
     async def aclose(self) -> None:
         """Close the provider (if it holds anything) and the session."""
@@ -123,12 +169,24 @@ class Deployment:
 
 
 class ProviderPool:
-    """The deployments of one client, by instance name."""
+    """The deployments of one client, by instance name.
 
-    def __init__(self, config: Config, registry: Registry) -> None:
+    ``on_breaker_transition(instance, old, new, reason)`` hears of every breaker
+    state change.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        registry: Registry,
+        *,
+        on_breaker_transition: BreakerListener | None = None,
+    ) -> None:
         self._config = config
         self._registry = registry
         self._deployments: dict[str, Deployment] = {}
+        self._on_transition = on_breaker_transition
+        self._retry_policies: dict[tuple[Any, ...], Any] = {}
 
     def validate(self) -> None:
         """Resolve every configured instance's plugin and settings now (fail fast)."""
@@ -159,9 +217,54 @@ class ProviderPool:
                 raise ConfigError(msg) from err
             raise
         settings = structure_settings(registration.settings, config.options, path)
-        deployment = Deployment(name, config, registration, settings)
+        breaker_settings = structure_settings(
+            BreakerSettings, {**self._config.breaker, **config.breaker}, f"{path}.breaker"
+        )
+        budget_settings = structure_settings(
+            RetryBudgetSettings, self._config.retry_budget, "$.retry_budget"
+        )
+        listener = self._on_transition
+
+        def transition(old: BreakerState, new: BreakerState, reason: str) -> None:
+            if listener is not None:
+                listener(name, old, new, reason)
+
+        limit = None
+        if config.adaptive_concurrency:
+            cap = config.max_concurrent or AdaptiveSettings().max
+            limit = AdaptiveLimit(
+                AdaptiveSettings(enabled=True, initial=min(32, cap), min=1, max=cap)
+            )
+        deployment = Deployment(
+            name,
+            config,
+            registration,
+            settings,
+            breaker=CircuitBreaker(breaker_settings, transition),
+            budget=RetryBudget(budget_settings),
+            retry=self._retry_policy(config.retry, path),
+            limit=limit,
+        )
         self._deployments[name] = deployment
         return deployment
+
+    def _retry_policy(self, overrides: Mapping[str, Any], path: str) -> Any:
+        """The retry policy object for an instance (shared between equal settings)."""
+        section = self._config.retry
+        name = section.name or "stamina"
+        options = {**section.options, **overrides}
+        key = (name, *sorted((k, repr(v)) for k, v in options.items()))
+        policy = self._retry_policies.get(key)
+        if policy is None:
+            try:
+                reg = self._registry.get("retry_policy", name)
+            except PluginError as err:
+                msg = f"{err} @ $.retry.policy"
+                raise ConfigError(msg) from err
+            where = f"{path}.retry" if overrides else "$.retry"
+            settings = structure_settings(reg.settings, options, where)
+            policy = self._retry_policies[key] = reg.factory(settings)
+        return policy
 
     def deployments(self) -> list[Deployment]:
         """The deployments built so far."""

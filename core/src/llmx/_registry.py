@@ -58,7 +58,13 @@ _KIND_WORDS = {
     "routing_strategy": "routing strategy",
     "command": "command",
 }
-_EVENT_HOOKS = ("llmx_request_start", "llmx_attempt_end", "llmx_request_end", "llmx_request_error")
+_EVENT_HOOKS = (
+    "llmx_request_start",
+    "llmx_attempt_end",
+    "llmx_request_end",
+    "llmx_request_error",
+    "llmx_breaker_transition",
+)
 
 
 class Register(Protocol):
@@ -562,6 +568,7 @@ class _EventHooks:
     attempt: Any
     end: Any
     error: Any
+    breaker: Any
     any: bool
 
     @classmethod
@@ -570,8 +577,8 @@ class _EventHooks:
         for name in _EVENT_HOOKS:
             hook = getattr(pm.hook, name)
             callers.append(hook if hook.get_hookimpls() else None)
-        start, attempt, end, error = callers
-        return cls(start, attempt, end, error, any=any(c is not None for c in callers))
+        start, attempt, end, error, breaker = callers
+        return cls(start, attempt, end, error, breaker, any=any(c is not None for c in callers))
 
 
 def registrations_by_plugin(registry: Registry) -> Mapping[str, list[tuple[str, str]]]:

@@ -18,7 +18,7 @@ Two kinds of hooks:
   callback that the registry builds for that plugin, so it always knows which
   distribution contributed what. They register components; they do no I/O.
 * **Event hooks** (``llmx_request_start``, ``llmx_attempt_end``, ``llmx_request_end``,
-  ``llmx_request_error``) are called on the hot path for every request. They must be
+  ``llmx_request_error``, ``llmx_breaker_transition``) are called on the hot path for every request. They must be
   quick and must not raise; they receive one frozen event object.
 
 The contract evolves by adding: a new argument to a spec breaks no implementation
@@ -36,7 +36,13 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from llmx._events import AttemptEnd, RequestEnd, RequestError, RequestStart
+    from llmx._events import (
+        AttemptEnd,
+        BreakerTransition,
+        RequestEnd,
+        RequestError,
+        RequestStart,
+    )
     from llmx._registry import Register
 
 CONTRACT_VERSION = "1.0"
@@ -125,3 +131,11 @@ def llmx_request_end(event: RequestEnd) -> None:
 @hookspec
 def llmx_request_error(event: RequestError) -> None:
     """A request failed; ``event.error`` is what the caller gets. Results ignored."""
+
+
+@hookspec
+def llmx_breaker_transition(event: BreakerTransition) -> None:
+    """A provider instance's circuit breaker changed state (closed/open/half_open).
+
+    Called when it happens, in the task whose attempt caused it; results are ignored.
+    """

@@ -1,0 +1,283 @@
+"""Per-instance protection: circuit breaker, retry budget, Retry-After cooldown and the
+adaptive (AIMD) concurrency limit.
+
+Each is a small state machine with one job, driven by the pipeline through
+``record_*`` calls. Time comes from ``time.monotonic`` unless a clock is injected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import math
+import time
+from collections.abc import Callable
+from typing import Literal
+
+import attrs
+
+BreakerState = Literal["closed", "open", "half_open"]
+
+Clock = Callable[[], float]
+
+
+@attrs.frozen
+class BreakerSettings:
+    """``[breaker]`` (or ``breaker = {...}`` in a provider instance).
+
+    The breaker opens after ``failure_threshold`` consecutive failures, or when at
+    least ``min_requests`` attempts in the last ``window`` seconds failed at a rate of
+    ``failure_rate`` or more. After ``cooldown`` seconds it lets exactly one probe
+    through (half-open); the probe's success closes it, its failure re-opens it.
+    ``enabled = false`` turns it off.
+    """
+
+    enabled: bool = True
+    failure_threshold: int = 5
+    failure_rate: float = 0.5
+    min_requests: int = 20
+    window: float = 30.0
+    cooldown: float = 30.0
+
+    def __attrs_post_init__(self) -> None:
+        if self.failure_threshold < 1 or self.min_requests < 1:
+            msg = "failure_threshold and min_requests must be at least 1"
+            raise ValueError(msg)
+        if not 0 < self.failure_rate <= 1:
+            msg = "failure_rate must be in (0, 1]"
+            raise ValueError(msg)
+        if not (self.window > 0 and self.cooldown >= 0):
+            msg = "window must be positive and cooldown not negative"
+            raise ValueError(msg)
+
+
+class Window:
+    """Success/failure counts over the last ``window`` seconds, in one-second buckets."""
+
+    __slots__ = ("_buckets", "_size")
+
+    def __init__(self, window: float) -> None:
+        self._size = max(1, math.ceil(window))
+        # each bucket: [second, successes, failures]
+        self._buckets = [[-1, 0, 0] for _ in range(self._size)]
+
+    def add(self, now: float, ok: bool) -> None:
+        second = int(now)
+        bucket = self._buckets[second % self._size]
+        if bucket[0] != second:
+            bucket[0], bucket[1], bucket[2] = second, 0, 0
+        bucket[1 if ok else 2] += 1
+
+    def totals(self, now: float) -> tuple[int, int]:
+        oldest = int(now) - self._size + 1
+        ok = bad = 0
+        for second, s, f in self._buckets:
+            if second >= oldest:
+                ok += s
+                bad += f
+        return ok, bad
+
+
+class CircuitBreaker:
+    """The breaker of one provider instance (see :class:`BreakerSettings`)."""
+
+    __slots__ = (
+        "_clock",
+        "_consecutive",
+        "_on_transition",
+        "_opened_at",
+        "_probe_out",
+        "_window",
+        "settings",
+        "state",
+    )
+
+    def __init__(
+        self,
+        settings: BreakerSettings,
+        on_transition: Callable[[BreakerState, BreakerState, str], None] | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.state: BreakerState = "closed"
+        self._clock = clock
+        self._on_transition = on_transition
+        self._consecutive = 0
+        self._opened_at = 0.0
+        self._probe_out = False
+        self._window = Window(settings.window)
+
+    def _move(self, new: BreakerState, reason: str) -> None:
+        old = self.state
+        self.state = new
+        if self._on_transition is not None:
+            self._on_transition(old, new, reason)
+
+    def available(self) -> bool:
+        """Whether routing should consider the instance (no side effects)."""
+        if self.state == "closed" or not self.settings.enabled:
+            return True
+        if self.state == "open":
+            return self._clock() >= self._opened_at + self.settings.cooldown
+        return not self._probe_out
+
+    def reopen_in(self) -> float:
+        """Seconds until an open breaker admits a probe (0 if it is not open)."""
+        if self.state != "open":
+            return 0.0
+        return max(0.0, self._opened_at + self.settings.cooldown - self._clock())
+
+    def try_acquire(self) -> bool:
+        """Admit an attempt now? Half-open admits exactly one probe at a time."""
+        if self.state == "closed" or not self.settings.enabled:
+            return True
+        if self.state == "open":
+            if self._clock() < self._opened_at + self.settings.cooldown:
+                return False
+            self._move("half_open", "cool-down elapsed; admitting one probe")
+        if self._probe_out:
+            return False
+        self._probe_out = True
+        return True
+
+    def record_success(self) -> None:
+        """An admitted attempt succeeded."""
+        self._consecutive = 0
+        self._window.add(self._clock(), True)
+        if self.state == "half_open":
+            self._probe_out = False
+            self._move("closed", "probe succeeded")
+
+    def record_failure(self, reason: str) -> None:
+        """An admitted attempt failed in a way that says the instance is unhealthy."""
+        now = self._clock()
+        self._consecutive += 1
+        self._window.add(now, False)
+        if not self.settings.enabled:
+            return
+        if self.state == "half_open":
+            self._probe_out = False
+            self._opened_at = now
+            self._move("open", f"probe failed: {reason}")
+            return
+        if self.state != "closed":
+            return
+        s = self.settings
+        if self._consecutive >= s.failure_threshold:
+            self._opened_at = now
+            self._move("open", f"{self._consecutive} consecutive failures, last: {reason}")
+            return
+        ok, bad = self._window.totals(now)
+        total = ok + bad
+        if total >= s.min_requests and bad / total >= s.failure_rate:
+            self._opened_at = now
+            self._move("open", f"{bad}/{total} attempts failed in {s.window:g}s, last: {reason}")
+
+    def release(self) -> None:
+        """An admitted attempt ended without a verdict (cancelled, or a request error)."""
+        if self.state == "half_open":
+            self._probe_out = False
+
+
+@attrs.frozen
+class RetryBudgetSettings:
+    """Caps retries per instance: at most ``ratio`` of the requests of the last
+    ``window`` seconds, plus ``min_retries`` so a quiet instance can still retry."""
+
+    ratio: float = 0.2
+    min_retries: int = 10
+    window: float = 10.0
+
+
+class RetryBudget:
+    """A sliding-window retry budget (Finagle-style), so an outage cannot multiply load."""
+
+    __slots__ = ("_clock", "_requests", "_retries", "settings")
+
+    def __init__(self, settings: RetryBudgetSettings, clock: Clock = time.monotonic) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._requests = Window(settings.window)
+        self._retries = Window(settings.window)
+
+    def record_request(self) -> None:
+        """A first attempt was sent."""
+        self._requests.add(self._clock(), True)
+
+    def try_spend(self) -> bool:
+        """Take one retry from the budget, if there is one left."""
+        now = self._clock()
+        requests, _ = self._requests.totals(now)
+        retries, _ = self._retries.totals(now)
+        if retries >= self.settings.min_retries + self.settings.ratio * requests:
+            return False
+        self._retries.add(now, True)
+        return True
+
+
+@attrs.frozen
+class AdaptiveSettings:
+    """``adaptive_concurrency = { ... }``: the AIMD in-flight limit of one instance."""
+
+    enabled: bool = False
+    initial: int = 32
+    min: int = 1
+    max: int = 1024
+    decrease_factor: float = 0.5
+
+
+class AdaptiveLimit:
+    """An additive-increase / multiplicative-decrease limit on in-flight requests.
+
+    Overload answers (429, 503, 529) halve the limit, at most once per recent round
+    trip; successes add ``1/limit``. Requests over the limit wait in FIFO order.
+    """
+
+    __slots__ = ("_clock", "_last_decrease", "_waiters", "in_flight", "limit", "settings")
+
+    def __init__(self, settings: AdaptiveSettings, clock: Clock = time.monotonic) -> None:
+        self.settings = settings
+        self.limit = float(min(max(settings.initial, settings.min), settings.max))
+        self.in_flight = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._clock = clock
+        self._last_decrease = -math.inf
+
+    async def acquire(self) -> None:
+        """Wait for a slot under the limit (FIFO)."""
+        if not self._waiters and self.in_flight < self.limit:
+            self.in_flight += 1
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(future)
+        try:
+            await future
+        except BaseException:
+            if future.done() and not future.cancelled():
+                self._release_slot()  # we were handed a slot but are leaving
+            else:
+                self._waiters.remove(future)
+            raise
+
+    def _release_slot(self) -> None:
+        self.in_flight -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self.in_flight < self.limit:
+            future = self._waiters.popleft()
+            if not future.done():
+                self.in_flight += 1
+                future.set_result(None)
+
+    def release(self, outcome: Literal["ok", "overload", "other"], latency: float = 0.0) -> None:
+        """Give the slot back and adapt the limit to the outcome."""
+        s = self.settings
+        if outcome == "ok":
+            self.limit = min(float(s.max), self.limit + 1.0 / self.limit)
+        elif outcome == "overload":
+            now = self._clock()
+            if now - self._last_decrease >= max(latency, 0.05):
+                self.limit = max(float(s.min), self.limit * s.decrease_factor)
+                self._last_decrease = now
+        self._release_slot()

@@ -1,0 +1,214 @@
+"""Usage, cost and latency statistics per provider instance and model.
+
+Counts and totals plus log-bucketed histograms (5 % relative precision) for latency
+and time to first token: quantiles come from the histogram, never from a running
+``(avg + x) / 2``. Recording an attempt is a handful of integer updates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import attrs
+
+_MIN = 1e-6  # 1 µs
+_GROWTH = 1.05
+_INV_LOG_GROWTH = 1.0 / math.log(_GROWTH)
+_BUCKETS = int(math.log(1e4 / _MIN) * _INV_LOG_GROWTH) + 2  # up to ~3 hours
+
+
+class Histogram:
+    """A log-bucketed histogram of durations in seconds (1 µs .. ~3 h, ±5 %)."""
+
+    __slots__ = ("_counts", "count", "max", "min", "total")
+
+    def __init__(self) -> None:
+        self._counts = [0] * _BUCKETS
+        self.count = 0
+        self.total = 0.0
+        self.min = math.inf
+        self.max = 0.0
+
+    def record(self, value: float) -> None:
+        """Add one observation (seconds)."""
+        index = 0 if value <= _MIN else int(math.log(value / _MIN) * _INV_LOG_GROWTH) + 1
+        if index >= _BUCKETS:
+            index = _BUCKETS - 1
+        self._counts[index] += 1
+        self.count += 1
+        self.total += value
+        if value < self.min:
+            self.min = value
+        if value > self.max:
+            self.max = value
+
+    def quantile(self, q: float) -> float | None:
+        """The value below which a fraction ``q`` of observations fall (None if empty)."""
+        if self.count == 0:
+            return None
+        rank = q * self.count
+        seen = 0
+        for index, n in enumerate(self._counts):
+            seen += n
+            if seen >= rank and n:
+                if index == 0:
+                    return min(self.max, _MIN)
+                # the bucket's geometric middle, clamped to what was actually observed
+                upper = _MIN * _GROWTH**index
+                middle = upper / math.sqrt(_GROWTH)
+                return min(max(middle, self.min), self.max)
+        return self.max
+
+    def summary(self) -> Quantiles | None:
+        """p50/p95/p99, mean, min and max, or None if empty."""
+        if self.count == 0:
+            return None
+        return Quantiles(
+            count=self.count,
+            mean=self.total / self.count,
+            p50=self.quantile(0.50) or 0.0,
+            p95=self.quantile(0.95) or 0.0,
+            p99=self.quantile(0.99) or 0.0,
+            min=self.min,
+            max=self.max,
+        )
+
+
+@attrs.frozen
+class Quantiles:
+    """A latency distribution summary, in seconds."""
+
+    count: int
+    mean: float
+    p50: float
+    p95: float
+    p99: float
+    min: float
+    max: float
+
+
+@attrs.frozen
+class ModelStats:
+    """Statistics of one (provider instance, model) pair.
+
+    ``requests`` counts attempts sent (retries and fallbacks included), ``retries``
+    those that were retries. ``cost`` is the USD of answered attempts;
+    ``abandoned_attempts`` and ``abandoned_cost`` count attempts that may have been
+    billed although their answer was never used (timed out after sending, cancelled
+    hedges, streams cut short), with the cost estimated from the prompt.
+    """
+
+    instance: str
+    model: str
+    requests: int
+    successes: int
+    failures: int
+    errors: Mapping[str, int]
+    retries: int
+    input_tokens: int
+    output_tokens: int
+    cost: float
+    abandoned_attempts: int
+    abandoned_cost: float
+    latency: Quantiles | None
+    ttft: Quantiles | None
+
+
+@attrs.frozen
+class InstanceStats:
+    """Live state of one provider instance."""
+
+    instance: str
+    in_flight: int
+    breaker: str
+    concurrency_limit: float | None
+    cooldown_remaining: float
+
+
+@attrs.frozen
+class Stats:
+    """A snapshot of a client's statistics (see :meth:`llmx.Client.stats`)."""
+
+    models: tuple[ModelStats, ...]
+    instances: Mapping[str, InstanceStats]
+
+    def for_instance(self, instance: str) -> tuple[ModelStats, ...]:
+        """The per-model statistics of one instance."""
+        return tuple(m for m in self.models if m.instance == instance)
+
+    def total_cost(self) -> float:
+        """USD over every answered attempt."""
+        return sum(m.cost for m in self.models)
+
+
+class ModelCounters:
+    """Mutable counters behind :class:`ModelStats`."""
+
+    __slots__ = (
+        "abandoned_attempts",
+        "abandoned_cost",
+        "cost",
+        "errors",
+        "input_tokens",
+        "latency",
+        "output_tokens",
+        "requests",
+        "retries",
+        "successes",
+        "ttft",
+    )
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.successes = 0
+        self.retries = 0
+        self.errors: dict[str, int] = {}
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.cost = 0.0
+        self.abandoned_attempts = 0
+        self.abandoned_cost = 0.0
+        self.latency = Histogram()
+        self.ttft = Histogram()
+
+    def snapshot(self, instance: str, model: str) -> ModelStats:
+        """An immutable copy."""
+        failures = sum(self.errors.values())
+        return ModelStats(
+            instance=instance,
+            model=model,
+            requests=self.requests,
+            successes=self.successes,
+            failures=failures,
+            errors=dict(self.errors),
+            retries=self.retries,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cost=self.cost,
+            abandoned_attempts=self.abandoned_attempts,
+            abandoned_cost=self.abandoned_cost,
+            latency=self.latency.summary(),
+            ttft=self.ttft.summary(),
+        )
+
+
+class StatsRecorder:
+    """Collects per-(instance, model) counters for one client."""
+
+    __slots__ = ("_models",)
+
+    def __init__(self) -> None:
+        self._models: dict[tuple[str, str], ModelCounters] = {}
+
+    def counters(self, instance: str, model: str) -> ModelCounters:
+        """The counters of one pair (created on first use)."""
+        key = (instance, model)
+        counters = self._models.get(key)
+        if counters is None:
+            counters = self._models[key] = ModelCounters()
+        return counters
+
+    def snapshot(self) -> tuple[ModelStats, ...]:
+        """Immutable copies of every pair's counters, sorted."""
+        return tuple(c.snapshot(i, m) for (i, m), c in sorted(self._models.items()))

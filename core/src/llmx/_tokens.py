@@ -1,0 +1,47 @@
+"""Cheap token estimates, for routing by cost, context-window checks and rate limits.
+
+The estimate is deliberately simple (about four characters per token, plus fixed
+overheads per message, image and tool) and errs on the high side; real usage from the
+provider replaces it wherever it is known.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from llmx._types import Image, Text, ToolCall, ToolResult
+
+if TYPE_CHECKING:
+    from llmx._types import Request
+
+CHARS_PER_TOKEN = 4
+MESSAGE_OVERHEAD = 4
+IMAGE_TOKENS = (
+    765  # a high-detail 512x512 tile set in OpenAI's accounting; a fair upper-middle guess
+)
+
+
+def estimate_input_tokens(request: Request) -> int:
+    """An estimate of the prompt tokens ``request`` will be billed for."""
+    chars = 0
+    tokens = 0
+    for message in request.messages:
+        tokens += MESSAGE_OVERHEAD
+        for part in message.content:
+            if type(part) is Text:
+                chars += len(part.text)
+            elif type(part) is Image:
+                tokens += IMAGE_TOKENS
+            elif type(part) is ToolCall:
+                chars += len(part.name) + len(part.arguments)
+            elif type(part) is ToolResult:
+                chars += len(part.content)
+    for tool in request.tools:
+        chars += len(tool.name) + len(tool.description) + len(json.dumps(tool.parameters))
+    return tokens + -(-chars // CHARS_PER_TOKEN)
+
+
+def estimate_output_tokens(request: Request, default: int = 256) -> int:
+    """The output tokens to plan for: ``max_tokens`` when set, else ``default``."""
+    return request.max_tokens if request.max_tokens is not None else default
