@@ -16,7 +16,7 @@ import pytest
 import stamina
 
 import llmx
-from llmx.testing import Fault, FakeOpenAIServer, Faults
+from llmx.testing import FakeOpenAIServer, Fault, Faults
 
 
 def provider(server: FakeOpenAIServer, **extra: Any) -> dict[str, Any]:
@@ -73,7 +73,12 @@ async def test_outage_and_flaky_instance_lose_nothing() -> None:
                 "flaky": provider(flaky),
                 "down": provider(down),
             },
-            "aliases": {"smart": {"candidates": ["down/m", "flaky/m", "healthy/m"], "strategy": "round_robin"}},
+            "aliases": {
+                "smart": {
+                    "candidates": ["down/m", "flaky/m", "healthy/m"],
+                    "strategy": "round_robin",
+                }
+            },
             "breaker": {"failure_threshold": 5, "cooldown": 1.0},
             "retry_budget": {"ratio": 0.2, "min_retries": 10, "window": 60},
         }
@@ -143,9 +148,17 @@ async def test_hedging_cuts_the_tail() -> None:
             slow_tail.chaos(Faults(p_stall=0.05, stall_seconds=0.4, seed=3))
             strategy = "hedged" if hedged else "priority"
             config = {
-                "providers": {"primary": provider(slow_tail, priority=1), "backup": provider(backup, priority=2)},
-                "aliases": {"smart": {"candidates": ["primary/m", "backup/m"], "strategy": strategy}},
-                "routing": {"strategy": strategy, **({"delay": 0.05, "budget": 0.1} if hedged else {})},
+                "providers": {
+                    "primary": provider(slow_tail, priority=1),
+                    "backup": provider(backup, priority=2),
+                },
+                "aliases": {
+                    "smart": {"candidates": ["primary/m", "backup/m"], "strategy": strategy}
+                },
+                "routing": {
+                    "strategy": strategy,
+                    **({"delay": 0.05, "budget": 0.1} if hedged else {}),
+                },
             }
             latencies = []
             async with llmx.Client(config) as client:
@@ -174,7 +187,10 @@ async def test_retry_after_delays_that_instance_while_others_serve() -> None:
     async with FakeOpenAIServer() as limited, FakeOpenAIServer() as other:
         limited.schedule([Fault.error(429, retry_after=2)])
         config = {
-            "providers": {"limited": provider(limited, priority=1), "other": provider(other, priority=2)},
+            "providers": {
+                "limited": provider(limited, priority=1),
+                "other": provider(other, priority=2),
+            },
             "aliases": {"smart": ["limited/m", "other/m"]},
         }
         async with llmx.Client(config, registry=registry_with(log)) as client:
@@ -216,9 +232,13 @@ async def test_each_fault_is_retried_to_success(fault: Fault, streaming: bool) -
         async with llmx.Client({"providers": {"p": provider(server)}}) as client:
             if streaming and fault.kind in ("drop", "truncate"):
                 got: list[str] = []
-                with pytest.raises(llmx.ProviderConnectionError):
+
+                async def read() -> None:
                     async for piece in client.stream(model="p/m", prompt="hello there").text():
                         got.append(piece)  # noqa: PERF401 - the pieces before the cut
+
+                with pytest.raises(llmx.ProviderConnectionError):
+                    await read()
                 assert "".join(got) != "hello there"
                 assert server.request_count == 1
                 return
