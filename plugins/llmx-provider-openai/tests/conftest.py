@@ -18,8 +18,17 @@ MODEL = "fake/gpt-4o-mini"
 
 
 def config_for(server: FakeOpenAIServer, **options: Any) -> dict[str, Any]:
-    """A client config with one ``openai`` instance named ``fake`` pointing at ``server``."""
-    provider: dict[str, Any] = {"type": "openai", "base_url": server.base_url, "api_key": KEY}
+    """A client config with one ``openai`` instance named ``fake`` pointing at ``server``.
+
+    The pipeline's retries are off (``retry = {attempts = 1}``): these tests check what
+    the provider raises for each answer, not the pipeline's resilience.
+    """
+    provider: dict[str, Any] = {
+        "type": "openai",
+        "base_url": server.base_url,
+        "api_key": KEY,
+        "retry": {"attempts": 1},
+    }
     provider.update(options)
     return {"providers": {"fake": provider}}
 

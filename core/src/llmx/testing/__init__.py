@@ -2,13 +2,24 @@
 
 * :class:`ScriptedProvider`, :func:`scripted_plugin`, :func:`scripted_client`: a
   provider answering from a script, in memory, for unit tests of code built on llmx.
-* :class:`FakeOpenAIServer`: a local HTTP server speaking OpenAI's exact Chat
-  Completions wire format (JSON and SSE), scripted per request with :class:`Reply`,
-  :class:`ErrorReply`, :class:`RawReply`, :class:`MidStreamError` and :class:`Stall`,
-  including wire faults (split TCP reads, dropped connections, missing ``[DONE]``).
-  :class:`FakeServer` is the base class for fakes of other providers.
-* A pytest plugin (installed with llmx) providing the ``fake_openai`` and
-  ``scripted_provider`` fixtures.
+* Fake servers speaking each provider's exact wire format (JSON and SSE) on 127.0.0.1:
+  :class:`FakeOpenAIServer` (and OpenAI-compatible servers' deviations,
+  :class:`OpenAIQuirks`), :class:`FakeAzureOpenAIServer`, :class:`FakeAnthropicServer`
+  and :class:`FakeGeminiServer`, all scripted with the same reply types
+  (:class:`Reply`, :class:`ErrorReply`, :class:`RawReply`, :class:`MidStreamError`,
+  :class:`Stall`, :class:`Reset`, :class:`Blocked`), including wire faults (split TCP
+  reads, dropped connections, truncated streams). Each records what arrived and
+  describes it provider-neutrally (:class:`RequestView`). :class:`FakeServer` is the
+  base class for fakes of other providers.
+* Fault injection on every fake server: :class:`Faults` (random, seeded),
+  :class:`Fault` schedules and a "down" switch, with counters of what was injected.
+* :mod:`llmx.testing.conformance`: the test suite every provider plugin runs
+  (:class:`~llmx.testing.conformance.ProviderConformance`).
+* :mod:`llmx.testing.openapi`: OpenAPI 3.x and Google discovery schemas as JSON
+  Schema, to validate request bodies against a vendor's published specification.
+* A pytest plugin (installed with llmx) providing the ``fake_openai``,
+  ``fake_anthropic``, ``fake_gemini``, ``fake_azure_openai`` and ``scripted_provider``
+  fixtures.
 
 ``import llmx`` never imports this package; importing it is cheap, and aiohttp is
 imported only when a fake server starts.
@@ -29,6 +40,20 @@ _EXPORTS: dict[str, str] = {
     "Handler": "llmx.testing._server",
     "RecordedRequest": "llmx.testing._server",
     "FakeOpenAIServer": "llmx.testing._openai",
+    "OpenAIQuirks": "llmx.testing._openai",
+    "FakeAzureOpenAIServer": "llmx.testing._azure",
+    "FakeAnthropicServer": "llmx.testing._anthropic",
+    "FakeGeminiServer": "llmx.testing._gemini",
+    "Reset": "llmx.testing._replies",
+    "Blocked": "llmx.testing._replies",
+    "ErrorKind": "llmx.testing._replies",
+    "Fault": "llmx.testing._chaos",
+    "FaultKind": "llmx.testing._chaos",
+    "Faults": "llmx.testing._chaos",
+    "Injection": "llmx.testing._chaos",
+    "RequestView": "llmx.testing._view",
+    "ViewPart": "llmx.testing._view",
+    "ViewTurn": "llmx.testing._view",
     "Reply": "llmx.testing._replies",
     "ErrorReply": "llmx.testing._replies",
     "RawReply": "llmx.testing._replies",
@@ -39,19 +64,33 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "Blocked",
+    "ErrorKind",
     "ErrorReply",
+    "FakeAnthropicServer",
+    "FakeAzureOpenAIServer",
+    "FakeGeminiServer",
     "FakeOpenAIServer",
     "FakeServer",
+    "Fault",
+    "FaultKind",
+    "Faults",
     "Handler",
+    "Injection",
     "MidStreamError",
+    "OpenAIQuirks",
     "RawReply",
     "RecordedRequest",
     "Reply",
     "ReplyItem",
+    "RequestView",
+    "Reset",
     "ScriptItem",
     "ScriptedPlugin",
     "ScriptedProvider",
     "Stall",
+    "ViewPart",
+    "ViewTurn",
     "approx_tokens",
     "scripted_client",
     "scripted_plugin",
@@ -73,13 +112,20 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from llmx.testing._openai import FakeOpenAIServer
+    from llmx.testing._anthropic import FakeAnthropicServer
+    from llmx.testing._azure import FakeAzureOpenAIServer
+    from llmx.testing._chaos import Fault, FaultKind, Faults, Injection
+    from llmx.testing._gemini import FakeGeminiServer
+    from llmx.testing._openai import FakeOpenAIServer, OpenAIQuirks
     from llmx.testing._replies import (
+        Blocked,
+        ErrorKind,
         ErrorReply,
         MidStreamError,
         RawReply,
         Reply,
         ReplyItem,
+        Reset,
         Stall,
         approx_tokens,
     )
@@ -91,3 +137,4 @@ if TYPE_CHECKING:
         scripted_plugin,
     )
     from llmx.testing._server import FakeServer, Handler, RecordedRequest
+    from llmx.testing._view import RequestView, ViewPart, ViewTurn

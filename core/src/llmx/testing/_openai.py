@@ -15,26 +15,41 @@ and the behaviour the official ``openai-python`` SDK relies on:
 * errors as ``{"error": {"message", "type", "param", "code"}}`` with the real status
   codes, ``x-request-id`` on every response, and a mid-stream failure as a
   ``data: {"error": {...}}`` event (what ``openai-python``'s stream decoder checks);
+  a refused prompt as HTTP 400 ``content_policy_violation``;
 * ``Authorization: Bearer KEY``: no key gives 401 with ``code: null``, a wrong key
   401 ``invalid_api_key`` (the key masked in the message, as OpenAI does);
 * ``GET /v1/models`` (``{"object": "list", "data": [...]}``) and
   ``GET /v1/models/{id}``; unknown URLs give 404 ``Invalid URL (METHOD /path)``.
+
+:class:`OpenAIQuirks` makes it behave like the OpenAI-compatible servers that deviate
+from this (vLLM, Ollama, LiteLLM, FastAPI-based gateways).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
-from llmx.testing._replies import ErrorReply, MidStreamError, RawReply, Reply, ReplyItem, Stall
+import attrs
+
+from llmx.testing._replies import (
+    Blocked,
+    ErrorKind,
+    ErrorReply,
+    MidStreamError,
+    Reply,
+    ReplyItem,
+)
 from llmx.testing._server import FakeServer, Handler, RecordedRequest
+from llmx.testing._view import RequestView, ViewPart, merge_turns
 
 if TYPE_CHECKING:
     from aiohttp import web
 
-__all__ = ["FakeOpenAIServer"]
+__all__ = ["FakeOpenAIServer", "OpenAIQuirks"]
 
 DEFAULT_MODELS: tuple[str, ...] = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "o4-mini")
 """The model ids ``GET /v1/models`` lists unless told otherwise."""
@@ -76,41 +91,133 @@ _NO_KEY = (
     "username and password. You can obtain an API key from https://platform.openai.com/account/api-keys."
 )
 
+_CLOUDFLARE_502 = (
+    "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
+
 
 def _mask(key: str) -> str:
     return f"{key[:3]}{'*' * 8}{key[-4:]}" if len(key) > 12 else "*" * 8
 
 
-def _prompt_text(body: Any) -> str:
-    """All message text of a request body (for computed usage)."""
-    parts: list[str] = []
-    messages = body.get("messages") if isinstance(body, dict) else None
-    for m in messages if isinstance(messages, list) else ():
-        content = m.get("content") if isinstance(m, dict) else None
-        if isinstance(content, str):
-            parts.append(content)
-        elif isinstance(content, list):
-            parts.extend(
-                p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
-            )
-    return "\n".join(parts)
+@attrs.frozen
+class OpenAIQuirks:
+    """How an OpenAI-compatible server deviates from OpenAI's documented behaviour.
+
+    ``repeat_tool_call_ids``: every streamed tool-call delta repeats the call's id,
+    type and name (some vLLM and LiteLLM versions). ``omit_stream_usage``: streams
+    never carry usage, even when ``stream_options.include_usage`` asks for it
+    (servers that ignore ``stream_options``). ``error_shape``: error bodies as
+    FastAPI's ``{"detail": "..."}`` (``"detail"``), Ollama's ``{"error": "..."}``
+    (``"string"``), vLLM's ``{"object": "error", "message", "type", "code": STATUS}``
+    (``"vllm"``), or OpenAI's own (``"openai"``).
+    """
+
+    repeat_tool_call_ids: bool = False
+    omit_stream_usage: bool = False
+    error_shape: Literal["openai", "detail", "string", "vllm"] = "openai"
 
 
-def _last_user_text(body: Any) -> str:
-    """The text of the last user message, what the default reply echoes."""
-    messages = body.get("messages") if isinstance(body, dict) else None
-    for m in reversed(messages if isinstance(messages, list) else []):
-        if isinstance(m, dict) and m.get("role") == "user":
-            content = m.get("content")
-            if isinstance(content, str):
-                return content
-            if isinstance(content, list):
-                return "".join(
-                    p["text"]
-                    for p in content
-                    if isinstance(p, dict) and isinstance(p.get("text"), str)
-                )
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            p["text"] for p in content if isinstance(p, dict) and isinstance(p.get("text"), str)
+        )
     return ""
+
+
+def _image_part(url: str) -> ViewPart:
+    if url.startswith("data:") and ";base64," in url:
+        head, _, data = url.partition(";base64,")
+        return ViewPart("image", data=base64.b64decode(data), media_type=head[len("data:") :])
+    return ViewPart("image", url=url)
+
+
+def _arguments(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value) if value else {}
+        except ValueError:
+            return value
+    return value
+
+
+def describe_chat_body(body: Any, *, model: str | None = None) -> RequestView:
+    """A :class:`RequestView` of a Chat Completions request body (OpenAI and Azure)."""
+    if not isinstance(body, dict):
+        return RequestView(model, None, ())
+    systems: list[str] = []
+    turns: list[tuple[str, list[ViewPart]]] = []
+    messages = body.get("messages")
+    for m in messages if isinstance(messages, list) else ():
+        if not isinstance(m, dict):
+            continue
+        role, content = m.get("role"), m.get("content")
+        if role in ("system", "developer"):
+            systems.append(_text_of(content))
+        elif role == "tool":
+            part = ViewPart("tool_result", text=_text_of(content), id=m.get("tool_call_id"))
+            turns.append(("user", [part]))
+        elif role in ("user", "assistant"):
+            parts: list[ViewPart] = []
+            if isinstance(content, str):
+                if content or role == "user":
+                    parts.append(ViewPart("text", text=content))
+            elif isinstance(content, list):
+                for p in content:
+                    if not isinstance(p, dict):
+                        continue
+                    if p.get("type") == "text":
+                        parts.append(ViewPart("text", text=str(p.get("text", ""))))
+                    elif p.get("type") == "image_url":
+                        image = p.get("image_url")
+                        if isinstance(image, dict) and isinstance(image.get("url"), str):
+                            parts.append(_image_part(image["url"]))
+            for call in m.get("tool_calls") or ():
+                fn = call.get("function") if isinstance(call, dict) else None
+                if isinstance(fn, dict):
+                    parts.append(
+                        ViewPart(
+                            "tool_call",
+                            id=call.get("id"),
+                            name=fn.get("name"),
+                            arguments=_arguments(fn.get("arguments")),
+                        )
+                    )
+            turns.append((role, parts))
+    tools = tuple(
+        t["function"]["name"]
+        for t in body.get("tools") or ()
+        if isinstance(t, dict) and isinstance(t.get("function"), dict)
+    )
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict):
+        fn = choice.get("function")
+        choice = fn.get("name") if isinstance(fn, dict) else None
+    fmt = body.get("response_format")
+    fmt = fmt if isinstance(fmt, dict) else {}
+    schema = None
+    if fmt.get("type") == "json_schema" and isinstance(fmt.get("json_schema"), dict):
+        schema = fmt["json_schema"].get("schema")
+    stop = body.get("stop")
+    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+    return RequestView(
+        model=body.get("model") if isinstance(body.get("model"), str) else model,
+        system="\n\n".join(systems) if systems else None,
+        turns=merge_turns(turns),
+        stream=body.get("stream") is True,
+        tools=tools,
+        tool_choice=choice if isinstance(choice, str) else None,
+        json_mode=fmt.get("type") == "json_object",
+        json_schema=schema,
+        max_tokens=max_tokens if isinstance(max_tokens, int) else None,
+        temperature=body.get("temperature"),
+        stop=(stop,) if isinstance(stop, str) else tuple(stop or ()),
+    )
 
 
 class FakeOpenAIServer(FakeServer):
@@ -118,9 +225,10 @@ class FakeOpenAIServer(FakeServer):
 
     ``base_url`` is ``http://127.0.0.1:PORT/v1``. Script answers with
     :meth:`enqueue` (:class:`Reply`, :class:`ErrorReply`, :class:`RawReply`,
-    :class:`MidStreamError`, :class:`Stall`); with an empty queue every chat request is
-    answered with the text of its last user message. ``models`` are the ids
-    ``GET /v1/models`` lists.
+    :class:`MidStreamError`, :class:`Stall`, :class:`Reset`, :class:`Blocked`); with an
+    empty queue every chat request is answered with the text of its last user message.
+    ``models`` are the ids ``GET /v1/models`` lists; ``quirks`` makes it behave like an
+    OpenAI-compatible server that deviates from OpenAI (:class:`OpenAIQuirks`).
     """
 
     def __init__(
@@ -128,12 +236,15 @@ class FakeOpenAIServer(FakeServer):
         *,
         api_key: str | None = "test-key",
         models: Sequence[str] = DEFAULT_MODELS,
+        quirks: OpenAIQuirks | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         super().__init__(api_key=api_key, host=host, port=port)
         self.models: list[str] = list(models)
         """The model ids ``GET /v1/models`` lists."""
+        self.quirks = quirks or OpenAIQuirks()
+        """How this server deviates from OpenAI's documented behaviour."""
 
     @property
     def base_url(self) -> str:
@@ -150,7 +261,8 @@ class FakeOpenAIServer(FakeServer):
             return self._models
         return None
 
-    def _headers(self, extra: Any = None) -> dict[str, str]:
+    def response_headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        """``x-request-id``, ``openai-version`` and ``openai-processing-ms``, plus ``extra``."""
         headers = {
             "x-request-id": f"req_fake{self.next_id():012d}",
             "openai-version": "2020-10-01",
@@ -160,19 +272,46 @@ class FakeOpenAIServer(FakeServer):
             headers.update(extra)
         return headers
 
+    def _headers(self, extra: Any = None) -> dict[str, str]:
+        return self.response_headers(extra)
+
+    def error_body(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str | None = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+    ) -> Any:
+        """The JSON error body, in OpenAI's shape or the one ``quirks.error_shape`` names."""
+        shape = self.quirks.error_shape
+        if shape == "detail":
+            return {"detail": message}
+        if shape == "string":
+            return {"error": message}
+        if shape == "vllm":
+            return {
+                "object": "error",
+                "message": message,
+                "type": "BadRequestError",
+                "code": status,
+            }
+        return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
     async def error(
         self,
         request: web.BaseRequest,
         status: int,
         message: str,
         *,
-        type: str = "invalid_request_error",
+        type: str | None = "invalid_request_error",
         code: str | None = None,
         param: str | None = None,
         headers: Any = None,
     ) -> web.StreamResponse:
         """Send an OpenAI error body ``{"error": {message, type, param, code}}``."""
-        body = {"error": {"message": message, "type": type, "param": param, "code": code}}
+        body = self.error_body(status, message, type=type, code=code, param=param)
         return await self.json_response(request, status, body, headers=self._headers(headers))
 
     async def check_auth(
@@ -225,10 +364,10 @@ class FakeOpenAIServer(FakeServer):
             code="model_not_found",
         )
 
-    async def _chat(
-        self, request: web.BaseRequest, recorded: RecordedRequest
-    ) -> web.StreamResponse:
-        body = recorded.json
+    async def check_chat_body(
+        self, request: web.BaseRequest, body: Any
+    ) -> web.StreamResponse | None:
+        """OpenAI's 400 answers for a body that is not JSON or lacks model/messages."""
         if not isinstance(body, dict):
             return await self.error(
                 request,
@@ -243,51 +382,45 @@ class FakeOpenAIServer(FakeServer):
             return await self.error(
                 request, 400, "Missing required parameter: 'messages'.", param="messages"
             )
+        return None
+
+    async def _chat(
+        self, request: web.BaseRequest, recorded: RecordedRequest
+    ) -> web.StreamResponse:
+        refused = await self.check_chat_body(request, recorded.json)
+        if refused is not None:
+            return refused
         reply = self.next_reply()
         if reply is None:
-            reply = Reply(_last_user_text(body))
-        return await self.render(request, body, reply)
+            reply = self.default_reply(recorded)
+        return await self.answer(request, recorded, reply)
 
     async def render(
         self, request: web.BaseRequest, body: dict[str, Any], reply: ReplyItem
     ) -> web.StreamResponse:
         """Answer a chat request (its parsed ``body``) with ``reply``."""
-        stream = body.get("stream") is True
-        if isinstance(reply, Stall):
-            await self.sleep(reply.seconds)
-            return await self.render(request, body, reply.then or Reply(_last_user_text(body)))
-        if isinstance(reply, ErrorReply):
-            return await self._render_error(request, reply)
-        if isinstance(reply, RawReply):
-            await self.sleep(reply.delay)
-            return await self.write_body(
-                request,
-                status=reply.status,
-                pieces=[reply.body],
-                content_type=reply.content_type,
-                headers=self._headers(reply.headers),
-                stream=reply.content_type.startswith("text/event-stream"),
-                split_at=reply.split_at,
-                drop_after=reply.drop_after,
-            )
-        if isinstance(reply, MidStreamError):
-            error = dict(reply.error) if reply.error is not None else self._error_object(500)
-            if not stream:
-                return await self.json_response(
-                    request, reply.status, {"error": error}, headers=self._headers()
-                )
-            events = self.stream_events(Reply(reply.text), body)[: reply.after_events]
-            events.append(self._event({"error": error}, "\n"))
-            return await self.write_body(
-                request,
-                status=200,
-                pieces=events,
-                content_type="text/event-stream; charset=utf-8",
-                headers=self._headers(),
-                stream=True,
-            )
-        await self.sleep(reply.delay)
-        if not stream:
+        recorded = RecordedRequest(
+            method="POST",
+            path=request.path,
+            query={},
+            headers={},
+            body=json.dumps(body).encode(),
+            json=body,
+        )
+        return await self.answer(request, recorded, reply)
+
+    def describe(self, recorded: RecordedRequest) -> RequestView:
+        """What a chat request asked for (see :class:`~llmx.testing.RequestView`)."""
+        return describe_chat_body(recorded.json)
+
+    # -- rendering replies ---------------------------------------------------------------
+
+    async def render_reply(
+        self, request: web.BaseRequest, recorded: RecordedRequest, reply: Reply
+    ) -> web.StreamResponse:
+        """A ``chat.completion`` object, or its ``chat.completion.chunk`` stream."""
+        body = recorded.json
+        if not self.is_stream(recorded):
             payload = self.completion(reply, body)
             return await self.json_response(
                 request,
@@ -310,6 +443,37 @@ class FakeOpenAIServer(FakeServer):
             chunk_delay=reply.chunk_delay,
         )
 
+    async def render_mid_stream_error(
+        self, request: web.BaseRequest, recorded: RecordedRequest, reply: MidStreamError
+    ) -> web.StreamResponse:
+        """The stream's first events, then a ``data: {"error": {...}}`` event."""
+        body = recorded.json
+        error = dict(reply.error) if reply.error is not None else self._error_object(500)
+        if not self.is_stream(recorded):
+            return await self.json_response(
+                request, reply.status, {"error": error}, headers=self._headers()
+            )
+        events = self.stream_events(Reply(reply.text), body)[: reply.after_events]
+        events.append(self._event({"error": error}, "\n"))
+        return await self.write_body(
+            request,
+            status=200,
+            pieces=events,
+            content_type="text/event-stream; charset=utf-8",
+            headers=self._headers(),
+            stream=True,
+        )
+
+    async def render_blocked(
+        self, request: web.BaseRequest, recorded: RecordedRequest, reply: Blocked
+    ) -> web.StreamResponse:
+        """HTTP 400 ``content_policy_violation``, OpenAI's refusal of a prompt."""
+        message = reply.message or (
+            "Your request was rejected as a result of our safety system. Your prompt may "
+            "contain text that is not allowed by our safety system."
+        )
+        return await self.error(request, 400, message, code="content_policy_violation")
+
     def _error_object(self, status: int) -> dict[str, Any]:
         message, type_, code = _ERROR_DEFAULTS.get(
             status,
@@ -321,38 +485,86 @@ class FakeOpenAIServer(FakeServer):
         )
         return {"message": message, "type": type_, "param": None, "code": code}
 
+    async def render_error(
+        self, request: web.BaseRequest, recorded: RecordedRequest, reply: ErrorReply
+    ) -> web.StreamResponse:
+        """``{"error": {message, type, param, code}}`` with OpenAI's usual values."""
+        error = self._error_object(reply.status)
+        if reply.message is not None:
+            error["message"] = reply.message
+        if reply.type is not None:
+            error["type"] = reply.type
+        if reply.code is not None:
+            error["code"] = reply.code
+        if reply.param is not None:
+            error["param"] = reply.param
+        body = self.error_body(
+            reply.status,
+            error["message"],
+            type=error["type"],
+            code=error["code"],
+            param=error["param"],
+        )
+        return await self.json_response(
+            request, reply.status, body, headers=self._headers(reply.headers)
+        )
+
     async def _render_error(
         self, request: web.BaseRequest, reply: ErrorReply
     ) -> web.StreamResponse:
-        await self.sleep(reply.delay)
-        headers = self._headers(reply.headers)
-        if reply.body is None:
-            error = self._error_object(reply.status)
-            if reply.message is not None:
-                error["message"] = reply.message
-            if reply.type is not None:
-                error["type"] = reply.type
-            if reply.code is not None:
-                error["code"] = reply.code
-            if reply.param is not None:
-                error["param"] = reply.param
-            return await self.json_response(
-                request, reply.status, {"error": error}, headers=headers
+        recorded = RecordedRequest("POST", request.path, {}, {}, b"", None)
+        return await self.answer(request, recorded, reply)
+
+    def error_for(self, kind: ErrorKind, *, retry_after: float | None = None) -> ErrorReply:
+        """OpenAI's documented answer for a failure of ``kind``.
+
+        Rate limits carry ``retry-after`` (seconds) when ``retry_after`` is given; a
+        502 is Cloudflare's HTML page, as api.openai.com's edge sends it.
+        """
+        headers = {} if retry_after is None else {"retry-after": f"{retry_after:g}"}
+        if kind == "authentication":
+            return ErrorReply(
+                401,
+                message="Incorrect API key provided: sk-proj-********wxyz. You can find your API key at https://platform.openai.com/account/api-keys.",
+                code="invalid_api_key",
             )
-        if isinstance(reply.body, (dict, list)):
-            data = json.dumps(reply.body).encode()
-            content_type = reply.content_type or "application/json"
-        else:
-            data = reply.body.encode() if isinstance(reply.body, str) else bytes(reply.body)
-            content_type = reply.content_type or "text/html; charset=utf-8"
-        return await self.write_body(
-            request, status=reply.status, pieces=[data], content_type=content_type, headers=headers
-        )
+        if kind == "permission":
+            return ErrorReply(
+                403,
+                message="Project `proj_abc` does not have access to model `gpt-4o`",
+                code="model_not_found",
+            )
+        if kind == "model_not_found":
+            return ErrorReply(
+                404,
+                message="The model `gpt-9` does not exist or you do not have access to it.",
+                code="model_not_found",
+            )
+        if kind == "bad_request":
+            return ErrorReply(
+                400,
+                message="Invalid value for 'temperature': must be between 0 and 2.",
+                param="temperature",
+                code="invalid_value",
+            )
+        if kind == "context_length":
+            return ErrorReply(
+                400,
+                message="This model's maximum context length is 128000 tokens. However, your messages resulted in 130412 tokens. Please reduce the length of the messages.",
+                param="messages",
+                code="context_length_exceeded",
+            )
+        if kind == "rate_limit":
+            return ErrorReply(429, headers=headers)
+        if kind == "bad_gateway":
+            return ErrorReply(502, body=_CLOUDFLARE_502, headers=headers)
+        status = {"server": 500, "unavailable": 503, "overloaded": 529, "timeout": 504}[kind]
+        return ErrorReply(status, headers=headers)
 
     # -- rendering a Reply ---------------------------------------------------------------
 
     def _usage(self, reply: Reply, body: dict[str, Any]) -> dict[str, Any]:
-        prompt, completion = reply.token_usage(_prompt_text(body))
+        prompt, completion = reply.token_usage(describe_chat_body(body).prompt_text())
         return {
             "prompt_tokens": prompt,
             "completion_tokens": completion,
@@ -383,25 +595,39 @@ class FakeOpenAIServer(FakeServer):
                 }
                 for c in reply.tool_calls
             ]
+        choice: dict[str, Any] = {
+            "index": 0,
+            "message": message,
+            "logprobs": None,
+            "finish_reason": reply.derived_finish_reason,
+        }
         payload: dict[str, Any] = {
             "id": reply.id or f"chatcmpl-fake{self.next_id():06d}",
             "object": "chat.completion",
             "created": int(time.time()),
-            "model": reply.model or body["model"],
-            "choices": [
-                {
-                    "index": 0,
-                    "message": message,
-                    "logprobs": None,
-                    "finish_reason": reply.derived_finish_reason,
-                }
-            ],
+            "model": reply.model or self._model_of(body),
+            "choices": [choice],
             "service_tier": "default",
             "system_fingerprint": "fp_fake",
         }
         if not reply.omit_usage:
             payload["usage"] = self._usage(reply, body)
+        self.decorate_completion(payload)
         return payload
+
+    def _model_of(self, body: dict[str, Any]) -> str:
+        model = body.get("model")
+        return model if isinstance(model, str) else "gpt-4o-mini"
+
+    def decorate_completion(self, payload: dict[str, Any]) -> None:
+        """Add provider-specific fields to a ``chat.completion`` (Azure's filter results)."""
+
+    def decorate_chunk(self, chunk: dict[str, Any]) -> None:
+        """Add provider-specific fields to a ``chat.completion.chunk``."""
+
+    def leading_events(self, base: dict[str, Any], le: str) -> list[bytes]:
+        """Events a stream starts with before the role chunk (Azure's prompt filter)."""
+        return []
 
     @staticmethod
     def _event(obj: Any, le: str) -> bytes:
@@ -413,23 +639,28 @@ class FakeOpenAIServer(FakeServer):
         le = reply.line_ending
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        quirks = self.quirks
         base: dict[str, Any] = {
             "id": reply.id or f"chatcmpl-fake{self.next_id():06d}",
             "object": "chat.completion.chunk",
             "created": int(time.time()),
-            "model": reply.model or body["model"],
+            "model": reply.model or self._model_of(body),
             "service_tier": "default",
             "system_fingerprint": "fp_fake",
         }
-        if include_usage:
+        if include_usage and not quirks.omit_stream_usage:
             base["usage"] = None
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
             choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-            return self._event({**base, "choices": [choice]}, le)
+            obj = {**base, "choices": [choice]}
+            self.decorate_chunk(obj)
+            return self._event(obj, le)
 
-        events = [chunk({"role": "assistant", "content": "", "refusal": None})]
+        events = self.leading_events(base, le)
+        events.append(chunk({"role": "assistant", "content": "", "refusal": None}))
         events.extend(chunk({"content": piece}) for piece in reply.text_pieces())
+        repeat = reply.repeat_tool_call_ids or quirks.repeat_tool_call_ids
         for index, call in enumerate(reply.tool_calls):
             head = {
                 "index": index,
@@ -439,7 +670,7 @@ class FakeOpenAIServer(FakeServer):
             }
             events.append(chunk({"tool_calls": [head]}))
             for piece in reply.argument_pieces(call.arguments):
-                if reply.repeat_tool_call_ids:
+                if repeat:
                     tc = {
                         "index": index,
                         "id": call.id,
@@ -450,7 +681,7 @@ class FakeOpenAIServer(FakeServer):
                     tc = {"index": index, "function": {"arguments": piece}}
                 events.append(chunk({"tool_calls": [tc]}))
         events.append(chunk({}, reply.derived_finish_reason))
-        if include_usage and not reply.omit_usage:
+        if include_usage and not reply.omit_usage and not quirks.omit_stream_usage:
             events.append(
                 self._event({**base, "choices": [], "usage": self._usage(reply, body)}, le)
             )

@@ -10,18 +10,21 @@ Anthropic and Gemini fakes.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
 from llmx._types import ToolCall
 
 __all__ = [
+    "Blocked",
+    "ErrorKind",
     "ErrorReply",
     "MidStreamError",
     "RawReply",
     "Reply",
     "ReplyItem",
+    "Reset",
     "Stall",
     "approx_tokens",
 ]
@@ -64,11 +67,22 @@ class Reply:
     Content:
         ``text`` (the answer), ``tool_calls`` (:class:`llmx.ToolCall` objects or
         ``(id, name, arguments)`` tuples), ``finish_reason`` (None derives
-        ``"tool_calls"`` when there are tool calls, else ``"stop"``; any other string is
-        sent as is), ``usage`` as ``(prompt_tokens, completion_tokens)`` or None to
-        compute both with :func:`approx_tokens`, ``cached_tokens`` and
-        ``reasoning_tokens`` (reported in the usage details), ``model`` (None echoes
-        the requested model) and ``id`` (None: a fresh id per response).
+        ``"tool_calls"`` when there are tool calls, else ``"stop"``), ``usage`` as
+        ``(prompt_tokens, completion_tokens)`` or None to compute both with
+        :func:`approx_tokens`, ``cached_tokens`` (prompt tokens read from a cache),
+        ``cache_write_tokens`` (prompt tokens written to a cache) and
+        ``reasoning_tokens`` (completion tokens spent thinking), ``model`` (None
+        echoes the requested model) and ``id`` (None: a fresh id per response).
+
+        The numbers are llmx's: ``prompt_tokens`` *includes* cached and cache-written
+        tokens, ``completion_tokens`` includes reasoning tokens, and each fake server
+        converts them to its provider's own accounting (Anthropic reports
+        ``input_tokens`` without the cache, Gemini ``candidatesTokenCount`` without
+        thoughts). Likewise ``finish_reason`` takes llmx's names (``"stop"``,
+        ``"length"``, ``"tool_calls"``, ``"content_filter"``), which each server sends
+        as its provider's equivalent (``end_turn``/``max_tokens``/``tool_use``/
+        ``refusal`` for Anthropic, ``STOP``/``MAX_TOKENS``/``SAFETY`` for Gemini);
+        any other string is sent as is.
 
     Timing and framing of a stream:
         ``delay`` seconds before the response headers; ``chunk_size`` characters per
@@ -96,6 +110,7 @@ class Reply:
     finish_reason: str | None = attrs.field(default=None, kw_only=True)
     usage: tuple[int, int] | None = attrs.field(default=None, kw_only=True)
     cached_tokens: int = attrs.field(default=0, kw_only=True)
+    cache_write_tokens: int = attrs.field(default=0, kw_only=True)
     reasoning_tokens: int = attrs.field(default=0, kw_only=True)
     model: str | None = attrs.field(default=None, kw_only=True)
     id: str | None = attrs.field(default=None, kw_only=True)
@@ -207,6 +222,27 @@ class MidStreamError:
 
 
 @attrs.frozen
+class Reset:
+    """Close the connection without answering (the client sees a reset / disconnect)."""
+
+
+@attrs.frozen
+class Blocked:
+    """The provider refuses the *prompt* on safety grounds, in its own way.
+
+    Gemini answers HTTP 200 with ``promptFeedback.blockReason`` and no candidates,
+    Azure OpenAI HTTP 400 with code ``content_filter``, OpenAI HTTP 400 with code
+    ``content_policy_violation``, Anthropic a message with ``stop_reason:
+    "refusal"``. ``reason`` is the provider's block reason where it has one (Gemini's
+    ``SAFETY``, ``PROHIBITED_CONTENT``, ...), ``message`` the error text where the
+    provider sends one (None: its usual text).
+    """
+
+    reason: str = "SAFETY"
+    message: str | None = None
+
+
+@attrs.frozen
 class Stall:
     """Wait ``seconds`` before sending the response headers, then answer ``then``.
 
@@ -215,8 +251,26 @@ class Stall:
     """
 
     seconds: float
-    then: Reply | ErrorReply | RawReply | MidStreamError | None = None
+    then: Reply | ErrorReply | RawReply | MidStreamError | Reset | Blocked | None = None
 
 
-ReplyItem = Reply | ErrorReply | RawReply | MidStreamError | Stall
+ReplyItem = Reply | ErrorReply | RawReply | MidStreamError | Stall | Reset | Blocked
 """Anything :meth:`FakeServer.enqueue` accepts."""
+
+ErrorKind = Literal[
+    "authentication",
+    "permission",
+    "model_not_found",
+    "bad_request",
+    "context_length",
+    "rate_limit",
+    "server",
+    "bad_gateway",
+    "unavailable",
+    "overloaded",
+    "timeout",
+]
+"""The failures :meth:`FakeServer.error_for` renders in each provider's exact format:
+rejected credentials, no access, unknown model, invalid request, prompt too long for
+the context window, rate limited, internal error, bad gateway, unavailable,
+overloaded (Anthropic's 529) and gateway timeout."""
