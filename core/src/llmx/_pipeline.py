@@ -44,7 +44,7 @@ from llmx._stats import StatsRecorder
 from llmx._stream import ResponseBuilder, Stream, chunks_of
 from llmx._timeouts import Watchdog
 from llmx._tokens import estimate_input_tokens, estimate_output_tokens
-from llmx._types import Attempt, Capability, Response, StreamChunk, StreamEnd, Usage
+from llmx._types import Attempt, Capability, Response, StreamChunk, StreamEnd, Usage, replace
 
 if TYPE_CHECKING:
     from llmx._components import RoutingStrategy
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from llmx._stats import ModelCounters
     from llmx._types import ModelInfo, Request
 
+_fill = object.__setattr__
 _perf = time.perf_counter
 _monotonic = time.monotonic
 _ids = itertools.count(1)
@@ -538,13 +539,12 @@ class Pipeline:
         self._observe_latency(deployment.name, candidate.model, duration)
         attempt = Attempt(deployment.name, candidate.model, duration)
         run.attempts.append(attempt)
-        response = attrs.evolve(
-            response,
-            provider=deployment.name,
-            latency=duration,
-            cost=cost,
-            attempts=(attempt,) if number == 1 else tuple(run.attempts),
-        )
+        # The provider's Response is fresh and not yet shared (the Provider contract):
+        # complete it in place rather than copying it on every request.
+        _fill(response, "provider", deployment.name)
+        _fill(response, "latency", duration)
+        _fill(response, "cost", cost)
+        _fill(response, "attempts", (attempt,) if number == 1 else tuple(run.attempts))
         hook = self._registry.events.attempt
         if hook is not None:
             hook(
@@ -1011,7 +1011,7 @@ class _OpenStream:
             counters.ttft.record(self.ttft)
         self.pipeline._observe_latency(deployment.name, candidate.model, duration)
         self.run.attempts.append(Attempt(deployment.name, candidate.model, duration))
-        self.response = attrs.evolve(
+        self.response = replace(
             response, latency=duration, cost=cost, attempts=tuple(self.run.attempts)
         )
         hook = self.pipeline._registry.events.attempt

@@ -11,9 +11,41 @@ import base64
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import attrs
+
+_T = TypeVar("_T")
+_CLONERS: dict[type, Any] = {}
+
+
+def _cloner(cls: type) -> Any:
+    """A straight-line function copying every field of ``cls`` (generated once)."""
+    lines = ["def clone(old):", "    new = new_object(cls)"]
+    lines += [f"    setattr_(new, {f.name!r}, old.{f.name})" for f in attrs.fields(cls)]
+    lines.append("    return new")
+    namespace: dict[str, Any] = {
+        "new_object": object.__new__,
+        "setattr_": object.__setattr__,
+        "cls": cls,
+    }
+    exec("\n".join(lines), namespace)  # generated from the class's own fields
+    return namespace["clone"]
+
+
+def replace(instance: _T, **changes: Any) -> _T:
+    """A copy of a frozen attrs ``instance`` with ``changes``, like ``attrs.evolve`` but
+    without re-running converters and validators: for the hot path, where the values
+    are already valid (``attrs.evolve`` costs several times more)."""
+    cls = type(instance)
+    clone = _CLONERS.get(cls)
+    if clone is None:
+        clone = _CLONERS[cls] = _cloner(cls)
+    new: _T = clone(instance)
+    for name, value in changes.items():
+        object.__setattr__(new, name, value)
+    return new
+
 
 Role = Literal["system", "user", "assistant", "tool"]
 """Who wrote a message."""
@@ -287,7 +319,7 @@ class Request:
 
     def with_model(self, model: str) -> Request:
         """The same request for another model (used when resolving refs and aliases)."""
-        return attrs.evolve(self, model=model)
+        return replace(self, model=model)
 
     def has_images(self) -> bool:
         """Whether any message carries an image."""
@@ -344,7 +376,9 @@ class Response:
     ``provider`` is the configured instance that answered, ``model`` the provider's
     model name, ``latency`` the seconds from sending to the complete answer, ``cost`` in
     USD when the model's prices are known. ``raw`` is the provider's payload, kept only
-    when the request set ``include_raw``.
+    when the request set ``include_raw``. ``cached`` is True when the answer came from
+    the response cache (then ``attempts`` is empty, ``cost`` 0 and ``latency`` the
+    lookup time; ``usage`` is the original answer's).
     """
 
     text: str
@@ -358,6 +392,7 @@ class Response:
     id: str | None = None
     attempts: tuple[Attempt, ...] = ()
     raw: Any = attrs.field(default=None, eq=False, repr=False)
+    cached: bool = attrs.field(default=False, kw_only=True)
 
     def json(self) -> Any:
         """The text parsed as JSON (for JSON mode and structured output)."""

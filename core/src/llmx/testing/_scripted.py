@@ -24,6 +24,7 @@ from llmx._types import (
     TextDelta,
     ToolCallDelta,
     Usage,
+    replace,
 )
 from llmx.hookspecs import CONTRACT_VERSION, hookimpl
 from llmx.testing._replies import approx_tokens
@@ -91,7 +92,7 @@ class ScriptedProvider:
         if isinstance(item, BaseException):
             raise item
         if isinstance(item, Response):
-            return item
+            return replace(item)  # a fresh copy: the pipeline completes what providers return
         prompt = "\n".join(m.text for m in request.messages)
         return Response(
             text=item,
