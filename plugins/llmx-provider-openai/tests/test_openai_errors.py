@@ -217,7 +217,15 @@ async def test_connection_refused() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    config = {"providers": {"down": {"type": "openai", "base_url": f"http://127.0.0.1:{port}/v1"}}}
+    config = {
+        "providers": {
+            "down": {
+                "type": "openai",
+                "base_url": f"http://127.0.0.1:{port}/v1",
+                "retry": {"attempts": 1},
+            }
+        }
+    }
     async with llmx.Client(config) as client:
         with pytest.raises(llmx.ProviderConnectionError, match=f"127.0.0.1:{port}") as info:
             await client.complete(model="down/m", prompt="x")

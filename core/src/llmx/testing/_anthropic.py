@@ -6,8 +6,9 @@ Reproduces, from Anthropic's API reference ("Messages", "Streaming Messages", "E
 * ``POST /v1/messages`` answering a ``message`` object (``content`` blocks of type
   ``text`` and ``tool_use``, ``stop_reason`` ``end_turn``/``max_tokens``/
   ``stop_sequence``/``tool_use``/``refusal``, ``usage`` with ``input_tokens``,
-  ``output_tokens``, ``cache_creation_input_tokens``, ``cache_read_input_tokens``;
-  ``input_tokens`` counts only the tokens *not* read from or written to the cache);
+  ``output_tokens``, ``cache_creation_input_tokens``, ``cache_read_input_tokens`` and
+  ``output_tokens_details.thinking_tokens``; ``input_tokens`` counts only the tokens
+  *not* read from or written to the cache);
 * with ``"stream": true`` a ``text/event-stream`` of named events: ``message_start``
   (the message with empty content and the input usage), ``ping``, per content block
   ``content_block_start``, ``content_block_delta`` (``text_delta``, or
@@ -237,6 +238,9 @@ class FakeAnthropicServer(FakeServer):
             "id": model_id,
             "display_name": name,
             "created_at": "2026-02-05T00:00:00Z",
+            "max_input_tokens": None,
+            "max_tokens": None,
+            "capabilities": None,
         }
 
     async def _models(
@@ -348,7 +352,10 @@ class FakeAnthropicServer(FakeServer):
                 "ephemeral_1h_input_tokens": 0,
             },
             "output_tokens": completion,
+            "output_tokens_details": {"thinking_tokens": reply.reasoning_tokens},
+            "server_tool_use": None,
             "service_tier": "standard",
+            "inference_geo": "not_available",
         }
 
     def _message_id(self, reply: Reply) -> str:
@@ -466,7 +473,14 @@ class FakeAnthropicServer(FakeServer):
                 self.event("content_block_stop", {"type": "content_block_stop", "index": index}, le)
             )
             index += 1
-        delta_usage = {"output_tokens": usage["output_tokens"]}
+        delta_usage: dict[str, Any] = {
+            "output_tokens": usage["output_tokens"],
+            "output_tokens_details": usage["output_tokens_details"],
+            "server_tool_use": None,
+            "input_tokens": None,
+            "cache_creation_input_tokens": None,
+            "cache_read_input_tokens": None,
+        }
         if not reply.omit_usage:
             delta_usage.update(
                 input_tokens=usage["input_tokens"],
@@ -478,7 +492,12 @@ class FakeAnthropicServer(FakeServer):
                 "message_delta",
                 {
                     "type": "message_delta",
-                    "delta": {"stop_reason": _stop_reason(reply), "stop_sequence": None},
+                    "delta": {
+                        "stop_reason": _stop_reason(reply),
+                        "stop_sequence": None,
+                        "stop_details": None,
+                        "container": None,
+                    },
                     "usage": delta_usage,
                 },
                 le,

@@ -279,6 +279,7 @@ class FakeGeminiServer(FakeServer):
     def _model_entry(self, model_id: str, input_limit: int, output_limit: int) -> dict[str, Any]:
         return {
             "name": f"models/{model_id}",
+            "baseModelId": model_id,
             "version": "001",
             "displayName": model_id.replace("-", " ").title(),
             "description": f"Fake {model_id}",

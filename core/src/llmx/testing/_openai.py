@@ -467,7 +467,16 @@ class FakeOpenAIServer(FakeServer):
     async def render_blocked(
         self, request: web.BaseRequest, recorded: RecordedRequest, reply: Blocked
     ) -> web.StreamResponse:
-        """HTTP 400 ``content_policy_violation``, OpenAI's refusal of a prompt."""
+        """HTTP 400 ``content_policy_violation``, OpenAI's refusal of a prompt.
+
+        A server with non-OpenAI error bodies (``quirks.error_shape``) cannot name the
+        reason in an error, so it answers like a guarded gateway: an empty answer with
+        ``finish_reason: "content_filter"``.
+        """
+        if self.quirks.error_shape != "openai":
+            return await self.render_reply(
+                request, recorded, Reply("", finish_reason="content_filter")
+            )
         message = reply.message or (
             "Your request was rejected as a result of our safety system. Your prompt may "
             "contain text that is not allowed by our safety system."

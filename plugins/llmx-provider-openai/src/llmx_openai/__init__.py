@@ -1,8 +1,10 @@
-"""llmx plugin: the ``openai`` provider type (OpenAI Chat Completions and compatible servers).
+"""llmx plugin: the ``openai`` and ``azure`` provider types (OpenAI Chat Completions,
+OpenAI-compatible servers, and Azure OpenAI).
 
-Registered through the ``llmx`` entry point ``openai = "llmx_openai"``; configure an
-instance with ``type = "openai"`` in ``[providers.NAME]``. Importing this module is
-cheap: the provider (and aiohttp) load when the registry asks for the provider type.
+Registered through the ``llmx`` entry points ``openai = "llmx_openai"`` and
+``azure = "llmx_openai"``; configure an instance with ``type = "openai"`` or
+``type = "azure"`` in ``[providers.NAME]``. Importing this module is cheap: the
+providers (and aiohttp) load when the registry asks for a provider type.
 """
 
 from __future__ import annotations
@@ -10,13 +12,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import llmx
-from llmx_openai._settings import OpenAISettings
+from llmx_openai._settings import AzureSettings, OpenAISettings
 
 if TYPE_CHECKING:
+    from llmx_openai._azure import AzureOpenAIProvider
     from llmx_openai._provider import DEFAULT_BASE_URL, OpenAIProvider
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "AzureOpenAIProvider",
+    "AzureSettings",
     "OpenAIProvider",
     "OpenAISettings",
     "llmx_contract",
@@ -30,10 +35,12 @@ llmx_contract = "1.0"
 
 @llmx.hookimpl
 def llmx_register_providers(register: llmx.Register) -> None:
-    """Register the ``openai`` provider type with its settings class."""
+    """Register the ``openai`` and ``azure`` provider types with their settings classes."""
+    from llmx_openai._azure import AzureOpenAIProvider
     from llmx_openai._provider import OpenAIProvider
 
     register("openai", OpenAIProvider, settings=OpenAISettings)
+    register("azure", AzureOpenAIProvider, settings=AzureSettings)
 
 
 def __getattr__(name: str) -> Any:
@@ -41,5 +48,9 @@ def __getattr__(name: str) -> Any:
         from llmx_openai import _provider
 
         return getattr(_provider, name)
+    if name == "AzureOpenAIProvider":
+        from llmx_openai import _azure
+
+        return _azure.AzureOpenAIProvider
     msg = f"module 'llmx_openai' has no attribute {name!r}"
     raise AttributeError(msg)

