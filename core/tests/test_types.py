@@ -108,6 +108,7 @@ model_infos = st.builds(
     st.none() | finite,
     st.none() | finite,
     st.none() | finite,
+    st.none() | finite,
 )
 
 
@@ -210,6 +211,11 @@ def test_usage_and_cost() -> None:
         1.0 + 0.25 + 8.0
     )
     assert llmx.ModelInfo("m").cost(u) is None
+    writes = llmx.ModelInfo("m", input_price=3.0, output_price=15.0, cache_write_price=3.75)
+    # 1M prompt tokens of which 200k written to the cache: 800k at 3.0, 200k at 3.75
+    assert writes.cost(llmx.Usage(1_000_000, 0, cache_write_tokens=200_000)) == pytest.approx(
+        0.8 * 3.0 + 0.2 * 3.75
+    )
     assert info.supports(llmx.Capability.VISION) is False
 
 

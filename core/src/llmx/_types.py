@@ -331,7 +331,13 @@ class Request:
 
 @attrs.frozen
 class Usage:
-    """Token counts of one response (``cache_*`` are prompt-caching counts, if reported)."""
+    """Token counts of one response.
+
+    ``input_tokens`` counts the whole prompt, including the tokens read from or written
+    to the provider's prompt cache (``cache_read_tokens``, ``cache_write_tokens``), as
+    OpenAI's ``prompt_tokens`` does; providers that report them separately (Anthropic)
+    are normalised to this. ``reasoning_tokens`` are part of ``output_tokens``.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
@@ -455,6 +461,7 @@ class ModelInfo:
     input_price: float | None = None
     output_price: float | None = None
     cache_read_price: float | None = None
+    cache_write_price: float | None = None
 
     def supports(self, capability: str | Capability) -> bool:
         """Whether the model lists ``capability``."""
@@ -465,12 +472,16 @@ class ModelInfo:
         """The USD cost of ``usage`` at this model's prices, or None if they are unknown."""
         if self.input_price is None or self.output_price is None:
             return None
-        cached = usage.cache_read_tokens
-        cache_price = (
+        read, written = usage.cache_read_tokens, usage.cache_write_tokens
+        read_price = (
             self.cache_read_price if self.cache_read_price is not None else self.input_price
         )
+        write_price = (
+            self.cache_write_price if self.cache_write_price is not None else self.input_price
+        )
         return (
-            (usage.input_tokens - cached) * self.input_price
-            + cached * cache_price
+            max(usage.input_tokens - read - written, 0) * self.input_price
+            + read * read_price
+            + written * write_price
             + usage.output_tokens * self.output_price
         ) / 1_000_000
