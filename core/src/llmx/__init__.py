@@ -83,6 +83,18 @@ _EXPORTS: dict[str, str] = {
     "AllCandidatesFailedError": "llmx._errors",
     "CircuitOpenError": "llmx._errors",
     "DeadlineExceededError": "llmx._errors",
+    # caching, rate limits, shared state
+    "CachePolicy": "llmx._cache",
+    "CacheMode": "llmx._cache",
+    "CacheStats": "llmx._cache",
+    "MemoryCache": "llmx._cache",
+    "MemoryCacheSettings": "llmx._cache",
+    "SQLiteCacheSettings": "llmx._cache",
+    "cache_key": "llmx._cachekey",
+    "LimitSettings": "llmx._ratelimit",
+    "ModelLimitSettings": "llmx._ratelimit",
+    "LocalRateLimiter": "llmx._ratelimit",
+    "MemoryBreakerStore": "llmx._state",
     # stats, health, routing
     "Stats": "llmx._stats",
     "ModelStats": "llmx._stats",
@@ -112,6 +124,10 @@ _EXPORTS: dict[str, str] = {
     "ModelListingProvider": "llmx._components",
     "ProviderContext": "llmx._components",
     "Cache": "llmx._components",
+    "RateLimiter": "llmx._components",
+    "Bucket": "llmx._components",
+    "BreakerStore": "llmx._components",
+    "SharedBreakerState": "llmx._components",
     "RetryPolicy": "llmx._components",
     "RoutingStrategy": "llmx._components",
     "Candidate": "llmx._components",
@@ -145,16 +161,29 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from llmx._cache import (
+        CacheMode,
+        CachePolicy,
+        CacheStats,
+        MemoryCache,
+        MemoryCacheSettings,
+        SQLiteCacheSettings,
+    )
+    from llmx._cachekey import cache_key
     from llmx._client import Client
     from llmx._components import (
+        BreakerStore,
+        Bucket,
         Cache,
         Candidate,
         ModelInfoProvider,
         ModelListingProvider,
         Provider,
         ProviderContext,
+        RateLimiter,
         RetryPolicy,
         RoutingStrategy,
+        SharedBreakerState,
         StreamingProvider,
     )
     from llmx._config import (
@@ -196,12 +225,14 @@ if TYPE_CHECKING:
     )
     from llmx._events import AttemptEnd, BreakerTransition, RequestEnd, RequestError, RequestStart
     from llmx._health import HealthStatus
+    from llmx._ratelimit import LimitSettings, LocalRateLimiter, ModelLimitSettings
     from llmx._registry import PluginInfo, Register, Registration, Registry
     from llmx._resilience import BreakerSettings, RetryBudgetSettings
     from llmx._retry import StaminaRetryPolicy, StaminaSettings
     from llmx._routing import HedgeSettings, RoutingView
     from llmx._secret import Secret
     from llmx._sse import SSEEvent, SSEParser, aiter_sse
+    from llmx._state import MemoryBreakerStore
     from llmx._stats import InstanceStats, ModelStats, Quantiles, Stats
     from llmx._stream import ResponseBuilder, Stream
     from llmx._sync import SyncClient

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from llmx._cache import MemoryCache, MemoryCacheSettings, SQLiteCacheSettings, sqlite_cache
+from llmx._ratelimit import LocalRateLimiter
 from llmx._retry import NoRetryPolicy, StaminaRetryPolicy, StaminaSettings
 from llmx._routing import (
     HedgedStrategy,
@@ -18,12 +20,13 @@ from llmx._routing import (
     RoundRobinStrategy,
     WeightedStrategy,
 )
+from llmx._state import MemoryBreakerStore
 from llmx.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from llmx._registry import Register
 
-llmx_contract = "1.0"
+llmx_contract = "1.1"
 
 
 @hookimpl
@@ -43,3 +46,22 @@ def llmx_register_retry_policies(register: Register) -> None:
     """Register the built-in retry policies."""
     register("stamina", StaminaRetryPolicy, settings=StaminaSettings)
     register("none", NoRetryPolicy)
+
+
+@hookimpl
+def llmx_register_caches(register: Register) -> None:
+    """Register the built-in cache backends: ``memory`` (the default) and ``sqlite``."""
+    register("memory", MemoryCache, settings=MemoryCacheSettings)
+    register("sqlite", sqlite_cache, settings=SQLiteCacheSettings)
+
+
+@hookimpl
+def llmx_register_limiters(register: Register) -> None:
+    """Register the built-in rate-limiter backend ``local`` (in this process)."""
+    register("local", LocalRateLimiter)
+
+
+@hookimpl
+def llmx_register_breaker_stores(register: Register) -> None:
+    """Register the built-in breaker store ``memory`` (private to each client)."""
+    register("memory", MemoryBreakerStore)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import os
     from types import TracebackType
 
+    from llmx._cache import CacheMode, CachePolicy
     from llmx._health import HealthStatus
     from llmx._stream import Stream
     from llmx._types import ModelInfo, Response
@@ -137,7 +138,10 @@ class Client:
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
-        await self._pool.aclose()
+        try:
+            await self._pool.aclose()
+        finally:
+            await self._pipeline.aclose()
 
     async def complete(
         self,
@@ -149,6 +153,7 @@ class Client:
         prompt: str | None = None,
         system: str | None = None,
         timeout: float | None = None,
+        cache: CachePolicy | CacheMode | None = None,
         **params: Any,
     ) -> Response:
         """Send a request and return the whole answer.
@@ -158,6 +163,9 @@ class Client:
         ``system``, and any :class:`Request` field (``max_tokens``, ``temperature``,
         ``tools``, ``response_format``, ...). ``timeout`` bounds the whole request,
         retries and fallbacks included (default: the alias's or config's ``deadline``).
+        ``cache`` overrides the response-cache policy for this call: a mode
+        (``"off"``, ``"read_only"``, ``"refresh"``, ``"read_write"``) or a
+        :class:`CachePolicy`; a cached answer has ``response.cached`` set.
         """
         if self._state is not _State.OPENED:
             self._check_open()
@@ -170,7 +178,7 @@ class Client:
             default_model=self._config.default_model,
             params=params,
         )
-        return await self._pipeline.complete(req, timeout=timeout)
+        return await self._pipeline.complete(req, timeout=timeout, cache=cache)
 
     def stream(
         self,
@@ -182,13 +190,15 @@ class Client:
         prompt: str | None = None,
         system: str | None = None,
         timeout: float | None = None,
+        cache: CachePolicy | CacheMode | None = None,
         **params: Any,
     ) -> Stream:
         """Send a request and stream the answer (same arguments as :meth:`complete`).
 
         Returns a :class:`Stream`: iterate it with ``async for``; after the last chunk
         ``stream.response`` holds the assembled :class:`Response`. Retries and fallback
-        happen only before the first chunk; ``timeout`` bounds the time to it.
+        happen only before the first chunk; ``timeout`` bounds the time to it. A cached
+        answer replays as the same chunks; a stream is stored only once it completed.
         """
         if self._state is not _State.OPENED:
             self._check_open()
@@ -201,7 +211,7 @@ class Client:
             default_model=self._config.default_model,
             params=params,
         )
-        return self._pipeline.stream(req, timeout=timeout)
+        return self._pipeline.stream(req, timeout=timeout, cache=cache)
 
     def model_info(self, model_ref: str) -> ModelInfo | None:
         """What is known about the first candidate of ``model_ref`` (no network)."""
@@ -230,13 +240,18 @@ class Client:
             d.name: InstanceStats(
                 instance=d.name,
                 in_flight=d.in_flight,
-                breaker=d.breaker.state,
+                breaker=d.breaker.refresh(),
                 concurrency_limit=d.limit.limit if d.limit is not None else None,
                 cooldown_remaining=max(0.0, d.blocked_until - now),
             )
             for d in self._pool.deployments()
         }
-        return Stats(self._pipeline.stats.snapshot(), instances)
+        cache = self._pipeline.cache
+        return Stats(
+            self._pipeline.stats.snapshot(),
+            instances,
+            cache.stats() if cache is not None else None,
+        )
 
     async def health(
         self, *, timeout: float = 10.0, instances: Sequence[str] | None = None

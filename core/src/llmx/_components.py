@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import attrs
 
@@ -42,7 +42,9 @@ class Provider(Protocol):
     """A model provider. Only :meth:`complete` is required.
 
     The request's ``model`` is the provider's own model name (already resolved from
-    the model reference and mapped). Raise :class:`~llmx.ProviderError` subclasses for
+    the model reference and mapped). Return a new :class:`~llmx.Response` for every
+    call (the pipeline fills in ``provider``, ``latency``, ``cost`` and ``attempts`` on
+    it before anyone else sees it). Raise :class:`~llmx.ProviderError` subclasses for
     failures. Optional methods, checked once: ``stream(request)`` (an async iterator of
     :data:`~llmx.StreamChunk`; without it the core streams the complete answer as one
     chunk), ``model_info(model) -> ModelInfo | None`` (static data for cost and
@@ -92,14 +94,113 @@ class ClosableProvider(Protocol):
 
 
 class Cache(Protocol):
-    """A response cache: opaque values under stable keys that never contain secrets."""
+    """A response cache: opaque values under stable keys that never contain secrets.
+
+    Keys are ``llmx:v1:...`` digests (see :func:`llmx.cache_key`); values are the core's
+    compact serialisation of a response. A backend may raise on failure: the core turns
+    any exception into a miss with a logged warning, never a failed request. Optional:
+    ``async aclose()``, called when the client closes.
+    """
 
     async def get(self, key: str) -> bytes | None:
         """The value stored under ``key``, or None on a miss or after it expired."""
         ...
 
     async def set(self, key: str, value: bytes, *, ttl: float | None) -> None:
-        """Store ``value`` under ``key`` for ``ttl`` seconds (None: the backend's default)."""
+        """Store ``value`` under ``key`` for ``ttl`` seconds (None: never expires)."""
+        ...
+
+
+@attrs.frozen
+class Bucket:
+    """One limit a request must fit, as a :class:`RateLimiter` backend sees it.
+
+    ``kind = "window"``: at most ``limit`` units in any ``period`` seconds (a sliding
+    window); the request takes ``amount`` units (1 for a request count, the estimated
+    tokens for a token limit). ``kind = "slots"``: at most ``limit`` requests at once;
+    a slot is held until released, or for ``period`` seconds if its holder vanished.
+    ``instance`` is the provider instance the bucket belongs to, ``name`` what it
+    limits there (``"rpm"``, ``"gpt-4o:tpm"``, ...); together they name the bucket.
+    """
+
+    instance: str
+    name: str
+    limit: float
+    period: float
+    amount: float = 1.0
+    kind: Literal["window", "slots"] = "window"
+
+
+class RateLimiter(Protocol):
+    """Where rate-limit buckets live: in the process (``local``) or shared (``redis``).
+
+    The core queues waiting requests (FIFO, up to ``max_wait``) and asks the backend
+    whether a request fits. Optional: ``async aclose()``; ``release_nowait(grant,
+    buckets)`` (a synchronous :meth:`release`, for in-process backends).
+    """
+
+    async def acquire(self, grant: str, buckets: Sequence[Bucket]) -> float:
+        """Take every bucket's ``amount`` for ``grant``, atomically: all or nothing.
+
+        Returns 0 when granted. Otherwise nothing was taken, and the result is the
+        seconds to wait before asking again (an estimate when slots are full), or
+        ``math.inf`` when the request can never fit (``amount`` above ``limit``).
+        """
+        ...
+
+    async def release(self, grant: str, buckets: Sequence[Bucket]) -> None:
+        """``grant``'s request ended: free its slots, and for windows record ``amount``
+        (the real usage) in place of the estimate taken. Window units are not given
+        back: they leave the window when their time is up."""
+        ...
+
+
+BreakerStateName = Literal["closed", "open", "half_open"]
+
+
+@attrs.frozen
+class SharedBreakerState:
+    """An instance's circuit-breaker state as shared between processes.
+
+    ``state`` and ``until`` (wall-clock seconds: an open breaker admits a probe from
+    then on; a half-open one is probing until then) come from the last transition,
+    made at ``updated`` (wall clock) by ``origin`` (``host:pid``) for ``reason``:
+    the newest transition wins. ``blocked_until`` (wall clock) is the Retry-After
+    cooldown: the latest one wins. Times are wall-clock so machines can share them.
+    """
+
+    state: BreakerStateName = "closed"
+    until: float = 0.0
+    updated: float = 0.0
+    reason: str = ""
+    origin: str = ""
+    blocked_until: float = 0.0
+
+    def merge(self, other: SharedBreakerState) -> SharedBreakerState:
+        """The two combined: the newer transition, the later cooldown."""
+        newer = other if other.updated > self.updated else self
+        blocked = max(self.blocked_until, other.blocked_until)
+        if newer.blocked_until == blocked:
+            return newer
+        return attrs.evolve(newer, blocked_until=blocked)
+
+
+class BreakerStore(Protocol):
+    """Where circuit-breaker state and cooldowns live, so processes can share them.
+
+    Both methods are synchronous and must not block: :meth:`get` answers from a local
+    snapshot, :meth:`publish` updates it and does any I/O in the background. Optional:
+    ``shared`` (False for a store only this client sees, so the core skips it on the
+    hot path) and ``async aclose()``.
+    """
+
+    def get(self, instance: str) -> SharedBreakerState | None:
+        """The latest known shared state of ``instance`` (None: nothing known)."""
+        ...
+
+    def publish(self, instance: str, state: SharedBreakerState) -> None:
+        """Merge ``state`` into the shared state of ``instance`` (see
+        :meth:`SharedBreakerState.merge`) and tell the other processes."""
         ...
 
 

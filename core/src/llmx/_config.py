@@ -55,7 +55,9 @@ class ProviderConfig:
     ``adaptive_concurrency`` makes that cap an AIMD limit that shrinks on 429/503/529
     and grows on success. ``retry`` and ``breaker`` override the global ``[retry]`` and
     ``[breaker]`` settings for this instance; ``health_model`` is the model a health
-    check asks when the provider cannot list models. Keys not listed here belong to
+    check asks when the provider cannot list models. ``limits`` are the client-side
+    rate limits (see :class:`~llmx.LimitSettings`) and ``cache`` this instance's
+    response-cache policy (see :class:`~llmx.CachePolicy`). Keys not listed here belong to
     the provider type and are validated by its plugin's settings class (kept raw in
     ``options``).
     """
@@ -77,6 +79,8 @@ class ProviderConfig:
     retry: Mapping[str, Any] = attrs.field(factory=dict)
     breaker: Mapping[str, Any] = attrs.field(factory=dict)
     health_model: str | None = None
+    limits: Mapping[str, Any] = attrs.field(factory=dict)
+    cache: Mapping[str, Any] = attrs.field(factory=dict)
     options: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -101,13 +105,15 @@ class AliasConfig:
     ``fallback``: ``fail_fast`` (default) stops at an error the request itself caused
     (a bad request, which every candidate would refuse) and falls back on anything
     else; ``try_all`` tries every candidate whatever the error. ``deadline`` bounds the
-    whole request, retries and fallbacks included (seconds).
+    whole request, retries and fallbacks included (seconds). ``cache`` is the
+    response-cache policy of requests to this alias (see :class:`~llmx.CachePolicy`).
     """
 
     candidates: tuple[str, ...]
     strategy: str | None = None
     fallback: Literal["fail_fast", "try_all"] = "fail_fast"
     deadline: float | None = None
+    cache: Mapping[str, Any] = attrs.field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
         if not self.candidates:
@@ -124,7 +130,8 @@ class AliasConfig:
 
 @attrs.frozen
 class ComponentConfig:
-    """A ``[cache]``, ``[retry]`` or ``[routing]`` section: which component, and its settings."""
+    """A ``[cache]``, ``[retry]``, ``[routing]``, ``[limiter]`` or ``[breaker_store]``
+    section: which component, and its settings."""
 
     name: str | None = None
     options: Mapping[str, Any] = attrs.field(factory=dict)
@@ -143,6 +150,10 @@ class Config:
     cache: ComponentConfig = ComponentConfig()
     retry: ComponentConfig = ComponentConfig(name="stamina")
     routing: ComponentConfig = ComponentConfig(name="priority")
+    limiter: ComponentConfig = ComponentConfig(name="local")
+    """``[limiter]``: where rate-limit buckets live (``local``, or ``redis`` to share them)."""
+    breaker_store: ComponentConfig = ComponentConfig(name="memory")
+    """``[breaker_store]``: where breaker state and cooldowns live (``memory``, ``redis``)."""
     breaker: Mapping[str, Any] = attrs.field(factory=dict)
     """``[breaker]``: circuit-breaker settings for every instance (see BreakerSettings)."""
     retry_budget: Mapping[str, Any] = attrs.field(factory=dict)
@@ -167,7 +178,13 @@ class Config:
 
 
 # Which key of each component section names the component.
-_COMPONENT_KEYS = {"cache": "backend", "retry": "policy", "routing": "strategy"}
+_COMPONENT_KEYS = {
+    "cache": "backend",
+    "retry": "policy",
+    "routing": "strategy",
+    "limiter": "backend",
+    "breaker_store": "backend",
+}
 
 
 @functools.cache
@@ -392,6 +409,7 @@ def _describe(config: Config) -> dict[str, Any]:
                 "strategy": a.strategy or config.routing.name,
                 "fallback": a.fallback,
                 "deadline": a.deadline,
+                **({"cache": _redact(a.cache)} if a.cache else {}),
             }
             for k, a in config.aliases.items()
         },
@@ -401,6 +419,8 @@ def _describe(config: Config) -> dict[str, Any]:
         "cache": component("cache", config.cache),
         "retry": component("retry", config.retry),
         "routing": component("routing", config.routing),
+        "limiter": component("limiter", config.limiter),
+        "breaker_store": component("breaker_store", config.breaker_store),
     }
 
 

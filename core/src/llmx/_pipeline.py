@@ -1,6 +1,7 @@
-"""The request pipeline: resolve, plan, then for each candidate in routing order:
-circuit breaker -> concurrency limit -> retry policy (deadline (provider call))
--> stats and event hooks; fall back to the next candidate on failure.
+"""The request pipeline: resolve, cache lookup, plan, then for each candidate in
+routing order: circuit breaker -> rate limits -> concurrency limit -> retry policy
+(deadline (provider call)) -> stats and event hooks; fall back to the next candidate on
+failure; store the answer in the cache.
 
 Each concern is its own small piece (``_resilience``, ``_retry``, ``_routing``,
 ``_timeouts``, ``_stats``); this module only composes them. The fast path — one
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
+from llmx._cache import CacheLayer, CachePolicy
 from llmx._components import Candidate
 from llmx._config import structure_settings
 from llmx._errors import (
@@ -40,6 +42,7 @@ from llmx._errors import (
     UnsupportedFeatureError,
 )
 from llmx._events import AttemptEnd, BreakerTransition, RequestEnd, RequestError, RequestStart
+from llmx._ratelimit import CLIENT_LIMIT_CODE
 from llmx._stats import StatsRecorder
 from llmx._stream import ResponseBuilder, Stream, chunks_of
 from llmx._timeouts import Watchdog
@@ -50,6 +53,7 @@ if TYPE_CHECKING:
     from llmx._components import RoutingStrategy
     from llmx._config import Config
     from llmx._pool import Deployment, ProviderPool
+    from llmx._ratelimit import Permit
     from llmx._registry import Registry
     from llmx._stats import ModelCounters
     from llmx._types import ModelInfo, Request
@@ -154,6 +158,24 @@ class Pipeline:
         self._strategies: dict[str, RoutingStrategy] = {}
         self.stats = StatsRecorder()
         self._ewma: dict[tuple[str, str], float] = {}
+        self.cache: CacheLayer | None = CacheLayer.build(config, registry)
+
+    async def aclose(self) -> None:
+        """Close the response cache's backend."""
+        if self.cache is not None:
+            await self.cache.aclose()
+
+    def _cache_for(self, cache: CachePolicy | str | None) -> tuple[CacheLayer | None, Any]:
+        """The cache stage and the call's own policy (``cache=``), checked."""
+        override = CachePolicy.of(cache)
+        layer = self.cache
+        if layer is None and override is not None and override.mode not in (None, "off"):
+            msg = (
+                f"cache={cache!r} was given but no response cache is configured; add a "
+                '[cache] section (e.g. backend = "memory") to llmx.toml'
+            )
+            raise ConfigError(msg)
+        return layer, override
 
     # -- events -------------------------------------------------------------------------
 
@@ -341,8 +363,14 @@ class Pipeline:
             seconds = self._config.deadline
         return None if seconds is None else _monotonic() + seconds
 
-    async def complete(self, request: Request, *, timeout: float | None = None) -> Response:
-        """Run one request to a whole Response."""
+    async def complete(
+        self,
+        request: Request,
+        *,
+        timeout: float | None = None,
+        cache: CachePolicy | str | None = None,
+    ) -> Response:
+        """Run one request to a whole Response (from the cache, if it holds it)."""
         events = self._registry.events
         started = _perf()
         request_id = new_request_id() if events.any else ""
@@ -351,13 +379,31 @@ class Pipeline:
         try:
             route = self.route(request.model)
             run = _Run(request_id, request, self._deadline(route, timeout))
-            response = await self._complete(route, run)
+            if self.cache is None and cache is None:
+                response = await self._complete(route, run)
+            else:
+                response = await self._complete_cached(route, run, cache)
         except BaseException as err:
             if events.error is not None and isinstance(err, Exception):
                 events.error(event=RequestError(request_id, err, _perf() - started))
             raise
         if events.end is not None:
             events.end(event=RequestEnd(request_id, response, _perf() - started))
+        return response
+
+    async def _complete_cached(
+        self, route: Route, run: _Run, cache: CachePolicy | str | None
+    ) -> Response:
+        layer, override = self._cache_for(cache)
+        slots = None if layer is None else layer.plan(run.request, route.candidates, override)
+        if slots is None:
+            return await self._complete(route, run)
+        assert layer is not None
+        hit = await layer.lookup(slots)
+        if hit is not None:
+            return hit[0]
+        response = await self._complete(route, run)
+        await layer.store(slots, response)
         return response
 
     async def _complete(self, route: Route, run: _Run) -> Response:
@@ -378,6 +424,8 @@ class Pipeline:
         self, route: Route, run: _Run, err: LlmxError, plan: list[Candidate], index: int
     ) -> bool:
         run.errors.append(err)
+        if isinstance(err, RateLimitError) and err.code == CLIENT_LIMIT_CODE:
+            run.skipped.append(f"{err.provider}/{err.model}: skipped, {err.message}")
         if isinstance(err, ContextWindowExceededError):
             failed = self.info(plan[index])
             window = failed.context_window if failed is not None else None
@@ -491,7 +539,7 @@ class Pipeline:
         retry: bool,
     ) -> Response:
         """One provider call, guarded and accounted for."""
-        await self._admit(run, deployment)
+        permit = await self._admit(run, deployment, candidate.model)
         counters = self.stats.counters(deployment.name, candidate.model)
         counters.requests += 1
         if retry:
@@ -515,6 +563,8 @@ class Pipeline:
             if limit is not None:
                 status = err.status if isinstance(err, ProviderError) else None
                 limit.release("overload" if status in _OVERLOAD_STATUSES else "other", duration)
+            if permit is not None:
+                permit.release(None)
             error = self._failed(
                 run, deployment, candidate, counters, number, t0, duration, err, info
             )
@@ -527,6 +577,8 @@ class Pipeline:
             limit.release("ok", duration)
         deployment.breaker.record_success()
         usage = response.usage
+        if permit is not None:
+            permit.release(usage.total_tokens or None)
         cost = response.cost
         if cost is None and info is not None:
             cost = info.cost(usage)
@@ -559,8 +611,9 @@ class Pipeline:
         previous = self._ewma.get(key)
         self._ewma[key] = duration if previous is None else previous + 0.2 * (duration - previous)
 
-    async def _admit(self, run: _Run, deployment: Deployment) -> None:
-        """Breaker, Retry-After cooldown and concurrency limit, before anything is sent."""
+    async def _admit(self, run: _Run, deployment: Deployment, model: str) -> Permit | None:
+        """Breaker, Retry-After cooldown, rate limits and concurrency limit, before
+        anything is sent. Returns the rate-limit permit to release after the attempt."""
         blocked = deployment.blocked_until - _monotonic()
         if blocked > 0:
             if blocked >= run.remaining():
@@ -578,6 +631,13 @@ class Pipeline:
                 f"{deployment.breaker.reopen_in():.1f} s"
             )
             raise CircuitOpenError(msg, provider=deployment.name, retryable=False)
+        permit = None
+        if deployment.limiter is not None:
+            try:
+                permit = await deployment.limiter.acquire(model, run.request, run.remaining())
+            except BaseException:
+                deployment.breaker.release()
+                raise
         if deployment.limit is not None:
             try:
                 if run.deadline is None:
@@ -586,11 +646,16 @@ class Pipeline:
                     await asyncio.wait_for(deployment.limit.acquire(), max(run.remaining(), 0))
             except (asyncio.TimeoutError, TimeoutError):
                 deployment.breaker.release()
+                if permit is not None:
+                    permit.release(None)
                 msg = "no concurrency slot before the deadline (adaptive limit)"
                 raise DeadlineExceededError(msg, provider=deployment.name) from None
             except BaseException:
                 deployment.breaker.release()
+                if permit is not None:
+                    permit.release(None)
                 raise
+        return permit
 
     def _watchdog(self, run: _Run, deployment: Deployment, model: str) -> Watchdog | None:
         """A watchdog only when the request's deadline is nearer than the instance's own
@@ -732,13 +797,23 @@ class Pipeline:
 
     # -- streaming --------------------------------------------------------------------------
 
-    def stream(self, request: Request, *, timeout: float | None = None) -> Stream:
-        """Run one request as a stream of chunks."""
+    def stream(
+        self,
+        request: Request,
+        *,
+        timeout: float | None = None,
+        cache: CachePolicy | str | None = None,
+    ) -> Stream:
+        """Run one request as a stream of chunks (replayed from the cache on a hit)."""
         state: dict[str, Response | None] = {"response": None}
-        return Stream(self._stream(request, state, timeout), lambda: state["response"])
+        return Stream(self._stream(request, state, timeout, cache), lambda: state["response"])
 
     async def _stream(
-        self, request: Request, state: dict[str, Response | None], timeout: float | None
+        self,
+        request: Request,
+        state: dict[str, Response | None],
+        timeout: float | None,
+        cache: CachePolicy | str | None = None,
     ) -> AsyncIterator[StreamChunk]:
         events = self._registry.events
         started = _perf()
@@ -748,14 +823,34 @@ class Pipeline:
         try:
             route = self.route(request.model)
             run = _Run(request_id, request, self._deadline(route, timeout))
-            opened = await self._open_stream(route, run)
-            delivery = self._deliver(run, opened)
-            try:
-                async for chunk in delivery:
-                    yield chunk
-            finally:
-                await delivery.aclose()  # closing early must reach the provider's stream now
-            response = opened.response
+            layer = slots = None
+            if self.cache is not None or cache is not None:
+                layer, override = self._cache_for(cache)
+                if layer is not None:
+                    slots = layer.plan(request, route.candidates, override)
+            hit = None if slots is None or layer is None else await layer.lookup(slots)
+            if hit is not None:
+                response, chunks = hit
+                replay = chunks if chunks is not None else [c async for c in chunks_of(response)]
+                for chunk in replay:
+                    if type(chunk) is not StreamEnd:
+                        yield chunk
+            else:
+                opened = await self._open_stream(route, run)
+                delivery = self._deliver(run, opened)
+                keep: list[StreamChunk] | None = None
+                if slots is not None and any(s.writable for s in slots):
+                    keep = []
+                try:
+                    async for chunk in delivery:
+                        if keep is not None:
+                            keep.append(chunk)
+                        yield chunk
+                finally:
+                    await delivery.aclose()  # closing early must reach the provider's stream now
+                response = opened.response
+                if keep is not None and layer is not None and slots is not None:
+                    await layer.store(slots, response, keep)  # only a completed stream
             state["response"] = response
             yield StreamEnd(response.finish_reason, response.usage, response.model, response.id)
         except BaseException as err:
@@ -815,7 +910,7 @@ class Pipeline:
     ) -> _OpenStream:
         """Start one streamed attempt and wait for its first chunk (under the first-byte
         timeout and the deadline); the attempt stays open until the stream ends."""
-        await self._admit(run, deployment)
+        permit = await self._admit(run, deployment, candidate.model)
         counters = self.stats.counters(deployment.name, candidate.model)
         counters.requests += 1
         if retry:
@@ -826,6 +921,7 @@ class Pipeline:
         opened = _OpenStream(
             self, run, deployment, candidate, counters, info, len(run.attempts) + 1
         )
+        opened.permit = permit
         try:
             if deployment.can_stream:
                 opened.source = provider.stream(sent)
@@ -908,6 +1004,7 @@ class _OpenStream:
         "first",
         "info",
         "number",
+        "permit",
         "pipeline",
         "response",
         "run",
@@ -940,13 +1037,16 @@ class _OpenStream:
         self.ttft: float | None = None
         self.finished = False
         self.response: Response = Response("", candidate.model, deployment.name)
+        self.permit: Permit | None = None
 
-    def _end(self, outcome: Literal["ok", "overload", "other"]) -> float:
+    def _end(self, outcome: Literal["ok", "overload", "other"], tokens: int | None = None) -> float:
         self.finished = True
         duration = _perf() - self.t0
         self.deployment.in_flight -= 1
         if self.deployment.limit is not None:
             self.deployment.limit.release(outcome, duration)
+        if self.permit is not None:
+            self.permit.release(tokens)
         return duration
 
     async def fail(self, err: BaseException) -> None:
@@ -995,7 +1095,8 @@ class _OpenStream:
 
     def succeed(self) -> None:
         """The stream ended normally: account for it and build the Response."""
-        duration = self._end("ok")
+        usage_so_far = self.builder.usage
+        duration = self._end("ok", usage_so_far.total_tokens or None if usage_so_far else None)
         deployment, candidate, counters = self.deployment, self.candidate, self.counters
         deployment.breaker.record_success()
         response = self.builder.build(provider=deployment.name)

@@ -19,6 +19,7 @@ from llmx._components import (
 )
 from llmx._config import Config, ProviderConfig, structure_settings
 from llmx._errors import ConfigError, PluginError
+from llmx._ratelimit import InstanceLimiter, LimitSettings
 from llmx._resilience import (
     AdaptiveLimit,
     AdaptiveSettings,
@@ -28,6 +29,7 @@ from llmx._resilience import (
     RetryBudget,
     RetryBudgetSettings,
 )
+from llmx._state import SharedCooldown
 
 if TYPE_CHECKING:
     import aiohttp
@@ -43,14 +45,16 @@ class Deployment:
     """One provider instance, what it needs, and its live protection state.
 
     ``breaker`` (circuit breaker), ``budget`` (retry budget), ``limit`` (the adaptive
-    concurrency limit, or None), ``retry`` (the retry policy object),
-    ``blocked_until`` (monotonic time before which a Retry-After asks us not to send)
-    and ``in_flight`` are driven by the pipeline.
+    concurrency limit, or None), ``limiter`` (the client-side rate limits, or None),
+    ``retry`` (the retry policy object), ``blocked_until`` (monotonic time before
+    which a Retry-After asks us not to send; shared between processes with a shared
+    breaker store) and ``in_flight`` are driven by the pipeline.
     """
 
     __slots__ = (
+        "_blocked_until",
+        "_cooldown",
         "_info_cache",
-        "blocked_until",
         "breaker",
         "budget",
         "can_list",
@@ -59,6 +63,7 @@ class Deployment:
         "has_info",
         "in_flight",
         "limit",
+        "limiter",
         "name",
         "provider",
         "registration",
@@ -78,6 +83,8 @@ class Deployment:
         budget: RetryBudget,
         retry: Any,
         limit: AdaptiveLimit | None = None,
+        limiter: InstanceLimiter | None = None,
+        cooldown: SharedCooldown | None = None,
     ) -> None:
         self.name = name
         self.config = config
@@ -93,8 +100,24 @@ class Deployment:
         self.budget = budget
         self.retry = retry
         self.limit = limit
-        self.blocked_until = 0.0
+        self.limiter = limiter
+        self._cooldown = cooldown
+        self._blocked_until = 0.0
         self.in_flight = 0
+
+    @property
+    def blocked_until(self) -> float:
+        """Monotonic time before which a Retry-After asks us not to send (0: none)."""
+        if self._cooldown is None:
+            return self._blocked_until
+        return self._cooldown.get()
+
+    @blocked_until.setter
+    def blocked_until(self, until: float) -> None:
+        if self._cooldown is None:
+            self._blocked_until = until
+        else:
+            self._cooldown.set(until)
 
     def open(self) -> Provider:
         """The provider object, built (with its session) on first use. Needs a running loop."""
@@ -187,6 +210,9 @@ class ProviderPool:
         self._deployments: dict[str, Deployment] = {}
         self._on_transition = on_breaker_transition
         self._retry_policies: dict[tuple[Any, ...], Any] = {}
+        self._limiter_backend: Any = None
+        self._breaker_store: Any = None
+        self._store_built = False
 
     def validate(self) -> None:
         """Resolve every configured instance's plugin and settings now (fail fast)."""
@@ -229,6 +255,20 @@ class ProviderPool:
             if listener is not None:
                 listener(name, old, new, reason)
 
+        store = self._shared_breaker_store()
+        limiter = None
+        if config.limits:
+            limit_settings: LimitSettings = structure_settings(
+                LimitSettings, config.limits, f"{path}.limits"
+            )
+            if limit_settings.active:
+                limiter = InstanceLimiter(
+                    name,
+                    limit_settings,
+                    self._limiter(),
+                    config.map_model,
+                    lease=config.timeout + 60.0,
+                )
         limit = None
         if config.adaptive_concurrency:
             cap = config.max_concurrent or AdaptiveSettings().max
@@ -240,13 +280,39 @@ class ProviderPool:
             config,
             registration,
             settings,
-            breaker=CircuitBreaker(breaker_settings, transition),
+            breaker=CircuitBreaker(breaker_settings, transition, store=store, key=name),
             budget=RetryBudget(budget_settings),
             retry=self._retry_policy(config.retry, path),
             limit=limit,
+            limiter=limiter,
+            cooldown=SharedCooldown(store, name) if store is not None else None,
         )
         self._deployments[name] = deployment
         return deployment
+
+    def _component(self, kind: str, section: str, default: str) -> Any:
+        component = getattr(self._config, section)
+        try:
+            reg = self._registry.get(kind, component.name or default)
+        except PluginError as err:
+            msg = f"{err} @ $.{section}.backend"
+            raise ConfigError(msg) from err
+        settings = structure_settings(reg.settings, component.options, f"$.{section}")
+        return reg.factory(settings)
+
+    def _limiter(self) -> Any:
+        """The rate-limiter backend (``[limiter]``), built once and shared by instances."""
+        if self._limiter_backend is None:
+            self._limiter_backend = self._component("limiter", "limiter", "local")
+        return self._limiter_backend
+
+    def _shared_breaker_store(self) -> Any:
+        """The breaker store (``[breaker_store]``) if it is shared, else None."""
+        if not self._store_built:
+            self._breaker_store = self._component("breaker_store", "breaker_store", "memory")
+            self._store_built = True
+        store = self._breaker_store
+        return store if getattr(store, "shared", True) else None
 
     def _retry_policy(self, overrides: Mapping[str, Any], path: str) -> Any:
         """The retry policy object for an instance (shared between equal settings)."""
@@ -271,11 +337,22 @@ class ProviderPool:
         return list(self._deployments.values())
 
     async def aclose(self) -> None:
-        """Close every deployment (even if some fail to close)."""
+        """Close every deployment (even if some fail to close), then the shared
+        rate-limiter backend and breaker store."""
         errors = []
         for deployment in self._deployments.values():
             try:
+                if deployment.limiter is not None:
+                    await deployment.limiter.aclose()
                 await deployment.aclose()
+            except Exception as err:
+                errors.append(err)
+        for component in (self._limiter_backend, self._breaker_store):
+            aclose = getattr(component, "aclose", None)
+            if aclose is None:
+                continue
+            try:
+                await aclose()
             except Exception as err:
                 errors.append(err)
         if errors:

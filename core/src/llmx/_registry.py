@@ -42,7 +42,9 @@ ENTRY_POINT_GROUP = "llmx"
 BUILTINS = "builtins"
 """The name of the core's own plugin (memory defaults, routing strategies, ...)."""
 
-Kind = Literal["provider", "cache", "retry_policy", "routing_strategy", "command"]
+Kind = Literal[
+    "provider", "cache", "retry_policy", "routing_strategy", "command", "limiter", "breaker_store"
+]
 
 _KIND_HOOKS: dict[str, str] = {
     "provider": "llmx_register_providers",
@@ -50,6 +52,8 @@ _KIND_HOOKS: dict[str, str] = {
     "retry_policy": "llmx_register_retry_policies",
     "routing_strategy": "llmx_register_routing_strategies",
     "command": "llmx_register_commands",
+    "limiter": "llmx_register_limiters",
+    "breaker_store": "llmx_register_breaker_stores",
 }
 _KIND_WORDS = {
     "provider": "provider type",
@@ -57,6 +61,8 @@ _KIND_WORDS = {
     "retry_policy": "retry policy",
     "routing_strategy": "routing strategy",
     "command": "command",
+    "limiter": "rate limiter",
+    "breaker_store": "breaker store",
 }
 _EVENT_HOOKS = (
     "llmx_request_start",

@@ -12,9 +12,12 @@ import collections
 import math
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import attrs
+
+if TYPE_CHECKING:
+    from llmx._components import BreakerStore
 
 BreakerState = Literal["closed", "open", "half_open"]
 
@@ -79,14 +82,25 @@ class Window:
 
 
 class CircuitBreaker:
-    """The breaker of one provider instance (see :class:`BreakerSettings`)."""
+    """The breaker of one provider instance (see :class:`BreakerSettings`).
+
+    With a shared ``store`` (a :class:`~llmx.BreakerStore` such as ``llmx-redis``'s),
+    every transition is published under ``key`` and transitions other processes
+    published are adopted: an instance one process saw failing is skipped by all.
+    The counts that lead to a transition stay per process. Reading the store is a
+    dictionary lookup in its local snapshot, so the success path never awaits.
+    """
 
     __slots__ = (
         "_clock",
         "_consecutive",
+        "_key",
         "_on_transition",
         "_opened_at",
         "_probe_out",
+        "_seen",
+        "_store",
+        "_wall",
         "_window",
         "settings",
         "state",
@@ -97,6 +111,10 @@ class CircuitBreaker:
         settings: BreakerSettings,
         on_transition: Callable[[BreakerState, BreakerState, str], None] | None = None,
         clock: Clock = time.monotonic,
+        *,
+        store: BreakerStore | None = None,
+        key: str = "",
+        wall_clock: Clock = time.time,
     ) -> None:
         self.settings = settings
         self.state: BreakerState = "closed"
@@ -106,15 +124,74 @@ class CircuitBreaker:
         self._opened_at = 0.0
         self._probe_out = False
         self._window = Window(settings.window)
+        self._store = store if settings.enabled else None
+        self._key = key
+        self._wall = wall_clock
+        self._seen = 0.0  # the `updated` stamp of the newest shared state applied
 
-    def _move(self, new: BreakerState, reason: str) -> None:
+    def _move(self, new: BreakerState, reason: str, *, publish: bool = True) -> None:
         old = self.state
         self.state = new
+        if publish and self._store is not None:
+            self._publish(new, reason)
         if self._on_transition is not None:
             self._on_transition(old, new, reason)
 
+    def _publish(self, new: BreakerState, reason: str) -> None:
+        from llmx._components import SharedBreakerState
+        from llmx._ratelimit import ORIGIN
+
+        assert self._store is not None
+        wall = self._wall()
+        updated = max(wall, self._seen + 1e-6)
+        self._seen = updated
+        if new == "open":
+            until = wall + self.settings.cooldown
+        elif new == "half_open":
+            until = wall + max(self.settings.cooldown, 1.0)  # others hold off while we probe
+        else:
+            until = 0.0
+        state = SharedBreakerState(new, until, updated, reason, ORIGIN)
+        try:
+            self._store.publish(self._key, state)
+        except Exception as err:  # a store must not fail the request
+            _log_store_failure(self._key, err)
+
+    def _sync(self) -> None:
+        """Adopt a transition another process published since we last looked."""
+        assert self._store is not None
+        try:
+            shared = self._store.get(self._key)
+        except Exception as err:
+            _log_store_failure(self._key, err)
+            return
+        if shared is None or shared.updated <= self._seen:
+            return
+        self._seen = shared.updated
+        left = shared.until - self._wall()
+        who = shared.origin or "another process"
+        if shared.state != "closed" and left > 0:
+            if self.state == "open" and self.reopen_in() >= left:
+                return
+            self._opened_at = self._clock() + left - self.settings.cooldown
+            self._probe_out = False
+            if self.state != "open":
+                self._move("open", f"{shared.state} in {who}: {shared.reason}", publish=False)
+        elif shared.state == "closed" and self.state != "closed":
+            self._probe_out = False
+            self._consecutive = 0
+            self._move("closed", f"closed in {who}: {shared.reason}", publish=False)
+
+    def refresh(self) -> BreakerState:
+        """The state, after adopting what other processes published (if shared)."""
+        if self._store is not None:
+            self._sync()
+        return self.state
+
     def available(self) -> bool:
         """Whether routing should consider the instance (no side effects)."""
+        if self._store is not None:
+            self._sync()
         if self.state == "closed" or not self.settings.enabled:
             return True
         if self.state == "open":
@@ -129,6 +206,8 @@ class CircuitBreaker:
 
     def try_acquire(self) -> bool:
         """Admit an attempt now? Half-open admits exactly one probe at a time."""
+        if self._store is not None:
+            self._sync()
         if self.state == "closed" or not self.settings.enabled:
             return True
         if self.state == "open":
@@ -177,6 +256,17 @@ class CircuitBreaker:
         """An admitted attempt ended without a verdict (cancelled, or a request error)."""
         if self.state == "half_open":
             self._probe_out = False
+
+
+def _log_store_failure(key: str, err: BaseException) -> None:
+    import logging
+
+    logging.getLogger("llmx.breaker").warning(
+        "breaker store failed for instance %r (%s: %s); using this process's own state",
+        key,
+        type(err).__name__,
+        err,
+    )
 
 
 @attrs.frozen

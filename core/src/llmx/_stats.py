@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import attrs
+
+if TYPE_CHECKING:
+    from llmx._cache import CacheStats
 
 _MIN = 1e-6  # 1 µs
 _GROWTH = 1.05
@@ -128,10 +132,15 @@ class InstanceStats:
 
 @attrs.frozen
 class Stats:
-    """A snapshot of a client's statistics (see :meth:`llmx.Client.stats`)."""
+    """A snapshot of a client's statistics (see :meth:`llmx.Client.stats`).
+
+    ``cache`` counts the response cache's hits, misses and failures (None when no
+    cache is configured).
+    """
 
     models: tuple[ModelStats, ...]
     instances: Mapping[str, InstanceStats]
+    cache: CacheStats | None = None
 
     def for_instance(self, instance: str) -> tuple[ModelStats, ...]:
         """The per-model statistics of one instance."""

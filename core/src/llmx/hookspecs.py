@@ -13,7 +13,8 @@ and declaring the contract version it was written for, as a module attribute::
 
 Two kinds of hooks:
 
-* **Registration hooks** (``llmx_register_*``) are called once per plugin when the
+* **Registration hooks** (``llmx_register_*``: providers, caches, rate limiters,
+  breaker stores, retry policies, routing strategies, commands) are called once per plugin when the
   registry loads it. Each receives a ``register(name, factory, *, settings=None)``
   callback that the registry builds for that plugin, so it always knows which
   distribution contributed what. They register components; they do no I/O.
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
     )
     from llmx._registry import Register
 
-CONTRACT_VERSION = "1.0"
+CONTRACT_VERSION = "1.1"
 """The contract version this llmx speaks, as ``"MAJOR.MINOR"``."""
 
 hookspec = pluggy.HookspecMarker("llmx")
@@ -73,7 +74,37 @@ def llmx_register_caches(register: Register) -> None:
     """Register cache backends.
 
     Call ``register(name, factory, settings=SettingsClass)``; ``factory(settings)``
-    returns a :class:`~llmx.Cache`. Called once per plugin at load; result ignored.
+    returns a :class:`~llmx.Cache`. ``[cache] backend = NAME`` chooses one (the core
+    registers ``memory`` and ``sqlite``); the section's keys other than the cache
+    policy's (``mode``, ``ttl``, ``cache_nonzero_temperature``, ``namespace``) are
+    structured into ``settings``. Called once per plugin at load; result ignored.
+    """
+
+
+@hookspec
+def llmx_register_limiters(register: Register) -> None:
+    """Register rate-limiter backends: where client-side rate-limit buckets live.
+
+    Call ``register(name, factory, settings=SettingsClass)``; ``factory(settings)``
+    returns a :class:`~llmx.RateLimiter`. ``[limiter] backend = NAME`` chooses one (the
+    core's default: ``local``); the section's other keys are structured into
+    ``settings``. Called once per plugin at load; the return value is ignored.
+
+    Added in contract 1.1.
+    """
+
+
+@hookspec
+def llmx_register_breaker_stores(register: Register) -> None:
+    """Register breaker stores: where circuit-breaker state and Retry-After cooldowns
+    live, so that processes can share them.
+
+    Call ``register(name, factory, settings=SettingsClass)``; ``factory(settings)``
+    returns a :class:`~llmx.BreakerStore`. ``[breaker_store] backend = NAME`` chooses
+    one (the core's default: ``memory``, private to each client). Called once per
+    plugin at load; the return value is ignored.
+
+    Added in contract 1.1.
     """
 
 

@@ -1,0 +1,14 @@
+"""Testing helpers: a real ``redis-server`` on loopback, started and stopped by the test.
+
+:class:`RedisServer` runs ``redis-server`` on a free 127.0.0.1 port with persistence
+off, optionally requiring a password (``requirepass``) or speaking TLS only (with a
+throw-away CA and certificate made by ``openssl``). The pytest plugin (installed with
+llmx-redis) provides the session fixtures ``redis_server``, ``redis_auth_server`` and
+``redis_tls_server``.
+"""
+
+from __future__ import annotations
+
+from llmx_redis.testing._server import RedisServer, RedisServerError, require_redis_server
+
+__all__ = ["RedisServer", "RedisServerError", "require_redis_server"]
