@@ -725,3 +725,15 @@ async def test_health_reports_each_instance() -> None:
     assert report["flexy"].status == "ok"
     assert report["flexy"].probe == "complete(m)"
     assert report["blind"].status == "unknown"
+
+
+async def test_model_info_follows_the_instance_mapping() -> None:
+    """A deployment named differently from its model (Azure style) still gets the
+    model's facts: cost and capability checks work through the mapping."""
+    plugin = FlexPlugin()
+    plugin.models["gpt-4o"] = llmx.ModelInfo("gpt-4o", input_price=2.5, output_price=10.0)
+    cfg = {"providers": {"az": {"type": "flex", "models": {"gpt-4o": "prod-chat"}}}}
+    async with flex_client(plugin, cfg) as client:
+        reply = await client.complete(model="az/gpt-4o", prompt="x")
+    assert reply.model == "prod-chat"
+    assert reply.cost == pytest.approx((10 * 2.5 + 5 * 10.0) / 1e6)

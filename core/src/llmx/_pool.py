@@ -164,6 +164,9 @@ class Deployment:
 
         Before the provider is built, a ``model_info`` static method on its factory
         (a provider class) answers, so routing can use prices without a connection.
+        When ``model`` is a provider-side name the instance's ``models`` mapping renames
+        to (an Azure deployment such as ``prod-chat`` for ``gpt-4o``), the facts of the
+        name it was mapped from are used.
         """
         try:
             return self._info_cache[model]
@@ -173,7 +176,15 @@ class Deployment:
             source = self.provider.model_info if self.has_info else None  # type: ignore[attr-defined]
         else:
             source = getattr(self.registration.factory, "model_info", None)
-        info: ModelInfo | None = source(model) if callable(source) else None
+        info: ModelInfo | None = None
+        if callable(source):
+            info = source(model)
+            if info is None:
+                for alias, target in self.config.models.items():
+                    if target == model and alias != model:
+                        info = source(alias)
+                        if info is not None:
+                            break
         if self.provider is not None or info is not None:
             self._info_cache[model] = info
         return info
