@@ -173,7 +173,9 @@ async def test_two_clients_share_one_quota(
 
         await asyncio.gather(*(one(first if i % 2 else second, i) for i in range(8)))
     assert fake.request_count == 8
-    assert _max_in_window(arrivals, 0.5) <= 2 + 1  # +1: answer times, not send times
+    # answer times, not send times: a window 10 % shorter than the period absorbs
+    # their jitter; the pairs themselves are a period apart
+    assert _max_in_window(arrivals, 0.45) <= 2
     assert max(arrivals) - min(arrivals) >= 1.4
 
 
