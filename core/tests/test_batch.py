@@ -28,7 +28,6 @@ from llmx._batch import (
     rewrite_results,
     success_record,
 )
-from llmx.testing import ScriptedProvider, scripted_client
 
 
 def write_lines(path: Path, lines: list[Any]) -> Path:
@@ -312,7 +311,6 @@ def test_records_look_like_openai_batch_output() -> None:
 
 
 async def test_the_runner_writes_every_id_once_with_bounded_concurrency(tmp_path: Path) -> None:
-    provider = ScriptedProvider([])
     in_flight = 0
     peak = 0
 
@@ -322,17 +320,17 @@ async def test_the_runner_writes_every_id_once_with_bounded_concurrency(tmp_path
         peak = max(peak, in_flight)
         try:
             await asyncio.sleep(0.001)
-            if request.messages[-1].text.endswith("7"):
+            prompt = request.messages[-1].text
+            if prompt.endswith("7"):
                 raise llmx.ServerError("boom", provider="scripted", status=500)
-            return await client.complete(request)
+            return llmx.Response(prompt, "any", "scripted", usage=llmx.Usage(1, 2))
         finally:
             in_flight -= 1
 
     items = [item(str(i), f"prompt {i}") for i in range(200)]
     path = tmp_path / "out.jsonl"
     writer = ResultWriter(path)
-    async with scripted_client(provider) as client:
-        stats = await BatchRunner(complete, items, writer, concurrency=8).run()
+    stats = await BatchRunner(complete, items, writer, concurrency=8).run()
     writer.close()
 
     rows = records(path)

@@ -19,6 +19,8 @@ def run(
     """Run ``python -m llmx ARGS`` in ``cwd`` with a clean LLMX_* environment."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("LLMX_")}
     full_env["XDG_CONFIG_HOME"] = str(cwd / ".config")
+    full_env["XDG_DATA_HOME"] = str(cwd / ".data")  # no local model: nothing answers by default
+    full_env["LLMX_MODELS_DIR"] = str(cwd / ".data" / "models")
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "llmx", *args],

@@ -27,7 +27,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -720,6 +722,8 @@ class BatchStats:
     input_tokens: int = 0
     output_tokens: int = 0
     cost: float = 0.0
+    priced: int = 0
+    """How many answers had a known cost (the others' models have no prices)."""
     errors: Counter[str] = attrs.field(factory=Counter)
     started: float = attrs.field(factory=time.monotonic)
     finished: float | None = None
@@ -753,6 +757,7 @@ class BatchStats:
         self.output_tokens += usage["output_tokens"]
         if response["cost"] is not None:
             self.cost += response["cost"]
+            self.priced += 1
 
 
 class BatchRunner:
@@ -891,6 +896,8 @@ async def _run_command(options: BatchOptions, echo: Callable[[str], None]) -> in
 
     writer = ResultWriter(output)
     try:
+        for stale in output.parent.glob(f".{output.name}.*.tmp"):  # a rewrite cut short
+            stale.unlink(missing_ok=True)
         state = load_results(output)
         if state.repaired_bytes:
             echo(
@@ -929,6 +936,8 @@ async def _run_command(options: BatchOptions, echo: Callable[[str], None]) -> in
 
         def on_signal(signum: int) -> None:
             if runner.stopped_by is not None:  # a second signal: stop now
+                if progress is not None:
+                    progress.stop()
                 writer.close()
                 os._exit(128 + signum)
             runner.stop(signum)
@@ -970,6 +979,7 @@ class _Progress:
         self._progress = progress
         self._task = task
         self._stats = stats
+        self._handlers: list[tuple[logging.StreamHandler[Any], Any]] = []
 
     @classmethod
     def start(cls, stats: BatchStats) -> _Progress | None:
@@ -1000,9 +1010,16 @@ class _Progress:
         )
         task = progress.add_task("batch", total=stats.total, failed=0, rate=0.0, tokens=0, cost=0.0)
         progress.start()
-        return cls(progress, task, stats)
+        self = cls(progress, task, stats)
+        # Log lines (retries, warnings) go above the bar instead of through it: rich
+        # redirects sys.stderr while it runs; point the stderr log handlers at it.
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is sys.__stderr__:
+                self._handlers.append((handler, handler.setStream(sys.stderr)))
+        return self
 
     def update(self, record: Mapping[str, Any]) -> None:
+        """Show the stats after ``record`` was written."""
         s = self._stats
         self._progress.update(
             self._task,
@@ -1014,6 +1031,10 @@ class _Progress:
         )
 
     def stop(self) -> None:
+        """Stop the live display (idempotent) and give log handlers their stream back."""
+        for handler, stream in self._handlers:
+            handler.setStream(stream)
+        self._handlers.clear()
         self._progress.stop()
 
 
@@ -1061,7 +1082,9 @@ def _summary(
     if parsed.duplicates:
         table.add_row("duplicate ids (skipped)", str(len(parsed.duplicates)))
     table.add_row("tokens in / out", f"{stats.input_tokens} / {stats.output_tokens}")
-    table.add_row("cost (USD)", f"{stats.cost:.6f}")
+    unpriced = stats.succeeded - stats.priced
+    cost = f"{stats.cost:.6f}" + (f" ({unpriced} without prices)" if unpriced else "")
+    table.add_row("cost (USD)", cost)
     table.add_row("elapsed", f"{stats.elapsed:.2f} s")
     table.add_row("throughput", f"{stats.rate:.1f} req/s")
     Console(stderr=True).print(table)

@@ -372,6 +372,8 @@ def chat_cmd(
     chosen = model or client.config.default_model or os.environ.get("LLMX_MODEL")
     if not chosen:
         chosen = _local_fallback(client)
+        if max_tokens is None:  # a tiny model can ramble on: keep its answer short
+            max_tokens = LOCAL_MAX_TOKENS
     params: dict[str, Any] = {}
     if max_tokens is not None:
         params["max_tokens"] = max_tokens
@@ -392,6 +394,9 @@ def chat_cmd(
 
 LOCAL_PROVIDER = "llamacpp"
 """The provider type (and plugin) that runs local models: llmx-provider-llamacpp."""
+
+LOCAL_MAX_TOKENS = 256
+"""``--max-tokens`` of ``llmx chat`` when it falls back to the local model."""
 
 
 def _local_fallback(client: Any) -> str:
@@ -535,6 +540,61 @@ def batch_cmd(
     code = run_command(options, lambda line: click.echo(line, err=True))
     if code:
         sys.exit(code)
+
+
+# -- health ------------------------------------------------------------------------------
+
+
+@cli.command("health")
+@click.option("--timeout", type=float, default=10.0, show_default=True, help="Seconds per probe.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.argument("instances", nargs=-1)
+@click.pass_obj
+def health_cmd(state: _State, timeout: float, as_json: bool, instances: tuple[str, ...]) -> None:
+    """Probe every configured provider instance (or INSTANCES) concurrently.
+
+    Exits 1 when any probe fails or times out.
+    """
+    from llmx._client import Client
+
+    client = Client(state.config_path)
+    if not client.instances() and not instances:
+        _fail("no provider instances configured: add [providers.NAME] to llmx.toml")
+
+    async def probe() -> list[Any]:
+        async with client:
+            return await client.health(timeout=timeout, instances=instances or None)
+
+    report = asyncio.run(probe())
+    if as_json:
+        _echo_json(
+            [
+                {
+                    "instance": h.instance,
+                    "status": h.status,
+                    "probe": h.probe,
+                    "latency_ms": None if h.latency is None else round(h.latency * 1000, 1),
+                    "error": h.error,
+                }
+                for h in report
+            ]
+        )
+    else:
+        _print_table(
+            ("INSTANCE", "STATUS", "LATENCY", "PROBE", "ERROR"),
+            [
+                (
+                    h.instance,
+                    h.status,
+                    "-" if h.latency is None else f"{h.latency * 1000:.0f} ms",
+                    h.probe,
+                    h.error or "",
+                )
+                for h in report
+            ],
+        )
+    if any(h.status in ("error", "timeout") for h in report):
+        sys.exit(EXIT_ERROR)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -23,7 +23,14 @@ ENV_PREFIX = "LLMX_"
 """Environment variables starting with this override config keys (``__`` nests)."""
 
 _ENV_NOT_OVERRIDES = frozenset(
-    {"LLMX_CONFIG", "LLMX_DISABLE_PLUGIN_AUTOLOAD", "LLMX_DEBUG", "LLMX_HOME"}
+    {
+        "LLMX_CONFIG",
+        "LLMX_DISABLE_PLUGIN_AUTOLOAD",
+        "LLMX_DEBUG",
+        "LLMX_HOME",
+        "LLMX_MODELS_DIR",  # where local models live (llmx models pull)
+        "LLMX_MODEL",  # llmx chat's default model
+    }
 )
 
 

@@ -630,7 +630,12 @@ class Pipeline:
                 f"circuit open after repeated failures; next probe in "
                 f"{deployment.breaker.reopen_in():.1f} s"
             )
-            raise CircuitOpenError(msg, provider=deployment.name, retryable=False)
+            raise CircuitOpenError(
+                msg,
+                provider=deployment.name,
+                retryable=False,
+                retry_after=deployment.breaker.reopen_in(),
+            )
         permit = None
         if deployment.limiter is not None:
             try:
