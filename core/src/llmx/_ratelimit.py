@@ -38,6 +38,7 @@ import attrs
 from llmx._components import Bucket
 from llmx._errors import RateLimitError
 from llmx._tokens import estimate_input_tokens, estimate_output_tokens
+from llmx._types import replace
 
 if TYPE_CHECKING:
     from llmx._types import Request
@@ -326,7 +327,7 @@ class InstanceLimiter:
             if b.name.endswith("tpm"):
                 if tokens is None:
                     tokens = estimate_input_tokens(request) + estimate_output_tokens(request)
-                b = attrs.evolve(b, amount=float(tokens))
+                b = replace(b, amount=float(tokens))
             out.append(b)
         return out
 
@@ -459,7 +460,7 @@ class InstanceLimiter:
             if b.kind == "slots":
                 changed = True
             elif tokens is not None and b.name.endswith("tpm") and b.amount != tokens:
-                b = attrs.evolve(b, amount=float(tokens))
+                b = replace(b, amount=float(tokens))
                 changed = True
             out.append(b)
         if not changed:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import attrs
@@ -582,11 +582,31 @@ class _EventHooks:
         callers = []
         for name in _EVENT_HOOKS:
             hook = getattr(pm.hook, name)
-            callers.append(hook if hook.get_hookimpls() else None)
+            impls = hook.get_hookimpls()
+            callers.append(_direct_caller(impls) or hook if impls else None)
         start, attempt, end, error, breaker = callers
         return cls(start, attempt, end, error, breaker, any=any(c is not None for c in callers))
 
 
-def registrations_by_plugin(registry: Registry) -> Mapping[str, list[tuple[str, str]]]:
-    """``{plugin: [(kind, name), ...]}`` for the loaded plugins."""
-    return {p.name: list(p.contributes) for p in registry.plugins() if p.status == "loaded"}
+def _direct_caller(impls: list[Any]) -> Callable[..., None] | None:
+    """Call plain event-hook implementations directly, in pluggy's order (last
+    registered first), skipping pluggy's per-call bookkeeping on the hot path; None
+    (use pluggy) when any implementation is a wrapper or takes other arguments."""
+    functions = []
+    for impl in reversed(impls):
+        if impl.hookwrapper or impl.wrapper or impl.argnames not in (("event",), ()):
+            return None
+        functions.append((impl.function, bool(impl.argnames)))
+    if len(functions) == 1:
+        ((function, takes_event),) = functions
+        if takes_event:
+            return lambda *, event: function(event)
+
+    def call(*, event: object) -> None:
+        for function, takes_event in functions:
+            if takes_event:
+                function(event)
+            else:
+                function()
+
+    return call
