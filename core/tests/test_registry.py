@@ -252,3 +252,35 @@ def test_event_flags_follow_registrations() -> None:
     assert reg.events.any is True
     assert reg.events.end is not None
     assert reg.events.start is None
+
+
+def test_event_hooks_called_in_pluggy_order_with_or_without_the_event() -> None:
+    calls: list[str] = []
+
+    class First:
+        @llmx.hookimpl
+        def llmx_request_end(self, event: object) -> None:
+            calls.append(f"first:{event}")
+
+    class Second:
+        @llmx.hookimpl
+        def llmx_request_end(self) -> None:  # a subset of the spec's arguments
+            calls.append("second")
+
+    class Wrapper:
+        @llmx.hookimpl(wrapper=True)
+        def llmx_request_end(self, event: object) -> object:
+            calls.append("wrapper-before")
+            result = yield
+            calls.append("wrapper-after")
+            return result
+
+    reg = llmx.Registry(entry_points=[])
+    reg.register(First(), name="first")
+    reg.register(Second(), name="second")
+    reg.events.end(event="e")
+    assert calls == ["second", "first:e"]  # last registered first, as pluggy calls them
+    calls.clear()
+    reg.register(Wrapper(), name="wrapper")  # wrappers go through pluggy itself
+    reg.events.end(event="e")
+    assert calls == ["wrapper-before", "second", "first:e", "wrapper-after"]
