@@ -270,3 +270,21 @@ async def test_cancelled_waiters_leave_the_queue() -> None:
         limiter = client._pool.get("a").limiter
         assert limiter is not None
         assert not any(limiter._queues.values())
+
+
+def test_window_memory_is_bounded_whatever_the_rate() -> None:
+    """100,000 grants in one period share at most ~1,000 slices, and corrected grants
+    are forgotten: the limiter's memory does not grow with the request rate."""
+    from llmx._ratelimit import _SLICES, LocalRateLimiter
+
+    now = [0.0]
+    limiter = LocalRateLimiter(clock=lambda: now[0])
+    bucket = llmx.Bucket("i", "rpm", 1e9, 60.0)
+    for n in range(100_000):
+        now[0] = n * 0.0005  # 2,000 requests per second for 50 s
+        assert limiter.try_acquire(f"g{n}", [bucket]) == 0.0
+        limiter.release_nowait(f"g{n}", [bucket])
+    window = limiter._windows[("i", "rpm")]
+    assert len(window.entries) <= _SLICES + 1
+    assert not window.by_grant
+    assert limiter.usage("i", "rpm") == 100_000

@@ -122,16 +122,52 @@ class LimitSettings:
 # -- the in-process backend ----------------------------------------------------------------
 
 
-class _Window:
-    """A sliding window: entries ``[time, amount, grant]`` oldest first, their total."""
+_SLICES = 1000
+"""A window keeps at most about this many entries, whatever the request rate."""
 
-    __slots__ = ("by_grant", "entries", "period", "total")
+
+class _Window:
+    """A sliding window of slices ``[time, amount, grants, opened]``, oldest first, and
+    their total.
+
+    Grants taken within ``period / _SLICES`` of each other share a slice, so memory is
+    bounded by the number of slices, not by requests per period. A slice's time is its
+    newest grant's, so it expires with its newest member: the window never lets more
+    through than the quota. ``by_grant`` holds only grants whose real amount is not known
+    yet (until :meth:`correct`, or their slice expires).
+    """
+
+    __slots__ = ("by_grant", "entries", "period", "slice", "total")
 
     def __init__(self, period: float) -> None:
         self.period = period
+        self.slice = period / _SLICES
         self.entries: collections.deque[list[Any]] = collections.deque()
-        self.by_grant: dict[str, list[Any]] = {}
+        self.by_grant: dict[str, tuple[list[Any], float]] = {}
         self.total = 0.0
+
+    def add(self, now: float, amount: float, grant: str) -> None:
+        entries = self.entries
+        last = entries[-1] if entries else None
+        if last is not None and now - last[3] < self.slice:
+            last[0] = now
+            last[1] += amount
+            last[2].add(grant)
+        else:
+            last = [now, amount, {grant}, now]
+            entries.append(last)
+        self.by_grant[grant] = (last, amount)
+        self.total += amount
+
+    def correct(self, grant: str, amount: float) -> None:
+        """Replace a grant's estimated amount by the real one (once)."""
+        found = self.by_grant.pop(grant, None)
+        if found is None:
+            return
+        entry, estimated = found
+        entry[1] += amount - estimated
+        entry[2].discard(grant)
+        self.total += amount - estimated
 
     def expire(self, now: float, period: float) -> None:
         entries = self.entries
@@ -139,7 +175,8 @@ class _Window:
         while entries and entries[0][0] <= cutoff:
             entry = entries.popleft()
             self.total -= entry[1]
-            self.by_grant.pop(entry[2], None)
+            for grant in entry[2]:
+                self.by_grant.pop(grant, None)
         if not entries:
             self.total = 0.0
 
@@ -150,7 +187,7 @@ class _Window:
         if excess <= _EPSILON:
             return 0.0
         freed = 0.0
-        for start, taken, _ in self.entries:
+        for start, taken, _, _ in self.entries:
             freed += taken
             if freed >= excess - _EPSILON:
                 return max(float(start) + period - now, 1e-6)
@@ -196,11 +233,7 @@ class LocalRateLimiter:
         for b in buckets:
             key = (b.instance, b.name)
             if b.kind == "window":
-                window = self._windows[key]
-                entry = [now, b.amount, grant]
-                window.entries.append(entry)
-                window.by_grant[grant] = entry
-                window.total += b.amount
+                self._windows[key].add(now, b.amount, grant)
             else:
                 self._slots[key][grant] = now + b.period
         return 0.0
@@ -215,10 +248,8 @@ class LocalRateLimiter:
             key = (b.instance, b.name)
             if b.kind == "window":
                 window = self._windows.get(key)
-                entry = window.by_grant.get(grant) if window is not None else None
-                if window is not None and entry is not None:
-                    window.total += b.amount - entry[1]
-                    entry[1] = b.amount
+                if window is not None:
+                    window.correct(grant, b.amount)
             else:
                 held = self._slots.get(key)
                 if held is not None:
