@@ -289,6 +289,10 @@ class CacheSlot:
         return self.policy.mode in ("read_write", "refresh")
 
 
+_DECODED_ENTRIES = 256
+"""How many decoded hot entries a cache layer keeps (they stay valid while unchanged)."""
+
+
 class CacheLayer:
     """The cache stage of one client's pipeline: policies, keys, lookups, stores.
 
@@ -318,6 +322,11 @@ class CacheLayer:
         self._warn_every = warn_every
         self._warned_at = -math.inf
         self._suppressed = 0
+        # Decoded entries by key, reused while the stored bytes are unchanged: a hot
+        # entry is parsed once, not on every hit. Hits hand out copies, never these.
+        self._decoded: collections.OrderedDict[
+            str, tuple[bytes, Response, list[StreamChunk] | None]
+        ] = collections.OrderedDict()
 
     @classmethod
     def build(cls, config: Config, registry: Registry) -> CacheLayer | None:
@@ -434,11 +443,19 @@ class CacheLayer:
                 continue
             if value is None:
                 continue
-            try:
-                response, chunks = decode_entry(value)
-            except ValueError as err:
-                self._failed("decode", err)
-                continue
+            memo = self._decoded.get(slot.key)
+            if memo is not None and (memo[0] is value or memo[0] == value):
+                response, chunks = memo[1], memo[2]
+                self._decoded.move_to_end(slot.key)
+            else:
+                try:
+                    response, chunks = decode_entry(value)
+                except ValueError as err:
+                    self._failed("decode", err)
+                    continue
+                self._decoded[slot.key] = (value, response, chunks)
+                if len(self._decoded) > _DECODED_ENTRIES:
+                    self._decoded.popitem(last=False)
             self.hits += 1
             response = replace(
                 response,
