@@ -1,0 +1,88 @@
+"""llmx through its public API: ``llmx.Client(config)``, ``complete`` and ``stream``.
+
+The spec's ``options`` carry the llmx config (a dict, see ``bench.clients.LLMX_CONFIGS``),
+the model reference, and ``event_hooks``: register a plugin implementing every event
+hook (each a no-op), so the hot path builds and dispatches the event objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from bench.drivers._harness import SkipError, main
+from bench.wire import PROMPT
+
+
+def _event_hooks_plugin() -> object:
+    """A plugin implementing every event hook as a no-op (llmx is imported lazily, so
+    that the harness can time ``import llmx`` itself)."""
+    import llmx
+
+    class EventHooks:
+        llmx_contract = "1.0"
+
+        @llmx.hookimpl
+        def llmx_request_start(self, event: Any) -> None:
+            del event
+
+        @llmx.hookimpl
+        def llmx_attempt_end(self, event: Any) -> None:
+            del event
+
+        @llmx.hookimpl
+        def llmx_request_end(self, event: Any) -> None:
+            del event
+
+        @llmx.hookimpl
+        def llmx_request_error(self, event: Any) -> None:
+            del event
+
+    return EventHooks()
+
+
+class LlmxAdapter:
+    """llmx.Client against the fake server."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        import llmx
+
+        options = spec["options"]
+        self.model: str = options["model"]
+        provider_type = options.get("provider_type")
+        config = llmx.Config.from_dict(options["config"])
+        registry = llmx.Registry.from_config(config)
+        if provider_type is not None and provider_type not in {p.name for p in registry.plugins()}:
+            msg = f"provider type {provider_type!r} is not installed"
+            raise SkipError(msg)
+        if options.get("event_hooks"):
+            registry.register(_event_hooks_plugin(), name="bench-event-hooks")
+        try:
+            self.client = llmx.Client(config, registry=registry)
+        except llmx.ConfigError as err:
+            msg = f"this llmx does not accept the config yet: {err}"
+            raise SkipError(msg) from err
+        self._text_delta = llmx.TextDelta
+
+    async def open(self) -> None:
+        await self.client.__aenter__()
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def complete(self) -> str:
+        reply = await self.client.complete(model=self.model, prompt=PROMPT)
+        return reply.text
+
+    async def stream(self, first: Callable[[], None]) -> str:
+        parts: list[str] = []
+        async with self.client.stream(model=self.model, prompt=PROMPT) as stream:
+            async for piece in stream.text():
+                if not parts:
+                    first()
+                parts.append(piece)
+        return "".join(parts)
+
+
+if __name__ == "__main__":
+    main(LlmxAdapter, "llmx")
