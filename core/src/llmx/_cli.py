@@ -8,7 +8,6 @@ stays fast however many plugins are installed.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
@@ -59,10 +58,16 @@ class _Group(click.Group):
             return cached  # type: ignore[no-any-return]
         commands: dict[str, click.Command] = {}
         try:
-            from llmx._config import load_config
+            import os
+
+            from llmx._config import find_config_file, load_config
             from llmx._registry import Registry
 
             path = ctx.params.get("config_path") if ctx.params else None
+            enabled_by_env = any(k.startswith("LLMX_PLUGINS__") for k in os.environ)
+            if path is None and not enabled_by_env and find_config_file() is None:
+                ctx.meta["llmx.plugin_commands"] = commands
+                return commands  # no config: no enabled plugin can add commands
             config = load_config(path)
             if config.plugins.enable:
                 registry = Registry.from_config(config)
@@ -238,6 +243,8 @@ def models_cmd(ctx: click.Context, live: bool, as_json: bool) -> None:
     out: list[dict[str, Any]] = []
     errors: list[str] = []
     if live:
+        import asyncio
+
         live_models, errors = asyncio.run(_live_models(client))
     for name, p in sorted(config.providers.items()):
         entry: dict[str, Any] = {
@@ -320,6 +327,8 @@ async def _live_models(client: Any) -> tuple[dict[str, list[dict[str, Any]]], li
         async def one(name: str) -> list[dict[str, Any]]:
             return [to_json(m) for m in await client.list_models(name)]
 
+        import asyncio
+
         results = await asyncio.gather(*(one(n) for n in names), return_exceptions=True)
     found: dict[str, list[dict[str, Any]]] = {}
     errors: list[str] = []
@@ -379,6 +388,8 @@ def chat_cmd(
         params["max_tokens"] = max_tokens
     if temperature is not None:
         params["temperature"] = temperature
+    import asyncio
+
     asyncio.run(
         _chat(
             client,
@@ -564,6 +575,8 @@ def health_cmd(state: _State, timeout: float, as_json: bool, instances: tuple[st
     async def probe() -> list[Any]:
         async with client:
             return await client.health(timeout=timeout, instances=instances or None)
+
+    import asyncio
 
     report = asyncio.run(probe())
     if as_json:
