@@ -70,7 +70,11 @@ def test_plugins_json_reports_every_plugin_and_its_state(cli_site: Path, tmp_pat
         "1.0.0",
         "loaded",
     )
-    assert set(echo["registers"]) == {"provider:echo", "routing_strategy:reverse"}
+    assert set(echo["registers"]) == {
+        "provider:echo",
+        "routing_strategy:reverse",
+        "command:echo-hello",
+    }
     assert echo["error"] is None
     assert rows["builtins"]["distribution"] == "llmx"
     assert rows["builtins"]["status"] == "loaded"
@@ -134,3 +138,22 @@ def test_plugins_without_autoload_loads_nothing_optional(cli_site: Path, tmp_pat
 
     assert rows["builtins"]["status"] == "loaded"
     assert {rows[n]["status"] for n in ("echo", "broken", "events")} == {"available"}
+
+
+def test_enabled_plugin_adds_a_command(install_dists: InstallDists, tmp_path: Path) -> None:
+    """A command registered through ``llmx_register_commands`` appears in ``llmx --help``
+    and runs once its plugin is enabled; without enabling, the installed plugin adds
+    nothing (and is never imported)."""
+    site = install_dists(CLI_FIXTURES)
+    before = llmx_cli("--help", site=site, cwd=tmp_path)
+    assert before.returncode == 0
+    assert "echo-hello" not in before.stdout
+    (tmp_path / "llmx.toml").write_text('[plugins]\nenable = ["echo"]\n')
+    after = llmx_cli("--help", site=site, cwd=tmp_path)
+    assert "echo-hello" in after.stdout
+    ran = llmx_cli("echo-hello", "plugins", site=site, cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "hello, plugins"
+    listed = json.loads(llmx_cli("plugins", "--json", site=site, cwd=tmp_path).stdout)
+    echo = next(row for row in listed if row["name"] == "echo")
+    assert "command:echo-hello" in echo["registers"]
