@@ -14,8 +14,8 @@ import asyncio
 import itertools
 import os
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import attrs
 
@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from llmx._stats import ModelCounters
     from llmx._types import ModelInfo, Request
 
+_T = TypeVar("_T")
 _fill = object.__setattr__
 _perf = time.perf_counter
 _monotonic = time.monotonic
@@ -414,7 +415,7 @@ class Pipeline:
         last = len(plan) - 1
         for index, candidate in enumerate(plan):
             try:
-                return await self._try_candidate(run, candidate, index < last)
+                return await self._on_candidate(run, candidate, index < last, self._attempt)
             except LlmxError as err:
                 if not self._may_fall_back(route, run, err, plan, index):
                     break
@@ -475,8 +476,16 @@ class Pipeline:
             msg += "\n  " + "\n  ".join(run.skipped)
         return AllCandidatesFailedError(msg, attempts=run.attempts, errors=errors)
 
-    async def _try_candidate(self, run: _Run, candidate: Candidate, has_more: bool) -> Response:
-        """One candidate: the first attempt directly, retries (if any) through the policy."""
+    async def _on_candidate(
+        self,
+        run: _Run,
+        candidate: Candidate,
+        has_more: bool,
+        attempt_once: Callable[..., Awaitable[_T]],
+    ) -> _T:
+        """One candidate, for a whole answer (``attempt_once`` is ``_attempt``) or a
+        stream (``_open_attempt``): the first attempt directly, retries (if any) through
+        the candidate's retry policy."""
         deployment = self._pool.get(candidate.instance)
         provider = deployment.open()
         info = self.info(candidate)
@@ -484,7 +493,7 @@ class Pipeline:
         request = run.request
         sent = request if request.model == candidate.model else request.with_model(candidate.model)
         try:
-            return await self._attempt(run, deployment, candidate, provider, sent, info, False)
+            return await attempt_once(run, deployment, candidate, provider, sent, info, False)
         except ProviderError as err:
             policy = deployment.retry
             if not err.retryable or policy.attempts <= 1:
@@ -496,7 +505,7 @@ class Pipeline:
                 if replay is not None:
                     first, replay = replay, None
                     raise first
-                return await self._attempt(run, deployment, candidate, provider, sent, info, True)
+                return await attempt_once(run, deployment, candidate, provider, sent, info, True)
         msg = "unreachable: the retry policy neither returned nor raised"
         raise AssertionError(msg)  # pragma: no cover
 
@@ -756,7 +765,7 @@ class Pipeline:
         while index < len(plan):
             first = plan[index]
             has_more = index + 1 < len(plan)
-            primary = asyncio.ensure_future(self._try_candidate(run, first, has_more))
+            primary = asyncio.ensure_future(self._on_candidate(run, first, has_more, self._attempt))
             tasks: set[asyncio.Future[Response]] = {primary}
             if has_more:
                 delay = strategy.hedge_delay(first, self)
@@ -766,7 +775,7 @@ class Pipeline:
                     second = plan[index]
                     tasks.add(
                         asyncio.ensure_future(
-                            self._try_candidate(run, second, index + 1 < len(plan))
+                            self._on_candidate(run, second, index + 1 < len(plan), self._attempt)
                         )
                     )
             try:
@@ -871,37 +880,11 @@ class Pipeline:
         last = len(plan) - 1
         for index, candidate in enumerate(plan):
             try:
-                return await self._open_candidate(run, candidate, index < last)
+                return await self._on_candidate(run, candidate, index < last, self._open_attempt)
             except LlmxError as err:
                 if not self._may_fall_back(route, run, err, plan, index):
                     break
         raise self._final_error(run, len(plan))
-
-    async def _open_candidate(self, run: _Run, candidate: Candidate, has_more: bool) -> _OpenStream:
-        deployment = self._pool.get(candidate.instance)
-        provider = deployment.open()
-        info = self.info(candidate)
-        self.check_capabilities(run.request, deployment, info)
-        request = run.request
-        sent = request if request.model == candidate.model else request.with_model(candidate.model)
-        try:
-            return await self._open_attempt(run, deployment, candidate, provider, sent, info, False)
-        except ProviderError as err:
-            policy = deployment.retry
-            if not err.retryable or policy.attempts <= 1:
-                raise
-            replay: ProviderError | None = err
-        hook = self._retry_hook(run, deployment, has_more)
-        async for attempt in policy.retrying(hook, timeout=run.remaining()):
-            with attempt:
-                if replay is not None:
-                    first, replay = replay, None
-                    raise first
-                return await self._open_attempt(
-                    run, deployment, candidate, provider, sent, info, True
-                )
-        msg = "unreachable: the retry policy neither returned nor raised"
-        raise AssertionError(msg)  # pragma: no cover
 
     async def _open_attempt(
         self,
