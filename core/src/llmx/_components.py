@@ -219,7 +219,7 @@ class RetryPolicy(Protocol):
     """The longest Retry-After worth waiting for; longer ones move to the next candidate."""
 
     def retrying(
-        self, on: Callable[[Exception], bool | float], *, timeout: float
+        self, on: Callable[[BaseException], bool | float], *, timeout: float
     ) -> AsyncIterator[AbstractContextManager[Any]]:
         """Yield one context manager per attempt (like ``stamina.retry_context``).
 

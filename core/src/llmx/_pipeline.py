@@ -512,7 +512,7 @@ class Pipeline:
     def _retry_hook(self, run: _Run, deployment: Deployment, has_more: bool) -> Any:
         policy = deployment.retry
 
-        def on(error: Exception) -> bool | float:
+        def on(error: BaseException) -> bool | float:
             if not isinstance(error, ProviderError) or not error.retryable:
                 return False
             if isinstance(error, CircuitOpenError) or deployment.breaker.state == "open":

@@ -18,7 +18,7 @@ from typing import Any
 
 import attrs
 
-RetryHook = Callable[[Exception], "bool | float"]
+RetryHook = Callable[[BaseException], "bool | float"]
 """Called with each failure: False stops retrying, True retries after the policy's
 backoff, a float retries after that many seconds (a provider's Retry-After)."""
 
