@@ -8,8 +8,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from llmx._config import Config, load_config
+from llmx._engine.pipeline import Pipeline
 from llmx._errors import ClientClosedError, ConfigError
-from llmx._pipeline import Pipeline
 from llmx._pool import ProviderPool
 from llmx._registry import Registry
 from llmx._stats import InstanceStats, Stats

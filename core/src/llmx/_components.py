@@ -255,5 +255,49 @@ class RoutingStrategy(Protocol):
         ...
 
 
+@runtime_checkable
+class HedgingStrategy(Protocol):
+    """A routing strategy that also hedges (the built-in ``hedged``): the engine sends
+    the request to the first candidate and, if no answer (for a stream: no first chunk)
+    came within :meth:`hedge_delay` and :meth:`try_hedge` allows, to the next one too;
+    the first to answer wins and the other is cancelled. Checked once, when the
+    strategy is built."""
+
+    def order(
+        self, candidates: Sequence[Candidate], request: Request, view: RoutingView
+    ) -> Sequence[Candidate]:
+        """The candidates in the order to try them."""
+        ...
+
+    def hedge_delay(self, first: Candidate, view: RoutingView) -> float:
+        """Seconds to wait for ``first`` before hedging to the next candidate."""
+        ...
+
+    def try_hedge(self) -> bool:
+        """Spend one hedge from the strategy's budget; False when it is spent."""
+        ...
+
+
+@runtime_checkable
+class LayeredStrategy(Protocol):
+    """A strategy that orders through another one, named by :attr:`base_name` (e.g.
+    from ``[routing] base = "lowest_latency"``); the engine builds the base and binds it."""
+
+    @property
+    def base_name(self) -> str:
+        """The name of the strategy to order through."""
+        ...
+
+    def order(
+        self, candidates: Sequence[Candidate], request: Request, view: RoutingView
+    ) -> Sequence[Candidate]:
+        """The candidates in the order to try them."""
+        ...
+
+    def bind_base(self, base: RoutingStrategy) -> None:
+        """Order through ``base``."""
+        ...
+
+
 ComponentSettings = Mapping[str, Any]
 """Raw settings of a component before its settings class structures them."""

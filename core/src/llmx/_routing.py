@@ -207,9 +207,11 @@ class HedgeSettings:
 
 
 class HedgedStrategy:
-    """Delayed, budgeted hedged requests (see :class:`HedgeSettings`).
+    """Delayed, budgeted hedged requests (see :class:`HedgeSettings`), for whole answers
+    and for streams (hedged until the first chunk).
 
-    The pipeline recognises a strategy with ``hedge_delay`` and ``try_hedge``.
+    The engine recognises it as an :class:`llmx.plugin.HedgingStrategy` and a
+    :class:`~llmx._components.LayeredStrategy` (ordered through ``base``).
     """
 
     def __init__(self, settings: HedgeSettings | None = None) -> None:
@@ -217,6 +219,11 @@ class HedgedStrategy:
         self.base: object = PriorityStrategy()
         self._requests = Window(self.settings.window)
         self._hedges = Window(self.settings.window)
+
+    @property
+    def base_name(self) -> str:
+        """The name of the strategy to order through (``[routing] base``)."""
+        return self.settings.base
 
     def bind_base(self, base: object) -> None:
         """Use ``base`` (a strategy object) for the ordering."""

@@ -101,6 +101,9 @@ class ModelStats:
     ``abandoned_attempts`` and ``abandoned_cost`` count attempts that may have been
     billed although their answer was never used (timed out after sending, cancelled
     hedges, streams cut short), with the cost estimated from the prompt.
+    ``estimated_usage`` counts
+    answers whose usage the provider did not report and llmx estimated (their tokens
+    and cost are included above; see ``llmx.Usage.estimated``).
     """
 
     instance: str
@@ -117,6 +120,7 @@ class ModelStats:
     abandoned_cost: float
     latency: Quantiles | None
     ttft: Quantiles | None
+    estimated_usage: int = 0
 
 
 @attrs.frozen
@@ -159,6 +163,7 @@ class ModelCounters:
         "abandoned_cost",
         "cost",
         "errors",
+        "estimated_usage",
         "input_tokens",
         "latency",
         "output_tokens",
@@ -178,6 +183,7 @@ class ModelCounters:
         self.cost = 0.0
         self.abandoned_attempts = 0
         self.abandoned_cost = 0.0
+        self.estimated_usage = 0
         self.latency = Histogram()
         self.ttft = Histogram()
 
@@ -199,6 +205,7 @@ class ModelCounters:
             abandoned_cost=self.abandoned_cost,
             latency=self.latency.summary(),
             ttft=self.ttft.summary(),
+            estimated_usage=self.estimated_usage,
         )
 
 

@@ -21,7 +21,13 @@ class Watchdog:
     Limits (loop-clock times or None): ``deadline`` (the hard end: attempt timeout or
     the request's deadline, whichever is first) and, for streams, ``first_byte_by``
     until the first chunk and ``idle`` seconds between chunks after it. Use as a
-    context manager around the guarded code; call :meth:`touch` on each chunk.
+    context manager around the guarded code.
+
+    An idle watchdog (``idle`` set) guards a whole stream: enter it around each wait for
+    a chunk (entering records the start of the wait) and :meth:`close` it at the end.
+    Its timer survives between waits and re-arms itself only when it fires early, so a
+    50-chunk stream costs one timer, not fifty; time the caller spends between chunks
+    never counts as silence.
     """
 
     __slots__ = (
@@ -88,6 +94,8 @@ class Watchdog:
 
     def _fire(self) -> None:
         self._handle = None
+        if self._task is None:
+            return  # between waits: re-armed when the next wait starts
         when, reason = self._expiry()
         if when is None:
             return
@@ -105,8 +113,17 @@ class Watchdog:
 
     def __enter__(self) -> Watchdog:
         self._task = asyncio.current_task()
-        self._arm()
+        if self.idle is not None:
+            self.last = self._loop.time()  # silence counts from the start of this wait
+        if self._handle is None:
+            self._arm()
         return self
+
+    def close(self) -> None:
+        """Stop the timer (an idle watchdog, after its stream's last wait)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
 
     def __exit__(
         self,
@@ -114,9 +131,9 @@ class Watchdog:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+        self._task = None
+        if self.idle is None or self.fired:
+            self.close()
         if not self.fired or exc_type is not asyncio.CancelledError:
             return
         if sys.version_info >= (3, 11) and self._task is not None and self._task.uncancel() > 0:

@@ -42,6 +42,11 @@ def estimate_input_tokens(request: Request) -> int:
     return tokens + -(-chars // CHARS_PER_TOKEN)
 
 
+def estimate_text_tokens(text: str) -> int:
+    """An estimate of the tokens in ``text`` (for answers whose usage was not reported)."""
+    return -(-len(text) // CHARS_PER_TOKEN)
+
+
 def estimate_output_tokens(request: Request, default: int = 256) -> int:
     """The output tokens to plan for: ``max_tokens`` when set, else ``default``."""
     return request.max_tokens if request.max_tokens is not None else default

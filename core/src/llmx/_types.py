@@ -337,6 +337,11 @@ class Usage:
     to the provider's prompt cache (``cache_read_tokens``, ``cache_write_tokens``), as
     OpenAI's ``prompt_tokens`` does; providers that report them separately (Anthropic)
     are normalised to this. ``reasoning_tokens`` are part of ``output_tokens``.
+
+    ``estimated`` is True when the provider reported no usage (some servers send none
+    in a stream) and llmx estimated the counts from the prompt and the answer's text
+    (about four characters per token): the cost computed from it is an estimate too,
+    never a silent zero.
     """
 
     input_tokens: int = 0
@@ -344,6 +349,7 @@ class Usage:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    estimated: bool = attrs.field(default=False, kw_only=True)
 
     @property
     def total_tokens(self) -> int:
@@ -357,6 +363,7 @@ class Usage:
             self.cache_read_tokens + other.cache_read_tokens,
             self.cache_write_tokens + other.cache_write_tokens,
             self.reasoning_tokens + other.reasoning_tokens,
+            estimated=self.estimated or other.estimated,
         )
 
 

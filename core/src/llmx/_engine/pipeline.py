@@ -1,0 +1,229 @@
+"""The request path, composed. Read :meth:`Pipeline.complete` and
+:meth:`Pipeline.stream` top to bottom; each step lives in its own module:
+
+1. :class:`~llmx._engine.run.Run` — the request's id, events, deadline and records;
+2. :class:`~llmx._engine.resolve.Resolver` — model reference or alias -> a Route;
+3. the response cache (:mod:`llmx._cache`) — a hit ends the request here;
+4. :class:`~llmx._engine.fallback.Fallback` — plan, then each candidate (or hedged),
+   each with its retries, until one answers;
+5. one attempt: :func:`complete_once` or :func:`llmx._engine.stream.open_once`, both
+   through :class:`~llmx._engine.call.Call` (admit, watch, then exactly one of
+   succeeded / failed / abandoned);
+6. the cache stores the answer; the Run emits the request's end (or error) event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from llmx._cache import CacheLayer, CachePolicy
+from llmx._engine.call import Call
+from llmx._engine.fallback import Fallback
+from llmx._engine.resolve import Resolver, Route
+from llmx._engine.run import Run
+from llmx._engine.stream import deliver, open_once
+from llmx._engine.view import LiveView
+from llmx._errors import ConfigError
+from llmx._events import BreakerTransition
+from llmx._stream import Stream, chunks_of
+from llmx._timeouts import Watchdog
+from llmx._types import StreamChunk, StreamEnd
+
+if TYPE_CHECKING:
+    from llmx._config import Config
+    from llmx._pool import Deployment, ProviderPool
+    from llmx._registry import Registry
+    from llmx._stats import StatsRecorder
+    from llmx._types import Request, Response
+
+
+class Pipeline:
+    """Runs the requests of one client (see the module docstring)."""
+
+    __slots__ = ("_config", "_fallback", "_registry", "_resolver", "cache", "view")
+
+    def __init__(self, config: Config, registry: Registry, pool: ProviderPool) -> None:
+        self._config = config
+        self._registry = registry
+        self.view = LiveView(pool)
+        self._resolver = Resolver(config, registry, pool)
+        self._fallback = Fallback(pool, self.view, registry)
+        self.cache: CacheLayer | None = CacheLayer.build(config, registry)
+
+    @property
+    def stats(self) -> StatsRecorder:
+        """The per-(instance, model) counters."""
+        return self.view.stats
+
+    def route(self, model_ref: str) -> Route:
+        """The candidates for ``model_ref`` (``instance/model`` or an alias), cached."""
+        return self._resolver.route(model_ref)
+
+    async def aclose(self) -> None:
+        """Close the response cache's backend."""
+        if self.cache is not None:
+            await self.cache.aclose()
+
+    def breaker_transition(self, instance: str, old: str, new: str, reason: str) -> None:
+        """Tell event hooks that an instance's breaker changed state."""
+        hook = self._registry.events.breaker
+        if hook is not None:
+            hook(event=BreakerTransition(instance, old, new, reason))
+
+    # -- a whole answer ---------------------------------------------------------------------
+
+    async def complete(
+        self,
+        request: Request,
+        *,
+        timeout: float | None = None,
+        cache: CachePolicy | str | None = None,
+    ) -> Response:
+        """Run one request to a whole Response (from the cache, if it holds it)."""
+        run = Run(self._registry.events, request, False)
+        try:
+            route = self._start(run, timeout)
+            slots = layer = None
+            if self.cache is not None or cache is not None:
+                layer, slots = self._cache_slots(route, request, cache)
+            if slots is None or layer is None:
+                response = await self._fallback.run(route, run, complete_once)
+            else:
+                hit = await layer.lookup(slots)
+                if hit is not None:
+                    response = hit[0]
+                else:
+                    response = await self._fallback.run(route, run, complete_once)
+                    await layer.store(slots, response)
+        except BaseException as err:
+            run.fail(err)
+            raise
+        run.end(response)
+        return response
+
+    # -- a stream -----------------------------------------------------------------------------
+
+    def stream(
+        self,
+        request: Request,
+        *,
+        timeout: float | None = None,
+        cache: CachePolicy | str | None = None,
+    ) -> Stream:
+        """Run one request as a stream of chunks (replayed from the cache on a hit)."""
+        state: list[Response] = []
+        return Stream(
+            self._stream(request, state, timeout, cache), lambda: state[0] if state else None
+        )
+
+    async def _stream(
+        self,
+        request: Request,
+        state: list[Response],
+        timeout: float | None,
+        cache: CachePolicy | str | None,
+    ) -> AsyncIterator[StreamChunk]:
+        run = Run(self._registry.events, request, True)
+        try:
+            route = self._start(run, timeout)
+            slots = layer = None
+            if self.cache is not None or cache is not None:
+                layer, slots = self._cache_slots(route, request, cache)
+            hit = None if slots is None or layer is None else await layer.lookup(slots)
+            if hit is not None:
+                response, chunks = hit
+                replay = chunks if chunks is not None else [c async for c in chunks_of(response)]
+                for chunk in replay:
+                    if type(chunk) is not StreamEnd:
+                        yield chunk
+            else:
+                call = await self._fallback.run(route, run, open_once)
+                keep: list[StreamChunk] | None = None
+                if slots is not None and any(s.writable for s in slots):
+                    keep = []
+                delivery = deliver(call)
+                try:
+                    async for chunk in delivery:
+                        if keep is not None:
+                            keep.append(chunk)
+                        yield chunk
+                finally:
+                    await delivery.aclose()  # closing early must reach the provider's stream now
+                response = call.response  # type: ignore[assignment]
+                assert response is not None
+                if keep is not None and layer is not None and slots is not None:
+                    await layer.store(slots, response, keep)  # only a completed stream
+            state.append(response)
+            yield StreamEnd(response.finish_reason, response.usage, response.model, response.id)
+        except BaseException as err:
+            run.fail(err)
+            raise
+        run.end(response)
+
+    # -- shared steps -------------------------------------------------------------------------
+
+    def _start(self, run: Run, timeout: float | None) -> Route:
+        """Resolve the route and set the request's deadline (``timeout=``, else the
+        alias's, else the config's)."""
+        route = self._resolver.route(run.request.model)
+        seconds = timeout if timeout is not None else route.deadline
+        if seconds is None:
+            seconds = self._config.deadline
+        if seconds is not None:
+            run.deadline = time.monotonic() + seconds
+        return route
+
+    def _cache_slots(
+        self, route: Route, request: Request, cache: CachePolicy | str | None
+    ) -> tuple[CacheLayer | None, Any]:
+        """The cache stage and its slots for this request (None: not cached)."""
+        override = CachePolicy.of(cache)
+        layer = self.cache
+        if layer is None:
+            if override is not None and override.mode not in (None, "off"):
+                msg = (
+                    f"cache={cache!r} was given but no response cache is configured; add a "
+                    '[cache] section (e.g. backend = "memory") to llmx.toml'
+                )
+                raise ConfigError(msg)
+            return None, None
+        return layer, layer.plan(request, route.candidates, override)
+
+
+async def complete_once(call: Call, sent: Request) -> Response:
+    """One whole-answer attempt."""
+    await call.admit()
+    provider = call.deployment.provider
+    assert provider is not None
+    try:
+        dog = _deadline_watchdog(call.run, call.deployment, call.model)
+        if dog is None:
+            response = await provider.complete(sent)
+        else:
+            with dog:
+                response = await provider.complete(sent)
+    except BaseException as err:
+        error = call.failed(err)
+        if error is err:
+            raise
+        raise error from err
+    return call.succeeded(response)
+
+
+def _deadline_watchdog(run: Run, deployment: Deployment, model: str) -> Watchdog | None:
+    """A watchdog only when the request's deadline is nearer than the instance's own
+    attempt timeout (which aiohttp enforces anyway)."""
+    if run.deadline is None:
+        return None
+    remaining = run.remaining()
+    if remaining >= deployment.config.timeout:
+        return None
+    return Watchdog(
+        provider=deployment.name,
+        model=model,
+        deadline=asyncio.get_running_loop().time() + max(remaining, 0.0),
+        deadline_reason="the request's deadline passed",
+    )

@@ -1,0 +1,78 @@
+"""One request's scope: its id, its start/end/error events, its deadline, and what its
+attempts left behind (the attempt records, the errors, the candidates skipped and why).
+
+Whole answers and streams open the same :class:`Run`; it is the only place request ids
+and request-level events are made.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from typing import TYPE_CHECKING
+
+from llmx._events import RequestEnd, RequestError, RequestStart
+
+if TYPE_CHECKING:
+    from llmx._registry import _EventHooks as EventCallers
+    from llmx._types import Attempt, Request, Response
+
+_perf = time.perf_counter
+_monotonic = time.monotonic
+_ids = itertools.count(1)
+_ID_PREFIX = os.urandom(4).hex()
+
+
+def new_request_id() -> str:
+    """A short id unique within this process run (``"3f2a9c1b-17"``)."""
+    return f"{_ID_PREFIX}-{next(_ids)}"
+
+
+class Run:
+    """The state of one request across its attempts (both modes).
+
+    Creating it emits ``llmx_request_start`` (when a plugin listens); :meth:`end` and
+    :meth:`fail` emit the request's last event. ``deadline`` is a monotonic time or None.
+    """
+
+    __slots__ = (
+        "attempts",
+        "deadline",
+        "errors",
+        "events",
+        "request",
+        "request_id",
+        "skipped",
+        "started",
+    )
+
+    def __init__(self, events: EventCallers, request: Request, stream: bool) -> None:
+        self.events = events
+        self.request = request
+        self.started = _perf()
+        self.request_id = new_request_id() if events.any else ""
+        self.deadline: float | None = None
+        self.attempts: list[Attempt] = []
+        self.errors: list[BaseException] = []
+        self.skipped: list[str] = []
+        if events.start is not None:
+            events.start(event=RequestStart(self.request_id, request, stream, self.started))
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline (inf without one)."""
+        if self.deadline is None:
+            return float("inf")
+        return self.deadline - _monotonic()
+
+    def end(self, response: Response) -> None:
+        """The request succeeded with ``response``."""
+        hook = self.events.end
+        if hook is not None:
+            hook(event=RequestEnd(self.request_id, response, _perf() - self.started))
+
+    def fail(self, err: BaseException) -> None:
+        """The request failed with ``err`` (a cancellation is not an event)."""
+        hook = self.events.error
+        if hook is not None and isinstance(err, Exception):
+            hook(event=RequestError(self.request_id, err, _perf() - self.started))
