@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, Protocol
 
 from llmx._types import (
     FinishReason,
@@ -111,19 +111,15 @@ class Stream:
 
     Leaving the ``async with`` block early (or calling :meth:`aclose`) closes the
     connection. :meth:`text` iterates over text deltas only; :meth:`collect` consumes
-    everything and returns the Response.
+    everything and returns the Response. Nothing is sent before the first iteration.
     """
 
-    __slots__ = ("_finish", "_gen", "_started", "response")
+    __slots__ = ("_chunks", "_closed", "_run", "response")
 
-    def __init__(
-        self,
-        gen: AsyncIterator[StreamChunk],
-        finish: Callable[[], Response | None],
-    ) -> None:
-        self._gen = gen
-        self._finish = finish
-        self._started = False
+    def __init__(self, run: StreamRun) -> None:
+        self._run = run
+        self._chunks: AsyncIterator[StreamChunk] | None = None
+        self._closed = False
         self.response: Response | None = None
         """The assembled answer, set once the stream has ended."""
 
@@ -131,12 +127,36 @@ class Stream:
         return self
 
     async def __anext__(self) -> StreamChunk:
-        self._started = True
+        # The caller pulls straight from the engine's chunk iterator: no generator of
+        # our own in between (bench: 50-chunk stream, one async-generator hop per chunk).
+        chunks = self._chunks
+        if chunks is None:
+            if self._closed or self.response is not None:
+                raise StopAsyncIteration
+            try:
+                chunks = self._chunks = await self._run.open()
+            except BaseException as err:
+                self._closed = True
+                self._run.fail(err)
+                raise
         try:
-            return await self._gen.__anext__()
+            return await chunks.__anext__()
         except StopAsyncIteration:
-            self.response = self._finish()
+            pass
+        except BaseException as err:
+            self._chunks = None
+            self._closed = True
+            self._run.fail(err)
             raise
+        self._chunks = None
+        try:
+            response = await self._run.finish()
+        except BaseException as err:
+            self._closed = True
+            self._run.fail(err)
+            raise
+        self.response = response
+        return StreamEnd(response.finish_reason, response.usage, response.model, response.id)
 
     async def text(self) -> AsyncIterator[str]:
         """Only the text pieces, as they arrive."""
@@ -153,9 +173,12 @@ class Stream:
 
     async def aclose(self) -> None:
         """Stop the stream and close its connection."""
-        aclose = getattr(self._gen, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        chunks, self._chunks = self._chunks, None
+        self._closed = True
+        if chunks is not None:
+            aclose = getattr(chunks, "aclose", None)  # an async generator's
+            if aclose is not None:
+                await aclose()
 
     async def __aenter__(self) -> Stream:
         return self
@@ -167,3 +190,19 @@ class Stream:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+class StreamRun(Protocol):
+    """What a :class:`Stream` pulls from (the engine's streamed request)."""
+
+    async def open(self) -> AsyncIterator[StreamChunk]:
+        """Start the request; the iterator of its chunks (without the final StreamEnd)."""
+        ...
+
+    async def finish(self) -> Response:
+        """The chunks are exhausted: the assembled Response."""
+        ...
+
+    def fail(self, err: BaseException) -> None:
+        """The request failed with ``err`` (raised to the caller after this)."""
+        ...

@@ -10,13 +10,15 @@
    through :class:`~llmx._engine.call.Call` (admit, watch, then exactly one of
    succeeded / failed / abandoned);
 6. the cache stores the answer; the Run emits the request's end (or error) event.
+
+A stream runs the same steps through :class:`~llmx._engine.stream.StreamRequest`, which
+the :class:`~llmx.Stream` handle drives as the caller reads.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from llmx._cache import CacheLayer, CachePolicy
@@ -24,18 +26,18 @@ from llmx._engine.call import Call
 from llmx._engine.fallback import Fallback
 from llmx._engine.resolve import Resolver, Route
 from llmx._engine.run import Run
-from llmx._engine.stream import deliver, open_once
+from llmx._engine.stream import StreamRequest
 from llmx._engine.view import LiveView
 from llmx._errors import ConfigError
 from llmx._events import BreakerTransition
-from llmx._stream import Stream, chunks_of
+from llmx._stream import Stream
 from llmx._timeouts import Watchdog
-from llmx._types import StreamChunk, StreamEnd
 
 if TYPE_CHECKING:
     from llmx._config import Config
     from llmx._pool import Deployment, ProviderPool
     from llmx._registry import Registry
+    from llmx._registry import _EventHooks as EventCallers
     from llmx._stats import StatsRecorder
     from llmx._types import Request, Response
 
@@ -52,6 +54,16 @@ class Pipeline:
         self._resolver = Resolver(config, registry, pool)
         self._fallback = Fallback(pool, self.view, registry)
         self.cache: CacheLayer | None = CacheLayer.build(config, registry)
+
+    @property
+    def events(self) -> EventCallers:
+        """The event hook callers (each None when no plugin listens)."""
+        return self._registry.events
+
+    @property
+    def fallback(self) -> Fallback:
+        """The fallback loop (plan, candidates, retries, hedging)."""
+        return self._fallback
 
     @property
     def stats(self) -> StatsRecorder:
@@ -85,10 +97,10 @@ class Pipeline:
         """Run one request to a whole Response (from the cache, if it holds it)."""
         run = Run(self._registry.events, request, False)
         try:
-            route = self._start(run, timeout)
+            route = self.start(run, timeout)
             slots = layer = None
             if self.cache is not None or cache is not None:
-                layer, slots = self._cache_slots(route, request, cache)
+                layer, slots = self.cache_slots(route, request, cache)
             if slots is None or layer is None:
                 response = await self._fallback.run(route, run, complete_once)
             else:
@@ -113,59 +125,13 @@ class Pipeline:
         timeout: float | None = None,
         cache: CachePolicy | str | None = None,
     ) -> Stream:
-        """Run one request as a stream of chunks (replayed from the cache on a hit)."""
-        state: list[Response] = []
-        return Stream(
-            self._stream(request, state, timeout, cache), lambda: state[0] if state else None
-        )
+        """Run one request as a stream of chunks (replayed from the cache on a hit);
+        nothing starts before the caller's first read."""
+        return Stream(StreamRequest(self, request, timeout, cache))
 
-    async def _stream(
-        self,
-        request: Request,
-        state: list[Response],
-        timeout: float | None,
-        cache: CachePolicy | str | None,
-    ) -> AsyncIterator[StreamChunk]:
-        run = Run(self._registry.events, request, True)
-        try:
-            route = self._start(run, timeout)
-            slots = layer = None
-            if self.cache is not None or cache is not None:
-                layer, slots = self._cache_slots(route, request, cache)
-            hit = None if slots is None or layer is None else await layer.lookup(slots)
-            if hit is not None:
-                response, chunks = hit
-                replay = chunks if chunks is not None else [c async for c in chunks_of(response)]
-                for chunk in replay:
-                    if type(chunk) is not StreamEnd:
-                        yield chunk
-            else:
-                call = await self._fallback.run(route, run, open_once)
-                keep: list[StreamChunk] | None = None
-                if slots is not None and any(s.writable for s in slots):
-                    keep = []
-                delivery = deliver(call)
-                try:
-                    async for chunk in delivery:
-                        if keep is not None:
-                            keep.append(chunk)
-                        yield chunk
-                finally:
-                    await delivery.aclose()  # closing early must reach the provider's stream now
-                response = call.response  # type: ignore[assignment]
-                assert response is not None
-                if keep is not None and layer is not None and slots is not None:
-                    await layer.store(slots, response, keep)  # only a completed stream
-            state.append(response)
-            yield StreamEnd(response.finish_reason, response.usage, response.model, response.id)
-        except BaseException as err:
-            run.fail(err)
-            raise
-        run.end(response)
+    # -- steps shared with streams (StreamRequest) -------------------------------------------------------------------------
 
-    # -- shared steps -------------------------------------------------------------------------
-
-    def _start(self, run: Run, timeout: float | None) -> Route:
+    def start(self, run: Run, timeout: float | None) -> Route:
         """Resolve the route and set the request's deadline (``timeout=``, else the
         alias's, else the config's)."""
         route = self._resolver.route(run.request.model)
@@ -176,7 +142,7 @@ class Pipeline:
             run.deadline = time.monotonic() + seconds
         return route
 
-    def _cache_slots(
+    def cache_slots(
         self, route: Route, request: Request, cache: CachePolicy | str | None
     ) -> tuple[CacheLayer | None, Any]:
         """The cache stage and its slots for this request (None: not cached)."""
