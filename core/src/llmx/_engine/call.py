@@ -66,48 +66,6 @@ _DEFAULT_COOLDOWN = 1.0  # seconds after a 429 without Retry-After
 Outcome = Literal["ok", "overload", "other"]
 
 
-async def admit(run: Run, deployment: Deployment, model: str) -> Permit | None:
-    """Wait out a Retry-After cooldown, take the breaker's admission, the rate-limit
-    permit and a concurrency slot, before anything is sent. Returns the permit (to
-    release when the attempt ends); on refusal raises a typed error and holds nothing."""
-    blocked = deployment.blocked_until - _monotonic()
-    if blocked > 0:
-        if blocked >= run.remaining():
-            msg = (
-                f"cooling down for {blocked:.2f} s after the provider asked to wait "
-                "(Retry-After), longer than the time left before the deadline"
-            )
-            raise RateLimitError(
-                msg, provider=deployment.name, retryable=False, retry_after=blocked
-            )
-        await asyncio.sleep(blocked)
-    breaker = deployment.breaker
-    if not breaker.try_acquire():
-        reopen = breaker.reopen_in()
-        msg = f"circuit open after repeated failures; next probe in {reopen:.1f} s"
-        raise CircuitOpenError(msg, provider=deployment.name, retryable=False, retry_after=reopen)
-    permit = None
-    try:
-        if deployment.limiter is not None:
-            permit = await deployment.limiter.acquire(model, run.request, run.remaining())
-        limit = deployment.limit
-        if limit is not None:
-            if run.deadline is None:
-                await limit.acquire()
-            else:
-                try:
-                    await asyncio.wait_for(limit.acquire(), max(run.remaining(), 0))
-                except (asyncio.TimeoutError, TimeoutError):
-                    msg = "no concurrency slot before the deadline (adaptive limit)"
-                    raise DeadlineExceededError(msg, provider=deployment.name) from None
-    except BaseException:
-        breaker.release()
-        if permit is not None:
-            permit.release(None)
-        raise
-    return permit
-
-
 def _completed(
     response: Response,
     provider: str,
@@ -180,10 +138,38 @@ class Call:
         self.response: Response | None = None
 
     async def admit(self) -> None:
-        """Take admission (see :func:`admit`: on refusal a typed error, and the attempt
-        never started), then count the attempt and start its clock."""
+        """Before anything is sent: wait out a Retry-After cooldown, take the breaker's
+        admission, the rate-limit permit and a concurrency slot (on refusal a typed
+        error, holding nothing: the attempt never started); then count the attempt and
+        start its clock."""
         deployment, run = self.deployment, self.run
-        self.permit = await admit(run, deployment, self.model)
+        blocked = deployment.blocked_until - _monotonic()
+        if blocked > 0:
+            if blocked >= run.remaining():
+                msg = (
+                    f"cooling down for {blocked:.2f} s after the provider asked to wait "
+                    "(Retry-After), longer than the time left before the deadline"
+                )
+                raise RateLimitError(
+                    msg, provider=deployment.name, retryable=False, retry_after=blocked
+                )
+            await asyncio.sleep(blocked)
+        breaker = deployment.breaker
+        if not breaker.try_acquire():
+            reopen = breaker.reopen_in()
+            msg = f"circuit open after repeated failures; next probe in {reopen:.1f} s"
+            raise CircuitOpenError(
+                msg, provider=deployment.name, retryable=False, retry_after=reopen
+            )
+        if deployment.limiter is not None or deployment.limit is not None:
+            try:
+                await self._wait_for_limits()
+            except BaseException:
+                breaker.release()
+                if self.permit is not None:
+                    self.permit.release(None)
+                    self.permit = None
+                raise
         self.number = len(run.attempts) + 1
         counters = self.counters = self.view.stats.counters(deployment.name, self.model)
         counters.requests += 1
@@ -193,6 +179,21 @@ class Call:
             deployment.budget.record_request()
         deployment.in_flight += 1
         self.t0 = _perf()
+
+    async def _wait_for_limits(self) -> None:
+        deployment, run = self.deployment, self.run
+        if deployment.limiter is not None:
+            self.permit = await deployment.limiter.acquire(self.model, run.request, run.remaining())
+        limit = deployment.limit
+        if limit is not None:
+            if run.deadline is None:
+                await limit.acquire()
+            else:
+                try:
+                    await asyncio.wait_for(limit.acquire(), max(run.remaining(), 0))
+                except (asyncio.TimeoutError, TimeoutError):
+                    msg = "no concurrency slot before the deadline (adaptive limit)"
+                    raise DeadlineExceededError(msg, provider=deployment.name) from None
 
     # -- the three ends ------------------------------------------------------------------
 
