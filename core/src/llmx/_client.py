@@ -14,6 +14,7 @@ from llmx._pool import ProviderPool
 from llmx._registry import Registry
 from llmx._stats import InstanceStats, Stats
 from llmx._types import Message, Request
+from llmx._validate import validate
 
 if TYPE_CHECKING:
     import os
@@ -95,6 +96,7 @@ class Client:
     ) -> None:
         self._config = load_config(config)
         self._registry = registry if registry is not None else Registry.from_config(self._config)
+        validate(self._config, self._registry)
         self._pool = ProviderPool(
             self._config, self._registry, on_breaker_transition=self._breaker_transition
         )
