@@ -337,7 +337,8 @@ def key_sites(config: dict[str, Any]) -> list[tuple[str, dict[str, Any], str]]:
 
 
 def name_sites(config: dict[str, Any]) -> list[tuple[str, Any, Any]]:
-    """``(path, container, key)`` for each value naming a component, plugin or instance."""
+    """``(path, container, key)`` for each value naming a component, plugin, instance or
+    one of a fixed set of choices (a cache mode, a fallback)."""
     sites: list[tuple[str, Any, Any]] = [("$.default_model", config, "default_model")]
     for section, key in [
         ("routing", "strategy"),
@@ -353,11 +354,17 @@ def name_sites(config: dict[str, Any]) -> list[tuple[str, Any, Any]]:
         sites.append((f"$.plugins.enable[{i}]", config["plugins"]["enable"], i))
     for n, p in config["providers"].items():
         sites.append((f"$.providers.{n}.type", p, "type"))
+        if "mode" in p.get("cache", {}):
+            sites.append((f"$.providers.{n}.cache.mode", p["cache"], "mode"))
     for a, alias in config.get("aliases", {}).items():
         candidates = alias if isinstance(alias, list) else alias["candidates"]
         sites += [(f"$.aliases.{a}", candidates, i) for i in range(len(candidates))]
-        if isinstance(alias, dict) and "strategy" in alias:
-            sites.append((f"$.aliases.{a}.strategy", alias, "strategy"))
+        if isinstance(alias, dict):
+            for key in ("strategy", "fallback"):
+                if key in alias:
+                    sites.append((f"$.aliases.{a}.{key}", alias, key))
+            if "cache" in alias:
+                sites.append((f"$.aliases.{a}.cache.mode", alias["cache"], "mode"))
     return sites
 
 
@@ -401,6 +408,7 @@ def every_valid_name(registry: llmx.Registry) -> set[str]:
         _ratelimit.LimitSettings, _ratelimit.ModelLimitSettings, CachePolicy,
     ]  # fmt: skip
     names = {"backend", "policy", "strategy", "namespace", "smart", "fast", *INSTANCES}
+    names |= {"read_write", "read_only", "refresh", "off", "fail_fast", "try_all"}
     for kind in (
         "provider",
         "cache",

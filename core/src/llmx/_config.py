@@ -451,7 +451,8 @@ def _converter() -> Any:
         if isinstance(value, bool) or value not in choices:
             names = ", ".join(repr(c) for c in choices)
             msg = f"expected one of {names}, got {value!r}"
-            raise ValueError(msg)
+            hint = did_you_mean([value], map(str, choices)) if isinstance(value, str) else ""
+            raise _UnknownName(msg, hint)
         return value
 
     literal: Any = Literal
@@ -571,6 +572,14 @@ def did_you_mean(wrong: Iterable[str], valid: Iterable[str]) -> str:
     return "; did you mean " + ", ".join(f"{m!r} for {w!r}" for w, m in hits) + "?"
 
 
+class _UnknownName(ValueError):
+    """A value that is not one of the names allowed there; ``hint`` says which is close."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
 def _user_keys(cls: type) -> list[str]:
     """The keys a user may write in a table structured into ``cls``."""
     return [f.name for f in attrs.fields(cls) if f.name not in ("options", "source")]
@@ -629,7 +638,8 @@ def error_messages(exc: BaseException, path: str, known: Iterable[str] = ()) -> 
         hint = did_you_mean(extra, [*_user_keys(exc.cl), *known])
         out.append(f"extra fields found ({', '.join(extra)}) @ {path}{hint}")
     else:
-        out.append(f"{_format_exception(exc, None)} @ {path}")
+        hint = exc.hint if isinstance(exc, _UnknownName) else ""
+        out.append(f"{_format_exception(exc, None)} @ {path}{hint}")
     return out
 
 

@@ -57,7 +57,7 @@ class _Problems:
         """Names that may be meant for a component of ``kind``: the loaded ones, and the
         installed plugins not loaded yet (a plugin is named after what it provides)."""
         installed = [p.name for p in self.registry.plugins() if p.status == "available"]
-        return [*self.registry.names(kind), *installed]
+        return sorted({*self.registry.names(kind), *installed})
 
     def lookup(self, kind: str, name: str, path: str) -> Registration | None:
         """The component ``name`` of ``kind``, or None after noting why there is none."""
@@ -132,7 +132,7 @@ def _check_instance(problems: _Problems, ref: str, path: str) -> None:
         registry.get("provider", instance)
     except PluginNotInstalledError as err:
         configured = ", ".join(sorted(config.providers)) or "none"
-        types = ", ".join(sorted(problems.candidates("provider"))) or "none"
+        types = ", ".join(problems.candidates("provider")) or "none"
         hint = did_you_mean([instance], [*config.providers, *problems.candidates("provider")])
         problems.add(
             f"unknown provider instance {instance!r} in {ref!r}: it is neither a configured "
