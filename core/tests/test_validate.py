@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from test_cli import assert_one_clean_error, run
 
@@ -265,3 +266,37 @@ def test_describe_shows_the_keys_given() -> None:
         "namespace": "app",
         "max_entries": 5,
     }
+
+
+@attrs.frozen
+class NeedySettings:
+    """A strategy setting without a default."""
+
+    target: str
+
+
+class NeedyStrategyPlugin:
+    """Registers routing strategy ``needy``, whose settings must name a ``target``."""
+
+    @llmx.hookimpl
+    def llmx_register_routing_strategies(self, register: llmx.Register) -> None:
+        register("needy", lambda settings: None, settings=NeedySettings)
+
+
+def needy_registry() -> llmx.Registry:
+    import importlib_metadata
+
+    builtins = importlib_metadata.EntryPoint(name="builtins", value="llmx._builtins", group="llmx")
+    registry = llmx.Registry(entry_points=[builtins])
+    registry.register(NeedyStrategyPlugin(), name="needy")
+    return registry
+
+
+def test_a_strategy_outside_routing_needs_settings_it_cannot_get() -> None:
+    # Its settings come from [routing] only when it is the [routing] strategy.
+    alias = {"smart": {"candidates": ["main/m"], "strategy": "needy"}}
+    with pytest.raises(llmx.ConfigError) as info:
+        flex_client(FlexPlugin(), flex(aliases=alias), registry=needy_registry())
+    assert "required field missing @ $.aliases.smart.strategy" in str(info.value)
+    routing = {"strategy": "needy", "target": "x"}
+    flex_client(FlexPlugin(), flex(aliases=alias, routing=routing), registry=needy_registry())

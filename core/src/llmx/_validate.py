@@ -109,7 +109,8 @@ def _check_plugins(problems: _Problems) -> None:
             if name not in known:
                 installed = ", ".join(sorted(known))
                 problems.add(
-                    f"no installed plugin is named {name!r} (installed: {installed}) "
+                    f"no installed plugin is named {name!r} (installed: {installed}); install "
+                    f"it or remove it from [plugins] {field} "
                     f"@ $.plugins.{field}[{i}]{did_you_mean([name], known)}"
                 )
 
@@ -137,7 +138,7 @@ def _check_instance(problems: _Problems, ref: str, path: str) -> None:
         problems.add(
             f"unknown provider instance {instance!r} in {ref!r}: it is neither a configured "
             f"instance (configured: {configured}) nor an installed provider type "
-            f"(installed: {types}) @ {path}{hint}",
+            f"(known: {types}); add [providers.{instance}] or correct the name @ {path}{hint}",
             err,
         )
     except PluginError as err:
@@ -149,7 +150,7 @@ def _check_aliases(problems: _Problems) -> None:
     for name, alias in config.aliases.items():
         path = f"$.aliases.{name}"
         if alias.strategy is not None:
-            problems.lookup("routing_strategy", alias.strategy, f"{path}.strategy")
+            _check_strategy(problems, alias.strategy, f"{path}.strategy")
         for ref in alias.candidates:
             _check_instance(problems, ref, path)
     model = config.default_model
@@ -177,7 +178,15 @@ def _check_routing(problems: _Problems) -> None:
         if base == name:
             problems.add(f"strategy {name!r} cannot use itself as its base @ $.routing.base")
         else:
-            problems.lookup("routing_strategy", base, "$.routing.base")
+            _check_strategy(problems, base, "$.routing.base")
+
+
+def _check_strategy(problems: _Problems, name: str, path: str) -> None:
+    """A strategy named outside ``[routing] strategy``: it exists, and (as its settings
+    come from ``[routing]`` only when it is that strategy) its defaults suffice."""
+    reg = problems.lookup("routing_strategy", name, path)
+    if reg is not None and name != (problems.config.routing.name or "priority"):
+        problems.settings(reg, {}, path, ())
 
 
 def _check_retry(problems: _Problems) -> None:
