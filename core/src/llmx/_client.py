@@ -79,6 +79,8 @@ class Client:
 
     ``config`` is a :class:`Config`, a mapping, a path to a TOML file, or None to read
     ``llmx.toml`` / ``[tool.llmx]`` / ``$LLMX_CONFIG`` (see :func:`llmx.load_config`).
+    It is validated completely here, every key and every name against the installed
+    plugins: a :class:`ConfigError` names each problem and its path.
     Use it as an async context manager, which closes its connection pools on exit::
 
         async with llmx.Client() as client:

@@ -1,8 +1,13 @@
 """Configuration: ``llmx.toml``, ``[tool.llmx]`` in pyproject.toml, a path or a dict,
 plus ``LLMX_*`` environment overrides, structured with cattrs into frozen classes.
 
+Every section with fixed keys is a typed class, checked when the config is loaded;
+sections an instance can override (``breaker``, cache policies) are partial classes
+merged with ``.over()``. What only the installed plugins can judge (component names,
+their settings, alias candidates) is checked by :func:`llmx._validate.validate`.
+
 Every error is a :class:`~llmx.ConfigError` whose message names the key path, e.g.
-``extra fields found (api_kye) @ $.providers.main``.
+``extra fields found (api_kye) @ $.providers.main; did you mean 'api_key'?``.
 """
 
 from __future__ import annotations
