@@ -151,6 +151,8 @@ keys = st.sampled_from(
         "providers", "aliases", "default_model", "plugins", "cache", "retry", "routing", "type",
         "api_key", "base_url", "priority", "weight", "models", "timeout", "enable", "disable",
         "candidates", "strategy", "env", "file", "main", "strict", "autoload", "headers",
+        "breaker", "retry_budget", "limits", "adaptive_concurrency", "cooldown", "ratio",
+        "window", "rpm", "max", "min", "initial", "mode", "ttl", "backend", "namespace",
     ]
 ) | st.text(max_size=6)  # fmt: skip
 trees = st.recursive(
@@ -452,3 +454,22 @@ def test_a_misspelled_key_or_name_is_an_error_with_its_path(
     assert f"@ {path}" in message
     if "required field missing" not in message:
         assert "did you mean" in message
+
+
+@given(valid_configs(), st.data())
+def test_any_value_anywhere_is_accepted_or_a_config_error(
+    config: dict[str, Any], data: st.DataObject
+) -> None:
+    import copy
+
+    bad = copy.deepcopy(config)
+    sites = key_sites(bad)
+    _, table, key = data.draw(st.sampled_from(sites), label="site")
+    table[key] = data.draw(trees, label="value")
+    try:
+        llmx.Client(bad, registry=flex_registry())
+    except llmx.ConfigError as err:
+        message = str(err)
+    else:
+        return
+    assert "@ $" in message
