@@ -297,7 +297,10 @@ class CacheConfig(ComponentConfig):
     def configured(self) -> bool:
         """Whether the section sets anything (an empty ``[cache]`` configures nothing)."""
         return bool(
-            self.name is not None or self.options or self.policy is not None or self.namespace
+            self.name is not None
+            or self.options
+            or self.policy is not None
+            or self.namespace is not None
         )
 
 
