@@ -151,6 +151,8 @@ keys = st.sampled_from(
         "providers", "aliases", "default_model", "plugins", "cache", "retry", "routing", "type",
         "api_key", "base_url", "priority", "weight", "models", "timeout", "enable", "disable",
         "candidates", "strategy", "env", "file", "main", "strict", "autoload", "headers",
+        "breaker", "retry_budget", "limits", "adaptive_concurrency", "cooldown", "ratio",
+        "window", "rpm", "max", "min", "initial", "mode", "ttl", "backend", "namespace",
     ]
 ) | st.text(max_size=6)  # fmt: skip
 trees = st.recursive(
@@ -245,3 +247,229 @@ def test_secret_not_in_config_errors() -> None:
     with pytest.raises(llmx.ConfigError) as info:
         llmx.load_config(data, environ={})
     assert SECRET not in str(info.value)
+
+
+# -- misspellings: every unknown key or name is an error with its path ----------------------
+
+STRATEGIES = ["priority", "round_robin", "weighted", "lowest_cost", "lowest_latency", "least_busy"]
+INSTANCES = ["main", "backup", "europe"]
+positive = st.floats(min_value=0.5, max_value=100, allow_nan=False)
+
+
+@st.composite
+def valid_configs(draw: st.DrawFn) -> dict[str, Any]:
+    """Configs that llmx.Client() accepts with the flex provider type and the builtins."""
+    names = draw(st.lists(st.sampled_from(INSTANCES), min_size=1, max_size=3, unique=True))
+    provider_keys = {
+        "priority": st.integers(0, 5),
+        "timeout": positive,
+        "models": st.just({"fast": "m"}),
+        "breaker": st.fixed_dictionaries(
+            {},
+            optional={
+                "failure_threshold": st.integers(1, 9),
+                "cooldown": positive,
+                "enabled": st.booleans(),
+            },
+        ),
+        "limits": st.fixed_dictionaries(
+            {"rpm": st.integers(60, 600)},
+            optional={"max_wait": positive, "models": st.just({"m": {"tpm": 1000}})},
+        ),
+        "cache": st.fixed_dictionaries(
+            {}, optional={"ttl": positive, "mode": st.sampled_from(["off", "read_write"])}
+        ),
+        "retry": st.fixed_dictionaries({}, optional={"attempts": st.integers(1, 4)}),
+        "adaptive_concurrency": st.just(True)
+        | st.fixed_dictionaries({}, optional={"max": st.integers(8, 64), "initial": st.just(4)}),
+    }
+    providers = {
+        n: draw(st.fixed_dictionaries({"type": st.just("flex")}, optional=provider_keys))
+        for n in names
+    }
+    candidates = [f"{n}/m" for n in names]
+    alias = st.just(candidates) | st.fixed_dictionaries(
+        {"candidates": st.just(candidates)},
+        optional={
+            "strategy": st.sampled_from(STRATEGIES),
+            "fallback": st.just("try_all"),
+            "deadline": positive,
+            "cache": st.just({"mode": "off"}),
+        },
+    )
+    sections = {
+        "aliases": st.fixed_dictionaries({"smart": alias}),
+        "plugins": st.fixed_dictionaries({}, optional={"enable": st.just(["flex"])}),
+        "routing": st.fixed_dictionaries({}, optional={"strategy": st.sampled_from(STRATEGIES)})
+        | st.just({"strategy": "hedged", "base": "priority", "delay": "p95"}),
+        "retry": st.fixed_dictionaries(
+            {}, optional={"policy": st.just("stamina"), "attempts": st.integers(1, 4)}
+        ),
+        "cache": st.fixed_dictionaries(
+            {"backend": st.just("memory")},
+            optional={"ttl": positive, "namespace": st.just("app"), "max_entries": st.just(100)},
+        ),
+        "limiter": st.just({"backend": "local"}),
+        "breaker_store": st.just({"backend": "memory"}),
+        "breaker": st.fixed_dictionaries({}, optional={"failure_rate": st.just(0.5)}),
+        "retry_budget": st.fixed_dictionaries({}, optional={"ratio": st.just(0.1)}),
+        "deadline": positive,
+    }
+    config = draw(st.fixed_dictionaries({"providers": st.just(providers)}, optional=sections))
+    config["default_model"] = draw(
+        st.sampled_from(["smart", candidates[0]] if "aliases" in config else [candidates[0]])
+    )
+    return config
+
+
+def key_sites(config: dict[str, Any]) -> list[tuple[str, dict[str, Any], str]]:
+    """``(path, table, key)`` for each key of a table with fixed keys."""
+    tables: list[tuple[str, Any]] = [("$", config)]
+    tables += [(f"$.{k}", v) for k, v in config.items() if k not in ("providers", "aliases")]
+    for n, p in config["providers"].items():
+        tables.append((f"$.providers.{n}", p))
+        tables += [(f"$.providers.{n}.{k}", v) for k, v in p.items() if k != "models"]
+        for m, limits in p.get("limits", {}).get("models", {}).items():
+            tables.append((f"$.providers.{n}.limits.models.{m}", limits))
+    for a, alias in config.get("aliases", {}).items():
+        if isinstance(alias, dict):
+            tables.append((f"$.aliases.{a}", alias))
+            tables += [(f"$.aliases.{a}.{k}", v) for k, v in alias.items() if k == "cache"]
+    return [(path, t, k) for path, t in tables if isinstance(t, dict) for k in t]
+
+
+def name_sites(config: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(path, container, key)`` for each value naming a component, plugin, instance or
+    one of a fixed set of choices (a cache mode, a fallback)."""
+    sites: list[tuple[str, Any, Any]] = [("$.default_model", config, "default_model")]
+    for section, key in [
+        ("routing", "strategy"),
+        ("routing", "base"),
+        ("retry", "policy"),
+        ("cache", "backend"),
+        ("limiter", "backend"),
+        ("breaker_store", "backend"),
+    ]:
+        if key in config.get(section, {}):
+            sites.append((f"$.{section}.{key}", config[section], key))
+    for i, _ in enumerate(config.get("plugins", {}).get("enable", [])):
+        sites.append((f"$.plugins.enable[{i}]", config["plugins"]["enable"], i))
+    for n, p in config["providers"].items():
+        sites.append((f"$.providers.{n}.type", p, "type"))
+        if "mode" in p.get("cache", {}):
+            sites.append((f"$.providers.{n}.cache.mode", p["cache"], "mode"))
+    for a, alias in config.get("aliases", {}).items():
+        candidates = alias if isinstance(alias, list) else alias["candidates"]
+        sites += [(f"$.aliases.{a}", candidates, i) for i in range(len(candidates))]
+        if isinstance(alias, dict):
+            for key in ("strategy", "fallback"):
+                if key in alias:
+                    sites.append((f"$.aliases.{a}.{key}", alias, key))
+            if "cache" in alias:
+                sites.append((f"$.aliases.{a}.cache.mode", alias["cache"], "mode"))
+    return sites
+
+
+def misspelled(word: str) -> st.SearchStrategy[str]:
+    """One edit of ``word``: a letter added, dropped, swapped with the next, or replaced."""
+    letters = st.sampled_from("abcdefghijklmnopqrstuvwxyz_")
+    at = st.integers(0, len(word) - 1)
+    return st.one_of(
+        st.tuples(st.integers(0, len(word)), letters).map(
+            lambda t: word[: t[0]] + t[1] + word[t[0] :]
+        ),
+        at.map(lambda i: word[:i] + word[i + 1 :]),
+        at.filter(lambda i: i + 1 < len(word)).map(
+            lambda i: word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+        ),
+        st.tuples(at, letters).map(lambda t: word[: t[0]] + t[1] + word[t[0] + 1 :]),
+    )
+
+
+def flex_registry() -> llmx.Registry:
+    import importlib_metadata
+
+    from core_support import FlexPlugin
+
+    builtins = importlib_metadata.EntryPoint(name="builtins", value="llmx._builtins", group="llmx")
+    registry = llmx.Registry(entry_points=[builtins])
+    registry.register(FlexPlugin(), name="flex")
+    return registry
+
+
+def every_valid_name(registry: llmx.Registry) -> set[str]:
+    """Each key and name some part of a config accepts (a misspelling must be none of them)."""
+    import attrs
+
+    from llmx import _config, _ratelimit
+    from llmx._cache import CachePolicy
+
+    classes: list[Any] = [
+        _config.Config, _config.PluginsConfig, _config.ProviderConfig, _config.AliasConfig,
+        _config.BreakerConfig, _config.RetryBudgetConfig, _config.AdaptiveConfig,
+        _ratelimit.LimitSettings, _ratelimit.ModelLimitSettings, CachePolicy,
+    ]  # fmt: skip
+    names = {"backend", "policy", "strategy", "namespace", "smart", "fast", *INSTANCES}
+    names |= {"read_write", "read_only", "refresh", "off", "fail_fast", "try_all"}
+    for kind in (
+        "provider",
+        "cache",
+        "retry_policy",
+        "routing_strategy",
+        "limiter",
+        "breaker_store",
+    ):
+        for reg in registry.registrations(kind):
+            names.add(reg.name)
+            if reg.settings is not None:
+                classes.append(reg.settings)
+    names |= {p.name for p in registry.plugins()}
+    return names | {f.name for cls in classes for f in attrs.fields(cls)}
+
+
+@given(valid_configs(), st.data())
+def test_a_misspelled_key_or_name_is_an_error_with_its_path(
+    config: dict[str, Any], data: st.DataObject
+) -> None:
+    import copy
+
+    llmx.Client(copy.deepcopy(config), registry=flex_registry())  # the generator's are valid
+    registry = flex_registry()
+    valid = every_valid_name(registry)
+    bad = copy.deepcopy(config)
+    sites: list[tuple[str, str, Any, Any]] = [("key", *s) for s in key_sites(bad)]
+    sites += [("name", *s) for s in name_sites(bad)]
+    kind, path, container, key = data.draw(st.sampled_from(sites), label="site")
+    if kind == "key":
+        wrong = data.draw(misspelled(key).filter(lambda w: w not in valid), label="key")
+        container[wrong] = container.pop(key)
+    else:
+        value: str = container[key]
+        instance, slash, model = value.partition("/")
+        wrong = data.draw(misspelled(instance).filter(lambda w: w not in valid), label="name")
+        container[key] = wrong + slash + model
+    with pytest.raises(llmx.ConfigError) as info:
+        llmx.Client(bad, registry=registry)
+    message = str(info.value)
+    assert f"@ {path}" in message
+    if "required field missing" not in message:
+        assert "did you mean" in message
+
+
+@given(valid_configs(), st.data())
+def test_any_value_anywhere_is_accepted_or_a_config_error(
+    config: dict[str, Any], data: st.DataObject
+) -> None:
+    import copy
+
+    bad = copy.deepcopy(config)
+    sites = key_sites(bad)
+    _, table, key = data.draw(st.sampled_from(sites), label="site")
+    table[key] = data.draw(trees, label="value")
+    try:
+        llmx.Client(bad, registry=flex_registry())
+    except llmx.ConfigError as err:
+        message = str(err)
+    else:
+        return
+    assert "@ $" in message

@@ -92,10 +92,6 @@ class CachePolicy:
         )
 
 
-_POLICY_KEYS = frozenset({"mode", "ttl", "cache_nonzero_temperature"})
-_LAYER_KEYS = frozenset({"namespace"})
-
-
 @attrs.frozen
 class CacheStats:
     """Response-cache counts of one client (see :meth:`llmx.Client.stats`).
@@ -335,25 +331,13 @@ class CacheLayer:
         from llmx._errors import PluginError
 
         section = config.cache
-        instances = {
-            name: _policy(p.cache, f"$.providers.{name}.cache")
-            for name, p in config.providers.items()
-            if p.cache
-        }
-        aliases = {
-            name: _policy(a.cache, f"$.aliases.{name}.cache")
-            for name, a in config.aliases.items()
-            if a.cache
-        }
-        configured = section.name is not None or bool(section.options)
+        instances = {name: p.cache for name, p in config.providers.items() if p.cache is not None}
+        aliases = {name: a.cache for name, a in config.aliases.items() if a.cache is not None}
+        configured = section.configured
         if not (configured or instances or aliases):
             return None
-        options = dict(section.options)
-        base = _policy({k: v for k, v in options.items() if k in _POLICY_KEYS}, "$.cache")
-        namespace = options.get("namespace", "")
-        if not isinstance(namespace, str):
-            msg = f"invalid config: expected a string, got {type(namespace).__name__} @ $.cache.namespace"
-            raise ConfigError(msg)
+        base = section.policy or CachePolicy()
+        namespace = section.namespace or ""
         defaults = CachePolicy(
             mode="read_write" if configured else "off",
             ttl=DEFAULT_TTL,
@@ -365,10 +349,7 @@ class CacheLayer:
         except PluginError as err:
             msg = f"{err} @ $.cache.backend"
             raise ConfigError(msg) from err
-        backend_options = {
-            k: v for k, v in options.items() if k not in _POLICY_KEYS and k not in _LAYER_KEYS
-        }
-        settings = structure_settings(reg.settings, backend_options, "$.cache")
+        settings = structure_settings(reg.settings, section.options, "$.cache")
         backend = reg.factory(settings)
         return cls(
             backend,
@@ -534,10 +515,3 @@ class CacheLayer:
         aclose = getattr(self.backend, "aclose", None)
         if aclose is not None:
             await aclose()
-
-
-def _policy(options: Mapping[str, Any], path: str) -> CachePolicy:
-    from llmx._config import structure_settings
-
-    policy: CachePolicy = structure_settings(CachePolicy, options, path)
-    return policy

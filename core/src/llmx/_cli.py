@@ -207,10 +207,11 @@ def config_group() -> None:
 @click.pass_obj
 def config_check(state: _State) -> None:
     """Validate the config (incl. each plugin's settings); print it with secrets redacted."""
-    from llmx._client import Client
+    from llmx._registry import Registry
+    from llmx._validate import validate
 
-    client = Client(state.config_path)  # validates every provider instance
-    config = client.config
+    config = _load_config(state)
+    validate(config, Registry.from_config(config))  # what Client() checks, without a client
     missing = [
         f"$.providers.{name}.api_key needs {p.api_key!r}"
         for name, p in config.providers.items()

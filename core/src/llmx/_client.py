@@ -14,6 +14,7 @@ from llmx._pool import ProviderPool
 from llmx._registry import Registry
 from llmx._stats import InstanceStats, Stats
 from llmx._types import Message, Request
+from llmx._validate import validate
 
 if TYPE_CHECKING:
     import os
@@ -78,6 +79,8 @@ class Client:
 
     ``config`` is a :class:`Config`, a mapping, a path to a TOML file, or None to read
     ``llmx.toml`` / ``[tool.llmx]`` / ``$LLMX_CONFIG`` (see :func:`llmx.load_config`).
+    It is validated completely here, every key and every name against the installed
+    plugins: a :class:`ConfigError` names each problem and its path.
     Use it as an async context manager, which closes its connection pools on exit::
 
         async with llmx.Client() as client:
@@ -95,6 +98,7 @@ class Client:
     ) -> None:
         self._config = load_config(config)
         self._registry = registry if registry is not None else Registry.from_config(self._config)
+        validate(self._config, self._registry)
         self._pool = ProviderPool(
             self._config, self._registry, on_breaker_transition=self._breaker_transition
         )

@@ -1,8 +1,13 @@
 """Configuration: ``llmx.toml``, ``[tool.llmx]`` in pyproject.toml, a path or a dict,
 plus ``LLMX_*`` environment overrides, structured with cattrs into frozen classes.
 
+Every section with fixed keys is a typed class, checked when the config is loaded;
+sections an instance can override (``breaker``, cache policies) are partial classes
+merged with ``.over()``. What only the installed plugins can judge (component names,
+their settings, alias candidates) is checked by :func:`llmx._validate.validate`.
+
 Every error is a :class:`~llmx.ConfigError` whose message names the key path, e.g.
-``extra fields found (api_kye) @ $.providers.main``.
+``extra fields found (api_kye) @ $.providers.main; did you mean 'api_key'?``.
 """
 
 from __future__ import annotations
@@ -10,14 +15,22 @@ from __future__ import annotations
 import functools
 import os
 import sys
-from collections.abc import Mapping
+import typing
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
 from llmx._errors import ConfigError
 from llmx._secret import Secret
+
+if TYPE_CHECKING:
+    # Resolved when the converter is built (``_converter``), so that ``import llmx`` and
+    # ``llmx.Config`` stay free of asyncio, which these modules import.
+    from llmx._cache import CachePolicy
+    from llmx._ratelimit import LimitSettings
+    from llmx._resilience import AdaptiveSettings, BreakerSettings, RetryBudgetSettings
 
 ENV_PREFIX = "LLMX_"
 """Environment variables starting with this override config keys (``__`` nests)."""
@@ -50,6 +63,128 @@ class PluginsConfig:
     strict: bool = False
 
 
+def _given(obj: Any) -> dict[str, Any]:
+    """The fields of a partial config class that are set (not None)."""
+    return {
+        f.name: getattr(obj, f.name)
+        for f in attrs.fields(type(obj))
+        if getattr(obj, f.name) is not None
+    }
+
+
+@attrs.frozen
+class BreakerConfig:
+    """``[breaker]``, or ``breaker = {...}`` in a provider instance: circuit-breaker
+    settings (each key as in :class:`~llmx._resilience.BreakerSettings`).
+
+    A partial: a key left out (None) inherits, an instance's from ``[breaker]``
+    (:meth:`over`), then the defaults (:meth:`settings`). Values are checked when the
+    config is loaded, by the same rules the breaker applies.
+    """
+
+    enabled: bool | None = None
+    failure_threshold: int | None = None
+    failure_rate: float | None = None
+    min_requests: int | None = None
+    window: float | None = None
+    cooldown: float | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if _given(self):
+            self.settings()  # BreakerSettings' own checks, now rather than at first use
+
+    def over(self, base: BreakerConfig) -> BreakerConfig:
+        """These settings, with the keys they leave out taken from ``base``."""
+        return attrs.evolve(base, **_given(self))
+
+    def settings(self) -> BreakerSettings:
+        """The complete breaker settings: the keys given here, defaults for the rest."""
+        from llmx._resilience import BreakerSettings
+
+        return BreakerSettings(**_given(self))
+
+
+def _non_negative(_: Any, attribute: Any, value: Any) -> None:
+    if value is not None and not value >= 0:
+        msg = f"{attribute.name} must be 0 or more"
+        raise ValueError(msg)
+
+
+def _positive(_: Any, attribute: Any, value: Any) -> None:
+    if value is not None and not value > 0:
+        msg = f"{attribute.name} must be a positive number"
+        raise ValueError(msg)
+
+
+def _at_least_one(_: Any, attribute: Any, value: Any) -> None:
+    if value is not None and value < 1:
+        msg = f"{attribute.name} must be at least 1"
+        raise ValueError(msg)
+
+
+@attrs.frozen
+class RetryBudgetConfig:
+    """``[retry_budget]``: the per-instance cap on retries (each key as in
+    :class:`~llmx._resilience.RetryBudgetSettings`; a key left out takes its default)."""
+
+    ratio: float | None = attrs.field(default=None, validator=_non_negative)
+    min_retries: int | None = attrs.field(default=None, validator=_non_negative)
+    window: float | None = attrs.field(default=None, validator=_positive)
+
+    def settings(self) -> RetryBudgetSettings:
+        """The complete retry-budget settings."""
+        from llmx._resilience import RetryBudgetSettings
+
+        return RetryBudgetSettings(**_given(self))
+
+
+@attrs.frozen
+class AdaptiveConfig:
+    """``adaptive_concurrency = true`` or ``= { ... }`` in a provider instance: the AIMD
+    limit on in-flight requests (see :class:`~llmx._resilience.AdaptiveSettings`).
+
+    ``max`` defaults to the instance's ``max_concurrent`` (else 1024), ``initial`` to
+    ``min(32, max)``; ``min`` to 1. ``decrease_factor`` (default 0.5) multiplies the
+    limit on an overload answer.
+    """
+
+    initial: int | None = attrs.field(default=None, validator=_at_least_one)
+    min: int | None = attrs.field(default=None, validator=_at_least_one)
+    max: int | None = attrs.field(default=None, validator=_at_least_one)
+    decrease_factor: float | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            msg = f"min ({self.min}) must not exceed max ({self.max})"
+            raise ValueError(msg)
+        if self.decrease_factor is not None and not 0 < self.decrease_factor < 1:
+            msg = "decrease_factor must be between 0 and 1 (exclusive), e.g. 0.5"
+            raise ValueError(msg)
+
+    def settings(self, max_concurrent: int | None = None) -> AdaptiveSettings:
+        """The complete settings of an instance whose connection cap is ``max_concurrent``."""
+        from llmx._resilience import AdaptiveSettings
+
+        top = self.max if self.max is not None else (max_concurrent or AdaptiveSettings().max)
+        low = self.min if self.min is not None else 1
+        return AdaptiveSettings(
+            enabled=True,
+            initial=self.initial if self.initial is not None else min(32, top),
+            min=min(low, top),
+            max=top,
+            decrease_factor=(self.decrease_factor if self.decrease_factor is not None else 0.5),
+        )
+
+
+def _adaptive(value: bool | AdaptiveConfig | None) -> AdaptiveConfig | None:
+    """``adaptive_concurrency``: true means the defaults, false or None none."""
+    if value is True:
+        return AdaptiveConfig()
+    if value is False:
+        return None
+    return value
+
+
 @attrs.frozen
 class ProviderConfig:
     """``[providers.NAME]``: one provider instance (a deployment).
@@ -59,14 +194,16 @@ class ProviderConfig:
     ``connect_timeout`` the connection set-up, ``first_byte_timeout`` the wait for the
     first streamed chunk (time to first token), ``idle_timeout`` the silence between
     chunks. ``max_concurrent`` caps in-flight requests to this instance;
-    ``adaptive_concurrency`` makes that cap an AIMD limit that shrinks on 429/503/529
-    and grows on success. ``retry`` and ``breaker`` override the global ``[retry]`` and
-    ``[breaker]`` settings for this instance; ``health_model`` is the model a health
-    check asks when the provider cannot list models. ``limits`` are the client-side
-    rate limits (see :class:`~llmx.LimitSettings`) and ``cache`` this instance's
-    response-cache policy (see :class:`~llmx.CachePolicy`). Keys not listed here belong to
-    the provider type and are validated by its plugin's settings class (kept raw in
-    ``options``).
+    ``adaptive_concurrency`` (true, or a table: see :class:`AdaptiveConfig`) makes that
+    cap an AIMD limit that shrinks on 429/503/529 and grows on success. ``retry`` and
+    ``breaker`` override the global ``[retry]`` and ``[breaker]`` settings for this
+    instance (``retry`` keys belong to the retry policy and are checked by
+    :func:`llmx._validate.validate`); ``health_model`` is the model a health check asks
+    when the provider cannot list models. ``limits`` are the client-side rate limits
+    (see :class:`~llmx.LimitSettings`; None: none) and ``cache`` this instance's
+    response-cache policy (see :class:`~llmx.CachePolicy`; None: inherit). Keys not
+    listed here belong to the provider type and are validated by its plugin's settings
+    class (kept raw in ``options``).
     """
 
     type: str
@@ -80,14 +217,14 @@ class ProviderConfig:
     first_byte_timeout: float | None = None
     idle_timeout: float | None = None
     max_concurrent: int | None = None
-    adaptive_concurrency: bool = False
+    adaptive_concurrency: AdaptiveConfig | None = attrs.field(default=None, converter=_adaptive)
     verify_tls: bool = True
     headers: Mapping[str, Secret] = attrs.field(factory=dict)
     retry: Mapping[str, Any] = attrs.field(factory=dict)
-    breaker: Mapping[str, Any] = attrs.field(factory=dict)
+    breaker: BreakerConfig = BreakerConfig()
     health_model: str | None = None
-    limits: Mapping[str, Any] = attrs.field(factory=dict)
-    cache: Mapping[str, Any] = attrs.field(factory=dict)
+    limits: LimitSettings | None = None
+    cache: CachePolicy | None = None
     options: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -113,14 +250,15 @@ class AliasConfig:
     (a bad request, which every candidate would refuse) and falls back on anything
     else; ``try_all`` tries every candidate whatever the error. ``deadline`` bounds the
     whole request, retries and fallbacks included (seconds). ``cache`` is the
-    response-cache policy of requests to this alias (see :class:`~llmx.CachePolicy`).
+    response-cache policy of requests to this alias (see :class:`~llmx.CachePolicy`;
+    None: inherit).
     """
 
     candidates: tuple[str, ...]
     strategy: str | None = None
     fallback: Literal["fail_fast", "try_all"] = "fail_fast"
     deadline: float | None = None
-    cache: Mapping[str, Any] = attrs.field(factory=dict)
+    cache: CachePolicy | None = None
 
     def __attrs_post_init__(self) -> None:
         if not self.candidates:
@@ -137,11 +275,33 @@ class AliasConfig:
 
 @attrs.frozen
 class ComponentConfig:
-    """A ``[cache]``, ``[retry]``, ``[routing]``, ``[limiter]`` or ``[breaker_store]``
-    section: which component, and its settings."""
+    """A ``[retry]``, ``[routing]``, ``[limiter]`` or ``[breaker_store]`` section (and the
+    base of ``[cache]``): which component (``name``, written ``policy``, ``strategy`` or
+    ``backend``), and its settings (``options``, checked against the settings class of
+    the plugin that provides it by :func:`llmx._validate.validate`)."""
 
     name: str | None = None
     options: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class CacheConfig(ComponentConfig):
+    """``[cache]``: the backend (``backend``, its own settings in ``options``), the
+    default :class:`~llmx.CachePolicy` of every request (``mode``, ``ttl``,
+    ``cache_nonzero_temperature``; None: none given) and the key ``namespace``."""
+
+    policy: CachePolicy | None = None
+    namespace: str | None = None
+
+    @property
+    def configured(self) -> bool:
+        """Whether the section sets anything (an empty ``[cache]`` configures nothing)."""
+        return bool(
+            self.name is not None
+            or self.options
+            or self.policy is not None
+            or self.namespace is not None
+        )
 
 
 @attrs.frozen
@@ -154,17 +314,17 @@ class Config:
     deadline: float | None = None
     """Default bound on one whole request, retries and fallbacks included (seconds)."""
     plugins: PluginsConfig = PluginsConfig()
-    cache: ComponentConfig = ComponentConfig()
+    cache: CacheConfig = CacheConfig()
     retry: ComponentConfig = ComponentConfig(name="stamina")
     routing: ComponentConfig = ComponentConfig(name="priority")
     limiter: ComponentConfig = ComponentConfig(name="local")
     """``[limiter]``: where rate-limit buckets live (``local``, or ``redis`` to share them)."""
     breaker_store: ComponentConfig = ComponentConfig(name="memory")
     """``[breaker_store]``: where breaker state and cooldowns live (``memory``, ``redis``)."""
-    breaker: Mapping[str, Any] = attrs.field(factory=dict)
-    """``[breaker]``: circuit-breaker settings for every instance (see BreakerSettings)."""
-    retry_budget: Mapping[str, Any] = attrs.field(factory=dict)
-    """``[retry_budget]``: the per-instance cap on retries (see RetryBudgetSettings)."""
+    breaker: BreakerConfig = BreakerConfig()
+    """``[breaker]``: circuit-breaker settings for every instance (see BreakerConfig)."""
+    retry_budget: RetryBudgetConfig = RetryBudgetConfig()
+    """``[retry_budget]``: the per-instance cap on retries (see RetryBudgetConfig)."""
 
     def __attrs_post_init__(self) -> None:
         if self.deadline is not None and not self.deadline > 0:
@@ -197,6 +357,21 @@ _COMPONENT_KEYS = {
 @functools.cache
 def _converter() -> Any:
     import cattrs
+
+    from llmx._cache import CachePolicy
+    from llmx._ratelimit import LimitSettings
+    from llmx._resilience import AdaptiveSettings, BreakerSettings, RetryBudgetSettings
+
+    # The annotations naming these classes are strings (see the TYPE_CHECKING import).
+    late = {
+        "CachePolicy": CachePolicy,
+        "LimitSettings": LimitSettings,
+        "AdaptiveSettings": AdaptiveSettings,
+        "BreakerSettings": BreakerSettings,
+        "RetryBudgetSettings": RetryBudgetSettings,
+    }
+    for cls in (ProviderConfig, AliasConfig, CacheConfig, Config):
+        attrs.resolve_types(cls, globalns=globals(), localns=late)
 
     conv = cattrs.Converter(forbid_extra_keys=True)
 
@@ -278,6 +453,43 @@ def _converter() -> Any:
         return dict(value)
 
     conv.register_structure_hook_func(lambda t: t == Mapping[str, Any], structure_table)
+
+    def structure_literal(value: Any, type_: Any) -> Any:
+        choices = typing.get_args(type_)
+        if isinstance(value, bool) or value not in choices:
+            names = ", ".join(repr(c) for c in choices)
+            msg = f"expected one of {names}, got {value!r}"
+            hint = did_you_mean([value], map(str, choices)) if isinstance(value, str) else ""
+            raise _UnknownName(msg, hint)
+        return value
+
+    literal: Any = Literal
+    conv.register_structure_hook_func(lambda t: typing.get_origin(t) is literal, structure_literal)
+
+    def structure_table_of(cls: type) -> Any:
+        # A partial settings table: anything but a table is an error (not a crash).
+        base = conv.get_structure_hook(cls)
+
+        def hook(value: Any, _: Any) -> Any:
+            if not isinstance(value, Mapping):
+                msg = f"expected a table, got {type(value).__name__} {value!r}"
+                raise TypeError(msg)
+            return base(value, cls)
+
+        return hook
+
+    for table in (BreakerConfig, RetryBudgetConfig, CachePolicy, LimitSettings):
+        conv.register_structure_hook(table, structure_table_of(table))
+
+    def structure_adaptive(value: Any, _: Any) -> AdaptiveConfig | None:
+        if value is None or isinstance(value, bool):
+            return _adaptive(value)
+        if not isinstance(value, Mapping):
+            msg = f"expected true, false or a table, got {type(value).__name__} {value!r}"
+            raise TypeError(msg)
+        return conv.structure(value, AdaptiveConfig)
+
+    conv.register_structure_hook_func(lambda t: t == (AdaptiveConfig | None), structure_adaptive)
     return conv
 
 
@@ -296,10 +508,24 @@ def _split_provider(value: Any) -> Any:
 
 
 def _split_component(section: str, value: Any) -> Any:
+    """Split a component section into its ``name`` and its component's ``options`` (for
+    ``[cache]`` also the default ``policy`` and the ``namespace``)."""
     if not isinstance(value, Mapping):
         return value
     key = _COMPONENT_KEYS[section]
-    out: dict[str, Any] = {"options": {k: v for k, v in value.items() if k != key}}
+    own = {key}
+    out: dict[str, Any] = {}
+    if section == "cache":
+        from llmx._cache import CachePolicy
+
+        policy_keys = _field_names(CachePolicy)
+        policy = {k: v for k, v in value.items() if k in policy_keys}
+        if policy:
+            out["policy"] = policy
+        if "namespace" in value:
+            out["namespace"] = value["namespace"]
+        own |= policy_keys | {"namespace"}
+    out["options"] = {k: v for k, v in value.items() if k not in own}
     if key in value:
         out["name"] = value[key]
     return out
@@ -317,6 +543,7 @@ def _structure(data: Mapping[str, Any], source: str | None) -> Config:
     if not isinstance(data, Mapping):  # type: ignore[unreachable, unused-ignore]
         msg = f"config must be a table/mapping, got {type(data).__name__}"  # type: ignore[unreachable, unused-ignore]
         raise ConfigError(msg)
+    conv = _converter()
     prepared: dict[str, Any] = dict(data)
     if isinstance(prepared.get("providers"), Mapping):
         prepared["providers"] = {k: _split_provider(v) for k, v in prepared["providers"].items()}
@@ -325,47 +552,113 @@ def _structure(data: Mapping[str, Any], source: str | None) -> Config:
     for section in _COMPONENT_KEYS:
         if section in prepared:
             prepared[section] = _split_component(section, prepared[section])
-    conv = _converter()
+    where = f" in {source}" if source else ""
     try:
         config = conv.structure(prepared, Config)
-    except cattrs.ClassValidationError as err:
-        messages = cattrs.transform_error(err, path="$", format_exception=_format_exception)
-        messages = [_unprepare_path(m) for m in messages]
-        where = f" in {source}" if source else ""
-        msg = f"invalid config{where}:\n  " + "\n  ".join(messages)
+    except (cattrs.BaseValidationError, cattrs.ForbiddenExtraKeysError) as err:
+        msg = f"invalid config{where}:\n  " + "\n  ".join(error_messages(err, "$"))
         raise ConfigError(msg) from None
     except (TypeError, ValueError, KeyError, AttributeError) as err:
-        where = f" in {source}" if source else ""
         msg = f"invalid config{where}: {err} @ $"
         raise ConfigError(msg) from None
     config = attrs.evolve(config, source=source)
     return _attach_secret_paths(config)
 
 
+def did_you_mean(wrong: Iterable[str], valid: Iterable[str]) -> str:
+    """``"; did you mean 'api_key'?"`` for the names in ``wrong`` close to one in ``valid``
+    (``difflib.get_close_matches``), or ``""`` when none is."""
+    import difflib
+
+    choices = sorted(set(valid))
+    wrong = sorted(set(wrong))
+    hits = [(w, m[0]) for w in wrong if (m := difflib.get_close_matches(w, choices, n=1))]
+    if not hits:
+        return ""
+    if len(wrong) == 1:
+        return f"; did you mean {hits[0][1]!r}?"
+    return "; did you mean " + ", ".join(f"{m!r} for {w!r}" for w, m in hits) + "?"
+
+
+class _UnknownName(ValueError):
+    """A value that is not one of the names allowed there; ``hint`` says which is close."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def _user_keys(cls: type) -> list[str]:
+    """The keys a user may write in a table structured into ``cls``."""
+    return [f.name for f in attrs.fields(cls) if f.name not in ("options", "source")]
+
+
+def _key_path(path: str, key: object) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    text = str(key)
+    if text and all(c.isalnum() or c in "_-" for c in text):
+        return f"{path}.{text}"
+    return f"{path}[{text!r}]"
+
+
+def _field_path(cls: type, path: str, name: str) -> str:
+    """The path of field ``name`` of ``cls`` as users wrote it.
+
+    Provider-type keys and component settings live in ``options`` internally, the
+    ``[cache]`` policy keys in ``policy``, a component's name in ``name``; users wrote
+    all of them directly in the section, the name under its section's key.
+    """
+    if name == "options" and issubclass(cls, (ProviderConfig, ComponentConfig)):
+        return path
+    if issubclass(cls, CacheConfig) and name == "policy":
+        return path
+    if issubclass(cls, ComponentConfig) and name == "name":
+        section = path.rpartition(".")[2]
+        return f"{path}.{_COMPONENT_KEYS.get(section, name)}"
+    return _key_path(path, name)
+
+
+def error_messages(exc: BaseException, path: str, known: Iterable[str] = ()) -> list[str]:
+    """One ``description @ $.path`` line per problem in a cattrs structuring error.
+
+    An unknown key's line adds the close valid names (``; did you mean 'api_key'?``);
+    ``known`` adds names valid at ``path`` besides the fields of the class structured
+    there (a provider's common keys next to its type's own).
+    """
+    import cattrs
+
+    out: list[str] = []
+    if isinstance(exc, cattrs.IterableValidationError):
+        with_notes, without = exc.group_exceptions()
+        for sub, inote in with_notes:
+            out.extend(error_messages(sub, _key_path(path, inote.index)))
+        for sub in without:
+            out.extend(error_messages(sub, path, known))
+    elif isinstance(exc, cattrs.ClassValidationError):
+        with_attr_notes, without = exc.group_exceptions()
+        for sub, anote in with_attr_notes:
+            out.extend(error_messages(sub, _field_path(exc.cl, path, anote.name)))
+        for sub in without:
+            out.extend(error_messages(sub, path, known))
+    elif isinstance(exc, cattrs.ForbiddenExtraKeysError):
+        extra = sorted(exc.extra_fields)
+        hint = did_you_mean(extra, [*_user_keys(exc.cl), *known])
+        out.append(f"extra fields found ({', '.join(extra)}) @ {path}{hint}")
+    else:
+        hint = exc.hint if isinstance(exc, _UnknownName) else ""
+        out.append(f"{_format_exception(exc, None)} @ {path}{hint}")
+    return out
+
+
 def _format_exception(exc: BaseException, type_: Any) -> str:
     import cattrs
 
-    if isinstance(exc, cattrs.ForbiddenExtraKeysError):
-        return f"extra fields found ({', '.join(sorted(exc.extra_fields))})"
     if isinstance(exc, KeyError):
         return "required field missing"
     if isinstance(exc, (TypeError, ValueError)) and str(exc):
         return str(exc)
     return cattrs.v.format_exception(exc, type_)
-
-
-def _unprepare_path(message: str) -> str:
-    """Report paths as users wrote them: ``$.providers.main.base_url``.
-
-    Type-specific keys and component settings live in ``options`` internally, and a
-    component's name in ``name``; users wrote both directly in the section.
-    """
-    import re
-
-    message = re.sub(r"\['([A-Za-z0-9_-]+)'\]", r".\1", message)
-    for section, key in _COMPONENT_KEYS.items():
-        message = message.replace(f"$.{section}.name", f"$.{section}.{key}")
-    return re.sub(r"\.options(?=\.|\s|$)", "", message)
 
 
 def _attach_secret_paths(config: Config) -> Config:
@@ -384,10 +677,17 @@ def _describe(config: Config) -> dict[str, Any]:
         if p.api_key is not None:
             out["api_key"] = p.api_key.describe()
         for f in attrs.fields(ProviderConfig):
-            if f.name in ("type", "api_key", "options", "headers"):
+            if f.name in ("type", "api_key", "options", "headers", "adaptive_concurrency"):
                 continue
             value = getattr(p, f.name)
-            out[f.name] = _redact(value) if isinstance(value, Mapping) else value
+            if isinstance(value, Mapping):
+                out[f.name] = _redact(value)
+            elif f.name in ("breaker", "limits", "cache"):
+                out[f.name] = _table(value)
+            else:
+                out[f.name] = value
+        adaptive = p.adaptive_concurrency
+        out["adaptive_concurrency"] = (adaptive is not None) and (_table(adaptive) or True)
         if p.headers:
             out["headers"] = {k: v.describe() for k, v in p.headers.items()}
         out.update(_redact(p.options))
@@ -397,6 +697,10 @@ def _describe(config: Config) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if c.name is not None:
             out[_COMPONENT_KEYS[section]] = c.name
+        if isinstance(c, CacheConfig):
+            out.update(_table(c.policy))
+            if c.namespace is not None:
+                out["namespace"] = c.namespace
         out.update(_redact(c.options))
         return out
 
@@ -416,19 +720,34 @@ def _describe(config: Config) -> dict[str, Any]:
                 "strategy": a.strategy or config.routing.name,
                 "fallback": a.fallback,
                 "deadline": a.deadline,
-                **({"cache": _redact(a.cache)} if a.cache else {}),
+                **({"cache": _table(a.cache)} if a.cache is not None else {}),
             }
             for k, a in config.aliases.items()
         },
         "deadline": config.deadline,
-        "breaker": dict(config.breaker),
-        "retry_budget": dict(config.retry_budget),
+        "breaker": _table(config.breaker),
+        "retry_budget": _table(config.retry_budget),
         "cache": component("cache", config.cache),
         "retry": component("retry", config.retry),
         "routing": component("routing", config.routing),
         "limiter": component("limiter", config.limiter),
         "breaker_store": component("breaker_store", config.breaker_store),
     }
+
+
+def _table(value: Any) -> dict[str, Any]:
+    """A typed table as JSON-ready data: the fields that are set (None: an empty table)."""
+    if value is None:
+        return {}
+    out: dict[str, Any] = {}
+    for name, v in _given(value).items():
+        if attrs.has(type(v)):
+            out[name] = _table(v)
+        elif isinstance(v, Mapping):
+            out[name] = {k: _table(x) if attrs.has(type(x)) else x for k, x in v.items()}
+        else:
+            out[name] = v
+    return out
 
 
 _SECRETISH = ("key", "token", "secret", "password", "credential", "auth")
@@ -576,25 +895,42 @@ def load_config(
     return Config.from_dict(data, source=origin)
 
 
-def structure_settings(settings_cls: type | None, options: Mapping[str, Any], path: str) -> Any:
-    """Validate a component's own keys with the settings class its plugin registered.
+def settings_errors(
+    settings_cls: type | None, options: Mapping[str, Any], path: str, known: Iterable[str] = ()
+) -> tuple[Any, list[str]]:
+    """Structure a component's own keys with its plugin's settings class.
 
-    ``path`` is where the keys live (``$.providers.main``). With no settings class, any
-    key is an error (so a typo never passes silently).
+    Returns ``(settings, [])``, or ``(None, problems)``: one ``description @ path`` line
+    each (see :func:`error_messages`; ``known`` are the other keys valid at ``path``, for
+    the "did you mean" hint). With no settings class, any key is an error.
     """
     import cattrs
 
     if settings_cls is None:
         if options:
-            msg = f"extra fields found ({', '.join(sorted(options))}) @ {path}"
-            raise ConfigError(msg)
-        return None
+            extra = sorted(options)
+            hint = did_you_mean(extra, known)
+            return None, [f"extra fields found ({', '.join(extra)}) @ {path}{hint}"]
+        return None, []
     try:
-        return _converter().structure(dict(options), settings_cls)
-    except cattrs.ClassValidationError as err:
-        messages = cattrs.transform_error(err, path=path, format_exception=_format_exception)
-        msg = "invalid config:\n  " + "\n  ".join(messages)
-        raise ConfigError(msg) from None
+        return _converter().structure(dict(options), settings_cls), []
+    except (cattrs.BaseValidationError, cattrs.ForbiddenExtraKeysError) as err:
+        return None, error_messages(err, path, known)
     except (TypeError, ValueError) as err:
-        msg = f"invalid config: {err} @ {path}"
-        raise ConfigError(msg) from None
+        return None, [f"{err} @ {path}"]
+
+
+def structure_settings(
+    settings_cls: type | None, options: Mapping[str, Any], path: str, known: Iterable[str] = ()
+) -> Any:
+    """Validate a component's own keys with the settings class its plugin registered.
+
+    ``path`` is where the keys live (``$.providers.main``). With no settings class, any
+    key is an error (so a typo never passes silently). Raises a :class:`ConfigError`
+    naming every problem (see :func:`settings_errors`).
+    """
+    settings, problems = settings_errors(settings_cls, options, path, known)
+    if problems:
+        msg = "invalid config:\n  " + "\n  ".join(problems)
+        raise ConfigError(msg)
+    return settings

@@ -19,16 +19,8 @@ from llmx._components import (
 )
 from llmx._config import Config, ProviderConfig, structure_settings
 from llmx._errors import ConfigError, PluginError
-from llmx._ratelimit import InstanceLimiter, LimitSettings
-from llmx._resilience import (
-    AdaptiveLimit,
-    AdaptiveSettings,
-    BreakerSettings,
-    BreakerState,
-    CircuitBreaker,
-    RetryBudget,
-    RetryBudgetSettings,
-)
+from llmx._ratelimit import InstanceLimiter
+from llmx._resilience import AdaptiveLimit, BreakerState, CircuitBreaker, RetryBudget
 from llmx._state import SharedCooldown
 
 if TYPE_CHECKING:
@@ -254,12 +246,8 @@ class ProviderPool:
                 raise ConfigError(msg) from err
             raise
         settings = structure_settings(registration.settings, config.options, path)
-        breaker_settings = structure_settings(
-            BreakerSettings, {**self._config.breaker, **config.breaker}, f"{path}.breaker"
-        )
-        budget_settings = structure_settings(
-            RetryBudgetSettings, self._config.retry_budget, "$.retry_budget"
-        )
+        breaker_settings = config.breaker.over(self._config.breaker).settings()
+        budget_settings = self._config.retry_budget.settings()
         listener = self._on_transition
 
         def transition(old: BreakerState, new: BreakerState, reason: str) -> None:
@@ -268,24 +256,17 @@ class ProviderPool:
 
         store = self._shared_breaker_store()
         limiter = None
-        if config.limits:
-            limit_settings: LimitSettings = structure_settings(
-                LimitSettings, config.limits, f"{path}.limits"
+        if config.limits is not None and config.limits.active:
+            limiter = InstanceLimiter(
+                name,
+                config.limits,
+                self._limiter(),
+                config.map_model,
+                lease=config.timeout + 60.0,
             )
-            if limit_settings.active:
-                limiter = InstanceLimiter(
-                    name,
-                    limit_settings,
-                    self._limiter(),
-                    config.map_model,
-                    lease=config.timeout + 60.0,
-                )
         limit = None
-        if config.adaptive_concurrency:
-            cap = config.max_concurrent or AdaptiveSettings().max
-            limit = AdaptiveLimit(
-                AdaptiveSettings(enabled=True, initial=min(32, cap), min=1, max=cap)
-            )
+        if config.adaptive_concurrency is not None:
+            limit = AdaptiveLimit(config.adaptive_concurrency.settings(config.max_concurrent))
         deployment = Deployment(
             name,
             config,
