@@ -16,6 +16,7 @@ import pytest
 import stamina
 
 import llmx
+from llmx.plugin import AttemptEnd, BreakerTransition, hookimpl
 from llmx.testing import FakeOpenAIServer, Fault, Faults
 
 
@@ -30,15 +31,15 @@ class AttemptLog:
     llmx_contract = "1.0"
 
     def __init__(self) -> None:
-        self.attempts: list[llmx.AttemptEnd] = []
+        self.attempts: list[AttemptEnd] = []
         self.transitions: list[tuple[str, str, str]] = []
 
-    @llmx.hookimpl
-    def llmx_attempt_end(self, event: llmx.AttemptEnd) -> None:
+    @hookimpl
+    def llmx_attempt_end(self, event: AttemptEnd) -> None:
         self.attempts.append(event)
 
-    @llmx.hookimpl
-    def llmx_breaker_transition(self, event: llmx.BreakerTransition) -> None:
+    @hookimpl
+    def llmx_breaker_transition(self, event: BreakerTransition) -> None:
         self.transitions.append((event.instance, event.old, event.new))
 
 

@@ -24,6 +24,7 @@ import aiohttp
 import pytest
 
 import llmx
+from llmx.plugin import CONTRACT_VERSION
 from llmx.testing import (
     ErrorReply,
     FakeOpenAIServer,
@@ -159,7 +160,7 @@ async def test_scripted_client_merges_config_and_custom_name() -> None:
 
 def test_scripted_plugin_registers_its_provider_type() -> None:
     plugin = scripted_plugin(["x"], name="mock")
-    assert plugin.llmx_contract == llmx.CONTRACT_VERSION
+    assert plugin.llmx_contract == CONTRACT_VERSION
     registry = llmx.Registry(entry_points=[])
     registry.register(plugin, name="mock-plugin")
     registration = registry.get("provider", "mock")

@@ -33,6 +33,7 @@ from typing import Any
 import attrs
 
 import llmx
+from llmx.plugin import ProviderContext, Register, ResponseBuilder, hookimpl
 from llmx_provider_llamacpp._gguf import GGUFError, context_length, read_metadata
 
 llmx_contract = "1.0"
@@ -415,7 +416,7 @@ def _as_list(value: Any) -> list[str]:
 class LlamaCppProvider:
     """A ``llamacpp`` provider instance: GGUF models in this process (see the module doc)."""
 
-    def __init__(self, ctx: llmx.ProviderContext) -> None:
+    def __init__(self, ctx: ProviderContext) -> None:
         self._instance = ctx.instance
         self._settings: LlamaCppSettings = ctx.settings or LlamaCppSettings()
         self.model_info = self._model_info  # the instance knows its settings
@@ -450,7 +451,7 @@ class LlamaCppProvider:
 
     async def complete(self, request: llmx.Request) -> llmx.Response:
         """Generate the whole answer (on the model's worker thread)."""
-        builder = llmx.ResponseBuilder(request.model)
+        builder = ResponseBuilder(request.model)
         async for chunk in self.stream(request):
             builder.add(chunk)
         return builder.build(provider=self._instance)
@@ -532,7 +533,7 @@ def _report_crash(future: concurrent.futures.Future[Any], put: Callable[[str, An
         put("error", err)
 
 
-@llmx.hookimpl
-def llmx_register_providers(register: llmx.Register) -> None:
+@hookimpl
+def llmx_register_providers(register: Register) -> None:
     """Register the ``llamacpp`` provider type (named like the entry point)."""
     register("llamacpp", LlamaCppProvider, settings=LlamaCppSettings)
