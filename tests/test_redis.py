@@ -16,7 +16,8 @@ from llmx_redis.testing import RedisServer
 
 import llmx
 from llmx.plugin import Bucket
-from llmx.testing import ErrorReply, FakeOpenAIServer, Reply
+from llmx.testing import ErrorReply, Reply
+from llmx_openai.testing import FakeOpenAIServer
 
 PASSWORD_ENV = "TEST_REDIS_PASSWORD"
 

@@ -1,6 +1,6 @@
 """Reliability over real HTTP: the pipeline against fake OpenAI servers with injected faults.
 
-The servers are ``llmx.testing.FakeOpenAIServer`` instances on 127.0.0.1 with chaos
+The servers are ``llmx_openai.testing.FakeOpenAIServer`` instances on 127.0.0.1 with chaos
 (``Faults``, ``Fault`` schedules, ``set_down``); the client is a real ``llmx.Client``
 with the ``openai`` provider plugin. Figures are printed (run with ``-s`` to see them).
 """
@@ -17,7 +17,8 @@ import stamina
 
 import llmx
 from llmx.plugin import AttemptEnd, BreakerTransition, hookimpl
-from llmx.testing import FakeOpenAIServer, Fault, Faults
+from llmx.testing import Fault, Faults
+from llmx_openai.testing import FakeOpenAIServer
 
 
 def provider(server: FakeOpenAIServer, **extra: Any) -> dict[str, Any]:

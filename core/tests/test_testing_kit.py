@@ -27,7 +27,6 @@ import llmx
 from llmx.plugin import CONTRACT_VERSION
 from llmx.testing import (
     ErrorReply,
-    FakeOpenAIServer,
     MidStreamError,
     RawReply,
     Reply,
@@ -37,6 +36,7 @@ from llmx.testing import (
     scripted_client,
     scripted_plugin,
 )
+from llmx_openai.testing import FakeOpenAIServer
 
 KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -567,6 +567,8 @@ def test_import_llmx_does_not_import_the_kit() -> None:
         "assert 'llmx.testing' not in sys.modules, 'import llmx imported the testing kit'\n"
         "import llmx.testing._pytest_plugin\n"
         "assert 'aiohttp' not in sys.modules, 'the pytest plugin imported aiohttp'\n"
-        "assert 'llmx.testing._openai' not in sys.modules\n"
+        "import llmx_openai.testing._pytest_plugin\n"
+        "assert 'aiohttp' not in sys.modules, 'the openai pytest plugin imported aiohttp'\n"
+        "assert 'llmx_openai.testing._openai' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

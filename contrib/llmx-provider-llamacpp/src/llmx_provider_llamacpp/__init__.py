@@ -28,13 +28,16 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 import llmx
-from llmx.plugin import ProviderContext, Register, ResponseBuilder, hookimpl
+from llmx.plugin import ProviderContext, ResponseBuilder, hookimpl
 from llmx_provider_llamacpp._gguf import GGUFError, context_length, read_metadata
+
+if TYPE_CHECKING:
+    from llmx.plugin import Register
 
 llmx_contract = "1.0"
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from llmx.plugin import Register, hookimpl
+from llmx.plugin import hookimpl
 from llmx_anthropic._settings import AnthropicSettings
 
 if TYPE_CHECKING:
+    from llmx.plugin import Register
     from llmx_anthropic._provider import DEFAULT_BASE_URL, AnthropicProvider
 
 __all__ = [

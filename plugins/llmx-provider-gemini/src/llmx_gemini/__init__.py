@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from llmx.plugin import Register, hookimpl
+from llmx.plugin import hookimpl
 from llmx_gemini._settings import GeminiSettings
 
 if TYPE_CHECKING:
+    from llmx.plugin import Register
     from llmx_gemini._provider import DEFAULT_BASE_URL, GeminiProvider
 
 __all__ = [

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from llmx.plugin import Register, hookimpl
+from llmx.plugin import hookimpl
 from llmx_openai._settings import AzureSettings, OpenAISettings
 
 if TYPE_CHECKING:
+    from llmx.plugin import Register
     from llmx_openai._azure import AzureOpenAIProvider
     from llmx_openai._provider import DEFAULT_BASE_URL, OpenAIProvider
 
