@@ -138,6 +138,26 @@ def llmx_register_commands(register: Register) -> None:
 
 
 @hookspec
+def llmx_register_model_sources(register: Register) -> None:
+    """Register model sources: models a plugin can fetch onto this machine and answer
+    with when nothing is configured.
+
+    Call ``register(name, factory)``; ``factory()`` returns a
+    :class:`~llmx.plugin.ModelSource`. ``llmx models pull NAME`` fetches ``NAME`` with
+    the source that lists it, and ``llmx chat`` with no model chosen and no provider
+    configured answers with the first source whose
+    :meth:`~llmx.plugin.ModelSource.default_model` is ready (or says what to run to make
+    one ready). The core knows no such plugin by name.
+
+    Called only by those two commands, once per plugin, after they load every plugin the
+    registry may load (not when the registry loads a plugin); the return value is
+    ignored. The hook registers; the source's methods do the I/O.
+
+    Added in contract 1.1.
+    """
+
+
+@hookspec
 def llmx_request_start(event: RequestStart) -> None:
     """A request entered the pipeline (before resolving, caching or routing).
 

@@ -25,8 +25,9 @@
   :class:`ModelListingProvider`, :class:`ClosableProvider`), :class:`Cache`,
   :class:`RateLimiter` with :class:`Bucket`, :class:`BreakerStore` with
   :class:`SharedBreakerState`, :class:`RetryPolicy`, :class:`RoutingStrategy` with
-  :class:`RoutingView` and :class:`Candidate`, and :class:`ModelSource` for
-  ``llmx models pull``.
+  :class:`RoutingView` and :class:`Candidate`, and :class:`ModelSource` with
+  :class:`DefaultModel` for ``llmx models pull`` and ``llmx chat`` on a machine where
+  nothing is configured.
 * **What the core hands plugins**: :class:`ProviderContext`, the event objects of the
   event hooks (:class:`RequestStart`, :class:`AttemptEnd`, :class:`RequestEnd`,
   :class:`RequestError`, :class:`BreakerTransition`), and :class:`Registration` /
@@ -72,6 +73,8 @@ _EXPORTS: dict[str, str] = {
     "RoutingStrategy": "llmx._components",
     "RoutingView": "llmx._routing",
     "Candidate": "llmx._components",
+    "ModelSource": "llmx._model_sources",
+    "DefaultModel": "llmx._model_sources",
     # events
     "RequestStart": "llmx._events",
     "AttemptEnd": "llmx._events",
@@ -128,6 +131,8 @@ if TYPE_CHECKING:
     from llmx._events import RequestEnd as RequestEnd
     from llmx._events import RequestError as RequestError
     from llmx._events import RequestStart as RequestStart
+    from llmx._model_sources import DefaultModel as DefaultModel
+    from llmx._model_sources import ModelSource as ModelSource
     from llmx._registry import PluginInfo as PluginInfo
     from llmx._registry import Register as Register
     from llmx._registry import Registration as Registration

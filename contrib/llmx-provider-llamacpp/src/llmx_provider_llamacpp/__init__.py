@@ -41,9 +41,6 @@ if TYPE_CHECKING:
 
 llmx_contract = "1.0"
 
-DEFAULT_MODEL = "smollm2"
-"""The model used by ``llmx chat`` when nothing is configured (``llmx models pull smollm2``)."""
-
 _CAPABILITIES = ("streaming", "json_mode", "json_schema", "system_prompt")
 _DEFAULT_N_CTX = 8192
 
@@ -75,7 +72,7 @@ class LlamaCppSettings:
 
 
 def _models_dir(settings: LlamaCppSettings | None) -> Path:
-    from llmx._local import models_dir
+    from llmx_provider_llamacpp._local import models_dir
 
     if settings is not None and settings.models_dir:
         return Path(settings.models_dir).expanduser()
@@ -84,7 +81,7 @@ def _models_dir(settings: LlamaCppSettings | None) -> Path:
 
 def resolve_model_path(model: str, settings: LlamaCppSettings | None = None) -> Path | None:
     """The GGUF file that serves ``model``: ``model_path`` if set, else found by name."""
-    from llmx._local import find_model
+    from llmx_provider_llamacpp._local import find_model
 
     if settings is not None and settings.model_path:
         path = Path(settings.model_path).expanduser()
@@ -95,7 +92,7 @@ def resolve_model_path(model: str, settings: LlamaCppSettings | None = None) -> 
 def _missing_model(
     model: str, settings: LlamaCppSettings | None, instance: str
 ) -> llmx.ProviderError:
-    from llmx._local import KNOWN_MODELS
+    from llmx_provider_llamacpp._local import KNOWN_MODELS
 
     if settings is not None and settings.model_path:
         msg = f"model_path {settings.model_path!r} is not a file; fix [providers.{instance}] model_path"
@@ -439,7 +436,7 @@ class LlamaCppProvider:
         return await asyncio.to_thread(self._list_models)
 
     def _list_models(self) -> list[llmx.ModelInfo]:
-        from llmx._local import local_models
+        from llmx_provider_llamacpp._local import local_models
 
         if self._settings.model_path:
             path = Path(self._settings.model_path).expanduser()
@@ -540,3 +537,12 @@ def _report_crash(future: concurrent.futures.Future[Any], put: Callable[[str, An
 def llmx_register_providers(register: Register) -> None:
     """Register the ``llamacpp`` provider type (named like the entry point)."""
     register("llamacpp", LlamaCppProvider, settings=LlamaCppSettings)
+
+
+@hookimpl
+def llmx_register_model_sources(register: Register) -> None:
+    """Offer the known GGUF models to ``llmx models pull`` and, once fetched, the default
+    one to ``llmx chat`` on a machine where nothing is configured."""
+    from llmx_provider_llamacpp._local import LlamaCppModels
+
+    register("llamacpp", LlamaCppModels)
