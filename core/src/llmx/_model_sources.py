@@ -161,6 +161,14 @@ def _register_into(staged: list[tuple[str, Callable[[], Any]]]) -> Callable[...,
     return register
 
 
+def install_hint(registry: Registry) -> str:
+    """What to do when no plugin offers models: :data:`INSTALL_HINT`, plus enabling it when
+    ``registry`` loads only the plugins ``[plugins] enable`` names."""
+    if registry.autoload:
+        return INSTALL_HINT
+    return f"{INSTALL_HINT}; plugin autoload is off, so add it to [plugins] enable too"
+
+
 def default_models(registry: Registry) -> list[DefaultModel]:
     """What each model source offers when nothing is configured (ready ones first)."""
     offers = [s.source.default_model() for s in model_sources(registry)]
@@ -181,9 +189,7 @@ def pull(
     the installed ones know."""
     sources = model_sources(registry)
     if not sources:
-        msg = f"no installed plugin fetches models: {INSTALL_HINT}"
-        if not registry.autoload:
-            msg += "; plugin autoload is off, so add it to [plugins] enable too"
+        msg = f"no installed plugin fetches models: {install_hint(registry)}"
         raise LlmxError(msg)
     if name is None:
         for candidate in sources:
