@@ -35,7 +35,7 @@ class DummyProvider:
         raise NotImplementedError
 
 
-@llmx.hookimpl
+@hookimpl
 def llmx_register_providers(register):
     register({ep!r}, DummyProvider)
 '''

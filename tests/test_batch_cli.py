@@ -20,8 +20,9 @@ from typing import Any
 
 import pytest
 
-from llmx.testing import ErrorReply, FakeOpenAIServer, RawReply, Reply, ReplyItem, Stall
+from llmx.testing import ErrorReply, RawReply, Reply, ReplyItem, Stall
 from llmx.testing._server import RecordedRequest
+from llmx_openai.testing import FakeOpenAIServer
 
 
 class BatchServer(FakeOpenAIServer):

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 import llmx
+from llmx.plugin import CONTRACT_VERSION, PluginInfo, hookimpl, hookspec
 from tests._support import fixture_modules_imported
 
 FIXTURE_PLUGINS = {
@@ -44,7 +45,7 @@ def statuses(registry: llmx.Registry) -> dict[str, str]:
     return {p.name: p.status for p in registry.plugins()}
 
 
-def info(registry: llmx.Registry, name: str) -> llmx.PluginInfo:
+def info(registry: llmx.Registry, name: str) -> PluginInfo:
     """The registry's record of plugin ``name``."""
     return {p.name: p for p in registry.plugins()}[name]
 
@@ -288,7 +289,7 @@ def test_a_misspelled_hook_is_a_load_error(site: Path) -> None:
     [
         ("old", r"upgrade the plugin \(pip install -U llmx-fixture-old\)"),
         ("future", r"upgrade llmx \(pip install -U llmx\)"),
-        ("nocontract", rf"llmx_contract = '{re.escape(llmx.CONTRACT_VERSION)}'"),
+        ("nocontract", rf"llmx_contract = '{re.escape(CONTRACT_VERSION)}'"),
     ],
 )
 def test_an_incompatible_contract_says_what_to_upgrade(
@@ -393,7 +394,7 @@ async def test_event_hooks_of_an_enabled_plugin_see_one_request(site: Path) -> N
 class GuardrailSpecs:
     """A framework's own hook specs (as a framework would ship in a module)."""
 
-    @llmx.hookspec(firstresult=True)
+    @hookspec(firstresult=True)
     def myfw_check_prompt(self, prompt: str) -> str | None:  # type: ignore[empty-body]
         """Return a reason to refuse ``prompt``, or None; the first non-None result wins."""
 
@@ -401,7 +402,7 @@ class GuardrailSpecs:
 class NoSecrets:
     """An in-process plugin implementing the framework's hook."""
 
-    @llmx.hookimpl
+    @hookimpl
     def myfw_check_prompt(self, prompt: str) -> str | None:
         """Refuse prompts that look like they contain a key."""
         return "contains a key" if "sk-" in prompt else None

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from llmx.testing import FakeOpenAIServer
+from llmx_openai.testing import FakeOpenAIServer
 
 
 def llmx(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:

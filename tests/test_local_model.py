@@ -17,9 +17,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from llmx_provider_llamacpp import _local
 
 import llmx
-from llmx import _local
 from tests._support import REPO
 
 PLUGIN = REPO / "contrib" / "llmx-provider-llamacpp"

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from llmx_redis.testing import RedisServer
 
-from llmx.testing import FakeOpenAIServer
+from llmx_openai.testing import FakeOpenAIServer
 
 WORKER = r"""
 import asyncio, json, sys, time

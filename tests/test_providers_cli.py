@@ -14,14 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from llmx_anthropic.testing import FakeAnthropicServer
+from llmx_gemini.testing import FakeGeminiServer
 
-from llmx.testing import (
-    FakeAnthropicServer,
-    FakeAzureOpenAIServer,
-    FakeGeminiServer,
-    FakeServer,
-    Reply,
-)
+from llmx.testing import FakeServer, Reply
+from llmx_openai.testing import FakeAzureOpenAIServer
 
 KEY = "sk-cli-provider-test-key-0123456789"
 

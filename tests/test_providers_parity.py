@@ -8,16 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from llmx_anthropic.testing import FakeAnthropicServer
+from llmx_gemini.testing import FakeGeminiServer
 
 import llmx
-from llmx.testing import (
-    FakeAnthropicServer,
-    FakeAzureOpenAIServer,
-    FakeGeminiServer,
-    FakeOpenAIServer,
-    FakeServer,
-    Reply,
-)
+from llmx.testing import FakeServer, Reply
+from llmx_openai.testing import FakeAzureOpenAIServer, FakeOpenAIServer
 
 CASES: list[tuple[str, str, type[FakeServer], dict[str, int]]] = [
     ("openai", "gpt-4o-mini", FakeOpenAIServer, {"cache_read_tokens": 20, "reasoning_tokens": 4}),

@@ -15,7 +15,9 @@ import redis.asyncio
 from llmx_redis.testing import RedisServer
 
 import llmx
-from llmx.testing import ErrorReply, FakeOpenAIServer, Reply
+from llmx.plugin import Bucket
+from llmx.testing import ErrorReply, Reply
+from llmx_openai.testing import FakeOpenAIServer
 
 PASSWORD_ENV = "TEST_REDIS_PASSWORD"
 
@@ -216,14 +218,14 @@ async def test_lua_window_is_all_or_nothing(redis_server: RedisServer) -> None:
 
     limiter = redis_limiter(RedisLimiterSettings(url=llmx.Secret(value=redis_server.url)))
     try:
-        rpm = llmx.Bucket("x", "rpm", 3, 60)
-        tpm = llmx.Bucket("x", "tpm", 100, 60, 80)
+        rpm = Bucket("x", "rpm", 3, 60)
+        tpm = Bucket("x", "tpm", 100, 60, 80)
         assert await limiter.acquire("g1", [rpm, tpm]) == 0
         wait = await limiter.acquire("g2", [rpm, tpm])
         assert 59 < wait <= 60
         assert await limiter.usage("x", "rpm") == 1
-        assert await limiter.acquire("g3", [llmx.Bucket("x", "tpm", 100, 60, 101)]) == float("inf")
-        await limiter.release("g1", [rpm, llmx.Bucket("x", "tpm", 100, 60, 20)])
+        assert await limiter.acquire("g3", [Bucket("x", "tpm", 100, 60, 101)]) == float("inf")
+        await limiter.release("g1", [rpm, Bucket("x", "tpm", 100, 60, 20)])
         assert await limiter.usage("x", "tpm") == 20
         assert await limiter.acquire("g2", [rpm, tpm]) == 0  # fits now: 20 + 80 <= 100
     finally:

@@ -1,6 +1,6 @@
 """Reliability over real HTTP: the pipeline against fake OpenAI servers with injected faults.
 
-The servers are ``llmx.testing.FakeOpenAIServer`` instances on 127.0.0.1 with chaos
+The servers are ``llmx_openai.testing.FakeOpenAIServer`` instances on 127.0.0.1 with chaos
 (``Faults``, ``Fault`` schedules, ``set_down``); the client is a real ``llmx.Client``
 with the ``openai`` provider plugin. Figures are printed (run with ``-s`` to see them).
 """
@@ -16,7 +16,9 @@ import pytest
 import stamina
 
 import llmx
-from llmx.testing import FakeOpenAIServer, Fault, Faults
+from llmx.plugin import AttemptEnd, BreakerTransition, hookimpl
+from llmx.testing import Fault, Faults
+from llmx_openai.testing import FakeOpenAIServer
 
 
 def provider(server: FakeOpenAIServer, **extra: Any) -> dict[str, Any]:
@@ -30,15 +32,15 @@ class AttemptLog:
     llmx_contract = "1.0"
 
     def __init__(self) -> None:
-        self.attempts: list[llmx.AttemptEnd] = []
+        self.attempts: list[AttemptEnd] = []
         self.transitions: list[tuple[str, str, str]] = []
 
-    @llmx.hookimpl
-    def llmx_attempt_end(self, event: llmx.AttemptEnd) -> None:
+    @hookimpl
+    def llmx_attempt_end(self, event: AttemptEnd) -> None:
         self.attempts.append(event)
 
-    @llmx.hookimpl
-    def llmx_breaker_transition(self, event: llmx.BreakerTransition) -> None:
+    @hookimpl
+    def llmx_breaker_transition(self, event: BreakerTransition) -> None:
         self.transitions.append((event.instance, event.old, event.new))
 
 

@@ -12,29 +12,29 @@ from typing import Any
 
 from bench.drivers._harness import SkipError, main
 from bench.wire import PROMPT
+from llmx.plugin import hookimpl
 
 
 def _event_hooks_plugin() -> object:
     """A plugin implementing every event hook as a no-op (llmx is imported lazily, so
     that the harness can time ``import llmx`` itself)."""
-    import llmx
 
     class EventHooks:
         llmx_contract = "1.0"
 
-        @llmx.hookimpl
+        @hookimpl
         def llmx_request_start(self, event: Any) -> None:
             del event
 
-        @llmx.hookimpl
+        @hookimpl
         def llmx_attempt_end(self, event: Any) -> None:
             del event
 
-        @llmx.hookimpl
+        @hookimpl
         def llmx_request_end(self, event: Any) -> None:
             del event
 
-        @llmx.hookimpl
+        @hookimpl
         def llmx_request_error(self, event: Any) -> None:
             del event
 

@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 
 import llmx
+from llmx.plugin import ProviderContext, Register, hookimpl
 
 
 @attrs.frozen
@@ -21,7 +22,7 @@ class EchoSettings:
 class EchoProvider:
     """Answers with ``prefix + last user text``, or raises/returns what the script says."""
 
-    def __init__(self, ctx: llmx.ProviderContext, plugin: TestPlugin) -> None:
+    def __init__(self, ctx: ProviderContext, plugin: TestPlugin) -> None:
         self.ctx = ctx
         self.plugin = plugin
 
@@ -72,8 +73,8 @@ class TestPlugin:
         self.models = dict(models or {})
         self.chunks_sent = 0
 
-    @llmx.hookimpl
-    def llmx_register_providers(self, register: llmx.Register) -> None:
+    @hookimpl
+    def llmx_register_providers(self, register: Register) -> None:
         register("echo", lambda ctx: EchoProvider(ctx, self), settings=EchoSettings)
         register("secho", lambda ctx: StreamingEchoProvider(ctx, self), settings=EchoSettings)
 
@@ -111,7 +112,7 @@ class FailAfter:
 class FlexProvider:
     """A provider whose every instance plays its own script (see :class:`FlexPlugin`)."""
 
-    def __init__(self, ctx: llmx.ProviderContext, plugin: FlexPlugin) -> None:
+    def __init__(self, ctx: ProviderContext, plugin: FlexPlugin) -> None:
         self.ctx = ctx
         self.plugin = plugin
 
@@ -181,8 +182,8 @@ class FlexPlugin:
         """How many calls ``instance`` received."""
         return sum(1 for c in self.calls if c[0] == instance)
 
-    @llmx.hookimpl
-    def llmx_register_providers(self, register: llmx.Register) -> None:
+    @hookimpl
+    def llmx_register_providers(self, register: Register) -> None:
         register("flex", lambda ctx: FlexProvider(ctx, self))
 
 

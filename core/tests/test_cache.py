@@ -14,7 +14,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import llmx
-from llmx._cache import decode_entry, encode_entry
+from llmx._cache import (
+    MemoryCache,
+    MemoryCacheSettings,
+    SQLiteCacheSettings,
+    decode_entry,
+    encode_entry,
+)
+from llmx.plugin import Register, cache_key, hookimpl
 
 from core_support import FailAfter, FlexPlugin, flex_client, server_error
 
@@ -71,7 +78,7 @@ def _reordered(value: Any) -> Any:
 
 
 def _key(request: llmx.Request, instance: str = "a", model: str = "m") -> str:
-    return llmx.cache_key(request, instance=instance, model=model)
+    return cache_key(request, instance=instance, model=model)
 
 
 @given(requests)
@@ -148,9 +155,7 @@ def test_keys_hold_no_secret_and_ignore_bookkeeping() -> None:
     request = llmx.Request("a/m", "hi", extra={"user": "u-1", "metadata": {"trace": "x"}})
     assert _key(request) == _key(llmx.Request("a/m", "hi"))
     assert _key(request, namespace_free := "a") == _key(llmx.Request("a/m", "hi"), namespace_free)
-    assert llmx.cache_key(request, instance="a", model="m", namespace="app1").startswith(
-        "llmx:v1:app1:"
-    )
+    assert cache_key(request, instance="a", model="m", namespace="app1").startswith("llmx:v1:app1:")
 
 
 def test_entries_round_trip_and_hold_only_the_answer() -> None:
@@ -392,7 +397,7 @@ class BrokenCache:
         raise OSError(28, "No space left on device")
 
 
-class CorruptCache(llmx.MemoryCache):
+class CorruptCache(MemoryCache):
     """A backend whose stored bytes come back damaged."""
 
     async def get(self, key: str) -> bytes | None:
@@ -403,10 +408,10 @@ class CorruptCache(llmx.MemoryCache):
 class CachePlugin:
     llmx_contract = "1.1"
 
-    @llmx.hookimpl
-    def llmx_register_caches(self, register: llmx.Register) -> None:
+    @hookimpl
+    def llmx_register_caches(self, register: Register) -> None:
         register("broken", BrokenCache)
-        register("corrupt", CorruptCache, settings=llmx.MemoryCacheSettings)
+        register("corrupt", CorruptCache, settings=MemoryCacheSettings)
 
 
 def _registry() -> llmx.Registry:
@@ -468,9 +473,7 @@ def test_cache_config_errors_name_the_path(tmp_path: Path) -> None:
 
 async def test_memory_cache_is_lru_by_entries_and_bytes() -> None:
     now = [0.0]
-    cache = llmx.MemoryCache(
-        llmx.MemoryCacheSettings(max_entries=3, max_bytes=10), clock=lambda: now[0]
-    )
+    cache = MemoryCache(MemoryCacheSettings(max_entries=3, max_bytes=10), clock=lambda: now[0])
     for key in "abc":
         await cache.set(key, b"12", ttl=None)
     assert await cache.get("a") == b"12"  # a is now the most recent
@@ -494,7 +497,7 @@ async def test_sqlite_cache_persists_evicts_and_shares_a_file(tmp_path: Path) ->
     from llmx._cache import sqlite_cache
 
     path = tmp_path / "c.sqlite3"
-    settings = llmx.SQLiteCacheSettings(path=str(path), max_bytes=3000)
+    settings = SQLiteCacheSettings(path=str(path), max_bytes=3000)
     first = sqlite_cache(settings)
     second = sqlite_cache(settings)  # another process, as far as SQLite can tell
     try:
@@ -542,7 +545,7 @@ async def test_sqlite_never_blocks_the_event_loop(tmp_path: Path) -> None:
     from llmx._cache import sqlite_cache
 
     path = tmp_path / "c.sqlite3"
-    cache = sqlite_cache(llmx.SQLiteCacheSettings(path=str(path), busy_timeout=2.0))
+    cache = sqlite_cache(SQLiteCacheSettings(path=str(path), busy_timeout=2.0))
     await cache.set("warm", b"1", ttl=None)
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
@@ -573,7 +576,7 @@ def test_import_llmx_stays_light() -> None:
     import subprocess
 
     code = (
-        "import llmx, sys; llmx.CachePolicy; llmx.cache_key; "
+        "import llmx, llmx.plugin, sys; llmx.CachePolicy; llmx.plugin.cache_key; "
         "print(sorted(m for m in ('sqlite3', 'redis', 'aiohttp', 'cattrs') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -8,6 +8,7 @@ import gc
 import pytest
 
 import llmx
+from llmx.plugin import AttemptEnd, RequestEnd, RequestError, RequestStart, hookimpl
 
 from core_support import TestPlugin, make_client
 
@@ -260,20 +261,20 @@ class Recorder:
     def __init__(self) -> None:
         self.events: list[object] = []
 
-    @llmx.hookimpl
-    def llmx_request_start(self, event: llmx.RequestStart) -> None:
+    @hookimpl
+    def llmx_request_start(self, event: RequestStart) -> None:
         self.events.append(event)
 
-    @llmx.hookimpl
-    def llmx_attempt_end(self, event: llmx.AttemptEnd) -> None:
+    @hookimpl
+    def llmx_attempt_end(self, event: AttemptEnd) -> None:
         self.events.append(event)
 
-    @llmx.hookimpl
-    def llmx_request_end(self, event: llmx.RequestEnd) -> None:
+    @hookimpl
+    def llmx_request_end(self, event: RequestEnd) -> None:
         self.events.append(event)
 
-    @llmx.hookimpl
-    def llmx_request_error(self, event: llmx.RequestError) -> None:
+    @hookimpl
+    def llmx_request_error(self, event: RequestError) -> None:
         self.events.append(event)
 
 
@@ -300,12 +301,12 @@ async def test_event_hooks(registry: llmx.Registry, plugin: TestPlugin) -> None:
     ids = {e.request_id for e in first}  # type: ignore[attr-defined]
     assert len(ids) == 1
     attempt = recorder.events[1]
-    assert isinstance(attempt, llmx.AttemptEnd)
+    assert isinstance(attempt, AttemptEnd)
     assert (attempt.provider, attempt.model, attempt.attempt) == ("a", "m", 1)
     assert attempt.usage == llmx.Usage(1, 2)
     failed = recorder.events[4]
-    assert isinstance(failed, llmx.AttemptEnd)
+    assert isinstance(failed, AttemptEnd)
     assert isinstance(failed.error, llmx.ServerError)
     streamed = recorder.events[7]
-    assert isinstance(streamed, llmx.AttemptEnd)
+    assert isinstance(streamed, AttemptEnd)
     assert streamed.ttft is not None

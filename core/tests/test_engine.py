@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import llmx
+from llmx.plugin import ProviderContext, Register, hookimpl
 
 from core_support import FailAfter, FlexPlugin, Sleep, flex_client
 
@@ -31,7 +32,7 @@ class AttemptLog:
     def __init__(self) -> None:
         self.ends: list[Any] = []
 
-    @llmx.hookimpl
+    @hookimpl
     def llmx_attempt_end(self, event: Any) -> None:
         self.ends.append(event)
 
@@ -110,7 +111,7 @@ async def test_every_attempt_ends_once_in_both_modes() -> None:
 class NoUsageProvider:
     """Streams its answer with no usage at all (as llama.cpp's server does)."""
 
-    def __init__(self, ctx: llmx.ProviderContext) -> None:
+    def __init__(self, ctx: ProviderContext) -> None:
         self.ctx = ctx
 
     async def complete(self, request: llmx.Request) -> llmx.Response:
@@ -125,8 +126,8 @@ class NoUsageProvider:
 
 
 class NoUsagePlugin:
-    @llmx.hookimpl
-    def llmx_register_providers(self, register: llmx.Register) -> None:
+    @hookimpl
+    def llmx_register_providers(self, register: Register) -> None:
         register("nousage", lambda ctx: NoUsageProvider(ctx))
 
 
@@ -215,8 +216,8 @@ class TwoArgStrategy:
 
 
 class BadStrategyPlugin:
-    @llmx.hookimpl
-    def llmx_register_routing_strategies(self, register: llmx.Register) -> None:
+    @hookimpl
+    def llmx_register_routing_strategies(self, register: Register) -> None:
         register("twoarg", TwoArgStrategy)
 
 

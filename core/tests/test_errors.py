@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import llmx
+from llmx.plugin import error_class_for_status, parse_retry_after
 
 
 @pytest.mark.parametrize(
@@ -32,7 +33,7 @@ import llmx
     ],
 )
 def test_status_mapping(status: int, cls: type[llmx.ProviderError], retryable: bool) -> None:
-    assert llmx.error_class_for_status(status) is cls
+    assert error_class_for_status(status) is cls
     err = cls("m", provider="p", status=status)
     assert err.retryable is retryable
     assert isinstance(err, llmx.LlmxError)
@@ -57,19 +58,19 @@ def test_retryable_can_be_overridden_and_pickles() -> None:
 
 
 def test_parse_retry_after_forms() -> None:
-    assert llmx.parse_retry_after({"retry-after": "2"}) == 2.0
-    assert llmx.parse_retry_after({"retry-after": " 1.5 "}) == 1.5
-    assert llmx.parse_retry_after({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
-    assert llmx.parse_retry_after({"retry-after": "-4"}) == 0.0
-    assert llmx.parse_retry_after({}) is None
-    assert llmx.parse_retry_after({"retry-after": "soon"}) is None
+    assert parse_retry_after({"retry-after": "2"}) == 2.0
+    assert parse_retry_after({"retry-after": " 1.5 "}) == 1.5
+    assert parse_retry_after({"retry-after-ms": "250", "retry-after": "9"}) == 0.25
+    assert parse_retry_after({"retry-after": "-4"}) == 0.0
+    assert parse_retry_after({}) is None
+    assert parse_retry_after({"retry-after": "soon"}) is None
     date = email.utils.formatdate(1_000_030, usegmt=True)
-    assert llmx.parse_retry_after({"retry-after": date}, now=1_000_000) == pytest.approx(30.0)
+    assert parse_retry_after({"retry-after": date}, now=1_000_000) == pytest.approx(30.0)
 
 
 @given(st.dictionaries(st.sampled_from(["retry-after", "retry-after-ms"]), st.text(max_size=40)))
 def test_parse_retry_after_never_raises(headers: dict[str, str]) -> None:
-    value = llmx.parse_retry_after(headers)
+    value = parse_retry_after(headers)
     assert value is None or value >= 0
 
 

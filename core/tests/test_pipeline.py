@@ -14,6 +14,7 @@ import pytest
 import stamina
 
 import llmx
+from llmx.plugin import AttemptEnd, BreakerTransition, ProviderContext, Register, hookimpl
 
 from core_support import FailAfter, FlexPlugin, Sleep, flex_client, server_error
 
@@ -258,8 +259,8 @@ class Transitions:
     def __init__(self) -> None:
         self.seen: list[tuple[str, str, str]] = []
 
-    @llmx.hookimpl
-    def llmx_breaker_transition(self, event: llmx.BreakerTransition) -> None:
+    @hookimpl
+    def llmx_breaker_transition(self, event: BreakerTransition) -> None:
         self.seen.append((event.instance, event.old, event.new))
 
 
@@ -649,10 +650,10 @@ async def test_attempt_events_number_retries() -> None:
         llmx_contract = "1.0"
 
         def __init__(self) -> None:
-            self.attempts: list[llmx.AttemptEnd] = []
+            self.attempts: list[AttemptEnd] = []
 
-        @llmx.hookimpl
-        def llmx_attempt_end(self, event: llmx.AttemptEnd) -> None:
+        @hookimpl
+        def llmx_attempt_end(self, event: AttemptEnd) -> None:
             self.attempts.append(event)
 
     plugin = FlexPlugin()
@@ -679,10 +680,10 @@ async def test_health_reports_each_instance() -> None:
     class Listing:
         llmx_contract = "1.0"
 
-        @llmx.hookimpl
-        def llmx_register_providers(self, register: llmx.Register) -> None:
+        @hookimpl
+        def llmx_register_providers(self, register: Register) -> None:
             class Lister:
-                def __init__(self, ctx: llmx.ProviderContext) -> None:
+                def __init__(self, ctx: ProviderContext) -> None:
                     self.ctx = ctx
 
                 async def complete(self, request: llmx.Request) -> llmx.Response:

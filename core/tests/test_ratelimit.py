@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import llmx
-from llmx._ratelimit import CLIENT_LIMIT_CODE
+from llmx._ratelimit import CLIENT_LIMIT_CODE, LocalRateLimiter
+from llmx.plugin import Bucket
 
 from core_support import FlexPlugin, Sleep, flex_client
 
@@ -75,11 +76,11 @@ def test_a_window_never_holds_more_than_its_limit(
     never exceed ``limit`` (counting corrected amounts), a refused request is told a
     wait after which it fits, and a request larger than the limit is told never."""
     now = [0.0]
-    limiter = llmx.LocalRateLimiter(clock=lambda: now[0])
+    limiter = LocalRateLimiter(clock=lambda: now[0])
     granted: list[tuple[float, float]] = []  # (time, amount as finally recorded)
     for i, (advance, amount, used) in enumerate(steps):
         now[0] += advance
-        bucket = llmx.Bucket("a", "tpm", limit, period, float(amount))
+        bucket = Bucket("a", "tpm", limit, period, float(amount))
         wait = limiter.try_acquire(f"g{i}", [bucket])
         if amount > limit:
             assert wait == math.inf
@@ -88,7 +89,7 @@ def test_a_window_never_holds_more_than_its_limit(
             now[0] += wait
             assert limiter.try_acquire(f"g{i}", [bucket]) == 0.0
         recorded = float(min(used, limit))
-        limiter.release_nowait(f"g{i}", [llmx.Bucket("a", "tpm", limit, period, recorded)])
+        limiter.release_nowait(f"g{i}", [Bucket("a", "tpm", limit, period, recorded)])
         granted.append((now[0], recorded if recorded < amount else float(amount)))
         # the invariant, over every window ending at a grant
         end = now[0]
@@ -98,8 +99,8 @@ def test_a_window_never_holds_more_than_its_limit(
 @given(st.lists(st.sampled_from(["acquire", "release", "wait"]), max_size=40), st.integers(1, 4))
 def test_slots_never_exceed_their_limit(ops: list[str], limit: int) -> None:
     now = [0.0]
-    limiter = llmx.LocalRateLimiter(clock=lambda: now[0])
-    bucket = llmx.Bucket("a", "concurrent", limit, 1000.0, 1, "slots")
+    limiter = LocalRateLimiter(clock=lambda: now[0])
+    bucket = Bucket("a", "concurrent", limit, 1000.0, 1, "slots")
     held: list[str] = []
     for i, op in enumerate(ops):
         if op == "acquire":
@@ -116,9 +117,9 @@ def test_slots_never_exceed_their_limit(ops: list[str], limit: int) -> None:
 
 
 def test_all_or_nothing() -> None:
-    limiter = llmx.LocalRateLimiter(clock=lambda: 0.0)
-    rpm = llmx.Bucket("a", "rpm", 5, 60)
-    tpm = llmx.Bucket("a", "tpm", 100, 60, 80)
+    limiter = LocalRateLimiter(clock=lambda: 0.0)
+    rpm = Bucket("a", "rpm", 5, 60)
+    tpm = Bucket("a", "tpm", 100, 60, 80)
     assert limiter.try_acquire("g1", [rpm, tpm]) == 0
     assert limiter.try_acquire("g2", [rpm, tpm]) > 0  # tokens do not fit...
     assert limiter.usage("a", "rpm") == 1  # ...so no request unit was taken either
@@ -279,7 +280,7 @@ def test_window_memory_is_bounded_whatever_the_rate() -> None:
 
     now = [0.0]
     limiter = LocalRateLimiter(clock=lambda: now[0])
-    bucket = llmx.Bucket("i", "rpm", 1e9, 60.0)
+    bucket = Bucket("i", "rpm", 1e9, 60.0)
     for n in range(100_000):
         now[0] = n * 0.0005  # 2,000 requests per second for 50 s
         assert limiter.try_acquire(f"g{n}", [bucket]) == 0.0

@@ -12,6 +12,7 @@ import pytest
 
 import llmx
 from llmx._state import MemoryBreakerStore
+from llmx.plugin import Register, SharedBreakerState, hookimpl
 
 from core_support import FlexPlugin, flex_client, server_error
 
@@ -20,7 +21,7 @@ class SharedStore(MemoryBreakerStore):
     """One dict for every client that uses it (as Redis is for processes)."""
 
     shared = True
-    states: dict[str, llmx.SharedBreakerState] = {}  # noqa: RUF012 - shared on purpose
+    states: dict[str, SharedBreakerState] = {}  # noqa: RUF012 - shared on purpose
 
     def __init__(self, settings: object = None) -> None:
         self._states = SharedStore.states
@@ -29,8 +30,8 @@ class SharedStore(MemoryBreakerStore):
 class StorePlugin:
     llmx_contract = "1.1"
 
-    @llmx.hookimpl
-    def llmx_register_breaker_stores(self, register: llmx.Register) -> None:
+    @hookimpl
+    def llmx_register_breaker_stores(self, register: Register) -> None:
         register("shared", SharedStore)
 
 
@@ -107,9 +108,9 @@ async def test_the_default_store_is_private_to_each_client() -> None:
 
 
 def test_merge_keeps_the_newest_transition_and_the_latest_cooldown() -> None:
-    old = llmx.SharedBreakerState("open", 100.0, 10.0, "x", "p1", blocked_until=50.0)
-    new = llmx.SharedBreakerState("closed", 0.0, 20.0, "probe", "p2")
-    cooldown = llmx.SharedBreakerState(blocked_until=70.0)
+    old = SharedBreakerState("open", 100.0, 10.0, "x", "p1", blocked_until=50.0)
+    new = SharedBreakerState("closed", 0.0, 20.0, "probe", "p2")
+    cooldown = SharedBreakerState(blocked_until=70.0)
     merged = old.merge(new).merge(cooldown)
     assert (merged.state, merged.updated, merged.origin) == ("closed", 20.0, "p2")
     assert merged.blocked_until == 70.0

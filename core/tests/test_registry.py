@@ -12,6 +12,7 @@ import pytest
 
 import llmx
 from llmx._registry import parse_contract
+from llmx.plugin import Register, hookimpl, hookspec
 
 
 def entry_point(name: str, module: str) -> importlib_metadata.EntryPoint:
@@ -36,13 +37,13 @@ def make_module(made: dict[str, types.ModuleType], name: str, source: str) -> No
 
 
 GOOD = """
-import llmx
+import llmx.plugin
 llmx_contract = "1.0"
 class P:
     def __init__(self, ctx): self.ctx = ctx
     async def complete(self, request):
         return llmx.Response("ok", request.model, self.ctx.instance)
-@llmx.hookimpl
+@llmx.plugin.hookimpl
 def llmx_register_providers(register):
     register("good", P)
 """
@@ -87,7 +88,7 @@ def test_registration_hook_crash_is_contained(modules: dict[str, types.ModuleTyp
     make_module(
         modules,
         "t_crash",
-        "import llmx\nllmx_contract='1.0'\n@llmx.hookimpl\ndef llmx_register_providers(register):\n"
+        "import llmx.plugin\nllmx_contract='1.0'\n@llmx.plugin.hookimpl\ndef llmx_register_providers(register):\n"
         "    register('half', object)\n    raise ValueError('bad registration')\n",
     )
     make_module(modules, "t_good", GOOD)
@@ -106,8 +107,8 @@ def test_register_validates_arguments() -> None:
     class Bad:
         llmx_contract = "1.0"
 
-        @llmx.hookimpl
-        def llmx_register_providers(self, register: llmx.Register) -> None:
+        @hookimpl
+        def llmx_register_providers(self, register: Register) -> None:
             register("x", "not callable")
 
     reg = llmx.Registry(entry_points=[])
@@ -117,8 +118,8 @@ def test_register_validates_arguments() -> None:
     class BadSettings:
         llmx_contract = "1.0"
 
-        @llmx.hookimpl
-        def llmx_register_providers(self, register: llmx.Register) -> None:
+        @hookimpl
+        def llmx_register_providers(self, register: Register) -> None:
             register("x", object, settings=dict)
 
     with pytest.raises(llmx.PluginLoadError, match="attrs class"):
@@ -130,8 +131,8 @@ def test_component_conflict_names_both() -> None:
         class P:
             llmx_contract = "1.0"
 
-            @llmx.hookimpl
-            def llmx_register_providers(self, register: llmx.Register) -> None:
+            @hookimpl
+            def llmx_register_providers(self, register: Register) -> None:
                 register("same", object)
 
         return P()
@@ -149,8 +150,8 @@ def test_misspelled_hook_is_caught() -> None:
     class Typo:
         llmx_contract = "1.0"
 
-        @llmx.hookimpl
-        def llmx_register_provider(self, register: llmx.Register) -> None:  # missing "s"
+        @hookimpl
+        def llmx_register_provider(self, register: Register) -> None:  # missing "s"
             register("x", object)
 
     reg = llmx.Registry(entry_points=[])
@@ -180,7 +181,7 @@ def test_same_module_under_two_entry_points(modules: dict[str, types.ModuleType]
     make_module(
         modules,
         "t_two",
-        "import llmx\nllmx_contract='1.0'\n@llmx.hookimpl\ndef llmx_register_providers(register):\n"
+        "import llmx.plugin\nllmx_contract='1.0'\n@llmx.plugin.hookimpl\ndef llmx_register_providers(register):\n"
         "    register('one', object)\n    register('two', object)\n",
     )
     reg = llmx.Registry(entry_points=[entry_point("one", "t_two"), entry_point("two", "t_two")])
@@ -220,12 +221,12 @@ def test_strict_enable_of_broken_plugin_raises(modules: dict[str, types.ModuleTy
 
 def test_framework_hookspecs() -> None:
     class Specs:
-        @llmx.hookspec(firstresult=True)
+        @hookspec(firstresult=True)
         def myframework_transform(self, text: str) -> str | None:
             """Transform a prompt."""
 
     class Impl:
-        @llmx.hookimpl
+        @hookimpl
         def myframework_transform(self, text: str) -> str:
             return text.upper()
 
@@ -244,7 +245,7 @@ def test_event_flags_follow_registrations() -> None:
     class Listener:
         seen: list[object] = attrs.field(factory=list)
 
-        @llmx.hookimpl
+        @hookimpl
         def llmx_request_end(self, event: object) -> None:
             self.seen.append(event)
 
@@ -258,17 +259,17 @@ def test_event_hooks_called_in_pluggy_order_with_or_without_the_event() -> None:
     calls: list[str] = []
 
     class First:
-        @llmx.hookimpl
+        @hookimpl
         def llmx_request_end(self, event: object) -> None:
             calls.append(f"first:{event}")
 
     class Second:
-        @llmx.hookimpl
+        @hookimpl
         def llmx_request_end(self) -> None:  # a subset of the spec's arguments
             calls.append("second")
 
     class Wrapper:
-        @llmx.hookimpl(wrapper=True)
+        @hookimpl(wrapper=True)
         def llmx_request_end(self, event: object) -> object:
             calls.append("wrapper-before")
             result = yield

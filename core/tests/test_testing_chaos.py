@@ -14,17 +14,11 @@ from typing import Any
 
 import aiohttp
 import pytest
+from llmx_anthropic.testing import FakeAnthropicServer
+from llmx_gemini.testing import FakeGeminiServer
 
-from llmx.testing import (
-    ErrorReply,
-    FakeAnthropicServer,
-    FakeGeminiServer,
-    FakeOpenAIServer,
-    Fault,
-    Faults,
-    Injection,
-    Reply,
-)
+from llmx.testing import ErrorReply, Fault, Faults, Injection, Reply
+from llmx_openai.testing import FakeOpenAIServer
 
 AUTH = {"Authorization": "Bearer test-key"}
 

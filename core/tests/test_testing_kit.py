@@ -24,9 +24,9 @@ import aiohttp
 import pytest
 
 import llmx
+from llmx.plugin import CONTRACT_VERSION
 from llmx.testing import (
     ErrorReply,
-    FakeOpenAIServer,
     MidStreamError,
     RawReply,
     Reply,
@@ -36,6 +36,7 @@ from llmx.testing import (
     scripted_client,
     scripted_plugin,
 )
+from llmx_openai.testing import FakeOpenAIServer
 
 KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -159,7 +160,7 @@ async def test_scripted_client_merges_config_and_custom_name() -> None:
 
 def test_scripted_plugin_registers_its_provider_type() -> None:
     plugin = scripted_plugin(["x"], name="mock")
-    assert plugin.llmx_contract == llmx.CONTRACT_VERSION
+    assert plugin.llmx_contract == CONTRACT_VERSION
     registry = llmx.Registry(entry_points=[])
     registry.register(plugin, name="mock-plugin")
     registration = registry.get("provider", "mock")
@@ -566,6 +567,8 @@ def test_import_llmx_does_not_import_the_kit() -> None:
         "assert 'llmx.testing' not in sys.modules, 'import llmx imported the testing kit'\n"
         "import llmx.testing._pytest_plugin\n"
         "assert 'aiohttp' not in sys.modules, 'the pytest plugin imported aiohttp'\n"
-        "assert 'llmx.testing._openai' not in sys.modules\n"
+        "import llmx_openai.testing._pytest_plugin\n"
+        "assert 'aiohttp' not in sys.modules, 'the openai pytest plugin imported aiohttp'\n"
+        "assert 'llmx_openai.testing._openai' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -12,6 +12,7 @@ import pytest
 from test_cli import assert_one_clean_error, run
 
 import llmx
+from llmx.plugin import Register, hookimpl
 
 from core_support import FlexPlugin, flex_client
 
@@ -278,8 +279,8 @@ class NeedySettings:
 class NeedyStrategyPlugin:
     """Registers routing strategy ``needy``, whose settings must name a ``target``."""
 
-    @llmx.hookimpl
-    def llmx_register_routing_strategies(self, register: llmx.Register) -> None:
+    @hookimpl
+    def llmx_register_routing_strategies(self, register: Register) -> None:
         register("needy", lambda settings: None, settings=NeedySettings)
 
 

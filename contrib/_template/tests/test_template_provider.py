@@ -23,6 +23,7 @@ import pytest
 from aiohttp import web
 
 import llmx
+from llmx.plugin import ProviderContext
 
 PROJECT = Path(__file__).resolve().parents[1]
 DISTRIBUTION = "llmx-provider-template"
@@ -170,7 +171,7 @@ def build_provider(base_url: str, session: aiohttp.ClientSession) -> Any:
     registration = llmx.Registry().get("provider", "template")
     assert registration.settings is not None
     cfg = llmx.ProviderConfig(type="template", base_url=base_url)
-    return registration.factory(llmx.ProviderContext("t", cfg, registration.settings(), session))
+    return registration.factory(ProviderContext("t", cfg, registration.settings(), session))
 
 
 @pytest.fixture

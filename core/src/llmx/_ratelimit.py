@@ -6,7 +6,7 @@ max_wait = 30, models = { "gpt-4o" = { tpm = ... } } }`` (see :class:`LimitSetti
 
 Two halves:
 
-* A backend (:class:`~llmx.RateLimiter`) keeps the buckets and answers, atomically,
+* A backend (:class:`~llmx.plugin.RateLimiter`) keeps the buckets and answers, atomically,
   whether a request fits in all of them: :class:`LocalRateLimiter` in the process, or
   a shared one (``llmx-redis``) so several processes together stay under the quota.
 * :class:`InstanceLimiter`, in the core, builds each request's buckets (tokens are
@@ -239,7 +239,7 @@ class LocalRateLimiter:
         return 0.0
 
     async def acquire(self, grant: str, buckets: Sequence[Bucket]) -> float:
-        """Take every bucket's amount, all or nothing (see :class:`~llmx.RateLimiter`)."""
+        """Take every bucket's amount, all or nothing (see :class:`~llmx.plugin.RateLimiter`)."""
         return self.try_acquire(grant, buckets)
 
     def release_nowait(self, grant: str, buckets: Sequence[Bucket]) -> None:
@@ -256,7 +256,7 @@ class LocalRateLimiter:
                     held.pop(grant, None)
 
     async def release(self, grant: str, buckets: Sequence[Bucket]) -> None:
-        """Free slots and record real amounts (see :class:`~llmx.RateLimiter`)."""
+        """Free slots and record real amounts (see :class:`~llmx.plugin.RateLimiter`)."""
         self.release_nowait(grant, buckets)
 
     def usage(self, instance: str, name: str) -> float:

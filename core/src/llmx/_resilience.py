@@ -84,7 +84,7 @@ class Window:
 class CircuitBreaker:
     """The breaker of one provider instance (see :class:`BreakerSettings`).
 
-    With a shared ``store`` (a :class:`~llmx.BreakerStore` such as ``llmx-redis``'s),
+    With a shared ``store`` (a :class:`~llmx.plugin.BreakerStore` such as ``llmx-redis``'s),
     every transition is published under ``key`` and transitions other processes
     published are adopted: an instance one process saw failing is skipped by all.
     The counts that lead to a transition stay per process. Reading the store is a

@@ -3,7 +3,7 @@
 The default, ``memory``, keeps them in the client (nothing is shared, so the core
 does not even consult it on the hot path: ``shared = False``). A shared store
 (``[breaker_store] backend = "redis"`` from ``llmx-redis``) lets every process see
-the transitions and cooldowns of the others; see :class:`~llmx.BreakerStore`.
+the transitions and cooldowns of the others; see :class:`~llmx.plugin.BreakerStore`.
 """
 
 from __future__ import annotations

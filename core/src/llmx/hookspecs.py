@@ -1,6 +1,6 @@
 """The llmx plugin contract: the hook specifications plugins implement.
 
-A plugin is a module (or object) with functions decorated by :data:`llmx.hookimpl`,
+A plugin is a module (or object) with functions decorated by :data:`llmx.plugin.hookimpl`,
 registered through an entry point in the ``llmx`` group whose name is the plugin's
 name::
 
@@ -74,7 +74,7 @@ def llmx_register_caches(register: Register) -> None:
     """Register cache backends.
 
     Call ``register(name, factory, settings=SettingsClass)``; ``factory(settings)``
-    returns a :class:`~llmx.Cache`. ``[cache] backend = NAME`` chooses one (the core
+    returns a :class:`~llmx.plugin.Cache`. ``[cache] backend = NAME`` chooses one (the core
     registers ``memory`` and ``sqlite``); the section's keys other than the cache
     policy's (``mode``, ``ttl``, ``cache_nonzero_temperature``, ``namespace``) are
     structured into ``settings``. Called once per plugin at load; result ignored.
@@ -86,7 +86,7 @@ def llmx_register_limiters(register: Register) -> None:
     """Register rate-limiter backends: where client-side rate-limit buckets live.
 
     Call ``register(name, factory, settings=SettingsClass)``; ``factory(settings)``
-    returns a :class:`~llmx.RateLimiter`. ``[limiter] backend = NAME`` chooses one (the
+    returns a :class:`~llmx.plugin.RateLimiter`. ``[limiter] backend = NAME`` chooses one (the
     core's default: ``local``); the section's other keys are structured into
     ``settings``. Called once per plugin at load; the return value is ignored.
 
@@ -100,7 +100,7 @@ def llmx_register_breaker_stores(register: Register) -> None:
     live, so that processes can share them.
 
     Call ``register(name, factory, settings=SettingsClass)``; ``factory(settings)``
-    returns a :class:`~llmx.BreakerStore`. ``[breaker_store] backend = NAME`` chooses
+    returns a :class:`~llmx.plugin.BreakerStore`. ``[breaker_store] backend = NAME`` chooses
     one (the core's default: ``memory``, private to each client). Called once per
     plugin at load; the return value is ignored.
 
@@ -113,7 +113,7 @@ def llmx_register_retry_policies(register: Register) -> None:
     """Register retry policies.
 
     Call ``register(name, factory, settings=SettingsClass)``; ``factory(settings)``
-    returns a :class:`~llmx.RetryPolicy`. Called once per plugin at load; result ignored.
+    returns a :class:`~llmx.plugin.RetryPolicy`. Called once per plugin at load; result ignored.
     """
 
 
@@ -122,7 +122,7 @@ def llmx_register_routing_strategies(register: Register) -> None:
     """Register routing strategies.
 
     Call ``register(name, factory, settings=SettingsClass)``; ``factory(settings)``
-    returns a :class:`~llmx.RoutingStrategy`. Called once per plugin at load; result
+    returns a :class:`~llmx.plugin.RoutingStrategy`. Called once per plugin at load; result
     ignored.
     """
 
@@ -134,6 +134,26 @@ def llmx_register_commands(register: Register) -> None:
     Call ``register(name, command)`` with a :class:`click.Command`; it appears as
     ``llmx NAME``. Only enabled plugins contribute commands, so ``llmx --help`` stays
     fast however many plugins are installed. Called once per plugin at load.
+    """
+
+
+@hookspec
+def llmx_register_model_sources(register: Register) -> None:
+    """Register model sources: models a plugin can fetch onto this machine and answer
+    with when nothing is configured.
+
+    Call ``register(name, factory)``; ``factory()`` returns a
+    :class:`~llmx.plugin.ModelSource`. ``llmx models pull NAME`` fetches ``NAME`` with
+    the source that lists it, and ``llmx chat`` with no model chosen and no provider
+    configured answers with the first source whose
+    :meth:`~llmx.plugin.ModelSource.default_model` is ready (or says what to run to make
+    one ready). The core knows no such plugin by name.
+
+    Called only by those two commands, once per plugin, after they load every plugin the
+    registry may load (not when the registry loads a plugin); the return value is
+    ignored. The hook registers; the source's methods do the I/O.
+
+    Added in contract 1.1.
     """
 
 

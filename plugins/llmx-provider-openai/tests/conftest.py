@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import llmx
-from llmx.testing import FakeOpenAIServer
+from llmx_openai.testing import FakeOpenAIServer
 
 KEY = "test-key"
 MODEL = "fake/gpt-4o-mini"

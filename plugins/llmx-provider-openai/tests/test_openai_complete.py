@@ -12,7 +12,8 @@ from collections.abc import Callable
 import pytest
 
 import llmx
-from llmx.testing import FakeOpenAIServer, Reply
+from llmx.testing import Reply
+from llmx_openai.testing import FakeOpenAIServer
 
 MODEL = "fake/gpt-4o-mini"
 

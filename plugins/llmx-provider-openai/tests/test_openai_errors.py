@@ -19,7 +19,8 @@ from collections.abc import Callable
 import pytest
 
 import llmx
-from llmx.testing import ErrorReply, FakeOpenAIServer, RawReply, Reply, Stall
+from llmx.testing import ErrorReply, RawReply, Reply, Stall
+from llmx_openai.testing import FakeOpenAIServer
 
 MODEL = "fake/gpt-4o-mini"
 

@@ -18,7 +18,8 @@ import json
 import pytest
 
 import llmx
-from llmx.testing import FakeOpenAIServer, Reply
+from llmx.testing import Reply
+from llmx_openai.testing import FakeOpenAIServer
 
 MODEL = "fake/gpt-4o-mini"
 

@@ -9,9 +9,10 @@ import pytest
 from aiohttp import web
 
 import llmx
-from llmx.testing import FakeOpenAIServer, Handler, RecordedRequest, Reply
+from llmx.testing import Handler, RecordedRequest, Reply
 from llmx_openai import OpenAIProvider
 from llmx_openai._models import MODELS
+from llmx_openai.testing import FakeOpenAIServer
 
 MODEL = "fake/gpt-4o-mini"
 

@@ -21,7 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import llmx
-from llmx.testing import FakeOpenAIServer, MidStreamError, RawReply, Reply
+from llmx.testing import MidStreamError, RawReply, Reply
+from llmx_openai.testing import FakeOpenAIServer
 
 MODEL = "fake/gpt-4o-mini"
 

@@ -23,7 +23,7 @@ from typing import Any
 from llmx_redis.testing import RedisServer
 
 import llmx
-from llmx.testing import FakeOpenAIServer
+from llmx_openai.testing import FakeOpenAIServer
 
 
 class TimedServer(FakeOpenAIServer):

@@ -18,6 +18,13 @@ import aiohttp
 import attrs
 
 import llmx
+from llmx.plugin import (
+    ProviderContext,
+    Register,
+    error_class_for_status,
+    hookimpl,
+    parse_retry_after,
+)
 
 llmx_contract = "1.0"  # the llmx plugin contract this module was written for
 
@@ -38,7 +45,7 @@ class TemplateSettings:
 class TemplateProvider:
     """One configured instance. It borrows the client's pooled session and never closes it."""
 
-    def __init__(self, ctx: llmx.ProviderContext) -> None:
+    def __init__(self, ctx: ProviderContext) -> None:
         self._ctx = ctx
         self._url = (ctx.config.base_url or DEFAULT_BASE_URL).rstrip("/") + ctx.settings.endpoint
 
@@ -67,9 +74,9 @@ class TemplateProvider:
             msg = f"{type(err).__name__}: {err}"
             raise llmx.ProviderConnectionError(msg, provider=name, model=model) from err
         if resp.status >= 400:
-            error = llmx.error_class_for_status(resp.status)
+            error = error_class_for_status(resp.status)
             msg = body.decode(errors="replace")[:500] or resp.reason or "error"
-            retry_after = llmx.parse_retry_after(resp.headers)
+            retry_after = parse_retry_after(resp.headers)
             raise error(
                 msg, provider=name, model=model, status=resp.status, retry_after=retry_after
             )
@@ -90,7 +97,7 @@ def _prompt(request: llmx.Request) -> str:
     return "\n\n".join(f"{m.role}: {m.text}" for m in request.messages)
 
 
-@llmx.hookimpl
-def llmx_register_providers(register: llmx.Register) -> None:
+@hookimpl
+def llmx_register_providers(register: Register) -> None:
     """Register the ``template`` provider type (named like the entry point)."""
     register("template", TemplateProvider, settings=TemplateSettings)

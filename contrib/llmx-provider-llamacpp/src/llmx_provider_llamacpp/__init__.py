@@ -28,17 +28,18 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 import llmx
+from llmx.plugin import ProviderContext, ResponseBuilder, hookimpl
 from llmx_provider_llamacpp._gguf import GGUFError, context_length, read_metadata
 
-llmx_contract = "1.0"
+if TYPE_CHECKING:
+    from llmx.plugin import Register
 
-DEFAULT_MODEL = "smollm2"
-"""The model used by ``llmx chat`` when nothing is configured (``llmx models pull smollm2``)."""
+llmx_contract = "1.0"
 
 _CAPABILITIES = ("streaming", "json_mode", "json_schema", "system_prompt")
 _DEFAULT_N_CTX = 8192
@@ -71,7 +72,7 @@ class LlamaCppSettings:
 
 
 def _models_dir(settings: LlamaCppSettings | None) -> Path:
-    from llmx._local import models_dir
+    from llmx_provider_llamacpp._local import models_dir
 
     if settings is not None and settings.models_dir:
         return Path(settings.models_dir).expanduser()
@@ -80,7 +81,7 @@ def _models_dir(settings: LlamaCppSettings | None) -> Path:
 
 def resolve_model_path(model: str, settings: LlamaCppSettings | None = None) -> Path | None:
     """The GGUF file that serves ``model``: ``model_path`` if set, else found by name."""
-    from llmx._local import find_model
+    from llmx_provider_llamacpp._local import find_model
 
     if settings is not None and settings.model_path:
         path = Path(settings.model_path).expanduser()
@@ -91,7 +92,7 @@ def resolve_model_path(model: str, settings: LlamaCppSettings | None = None) -> 
 def _missing_model(
     model: str, settings: LlamaCppSettings | None, instance: str
 ) -> llmx.ProviderError:
-    from llmx._local import KNOWN_MODELS
+    from llmx_provider_llamacpp._local import KNOWN_MODELS
 
     if settings is not None and settings.model_path:
         msg = f"model_path {settings.model_path!r} is not a file; fix [providers.{instance}] model_path"
@@ -415,7 +416,7 @@ def _as_list(value: Any) -> list[str]:
 class LlamaCppProvider:
     """A ``llamacpp`` provider instance: GGUF models in this process (see the module doc)."""
 
-    def __init__(self, ctx: llmx.ProviderContext) -> None:
+    def __init__(self, ctx: ProviderContext) -> None:
         self._instance = ctx.instance
         self._settings: LlamaCppSettings = ctx.settings or LlamaCppSettings()
         self.model_info = self._model_info  # the instance knows its settings
@@ -435,7 +436,7 @@ class LlamaCppProvider:
         return await asyncio.to_thread(self._list_models)
 
     def _list_models(self) -> list[llmx.ModelInfo]:
-        from llmx._local import local_models
+        from llmx_provider_llamacpp._local import local_models
 
         if self._settings.model_path:
             path = Path(self._settings.model_path).expanduser()
@@ -450,7 +451,7 @@ class LlamaCppProvider:
 
     async def complete(self, request: llmx.Request) -> llmx.Response:
         """Generate the whole answer (on the model's worker thread)."""
-        builder = llmx.ResponseBuilder(request.model)
+        builder = ResponseBuilder(request.model)
         async for chunk in self.stream(request):
             builder.add(chunk)
         return builder.build(provider=self._instance)
@@ -532,7 +533,16 @@ def _report_crash(future: concurrent.futures.Future[Any], put: Callable[[str, An
         put("error", err)
 
 
-@llmx.hookimpl
-def llmx_register_providers(register: llmx.Register) -> None:
+@hookimpl
+def llmx_register_providers(register: Register) -> None:
     """Register the ``llamacpp`` provider type (named like the entry point)."""
     register("llamacpp", LlamaCppProvider, settings=LlamaCppSettings)
+
+
+@hookimpl
+def llmx_register_model_sources(register: Register) -> None:
+    """Offer the known GGUF models to ``llmx models pull`` and, once fetched, the default
+    one to ``llmx chat`` on a machine where nothing is configured."""
+    from llmx_provider_llamacpp._local import LlamaCppModels
+
+    register("llamacpp", LlamaCppModels)

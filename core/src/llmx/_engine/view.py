@@ -1,6 +1,6 @@
 """The live state routing strategies consult: in-flight counts, latency, model facts.
 
-``LiveView`` is the :class:`~llmx.RoutingView` handed to strategies. It owns the
+``LiveView`` is the :class:`~llmx.plugin.RoutingView` handed to strategies. It owns the
 per-(instance, model) statistics and the latency EWMA, which every finished attempt
 updates through :class:`~llmx._engine.call.Call`.
 """

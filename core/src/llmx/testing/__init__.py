@@ -2,24 +2,22 @@
 
 * :class:`ScriptedProvider`, :func:`scripted_plugin`, :func:`scripted_client`: a
   provider answering from a script, in memory, for unit tests of code built on llmx.
-* Fake servers speaking each provider's exact wire format (JSON and SSE) on 127.0.0.1:
-  :class:`FakeOpenAIServer` (and OpenAI-compatible servers' deviations,
-  :class:`OpenAIQuirks`), :class:`FakeAzureOpenAIServer`, :class:`FakeAnthropicServer`
-  and :class:`FakeGeminiServer`, all scripted with the same reply types
-  (:class:`Reply`, :class:`ErrorReply`, :class:`RawReply`, :class:`MidStreamError`,
-  :class:`Stall`, :class:`Reset`, :class:`Blocked`), including wire faults (split TCP
-  reads, dropped connections, truncated streams). Each records what arrived and
-  describes it provider-neutrally (:class:`RequestView`). :class:`FakeServer` is the
-  base class for fakes of other providers.
+* :class:`FakeServer`, the base class of fake vendor servers on 127.0.0.1, scripted
+  with one set of reply types (:class:`Reply`, :class:`ErrorReply`, :class:`RawReply`,
+  :class:`MidStreamError`, :class:`Stall`, :class:`Reset`, :class:`Blocked`), including
+  wire faults (split TCP reads, dropped connections, truncated streams). A fake records
+  what arrived and describes it provider-neutrally (:class:`RequestView`,
+  :func:`merge_turns`). Each provider distribution ships the fake of its own vendor's
+  API: ``llmx_openai.testing`` (``FakeOpenAIServer``, ``FakeAzureOpenAIServer``),
+  ``llmx_anthropic.testing`` (``FakeAnthropicServer``) and ``llmx_gemini.testing``
+  (``FakeGeminiServer``), with their pytest fixtures.
 * Fault injection on every fake server: :class:`Faults` (random, seeded),
   :class:`Fault` schedules and a "down" switch, with counters of what was injected.
 * :mod:`llmx.testing.conformance`: the test suite every provider plugin runs
   (:class:`~llmx.testing.conformance.ProviderConformance`).
 * :mod:`llmx.testing.openapi`: OpenAPI 3.x and Google discovery schemas as JSON
   Schema, to validate request bodies against a vendor's published specification.
-* A pytest plugin (installed with llmx) providing the ``fake_openai``,
-  ``fake_anthropic``, ``fake_gemini``, ``fake_azure_openai`` and ``scripted_provider``
-  fixtures.
+* A pytest plugin (installed with llmx) providing the ``scripted_provider`` fixture.
 
 ``import llmx`` never imports this package; importing it is cheap, and aiohttp is
 imported only when a fake server starts.
@@ -39,11 +37,6 @@ _EXPORTS: dict[str, str] = {
     "FakeServer": "llmx.testing._server",
     "Handler": "llmx.testing._server",
     "RecordedRequest": "llmx.testing._server",
-    "FakeOpenAIServer": "llmx.testing._openai",
-    "OpenAIQuirks": "llmx.testing._openai",
-    "FakeAzureOpenAIServer": "llmx.testing._azure",
-    "FakeAnthropicServer": "llmx.testing._anthropic",
-    "FakeGeminiServer": "llmx.testing._gemini",
     "Reset": "llmx.testing._replies",
     "Blocked": "llmx.testing._replies",
     "ErrorKind": "llmx.testing._replies",
@@ -54,6 +47,7 @@ _EXPORTS: dict[str, str] = {
     "RequestView": "llmx.testing._view",
     "ViewPart": "llmx.testing._view",
     "ViewTurn": "llmx.testing._view",
+    "merge_turns": "llmx.testing._view",
     "Reply": "llmx.testing._replies",
     "ErrorReply": "llmx.testing._replies",
     "RawReply": "llmx.testing._replies",
@@ -67,10 +61,6 @@ __all__ = [
     "Blocked",
     "ErrorKind",
     "ErrorReply",
-    "FakeAnthropicServer",
-    "FakeAzureOpenAIServer",
-    "FakeGeminiServer",
-    "FakeOpenAIServer",
     "FakeServer",
     "Fault",
     "FaultKind",
@@ -78,7 +68,6 @@ __all__ = [
     "Handler",
     "Injection",
     "MidStreamError",
-    "OpenAIQuirks",
     "RawReply",
     "RecordedRequest",
     "Reply",
@@ -92,6 +81,7 @@ __all__ = [
     "ViewPart",
     "ViewTurn",
     "approx_tokens",
+    "merge_turns",
     "scripted_client",
     "scripted_plugin",
 ]
@@ -112,11 +102,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from llmx.testing._anthropic import FakeAnthropicServer
-    from llmx.testing._azure import FakeAzureOpenAIServer
     from llmx.testing._chaos import Fault, FaultKind, Faults, Injection
-    from llmx.testing._gemini import FakeGeminiServer
-    from llmx.testing._openai import FakeOpenAIServer, OpenAIQuirks
     from llmx.testing._replies import (
         Blocked,
         ErrorKind,
@@ -137,4 +123,4 @@ if TYPE_CHECKING:
         scripted_plugin,
     )
     from llmx.testing._server import FakeServer, Handler, RecordedRequest
-    from llmx.testing._view import RequestView, ViewPart, ViewTurn
+    from llmx.testing._view import RequestView, ViewPart, ViewTurn, merge_turns

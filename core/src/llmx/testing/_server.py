@@ -2,9 +2,9 @@
 rendering of the kit's reply types, fault injection, and byte-exact writing of bodies
 (split into separate TCP reads, or cut off).
 
-A concrete fake (:class:`~llmx.testing.FakeOpenAIServer`,
-:class:`~llmx.testing.FakeAnthropicServer`, :class:`~llmx.testing.FakeGeminiServer`, or a
-third party's) subclasses :class:`FakeServer`, implements :meth:`FakeServer.route` (and
+A concrete fake (``llmx_openai.testing.FakeOpenAIServer``,
+``llmx_anthropic.testing.FakeAnthropicServer``, ``llmx_gemini.testing.FakeGeminiServer``,
+or a third party's) subclasses :class:`FakeServer`, implements :meth:`FakeServer.route` (and
 usually :meth:`FakeServer.check_auth` and :meth:`FakeServer.not_found`), and for its
 model endpoint calls ``reply = self.next_reply() or self.default_reply(recorded)`` and
 ``await self.answer(request, recorded, reply)``. :meth:`FakeServer.answer` handles the

@@ -33,10 +33,11 @@ The fake server
     protocol's format and implements :meth:`~llmx.testing.FakeServer.describe` (what a
     request asked for, as a :class:`~llmx.testing.RequestView`) and
     :meth:`~llmx.testing.FakeServer.error_for` (its vendor's exact error bodies).
-    llmx ships :class:`~llmx.testing.FakeOpenAIServer` (and
-    :class:`~llmx.testing.OpenAIQuirks` for OpenAI-compatible servers),
-    :class:`~llmx.testing.FakeAzureOpenAIServer`,
-    :class:`~llmx.testing.FakeAnthropicServer` and :class:`~llmx.testing.FakeGeminiServer`.
+    The provider distributions ship theirs in their ``testing`` modules:
+    ``llmx_openai.testing`` (``FakeOpenAIServer``, with ``OpenAIQuirks`` for
+    OpenAI-compatible servers, and ``FakeAzureOpenAIServer``),
+    ``llmx_anthropic.testing.FakeAnthropicServer`` and
+    ``llmx_gemini.testing.FakeGeminiServer``.
 
 What a subclass sets (class attributes) or overrides (methods)
     ``provider_type``, ``model`` and ``server_class`` (or :meth:`make_server`) are

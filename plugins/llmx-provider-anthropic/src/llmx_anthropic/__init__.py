@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import llmx
+from llmx.plugin import hookimpl
 from llmx_anthropic._settings import AnthropicSettings
 
 if TYPE_CHECKING:
+    from llmx.plugin import Register
     from llmx_anthropic._provider import DEFAULT_BASE_URL, AnthropicProvider
 
 __all__ = [
@@ -28,8 +29,8 @@ llmx_contract = "1.0"
 """The llmx plugin contract version this plugin was written for."""
 
 
-@llmx.hookimpl
-def llmx_register_providers(register: llmx.Register) -> None:
+@hookimpl
+def llmx_register_providers(register: Register) -> None:
     """Register the ``anthropic`` provider type with its settings class."""
     from llmx_anthropic._provider import AnthropicProvider
 

@@ -20,13 +20,13 @@ from llmx import (
     ProviderTimeoutError,
     Request,
     Response,
-    SSEParser,
     StreamChunk,
     StreamEnd,
     TextDelta,
     ToolCallDelta,
     Usage,
 )
+from llmx.plugin import SSEParser
 from llmx_anthropic._models import FIXED_SAMPLING, base_id, lookup
 from llmx_anthropic._settings import AnthropicSettings
 from llmx_anthropic._wire import (
@@ -43,7 +43,7 @@ from llmx_anthropic._wire import (
 )
 
 if TYPE_CHECKING:
-    from llmx import ProviderContext
+    from llmx.plugin import ProviderContext
 
 __all__ = ["DEFAULT_BASE_URL", "AnthropicProvider"]
 

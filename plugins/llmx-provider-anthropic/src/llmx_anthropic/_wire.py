@@ -34,9 +34,8 @@ from llmx import (
     ToolResult,
     UnsupportedFeatureError,
     Usage,
-    error_class_for_status,
-    parse_retry_after,
 )
+from llmx.plugin import error_class_for_status, parse_retry_after
 
 __all__ = [
     "IMAGE_TYPES",

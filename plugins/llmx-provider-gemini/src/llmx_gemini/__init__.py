@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import llmx
+from llmx.plugin import hookimpl
 from llmx_gemini._settings import GeminiSettings
 
 if TYPE_CHECKING:
+    from llmx.plugin import Register
     from llmx_gemini._provider import DEFAULT_BASE_URL, GeminiProvider
 
 __all__ = [
@@ -28,8 +29,8 @@ llmx_contract = "1.0"
 """The llmx plugin contract version this plugin was written for."""
 
 
-@llmx.hookimpl
-def llmx_register_providers(register: llmx.Register) -> None:
+@hookimpl
+def llmx_register_providers(register: Register) -> None:
     """Register the ``gemini`` provider type with its settings class."""
     from llmx_gemini._provider import GeminiProvider
 

@@ -21,12 +21,12 @@ from llmx import (
     ProviderTimeoutError,
     Request,
     Response,
-    SSEParser,
     StreamChunk,
     StreamEnd,
     TextDelta,
     ToolCallDelta,
 )
+from llmx.plugin import SSEParser
 from llmx_gemini._models import lookup
 from llmx_gemini._settings import GeminiSettings
 from llmx_gemini._wire import (
@@ -40,7 +40,7 @@ from llmx_gemini._wire import (
 )
 
 if TYPE_CHECKING:
-    from llmx import ProviderContext
+    from llmx.plugin import ProviderContext
 
 __all__ = ["DEFAULT_BASE_URL", "GeminiProvider"]
 

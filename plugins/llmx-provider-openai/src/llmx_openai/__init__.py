@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import llmx
+from llmx.plugin import hookimpl
 from llmx_openai._settings import AzureSettings, OpenAISettings
 
 if TYPE_CHECKING:
+    from llmx.plugin import Register
     from llmx_openai._azure import AzureOpenAIProvider
     from llmx_openai._provider import DEFAULT_BASE_URL, OpenAIProvider
 
@@ -33,8 +34,8 @@ llmx_contract = "1.0"
 """The llmx plugin contract version this plugin was written for."""
 
 
-@llmx.hookimpl
-def llmx_register_providers(register: llmx.Register) -> None:
+@hookimpl
+def llmx_register_providers(register: Register) -> None:
     """Register the ``openai`` and ``azure`` provider types with their settings classes."""
     from llmx_openai._azure import AzureOpenAIProvider
     from llmx_openai._provider import OpenAIProvider

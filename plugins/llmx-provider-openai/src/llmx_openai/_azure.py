@@ -23,7 +23,7 @@ from llmx_openai._settings import AzureSettings
 from llmx_openai._wire import build_body, dumps
 
 if TYPE_CHECKING:
-    from llmx import ProviderContext
+    from llmx.plugin import ProviderContext
 
 __all__ = ["AzureOpenAIProvider"]
 

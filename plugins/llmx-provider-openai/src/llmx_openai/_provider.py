@@ -20,12 +20,12 @@ from llmx import (
     ProviderTimeoutError,
     Request,
     Response,
-    SSEParser,
     StreamChunk,
     StreamEnd,
     TextDelta,
     ToolCallDelta,
 )
+from llmx.plugin import SSEParser
 from llmx_openai._models import lookup
 from llmx_openai._settings import OpenAISettings
 from llmx_openai._wire import (
@@ -41,7 +41,7 @@ from llmx_openai._wire import (
 )
 
 if TYPE_CHECKING:
-    from llmx import ProviderContext
+    from llmx.plugin import ProviderContext
 
 __all__ = ["DEFAULT_BASE_URL", "OpenAIProvider"]
 

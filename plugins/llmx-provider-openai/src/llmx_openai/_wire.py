@@ -30,9 +30,8 @@ from llmx import (
     ToolCall,
     ToolResult,
     Usage,
-    error_class_for_status,
-    parse_retry_after,
 )
+from llmx.plugin import error_class_for_status, parse_retry_after
 
 __all__ = [
     "build_body",

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import llmx
+from llmx.plugin import hookimpl
 from llmx_redis._settings import (
     RedisBreakerStoreSettings,
     RedisCacheSettings,
@@ -67,19 +67,19 @@ def redis_breaker_store(settings: RedisBreakerStoreSettings | None = None) -> Re
     return RedisBreakerStore(settings or RedisBreakerStoreSettings())
 
 
-@llmx.hookimpl
+@hookimpl
 def llmx_register_caches(register: Any) -> None:
     """Register the ``redis`` cache backend."""
     register("redis", redis_cache, settings=RedisCacheSettings)
 
 
-@llmx.hookimpl
+@hookimpl
 def llmx_register_limiters(register: Any) -> None:
     """Register the ``redis`` rate limiter."""
     register("redis", redis_limiter, settings=RedisLimiterSettings)
 
 
-@llmx.hookimpl
+@hookimpl
 def llmx_register_breaker_stores(register: Any) -> None:
     """Register the ``redis`` breaker store."""
     register("redis", redis_breaker_store, settings=RedisBreakerStoreSettings)

@@ -24,7 +24,7 @@ import contextlib
 import json
 from typing import TYPE_CHECKING, Any
 
-from llmx import SharedBreakerState
+from llmx.plugin import SharedBreakerState
 from llmx_redis._settings import WarnOnce
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ def _state(fields: Any) -> SharedBreakerState | None:
 
 
 class RedisBreakerStore:
-    """An :class:`llmx.BreakerStore` shared through Redis (see the module docstring)."""
+    """An :class:`BreakerStore` shared through Redis (see the module docstring)."""
 
     shared = True
 

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 class RedisCache:
-    """An :class:`llmx.Cache` over Redis (``[cache] backend = "redis"``).
+    """An :class:`Cache` over Redis (``[cache] backend = "redis"``).
 
     Values are the core's compact serialisation (JSON, zlib past 1 KiB), stored with
     ``SET key value PX ttl``; the connection pool is created on first use, in the loop

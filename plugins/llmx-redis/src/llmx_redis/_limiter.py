@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import redis.asyncio
 
-    from llmx import Bucket
+    from llmx.plugin import Bucket
     from llmx_redis._settings import RedisLimiterSettings
 
 ACQUIRE = """
@@ -153,7 +153,7 @@ return 1
 
 
 class RedisRateLimiter:
-    """An :class:`llmx.RateLimiter` shared through Redis (``[limiter] backend = "redis"``).
+    """An :class:`RateLimiter` shared through Redis (``[limiter] backend = "redis"``).
 
     Every process (and machine) using the same Redis and prefix shares the buckets of
     an instance name, so together they stay under its limits. Redis failures propagate

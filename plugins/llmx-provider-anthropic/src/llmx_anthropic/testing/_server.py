@@ -37,9 +37,19 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from llmx.testing._replies import Blocked, ErrorKind, ErrorReply, MidStreamError, Reply
-from llmx.testing._server import FakeServer, Handler, RecordedRequest
-from llmx.testing._view import RequestView, ViewPart, merge_turns
+from llmx.testing import (
+    Blocked,
+    ErrorKind,
+    ErrorReply,
+    FakeServer,
+    Handler,
+    MidStreamError,
+    RecordedRequest,
+    Reply,
+    RequestView,
+    ViewPart,
+    merge_turns,
+)
 
 if TYPE_CHECKING:
     from aiohttp import web

@@ -25,14 +25,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from llmx.testing._openai import FakeOpenAIServer, OpenAIQuirks, describe_chat_body
-from llmx.testing._replies import Blocked, ErrorKind, ErrorReply
-from llmx.testing._server import Handler, RecordedRequest
+from llmx.testing import Blocked, ErrorKind, ErrorReply, Handler, RecordedRequest
+from llmx_openai.testing._openai import FakeOpenAIServer, OpenAIQuirks, describe_chat_body
 
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from llmx.testing._view import RequestView
+    from llmx.testing import RequestView
 
 __all__ = ["FakeAzureOpenAIServer"]
 

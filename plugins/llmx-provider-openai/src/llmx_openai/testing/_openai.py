@@ -35,16 +35,20 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from llmx.testing._replies import (
+from llmx.testing import (
     Blocked,
     ErrorKind,
     ErrorReply,
+    FakeServer,
+    Handler,
     MidStreamError,
+    RecordedRequest,
     Reply,
     ReplyItem,
+    RequestView,
+    ViewPart,
+    merge_turns,
 )
-from llmx.testing._server import FakeServer, Handler, RecordedRequest
-from llmx.testing._view import RequestView, ViewPart, merge_turns
 
 if TYPE_CHECKING:
     from aiohttp import web

@@ -1,0 +1,151 @@
+"""The plugin-author API: what a plugin implements, receives and may reuse.
+
+::
+
+    from llmx import Request, Response
+    from llmx.plugin import ProviderContext, Register, hookimpl
+
+    llmx_contract = "1.0"
+
+
+    class AcmeProvider:
+        def __init__(self, ctx: ProviderContext) -> None: ...
+        async def complete(self, request: Request) -> Response: ...
+
+
+    @hookimpl
+    def llmx_register_providers(register: Register) -> None:
+        register("acme", AcmeProvider)
+
+* **The contract**: :data:`hookimpl` (and :data:`hookspec`, :data:`CONTRACT_VERSION`
+  for frameworks adding specs), the :class:`Register` callback every registration hook
+  receives; the hook specifications themselves are documented in :mod:`llmx.hookspecs`.
+* **Component protocols**: :class:`Provider` (one required method) and its optional
+  abilities (:class:`StreamingProvider`, :class:`ModelInfoProvider`,
+  :class:`ModelListingProvider`, :class:`ClosableProvider`), :class:`Cache`,
+  :class:`RateLimiter` with :class:`Bucket`, :class:`BreakerStore` with
+  :class:`SharedBreakerState`, :class:`RetryPolicy`, :class:`RoutingStrategy` (and the
+  optional :class:`HedgingStrategy`, :class:`LayeredStrategy`) with
+  :class:`RoutingView` and :class:`Candidate`, and :class:`ModelSource` with
+  :class:`DefaultModel` for ``llmx models pull`` and ``llmx chat`` on a machine where
+  nothing is configured.
+* **What the core hands plugins**: :class:`ProviderContext`, the event objects of the
+  event hooks (:class:`RequestStart`, :class:`AttemptEnd`, :class:`RequestEnd`,
+  :class:`RequestError`, :class:`BreakerTransition`), and :class:`Registration` /
+  :class:`PluginInfo` describing what the registry loaded.
+* **Helpers for providers**: :class:`SSEParser` / :func:`aiter_sse`,
+  :class:`ResponseBuilder`, :func:`error_class_for_status`, :func:`parse_retry_after`,
+  :func:`cache_key`.
+
+The value types (``Request``, ``Response``, ``TextDelta``, ``ModelInfo``, ...) and the
+errors (``ProviderError`` and its subclasses) are shared with applications and live in
+:mod:`llmx`. Like ``import llmx``, importing this module is cheap: each name is
+imported from its private module on first use. The test kit for plugins is
+:mod:`llmx.testing`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS: dict[str, str] = {
+    # the contract
+    "hookimpl": "llmx.hookspecs",
+    "hookspec": "llmx.hookspecs",
+    "CONTRACT_VERSION": "llmx.hookspecs",
+    "Register": "llmx._registry",
+    "Registration": "llmx._registry",
+    "PluginInfo": "llmx._registry",
+    # providers
+    "Provider": "llmx._components",
+    "StreamingProvider": "llmx._components",
+    "ModelInfoProvider": "llmx._components",
+    "ModelListingProvider": "llmx._components",
+    "ClosableProvider": "llmx._components",
+    "ProviderContext": "llmx._components",
+    # other components
+    "Cache": "llmx._components",
+    "RateLimiter": "llmx._components",
+    "Bucket": "llmx._components",
+    "BreakerStore": "llmx._components",
+    "SharedBreakerState": "llmx._components",
+    "RetryPolicy": "llmx._components",
+    "RoutingStrategy": "llmx._components",
+    "HedgingStrategy": "llmx._components",
+    "LayeredStrategy": "llmx._components",
+    "RoutingView": "llmx._routing",
+    "Candidate": "llmx._components",
+    "ModelSource": "llmx._model_sources",
+    "DefaultModel": "llmx._model_sources",
+    # events
+    "RequestStart": "llmx._events",
+    "AttemptEnd": "llmx._events",
+    "RequestEnd": "llmx._events",
+    "RequestError": "llmx._events",
+    "BreakerTransition": "llmx._events",
+    # helpers
+    "SSEParser": "llmx._sse",
+    "SSEEvent": "llmx._sse",
+    "aiter_sse": "llmx._sse",
+    "ResponseBuilder": "llmx._stream",
+    "error_class_for_status": "llmx._errors",
+    "parse_retry_after": "llmx._errors",
+    "cache_key": "llmx._cachekey",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        msg = f"module 'llmx.plugin' has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:
+    from llmx._cachekey import cache_key as cache_key
+    from llmx._components import BreakerStore as BreakerStore
+    from llmx._components import Bucket as Bucket
+    from llmx._components import Cache as Cache
+    from llmx._components import Candidate as Candidate
+    from llmx._components import ClosableProvider as ClosableProvider
+    from llmx._components import HedgingStrategy as HedgingStrategy
+    from llmx._components import LayeredStrategy as LayeredStrategy
+    from llmx._components import ModelInfoProvider as ModelInfoProvider
+    from llmx._components import ModelListingProvider as ModelListingProvider
+    from llmx._components import Provider as Provider
+    from llmx._components import ProviderContext as ProviderContext
+    from llmx._components import RateLimiter as RateLimiter
+    from llmx._components import RetryPolicy as RetryPolicy
+    from llmx._components import RoutingStrategy as RoutingStrategy
+    from llmx._components import SharedBreakerState as SharedBreakerState
+    from llmx._components import StreamingProvider as StreamingProvider
+    from llmx._errors import error_class_for_status as error_class_for_status
+    from llmx._errors import parse_retry_after as parse_retry_after
+    from llmx._events import AttemptEnd as AttemptEnd
+    from llmx._events import BreakerTransition as BreakerTransition
+    from llmx._events import RequestEnd as RequestEnd
+    from llmx._events import RequestError as RequestError
+    from llmx._events import RequestStart as RequestStart
+    from llmx._model_sources import DefaultModel as DefaultModel
+    from llmx._model_sources import ModelSource as ModelSource
+    from llmx._registry import PluginInfo as PluginInfo
+    from llmx._registry import Register as Register
+    from llmx._registry import Registration as Registration
+    from llmx._routing import RoutingView as RoutingView
+    from llmx._sse import SSEEvent as SSEEvent
+    from llmx._sse import SSEParser as SSEParser
+    from llmx._sse import aiter_sse as aiter_sse
+    from llmx._stream import ResponseBuilder as ResponseBuilder
+    from llmx.hookspecs import CONTRACT_VERSION as CONTRACT_VERSION
+    from llmx.hookspecs import hookimpl as hookimpl
+    from llmx.hookspecs import hookspec as hookspec
