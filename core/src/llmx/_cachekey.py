@@ -289,7 +289,7 @@ def _direct_body(request: Request) -> str | None:
     if type(request) is not Request:
         return None
     stop = request.stop
-    if type(stop) is not tuple or any(type(s) is not str for s in stop):
+    if type(stop) is not tuple or (stop and any(type(s) is not str for s in stop)):
         return None
     fields = (
         _extra(request.extra),
