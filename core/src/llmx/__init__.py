@@ -89,7 +89,7 @@ _EXPORTS: dict[str, str] = {
     "CacheStats": "llmx._cache",
     "MemoryCache": "llmx._cache",
     "MemoryCacheSettings": "llmx._cache",
-    "SQLiteCacheSettings": "llmx._cache",
+    "SQLiteCacheSettings": "llmx._cache_sqlite",
     "cache_key": "llmx._cachekey",
     "LimitSettings": "llmx._ratelimit",
     "ModelLimitSettings": "llmx._ratelimit",
@@ -167,8 +167,8 @@ if TYPE_CHECKING:
         CacheStats,
         MemoryCache,
         MemoryCacheSettings,
-        SQLiteCacheSettings,
     )
+    from llmx._cache_sqlite import SQLiteCacheSettings
     from llmx._cachekey import cache_key
     from llmx._client import Client
     from llmx._components import (
