@@ -22,6 +22,7 @@ period spreads the same rate more evenly (and never exceeds it over any minute).
 
 from __future__ import annotations
 
+import array
 import asyncio
 import collections
 import itertools
@@ -123,62 +124,97 @@ class LimitSettings:
 
 
 _SLICES = 1000
-"""A window keeps at most about this many entries, whatever the request rate."""
+"""A window keeps at most about this many slices, whatever the request rate."""
+
+_SWEEP_FROM = 1024
+"""Grants awaiting a correction that a window holds before it drops the expired ones."""
 
 
 class _Window:
-    """A sliding window of slices ``[time, amount, grants, opened]``, oldest first, and
-    their total.
+    """A sliding window over a fixed ring of time slices, and its total.
 
-    Grants taken within ``period / _SLICES`` of each other share a slice, so memory is
-    bounded by the number of slices, not by requests per period. A slice's time is its
-    newest grant's, so it expires with its newest member: the window never lets more
-    through than the quota. ``by_grant`` holds only grants whose real amount is not known
-    yet (until :meth:`correct`, or their slice expires).
+    Grants taken within ``period / _SLICES`` of a slice's opening share that slice; a
+    slice's time is its newest grant's, so it expires with its newest member and the
+    window never lets more through than the quota. The ring (three arrays of
+    ``_SLICES + 2`` numbers) is allocated once: memory does not grow with the request
+    rate, and a request adds to a slice without allocating anything (bench: memory
+    growth, pipeline on, 10k -> 100k requests: +12 MB for the slices' sets of grants).
+    ``by_grant`` holds, for grants whose real amount is not known yet, their slice's
+    sequence number and estimate, until :meth:`correct` (or a sweep, once their slice
+    has expired).
     """
 
-    __slots__ = ("by_grant", "entries", "period", "slice", "total")
+    __slots__ = ("amounts", "by_grant", "cap", "head", "opened", "period", "seq", "slice",
+                 "sweep_at", "times", "total")  # fmt: skip
 
     def __init__(self, period: float) -> None:
         self.period = period
         self.slice = period / _SLICES
-        self.entries: collections.deque[list[Any]] = collections.deque()
-        self.by_grant: dict[str, tuple[list[Any], float]] = {}
+        self.cap = cap = _SLICES + 2  # live slices never exceed _SLICES + 1 (see add)
+        self.times = array.array("d", bytes(8 * cap))  # slice number % cap -> newest grant
+        self.amounts = array.array("d", bytes(8 * cap))  # ... -> units it holds
+        self.head = 0  # the oldest live slice's number
+        self.seq = 0  # the next slice's number: live slices are head <= n < seq
+        self.opened = -math.inf  # when the newest slice opened
+        self.by_grant: dict[str, tuple[int, float]] = {}
+        self.sweep_at = _SWEEP_FROM
         self.total = 0.0
 
+    @property
+    def entries(self) -> list[tuple[float, float]]:
+        """The live slices ``(newest grant's time, units)``, oldest first (for tests)."""
+        cap = self.cap
+        return [(self.times[n % cap], self.amounts[n % cap]) for n in range(self.head, self.seq)]
+
     def add(self, now: float, amount: float, grant: str) -> None:
-        entries = self.entries
-        last = entries[-1] if entries else None
-        if last is not None and now - last[3] < self.slice:
-            last[0] = now
-            last[1] += amount
-            last[2].add(grant)
+        n = self.seq - 1
+        # A new slice opens a slice-length after the last one opened; after expire(now)
+        # every live slice opened after now - period - slice, so at most _SLICES + 1 are
+        # live. A full ring (never, short of float rounding) folds into the newest.
+        if n < self.head or (now - self.opened >= self.slice and self.seq - self.head < self.cap):
+            n = self.seq
+            self.seq = n + 1
+            self.opened = now
+            self.amounts[n % self.cap] = amount
         else:
-            last = [now, amount, {grant}, now]
-            entries.append(last)
-        self.by_grant[grant] = (last, amount)
+            self.amounts[n % self.cap] += amount
+        self.times[n % self.cap] = now
+        by_grant = self.by_grant
+        by_grant[grant] = (n, amount)
         self.total += amount
+        if len(by_grant) >= self.sweep_at:
+            self._sweep()
+
+    def _sweep(self) -> None:
+        """Forget the grants whose slice has expired (never corrected: amortised O(1))."""
+        head = self.head
+        self.by_grant = {g: v for g, v in self.by_grant.items() if v[0] >= head}
+        self.sweep_at = max(_SWEEP_FROM, 2 * len(self.by_grant))
 
     def correct(self, grant: str, amount: float) -> None:
         """Replace a grant's estimated amount by the real one (once)."""
         found = self.by_grant.pop(grant, None)
         if found is None:
             return
-        entry, estimated = found
-        entry[1] += amount - estimated
-        entry[2].discard(grant)
+        n, estimated = found
+        if n < self.head:
+            return  # its slice has left the window already
+        self.amounts[n % self.cap] += amount - estimated
         self.total += amount - estimated
 
     def expire(self, now: float, period: float) -> None:
-        entries = self.entries
         cutoff = now - period + _EPSILON  # what wait() promised fits, fits (float rounding)
-        while entries and entries[0][0] <= cutoff:
-            entry = entries.popleft()
-            self.total -= entry[1]
-            for grant in entry[2]:
-                self.by_grant.pop(grant, None)
-        if not entries:
-            self.total = 0.0
+        head, seq, cap = self.head, self.seq, self.cap
+        times = self.times
+        if head == seq or times[head % cap] > cutoff:
+            return
+        amounts = self.amounts
+        total = self.total
+        while head < seq and times[head % cap] <= cutoff:
+            total -= amounts[head % cap]
+            head += 1
+        self.head = head
+        self.total = total if head < seq else 0.0
 
     def wait(self, amount: float, limit: float, now: float, period: float) -> float:
         if amount > limit + _EPSILON:
@@ -187,10 +223,11 @@ class _Window:
         if excess <= _EPSILON:
             return 0.0
         freed = 0.0
-        for start, taken, _, _ in self.entries:
-            freed += taken
+        cap, times, amounts = self.cap, self.times, self.amounts
+        for n in range(self.head, self.seq):
+            freed += amounts[n % cap]
             if freed >= excess - _EPSILON:
-                return max(float(start) + period - now, 1e-6)
+                return max(times[n % cap] + period - now, 1e-6)
         return period  # unreachable unless amounts changed under us
 
 
