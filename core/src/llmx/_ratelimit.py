@@ -18,6 +18,10 @@ Two halves:
 Windows are sliding: at most ``rpm * period / 60`` requests in any ``period`` seconds.
 With the default ``period = 60`` that is the quota as providers state it; a shorter
 period spreads the same rate more evenly (and never exceeds it over any minute).
+The local backend keeps a window as a fixed ring of ``_SLICES`` time slices, so its
+memory does not grow with the request rate. Not GCRA or a token bucket: those let
+up to twice the quota through within one period (a full burst, then the refill),
+which a sliding window never does (and the shared ``llmx-redis`` windows agree).
 """
 
 from __future__ import annotations
