@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from typing import Any
 
 import pytest
@@ -42,11 +43,12 @@ chunks = st.lists(
 )
 
 
-def _by_cattrs(value: bytes) -> tuple[Any, Any]:
-    import zlib
+def _entry(value: bytes) -> Any:
+    return json.loads(zlib.decompress(value[1:]) if value[:1] == b"Z" else value)
 
-    raw = zlib.decompress(value[1:]) if value[:1] == b"Z" else value
-    entry = json.loads(raw)
+
+def _by_cattrs(value: bytes) -> tuple[Any, Any]:
+    entry = _entry(value)
     response = from_json(entry["r"], llmx.Response)
     stream = [from_json(c, llmx.StreamChunk) for c in entry["c"]] if "c" in entry else None  # type: ignore[arg-type]
     return response, stream
@@ -59,8 +61,7 @@ def test_direct_decoding_equals_cattrs(response: llmx.Response, stream: Any) -> 
     expected, expected_chunks = _by_cattrs(value)
     assert decoded == expected
     assert decoded_chunks == expected_chunks
-    data = json.loads(value if value[:1] != b"Z" else __import__("zlib").decompress(value[1:]))
-    assert _direct_response(data["r"]) is not None  # what we write takes the direct path
+    assert _direct_response(_entry(value)["r"]) is not None  # ours take the direct path
 
 
 @pytest.mark.parametrize(

@@ -16,13 +16,22 @@ import math
 import time
 import zlib
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import attrs
 
 from llmx._cachekey import canonical_body, key_for
 from llmx._errors import ConfigError
-from llmx._types import Response, StreamChunk, StreamEnd, TextDelta, ToolCall, Usage, replace
+from llmx._types import (
+    FinishReason,
+    Response,
+    StreamChunk,
+    StreamEnd,
+    TextDelta,
+    ToolCall,
+    Usage,
+    replace,
+)
 
 if TYPE_CHECKING:
     from llmx._components import Cache, Candidate
@@ -248,7 +257,7 @@ def _structure(data: Any, cls: Any) -> Any:
 _RESPONSE_KEYS = frozenset(
     {"text", "model", "provider", "tool_calls", "finish_reason", "usage", "id"}
 )
-_FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "error", "other"})
+_FINISH_REASONS = frozenset(get_args(FinishReason))
 _TOOL_CALL_KEYS = frozenset({"id", "name", "arguments"})
 
 
