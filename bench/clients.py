@@ -166,6 +166,7 @@ class Client:
     sweep: bool = False
     memory: bool = False
     pipeline: bool = False
+    modes: tuple[str, ...] = ("seq", "tput", "stream")
 
 
 def raw_client(fmt: str = "openai") -> Client:
@@ -174,6 +175,22 @@ def raw_client(fmt: str = "openai") -> Client:
     label = "raw aiohttp" if fmt == "openai" else f"raw aiohttp ({fmt})"
     main = fmt == "openai"
     return Client(key, label, "raw", "raw", "dev", "aiohttp", {"format": fmt}, main, main)
+
+
+def chunked_floor_key(fmt: str = "openai") -> str:
+    """The key of the chunked-read stream floor of wire format ``fmt``."""
+    return "raw-chunked" if fmt == "openai" else f"raw-{fmt}-chunked"
+
+
+def raw_chunked_client(fmt: str = "openai") -> Client:
+    """The stream floor that reads as llmx does: whatever the socket has
+    (``iter_any()``), split into lines incrementally. Streams only: its requests are
+    the line floor's."""
+    label = "raw aiohttp, chunked reads" + ("" if fmt == "openai" else f" ({fmt})")
+    options = {"format": fmt, "read": "chunks"}
+    return Client(
+        chunked_floor_key(fmt), label, "raw", "raw", "dev", "aiohttp", options, modes=("stream",)
+    )
 
 
 def llmx_client(key: str, base_url: str) -> Client:

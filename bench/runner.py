@@ -29,6 +29,7 @@ from bench.clients import (
     Client,
     llmx_client,
     peer_client,
+    raw_chunked_client,
     raw_client,
 )
 from bench.drivers._harness import SPAWN_ENV
@@ -239,7 +240,9 @@ class Runner:
                     peers.append(peer_client(key))
                 else:
                     self.skipped[key] = note
-        return [raw_client("openai"), *map(raw_client, formats), *llmx, *peers]
+        floors = [raw_client("openai"), *map(raw_client, formats)]
+        chunked = [raw_chunked_client("openai"), *map(raw_chunked_client, formats)]
+        return [*floors, *chunked, *llmx, *peers]
 
     def self_check(self, server: Server) -> None:
         """Every route of the fake server answers the expected text (stdlib parsing)."""
@@ -399,7 +402,7 @@ class Runner:
             for mode, params in (("seq", plan.seq), ("tput", plan.tput), ("stream", plan.stream)):
                 log(f"{self.elapsed()} round {r}/{plan.rounds}: {mode}")
                 for client in clients:
-                    if client.key in self.skipped:
+                    if client.key in self.skipped or mode not in client.modes:
                         continue
                     self.drive(client, mode, params, r)
             levels = [c for c in plan.sweep_levels if c != plan.tput["concurrency"]]

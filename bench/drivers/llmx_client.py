@@ -17,10 +17,11 @@ from llmx.plugin import hookimpl
 
 def _event_hooks_plugin() -> object:
     """A plugin implementing every event hook as a no-op (llmx is imported lazily, so
-    that the harness can time ``import llmx`` itself)."""
+    that the harness can time ``import llmx`` itself). ``_check_event_hooks`` makes
+    sure that no event hook of this llmx is missing from it."""
 
     class EventHooks:
-        llmx_contract = "1.0"
+        llmx_contract = "1.1"  # llmx_breaker_transition came with 1.1
 
         @hookimpl
         def llmx_request_start(self, event: Any) -> None:
@@ -38,7 +39,31 @@ def _event_hooks_plugin() -> object:
         def llmx_request_error(self, event: Any) -> None:
             del event
 
-    return EventHooks()
+        @hookimpl
+        def llmx_breaker_transition(self, event: Any) -> None:
+            del event
+
+    plugin = EventHooks()
+    _check_event_hooks(plugin)
+    return plugin
+
+
+def _check_event_hooks(plugin: object) -> None:
+    """Every hook spec that is not a registration hook is an event hook: the plugin
+    must implement each one, or the "whole pipeline on" config would skip some."""
+    import llmx.hookspecs
+
+    events = {
+        name
+        for name in dir(llmx.hookspecs)
+        if name.startswith("llmx_")
+        and not name.startswith("llmx_register_")
+        and callable(getattr(llmx.hookspecs, name))
+    }
+    missing = sorted(events - set(dir(plugin)))
+    if missing:
+        msg = f"the bench's event-hook plugin lacks {', '.join(missing)}: add them"
+        raise RuntimeError(msg)
 
 
 class LlmxAdapter:

@@ -4,12 +4,15 @@ One ``ClientSession``; POST the JSON body, read, ``json.loads``, pick the text. 
 iterate the body's lines and ``json.loads`` each ``data:`` line. The connector has no
 connection limit (as llmx's default), so the concurrency sweep compares like with like.
 ``format`` selects the wire format (openai, anthropic, gemini) to match an llmx config.
+``read = "chunks"`` reads a stream as llmx does instead: whatever the socket has
+(``resp.content.iter_any()``), split into lines incrementally, so the stream floor
+does not pay aiohttp's line-by-line reader when llmx does not either.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from bench.drivers._harness import main
@@ -27,6 +30,7 @@ class RawAdapter:
     def __init__(self, spec: dict[str, Any]) -> None:
         self.base = spec["base_url"]
         self.format = spec.get("options", {}).get("format", "openai")
+        self.chunked = spec.get("options", {}).get("read", "lines") == "chunks"
         self.session: aiohttp.ClientSession | None = None
         if self.format == "openai":
             self.url = f"{self.base}/v1/chat/completions"
@@ -80,7 +84,8 @@ class RawAdapter:
             self.stream_url, json=self.stream_body, headers=self.headers
         ) as resp:
             resp.raise_for_status()
-            async for line in resp.content:
+            lines = _lines(resp) if self.chunked else resp.content
+            async for line in lines:
                 if not line.startswith(b"data:"):
                     continue
                 data = line[5:].strip()
@@ -104,6 +109,19 @@ class RawAdapter:
                         first()
                     parts.append(text)
         return "".join(parts)
+
+
+async def _lines(resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    """The body's lines from reads of whatever arrived (as llmx's SSE parser reads)."""
+    rest = b""
+    async for block in resp.content.iter_any():
+        if rest:
+            block = rest + block
+        *complete, rest = block.split(b"\n")
+        for line in complete:
+            yield line
+    if rest:
+        yield rest
 
 
 if __name__ == "__main__":

@@ -17,10 +17,10 @@ import llmx
 from llmx._cache import (
     MemoryCache,
     MemoryCacheSettings,
-    SQLiteCacheSettings,
     decode_entry,
     encode_entry,
 )
+from llmx._cache_sqlite import SQLiteCacheSettings
 from llmx.plugin import Register, cache_key, hookimpl
 
 from core_support import FailAfter, FlexPlugin, flex_client, server_error
@@ -494,7 +494,7 @@ async def test_memory_cache_is_lru_by_entries_and_bytes() -> None:
 
 
 async def test_sqlite_cache_persists_evicts_and_shares_a_file(tmp_path: Path) -> None:
-    from llmx._cache import sqlite_cache
+    from llmx._cache_sqlite import sqlite_cache
 
     path = tmp_path / "c.sqlite3"
     settings = SQLiteCacheSettings(path=str(path), max_bytes=3000)
@@ -542,7 +542,7 @@ async def test_sqlite_through_the_client_and_a_broken_file(tmp_path: Path) -> No
 async def test_sqlite_never_blocks_the_event_loop(tmp_path: Path) -> None:
     """While another connection holds the write lock, a write waits in the worker
     thread (busy timeout) and the event loop keeps running."""
-    from llmx._cache import sqlite_cache
+    from llmx._cache_sqlite import sqlite_cache
 
     path = tmp_path / "c.sqlite3"
     cache = sqlite_cache(SQLiteCacheSettings(path=str(path), busy_timeout=2.0))
@@ -581,3 +581,47 @@ def test_import_llmx_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+async def test_sqlite_lookups_read_on_the_loop_and_hand_locks_to_the_worker(
+    tmp_path: Path,
+) -> None:
+    """After the first lookup, hits are read on the event loop through a read-only
+    connection; the writes they cause (deleting an expired row) run in the worker
+    thread; and if the file is locked even for readers, the lookup waits in the worker
+    thread."""
+    from llmx._cache_sqlite import sqlite_cache
+
+    path = tmp_path / "c.sqlite3"
+    cache: Any = sqlite_cache(SQLiteCacheSettings(path=str(path), busy_timeout=0.3))
+    try:
+        await cache.set("k", b"v", ttl=None)
+        await cache.set("gone", b"x", ttl=0.01)
+        assert await cache.get("k") == b"v"  # opens the reader (in the worker)
+        assert cache._reader is not None
+        await asyncio.sleep(0.03)
+        assert await cache.get("gone") is None  # read on the loop; deleted by the worker
+        for _ in range(50):
+            if await cache.usage() == (1, 1):
+                break
+            await asyncio.sleep(0.01)
+        assert await cache.usage() == (1, 1)
+
+        # In WAL mode nothing but recovery makes a reader busy; stand in for that with
+        # a read connection to a rollback-journal file that another connection locks.
+        other = tmp_path / "locked.sqlite3"
+        blocker = sqlite3.connect(other, isolation_level=None)
+        blocker.execute("CREATE TABLE entries (key TEXT)")
+        blocker.execute("BEGIN EXCLUSIVE")
+        reader, cache._reader = cache._reader, sqlite3.connect(other, timeout=0)
+        try:
+            assert await cache.get("k") == b"v"  # "database is locked": the worker read it
+        finally:
+            cache._reader.close()
+            cache._reader = reader
+            blocker.execute("COMMIT")
+            blocker.close()
+        assert await cache.get("k") == b"v"
+    finally:
+        await cache.aclose()
+    assert cache._reader is None

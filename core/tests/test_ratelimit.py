@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import llmx
-from llmx._ratelimit import CLIENT_LIMIT_CODE, LocalRateLimiter
+from llmx._ratelimit import CLIENT_LIMIT_CODE, LimitSettings, LocalRateLimiter
 from llmx.plugin import Bucket
 
 from core_support import FlexPlugin, Sleep, flex_client
@@ -289,3 +289,58 @@ def test_window_memory_is_bounded_whatever_the_rate() -> None:
     assert len(window.entries) <= _SLICES + 1
     assert not window.by_grant
     assert limiter.usage("i", "rpm") == 100_000
+
+
+def test_grants_never_corrected_are_forgotten_once_their_slice_expires() -> None:
+    """A caller of the backend that never releases (allowed: window units expire on
+    their own) leaves the window holding only the grants still inside it."""
+    from llmx._ratelimit import _SWEEP_FROM, LocalRateLimiter
+
+    now = [0.0]
+    limiter = LocalRateLimiter(clock=lambda: now[0])
+    bucket = Bucket("i", "tpm", 1e9, 1.0, 5.0)
+    for n in range(100_000):
+        now[0] = n * 0.001  # 1,000 grants per 1 s window, for 100 s
+        assert limiter.try_acquire(f"g{n}", [bucket]) == 0.0
+        window = limiter._windows[("i", "tpm")]
+        assert len(window.by_grant) <= max(_SWEEP_FROM, 2 * 1_001) + 1
+    assert limiter.usage("i", "tpm") == pytest.approx(5.0 * 1_000, rel=0.01)
+
+
+async def test_limiter_counts_are_readable() -> None:
+    plugin = FlexPlugin()
+    async with flex_client(plugin, config({"rpm": 1, "max_wait": 0.05})) as client:
+        limiter = client._pool.get("a").limiter
+        assert limiter is not None
+        assert limiter.stats() == llmx_stats(0, 0, 0)
+        await client.complete(model="a/m", prompt="first")
+        with pytest.raises(llmx.RateLimitError):
+            await client.complete(model="a/m", prompt="second")  # refused at once
+        assert limiter.stats() == llmx_stats(0, 1, 0)
+
+
+def llmx_stats(waited: int, refused: int, backend_errors: int) -> Any:
+    from llmx._ratelimit import LimiterStats
+
+    return LimiterStats(waited=waited, refused=refused, backend_errors=backend_errors)
+
+
+def test_in_process_backends_are_recognised_by_their_protocol() -> None:
+    from llmx._ratelimit import InProcessAcquire, InProcessRelease, InstanceLimiter
+
+    class Shared:  # only the RateLimiter protocol: awaited
+        async def acquire(self, grant: str, buckets: Any) -> float:
+            return 0.0
+
+        async def release(self, grant: str, buckets: Any) -> None:
+            return None
+
+    local = LocalRateLimiter()
+    assert isinstance(local, InProcessAcquire)
+    assert isinstance(local, InProcessRelease)
+    assert not isinstance(Shared(), InProcessAcquire | InProcessRelease)
+    settings = LimitSettings(rpm=60)
+    assert InstanceLimiter("a", settings, local)._try_acquire is not None
+    shared = InstanceLimiter("a", settings, Shared())
+    assert shared._try_acquire is None
+    assert shared._release_nowait is None

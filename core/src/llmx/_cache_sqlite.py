@@ -2,7 +2,11 @@
 
 * WAL journal, so readers never wait for a writer, and a busy timeout, so writers of
   several processes take turns instead of failing.
-* Every call runs in one worker thread per cache, never on the event loop.
+* Writes run in one worker thread per cache, never on the event loop. A lookup reads
+  its row on the event loop through a second, read-only connection that never waits
+  for a lock (busy timeout 0: in WAL mode a read needs none, and if SQLite still
+  answers "busy" the lookup is handed to the worker thread); the writes a lookup may
+  cause (deleting an expired row, refreshing recency) go to the worker thread.
 * A size cap: the values' total size is kept in a ``meta`` row by triggers; past
   ``max_bytes`` the least recently used entries are deleted. Recency is refreshed at
   most once a minute per entry, so a hit rarely writes.
@@ -14,18 +18,45 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import attrs
+
 if TYPE_CHECKING:
+    import sqlite3
     from collections.abc import Callable
 
-    from llmx._cache import SQLiteCacheSettings
+    from llmx._components import Cache
 
 T = TypeVar("T")
+
+
+@attrs.frozen
+class SQLiteCacheSettings:
+    """``[cache] backend = "sqlite"``: one file shared by the processes of a machine.
+
+    ``path`` defaults to ``$XDG_CACHE_HOME/llmx/cache.sqlite3`` (``~/.cache/...``).
+    Least recently used entries are evicted once values take more than ``max_bytes``.
+    ``busy_timeout`` (seconds) is how long a writer waits for another process's lock.
+    """
+
+    path: str | None = None
+    max_bytes: int = 256 * 1024 * 1024
+    busy_timeout: float = 5.0
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_bytes < 1 or not self.busy_timeout >= 0:
+            msg = "max_bytes must be at least 1 and busy_timeout not negative"
+            raise ValueError(msg)
+
+
+def sqlite_cache(settings: SQLiteCacheSettings | None = None) -> Cache:
+    """Build the SQLite cache (``sqlite3`` is imported when it first opens the file)."""
+    return SQLiteCache(settings or SQLiteCacheSettings())
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -49,6 +80,7 @@ CREATE TRIGGER IF NOT EXISTS entries_update AFTER UPDATE OF size ON entries BEGI
 END;
 """
 
+_SELECT = "SELECT value, expires, accessed FROM entries WHERE key = ?"
 _TOUCH_AFTER = 60.0  # seconds before a hit refreshes an entry's recency
 _SWEEP_EVERY = 256  # writes between sweeps of expired entries
 _EVICT_BATCH = 64
@@ -68,6 +100,8 @@ class SQLiteCache:
         self.path = Path(settings.path).expanduser() if settings.path else default_path()
         self._executor: ThreadPoolExecutor | None = None
         self._conn: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        self._busy: type[Exception] = Exception  # sqlite3.OperationalError once open
         self._writes = 0
         self._closed = False
 
@@ -85,6 +119,8 @@ class SQLiteCache:
         conn = self._conn
         if conn is not None:
             return conn
+        import sqlite3
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(
             self.path,
@@ -103,21 +139,51 @@ class SQLiteCache:
         self._conn = conn
         return conn
 
+    def _open_reader(self) -> None:
+        """The read-only connection lookups use on the event loop (see the module
+        docstring); opened in the worker thread once the file and schema exist."""
+        import sqlite3
+
+        self._connect()
+        reader = sqlite3.connect(
+            self.path, timeout=0, isolation_level=None, check_same_thread=False
+        )
+        try:
+            reader.execute("PRAGMA query_only = 1")
+        except BaseException:
+            reader.close()
+            raise
+        self._busy = sqlite3.OperationalError
+        self._reader = reader
+
     def _get(self, key: str) -> bytes | None:
         conn = self._connect()
-        row = conn.execute(
-            "SELECT value, expires, accessed FROM entries WHERE key = ?", (key,)
-        ).fetchone()
+        if self._reader is None:
+            self._open_reader()
+        row = conn.execute(_SELECT, (key,)).fetchone()
         if row is None:
             return None
         value, expires, accessed = row
         now = time.time()
         if expires is not None and expires <= now:
-            conn.execute("DELETE FROM entries WHERE key = ? AND expires <= ?", (key, now))
+            self._expire(key, now)
             return None
         if now - accessed > _TOUCH_AFTER:
-            conn.execute("UPDATE entries SET accessed = ? WHERE key = ?", (now, key))
+            self._touch(key, now)
         return bytes(value)
+
+    def _expire(self, key: str, now: float) -> None:
+        self._connect().execute("DELETE FROM entries WHERE key = ? AND expires <= ?", (key, now))
+
+    def _touch(self, key: str, now: float) -> None:
+        self._connect().execute("UPDATE entries SET accessed = ? WHERE key = ?", (now, key))
+
+    def _later(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run a lookup's housekeeping write in the worker thread, unawaited: if it
+        fails (the file is locked past the busy timeout), the row is dealt with by the
+        next lookup or sweep."""
+        if self._executor is not None and not self._closed:
+            self._executor.submit(_quietly, fn, *args)
 
     def _set(self, key: str, value: bytes, ttl: float | None) -> None:
         conn = self._connect()
@@ -171,7 +237,25 @@ class SQLiteCache:
 
     async def get(self, key: str) -> bytes | None:
         """The value under ``key``, or None (missing or expired)."""
-        return await self._run(self._get, key)
+        reader = self._reader
+        if reader is None or self._closed:
+            return await self._run(self._get, key)
+        # One indexed read on the loop instead of a hop to the worker thread and back
+        # (bench: cache hits, sqlite backend: client.complete hit ~65 µs -> ~20 µs).
+        try:
+            row = reader.execute(_SELECT, (key,)).fetchone()
+        except self._busy:  # "database is locked": let the worker thread wait for it
+            return await self._run(self._get, key)
+        if row is None:
+            return None
+        value, expires, accessed = row
+        now = time.time()
+        if expires is not None and expires <= now:
+            self._later(self._expire, key, now)
+            return None
+        if now - accessed > _TOUCH_AFTER:
+            self._later(self._touch, key, now)
+        return bytes(value)
 
     async def set(self, key: str, value: bytes, *, ttl: float | None) -> None:
         """Store ``value`` (evicting least recently used entries past ``max_bytes``)."""
@@ -185,9 +269,19 @@ class SQLiteCache:
         """Close the connection and stop the worker thread."""
         if self._closed:
             return
+        reader, self._reader = self._reader, None  # lookups go to the worker from now on
+        if reader is not None:
+            reader.close()
         executor = self._executor
         if executor is not None:
             await asyncio.get_running_loop().run_in_executor(executor, self._close)
             executor.shutdown(wait=False)
         self._closed = True
         self._executor = None
+
+
+def _quietly(fn: Callable[..., None], *args: Any) -> None:
+    try:
+        fn(*args)
+    except Exception:  # housekeeping only; see SQLiteCache._later
+        return

@@ -200,7 +200,7 @@ class ProviderConfig:
     instance (``retry`` keys belong to the retry policy and are checked by
     :func:`llmx._validate.validate`); ``health_model`` is the model a health check asks
     when the provider cannot list models. ``limits`` are the client-side rate limits
-    (see :class:`~llmx.LimitSettings`; None: none) and ``cache`` this instance's
+    (see :class:`~llmx._ratelimit.LimitSettings`; None: none) and ``cache`` this instance's
     response-cache policy (see :class:`~llmx.CachePolicy`; None: inherit). Keys not
     listed here belong to the provider type and are validated by its plugin's settings
     class (kept raw in ``options``).

@@ -1,0 +1,152 @@
+"""The cache key's direct canonicaliser writes exactly what the general (cattrs) path
+writes, for any request: keys stay byte-identical to the ones stored before it."""
+
+from __future__ import annotations
+
+import math
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+import llmx
+from llmx._cachekey import _direct_body, cache_key, canonical_body, canonical_body_general
+
+# Plain JSON, plus what a caller may put in open mappings that only the general path
+# handles (bytes, sets, tuples, non-string keys, non-finite floats).
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats()  # nan, inf, -0.0, integral floats...
+    | st.text(max_size=6)
+)
+odd = st.binary(max_size=4) | st.frozensets(st.integers(0, 5), max_size=3)
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.lists(inner, max_size=3).map(tuple)
+        | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+open_values = st.recursive(
+    scalars | odd,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(max_size=4) | st.integers(0, 3), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+mappings = st.dictionaries(st.text(max_size=5), values, max_size=3)
+
+texts = st.text(max_size=12)  # any unicode: escapes must match
+parts = st.one_of(
+    texts,
+    st.builds(llmx.Text, texts),
+    st.builds(llmx.ToolCall, texts, texts, texts),
+    st.builds(llmx.ToolResult, texts, texts, name=st.none() | texts, is_error=st.booleans()),
+    st.builds(llmx.Image, url=st.just("https://x/y.png")),
+    st.builds(llmx.Image, data=st.binary(min_size=1, max_size=6), media_type=st.just("image/png")),
+)
+messages = st.lists(
+    st.builds(
+        llmx.Message,
+        st.sampled_from(["system", "user", "assistant", "tool"]),
+        st.lists(parts, max_size=3),
+    ),
+    min_size=1,
+    max_size=3,
+)
+tools = st.lists(
+    st.builds(
+        llmx.Tool,
+        texts,
+        description=texts,
+        parameters=mappings | st.dictionaries(st.text(max_size=3), open_values, max_size=2),
+        strict=st.none() | st.booleans(),
+    ),
+    max_size=2,
+)
+formats = st.one_of(
+    st.none(),
+    st.sampled_from(["text", "json"]),
+    mappings,
+    st.builds(
+        llmx.ResponseFormat,
+        st.just("json_schema"),
+        mappings,
+        name=st.none() | texts,
+        strict=st.booleans(),
+    ),
+)
+numbers = st.none() | st.integers(0, 2**40) | st.floats() | st.sampled_from([0, 1, 0.5, 1.0])
+requests = st.builds(
+    llmx.Request,
+    model=texts,
+    messages=messages,
+    max_tokens=st.none() | st.integers(-5, 2**40),
+    temperature=numbers,
+    top_p=numbers,
+    stop=st.lists(texts, max_size=3),
+    seed=st.none() | st.integers(-(2**63), 2**63),
+    tools=tools,
+    tool_choice=st.none() | st.sampled_from(["auto", "none", "required"]) | texts,
+    response_format=formats,
+    extra=st.dictionaries(
+        st.sampled_from(["a", "b", "n", "user", "metadata", "stream_options", "logit_bias"]),
+        values | open_values,
+        max_size=4,
+    ),
+    include_raw=st.booleans(),
+)
+
+
+@given(requests)
+def test_the_direct_canonicaliser_writes_what_the_general_path_writes(
+    request: llmx.Request,
+) -> None:
+    assert canonical_body(request) == canonical_body_general(request)
+
+
+def _chat_request() -> llmx.Request:
+    return llmx.Request(
+        "a/m",
+        [
+            llmx.Message.system("be brief"),
+            llmx.Message.user("hi \u2713"),
+            llmx.Message.assistant("", tool_calls=[llmx.ToolCall("c1", "f", '{"x": 1}')]),
+            llmx.Message.tool("c1", "42"),
+        ],
+        max_tokens=10,
+        temperature=0.0,
+        stop=["\n"],
+        tools=[llmx.Tool("f", "does f", {"type": "object", "properties": {"x": {"min": 1.0}}})],
+        tool_choice="auto",
+        response_format={"type": "object"},
+        extra={"frequency_penalty": 0.5, "user": "u1", "logit_bias": {"50256": -100}},
+    )
+
+
+def test_the_direct_path_covers_the_common_requests() -> None:
+    """Chat requests with text, tool calls and tool results, tools with JSON schemas,
+    extra parameters: all written directly, without cattrs."""
+    request = _chat_request()
+    direct = _direct_body(request)
+    assert direct is not None
+    assert direct == canonical_body_general(request)
+
+
+def test_keys_are_what_they_were() -> None:
+    """Digests computed by llmx before the direct path (git fb81bd4): entries stored
+    then are still found."""
+    plain = llmx.Request("alias", "Say hi")
+    assert cache_key(plain, instance="bench", model="gpt-4o-mini") == (
+        "llmx:v1:ace6a87b067bee644a547036199025512cee825bd566bc4ea6b7e0e03fe324d1"
+    )
+    assert cache_key(_chat_request(), instance="i", model="m", namespace="ns") == (
+        "llmx:v1:ns:064754fdc07d43a2d5e725e864d5efe51426ef53d1a792524eb52400bae1f6ed"
+    )
+    weird = llmx.Request("x", "y", temperature=math.nan, extra={"b": b"\x00", "s": {1, 2}})
+    assert _direct_body(weird) is None  # the general path's business
+    assert canonical_body(weird) == canonical_body_general(weird)
