@@ -89,7 +89,7 @@ _EXPORTS: dict[str, str] = {
     "CacheStats": "llmx._cache",
     "MemoryCache": "llmx._cache",
     "MemoryCacheSettings": "llmx._cache",
-    "SQLiteCacheSettings": "llmx._cache",
+    "SQLiteCacheSettings": "llmx._cache_sqlite",
     "cache_key": "llmx._cachekey",
     "LimitSettings": "llmx._ratelimit",
     "ModelLimitSettings": "llmx._ratelimit",
@@ -101,7 +101,7 @@ _EXPORTS: dict[str, str] = {
     "InstanceStats": "llmx._stats",
     "Quantiles": "llmx._stats",
     "HealthStatus": "llmx._health",
-    "RoutingView": "llmx._routing",
+    "RoutingView": "llmx._components",
     "BreakerSettings": "llmx._resilience",
     "RetryBudgetSettings": "llmx._resilience",
     "StaminaSettings": "llmx._retry",
@@ -116,7 +116,7 @@ _EXPORTS: dict[str, str] = {
     "Registry": "llmx._registry",
     "Registration": "llmx._registry",
     "PluginInfo": "llmx._registry",
-    "Register": "llmx._registry",
+    "Register": "llmx.hookspecs",
     # components
     "Provider": "llmx._components",
     "StreamingProvider": "llmx._components",
@@ -167,8 +167,8 @@ if TYPE_CHECKING:
         CacheStats,
         MemoryCache,
         MemoryCacheSettings,
-        SQLiteCacheSettings,
     )
+    from llmx._cache_sqlite import SQLiteCacheSettings
     from llmx._cachekey import cache_key
     from llmx._client import Client
     from llmx._components import (
@@ -183,6 +183,7 @@ if TYPE_CHECKING:
         RateLimiter,
         RetryPolicy,
         RoutingStrategy,
+        RoutingView,
         SharedBreakerState,
         StreamingProvider,
     )
@@ -226,10 +227,10 @@ if TYPE_CHECKING:
     from llmx._events import AttemptEnd, BreakerTransition, RequestEnd, RequestError, RequestStart
     from llmx._health import HealthStatus
     from llmx._ratelimit import LimitSettings, LocalRateLimiter, ModelLimitSettings
-    from llmx._registry import PluginInfo, Register, Registration, Registry
+    from llmx._registry import PluginInfo, Registration, Registry
     from llmx._resilience import BreakerSettings, RetryBudgetSettings
     from llmx._retry import StaminaRetryPolicy, StaminaSettings
-    from llmx._routing import HedgeSettings, RoutingView
+    from llmx._routing import HedgeSettings
     from llmx._secret import Secret
     from llmx._sse import SSEEvent, SSEParser, aiter_sse
     from llmx._state import MemoryBreakerStore
@@ -258,4 +259,4 @@ if TYPE_CHECKING:
         ToolResult,
         Usage,
     )
-    from llmx.hookspecs import CONTRACT_VERSION, hookimpl, hookspec
+    from llmx.hookspecs import CONTRACT_VERSION, Register, hookimpl, hookspec

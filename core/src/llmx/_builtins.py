@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from llmx._cache import MemoryCache, MemoryCacheSettings, SQLiteCacheSettings, sqlite_cache
+from llmx._cache import MemoryCache, MemoryCacheSettings, sqlite_cache
+from llmx._cache_sqlite import SQLiteCacheSettings
 from llmx._ratelimit import LocalRateLimiter
 from llmx._retry import NoRetryPolicy, StaminaRetryPolicy, StaminaSettings
 from llmx._routing import (
@@ -24,7 +25,7 @@ from llmx._state import MemoryBreakerStore
 from llmx.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from llmx._registry import Register
+    from llmx.hookspecs import Register
 
 llmx_contract = "1.1"
 

@@ -25,6 +25,7 @@ from llmx._errors import ConfigError
 from llmx._types import replace
 
 if TYPE_CHECKING:
+    from llmx._cache_sqlite import SQLiteCacheSettings
     from llmx._components import Cache, Candidate
     from llmx._config import Config
     from llmx._registry import Registry
@@ -183,31 +184,12 @@ class MemoryCache:
             self._bytes -= len(evicted)
 
 
-# -- the SQLite backend's settings (the backend itself imports sqlite3: _cache_sqlite) -------
-
-
-@attrs.frozen
-class SQLiteCacheSettings:
-    """``[cache] backend = "sqlite"``: one file shared by the processes of a machine.
-
-    ``path`` defaults to ``$XDG_CACHE_HOME/llmx/cache.sqlite3`` (``~/.cache/...``).
-    Least recently used entries are evicted once values take more than ``max_bytes``.
-    ``busy_timeout`` (seconds) is how long a writer waits for another process's lock.
-    """
-
-    path: str | None = None
-    max_bytes: int = 256 * 1024 * 1024
-    busy_timeout: float = 5.0
-
-    def __attrs_post_init__(self) -> None:
-        if self.max_bytes < 1 or not self.busy_timeout >= 0:
-            msg = "max_bytes must be at least 1 and busy_timeout not negative"
-            raise ValueError(msg)
+# -- the SQLite backend (its settings and sqlite3 live in _cache_sqlite) ----------------
 
 
 def sqlite_cache(settings: SQLiteCacheSettings | None = None) -> Cache:
     """Build the SQLite cache (imports sqlite3 only now)."""
-    from llmx._cache_sqlite import SQLiteCache
+    from llmx._cache_sqlite import SQLiteCache, SQLiteCacheSettings
 
     return SQLiteCache(settings or SQLiteCacheSettings())
 

@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-if TYPE_CHECKING:
-    from collections.abc import Callable
+import attrs
 
-    from llmx._cache import SQLiteCacheSettings
+if TYPE_CHECKING:
+    import sqlite3
+    from collections.abc import Callable
+    from concurrent.futures import ThreadPoolExecutor
 
 T = TypeVar("T")
 
@@ -54,6 +54,25 @@ _SWEEP_EVERY = 256  # writes between sweeps of expired entries
 _EVICT_BATCH = 64
 
 
+@attrs.frozen
+class SQLiteCacheSettings:
+    """``[cache] backend = "sqlite"``: one file shared by the processes of a machine.
+
+    ``path`` defaults to ``$XDG_CACHE_HOME/llmx/cache.sqlite3`` (``~/.cache/...``).
+    Least recently used entries are evicted once values take more than ``max_bytes``.
+    ``busy_timeout`` (seconds) is how long a writer waits for another process's lock.
+    """
+
+    path: str | None = None
+    max_bytes: int = 256 * 1024 * 1024
+    busy_timeout: float = 5.0
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_bytes < 1 or not self.busy_timeout >= 0:
+            msg = "max_bytes must be at least 1 and busy_timeout not negative"
+            raise ValueError(msg)
+
+
 def default_path() -> Path:
     """``$XDG_CACHE_HOME/llmx/cache.sqlite3`` (``~/.cache/llmx/cache.sqlite3``)."""
     base = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
@@ -78,6 +97,8 @@ class SQLiteCache:
             msg = "the SQLite cache is closed"
             raise RuntimeError(msg)
         if self._executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmx-sqlite")
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
@@ -85,6 +106,8 @@ class SQLiteCache:
         conn = self._conn
         if conn is not None:
             return conn
+        import sqlite3
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(
             self.path,

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     import aiohttp
 
     from llmx._config import ProviderConfig
-    from llmx._routing import RoutingView
     from llmx._types import ModelInfo, Request, Response, StreamChunk
 
 
@@ -239,6 +238,26 @@ class Candidate:
     priority: int = 0
     weight: float = 1.0
     info: ModelInfo | None = attrs.field(default=None, eq=False)
+
+
+class RoutingView(Protocol):
+    """Live state a strategy may consult."""
+
+    def in_flight(self, instance: str) -> int:
+        """Requests currently in flight to ``instance``."""
+        ...
+
+    def latency(self, instance: str, model: str) -> float | None:
+        """Recent latency (EWMA, seconds) of ``model`` on ``instance``; None without data."""
+        ...
+
+    def latency_quantile(self, instance: str, model: str, q: float) -> float | None:
+        """A latency quantile (seconds) of ``model`` on ``instance``; None without data."""
+        ...
+
+    def estimated_cost(self, candidate: Candidate, request: Request) -> float | None:
+        """The USD the request would cost on ``candidate``; None if prices are unknown."""
+        ...
 
 
 class RoutingStrategy(Protocol):

@@ -27,8 +27,6 @@ import collections
 import itertools
 import logging
 import math
-import os
-import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -37,6 +35,7 @@ import attrs
 
 from llmx._components import Bucket
 from llmx._errors import RateLimitError
+from llmx._ids import ORIGIN
 from llmx._tokens import estimate_input_tokens, estimate_output_tokens
 from llmx._types import replace
 
@@ -47,9 +46,6 @@ log = logging.getLogger("llmx.ratelimit")
 
 CLIENT_LIMIT_CODE = "client_rate_limit"
 """The ``code`` of the :class:`~llmx.RateLimitError` raised for llmx's own limits."""
-
-ORIGIN = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
-"""Who this process is, in shared state: ``host:pid:random``."""
 
 _grants = itertools.count(1)
 _EPSILON = 1e-9

@@ -15,7 +15,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 import pluggy
@@ -28,6 +28,7 @@ from llmx._errors import (
     PluginLoadError,
     PluginNotInstalledError,
 )
+from llmx.hookspecs import Register
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -71,14 +72,6 @@ _EVENT_HOOKS = (
     "llmx_request_error",
     "llmx_breaker_transition",
 )
-
-
-class Register(Protocol):
-    """The callback a registration hook receives: ``register(name, factory, settings=...)``."""
-
-    def __call__(self, name: str, factory: Any, *, settings: type | None = None) -> None:
-        """Register ``factory`` under ``name``, with an optional attrs settings class."""
-        ...
 
 
 @attrs.frozen

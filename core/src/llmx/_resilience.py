@@ -16,6 +16,9 @@ from typing import TYPE_CHECKING, Literal
 
 import attrs
 
+from llmx._ids import ORIGIN
+from llmx._window import Window
+
 if TYPE_CHECKING:
     from llmx._components import BreakerStore
 
@@ -52,33 +55,6 @@ class BreakerSettings:
         if not (self.window > 0 and self.cooldown >= 0):
             msg = "window must be positive and cooldown not negative"
             raise ValueError(msg)
-
-
-class Window:
-    """Success/failure counts over the last ``window`` seconds, in one-second buckets."""
-
-    __slots__ = ("_buckets", "_size")
-
-    def __init__(self, window: float) -> None:
-        self._size = max(1, math.ceil(window))
-        # each bucket: [second, successes, failures]
-        self._buckets = [[-1, 0, 0] for _ in range(self._size)]
-
-    def add(self, now: float, ok: bool) -> None:
-        second = int(now)
-        bucket = self._buckets[second % self._size]
-        if bucket[0] != second:
-            bucket[0], bucket[1], bucket[2] = second, 0, 0
-        bucket[1 if ok else 2] += 1
-
-    def totals(self, now: float) -> tuple[int, int]:
-        oldest = int(now) - self._size + 1
-        ok = bad = 0
-        for second, s, f in self._buckets:
-            if second >= oldest:
-                ok += s
-                bad += f
-        return ok, bad
 
 
 class CircuitBreaker:
@@ -139,7 +115,6 @@ class CircuitBreaker:
 
     def _publish(self, new: BreakerState, reason: str) -> None:
         from llmx._components import SharedBreakerState
-        from llmx._ratelimit import ORIGIN
 
         assert self._store is not None
         wall = self._wall()

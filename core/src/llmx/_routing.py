@@ -13,35 +13,15 @@ import itertools
 import random
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import attrs
 
-from llmx._resilience import Window
+from llmx._window import Window
 
 if TYPE_CHECKING:
-    from llmx._components import Candidate
+    from llmx._components import Candidate, RoutingView
     from llmx._types import Request
-
-
-class RoutingView(Protocol):
-    """Live state a strategy may consult."""
-
-    def in_flight(self, instance: str) -> int:
-        """Requests currently in flight to ``instance``."""
-        ...
-
-    def latency(self, instance: str, model: str) -> float | None:
-        """Recent latency (EWMA, seconds) of ``model`` on ``instance``; None without data."""
-        ...
-
-    def latency_quantile(self, instance: str, model: str, q: float) -> float | None:
-        """A latency quantile (seconds) of ``model`` on ``instance``; None without data."""
-        ...
-
-    def estimated_cost(self, candidate: Candidate, request: Request) -> float | None:
-        """The USD the request would cost on ``candidate``; None if prices are unknown."""
-        ...
 
 
 class PriorityStrategy:

@@ -32,7 +32,7 @@ Framework authors add hook specs of their own with :meth:`llmx.Registry.add_hook
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 
@@ -44,7 +44,6 @@ if TYPE_CHECKING:
         RequestError,
         RequestStart,
     )
-    from llmx._registry import Register
 
 CONTRACT_VERSION = "1.1"
 """The contract version this llmx speaks, as ``"MAJOR.MINOR"``."""
@@ -54,6 +53,14 @@ hookspec = pluggy.HookspecMarker("llmx")
 
 hookimpl = pluggy.HookimplMarker("llmx")
 """Marker for hook implementations: decorate a plugin's hook functions with it."""
+
+
+class Register(Protocol):
+    """The callback a registration hook receives: ``register(name, factory, settings=...)``."""
+
+    def __call__(self, name: str, factory: Any, *, settings: type | None = None) -> None:
+        """Register ``factory`` under ``name``, with an optional attrs settings class."""
+        ...
 
 
 @hookspec
