@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from llmx._components import Bucket
+from llmx._components import Bucket, NowaitRateLimiter
 from llmx._errors import RateLimitError
 from llmx._ids import ORIGIN
 from llmx._tokens import estimate_input_tokens, estimate_output_tokens
@@ -197,8 +197,7 @@ class LocalRateLimiter:
     backend such as ``llmx-redis`` for that).
     """
 
-    def __init__(self, settings: object = None, *, clock: Callable[[], float] = time.monotonic):
-        del settings
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._windows: dict[tuple[str, str], _Window] = {}
         self._slots: dict[tuple[str, str], dict[str, float]] = {}
@@ -313,7 +312,9 @@ class InstanceLimiter:
         self._templates: dict[str, tuple[Bucket, ...]] = {}
         self._queues: dict[str, collections.deque[asyncio.Future[None]]] = {}
         self._heads: dict[str, asyncio.Future[None]] = {}
-        self._release_nowait = getattr(backend, "release_nowait", None)
+        self._release_nowait = (
+            backend.release_nowait if isinstance(backend, NowaitRateLimiter) else None
+        )
         self._tasks: set[asyncio.Task[None]] = set()
         self.waited = 0
         self.refused = 0

@@ -28,10 +28,10 @@ class PriorityStrategy:
     """Try candidates by ascending ``priority``; ties keep the order they were listed in."""
 
     def __init__(self, settings: object = None) -> None:
-        del settings
+        del settings  # until the engine builds strategies with Registration.build
 
     def order(
-        self, candidates: Sequence[Candidate], request: Request, view: RoutingView | None = None
+        self, candidates: Sequence[Candidate], request: Request, view: RoutingView
     ) -> Sequence[Candidate]:
         """Stable sort by priority."""
         if len(candidates) < 2:
@@ -43,11 +43,11 @@ class RoundRobinStrategy:
     """Rotate the first choice through the candidates, request by request."""
 
     def __init__(self, settings: object = None) -> None:
-        del settings
+        del settings  # until the engine builds strategies with Registration.build
         self._counter = itertools.count()
 
     def order(
-        self, candidates: Sequence[Candidate], request: Request, view: RoutingView | None = None
+        self, candidates: Sequence[Candidate], request: Request, view: RoutingView
     ) -> Sequence[Candidate]:
         """The candidates rotated by one more position each call."""
         n = len(candidates)
@@ -73,7 +73,7 @@ class WeightedStrategy:
         self._random = random.Random(seed)
 
     def order(
-        self, candidates: Sequence[Candidate], request: Request, view: RoutingView | None = None
+        self, candidates: Sequence[Candidate], request: Request, view: RoutingView
     ) -> Sequence[Candidate]:
         """A weighted shuffle (Efraimidis-Spirakis keys)."""
         if len(candidates) < 2:
@@ -92,13 +92,13 @@ class LowestCostStrategy:
     candidates with unknown prices go last, by priority."""
 
     def __init__(self, settings: object = None) -> None:
-        del settings
+        del settings  # until the engine builds strategies with Registration.build
 
     def order(
-        self, candidates: Sequence[Candidate], request: Request, view: RoutingView | None = None
+        self, candidates: Sequence[Candidate], request: Request, view: RoutingView
     ) -> Sequence[Candidate]:
         """Sorted by estimated cost."""
-        if len(candidates) < 2 or view is None:
+        if len(candidates) < 2:
             return candidates
 
         def key(c: Candidate) -> tuple[int, float, int]:
@@ -126,10 +126,10 @@ class LowestLatencyStrategy:
         self._random = random.Random(self.settings.seed)
 
     def order(
-        self, candidates: Sequence[Candidate], request: Request, view: RoutingView | None = None
+        self, candidates: Sequence[Candidate], request: Request, view: RoutingView
     ) -> Sequence[Candidate]:
         """Sorted by latency estimate, unknown first."""
-        if len(candidates) < 2 or view is None:
+        if len(candidates) < 2:
             return candidates
 
         def key(c: Candidate) -> tuple[int, float]:
@@ -147,13 +147,13 @@ class LeastBusyStrategy:
     """Fewest in-flight requests first (ties: by priority)."""
 
     def __init__(self, settings: object = None) -> None:
-        del settings
+        del settings  # until the engine builds strategies with Registration.build
 
     def order(
-        self, candidates: Sequence[Candidate], request: Request, view: RoutingView | None = None
+        self, candidates: Sequence[Candidate], request: Request, view: RoutingView
     ) -> Sequence[Candidate]:
         """Sorted by in-flight count."""
-        if len(candidates) < 2 or view is None:
+        if len(candidates) < 2:
             return candidates
         return sorted(candidates, key=lambda c: (view.in_flight(c.instance), c.priority))
 
@@ -175,7 +175,6 @@ class HedgeSettings:
     min_delay: float = 0.05
     budget: float = 0.05
     window: float = 60.0
-    min_samples: int = 20
 
     def __attrs_post_init__(self) -> None:
         if isinstance(self.delay, str) and self.delay not in ("p90", "p95", "p99"):
@@ -203,7 +202,7 @@ class HedgedStrategy:
         self.base = base
 
     def order(
-        self, candidates: Sequence[Candidate], request: Request, view: RoutingView | None = None
+        self, candidates: Sequence[Candidate], request: Request, view: RoutingView
     ) -> Sequence[Candidate]:
         """The base strategy's order."""
         self._requests.add(time.monotonic(), True)
