@@ -125,20 +125,22 @@ class Deployment:
         provider = self.provider
         if provider is not None:
             return provider
-        import aiohttp
-
         cfg = self.config
-        connector = aiohttp.TCPConnector(
-            limit=cfg.max_concurrent or 0,
-            ttl_dns_cache=300,
-            ssl=cfg.verify_tls,
-        )
-        self.session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=cfg.timeout, connect=cfg.connect_timeout),
-            auto_decompress=True,
-        )
-        ctx = ProviderContext(self.name, cfg, self.settings, self.session)
+        session = self.session
+        if session is None:  # else kept from an attempt whose provider failed to start
+            import aiohttp
+
+            connector = aiohttp.TCPConnector(
+                limit=cfg.max_concurrent or 0,
+                ttl_dns_cache=300,
+                ssl=cfg.verify_tls,
+            )
+            session = self.session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=cfg.timeout, connect=cfg.connect_timeout),
+                auto_decompress=True,
+            )
+        ctx = ProviderContext(self.name, cfg, self.settings, session)
         try:
             provider = self.registration.factory(ctx)
         except (ConfigError, PluginError):
