@@ -27,8 +27,6 @@ from llmx.hookspecs import hookimpl
 if TYPE_CHECKING:
     from llmx.hookspecs import Register
 
-llmx_contract = "1.1"
-
 
 @hookimpl
 def llmx_register_routing_strategies(register: Register) -> None:

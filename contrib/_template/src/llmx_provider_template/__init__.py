@@ -19,8 +19,6 @@ import attrs
 
 import llmx
 
-llmx_contract = "1.0"  # the llmx plugin contract this module was written for
-
 DEFAULT_BASE_URL = "https://api.template.invalid/v1"
 
 MODELS = {
