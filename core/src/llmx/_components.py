@@ -237,6 +237,7 @@ class ScopedBreakerStore(Protocol):
     """
 
     shared: bool
+    """False: nothing outside this client reads or writes the store."""
 
 
 @runtime_checkable
