@@ -112,6 +112,23 @@ def test_a_rate_limiter_without_release_is_refused_naming_its_plugin() -> None:
     assert_blames_misfit(info.value, "release")
 
 
+class LimiterReleasingGrantsOnly(LimiterWithoutRelease):
+    """A rate limiter whose release cannot take the buckets the core passes."""
+
+    async def release(self, grant: str) -> None:
+        return None
+
+
+def test_a_rate_limiter_method_with_the_wrong_arguments_is_refused_naming_its_plugin() -> None:
+    config = {
+        "providers": {"a": {"type": "flex", "limits": {"rpm": 60}}},
+        "limiter": {"backend": "limiter-old"},
+    }
+    with pytest.raises(llmx.PluginError, match=r"llmx\.RateLimiter") as info:
+        client(config, **{"limiter-old": LimiterReleasingGrantsOnly})
+    assert_blames_misfit(info.value, "release(grant, buckets)")
+
+
 class Mute:
     """A provider that cannot complete."""
 

@@ -389,3 +389,37 @@ def test_build_refuses_a_component_missing_what_its_protocol_requires() -> None:
     with pytest.raises(llmx.PluginError, match=r"Half without release.*RateLimiter") as info:
         registration(Half).build()
     assert (info.value.plugin, info.value.distribution) == ("limits", "llmx-limits")
+
+
+class OldStrategy:
+    """Written before strategies received ``view``."""
+
+    def order(self, candidates: object, request: object) -> object:
+        return candidates
+
+
+class Strategy:
+    def order(self, candidates: object, request: object, view: object) -> object:
+        return candidates
+
+
+class Routes:
+    @llmx.hookimpl
+    def llmx_register_routing_strategies(self, register: llmx.Register) -> None:
+        register("old", OldStrategy)
+        register("new", Strategy)
+
+
+class LooseLimiter(Limiter):
+    async def release(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def test_build_refuses_a_method_that_cannot_take_what_the_core_passes() -> None:
+    reg = llmx.Registry(entry_points=[])
+    reg.register(Routes(), name="routes", distribution="llmx-routes")
+
+    with pytest.raises(llmx.PluginError, match=r"without order\(candidates, request, view\)"):
+        reg.get("routing_strategy", "old").build()
+    assert isinstance(reg.get("routing_strategy", "new").build(), Strategy)
+    assert isinstance(registration(LooseLimiter).build(), LooseLimiter)  # *args takes anything

@@ -330,11 +330,36 @@ PROTOCOLS: Mapping[str, type] = {
 
 
 def missing_members(component: object, protocol: type) -> list[str]:
-    """The members ``protocol`` declares that ``component`` lacks (empty: it conforms).
+    """What ``component`` lacks of ``protocol`` (empty: it conforms): the name of each
+    member it does not have, and ``name(arguments)`` for each method that cannot be
+    called with the arguments the protocol declares.
 
-    Checked like ``isinstance(component, protocol)`` for a runtime-checkable protocol,
-    but naming what is missing, for the error message.
+    Like ``isinstance(component, protocol)`` for a runtime-checkable protocol, plus the
+    call shapes, and naming what is missing, for the error message.
     """
-    declared = [n for n in vars(protocol) if not n.startswith("_")]
-    declared += [n for n in vars(protocol).get("__annotations__", {}) if n not in declared]
-    return [n for n in declared if not hasattr(component, n)]
+    import inspect
+
+    namespace = vars(protocol)
+    declared = [n for n in namespace if not n.startswith("_")]
+    declared += [n for n in namespace.get("__annotations__", {}) if n not in declared]
+    gaps = []
+    for name in declared:
+        if not hasattr(component, name):
+            gaps.append(name)
+            continue
+        spec = namespace.get(name)
+        if not callable(spec):
+            continue  # a data member such as RetryPolicy.attempts
+        params = list(inspect.signature(spec).parameters.values())[1:]  # after self
+        positional = [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
+        keywords = [p.name for p in params if p.kind is p.KEYWORD_ONLY]
+        try:
+            signature = inspect.signature(getattr(component, name))
+        except (TypeError, ValueError):  # no signature to read (a builtin): trust it
+            continue
+        try:
+            signature.bind(*positional, **dict.fromkeys(keywords))
+        except TypeError:
+            shape = ", ".join([*positional, *(["*", *keywords] if keywords else [])])
+            gaps.append(f"{name}({shape})")
+    return gaps
