@@ -491,7 +491,7 @@ async def test_memory_cache_is_lru_by_entries_and_bytes() -> None:
 
 
 async def test_sqlite_cache_persists_evicts_and_shares_a_file(tmp_path: Path) -> None:
-    from llmx._cache import sqlite_cache
+    from llmx._cache_sqlite import sqlite_cache
 
     path = tmp_path / "c.sqlite3"
     settings = llmx.SQLiteCacheSettings(path=str(path), max_bytes=3000)
@@ -539,7 +539,7 @@ async def test_sqlite_through_the_client_and_a_broken_file(tmp_path: Path) -> No
 async def test_sqlite_never_blocks_the_event_loop(tmp_path: Path) -> None:
     """While another connection holds the write lock, a write waits in the worker
     thread (busy timeout) and the event loop keeps running."""
-    from llmx._cache import sqlite_cache
+    from llmx._cache_sqlite import sqlite_cache
 
     path = tmp_path / "c.sqlite3"
     cache = sqlite_cache(llmx.SQLiteCacheSettings(path=str(path), busy_timeout=2.0))

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from llmx._cache import MemoryCache, MemoryCacheSettings, sqlite_cache
-from llmx._cache_sqlite import SQLiteCacheSettings
+from llmx._cache import MemoryCache, MemoryCacheSettings
+from llmx._cache_sqlite import SQLiteCacheSettings, sqlite_cache
 from llmx._ratelimit import LocalRateLimiter
 from llmx._retry import NoRetryPolicy, StaminaRetryPolicy, StaminaSettings
 from llmx._routing import (

@@ -25,7 +25,6 @@ from llmx._errors import ConfigError
 from llmx._types import replace
 
 if TYPE_CHECKING:
-    from llmx._cache_sqlite import SQLiteCacheSettings
     from llmx._components import Cache, Candidate
     from llmx._config import Config
     from llmx._registry import Registry
@@ -182,16 +181,6 @@ class MemoryCache:
         while len(entries) > self.settings.max_entries or self._bytes > self.settings.max_bytes:
             _, (evicted, _) = entries.popitem(last=False)
             self._bytes -= len(evicted)
-
-
-# -- the SQLite backend (its settings and sqlite3 live in _cache_sqlite) ----------------
-
-
-def sqlite_cache(settings: SQLiteCacheSettings | None = None) -> Cache:
-    """Build the SQLite cache (imports sqlite3 only now)."""
-    from llmx._cache_sqlite import SQLiteCache, SQLiteCacheSettings
-
-    return SQLiteCache(settings or SQLiteCacheSettings())
 
 
 # -- serialisation -------------------------------------------------------------------------

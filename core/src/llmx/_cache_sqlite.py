@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -23,9 +24,35 @@ import attrs
 if TYPE_CHECKING:
     import sqlite3
     from collections.abc import Callable
-    from concurrent.futures import ThreadPoolExecutor
+
+    from llmx._components import Cache
 
 T = TypeVar("T")
+
+
+@attrs.frozen
+class SQLiteCacheSettings:
+    """``[cache] backend = "sqlite"``: one file shared by the processes of a machine.
+
+    ``path`` defaults to ``$XDG_CACHE_HOME/llmx/cache.sqlite3`` (``~/.cache/...``).
+    Least recently used entries are evicted once values take more than ``max_bytes``.
+    ``busy_timeout`` (seconds) is how long a writer waits for another process's lock.
+    """
+
+    path: str | None = None
+    max_bytes: int = 256 * 1024 * 1024
+    busy_timeout: float = 5.0
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_bytes < 1 or not self.busy_timeout >= 0:
+            msg = "max_bytes must be at least 1 and busy_timeout not negative"
+            raise ValueError(msg)
+
+
+def sqlite_cache(settings: SQLiteCacheSettings | None = None) -> Cache:
+    """Build the SQLite cache (``sqlite3`` is imported when it first opens the file)."""
+    return SQLiteCache(settings or SQLiteCacheSettings())
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -54,25 +81,6 @@ _SWEEP_EVERY = 256  # writes between sweeps of expired entries
 _EVICT_BATCH = 64
 
 
-@attrs.frozen
-class SQLiteCacheSettings:
-    """``[cache] backend = "sqlite"``: one file shared by the processes of a machine.
-
-    ``path`` defaults to ``$XDG_CACHE_HOME/llmx/cache.sqlite3`` (``~/.cache/...``).
-    Least recently used entries are evicted once values take more than ``max_bytes``.
-    ``busy_timeout`` (seconds) is how long a writer waits for another process's lock.
-    """
-
-    path: str | None = None
-    max_bytes: int = 256 * 1024 * 1024
-    busy_timeout: float = 5.0
-
-    def __attrs_post_init__(self) -> None:
-        if self.max_bytes < 1 or not self.busy_timeout >= 0:
-            msg = "max_bytes must be at least 1 and busy_timeout not negative"
-            raise ValueError(msg)
-
-
 def default_path() -> Path:
     """``$XDG_CACHE_HOME/llmx/cache.sqlite3`` (``~/.cache/llmx/cache.sqlite3``)."""
     base = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
@@ -97,8 +105,6 @@ class SQLiteCache:
             msg = "the SQLite cache is closed"
             raise RuntimeError(msg)
         if self._executor is None:
-            from concurrent.futures import ThreadPoolExecutor
-
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmx-sqlite")
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
