@@ -30,6 +30,6 @@ def test_a_retry_policy_without_attempts_is_refused_naming_its_distribution(site
     message = str(err)
     assert "retry policy 'misfit' from plugin 'misfit' (llmx-fixture-misfit 1.0.0)" in message
     assert "without attempts, max_retry_after" in message
-    assert "llmx.RetryPolicy" in message
+    assert "the RetryPolicy protocol requires" in message
     assert "pip install -U llmx-fixture-misfit" in message
     assert "llmx_fixture_misfit" in sys.modules  # loaded on demand, by the policy's name

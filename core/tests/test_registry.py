@@ -12,7 +12,8 @@ import pluggy
 import pytest
 
 import llmx
-from llmx._registry import parse_contract
+from llmx._registry import Registration, parse_contract
+from llmx.hookspecs import Register, hookimpl
 
 
 def entry_point(name: str, module: str) -> importlib_metadata.EntryPoint:
@@ -298,8 +299,8 @@ def test_a_plugin_that_declares_no_contract_loads(modules: dict[str, types.Modul
 def test_an_unhashable_plugin_is_refused_with_the_fix() -> None:
     @attrs.define  # eq=True: attrs sets __hash__ to None
     class Unhashable:
-        @llmx.hookimpl
-        def llmx_register_providers(self, register: llmx.Register) -> None:
+        @hookimpl
+        def llmx_register_providers(self, register: Register) -> None:
             register("x", object)
 
     reg = llmx.Registry(entry_points=[])
@@ -317,8 +318,8 @@ def test_registration_hooks_run_through_pluggy_once_per_plugin() -> None:
 
     def plugin(provides: str) -> object:
         class P:
-            @llmx.hookimpl
-            def llmx_register_providers(self, register: llmx.Register) -> None:
+            @hookimpl
+            def llmx_register_providers(self, register: Register) -> None:
                 register(provides, object)
 
         return P()
@@ -355,10 +356,10 @@ class Limiter:
         return None
 
 
-def registration(factory: object, settings: type | None = None) -> llmx.Registration:
+def registration(factory: object, settings: type | None = None) -> Registration:
     class P:
-        @llmx.hookimpl
-        def llmx_register_limiters(self, register: llmx.Register) -> None:
+        @hookimpl
+        def llmx_register_limiters(self, register: Register) -> None:
             register("lim", factory, settings=settings)
 
     reg = llmx.Registry(entry_points=[])
@@ -404,8 +405,8 @@ class Strategy:
 
 
 class Routes:
-    @llmx.hookimpl
-    def llmx_register_routing_strategies(self, register: llmx.Register) -> None:
+    @hookimpl
+    def llmx_register_routing_strategies(self, register: Register) -> None:
         register("old", OldStrategy)
         register("new", Strategy)
 

@@ -147,8 +147,8 @@ class Registration:
         assert protocol is not None
         msg = (
             f"{_KIND_WORDS[self.kind]} {self.name!r} from {self.origin} is a "
-            f"{type(component).__name__} without {', '.join(missing)}, which every "
-            f"llmx.{protocol.__name__} has; upgrade or report the plugin "
+            f"{type(component).__name__} without {', '.join(missing)}, which the "
+            f"{protocol.__name__} protocol requires; upgrade or report the plugin "
             f"(pip install -U {self.distribution or self.plugin}), or configure another "
             f"{_KIND_WORDS[self.kind]}"
         )
