@@ -172,7 +172,7 @@ class AsyncOnlyLimiter(Counting):
 
 
 class NowaitLimiter(AsyncOnlyLimiter):
-    """A rate limiter that also releases synchronously (llmx NowaitRateLimiter)."""
+    """A rate limiter that also releases synchronously (llmx InProcessRelease)."""
 
     def release_nowait(self, grant: str, buckets: Sequence[Bucket]) -> None:
         self.calls.append("release_nowait")

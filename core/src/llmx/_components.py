@@ -148,7 +148,7 @@ class RateLimiter(Protocol):
 
     The core queues waiting requests (FIFO, up to ``max_wait``) and asks the backend
     whether a request fits. Optional: ``async aclose()`` (:class:`Closable`) and
-    ``release_nowait(grant, buckets)`` (:class:`NowaitRateLimiter`).
+    ``release_nowait(grant, buckets)`` (:class:`InProcessRelease`).
     """
 
     async def acquire(self, grant: str, buckets: Sequence[Bucket]) -> float:
@@ -168,12 +168,12 @@ class RateLimiter(Protocol):
 
 
 @runtime_checkable
-class NowaitRateLimiter(Protocol):
-    """A rate limiter that can release without I/O (an in-process one): the core calls
-    :meth:`release_nowait` in place of scheduling :meth:`RateLimiter.release`."""
+class InProcessRelease(Protocol):
+    """A :class:`~llmx.RateLimiter` backend whose release needs no I/O (``local``):
+    the core calls :meth:`release_nowait` instead of scheduling a task for ``release``."""
 
     def release_nowait(self, grant: str, buckets: Sequence[Bucket]) -> None:
-        """:meth:`RateLimiter.release`, synchronously; must not block."""
+        """What ``release`` does, synchronously."""
         ...
 
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from llmx._components import Bucket, NowaitRateLimiter
+from llmx._components import Bucket, InProcessRelease
 from llmx._errors import RateLimitError
 from llmx._ids import ORIGIN
 from llmx._tokens import estimate_input_tokens, estimate_output_tokens
@@ -313,7 +313,7 @@ class InstanceLimiter:
         self._queues: dict[str, collections.deque[asyncio.Future[None]]] = {}
         self._heads: dict[str, asyncio.Future[None]] = {}
         self._release_nowait = (
-            backend.release_nowait if isinstance(backend, NowaitRateLimiter) else None
+            backend.release_nowait if isinstance(backend, InProcessRelease) else None
         )
         self._tasks: set[asyncio.Task[None]] = set()
         self.waited = 0
