@@ -74,10 +74,9 @@ def imports_of(module: str, path: Path, modules: Mapping[str, Path]) -> Iterator
                 f"{source}.{alias.name}" if f"{source}.{alias.name}" in modules else source
                 for alias in node.names
             ]
-        for target in targets:
-            known = _known(target, modules)
-            if known is not None and known != module:
-                yield Edge(module, known, node.lineno)
+        known = {_known(target, modules) for target in targets}
+        for target in sorted(k for k in known if k is not None and k != module):
+            yield Edge(module, target, node.lineno)
 
 
 def import_graph(root: Path) -> dict[str, list[Edge]]:
