@@ -401,13 +401,12 @@ def every_valid_name(registry: llmx.Registry) -> set[str]:
     """Each key and name some part of a config accepts (a misspelling must be none of them)."""
     import attrs
 
-    from llmx import _config, _ratelimit
-    from llmx._cache import CachePolicy
+    from llmx import _config, _settings
 
     classes: list[Any] = [
         _config.Config, _config.PluginsConfig, _config.ProviderConfig, _config.AliasConfig,
         _config.BreakerConfig, _config.RetryBudgetConfig, _config.AdaptiveConfig,
-        _ratelimit.LimitSettings, _ratelimit.ModelLimitSettings, CachePolicy,
+        _settings.LimitSettings, _settings.ModelLimitSettings, _settings.CachePolicy,
     ]  # fmt: skip
     names = {"backend", "policy", "strategy", "namespace", "smart", "fast", *INSTANCES}
     names |= {"read_write", "read_only", "refresh", "off", "fail_fast", "try_all"}

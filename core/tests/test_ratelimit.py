@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import llmx
-from llmx._ratelimit import CLIENT_LIMIT_CODE, LimitSettings, LocalRateLimiter
+from llmx._ratelimit import CLIENT_LIMIT_CODE, LocalRateLimiter
+from llmx._settings import LimitSettings
 from llmx.plugin import Bucket
 
 from core_support import FlexPlugin, Sleep, flex_client
@@ -326,7 +327,8 @@ def llmx_stats(waited: int, refused: int, backend_errors: int) -> Any:
 
 
 def test_in_process_backends_are_recognised_by_their_protocol() -> None:
-    from llmx._ratelimit import InProcessAcquire, InProcessRelease, InstanceLimiter
+    from llmx._components import InProcessAcquire, InProcessRelease
+    from llmx._ratelimit import InstanceLimiter
 
     class Shared:  # only the RateLimiter protocol: awaited
         async def acquire(self, grant: str, buckets: Any) -> float:

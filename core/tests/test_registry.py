@@ -8,10 +8,11 @@ from collections.abc import Iterator
 
 import attrs
 import importlib_metadata
+import pluggy
 import pytest
 
 import llmx
-from llmx._registry import parse_contract
+from llmx._registry import Registration, parse_contract
 from llmx.plugin import Register, hookimpl, hookspec
 
 
@@ -241,7 +242,7 @@ def test_event_flags_follow_registrations() -> None:
     assert reg.events.any is False
     assert reg.events.start is None
 
-    @attrs.define
+    @attrs.define(eq=False)  # hashable, as pluggy needs its plugins to be
     class Listener:
         seen: list[object] = attrs.field(factory=list)
 
@@ -285,3 +286,141 @@ def test_event_hooks_called_in_pluggy_order_with_or_without_the_event() -> None:
     reg.register(Wrapper(), name="wrapper")  # wrappers go through pluggy itself
     reg.events.end(event="e")
     assert calls == ["wrapper-before", "second", "first:e", "wrapper-after"]
+
+
+def test_a_plugin_that_declares_no_contract_loads(modules: dict[str, types.ModuleType]) -> None:
+    make_module(modules, "t_plain", GOOD.replace('llmx_contract = "1.0"\n', ""))
+    reg = llmx.Registry(entry_points=[entry_point("good", "t_plain")])
+
+    assert reg.get("provider", "good").plugin == "good"
+    assert reg.plugins()[0].status == "loaded"
+
+
+def test_an_unhashable_plugin_is_refused_with_the_fix() -> None:
+    @attrs.define  # eq=True: attrs sets __hash__ to None
+    class Unhashable:
+        @hookimpl
+        def llmx_register_providers(self, register: Register) -> None:
+            register("x", object)
+
+    reg = llmx.Registry(entry_points=[])
+    with pytest.raises(llmx.PluginLoadError, match=r"cannot be hashed.*eq=False") as info:
+        reg.register(Unhashable(), name="unhashable", distribution="llmx-unhashable")
+    assert (info.value.plugin, info.value.distribution) == ("unhashable", "llmx-unhashable")
+    assert "unhashable" in {p.name for p in reg.plugins() if p.status == "failed"}
+
+
+def test_registration_hooks_run_through_pluggy_once_per_plugin() -> None:
+    calls: list[tuple[str, list[str]]] = []
+
+    def before(hook_name: str, impls: list[pluggy.HookImpl], kwargs: object) -> None:
+        calls.append((hook_name, [impl.plugin_name for impl in impls]))
+
+    def plugin(provides: str) -> object:
+        class P:
+            @hookimpl
+            def llmx_register_providers(self, register: Register) -> None:
+                register(provides, object)
+
+        return P()
+
+    reg = llmx.Registry(entry_points=[])
+    reg.plugin_manager.add_hookcall_monitoring(before, lambda *args: None)
+    reg.register(plugin("p1"), name="one")
+    reg.register(plugin("p2"), name="two")
+
+    # Each plugin's own implementation, seen by pluggy's monitoring; never the other's.
+    providers = [c for c in calls if c[0] == "llmx_register_providers"]
+    assert providers == [("llmx_register_providers", ["one"]), ("llmx_register_providers", ["two"])]
+    assert reg.names("provider") == ["p1", "p2"]
+
+
+# -- building components: Registration.build -------------------------------------------
+
+
+@attrs.frozen
+class Knobs:
+    level: int = 1
+
+
+class Limiter:
+    """A complete llmx.RateLimiter; remembers what it was built with."""
+
+    def __init__(self, *args: object) -> None:
+        self.args = args
+
+    async def acquire(self, grant: str, buckets: object) -> float:
+        return 0.0
+
+    async def release(self, grant: str, buckets: object) -> None:
+        return None
+
+
+def registration(factory: object, settings: type | None = None) -> Registration:
+    class P:
+        @hookimpl
+        def llmx_register_limiters(self, register: Register) -> None:
+            register("lim", factory, settings=settings)
+
+    reg = llmx.Registry(entry_points=[])
+    reg.register(P(), name="limits", distribution="llmx-limits")
+    return reg.get("limiter", "lim")
+
+
+def test_build_calls_the_factory_without_arguments_when_no_settings_class_was_registered() -> None:
+    assert registration(Limiter).build().args == ()
+    assert registration(Limiter, Knobs).build(Knobs(3)).args == (Knobs(3),)
+
+
+def test_build_names_the_plugin_when_its_factory_raises() -> None:
+    def factory() -> Limiter:
+        raise OSError("no socket")
+
+    with pytest.raises(llmx.PluginError, match=r"'lim' .*failed to start: OSError") as info:
+        registration(factory).build()
+    assert (info.value.plugin, info.value.distribution) == ("limits", "llmx-limits")
+    assert isinstance(info.value.__cause__, OSError)
+
+
+def test_build_refuses_a_component_missing_what_its_protocol_requires() -> None:
+    class Half:
+        async def acquire(self, grant: str, buckets: object) -> float:
+            return 0.0
+
+    with pytest.raises(llmx.PluginError, match=r"Half without release.*RateLimiter") as info:
+        registration(Half).build()
+    assert (info.value.plugin, info.value.distribution) == ("limits", "llmx-limits")
+
+
+class OldStrategy:
+    """Written before strategies received ``view``."""
+
+    def order(self, candidates: object, request: object) -> object:
+        return candidates
+
+
+class Strategy:
+    def order(self, candidates: object, request: object, view: object) -> object:
+        return candidates
+
+
+class Routes:
+    @hookimpl
+    def llmx_register_routing_strategies(self, register: Register) -> None:
+        register("old", OldStrategy)
+        register("new", Strategy)
+
+
+class LooseLimiter(Limiter):
+    async def release(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def test_build_refuses_a_method_that_cannot_take_what_the_core_passes() -> None:
+    reg = llmx.Registry(entry_points=[])
+    reg.register(Routes(), name="routes", distribution="llmx-routes")
+
+    with pytest.raises(llmx.PluginError, match=r"without order\(candidates, request, view\)"):
+        reg.get("routing_strategy", "old").build()
+    assert isinstance(reg.get("routing_strategy", "new").build(), Strategy)
+    assert isinstance(registration(LooseLimiter).build(), LooseLimiter)  # *args takes anything

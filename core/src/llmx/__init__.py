@@ -37,8 +37,8 @@ _EXPORTS: dict[str, str] = {
     "ProviderConfig": "llmx._config",
     "load_config": "llmx._config",
     "Secret": "llmx._secret",
-    "CachePolicy": "llmx._cache",
-    "CacheMode": "llmx._cache",
+    "CachePolicy": "llmx._settings",
+    "CacheMode": "llmx._settings",
     # what a client reports
     "Stats": "llmx._stats",
     "HealthStatus": "llmx._health",
@@ -119,8 +119,6 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from llmx._cache import CacheMode as CacheMode
-    from llmx._cache import CachePolicy as CachePolicy
     from llmx._client import Client as Client
     from llmx._config import Config as Config
     from llmx._config import ProviderConfig as ProviderConfig
@@ -153,6 +151,8 @@ if TYPE_CHECKING:
     from llmx._health import HealthStatus as HealthStatus
     from llmx._registry import Registry as Registry
     from llmx._secret import Secret as Secret
+    from llmx._settings import CacheMode as CacheMode
+    from llmx._settings import CachePolicy as CachePolicy
     from llmx._stats import Stats as Stats
     from llmx._stream import Stream as Stream
     from llmx._sync import SyncClient as SyncClient

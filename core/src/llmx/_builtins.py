@@ -25,9 +25,7 @@ from llmx._state import MemoryBreakerStore
 from llmx.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from llmx._registry import Register
-
-llmx_contract = "1.1"
+    from llmx.hookspecs import Register
 
 
 @hookimpl

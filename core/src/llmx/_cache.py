@@ -16,12 +16,13 @@ import math
 import time
 import zlib
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, get_args
 
 import attrs
 
 from llmx._cachekey import canonical_body, key_for
 from llmx._errors import ConfigError
+from llmx._settings import CachePolicy
 from llmx._types import (
     FinishReason,
     Response,
@@ -41,64 +42,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("llmx.cache")
 
-CacheMode = Literal["read_write", "read_only", "refresh", "off"]
-"""``read_write``: answer from the cache, store misses. ``read_only``: answer from the
-cache, store nothing. ``refresh``: always ask the provider, store the answer. ``off``."""
-
-_MODES = ("read_write", "read_only", "refresh", "off")
 DEFAULT_TTL = 86_400.0
 """Seconds an entry lives when no policy sets ``ttl`` (one day)."""
-
-
-def _check_mode(_: Any, attribute: Any, value: Any) -> None:
-    if value is not None and value not in _MODES:
-        msg = f"cache mode must be one of {', '.join(_MODES)}, not {value!r}"
-        raise ValueError(msg)
-
-
-def _check_ttl(_: Any, attribute: Any, value: Any) -> None:
-    if value is not None and not value > 0:
-        msg = "ttl must be a positive number of seconds (inf: never expires)"
-        raise ValueError(msg)
-
-
-@attrs.frozen
-class CachePolicy:
-    """How the response cache treats requests; a field left None inherits.
-
-    Layers, most specific first: the call (``client.complete(..., cache=...)``), the
-    alias (``[aliases.NAME] cache = {...}``), the provider instance
-    (``[providers.NAME] cache = {...}``), then ``[cache]``. ``mode`` defaults to
-    ``read_write`` when ``[cache]`` is configured and ``off`` otherwise; ``ttl`` (seconds,
-    ``inf`` for never) to one day. Requests with ``temperature > 0`` are not cached
-    unless ``cache_nonzero_temperature`` is true.
-    """
-
-    mode: CacheMode | None = attrs.field(default=None, validator=_check_mode)
-    ttl: float | None = attrs.field(default=None, validator=_check_ttl)
-    cache_nonzero_temperature: bool | None = None
-
-    @classmethod
-    def of(cls, value: object) -> CachePolicy | None:
-        """A policy from a call's ``cache=`` argument (a mode name, a policy or None)."""
-        if value is None or isinstance(value, CachePolicy):
-            return value
-        if isinstance(value, str):
-            return cls(mode=value)  # type: ignore[arg-type]
-        msg = f"cache= takes a mode ({', '.join(_MODES)}) or an llmx.CachePolicy, not {type(value).__name__}"
-        raise TypeError(msg)
-
-    def over(self, base: CachePolicy) -> CachePolicy:
-        """This policy, with the fields it leaves None taken from ``base``."""
-        return CachePolicy(
-            mode=self.mode if self.mode is not None else base.mode,
-            ttl=self.ttl if self.ttl is not None else base.ttl,
-            cache_nonzero_temperature=(
-                self.cache_nonzero_temperature
-                if self.cache_nonzero_temperature is not None
-                else base.cache_nonzero_temperature
-            ),
-        )
 
 
 @attrs.frozen
@@ -410,7 +355,7 @@ class CacheLayer:
             msg = f"{err} @ $.cache.backend"
             raise ConfigError(msg) from err
         settings = structure_settings(reg.settings, section.options, "$.cache")
-        backend = reg.factory(settings)
+        backend = reg.build(settings)
         return cls(
             backend,
             name=name,
@@ -564,6 +509,7 @@ class CacheLayer:
 
     async def aclose(self) -> None:
         """Close the backend, if it holds resources."""
-        aclose = getattr(self.backend, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        from llmx._components import Closable
+
+        if isinstance(self.backend, Closable):
+            await self.backend.aclose()

@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     import os
     from types import TracebackType
 
-    from llmx._cache import CacheMode, CachePolicy
     from llmx._health import HealthStatus
+    from llmx._settings import CacheMode, CachePolicy
     from llmx._stream import Stream
     from llmx._types import ModelInfo, Response
 

@@ -2,6 +2,9 @@
 
 Each protocol has as few required methods as possible; optional abilities are
 separate small protocols the core checks for once, when it builds the component.
+Everything the core calls on a plugin's object is declared here: a component missing
+a required member is refused when it is built, with an error naming its plugin
+(see :data:`PROTOCOLS` and :func:`missing_members`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ if TYPE_CHECKING:
     import aiohttp
 
     from llmx._config import ProviderConfig
-    from llmx._routing import RoutingView
     from llmx._types import ModelInfo, Request, Response, StreamChunk
 
 
@@ -48,8 +50,8 @@ class Provider(Protocol):
     failures. Optional methods, checked once: ``stream(request)`` (an async iterator of
     :data:`~llmx.StreamChunk`; without it the core streams the complete answer as one
     chunk), ``model_info(model) -> ModelInfo | None`` (static data for cost and
-    capability checks), ``async list_models() -> Sequence[ModelInfo]`` (live from the
-    API) and ``async aclose()``.
+    capability checks: :class:`ModelInfoProvider`), ``async list_models() ->
+    Sequence[ModelInfo]`` (live from the API) and ``async aclose()`` (:class:`Closable`).
     """
 
     async def complete(self, request: Request) -> Response:
@@ -68,7 +70,13 @@ class StreamingProvider(Protocol):
 
 @runtime_checkable
 class ModelInfoProvider(Protocol):
-    """A provider that knows static facts about its models."""
+    """A provider that knows static facts about its models.
+
+    A provider *factory* may satisfy it too, with a ``staticmethod`` (or classmethod)
+    ``model_info`` on the provider class: the core then asks the factory before any
+    provider instance or connection exists. An instance method is asked only once the
+    provider is built.
+    """
 
     def model_info(self, model: str) -> ModelInfo | None:
         """Facts about ``model`` (limits, capabilities, prices), or None if unknown."""
@@ -85,14 +93,17 @@ class ModelListingProvider(Protocol):
 
 
 @runtime_checkable
-class ClosableProvider(Protocol):
-    """A provider holding resources of its own to release."""
+class Closable(Protocol):
+    """A component holding resources of its own to release: a provider, a cache, a
+    rate limiter or a breaker store may implement it; the client calls it once, when
+    it closes."""
 
     async def aclose(self) -> None:
-        """Release the provider's own resources (not the borrowed session)."""
+        """Release the component's own resources (a provider: not the borrowed session)."""
         ...
 
 
+@runtime_checkable
 class Cache(Protocol):
     """A response cache: opaque values under stable keys that never contain secrets.
 
@@ -131,12 +142,13 @@ class Bucket:
     kind: Literal["window", "slots"] = "window"
 
 
+@runtime_checkable
 class RateLimiter(Protocol):
     """Where rate-limit buckets live: in the process (``local``) or shared (``redis``).
 
     The core queues waiting requests (FIFO, up to ``max_wait``) and asks the backend
-    whether a request fits. Optional: ``async aclose()``; ``release_nowait(grant,
-    buckets)`` (a synchronous :meth:`release`, for in-process backends).
+    whether a request fits. Optional: ``async aclose()`` (:class:`Closable`) and
+    ``release_nowait(grant, buckets)`` (:class:`InProcessRelease`).
     """
 
     async def acquire(self, grant: str, buckets: Sequence[Bucket]) -> float:
@@ -152,6 +164,27 @@ class RateLimiter(Protocol):
         """``grant``'s request ended: free its slots, and for windows record ``amount``
         (the real usage) in place of the estimate taken. Window units are not given
         back: they leave the window when their time is up."""
+        ...
+
+
+@runtime_checkable
+class InProcessAcquire(Protocol):
+    """A :class:`~llmx.plugin.RateLimiter` backend that can answer in the caller's thread
+    without waiting (``local``): the core calls :meth:`try_acquire` instead of awaiting
+    ``acquire``, saving two coroutines per request."""
+
+    def try_acquire(self, grant: str, buckets: Sequence[Bucket]) -> float:
+        """What ``acquire`` returns, computed synchronously."""
+        ...
+
+
+@runtime_checkable
+class InProcessRelease(Protocol):
+    """A :class:`~llmx.plugin.RateLimiter` backend whose release needs no I/O (``local``):
+    the core calls :meth:`release_nowait` instead of scheduling a task for ``release``."""
+
+    def release_nowait(self, grant: str, buckets: Sequence[Bucket]) -> None:
+        """What ``release`` does, synchronously."""
         ...
 
 
@@ -185,13 +218,14 @@ class SharedBreakerState:
         return attrs.evolve(newer, blocked_until=blocked)
 
 
+@runtime_checkable
 class BreakerStore(Protocol):
     """Where circuit-breaker state and cooldowns live, so processes can share them.
 
     Both methods are synchronous and must not block: :meth:`get` answers from a local
     snapshot, :meth:`publish` updates it and does any I/O in the background. Optional:
-    ``shared`` (False for a store only this client sees, so the core skips it on the
-    hot path) and ``async aclose()``.
+    the ``shared`` flag (:class:`ScopedBreakerStore`) and ``async aclose()``
+    (:class:`Closable`).
     """
 
     def get(self, instance: str) -> SharedBreakerState | None:
@@ -204,6 +238,20 @@ class BreakerStore(Protocol):
         ...
 
 
+@runtime_checkable
+class ScopedBreakerStore(Protocol):
+    """A breaker store that says whether anything outside this client writes it.
+
+    ``shared = False`` (a store private to the client, like the built-in ``memory``)
+    lets the core skip the store on the hot path. A store without the flag is taken as
+    shared: consulting it is always correct, only slower.
+    """
+
+    shared: bool
+    """False: nothing outside this client reads or writes the store."""
+
+
+@runtime_checkable
 class RetryPolicy(Protocol):
     """Decides how a failed attempt is retried on the same candidate.
 
@@ -241,6 +289,28 @@ class Candidate:
     info: ModelInfo | None = attrs.field(default=None, eq=False)
 
 
+@runtime_checkable
+class RoutingView(Protocol):
+    """Live state a strategy may consult."""
+
+    def in_flight(self, instance: str) -> int:
+        """Requests currently in flight to ``instance``."""
+        ...
+
+    def latency(self, instance: str, model: str) -> float | None:
+        """Recent latency (EWMA, seconds) of ``model`` on ``instance``; None without data."""
+        ...
+
+    def latency_quantile(self, instance: str, model: str, q: float) -> float | None:
+        """A latency quantile (seconds) of ``model`` on ``instance``; None without data."""
+        ...
+
+    def estimated_cost(self, candidate: Candidate, request: Request) -> float | None:
+        """The USD the request would cost on ``candidate``; None if prices are unknown."""
+        ...
+
+
+@runtime_checkable
 class RoutingStrategy(Protocol):
     """Orders the candidates of a request; the pipeline tries them in that order.
 
@@ -301,3 +371,50 @@ class LayeredStrategy(Protocol):
 
 ComponentSettings = Mapping[str, Any]
 """Raw settings of a component before its settings class structures them."""
+
+
+PROTOCOLS: Mapping[str, type] = {
+    "provider": Provider,
+    "cache": Cache,
+    "limiter": RateLimiter,
+    "breaker_store": BreakerStore,
+    "retry_policy": RetryPolicy,
+    "routing_strategy": RoutingStrategy,
+}
+"""The protocol a component of each kind must satisfy (commands are click commands)."""
+
+
+def missing_members(component: object, protocol: type) -> list[str]:
+    """What ``component`` lacks of ``protocol`` (empty: it conforms): the name of each
+    member it does not have, and ``name(arguments)`` for each method that cannot be
+    called with the arguments the protocol declares.
+
+    Like ``isinstance(component, protocol)`` for a runtime-checkable protocol, plus the
+    call shapes, and naming what is missing, for the error message.
+    """
+    import inspect
+
+    namespace = vars(protocol)
+    declared = [n for n in namespace if not n.startswith("_")]
+    declared += [n for n in namespace.get("__annotations__", {}) if n not in declared]
+    gaps = []
+    for name in declared:
+        if not hasattr(component, name):
+            gaps.append(name)
+            continue
+        spec = namespace.get(name)
+        if not callable(spec):
+            continue  # a data member such as RetryPolicy.attempts
+        params = list(inspect.signature(spec).parameters.values())[1:]  # after self
+        positional = [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
+        keywords = [p.name for p in params if p.kind is p.KEYWORD_ONLY]
+        try:
+            signature = inspect.signature(getattr(component, name))
+        except (TypeError, ValueError):  # no signature to read (a builtin): trust it
+            continue
+        try:
+            signature.bind(*positional, **dict.fromkeys(keywords))
+        except TypeError:
+            shape = ", ".join([*positional, *(["*", *keywords] if keywords else [])])
+            gaps.append(f"{name}({shape})")
+    return gaps

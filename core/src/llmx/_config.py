@@ -26,11 +26,15 @@ from llmx._errors import ConfigError
 from llmx._secret import Secret
 
 if TYPE_CHECKING:
-    # Resolved when the converter is built (``_converter``), so that ``import llmx`` and
-    # ``llmx.Config`` stay free of asyncio, which these modules import.
-    from llmx._cache import CachePolicy
-    from llmx._ratelimit import LimitSettings
-    from llmx._resilience import AdaptiveSettings, BreakerSettings, RetryBudgetSettings
+    # Resolved when the converter is built (``_converter``); a leaf module, but kept
+    # lazy so ``llmx.Config`` costs nothing until a config is structured.
+    from llmx._settings import (
+        AdaptiveSettings,
+        BreakerSettings,
+        CachePolicy,
+        LimitSettings,
+        RetryBudgetSettings,
+    )
 
 ENV_PREFIX = "LLMX_"
 """Environment variables starting with this override config keys (``__`` nests)."""
@@ -99,7 +103,7 @@ class BreakerConfig:
 
     def settings(self) -> BreakerSettings:
         """The complete breaker settings: the keys given here, defaults for the rest."""
-        from llmx._resilience import BreakerSettings
+        from llmx._settings import BreakerSettings
 
         return BreakerSettings(**_given(self))
 
@@ -133,7 +137,7 @@ class RetryBudgetConfig:
 
     def settings(self) -> RetryBudgetSettings:
         """The complete retry-budget settings."""
-        from llmx._resilience import RetryBudgetSettings
+        from llmx._settings import RetryBudgetSettings
 
         return RetryBudgetSettings(**_given(self))
 
@@ -163,7 +167,7 @@ class AdaptiveConfig:
 
     def settings(self, max_concurrent: int | None = None) -> AdaptiveSettings:
         """The complete settings of an instance whose connection cap is ``max_concurrent``."""
-        from llmx._resilience import AdaptiveSettings
+        from llmx._settings import AdaptiveSettings
 
         top = self.max if self.max is not None else (max_concurrent or AdaptiveSettings().max)
         low = self.min if self.min is not None else 1
@@ -358,9 +362,13 @@ _COMPONENT_KEYS = {
 def _converter() -> Any:
     import cattrs
 
-    from llmx._cache import CachePolicy
-    from llmx._ratelimit import LimitSettings
-    from llmx._resilience import AdaptiveSettings, BreakerSettings, RetryBudgetSettings
+    from llmx._settings import (
+        AdaptiveSettings,
+        BreakerSettings,
+        CachePolicy,
+        LimitSettings,
+        RetryBudgetSettings,
+    )
 
     # The annotations naming these classes are strings (see the TYPE_CHECKING import).
     late = {
@@ -516,7 +524,7 @@ def _split_component(section: str, value: Any) -> Any:
     own = {key}
     out: dict[str, Any] = {}
     if section == "cache":
-        from llmx._cache import CachePolicy
+        from llmx._settings import CachePolicy
 
         policy_keys = _field_names(CachePolicy)
         policy = {k: v for k, v in value.items() if k in policy_keys}

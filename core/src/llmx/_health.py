@@ -1,7 +1,8 @@
 """Health checks: probe every configured instance concurrently, with a timeout.
 
-The probe is the cheapest one the provider offers: its own ``health()`` method if it
-has one, else listing models, else a one-token completion of ``health_model``.
+Health checks are the core's job, built on what every provider already declares: the
+probe lists models if the provider can (:class:`~llmx.ModelListingProvider`), else
+completes one token of the instance's ``health_model``.
 """
 
 from __future__ import annotations
@@ -48,10 +49,7 @@ async def _probe(deployment: Deployment, timeout: float) -> HealthStatus:
         provider = deployment.open()
     except LlmxError as err:
         return HealthStatus(name, "error", "start", error=str(err), breaker=breaker)
-    custom = getattr(provider, "health", None)
-    if callable(custom):
-        probe, call = "health", custom
-    elif deployment.can_list:
+    if deployment.can_list:
         probe, call = "list_models", provider.list_models  # type: ignore[attr-defined]
     elif deployment.config.health_model:
         request = Request(deployment.config.health_model, "ping", max_tokens=1)

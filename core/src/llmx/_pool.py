@@ -11,10 +11,11 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from llmx._components import (
-    ClosableProvider,
+    Closable,
     ModelInfoProvider,
     ModelListingProvider,
     ProviderContext,
+    ScopedBreakerStore,
     StreamingProvider,
 )
 from llmx._config import Config, ProviderConfig, structure_settings
@@ -116,20 +117,22 @@ class Deployment:
         provider = self.provider
         if provider is not None:
             return provider
-        import aiohttp
-
         cfg = self.config
-        connector = aiohttp.TCPConnector(
-            limit=cfg.max_concurrent or 0,
-            ttl_dns_cache=300,
-            ssl=cfg.verify_tls,
-        )
-        self.session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=cfg.timeout, connect=cfg.connect_timeout),
-            auto_decompress=True,
-        )
-        ctx = ProviderContext(self.name, cfg, self.settings, self.session)
+        session = self.session
+        if session is None:  # else kept from an attempt whose provider failed to start
+            import aiohttp
+
+            connector = aiohttp.TCPConnector(
+                limit=cfg.max_concurrent or 0,
+                ttl_dns_cache=300,
+                ssl=cfg.verify_tls,
+            )
+            session = self.session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=cfg.timeout, connect=cfg.connect_timeout),
+                auto_decompress=True,
+            )
+        ctx = ProviderContext(self.name, cfg, self.settings, session)
         try:
             provider = self.registration.factory(ctx)
         except (ConfigError, PluginError):
@@ -139,12 +142,8 @@ class Deployment:
                 f"provider instance {self.name!r} (type {cfg.type!r}, from "
                 f"{self.registration.origin}) failed to start: {type(err).__name__}: {err}"
             )
-            raise PluginError(
-                msg,
-                plugin=self.registration.plugin,
-                distribution=self.registration.distribution,
-                version=self.registration.version,
-            ) from err
+            raise self.registration.source.error(PluginError, msg) from err
+        self.registration.check(provider)
         self.can_stream = isinstance(provider, StreamingProvider)
         self.can_list = isinstance(provider, ModelListingProvider)
         self.has_info = isinstance(provider, ModelInfoProvider)
@@ -154,8 +153,9 @@ class Deployment:
     def model_info(self, model: str) -> ModelInfo | None:
         """Static facts about ``model`` from the provider, if it offers them (cached).
 
-        Before the provider is built, a ``model_info`` static method on its factory
-        (a provider class) answers, so routing can use prices without a connection.
+        Before the provider is built, its factory answers if it is a
+        :class:`~llmx._components.ModelInfoProvider` itself (a provider class with a
+        static ``model_info``), so routing can use prices without a connection.
         When ``model`` is a provider-side name the instance's ``models`` mapping renames
         to (an Azure deployment such as ``prod-chat`` for ``gpt-4o``), the facts of the
         name it was mapped from are used.
@@ -164,12 +164,14 @@ class Deployment:
             return self._info_cache[model]
         except KeyError:
             pass
+        source: Callable[[str], ModelInfo | None] | None = None
         if self.provider is not None:
-            source = self.provider.model_info if self.has_info else None  # type: ignore[attr-defined]
-        else:
-            source = getattr(self.registration.factory, "model_info", None)
+            if self.has_info:
+                source = self.provider.model_info  # type: ignore[attr-defined]
+        elif _answers_unbuilt(self.registration.factory):
+            source = self.registration.factory.model_info
         info: ModelInfo | None = None
-        if callable(source):
+        if source is not None:
             info = source(model)
             if info is None:
                 for alias, target in self.config.models.items():
@@ -187,7 +189,7 @@ class Deployment:
         self.provider = None
         self.session = None
         try:
-            if provider is not None and isinstance(provider, ClosableProvider):
+            if provider is not None and isinstance(provider, Closable):
                 await provider.aclose()
         finally:
             if session is not None:
@@ -290,7 +292,7 @@ class ProviderPool:
             msg = f"{err} @ $.{section}.backend"
             raise ConfigError(msg) from err
         settings = structure_settings(reg.settings, component.options, f"$.{section}")
-        return reg.factory(settings)
+        return reg.build(settings)
 
     def _limiter(self) -> Any:
         """The rate-limiter backend (``[limiter]``), built once and shared by instances."""
@@ -304,7 +306,9 @@ class ProviderPool:
             self._breaker_store = self._component("breaker_store", "breaker_store", "memory")
             self._store_built = True
         store = self._breaker_store
-        return store if getattr(store, "shared", True) else None
+        if isinstance(store, ScopedBreakerStore) and not store.shared:
+            return None  # private to this client: nothing to consult on the hot path
+        return store
 
     def _retry_policy(self, overrides: Mapping[str, Any], path: str) -> Any:
         """The retry policy object for an instance (shared between equal settings)."""
@@ -321,7 +325,7 @@ class ProviderPool:
                 raise ConfigError(msg) from err
             where = f"{path}.retry" if overrides else "$.retry"
             settings = structure_settings(reg.settings, options, where)
-            policy = self._retry_policies[key] = reg.factory(settings)
+            policy = self._retry_policies[key] = reg.build(settings)
         return policy
 
     def deployments(self) -> list[Deployment]:
@@ -340,12 +344,25 @@ class ProviderPool:
             except Exception as err:
                 errors.append(err)
         for component in (self._limiter_backend, self._breaker_store):
-            aclose = getattr(component, "aclose", None)
-            if aclose is None:
+            if not isinstance(component, Closable):
                 continue
             try:
-                await aclose()
+                await component.aclose()
             except Exception as err:
                 errors.append(err)
         if errors:
             raise errors[0]
+
+
+def _answers_unbuilt(factory: object) -> bool:
+    """Whether a provider factory answers ``model_info`` itself, before any provider is
+    built: a :class:`~llmx._components.ModelInfoProvider` that is not a class, or a
+    class whose ``model_info`` is a static or class method (an instance method needs
+    the instance)."""
+    if not isinstance(factory, ModelInfoProvider):
+        return False
+    if not isinstance(factory, type):
+        return True
+    import inspect
+
+    return not inspect.isfunction(inspect.getattr_static(factory, "model_info"))

@@ -32,16 +32,16 @@ import collections
 import itertools
 import logging
 import math
-import os
-import socket
 import time
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from llmx._components import Bucket
+from llmx._components import Bucket, InProcessAcquire, InProcessRelease
 from llmx._errors import RateLimitError
+from llmx._ids import ORIGIN
+from llmx._settings import LimitSettings
 from llmx._tokens import estimate_input_tokens, estimate_output_tokens
 from llmx._types import replace
 
@@ -53,75 +53,8 @@ log = logging.getLogger("llmx.ratelimit")
 CLIENT_LIMIT_CODE = "client_rate_limit"
 """The ``code`` of the :class:`~llmx.RateLimitError` raised for llmx's own limits."""
 
-ORIGIN = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
-"""Who this process is, in shared state: ``host:pid:random``."""
-
 _grants = itertools.count(1)
 _EPSILON = 1e-9
-
-
-def _positive(_: Any, attribute: Any, value: Any) -> None:
-    if value is not None and not value > 0:
-        msg = f"{attribute.name} must be a positive number"
-        raise ValueError(msg)
-
-
-def _at_least_one(_: Any, attribute: Any, value: Any) -> None:
-    if value is not None and value < 1:
-        msg = f"{attribute.name} must be at least 1"
-        raise ValueError(msg)
-
-
-@attrs.frozen
-class ModelLimitSettings:
-    """``limits.models."MODEL" = {...}``: the limits of one model on the instance."""
-
-    rpm: float | None = attrs.field(default=None, validator=_positive)
-    tpm: float | None = attrs.field(default=None, validator=_positive)
-    max_concurrent: int | None = attrs.field(default=None, validator=_at_least_one)
-
-
-@attrs.frozen
-class LimitSettings:
-    """``[providers.NAME] limits = {...}``: the client-side limits of one instance.
-
-    ``rpm`` and ``tpm``: requests and tokens (input plus output) per minute;
-    ``max_concurrent``: requests in flight at once (shared between processes with a
-    shared limiter, unlike the instance's connection cap ``max_concurrent``).
-    ``period`` (seconds): the sliding window the per-minute quotas are enforced over,
-    at ``quota * period / 60`` per window. ``max_wait`` (seconds): how long a request
-    may queue for capacity before it moves on to the next candidate (or fails with
-    :class:`~llmx.RateLimitError`). ``models``: limits of single models (by the
-    provider's model name, or a name the instance's ``models`` maps to it), which
-    apply on top of the instance's own.
-    """
-
-    rpm: float | None = attrs.field(default=None, validator=_positive)
-    tpm: float | None = attrs.field(default=None, validator=_positive)
-    max_concurrent: int | None = attrs.field(default=None, validator=_at_least_one)
-    period: float = attrs.field(default=60.0, validator=_positive)
-    max_wait: float = 30.0
-    models: Mapping[str, ModelLimitSettings] = attrs.field(factory=dict)
-
-    def __attrs_post_init__(self) -> None:
-        if not self.max_wait >= 0:
-            msg = "max_wait must be a number of seconds, 0 or more"
-            raise ValueError(msg)
-        scopes: list[tuple[str, LimitSettings | ModelLimitSettings]] = [("", self)]
-        scopes.extend((f"models.{m}.", v) for m, v in self.models.items())
-        for where, limits in scopes:
-            if limits.rpm is not None and limits.rpm * self.period / 60 < 1:
-                msg = (
-                    f"{where}rpm {limits.rpm:g} allows less than one request per period of "
-                    f"{self.period:g} s; raise period to at least {60 / limits.rpm:g}"
-                )
-                raise ValueError(msg)
-
-    @property
-    def active(self) -> bool:
-        """Whether any limit is set."""
-        scopes: list[LimitSettings | ModelLimitSettings] = [self, *self.models.values()]
-        return any(x is not None for s in scopes for x in (s.rpm, s.tpm, s.max_concurrent))
 
 
 # -- the in-process backend ----------------------------------------------------------------
@@ -242,8 +175,7 @@ class LocalRateLimiter:
     backend such as ``llmx-redis`` for that).
     """
 
-    def __init__(self, settings: object = None, *, clock: Callable[[], float] = time.monotonic):
-        del settings
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._windows: dict[tuple[str, str], _Window] = {}
         self._slots: dict[tuple[str, str], dict[str, float]] = {}
@@ -322,27 +254,6 @@ class LocalRateLimiter:
 
 
 # -- the core's side: queueing and giving up ---------------------------------------------------
-
-
-@runtime_checkable
-class InProcessAcquire(Protocol):
-    """A :class:`~llmx.plugin.RateLimiter` backend that can answer in the caller's thread
-    without waiting (``local``): the core calls :meth:`try_acquire` instead of awaiting
-    ``acquire``, saving two coroutines per request."""
-
-    def try_acquire(self, grant: str, buckets: Sequence[Bucket]) -> float:
-        """What ``acquire`` returns, computed synchronously."""
-        ...
-
-
-@runtime_checkable
-class InProcessRelease(Protocol):
-    """A :class:`~llmx.plugin.RateLimiter` backend whose release needs no I/O (``local``):
-    the core calls :meth:`release_nowait` instead of scheduling a task for ``release``."""
-
-    def release_nowait(self, grant: str, buckets: Sequence[Bucket]) -> None:
-        """What ``release`` does, synchronously."""
-        ...
 
 
 @attrs.frozen

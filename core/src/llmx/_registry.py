@@ -15,13 +15,15 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 import pluggy
 
 from llmx import hookspecs
+from llmx._components import PROTOCOLS, missing_members
 from llmx._errors import (
+    ConfigError,
     PluginConflictError,
     PluginError,
     PluginIncompatibleError,
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from types import ModuleType
 
     from llmx._config import Config
+    from llmx.hookspecs import Register
 
 log = logging.getLogger("llmx.registry")
 
@@ -41,10 +44,6 @@ ENTRY_POINT_GROUP = "llmx"
 
 BUILTINS = "builtins"
 """The name of the core's own plugin (memory defaults, routing strategies, ...)."""
-
-Kind = Literal[
-    "provider", "cache", "retry_policy", "routing_strategy", "command", "limiter", "breaker_store"
-]
 
 _KIND_HOOKS: dict[str, str] = {
     "provider": "llmx_register_providers",
@@ -73,12 +72,27 @@ _EVENT_HOOKS = (
 )
 
 
-class Register(Protocol):
-    """The callback a registration hook receives: ``register(name, factory, settings=...)``."""
+_E = TypeVar("_E", bound=PluginError)
+_T = TypeVar("_T")
 
-    def __call__(self, name: str, factory: Any, *, settings: type | None = None) -> None:
-        """Register ``factory`` under ``name``, with an optional attrs settings class."""
-        ...
+
+@attrs.frozen
+class Source:
+    """Where something came from: a plugin, its distribution and version."""
+
+    plugin: str
+    distribution: str | None = None
+    version: str | None = None
+
+    def __str__(self) -> str:
+        """``plugin 'name' (distribution version)``, for messages."""
+        if self.distribution is None:
+            return f"plugin {self.plugin!r}"
+        return f"plugin {self.plugin!r} ({self.distribution} {self.version})"
+
+    def error(self, cls: type[_E], msg: str) -> _E:
+        """A ``cls`` error carrying this plugin, distribution and version."""
+        return cls(msg, plugin=self.plugin, distribution=self.distribution, version=self.version)
 
 
 @attrs.frozen
@@ -94,15 +108,51 @@ class Registration:
     version: str | None
 
     @property
+    def source(self) -> Source:
+        """The plugin that registered it, for messages and errors."""
+        return Source(self.plugin, self.distribution, self.version)
+
+    @property
     def origin(self) -> str:
-        """``plugin (distribution version)``, for messages."""
-        return _origin(self.plugin, self.distribution, self.version)
+        """``plugin 'name' (distribution version)``, for messages."""
+        return str(self.source)
 
+    def build(self, settings: Any = None) -> Any:
+        """Build the component: ``factory(settings)``, or ``factory()`` when the plugin
+        registered no settings class; then :meth:`check` it.
 
-def _origin(plugin: str, dist: str | None, version: str | None) -> str:
-    if dist is None:
-        return f"plugin {plugin!r}"
-    return f"plugin {plugin!r} ({dist} {version})"
+        A factory that raises is reported as a :class:`PluginError` naming the plugin
+        (config and plugin errors pass through as they are).
+        """
+        try:
+            component = self.factory() if self.settings is None else self.factory(settings)
+        except (ConfigError, PluginError):
+            raise
+        except Exception as err:
+            msg = (
+                f"{_KIND_WORDS[self.kind]} {self.name!r} (from {self.origin}) failed to "
+                f"start: {type(err).__name__}: {err}"
+            )
+            raise self.source.error(PluginError, msg) from err
+        return self.check(component)
+
+    def check(self, component: _T) -> _T:
+        """``component``, if it has every member its kind's protocol requires
+        (:data:`llmx._components.PROTOCOLS`); else a :class:`PluginError` naming what
+        is missing and the plugin to blame, before anything calls it."""
+        protocol = PROTOCOLS.get(self.kind)
+        missing = [] if protocol is None else missing_members(component, protocol)
+        if not missing:
+            return component
+        assert protocol is not None
+        msg = (
+            f"{_KIND_WORDS[self.kind]} {self.name!r} from {self.origin} is a "
+            f"{type(component).__name__} without {', '.join(missing)}, which the "
+            f"{protocol.__name__} protocol requires; upgrade or report the plugin "
+            f"(pip install -U {self.distribution or self.plugin}), or configure another "
+            f"{_KIND_WORDS[self.kind]}"
+        )
+        raise self.source.error(PluginError, msg)
 
 
 @attrs.define
@@ -123,6 +173,11 @@ class PluginInfo:
     contributes: list[tuple[str, str]] = attrs.field(factory=list)
     _entry_point: Any = attrs.field(default=None, repr=False, alias="entry_point")
 
+    @property
+    def source(self) -> Source:
+        """This plugin, for messages and errors."""
+        return Source(self.name, self.distribution, self.version)
+
 
 def parse_contract(declared: object) -> tuple[int, int] | None:
     """``"1.0"`` -> ``(1, 0)``; anything unreadable -> None."""
@@ -138,10 +193,39 @@ _parsed = parse_contract(hookspecs.CONTRACT_VERSION)
 assert _parsed is not None
 CONTRACT: tuple[int, int] = _parsed
 
-# Adapters that let plugins written for an older major contract run on this one:
-# {old_major: adapt(plugin_object) -> plugin_object}. Contract 1 is the first, so
-# there is nothing to adapt yet; the check below already routes through this table.
-CONTRACT_ADAPTERS: dict[int, Callable[[object], object]] = {}
+
+def check_contract(plugin: object, source: Source) -> None:
+    """Refuse ``plugin`` if it declares a contract version this llmx does not speak.
+
+    The declaration (``llmx_contract = "1.1"``) is optional until llmx 1.0: what keeps
+    a plugin and llmx compatible is the plugin's ``Requires-Dist: llmx~=0.1``. A
+    plugin that declares one is refused when it is unreadable, newer than this llmx's
+    ("upgrade llmx"), or of an older major version ("upgrade the plugin").
+    """
+    declared = getattr(plugin, "llmx_contract", None)
+    if declared is None:
+        return
+    version = parse_contract(declared)
+    ours = hookspecs.CONTRACT_VERSION
+    if version is None:
+        msg = (
+            f"{source} declares an unreadable contract version {declared!r}; "
+            f"expected 'MAJOR.MINOR' such as {ours!r}"
+        )
+    elif version > CONTRACT:
+        msg = (
+            f"{source} needs plugin contract {declared}, but this llmx speaks {ours}; "
+            "upgrade llmx (pip install -U llmx)"
+        )
+    elif version[0] < CONTRACT[0]:
+        msg = (
+            f"{source} was written for plugin contract {declared}, which this llmx "
+            f"({ours}) no longer supports; upgrade the plugin "
+            f"(pip install -U {source.distribution or source.plugin})"
+        )
+    else:
+        return
+    raise source.error(PluginIncompatibleError, msg)
 
 
 class Registry:
@@ -216,11 +300,8 @@ class Registry:
                         f"{previous.distribution} {previous.version} and {dist_name} {version}; "
                         "uninstall one of them"
                     )
-                    err = PluginConflictError(
-                        msg, plugin=ep.name, distribution=dist_name, version=version
-                    )
                     previous.status = "conflict"
-                    previous.error = err
+                    previous.error = info.source.error(PluginConflictError, msg)
                     continue
                 if previous is not None:
                     continue  # the same distribution seen twice on sys.path
@@ -293,25 +374,21 @@ class Registry:
                 raise info.error
             if info.status == "disabled":
                 msg = f"plugin {name!r} is disabled by [plugins] disable; remove it from that list to use it"
-                raise PluginLoadError(
-                    msg, plugin=name, distribution=info.distribution, version=info.version
-                )
+                raise info.source.error(PluginLoadError, msg)
             try:
                 obj = info._entry_point.load()
             except Exception as err:
                 info.status = "failed"
                 msg = (
-                    f"{_origin(name, info.distribution, info.version)} failed to load: "
+                    f"{info.source} failed to load: "
                     f"{type(err).__name__}: {err}; reinstall or upgrade {info.distribution or name}, "
                     f"or add {name!r} to [plugins] disable"
                 )
-                info.error = PluginLoadError(
-                    msg, plugin=name, distribution=info.distribution, version=info.version
-                )
+                info.error = info.source.error(PluginLoadError, msg)
                 info.error.__cause__ = err
                 raise info.error from err
             try:
-                obj = self._check_contract(info, obj)
+                check_contract(obj, info.source)
                 self._register_object(obj, info)
             except PluginError as err:
                 info.status = (
@@ -322,143 +399,71 @@ class Registry:
             info.status = "loaded"
             return info
 
-    def _check_contract(self, info: PluginInfo, obj: object) -> object:
-        declared = getattr(obj, "llmx_contract", None)
-        where = _origin(info.name, info.distribution, info.version)
-        ours = hookspecs.CONTRACT_VERSION
-        upgrade_plugin = f"pip install -U {info.distribution or info.name}"
-        if declared is None:
-            msg = (
-                f"{where} declares no contract version; its author should add "
-                f"llmx_contract = {ours!r} to the plugin module (try {upgrade_plugin})"
-            )
-            raise PluginIncompatibleError(
-                msg, plugin=info.name, distribution=info.distribution, version=info.version
-            )
-        version = parse_contract(declared)
-        if version is None:
-            msg = f"{where} declares an unreadable contract version {declared!r}; expected 'MAJOR.MINOR' such as {ours!r}"
-            raise PluginIncompatibleError(
-                msg, plugin=info.name, distribution=info.distribution, version=info.version
-            )
-        major, minor = version
-        if major == CONTRACT[0] and minor <= CONTRACT[1]:
-            return obj
-        if major < CONTRACT[0] and major in CONTRACT_ADAPTERS:
-            return CONTRACT_ADAPTERS[major](obj)
-        if (major, minor) > CONTRACT:
-            msg = (
-                f"{where} needs plugin contract {declared}, but this llmx speaks {ours}; "
-                "upgrade llmx (pip install -U llmx)"
-            )
-        else:
-            msg = (
-                f"{where} was written for plugin contract {declared}, which this llmx "
-                f"({ours}) no longer supports; upgrade the plugin ({upgrade_plugin})"
-            )
-        raise PluginIncompatibleError(
-            msg, plugin=info.name, distribution=info.distribution, version=info.version
-        )
-
     def _register_object(self, obj: object, info: PluginInfo) -> None:
         existing = self._loaded_objects.get(id(obj))
         if existing is not None:
             # Several entry points (e.g. ``openai`` and ``azure``) may name one module.
             info.contributes = self._discover()[existing].contributes
             return
+        source = info.source
+        try:
+            hash(obj)
+        except TypeError as err:
+            msg = (
+                f"{source} is a {type(obj).__name__} that cannot be hashed, and pluggy keeps "
+                "plugins in sets; give it a __hash__ (with attrs: @attrs.define(eq=False))"
+            )
+            raise source.error(PluginLoadError, msg) from err
         try:
             self._pm.register(obj, name=info.name)
         except ValueError as err:
-            msg = f"{_origin(info.name, info.distribution, info.version)} could not be registered: {err}"
-            raise PluginLoadError(
-                msg, plugin=info.name, distribution=info.distribution, version=info.version
-            ) from err
+            msg = f"{source} could not be registered: {err}"
+            raise source.error(PluginLoadError, msg) from err
         try:
             self._pm.check_pending()
         except pluggy.PluginValidationError as err:
             self._pm.unregister(obj)
             msg = (
-                f"{_origin(info.name, info.distribution, info.version)} implements an unknown hook: {err}; "
+                f"{source} implements an unknown hook: {err}; "
                 "check the hook name's spelling against llmx.hookspecs"
             )
-            raise PluginLoadError(
-                msg, plugin=info.name, distribution=info.distribution, version=info.version
-            ) from err
+            raise source.error(PluginLoadError, msg) from err
         staged: list[Registration] = []
         try:
             for kind, hook_name in _KIND_HOOKS.items():
+                # This plugin's implementation only, called through pluggy.
                 hook = getattr(self._pm.hook, hook_name)
-                for impl in hook.get_hookimpls():
-                    if impl.plugin is not obj:
-                        continue
-                    register = self._make_register(kind, info, staged)
-                    kwargs = {"register": register}
-                    impl.function(*[kwargs[a] for a in impl.argnames])
+                others = [i.plugin for i in hook.get_hookimpls() if i.plugin is not obj]
+                call = self._pm.subset_hook_caller(hook_name, remove_plugins=others)
+                call(register=_registrar(kind, source, staged))
         except PluginError:
             self._pm.unregister(obj)
             raise
         except Exception as err:
             self._pm.unregister(obj)
-            msg = (
-                f"{_origin(info.name, info.distribution, info.version)} failed while registering: "
-                f"{type(err).__name__}: {err}"
-            )
-            raise PluginLoadError(
-                msg, plugin=info.name, distribution=info.distribution, version=info.version
-            ) from err
+            msg = f"{source} failed while registering: {type(err).__name__}: {err}"
+            raise source.error(PluginLoadError, msg) from err
         for reg in staged:
-            self._commit(reg)
+            table = self._components[reg.kind]
+            previous = table.setdefault(reg.name, reg)
+            if previous is not reg:
+                msg = (
+                    f"{_KIND_WORDS[reg.kind]} {reg.name!r} is registered twice: by "
+                    f"{previous.origin} and by {reg.origin}; disable one of them in "
+                    "[plugins] disable"
+                )
+                self._conflicts[(reg.kind, reg.name)] = reg.source.error(PluginConflictError, msg)
             info.contributes.append((reg.kind, reg.name))
         self._loaded_objects[id(obj)] = info.name
         self._events = None
-
-    def _make_register(self, kind: str, info: PluginInfo, staged: list[Registration]) -> Register:
-        def register(name: str, factory: Any, *, settings: type | None = None) -> None:
-            where = _origin(info.name, info.distribution, info.version)
-            if not isinstance(name, str) or not name:
-                msg = f"{where} registered a {_KIND_WORDS[kind]} without a name"
-                raise PluginLoadError(
-                    msg, plugin=info.name, distribution=info.distribution, version=info.version
-                )
-            if not callable(factory):
-                msg = f"{where} registered {_KIND_WORDS[kind]} {name!r} with a factory that is not callable"
-                raise PluginLoadError(
-                    msg, plugin=info.name, distribution=info.distribution, version=info.version
-                )
-            if settings is not None and not attrs.has(settings):
-                msg = f"{where} registered {_KIND_WORDS[kind]} {name!r} with settings that are not an attrs class"
-                raise PluginLoadError(
-                    msg, plugin=info.name, distribution=info.distribution, version=info.version
-                )
-            staged.append(
-                Registration(
-                    kind, name, factory, settings, info.name, info.distribution, info.version
-                )
-            )
-
-        return register
-
-    def _commit(self, reg: Registration) -> None:
-        table = self._components[reg.kind]
-        previous = table.get(reg.name)
-        if previous is None:
-            table[reg.name] = reg
-            return
-        msg = (
-            f"{_KIND_WORDS[reg.kind]} {reg.name!r} is registered twice: by {previous.origin} "
-            f"and by {reg.origin}; disable one of them in [plugins] disable"
-        )
-        self._conflicts[(reg.kind, reg.name)] = PluginConflictError(
-            msg, plugin=reg.plugin, distribution=reg.distribution, version=reg.version
-        )
 
     def register(
         self, plugin: object, *, name: str | None = None, distribution: str | None = None
     ) -> PluginInfo:
         """Register an in-process plugin object (an app's or a test's own hooks).
 
-        It is treated like an installed plugin, minus discovery: the contract version is
-        taken as the current one unless the object declares ``llmx_contract``.
+        It is treated like an installed plugin, minus discovery (its contract version
+        is checked if it declares ``llmx_contract``).
         """
         with self._lock:
             plugin_name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
@@ -469,8 +474,7 @@ class Registry:
             info = PluginInfo(plugin_name, distribution, None, repr(plugin))
             plugins[plugin_name] = info
             try:
-                if getattr(plugin, "llmx_contract", None) is not None:
-                    plugin = self._check_contract(info, plugin)
+                check_contract(plugin, info.source)
                 self._register_object(plugin, info)
             except PluginError as err:
                 info.status = "failed"
@@ -512,17 +516,13 @@ class Registry:
                 f"unknown {word} {name!r}: plugin {name!r} ({info.distribution} {info.version}) is "
                 f"installed but not enabled, and autoload is off; add it to [plugins] enable"
             )
-            return PluginLoadError(
-                msg, plugin=name, distribution=info.distribution, version=info.version
-            )
+            return info.source.error(PluginLoadError, msg)
         if info is not None and info.status == "disabled":
             msg = (
                 f"unknown {word} {name!r}: plugin {name!r} ({info.distribution} {info.version}) is "
                 "installed but disabled by [plugins] disable; remove it from that list to use it"
             )
-            return PluginLoadError(
-                msg, plugin=name, distribution=info.distribution, version=info.version
-            )
+            return info.source.error(PluginLoadError, msg)
         hint = f"; installed plugins not yet loaded: {', '.join(others)}" if others else ""
         msg = (
             f"unknown {word} {name!r}; available {word}s: {known}{hint}. "
@@ -566,6 +566,30 @@ class Registry:
         if events is None:
             events = self._events = _EventHooks.build(self._pm)
         return events
+
+
+def _registrar(kind: str, source: Source, staged: list[Registration]) -> Register:
+    """The ``register`` callback one plugin's ``kind`` hook receives: it validates each
+    registration and stages it (committed once the plugin's hooks all succeeded)."""
+    word = _KIND_WORDS[kind]
+
+    def register(name: str, factory: Any, *, settings: type | None = None) -> None:
+        if not isinstance(name, str) or not name:
+            msg = f"{source} registered a {word} without a name"
+            raise source.error(PluginLoadError, msg)
+        if not callable(factory):
+            msg = f"{source} registered {word} {name!r} with a factory that is not callable"
+            raise source.error(PluginLoadError, msg)
+        if settings is not None and not attrs.has(settings):
+            msg = f"{source} registered {word} {name!r} with settings that are not an attrs class"
+            raise source.error(PluginLoadError, msg)
+        staged.append(
+            Registration(
+                kind, name, factory, settings, source.plugin, source.distribution, source.version
+            )
+        )
+
+    return register
 
 
 @attrs.frozen

@@ -14,7 +14,9 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
-import attrs
+from llmx._ids import ORIGIN
+from llmx._settings import AdaptiveSettings, BreakerSettings, RetryBudgetSettings
+from llmx._window import Window
 
 if TYPE_CHECKING:
     from llmx._components import BreakerStore
@@ -22,63 +24,6 @@ if TYPE_CHECKING:
 BreakerState = Literal["closed", "open", "half_open"]
 
 Clock = Callable[[], float]
-
-
-@attrs.frozen
-class BreakerSettings:
-    """``[breaker]`` (or ``breaker = {...}`` in a provider instance).
-
-    The breaker opens after ``failure_threshold`` consecutive failures, or when at
-    least ``min_requests`` attempts in the last ``window`` seconds failed at a rate of
-    ``failure_rate`` or more. After ``cooldown`` seconds it lets exactly one probe
-    through (half-open); the probe's success closes it, its failure re-opens it.
-    ``enabled = false`` turns it off.
-    """
-
-    enabled: bool = True
-    failure_threshold: int = 5
-    failure_rate: float = 0.5
-    min_requests: int = 20
-    window: float = 30.0
-    cooldown: float = 30.0
-
-    def __attrs_post_init__(self) -> None:
-        if self.failure_threshold < 1 or self.min_requests < 1:
-            msg = "failure_threshold and min_requests must be at least 1"
-            raise ValueError(msg)
-        if not 0 < self.failure_rate <= 1:
-            msg = "failure_rate must be in (0, 1]"
-            raise ValueError(msg)
-        if not (self.window > 0 and self.cooldown >= 0):
-            msg = "window must be positive and cooldown not negative"
-            raise ValueError(msg)
-
-
-class Window:
-    """Success/failure counts over the last ``window`` seconds, in one-second buckets."""
-
-    __slots__ = ("_buckets", "_size")
-
-    def __init__(self, window: float) -> None:
-        self._size = max(1, math.ceil(window))
-        # each bucket: [second, successes, failures]
-        self._buckets = [[-1, 0, 0] for _ in range(self._size)]
-
-    def add(self, now: float, ok: bool) -> None:
-        second = int(now)
-        bucket = self._buckets[second % self._size]
-        if bucket[0] != second:
-            bucket[0], bucket[1], bucket[2] = second, 0, 0
-        bucket[1 if ok else 2] += 1
-
-    def totals(self, now: float) -> tuple[int, int]:
-        oldest = int(now) - self._size + 1
-        ok = bad = 0
-        for second, s, f in self._buckets:
-            if second >= oldest:
-                ok += s
-                bad += f
-        return ok, bad
 
 
 class CircuitBreaker:
@@ -139,7 +84,6 @@ class CircuitBreaker:
 
     def _publish(self, new: BreakerState, reason: str) -> None:
         from llmx._components import SharedBreakerState
-        from llmx._ratelimit import ORIGIN
 
         assert self._store is not None
         wall = self._wall()
@@ -269,16 +213,6 @@ def _log_store_failure(key: str, err: BaseException) -> None:
     )
 
 
-@attrs.frozen
-class RetryBudgetSettings:
-    """Caps retries per instance: at most ``ratio`` of the requests of the last
-    ``window`` seconds, plus ``min_retries`` so a quiet instance can still retry."""
-
-    ratio: float = 0.2
-    min_retries: int = 10
-    window: float = 10.0
-
-
 class RetryBudget:
     """A sliding-window retry budget (Finagle-style), so an outage cannot multiply load."""
 
@@ -303,17 +237,6 @@ class RetryBudget:
             return False
         self._retries.add(now, True)
         return True
-
-
-@attrs.frozen
-class AdaptiveSettings:
-    """``adaptive_concurrency = { ... }``: the AIMD in-flight limit of one instance."""
-
-    enabled: bool = False
-    initial: int = 32
-    min: int = 1
-    max: int = 1024
-    decrease_factor: float = 0.5
 
 
 class AdaptiveLimit:

@@ -92,9 +92,6 @@ class NoRetryPolicy:
     attempts = 1
     max_retry_after = 0.0
 
-    def __init__(self, settings: object = None) -> None:
-        del settings
-
     async def retrying(
         self, on: RetryHook, *, timeout: float
     ) -> AsyncIterator[AbstractContextManager[Any]]:  # pragma: no cover - never entered

@@ -13,45 +13,22 @@ import itertools
 import random
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 import attrs
 
-from llmx._resilience import Window
+from llmx._window import Window
 
 if TYPE_CHECKING:
-    from llmx._components import Candidate
+    from llmx._components import Candidate, RoutingView
     from llmx._types import Request
-
-
-class RoutingView(Protocol):
-    """Live state a strategy may consult."""
-
-    def in_flight(self, instance: str) -> int:
-        """Requests currently in flight to ``instance``."""
-        ...
-
-    def latency(self, instance: str, model: str) -> float | None:
-        """Recent latency (EWMA, seconds) of ``model`` on ``instance``; None without data."""
-        ...
-
-    def latency_quantile(self, instance: str, model: str, q: float) -> float | None:
-        """A latency quantile (seconds) of ``model`` on ``instance``; None without data."""
-        ...
-
-    def estimated_cost(self, candidate: Candidate, request: Request) -> float | None:
-        """The USD the request would cost on ``candidate``; None if prices are unknown."""
-        ...
 
 
 class PriorityStrategy:
     """Try candidates by ascending ``priority``; ties keep the order they were listed in."""
 
-    def __init__(self, settings: object = None) -> None:
-        del settings
-
     def order(
-        self, candidates: Sequence[Candidate], request: Request, view: RoutingView | None = None
+        self, candidates: Sequence[Candidate], request: Request, view: RoutingView
     ) -> Sequence[Candidate]:
         """Stable sort by priority."""
         if len(candidates) < 2:
@@ -62,12 +39,11 @@ class PriorityStrategy:
 class RoundRobinStrategy:
     """Rotate the first choice through the candidates, request by request."""
 
-    def __init__(self, settings: object = None) -> None:
-        del settings
+    def __init__(self) -> None:
         self._counter = itertools.count()
 
     def order(
-        self, candidates: Sequence[Candidate], request: Request, view: RoutingView | None = None
+        self, candidates: Sequence[Candidate], request: Request, view: RoutingView
     ) -> Sequence[Candidate]:
         """The candidates rotated by one more position each call."""
         n = len(candidates)
@@ -93,7 +69,7 @@ class WeightedStrategy:
         self._random = random.Random(seed)
 
     def order(
-        self, candidates: Sequence[Candidate], request: Request, view: RoutingView | None = None
+        self, candidates: Sequence[Candidate], request: Request, view: RoutingView
     ) -> Sequence[Candidate]:
         """A weighted shuffle (Efraimidis-Spirakis keys)."""
         if len(candidates) < 2:
@@ -111,14 +87,11 @@ class LowestCostStrategy:
     """Cheapest first, from ``ModelInfo`` prices and the request's estimated tokens;
     candidates with unknown prices go last, by priority."""
 
-    def __init__(self, settings: object = None) -> None:
-        del settings
-
     def order(
-        self, candidates: Sequence[Candidate], request: Request, view: RoutingView | None = None
+        self, candidates: Sequence[Candidate], request: Request, view: RoutingView
     ) -> Sequence[Candidate]:
         """Sorted by estimated cost."""
-        if len(candidates) < 2 or view is None:
+        if len(candidates) < 2:
             return candidates
 
         def key(c: Candidate) -> tuple[int, float, int]:
@@ -146,10 +119,10 @@ class LowestLatencyStrategy:
         self._random = random.Random(self.settings.seed)
 
     def order(
-        self, candidates: Sequence[Candidate], request: Request, view: RoutingView | None = None
+        self, candidates: Sequence[Candidate], request: Request, view: RoutingView
     ) -> Sequence[Candidate]:
         """Sorted by latency estimate, unknown first."""
-        if len(candidates) < 2 or view is None:
+        if len(candidates) < 2:
             return candidates
 
         def key(c: Candidate) -> tuple[int, float]:
@@ -166,14 +139,11 @@ class LowestLatencyStrategy:
 class LeastBusyStrategy:
     """Fewest in-flight requests first (ties: by priority)."""
 
-    def __init__(self, settings: object = None) -> None:
-        del settings
-
     def order(
-        self, candidates: Sequence[Candidate], request: Request, view: RoutingView | None = None
+        self, candidates: Sequence[Candidate], request: Request, view: RoutingView
     ) -> Sequence[Candidate]:
         """Sorted by in-flight count."""
-        if len(candidates) < 2 or view is None:
+        if len(candidates) < 2:
             return candidates
         return sorted(candidates, key=lambda c: (view.in_flight(c.instance), c.priority))
 
@@ -195,7 +165,6 @@ class HedgeSettings:
     min_delay: float = 0.05
     budget: float = 0.05
     window: float = 60.0
-    min_samples: int = 20
 
     def __attrs_post_init__(self) -> None:
         if isinstance(self.delay, str) and self.delay not in ("p90", "p95", "p99"):
@@ -230,7 +199,7 @@ class HedgedStrategy:
         self.base = base
 
     def order(
-        self, candidates: Sequence[Candidate], request: Request, view: RoutingView | None = None
+        self, candidates: Sequence[Candidate], request: Request, view: RoutingView
     ) -> Sequence[Candidate]:
         """The base strategy's order."""
         self._requests.add(time.monotonic(), True)

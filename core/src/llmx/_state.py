@@ -23,8 +23,7 @@ class MemoryBreakerStore:
     shared = False
     """Nothing outside this client writes it: the core skips it on the hot path."""
 
-    def __init__(self, settings: object = None) -> None:
-        del settings
+    def __init__(self) -> None:
         self._states: dict[str, SharedBreakerState] = {}
 
     def get(self, instance: str) -> SharedBreakerState | None:

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from llmx._cache import CachePolicy
 from llmx._config import ProviderConfig, did_you_mean, settings_errors
 from llmx._errors import ConfigError, PluginError, PluginNotInstalledError
 from llmx._registry import BUILTINS
+from llmx._settings import CachePolicy
 
 if TYPE_CHECKING:
     from llmx._config import ComponentConfig, Config

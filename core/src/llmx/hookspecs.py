@@ -7,9 +7,10 @@ name::
     [project.entry-points.llmx]
     mycloud = "llmx_mycloud"
 
-and declaring the contract version it was written for, as a module attribute::
-
-    llmx_contract = "1.0"
+Until llmx 1.0, the distribution's ``Requires-Dist: llmx~=0.1`` is what keeps a plugin
+and llmx compatible. A plugin may also declare the contract version it was written
+for, as a module attribute (``llmx_contract = "1.1"``); a declared version newer than
+:data:`CONTRACT_VERSION` is refused with "upgrade llmx".
 
 Two kinds of hooks:
 
@@ -17,7 +18,12 @@ Two kinds of hooks:
   breaker stores, retry policies, routing strategies, commands) are called once per plugin when the
   registry loads it. Each receives a ``register(name, factory, *, settings=None)``
   callback that the registry builds for that plugin, so it always knows which
-  distribution contributed what. They register components; they do no I/O.
+  distribution contributed what. They register components; they do no I/O. A
+  component's factory is called as ``factory(settings)`` with an instance of the
+  registered settings class, or as ``factory()`` when none was registered (providers:
+  ``factory(ctx)``). What it builds is checked against its protocol in
+  :mod:`llmx._components` before use: a missing member is a :class:`~llmx.PluginError`
+  naming the plugin.
 * **Event hooks** (``llmx_request_start``, ``llmx_attempt_end``, ``llmx_request_end``,
   ``llmx_request_error``, ``llmx_breaker_transition``) are called on the hot path for every request. They must be
   quick and must not raise; they receive one frozen event object.
@@ -32,7 +38,7 @@ Framework authors add hook specs of their own with :meth:`llmx.Registry.add_hook
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pluggy
 
@@ -44,7 +50,6 @@ if TYPE_CHECKING:
         RequestError,
         RequestStart,
     )
-    from llmx._registry import Register
 
 CONTRACT_VERSION = "1.1"
 """The contract version this llmx speaks, as ``"MAJOR.MINOR"``."""
@@ -54,6 +59,14 @@ hookspec = pluggy.HookspecMarker("llmx")
 
 hookimpl = pluggy.HookimplMarker("llmx")
 """Marker for hook implementations: decorate a plugin's hook functions with it."""
+
+
+class Register(Protocol):
+    """The callback a registration hook receives: ``register(name, factory, settings=...)``."""
+
+    def __call__(self, name: str, factory: Any, *, settings: type | None = None) -> None:
+        """Register ``factory`` under ``name``, with an optional attrs settings class."""
+        ...
 
 
 @hookspec

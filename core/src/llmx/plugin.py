@@ -22,9 +22,10 @@
   receives; the hook specifications themselves are documented in :mod:`llmx.hookspecs`.
 * **Component protocols**: :class:`Provider` (one required method) and its optional
   abilities (:class:`StreamingProvider`, :class:`ModelInfoProvider`,
-  :class:`ModelListingProvider`, :class:`ClosableProvider`), :class:`Cache`,
-  :class:`RateLimiter` with :class:`Bucket`, :class:`BreakerStore` with
-  :class:`SharedBreakerState`, :class:`RetryPolicy`, :class:`RoutingStrategy` (and the
+  :class:`ModelListingProvider`, :class:`Closable`), :class:`Cache`,
+  :class:`RateLimiter` with :class:`Bucket` (and the optional :class:`InProcessAcquire`,
+  :class:`InProcessRelease`), :class:`BreakerStore` with :class:`SharedBreakerState` (and
+  the optional :class:`ScopedBreakerStore`), :class:`RetryPolicy`, :class:`RoutingStrategy` (and the
   optional :class:`HedgingStrategy`, :class:`LayeredStrategy`) with
   :class:`RoutingView` and :class:`Candidate`, and :class:`ModelSource` with
   :class:`DefaultModel` for ``llmx models pull`` and ``llmx chat`` on a machine where
@@ -54,7 +55,7 @@ _EXPORTS: dict[str, str] = {
     "hookimpl": "llmx.hookspecs",
     "hookspec": "llmx.hookspecs",
     "CONTRACT_VERSION": "llmx.hookspecs",
-    "Register": "llmx._registry",
+    "Register": "llmx.hookspecs",
     "Registration": "llmx._registry",
     "PluginInfo": "llmx._registry",
     # providers
@@ -62,7 +63,10 @@ _EXPORTS: dict[str, str] = {
     "StreamingProvider": "llmx._components",
     "ModelInfoProvider": "llmx._components",
     "ModelListingProvider": "llmx._components",
-    "ClosableProvider": "llmx._components",
+    "Closable": "llmx._components",
+    "InProcessAcquire": "llmx._components",
+    "InProcessRelease": "llmx._components",
+    "ScopedBreakerStore": "llmx._components",
     "ProviderContext": "llmx._components",
     # other components
     "Cache": "llmx._components",
@@ -74,7 +78,7 @@ _EXPORTS: dict[str, str] = {
     "RoutingStrategy": "llmx._components",
     "HedgingStrategy": "llmx._components",
     "LayeredStrategy": "llmx._components",
-    "RoutingView": "llmx._routing",
+    "RoutingView": "llmx._components",
     "Candidate": "llmx._components",
     "ModelSource": "llmx._model_sources",
     "DefaultModel": "llmx._model_sources",
@@ -117,8 +121,10 @@ if TYPE_CHECKING:
     from llmx._components import Bucket as Bucket
     from llmx._components import Cache as Cache
     from llmx._components import Candidate as Candidate
-    from llmx._components import ClosableProvider as ClosableProvider
+    from llmx._components import Closable as Closable
     from llmx._components import HedgingStrategy as HedgingStrategy
+    from llmx._components import InProcessAcquire as InProcessAcquire
+    from llmx._components import InProcessRelease as InProcessRelease
     from llmx._components import LayeredStrategy as LayeredStrategy
     from llmx._components import ModelInfoProvider as ModelInfoProvider
     from llmx._components import ModelListingProvider as ModelListingProvider
@@ -127,6 +133,8 @@ if TYPE_CHECKING:
     from llmx._components import RateLimiter as RateLimiter
     from llmx._components import RetryPolicy as RetryPolicy
     from llmx._components import RoutingStrategy as RoutingStrategy
+    from llmx._components import RoutingView as RoutingView
+    from llmx._components import ScopedBreakerStore as ScopedBreakerStore
     from llmx._components import SharedBreakerState as SharedBreakerState
     from llmx._components import StreamingProvider as StreamingProvider
     from llmx._errors import error_class_for_status as error_class_for_status
@@ -139,13 +147,12 @@ if TYPE_CHECKING:
     from llmx._model_sources import DefaultModel as DefaultModel
     from llmx._model_sources import ModelSource as ModelSource
     from llmx._registry import PluginInfo as PluginInfo
-    from llmx._registry import Register as Register
     from llmx._registry import Registration as Registration
-    from llmx._routing import RoutingView as RoutingView
     from llmx._sse import SSEEvent as SSEEvent
     from llmx._sse import SSEParser as SSEParser
     from llmx._sse import aiter_sse as aiter_sse
     from llmx._stream import ResponseBuilder as ResponseBuilder
     from llmx.hookspecs import CONTRACT_VERSION as CONTRACT_VERSION
+    from llmx.hookspecs import Register as Register
     from llmx.hookspecs import hookimpl as hookimpl
     from llmx.hookspecs import hookspec as hookspec

@@ -26,8 +26,6 @@ from llmx.plugin import (
     parse_retry_after,
 )
 
-llmx_contract = "1.0"  # the llmx plugin contract this module was written for
-
 DEFAULT_BASE_URL = "https://api.template.invalid/v1"
 
 MODELS = {

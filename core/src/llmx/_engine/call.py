@@ -23,6 +23,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Literal
 
+from llmx._components import Closable
 from llmx._errors import (
     AuthenticationError,
     CircuitOpenError,
@@ -350,12 +351,9 @@ class Call:
     async def close_source(self) -> None:
         """Close a stream's source (its connection) now; errors closing it are not the
         error to report."""
-        source = self.source
-        if source is None:
-            return
-        aclose = getattr(source, "aclose", None)  # an async generator's, or any iterator's
-        if aclose is not None:
+        source: object = self.source
+        if isinstance(source, Closable):  # an async generator, or any closable iterator
             try:
-                await aclose()
+                await source.aclose()
             except Exception:
                 pass

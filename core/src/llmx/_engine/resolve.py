@@ -5,7 +5,6 @@ reference and cached."""
 
 from __future__ import annotations
 
-import inspect
 from typing import TYPE_CHECKING, Literal
 
 import attrs
@@ -102,15 +101,9 @@ class Resolver:
             raise ConfigError(msg) from err
         options = self._config.routing.options if name == self._config.routing.name else {}
         settings = structure_settings(reg.settings, options, "$.routing")
-        built = reg.factory(settings)
-        if not _takes_three(getattr(built, "order", None)):
-            msg = (
-                f"routing strategy {name!r} from {reg.origin} has no order(candidates, "
-                "request, view) method: it does not implement llmx.plugin.RoutingStrategy"
-            )
-            raise PluginError(
-                msg, plugin=reg.plugin, distribution=reg.distribution, version=reg.version
-            )
+        # build() checks the strategy against RoutingStrategy, order()'s arguments
+        # included: a strategy without ``view`` is refused naming its plugin.
+        built = reg.build(settings)
         strategy: RoutingStrategy = built
         if isinstance(strategy, LayeredStrategy):
             base_name = strategy.base_name
@@ -120,19 +113,3 @@ class Resolver:
             strategy.bind_base(self.strategy(base_name, "$.routing.base"))
         self._strategies[name] = strategy
         return strategy
-
-
-def _takes_three(method: object) -> bool:
-    """Whether ``method`` can be called as ``order(candidates, request, view)`` (checked
-    once, when the strategy is built, so a wrong signature names its plugin)."""
-    if not callable(method):
-        return False
-    try:
-        signature = inspect.signature(method)
-    except (TypeError, ValueError):
-        return True  # a builtin or C callable: cannot tell, let the call decide
-    try:
-        signature.bind(None, None, None)
-    except TypeError:
-        return False
-    return True

@@ -32,7 +32,7 @@ from llmx.testing._replies import approx_tokens
 if TYPE_CHECKING:
     from llmx._client import Client
     from llmx._components import ProviderContext
-    from llmx._registry import Register
+    from llmx.hookspecs import Register
 
 __all__ = ["ScriptItem", "ScriptedPlugin", "ScriptedProvider", "scripted_client", "scripted_plugin"]
 
