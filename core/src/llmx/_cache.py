@@ -31,7 +31,6 @@ from llmx._types import (
     TextDelta,
     ToolCall,
     Usage,
-    replace,
 )
 
 if TYPE_CHECKING:
@@ -146,7 +145,15 @@ def encode_entry(response: Response, chunks: Sequence[StreamChunk] | None = None
     from llmx._convert import to_json
     from llmx._types import StreamChunk as _Chunk
 
-    bare = replace(response, attempts=(), latency=0.0, cost=None, raw=None, cached=False)
+    bare = Response(
+        response.text,
+        response.model,
+        response.provider,
+        response.tool_calls,
+        response.finish_reason,
+        response.usage,
+        id=response.id,
+    )
     data = to_json(bare)
     for name in ("attempts", "latency", "cost", "raw", "cached"):
         data.pop(name, None)
@@ -435,11 +442,16 @@ class CacheLayer:
                 self._failed("decode", err)
                 continue
             self.hits += 1
-            response = replace(
-                response,
-                latency=time.perf_counter() - started,
-                cost=0.0,
-                attempts=(),
+            response = Response(
+                response.text,
+                response.model,
+                response.provider,
+                response.tool_calls,
+                response.finish_reason,
+                response.usage,
+                time.perf_counter() - started,
+                0.0,
+                response.id,
                 cached=True,
             )
             return response, chunks

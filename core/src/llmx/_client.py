@@ -13,7 +13,7 @@ from llmx._errors import ClientClosedError, ConfigError
 from llmx._pool import ProviderPool
 from llmx._registry import Registry
 from llmx._stats import InstanceStats, Stats
-from llmx._types import Message, Request
+from llmx._types import Message, Request, _to_messages
 from llmx._validate import validate
 
 if TYPE_CHECKING:
@@ -68,7 +68,7 @@ def build_request(
     if system is not None:
         convo.append(Message("system", system))
     if messages is not None:
-        convo.extend(Request(chosen, messages).messages)
+        convo.extend(_to_messages(messages))
     if prompt is not None:
         convo.append(Message("user", prompt))
     return Request(chosen, convo, **params)

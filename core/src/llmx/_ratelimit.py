@@ -43,7 +43,6 @@ from llmx._errors import RateLimitError
 from llmx._ids import ORIGIN
 from llmx._settings import LimitSettings
 from llmx._tokens import estimate_input_tokens, estimate_output_tokens
-from llmx._types import replace
 
 if TYPE_CHECKING:
     from llmx._types import Request
@@ -294,7 +293,8 @@ class _Plan:
         out = list(self.buckets)
         amount = float(tokens)
         for i in self.token_buckets:
-            out[i] = replace(out[i], amount=amount)
+            b = out[i]
+            out[i] = Bucket(b.instance, b.name, b.limit, b.period, amount, b.kind)
         return out
 
 

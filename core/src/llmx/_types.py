@@ -16,37 +16,6 @@ from typing import Any, Literal, TypeVar
 import attrs
 
 _T = TypeVar("_T")
-_CLONERS: dict[type, Any] = {}
-
-
-def _cloner(cls: type) -> Any:
-    """A straight-line function copying every field of ``cls`` (generated once)."""
-    lines = ["def clone(old):", "    new = new_object(cls)"]
-    lines += [f"    setattr_(new, {f.name!r}, old.{f.name})" for f in attrs.fields(cls)]
-    lines.append("    return new")
-    namespace: dict[str, Any] = {
-        "new_object": object.__new__,
-        "setattr_": object.__setattr__,
-        "cls": cls,
-    }
-    exec("\n".join(lines), namespace)  # generated from the class's own fields
-    return namespace["clone"]
-
-
-def replace(instance: _T, **changes: Any) -> _T:
-    """A copy of a frozen attrs ``instance`` with ``changes``, like ``attrs.evolve`` but
-    without re-running converters and validators: for the hot path, where the values
-    are already valid (``attrs.evolve`` costs several times more)."""
-    cls = type(instance)
-    clone = _CLONERS.get(cls)
-    if clone is None:
-        clone = _CLONERS[cls] = _cloner(cls)
-    new: _T = clone(instance)
-    for name, value in changes.items():
-        object.__setattr__(new, name, value)
-    return new
-
-
 Role = Literal["system", "user", "assistant", "tool"]
 """Who wrote a message."""
 
@@ -288,6 +257,10 @@ def _to_str_tuple(value: str | Iterable[str] | None) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _to_tools(value: Iterable[Tool]) -> tuple[Tool, ...]:
+    return value if type(value) is tuple else tuple(value)
+
+
 # -- request -------------------------------------------------------------------------
 
 
@@ -308,7 +281,7 @@ class Request:
     top_p: float | None = None
     stop: tuple[str, ...] = attrs.field(default=(), converter=_to_str_tuple)
     seed: int | None = None
-    tools: tuple[Tool, ...] = attrs.field(default=(), converter=tuple)
+    tools: tuple[Tool, ...] = attrs.field(default=(), converter=_to_tools)
     tool_choice: ToolChoice | None = attrs.field(default=None, converter=_to_tool_choice)
     response_format: ResponseFormat = attrs.field(
         factory=ResponseFormat, converter=_to_response_format
@@ -319,7 +292,20 @@ class Request:
 
     def with_model(self, model: str) -> Request:
         """The same request for another model (used when resolving refs and aliases)."""
-        return replace(self, model=model)
+        return Request(
+            model,
+            self.messages,
+            self.max_tokens,
+            self.temperature,
+            self.top_p,
+            self.stop,
+            self.seed,
+            self.tools,
+            self.tool_choice,
+            self.response_format,
+            self.extra,
+            include_raw=self.include_raw,
+        )
 
     def has_images(self) -> bool:
         """Whether any message carries an image."""

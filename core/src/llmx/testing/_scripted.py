@@ -24,7 +24,6 @@ from llmx._types import (
     TextDelta,
     ToolCallDelta,
     Usage,
-    replace,
 )
 from llmx.hookspecs import CONTRACT_VERSION, hookimpl
 from llmx.testing._replies import approx_tokens
@@ -92,7 +91,7 @@ class ScriptedProvider:
         if isinstance(item, BaseException):
             raise item
         if isinstance(item, Response):
-            return replace(item)  # a fresh copy: the pipeline completes what providers return
+            return item  # values are immutable: the engine builds its own completed copy
         prompt = "\n".join(m.text for m in request.messages)
         return Response(
             text=item,
