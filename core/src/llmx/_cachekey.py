@@ -309,7 +309,7 @@ def _direct_body(request: Request) -> str | None:
 
 
 def key_for(body: str, *, instance: str, model: str, namespace: str = "") -> str:
-    """The key of a canonical ``body`` (from :func:`canonical_body`) on one deployment."""
+    """The key of a canonical ``body`` (from :func:`canonical_body`) on one provider instance."""
     document = (
         '{"instance":'
         + (_str(instance) if type(instance) is str else json.dumps(instance, ensure_ascii=True))

@@ -227,10 +227,10 @@ class Client:
     async def list_models(self, instance: str) -> Sequence[ModelInfo]:
         """The models the instance's API lists now (a network call)."""
         self._check_open()
-        deployment = self._pool.get(instance)
-        provider = deployment.open()
-        if not deployment.can_list:
-            msg = f"provider type {deployment.config.type!r} cannot list models"
+        inst = self._pool.get(instance)
+        provider = inst.open()
+        if not inst.can_list:
+            msg = f"provider type {inst.config.type!r} cannot list models"
             raise ConfigError(msg)
         return await provider.list_models()  # type: ignore[attr-defined, no-any-return]
 
@@ -248,7 +248,7 @@ class Client:
                 concurrency_limit=d.limit.limit if d.limit is not None else None,
                 cooldown_remaining=max(0.0, d.blocked_until - now),
             )
-            for d in self._pool.deployments()
+            for d in self._pool.built()
         }
         cache = self._pipeline.cache
         return Stats(

@@ -280,7 +280,7 @@ class RetryPolicy(Protocol):
 
 @attrs.frozen
 class Candidate:
-    """One deployment that may serve a request: a provider instance and its model name."""
+    """One candidate for a request: a provider instance and the model to ask it for."""
 
     instance: str
     model: str

@@ -191,7 +191,7 @@ def _adaptive(value: bool | AdaptiveConfig | None) -> AdaptiveConfig | None:
 
 @attrs.frozen
 class ProviderConfig:
-    """``[providers.NAME]``: one provider instance (a deployment).
+    """``[providers.NAME]``: one provider instance.
 
     ``type`` names the provider plugin; ``models`` maps the model names callers use
     to the provider's own. Timeouts (seconds): ``timeout`` bounds one attempt,

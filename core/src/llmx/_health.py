@@ -17,7 +17,7 @@ from llmx._errors import LlmxError
 from llmx._types import Request
 
 if TYPE_CHECKING:
-    from llmx._pool import Deployment, ProviderPool
+    from llmx._pool import Instance, ProviderPool
 
 
 @attrs.frozen
@@ -42,18 +42,18 @@ class HealthStatus:
         return self.status == "ok"
 
 
-async def _probe(deployment: Deployment, timeout: float) -> HealthStatus:
-    name = deployment.name
-    breaker = deployment.breaker.state
+async def _probe(inst: Instance, timeout: float) -> HealthStatus:
+    name = inst.name
+    breaker = inst.breaker.state
     try:
-        provider = deployment.open()
+        provider = inst.open()
     except LlmxError as err:
         return HealthStatus(name, "error", "start", error=str(err), breaker=breaker)
-    if deployment.can_list:
+    if inst.can_list:
         probe, call = "list_models", provider.list_models  # type: ignore[attr-defined]
-    elif deployment.config.health_model:
-        request = Request(deployment.config.health_model, "ping", max_tokens=1)
-        probe = f"complete({deployment.config.health_model})"
+    elif inst.config.health_model:
+        request = Request(inst.config.health_model, "ping", max_tokens=1)
+        probe = f"complete({inst.config.health_model})"
 
         async def call() -> object:
             return await provider.complete(request)
@@ -94,5 +94,5 @@ async def _probe(deployment: Deployment, timeout: float) -> HealthStatus:
 
 async def check_health(pool: ProviderPool, names: list[str], timeout: float) -> list[HealthStatus]:
     """Probe the instances ``names`` concurrently; one status each, in that order."""
-    deployments = [pool.get(n) for n in names]
-    return list(await asyncio.gather(*(_probe(d, timeout) for d in deployments)))
+    insts = [pool.get(n) for n in names]
+    return list(await asyncio.gather(*(_probe(d, timeout) for d in insts)))

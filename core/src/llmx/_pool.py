@@ -1,7 +1,9 @@
 """Provider instances: built lazily from config, each with its own pooled aiohttp session
 and its own protection state (breaker, retry budget, adaptive limit, cooldown).
 
-A ``Deployment`` is one configured instance (``[providers.NAME]``). The pool owns the
+An :class:`Instance` is one configured provider instance (``[providers.NAME]``): the
+engine's word for it everywhere (a *candidate* is an instance plus the model a route asks
+it for; ``provider=`` on errors and ``Response.provider`` hold the instance's name). The pool owns the
 sessions and closes them; providers only borrow them.
 """
 
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
 BreakerListener = Callable[[str, BreakerState, BreakerState, str], None]
 
 
-class Deployment:
+class Instance:
     """One provider instance, what it needs, and its live protection state.
 
     ``breaker`` (circuit breaker), ``budget`` (retry budget), ``limit`` (the adaptive
@@ -197,7 +199,7 @@ class Deployment:
 
 
 class ProviderPool:
-    """The deployments of one client, by instance name.
+    """The provider instances of one client, by name.
 
     ``on_breaker_transition(instance, old, new, reason)`` hears of every breaker
     state change.
@@ -212,7 +214,7 @@ class ProviderPool:
     ) -> None:
         self._config = config
         self._registry = registry
-        self._deployments: dict[str, Deployment] = {}
+        self._instances: dict[str, Instance] = {}
         self._on_transition = on_breaker_transition
         self._retry_policies: dict[tuple[Any, ...], Any] = {}
         self._limiter_backend: Any = None
@@ -227,13 +229,13 @@ class ProviderPool:
 
     def known(self, name: str) -> bool:
         """Whether ``name`` is a configured instance (or already built)."""
-        return name in self._deployments or name in self._config.providers
+        return name in self._instances or name in self._config.providers
 
-    def get(self, name: str) -> Deployment:
-        """The deployment ``name``; an unconfigured provider type name gives an implicit instance."""
-        deployment = self._deployments.get(name)
-        if deployment is not None:
-            return deployment
+    def get(self, name: str) -> Instance:
+        """The instance ``name``; an unconfigured provider type name gives an implicit instance."""
+        inst = self._instances.get(name)
+        if inst is not None:
+            return inst
         config = self._config.providers.get(name)
         path = f"$.providers.{name}"
         if config is None:
@@ -269,7 +271,7 @@ class ProviderPool:
         limit = None
         if config.adaptive_concurrency is not None:
             limit = AdaptiveLimit(config.adaptive_concurrency.settings(config.max_concurrent))
-        deployment = Deployment(
+        inst = Instance(
             name,
             config,
             registration,
@@ -281,8 +283,8 @@ class ProviderPool:
             limiter=limiter,
             cooldown=SharedCooldown(store, name) if store is not None else None,
         )
-        self._deployments[name] = deployment
-        return deployment
+        self._instances[name] = inst
+        return inst
 
     def _component(self, kind: str, section: str, default: str) -> Any:
         component = getattr(self._config, section)
@@ -328,19 +330,19 @@ class ProviderPool:
             policy = self._retry_policies[key] = reg.build(settings)
         return policy
 
-    def deployments(self) -> list[Deployment]:
-        """The deployments built so far."""
-        return list(self._deployments.values())
+    def built(self) -> list[Instance]:
+        """The instances built so far."""
+        return list(self._instances.values())
 
     async def aclose(self) -> None:
-        """Close every deployment (even if some fail to close), then the shared
+        """Close every instance (even if some fail to close), then the shared
         rate-limiter backend and breaker store."""
         errors = []
-        for deployment in self._deployments.values():
+        for inst in self._instances.values():
             try:
-                if deployment.limiter is not None:
-                    await deployment.limiter.aclose()
-                await deployment.aclose()
+                if inst.limiter is not None:
+                    await inst.limiter.aclose()
+                await inst.aclose()
             except Exception as err:
                 errors.append(err)
         for component in (self._limiter_backend, self._breaker_store):

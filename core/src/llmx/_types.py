@@ -223,9 +223,13 @@ class ResponseFormat:
             raise ValueError(msg)
 
 
+_TEXT_FORMAT = ResponseFormat()
+"""The default format, shared (values are immutable): one object less per request."""
+
+
 def _to_response_format(value: ResponseFormat | str | Mapping[str, Any] | None) -> ResponseFormat:
     if value is None:
-        return ResponseFormat()
+        return _TEXT_FORMAT
     if isinstance(value, ResponseFormat):
         return value
     if isinstance(value, str):
@@ -240,6 +244,14 @@ def _to_messages(
         return (Message("user", value),)
     if isinstance(value, Message):
         return (value,)
+    if type(value) is tuple:
+        # Already messages (a Request copied for another model): keep the tuple. Saves a
+        # rebuild per request (bench: sequential overhead, Request.with_model).
+        for m in value:
+            if type(m) is not Message:
+                break
+        else:
+            return value
     out = []
     for m in value:
         if isinstance(m, Message):
@@ -250,7 +262,7 @@ def _to_messages(
 
 
 def _to_str_tuple(value: str | Iterable[str] | None) -> tuple[str, ...]:
-    if value is None:
+    if value is None or value == ():
         return ()
     if isinstance(value, str):
         return (value,)
@@ -284,7 +296,7 @@ class Request:
     tools: tuple[Tool, ...] = attrs.field(default=(), converter=_to_tools)
     tool_choice: ToolChoice | None = attrs.field(default=None, converter=_to_tool_choice)
     response_format: ResponseFormat = attrs.field(
-        factory=ResponseFormat, converter=_to_response_format
+        default=_TEXT_FORMAT, converter=_to_response_format
     )
     extra: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
     include_raw: bool = attrs.field(default=False, kw_only=True)

@@ -44,7 +44,7 @@ from llmx._types import Attempt, Response, Usage
 if TYPE_CHECKING:
     from llmx._engine.run import Run
     from llmx._engine.view import LiveView
-    from llmx._pool import Deployment
+    from llmx._pool import Instance
     from llmx._ratelimit import Permit
     from llmx._registry import _EventHooks as EventCallers
     from llmx._types import ModelInfo, StreamChunk
@@ -97,11 +97,11 @@ class Call:
 
     __slots__ = (
         "counters",
-        "deployment",
         "ended",
         "events",
         "first",
         "info",
+        "inst",
         "model",
         "number",
         "permit",
@@ -119,7 +119,7 @@ class Call:
         view: LiveView,
         events: EventCallers,
         run: Run,
-        deployment: Deployment,
+        inst: Instance,
         model: str,
         info: ModelInfo | None,
         retry: bool,
@@ -127,7 +127,7 @@ class Call:
         self.view = view
         self.events = events
         self.run = run
-        self.deployment = deployment
+        self.inst = inst
         self.model = model
         self.info = info
         self.retry = retry
@@ -143,26 +143,22 @@ class Call:
         admission, the rate-limit permit and a concurrency slot (on refusal a typed
         error, holding nothing: the attempt never started); then count the attempt and
         start its clock."""
-        deployment, run = self.deployment, self.run
-        blocked = deployment.blocked_until - _monotonic()
+        inst, run = self.inst, self.run
+        blocked = inst.blocked_until - _monotonic()
         if blocked > 0:
             if blocked >= run.remaining():
                 msg = (
                     f"cooling down for {blocked:.2f} s after the provider asked to wait "
                     "(Retry-After), longer than the time left before the deadline"
                 )
-                raise RateLimitError(
-                    msg, provider=deployment.name, retryable=False, retry_after=blocked
-                )
+                raise RateLimitError(msg, provider=inst.name, retryable=False, retry_after=blocked)
             await asyncio.sleep(blocked)
-        breaker = deployment.breaker
+        breaker = inst.breaker
         if not breaker.try_acquire():
             reopen = breaker.reopen_in()
             msg = f"circuit open after repeated failures; next probe in {reopen:.1f} s"
-            raise CircuitOpenError(
-                msg, provider=deployment.name, retryable=False, retry_after=reopen
-            )
-        if deployment.limiter is not None or deployment.limit is not None:
+            raise CircuitOpenError(msg, provider=inst.name, retryable=False, retry_after=reopen)
+        if inst.limiter is not None or inst.limit is not None:
             try:
                 await self._wait_for_limits()
             except BaseException:
@@ -172,20 +168,20 @@ class Call:
                     self.permit = None
                 raise
         self.number = len(run.attempts) + 1
-        counters = self.counters = self.view.stats.counters(deployment.name, self.model)
+        counters = self.counters = self.view.stats.counters(inst.name, self.model)
         counters.requests += 1
         if self.retry:
             counters.retries += 1
         else:
-            deployment.budget.record_request()
-        deployment.in_flight += 1
+            inst.budget.record_request()
+        inst.in_flight += 1
         self.t0 = _perf()
 
     async def _wait_for_limits(self) -> None:
-        deployment, run = self.deployment, self.run
-        if deployment.limiter is not None:
-            self.permit = await deployment.limiter.acquire(self.model, run.request, run.remaining())
-        limit = deployment.limit
+        inst, run = self.inst, self.run
+        if inst.limiter is not None:
+            self.permit = await inst.limiter.acquire(self.model, run.request, run.remaining())
+        limit = inst.limit
         if limit is not None:
             if run.deadline is None:
                 await limit.acquire()
@@ -194,7 +190,7 @@ class Call:
                     await asyncio.wait_for(limit.acquire(), max(run.remaining(), 0))
                 except (asyncio.TimeoutError, TimeoutError):
                     msg = "no concurrency slot before the deadline (adaptive limit)"
-                    raise DeadlineExceededError(msg, provider=deployment.name) from None
+                    raise DeadlineExceededError(msg, provider=inst.name) from None
 
     # -- the three ends ------------------------------------------------------------------
 
@@ -202,10 +198,10 @@ class Call:
         """Release what admission took; the attempt's duration."""
         self.ended = True
         duration = _perf() - self.t0
-        deployment = self.deployment
-        deployment.in_flight -= 1
-        if deployment.limit is not None:
-            deployment.limit.release(outcome, duration)
+        inst = self.inst
+        inst.in_flight -= 1
+        if inst.limit is not None:
+            inst.limit.release(outcome, duration)
         if self.permit is not None:
             self.permit.release(tokens)
         return duration
@@ -225,8 +221,8 @@ class Call:
         """The answer arrived: account for it; the Response the caller receives."""
         usage = response.usage
         duration = self._end("ok", usage.total_tokens or None)
-        deployment, counters, info = self.deployment, self.counters, self.info
-        deployment.breaker.record_success()
+        inst, counters, info = self.inst, self.counters, self.info
+        inst.breaker.record_success()
         cost = response.cost
         if cost is None and info is not None:
             cost = info.cost(usage)
@@ -238,14 +234,14 @@ class Call:
         if cost is not None:
             counters.cost += cost
         counters.latency.record(duration)
-        self.view.observe_latency(deployment.name, self.model, duration)
-        attempts = self._record(Attempt(deployment.name, self.model, duration))
+        self.view.observe_latency(inst.name, self.model, duration)
+        attempts = self._record(Attempt(inst.name, self.model, duration))
         hook = self.events.attempt
         if hook is not None:
             hook(
                 event=AttemptEnd(
                     self.run.request_id,
-                    deployment.name,
+                    inst.name,
                     self.model,
                     self.number,
                     self.t0,
@@ -255,18 +251,18 @@ class Call:
                     self.ttft,
                 )
             )
-        return _completed(response, deployment.name, duration, cost, attempts)
+        return _completed(response, inst.name, duration, cost, attempts)
 
     def failed(self, err: BaseException) -> BaseException:
         """The provider raised ``err``: account for it; the typed error to raise."""
         if isinstance(err, asyncio.CancelledError):
             self.abandoned("cancelled")
             return err
-        deployment, run = self.deployment, self.run
+        inst, run = self.inst, self.run
         status = err.status if isinstance(err, ProviderError) else None
         duration = self._end("overload" if status in _OVERLOAD_STATUSES else "other")
         error: BaseException = err
-        breaker = deployment.breaker
+        breaker = inst.breaker
         if isinstance(err, ProviderError):
             if isinstance(err, _INSTANCE_FAILURES):
                 breaker.record_failure(f"{type(err).__name__}: {err.message}")
@@ -274,7 +270,7 @@ class Call:
                 breaker.release()
             if isinstance(err, RateLimitError):
                 wait = err.retry_after if err.retry_after is not None else _DEFAULT_COOLDOWN
-                deployment.blocked_until = max(deployment.blocked_until, _monotonic() + wait)
+                inst.blocked_until = max(inst.blocked_until, _monotonic() + wait)
             if isinstance(err, ProviderTimeoutError):
                 self._abandon_counts()  # sent, never answered: the provider may bill it
                 if run.remaining() <= 0:
@@ -288,10 +284,10 @@ class Call:
         elif isinstance(err, Exception):
             breaker.record_failure(f"provider bug: {type(err).__name__}")
             msg = (
-                f"provider {deployment.registration.origin} raised {type(err).__name__}: {err} "
+                f"provider {inst.registration.origin} raised {type(err).__name__}: {err} "
                 "(a provider bug: providers should raise llmx.ProviderError subclasses)"
             )
-            error = ProviderError(msg, provider=deployment.name, model=self.model)
+            error = ProviderError(msg, provider=inst.name, model=self.model)
         else:  # KeyboardInterrupt, SystemExit, GeneratorExit: no verdict on the instance
             breaker.release()
         kind = type(error).__name__
@@ -299,13 +295,13 @@ class Call:
         if isinstance(error, Exception):
             counters.errors[kind] = counters.errors.get(kind, 0) + 1
         message = error.message if isinstance(error, ProviderError) else str(error)
-        self._record(Attempt(deployment.name, self.model, duration, kind, message))
+        self._record(Attempt(inst.name, self.model, duration, kind, message))
         hook = self.events.attempt
         if hook is not None:
             hook(
                 event=AttemptEnd(
                     run.request_id,
-                    deployment.name,
+                    inst.name,
                     self.model,
                     self.number,
                     self.t0,
@@ -321,15 +317,15 @@ class Call:
         """Sent for but never used (``why``: "cancelled", "stream closed early"): counted
         with its estimated cost, since the provider may bill it."""
         duration = self._end("other")
-        self.deployment.breaker.release()
+        self.inst.breaker.release()
         self._abandon_counts()
-        self._record(Attempt(self.deployment.name, self.model, duration, "Abandoned", why))
+        self._record(Attempt(self.inst.name, self.model, duration, "Abandoned", why))
         hook = self.events.attempt
         if hook is not None:
             hook(
                 event=AttemptEnd(
                     self.run.request_id,
-                    self.deployment.name,
+                    self.inst.name,
                     self.model,
                     self.number,
                     self.t0,

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from llmx._engine.resolve import Route
     from llmx._engine.run import Run
     from llmx._engine.view import LiveView
-    from llmx._pool import Deployment, ProviderPool
+    from llmx._pool import Instance, ProviderPool
     from llmx._registry import Registry
     from llmx._types import ModelInfo, Request
 
@@ -113,30 +113,30 @@ class Fallback:
     async def candidate(self, run: Run, candidate: Candidate, has_more: bool, once: Once[_T]) -> _T:
         """One candidate: capability check, the first attempt, then retries (if the
         error is retryable) through the instance's retry policy."""
-        deployment = self._pool.get(candidate.instance)
-        deployment.open()
+        inst = self._pool.get(candidate.instance)
+        inst.open()
         info = self._view.info(candidate)
-        check_capabilities(run.request, deployment, info)
+        check_capabilities(run.request, inst, info)
         request = run.request
         sent = request if request.model == candidate.model else request.with_model(candidate.model)
         view, events, model = self._view, self._registry.events, candidate.model
         try:
-            return await once(Call(view, events, run, deployment, model, info, False), sent)
+            return await once(Call(view, events, run, inst, model, info, False), sent)
         except ProviderError as err:
-            policy = deployment.retry
+            policy = inst.retry
             if not err.retryable or policy.attempts <= 1:
                 raise
             failure: ProviderError | None = err
         # The first attempt ran outside the retry policy, so an answer at once costs no
         # retry machinery (bench: sequential overhead); its failure is re-raised inside
         # the policy's first context, so the policy decides the first wait as well.
-        on = _retry_decider(run, deployment, has_more)
+        on = _retry_decider(run, inst, has_more)
         async for attempt in policy.retrying(on, timeout=run.remaining()):
             with attempt:
                 if failure is not None:
                     first, failure = failure, None
                     raise first
-                return await once(Call(view, events, run, deployment, model, info, True), sent)
+                return await once(Call(view, events, run, inst, model, info, True), sent)
         msg = "unreachable: the retry policy neither returned nor raised"
         raise AssertionError(msg)  # pragma: no cover
 
@@ -271,22 +271,22 @@ async def _discard(result: object) -> None:
         result.abandoned("hedge lost")
 
 
-def _available_in(d: Deployment, now: float) -> float:
+def _available_in(d: Instance, now: float) -> float:
     return max(d.breaker.reopen_in(), d.blocked_until - now, 0.0)
 
 
 def _retry_decider(
-    run: Run, deployment: Deployment, has_more: bool
+    run: Run, inst: Instance, has_more: bool
 ) -> Callable[[BaseException], bool | float]:
     """The ``on`` hook the retry policy asks after each failure: whether to retry, and
     after how long (a provider's Retry-After), given the breaker, the retry budget,
     the deadline and whether another candidate could answer sooner."""
-    policy = deployment.retry
+    policy = inst.retry
 
     def on(error: BaseException) -> bool | float:
         if not isinstance(error, ProviderError) or not error.retryable:
             return False
-        if isinstance(error, CircuitOpenError) or deployment.breaker.state == "open":
+        if isinstance(error, CircuitOpenError) or inst.breaker.state == "open":
             return False
         remaining = run.remaining()
         wait = error.retry_after
@@ -295,21 +295,21 @@ def _retry_decider(
                 return False  # another candidate now beats waiting on this one
             if wait >= remaining:
                 run.skipped.append(
-                    f"{deployment.name}: retry skipped, Retry-After {wait:g} s exceeds the "
+                    f"{inst.name}: retry skipped, Retry-After {wait:g} s exceeds the "
                     f"{max(remaining, 0):.2f} s left before the deadline"
                 )
                 return False
         elif remaining <= 0:
             return False
-        if not deployment.budget.try_spend():
-            run.skipped.append(f"{deployment.name}: retry skipped, retry budget exhausted")
+        if not inst.budget.try_spend():
+            run.skipped.append(f"{inst.name}: retry skipped, retry budget exhausted")
             return False
         return True if wait is None else wait
 
     return on
 
 
-def check_capabilities(request: Request, deployment: Deployment, info: ModelInfo | None) -> None:
+def check_capabilities(request: Request, inst: Instance, info: ModelInfo | None) -> None:
     """Refuse, before sending, what the model is known not to support."""
     if info is None or not info.capabilities:
         return
@@ -325,9 +325,7 @@ def check_capabilities(request: Request, deployment: Deployment, info: ModelInfo
     if needs:
         what, cap = needs[0]
         msg = (
-            f"{deployment.name}/{info.id} does not support {what}; choose a model with the "
+            f"{inst.name}/{info.id} does not support {what}; choose a model with the "
             f"{cap.value!r} capability"
         )
-        raise UnsupportedFeatureError(
-            msg, provider=deployment.name, model=info.id, feature=cap.value
-        )
+        raise UnsupportedFeatureError(msg, provider=inst.name, model=info.id, feature=cap.value)

@@ -38,7 +38,7 @@ from llmx._types import StreamEnd
 
 if TYPE_CHECKING:
     from llmx._config import Config
-    from llmx._pool import Deployment, ProviderPool
+    from llmx._pool import Instance, ProviderPool
     from llmx._registry import Registry
     from llmx._registry import _EventHooks as EventCallers
     from llmx._stats import StatsRecorder
@@ -165,10 +165,10 @@ class Pipeline:
 async def complete_once(call: Call, sent: Request) -> Response:
     """One whole-answer attempt."""
     await call.admit()
-    provider = call.deployment.provider
+    provider = call.inst.provider
     assert provider is not None
     try:
-        dog = _deadline_watchdog(call.run, call.deployment, call.model)
+        dog = _deadline_watchdog(call.run, call.inst, call.model)
         if dog is None:
             response = await provider.complete(sent)
         else:
@@ -182,16 +182,16 @@ async def complete_once(call: Call, sent: Request) -> Response:
     return call.succeeded(response)
 
 
-def _deadline_watchdog(run: Run, deployment: Deployment, model: str) -> Watchdog | None:
+def _deadline_watchdog(run: Run, inst: Instance, model: str) -> Watchdog | None:
     """A watchdog only when the request's deadline is nearer than the instance's own
     attempt timeout (which aiohttp enforces anyway)."""
     if run.deadline is None:
         return None
     remaining = run.remaining()
-    if remaining >= deployment.config.timeout:
+    if remaining >= inst.config.timeout:
         return None
     return Watchdog(
-        provider=deployment.name,
+        provider=inst.name,
         model=model,
         deadline=asyncio.get_running_loop().time() + max(remaining, 0.0),
         deadline_reason="the request's deadline passed",

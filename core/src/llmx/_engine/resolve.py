@@ -77,7 +77,7 @@ class Resolver:
             msg = f"model reference {ref!r} is not of the form 'instance/model'"
             raise ConfigError(msg)
         try:
-            deployment = self._pool.get(instance)
+            inst = self._pool.get(instance)
         except PluginError as err:
             configured = ", ".join(sorted(self._config.providers)) or "none"
             msg = (
@@ -85,9 +85,9 @@ class Resolver:
                 f"is configured (configured: {configured}), and it is not a usable provider type: {err}"
             )
             raise ConfigError(msg) from err
-        cfg = deployment.config
+        cfg = inst.config
         model = cfg.map_model(model)
-        return Candidate(instance, model, cfg.priority, cfg.weight, deployment.model_info(model))
+        return Candidate(instance, model, cfg.priority, cfg.weight, inst.model_info(model))
 
     def strategy(self, name: str, path: str) -> RoutingStrategy:
         """The routing strategy ``name`` (built once, with its ``base`` bound)."""

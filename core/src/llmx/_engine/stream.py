@@ -26,24 +26,24 @@ async def open_once(call: Call, sent: Request) -> Call:
     """Start one streamed attempt and wait for its first chunk (under the first-byte
     timeout and the deadline). The call stays open until :func:`deliver` ends it."""
     await call.admit()
-    run, deployment = call.run, call.deployment
-    provider = deployment.provider
+    run, inst = call.run, call.inst
+    provider = inst.provider
     assert provider is not None
     try:
-        if deployment.can_stream:
+        if inst.can_stream:
             call.source = provider.stream(sent)  # type: ignore[attr-defined]
         else:
             call.source = chunks_of(await provider.complete(sent))
         source = call.source
         assert source is not None
-        first_byte = deployment.config.first_byte_timeout
+        first_byte = inst.config.first_byte_timeout
         if first_byte is None and run.deadline is None:
             first = await source.__anext__()
         else:
             loop_now = asyncio.get_running_loop().time()
             deadline = None if run.deadline is None else loop_now + max(run.remaining(), 0.0)
             with Watchdog(
-                provider=deployment.name,
+                provider=inst.name,
                 model=call.model,
                 deadline=deadline,
                 deadline_reason="the request's deadline passed before the first chunk",
@@ -69,14 +69,14 @@ async def deliver(call: Call) -> AsyncGenerator[StreamChunk, None]:
     attempts) or abandoned (the caller stopped reading)."""
     source = call.source
     assert source is not None
-    deployment = call.deployment
+    inst = call.inst
     builder = ResponseBuilder(call.model)
-    idle = deployment.config.idle_timeout
+    idle = inst.config.idle_timeout
     dog = (
         None
         if idle is None
         else Watchdog(
-            provider=deployment.name, model=call.model, deadline=None, deadline_reason="", idle=idle
+            provider=inst.name, model=call.model, deadline=None, deadline_reason="", idle=idle
         )
     )
     chunk = call.first
@@ -118,7 +118,7 @@ async def deliver(call: Call) -> AsyncGenerator[StreamChunk, None]:
 def _assembled(builder: ResponseBuilder, call: Call) -> Response:
     """The stream's Response; when the provider reported no usage at all (llama.cpp's
     server sends none), an estimate marked ``usage.estimated`` — never a silent 0."""
-    response = builder.build(provider=call.deployment.name)
+    response = builder.build(provider=call.inst.name)
     if builder.usage is not None or not (response.text or response.tool_calls):
         return response
     usage = Usage(

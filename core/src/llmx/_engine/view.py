@@ -63,10 +63,10 @@ class LiveView:
         """
         if candidate.info is not None:
             return candidate.info
-        deployment = self._pool.get(candidate.instance)
-        if deployment.provider is None:
-            deployment.open()
-        return deployment.model_info(candidate.model)
+        inst = self._pool.get(candidate.instance)
+        if inst.provider is None:
+            inst.open()
+        return inst.model_info(candidate.model)
 
     def estimated_cost(self, candidate: Candidate, request: Request) -> float | None:
         """The request's estimated USD on ``candidate`` (None if prices are unknown)."""
