@@ -228,3 +228,17 @@ async def test_a_strategy_without_view_is_refused_naming_its_plugin() -> None:
     async with flex_client(plugin, cfg, registry=registry) as client:
         with pytest.raises(llmx.PluginError, match=r"twoarg.*order\(candidates, request, view\)"):
             await client.complete(model="smart", prompt="x")
+
+
+async def test_a_stream_left_by_break_is_abandoned_and_closed() -> None:
+    """``async for ... : break`` without ``async with``: the engine's generator is
+    finalized by the event loop, which ends the attempt as abandoned."""
+    plugin = FlexPlugin()
+    async with flex_client(plugin, TWO) as client:
+        async for _ in client.stream(model="a/m", prompt="w1 w2 w3"):
+            break
+        for _ in range(5):
+            await asyncio.sleep(0)
+        (stats,) = client.stats().for_instance("a")
+        assert client.stats().instances["a"].in_flight == 0
+    assert stats.abandoned_attempts == 1

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 from llmx._types import (
     FinishReason,
@@ -114,71 +114,42 @@ class Stream:
     everything and returns the Response. Nothing is sent before the first iteration.
     """
 
-    __slots__ = ("_chunks", "_closed", "_run", "response")
+    __slots__ = ("_gen", "_state")
 
-    def __init__(self, run: StreamRun) -> None:
-        self._run = run
-        self._chunks: AsyncIterator[StreamChunk] | None = None
-        self._closed = False
-        self.response: Response | None = None
+    def __init__(self, gen: AsyncGenerator[StreamChunk, None], state: list[Response]) -> None:
+        self._gen = gen
+        self._state = state
+
+    @property
+    def response(self) -> Response | None:
         """The assembled answer, set once the stream has ended."""
+        return self._state[0] if self._state else None
 
     def __aiter__(self) -> AsyncIterator[StreamChunk]:
-        return self
+        # The engine's generator itself: ``async for`` pulls from it with no frame of ours
+        # in between (bench: 50-chunk stream, one hop per chunk fewer).
+        return self._gen
 
     async def __anext__(self) -> StreamChunk:
-        # The caller pulls straight from the engine's chunk iterator: no generator of
-        # our own in between (bench: 50-chunk stream, one async-generator hop per chunk).
-        chunks = self._chunks
-        if chunks is None:
-            if self._closed or self.response is not None:
-                raise StopAsyncIteration
-            try:
-                chunks = self._chunks = await self._run.open()
-            except BaseException as err:
-                self._closed = True
-                self._run.fail(err)
-                raise
-        try:
-            return await chunks.__anext__()
-        except StopAsyncIteration:
-            pass
-        except BaseException as err:
-            self._chunks = None
-            self._closed = True
-            self._run.fail(err)
-            raise
-        self._chunks = None
-        try:
-            response = await self._run.finish()
-        except BaseException as err:
-            self._closed = True
-            self._run.fail(err)
-            raise
-        self.response = response
-        return StreamEnd(response.finish_reason, response.usage, response.model, response.id)
+        return await self._gen.__anext__()
 
     async def text(self) -> AsyncIterator[str]:
         """Only the text pieces, as they arrive."""
-        async for chunk in self:
+        async for chunk in self._gen:
             if type(chunk) is TextDelta:
                 yield chunk.text
 
     async def collect(self) -> Response:
         """Consume the rest of the stream and return the whole Response."""
-        async for _ in self:
+        async for _ in self._gen:
             pass
-        assert self.response is not None
-        return self.response
+        response = self.response
+        assert response is not None
+        return response
 
     async def aclose(self) -> None:
         """Stop the stream and close its connection."""
-        chunks, self._chunks = self._chunks, None
-        self._closed = True
-        if chunks is not None:
-            aclose = getattr(chunks, "aclose", None)  # an async generator's
-            if aclose is not None:
-                await aclose()
+        await self._gen.aclose()
 
     async def __aenter__(self) -> Stream:
         return self
@@ -190,19 +161,3 @@ class Stream:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
-
-
-class StreamRun(Protocol):
-    """What a :class:`Stream` pulls from (the engine's streamed request)."""
-
-    async def open(self) -> AsyncIterator[StreamChunk]:
-        """Start the request; the iterator of its chunks (without the final StreamEnd)."""
-        ...
-
-    async def finish(self) -> Response:
-        """The chunks are exhausted: the assembled Response."""
-        ...
-
-    def fail(self, err: BaseException) -> None:
-        """The request failed with ``err`` (raised to the caller after this)."""
-        ...

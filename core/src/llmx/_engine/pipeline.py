@@ -11,15 +11,14 @@
    succeeded / failed / abandoned);
 6. the cache stores the answer; the Run emits the request's end (or error) event.
 
-A stream runs the same steps through :class:`~llmx._engine.stream.StreamRequest`, which
-the :class:`~llmx.Stream` handle drives as the caller reads.
+A stream runs the same steps in :func:`~llmx._engine.stream.stream_request`, the one
+generator the :class:`~llmx.Stream` handle hands to the caller.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from llmx._cache import CacheLayer
@@ -27,14 +26,13 @@ from llmx._engine.call import Call
 from llmx._engine.fallback import Fallback
 from llmx._engine.resolve import Resolver, Route
 from llmx._engine.run import Run
-from llmx._engine.stream import deliver, open_once
+from llmx._engine.stream import stream_request
 from llmx._engine.view import LiveView
 from llmx._errors import ConfigError
 from llmx._events import BreakerTransition
 from llmx._settings import CachePolicy
-from llmx._stream import Stream, chunks_of
+from llmx._stream import Stream
 from llmx._timeouts import Watchdog
-from llmx._types import StreamEnd
 
 if TYPE_CHECKING:
     from llmx._config import Config
@@ -42,7 +40,7 @@ if TYPE_CHECKING:
     from llmx._registry import Registry
     from llmx._registry import _EventHooks as EventCallers
     from llmx._stats import StatsRecorder
-    from llmx._types import Request, Response, StreamChunk
+    from llmx._types import Request, Response
 
 
 class Pipeline:
@@ -130,9 +128,10 @@ class Pipeline:
     ) -> Stream:
         """Run one request as a stream of chunks (replayed from the cache on a hit);
         nothing starts before the caller's first read."""
-        return Stream(StreamRequest(self, request, timeout, cache))
+        state: list[Response] = []
+        return Stream(stream_request(self, request, state, timeout, cache), state)
 
-    # -- steps shared with streams (StreamRequest) -------------------------------------------------------------------------
+    # -- steps shared with streams (stream_request) -------------------------------------------------------------------------
 
     def start(self, run: Run, timeout: float | None) -> Route:
         """Resolve the route and set the request's deadline (``timeout=``, else the
@@ -196,105 +195,3 @@ def _deadline_watchdog(run: Run, inst: Instance, model: str) -> Watchdog | None:
         deadline=asyncio.get_running_loop().time() + max(remaining, 0.0),
         deadline_reason="the request's deadline passed",
     )
-
-
-class StreamRequest:
-    """One streamed request, driven by the :class:`~llmx.Stream` the caller reads: the
-    same steps as ``Pipeline.complete`` (run scope, route, cache, fallback), with the
-    chunks delivered in between."""
-
-    __slots__ = (
-        "_cache",
-        "_call",
-        "_keep",
-        "_layer",
-        "_pipeline",
-        "_request",
-        "_response",
-        "_run",
-        "_slots",
-        "_timeout",
-    )
-
-    def __init__(
-        self,
-        pipeline: Pipeline,
-        request: Request,
-        timeout: float | None,
-        cache: CachePolicy | str | None,
-    ) -> None:
-        self._pipeline = pipeline
-        self._request = request
-        self._timeout = timeout
-        self._cache = cache
-        self._run: Run | None = None
-        self._call: Call | None = None
-        self._response: Response | None = None
-        self._layer: CacheLayer | None = None
-        self._slots: Any = None
-        self._keep: list[StreamChunk] | None = None
-
-    async def open(self) -> AsyncIterator[StreamChunk]:
-        """Resolve, look in the cache, open the first candidate that sends a chunk."""
-        pipeline, request = self._pipeline, self._request
-        run = self._run = Run(pipeline.events, request, True)
-        route = pipeline.start(run, self._timeout)
-        if pipeline.cache is not None or self._cache is not None:
-            layer, slots = pipeline.cache_slots(route, request, self._cache)
-            if layer is not None and slots is not None:
-                hit = await layer.lookup(slots)
-                if hit is not None:
-                    response, chunks = hit
-                    self._response = response
-                    if chunks is None:
-                        return _without_end(chunks_of(response))
-                    return _replay(chunks)
-                if any(s.writable for s in slots):
-                    self._layer, self._slots, self._keep = layer, slots, []
-        call = self._call = await pipeline.fallback.run(route, run, open_once)
-        if self._keep is not None:
-            return _kept(deliver(call), self._keep)
-        return deliver(call)
-
-    async def finish(self) -> Response:
-        """Store a completed stream in the cache; the request's end event."""
-        response = self._response
-        if response is None:
-            call = self._call
-            assert call is not None
-            response = call.response
-            assert response is not None
-            if self._keep is not None and self._layer is not None:
-                await self._layer.store(self._slots, response, self._keep)
-        assert self._run is not None
-        self._run.end(response)
-        return response
-
-    def fail(self, err: BaseException) -> None:
-        """The request's error event."""
-        if self._run is not None:
-            self._run.fail(err)
-
-
-async def _replay(chunks: list[StreamChunk]) -> AsyncIterator[StreamChunk]:
-    for chunk in chunks:
-        if type(chunk) is not StreamEnd:
-            yield chunk
-
-
-async def _without_end(chunks: AsyncIterator[StreamChunk]) -> AsyncIterator[StreamChunk]:
-    async for chunk in chunks:
-        if type(chunk) is not StreamEnd:
-            yield chunk
-
-
-async def _kept(
-    chunks: AsyncGenerator[StreamChunk, None], keep: list[StreamChunk]
-) -> AsyncIterator[StreamChunk]:
-    """The chunks, each also kept for the cache (stored only if the stream completes)."""
-    try:
-        async for chunk in chunks:
-            keep.append(chunk)
-            yield chunk
-    finally:
-        await chunks.aclose()  # closing early must reach the provider's stream now

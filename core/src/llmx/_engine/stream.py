@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from llmx._engine.call import Call
+from llmx._engine.run import Run
 from llmx._errors import ProviderError
 from llmx._stream import ResponseBuilder, chunks_of
 from llmx._timeouts import Watchdog
@@ -19,12 +20,18 @@ from llmx._tokens import estimate_input_tokens, estimate_text_tokens
 from llmx._types import Response, StreamChunk, StreamEnd, Usage
 
 if TYPE_CHECKING:
+    from llmx._cache import CacheLayer
+    from llmx._engine.fallback import Fallback
+    from llmx._engine.resolve import Route
+    from llmx._registry import _EventHooks as EventCallers
+    from llmx._settings import CachePolicy
     from llmx._types import Request
 
 
 async def open_once(call: Call, sent: Request) -> Call:
     """Start one streamed attempt and wait for its first chunk (under the first-byte
-    timeout and the deadline). The call stays open until :func:`deliver` ends it."""
+    timeout and the deadline). The call stays open until :func:`stream_request`'s
+    delivery ends it."""
     await call.admit()
     run, inst = call.run, call.inst
     provider = inst.provider
@@ -63,56 +70,125 @@ async def open_once(call: Call, sent: Request) -> Call:
     return call
 
 
-async def deliver(call: Call) -> AsyncGenerator[StreamChunk, None]:
-    """Yield the opened call's chunks; the call ends as succeeded (the assembled
-    Response is then ``call.response``), failed (the typed error, with the request's
-    attempts) or abandoned (the caller stopped reading)."""
-    source = call.source
-    assert source is not None
-    inst = call.inst
-    builder = ResponseBuilder(call.model)
-    idle = inst.config.idle_timeout
-    dog = (
-        None
-        if idle is None
-        else Watchdog(
-            provider=inst.name, model=call.model, deadline=None, deadline_reason="", idle=idle
-        )
-    )
-    chunk = call.first
+class StreamHost(Protocol):
+    """What a streamed request needs from the pipeline (its run steps and the cache)."""
+
+    @property
+    def cache(self) -> CacheLayer | None:
+        """The response-cache stage, if configured."""
+        ...
+
+    @property
+    def events(self) -> EventCallers:
+        """The event hook callers."""
+        ...
+
+    @property
+    def fallback(self) -> Fallback:
+        """The fallback loop."""
+        ...
+
+    def start(self, run: Run, timeout: float | None) -> Route:
+        """Resolve the route and set the deadline."""
+        ...
+
+    def cache_slots(
+        self, route: Route, request: Request, cache: CachePolicy | str | None
+    ) -> tuple[CacheLayer | None, Any]:
+        """The cache stage and its slots for this request."""
+        ...
+
+
+async def stream_request(
+    host: StreamHost,
+    request: Request,
+    state: list[Response],
+    timeout: float | None,
+    cache: CachePolicy | str | None,
+) -> AsyncGenerator[StreamChunk, None]:
+    """One streamed request as the one generator the caller's :class:`~llmx.Stream`
+    iterates: the same steps as ``Pipeline.complete`` (run scope, route, cache, fallback
+    until a candidate sends its first chunk), then the chunks. The attempt ends as
+    succeeded (the Response goes to ``state``), failed (the typed error, with the
+    request's attempts) or abandoned (the caller stopped reading)."""
+    run = Run(host.events, request, True)
     try:
-        try:
-            while chunk is not None:
-                builder.add(chunk)
+        route = host.start(run, timeout)
+        layer = slots = None
+        if host.cache is not None or cache is not None:
+            layer, slots = host.cache_slots(route, request, cache)
+        hit = None if layer is None or slots is None else await layer.lookup(slots)
+        if hit is not None:
+            response, chunks = hit
+            replay = chunks if chunks is not None else [c async for c in chunks_of(response)]
+            for chunk in replay:
                 if type(chunk) is not StreamEnd:
                     yield chunk
-                if dog is None:
-                    chunk = await source.__anext__()
-                else:
-                    with dog:
-                        chunk = await source.__anext__()
-        except StopAsyncIteration:
-            pass
-    except (GeneratorExit, asyncio.CancelledError):
-        if dog is not None:
-            dog.close()
-        await call.close_source()
-        call.abandoned("stream closed early")
-        raise
+        else:
+            call = await host.fallback.run(route, run, open_once)
+            keep: list[StreamChunk] | None = None
+            if slots is not None and any(s.writable for s in slots):
+                keep = []
+            # Delivery, inline: the provider's iterator is the only generator between
+            # here and the caller (bench: 50-chunk stream, one hop per chunk).
+            source = call.source
+            assert source is not None
+            inst = call.inst
+            builder = ResponseBuilder(call.model)
+            idle = inst.config.idle_timeout
+            dog = None
+            if idle is not None:
+                dog = Watchdog(
+                    provider=inst.name,
+                    model=call.model,
+                    deadline=None,
+                    deadline_reason="",
+                    idle=idle,
+                )
+            piece: StreamChunk | None = call.first
+            try:
+                try:
+                    while piece is not None:
+                        builder.add(piece)
+                        if type(piece) is not StreamEnd:
+                            if keep is not None:
+                                keep.append(piece)
+                            yield piece
+                        if dog is None:
+                            piece = await source.__anext__()
+                        else:
+                            with dog:
+                                piece = await source.__anext__()
+                except StopAsyncIteration:
+                    pass
+            except (GeneratorExit, asyncio.CancelledError):
+                if dog is not None:
+                    dog.close()
+                await call.close_source()
+                call.abandoned("stream closed early")
+                raise
+            except BaseException as err:
+                if dog is not None:
+                    dog.close()
+                await call.close_source()
+                error = call.failed(err)
+                if isinstance(error, ProviderError):
+                    error.attempts = tuple(run.attempts)
+                if error is err:
+                    raise
+                raise error from err
+            if dog is not None:
+                dog.close()
+            await call.close_source()
+            response = call.succeeded(_assembled(builder, call))
+            if keep is not None and layer is not None and slots is not None:
+                await layer.store(slots, response, keep)  # only a completed stream
+        state.append(response)
+        run.end(response)
     except BaseException as err:
-        if dog is not None:
-            dog.close()
-        await call.close_source()
-        error = call.failed(err)
-        if isinstance(error, ProviderError):
-            error.attempts = tuple(call.run.attempts)
-        if error is err:
-            raise
-        raise error from err
-    if dog is not None:
-        dog.close()
-    await call.close_source()
-    call.response = call.succeeded(_assembled(builder, call))
+        run.fail(err)
+        raise
+    yield StreamEnd(response.finish_reason, response.usage, response.model, response.id)
 
 
 def _assembled(builder: ResponseBuilder, call: Call) -> Response:
