@@ -406,3 +406,29 @@ def test_sse_shaped_bytes_any_split(parts: list[bytes], data: st.DataObject) -> 
     assert split_parser.pending == whole_parser.pending
     assert split_parser.comments == whole_parser.comments
     assert split_parser.last_event_id == whole_parser.last_event_id
+
+
+@settings(max_examples=100)
+@given(raw=st.binary(max_size=300), data=st.data())
+def test_lazy_events_equal_feed_for_any_split(raw: bytes, data: st.DataObject) -> None:
+    """events() yields exactly what feed() returns, chunk by chunk, with the same state
+    after (the lazy form a provider uses for its time to first chunk)."""
+    chunks = split_at(raw, data.draw(st.lists(st.integers(0, len(raw)), max_size=12)))
+    eager, lazy = SSEParser(), SSEParser()
+    for chunk in chunks:
+        assert list(lazy.events(chunk)) == eager.feed(chunk)
+    assert (lazy.pending, lazy.comments, lazy.last_event_id, lazy.retry) == (
+        eager.pending,
+        eager.comments,
+        eager.last_event_id,
+        eager.retry,
+    )
+
+
+def test_lazy_events_left_early_resume_after_the_last_event_taken() -> None:
+    parser = SSEParser()
+    events = parser.events(b"data: a\n\ndata: b\n\n")
+    assert next(events).data == "a"
+    events.close()  # left early: the rest of that read is dropped, the state is sound
+    assert not parser.pending
+    assert [e.data for e in parser.feed(b"data: c\n\n")] == ["c"]

@@ -22,7 +22,7 @@ delivered as an ordinary event whose data is ``"[DONE]"``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
 
 import attrs
 
@@ -31,6 +31,7 @@ __all__ = ["SSEEvent", "SSEParser", "aiter_sse"]
 _BOM = b"\xef\xbb\xbf"
 _LF = 0x0A
 _CR = 0x0D
+_NO_EVENTS: Iterator[SSEEvent] = iter(())
 
 
 @attrs.frozen
@@ -134,34 +135,52 @@ class SSEParser:
         Raises:
             RuntimeError: If called after `close`.
         """
+        block = self._complete_lines(data)
+        return [] if block is None else list(self._iter(block))
+
+    def events(self, data: bytes) -> Iterator[SSEEvent]:
+        """Like :meth:`feed`, but each event is made only when the caller asks for it,
+        so the first event of a large read reaches the caller without waiting for
+        the rest to be parsed (a provider's time to first chunk). Consume it fully
+        before the next call: lines after the last event taken are dropped if the
+        iterator is left early (as a provider does once its stream has ended).
+
+        Raises:
+            RuntimeError: If called after `close`.
+        """
+        block = self._complete_lines(data)
+        return _NO_EVENTS if block is None else self._iter(block)
+
+    def _complete_lines(self, data: bytes) -> bytes | None:
+        """Buffer ``data``; the run of complete lines it finishes (None: none yet)."""
         if self._closed:
             msg = "SSEParser.feed() called after close()"
             raise RuntimeError(msg)
         if not data:
-            return []
+            return None
         if self._skip_lf:
             self._skip_lf = False
             if data[0] == _LF:
                 data = data[1:]
                 if not data:
-                    return []
+                    return None
         buf = self._buf
         if not self._started:
             buf += data
             if len(buf) < 3 and _BOM.startswith(buf):
-                return []  # Could still be a BOM: wait for more bytes.
+                return None  # Could still be a BOM: wait for more bytes.
             self._started = True
             if buf.startswith(_BOM):
                 del buf[:3]
             data = bytes(buf)
             buf.clear()
             if not data:
-                return []
+                return None
         # The buffer never holds a line terminator, so only search the new bytes.
         end = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
         if not end:
             buf += data
-            return []
+            return None
         size = len(data)
         if end == size:
             if data[-1] == _CR:
@@ -180,7 +199,7 @@ class SSEParser:
         else:
             block = data[:end]
             buf += data[end:]
-        return self._process(block)
+        return block
 
     def close(self) -> list[SSEEvent]:
         """Signal end of stream and return any final events.
@@ -192,15 +211,16 @@ class SSEParser:
         self._closed = True
         return []
 
-    def _process(self, block: bytes) -> list[SSEEvent]:
-        """Interpret ``block``, a run of complete lines ending in a terminator."""
+    def _iter(self, block: bytes) -> Iterator[SSEEvent]:
+        """Interpret ``block``, a run of complete lines ending in a terminator, yielding
+        each event as its blank line is reached (state is kept in locals and saved
+        when the block is done, or when the iterator is left early)."""
         text = block.decode("utf-8", "replace")
         if "\r" in text:
             text = text.replace("\r\n", "\n").replace("\r", "\n")
         lines = text.split("\n")
         lines.pop()  # The block ends with a terminator: the last item is "".
 
-        events: list[SSEEvent] = []
         data = self._data
         event = self._event
         last_id = self._last_id
@@ -208,51 +228,57 @@ class SSEParser:
         retry_block = self._retry_block
         dirty = self._dirty
         comments = self._comments
-        for line in lines:
-            if not line:
-                if data:
-                    events.append(
+        try:
+            for line in lines:
+                if not line:
+                    dispatched = (
                         SSEEvent(event or "message", "\n".join(data), last_id, retry_block)
+                        if data
+                        else None
                     )
+                    # Reset before yielding: if the caller leaves at this event, the
+                    # state saved below is already past it.
                     data = []
-                event = ""
-                retry_block = None
-                dirty = False
-                continue
-            if line.startswith("data:"):  # Fast path for the most common line.
+                    event = ""
+                    retry_block = None
+                    dirty = False
+                    if dispatched is not None:
+                        yield dispatched
+                    continue
+                if line.startswith("data:"):  # Fast path for the most common line.
+                    dirty = True
+                    data.append(line[6:] if line.startswith(" ", 5) else line[5:])
+                    continue
+                colon = line.find(":")
+                if colon == 0:
+                    comments += 1
+                    continue
                 dirty = True
-                data.append(line[6:] if line.startswith(" ", 5) else line[5:])
-                continue
-            colon = line.find(":")
-            if colon == 0:
-                comments += 1
-                continue
-            dirty = True
-            if colon < 0:
-                name = line
-                value = ""
-            else:
-                name = line[:colon]
-                value = line[colon + 1 :]
-                if value[:1] == " ":
-                    value = value[1:]
-            if name == "data":
-                data.append(value)
-            elif name == "event":
-                event = value
-            elif name == "id":
-                if "\0" not in value:
-                    last_id = value
-            elif name == "retry" and value.isascii() and value.isdigit():
-                retry = retry_block = int(value)
-        self._data = data
-        self._event = event
-        self._last_id = last_id
-        self._retry = retry
-        self._retry_block = retry_block
-        self._dirty = dirty
-        self._comments = comments
-        return events
+                if colon < 0:
+                    name = line
+                    value = ""
+                else:
+                    name = line[:colon]
+                    value = line[colon + 1 :]
+                    if value[:1] == " ":
+                        value = value[1:]
+                if name == "data":
+                    data.append(value)
+                elif name == "event":
+                    event = value
+                elif name == "id":
+                    if "\0" not in value:
+                        last_id = value
+                elif name == "retry" and value.isascii() and value.isdigit():
+                    retry = retry_block = int(value)
+        finally:
+            self._data = data
+            self._event = event
+            self._last_id = last_id
+            self._retry = retry
+            self._retry_block = retry_block
+            self._dirty = dirty
+            self._comments = comments
 
 
 async def aiter_sse(

@@ -235,11 +235,13 @@ class AnthropicProvider:
                 error = self._http_error(resp, await resp.read(), model)
                 read_all = True
                 raise error
-            feed = SSEParser().feed
+            # events(): each event is parsed when taken, so the first chunk of a large
+            # read is not held back by the rest (bench: stream time to first chunk).
+            events = SSEParser().events
             async for raw in resp.content.iter_any():
                 if state.done:
                     continue  # read to the end so the connection can be reused
-                for event in feed(raw):
+                for event in events(raw):
                     for chunk in self._on_event(event.event, event.data, state, model):
                         yield chunk
                     if state.finished():

@@ -200,9 +200,11 @@ class GeminiProvider:
                 error = self._http_error(resp, await resp.read(), model)
                 read_all = True
                 raise error
-            feed = SSEParser().feed
+            # events(): each event is parsed when taken, so the first chunk of a large
+            # read is not held back by the rest (bench: stream time to first chunk).
+            events = SSEParser().events
             async for raw in resp.content.iter_any():
-                for event in feed(raw):
+                for event in events(raw):
                     try:
                         obj = json.loads(event.data)
                     except ValueError as err:

@@ -232,13 +232,15 @@ class OpenAIProvider:
                     yield ToolCallDelta(index, call.id, call.name, call.arguments)
                 yield StreamEnd(response.finish_reason, response.usage, response.model, response.id)
                 return
-            feed = SSEParser().feed
+            # events(): each event is parsed when taken, so the first chunk of a large
+            # read is not held back by the rest (bench: stream time to first chunk).
+            events = SSEParser().events
             loads = json.loads
             seen: dict[int, list[bool]] = {}
             async for raw in resp.content.iter_any():
                 if done:
                     continue  # read to the end so the connection can be reused
-                for event in feed(raw):
+                for event in events(raw):
                     data = event.data
                     if data == _DONE:
                         done = True
