@@ -139,21 +139,31 @@ _COMPRESS_ABOVE = 1024
 _ZLIB = b"Z"
 
 
-def encode_entry(response: Response, chunks: Sequence[StreamChunk] | None = None) -> bytes:
-    """A response (and the chunks it streamed as) as compact bytes: JSON, zlib-compressed
-    past 1 KiB. Nothing but the answer: no request, no credentials, no raw payload."""
-    from llmx._convert import to_json
-    from llmx._types import StreamChunk as _Chunk
-
-    bare = Response(
+def _answer_only(
+    response: Response, *, latency: float = 0.0, cost: float | None = None, cached: bool = False
+) -> Response:
+    """The answer alone (no attempts, no raw payload), with these pipeline facts."""
+    return Response(
         response.text,
         response.model,
         response.provider,
         response.tool_calls,
         response.finish_reason,
         response.usage,
-        id=response.id,
+        latency,
+        cost,
+        response.id,
+        cached=cached,
     )
+
+
+def encode_entry(response: Response, chunks: Sequence[StreamChunk] | None = None) -> bytes:
+    """A response (and the chunks it streamed as) as compact bytes: JSON, zlib-compressed
+    past 1 KiB. Nothing but the answer: no request, no credentials, no raw payload."""
+    from llmx._convert import to_json
+    from llmx._types import StreamChunk as _Chunk
+
+    bare = _answer_only(response)
     data = to_json(bare)
     for name in ("attempts", "latency", "cost", "raw", "cached"):
         data.pop(name, None)
@@ -442,17 +452,8 @@ class CacheLayer:
                 self._failed("decode", err)
                 continue
             self.hits += 1
-            response = Response(
-                response.text,
-                response.model,
-                response.provider,
-                response.tool_calls,
-                response.finish_reason,
-                response.usage,
-                time.perf_counter() - started,
-                0.0,
-                response.id,
-                cached=True,
+            response = _answer_only(
+                response, latency=time.perf_counter() - started, cost=0.0, cached=True
             )
             return response, chunks
         if readable:

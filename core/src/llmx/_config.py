@@ -24,6 +24,7 @@ import attrs
 
 from llmx._errors import ConfigError
 from llmx._secret import Secret
+from llmx._settings import at_least_one, non_negative, positive
 
 if TYPE_CHECKING:
     # Resolved when the converter is built (``_converter``); a leaf module, but kept
@@ -79,7 +80,7 @@ def _given(obj: Any) -> dict[str, Any]:
 @attrs.frozen
 class BreakerConfig:
     """``[breaker]``, or ``breaker = {...}`` in a provider instance: circuit-breaker
-    settings (each key as in :class:`~llmx._resilience.BreakerSettings`).
+    settings (each key as in :class:`~llmx._settings.BreakerSettings`).
 
     A partial: a key left out (None) inherits, an instance's from ``[breaker]``
     (:meth:`over`), then the defaults (:meth:`settings`). Values are checked when the
@@ -108,32 +109,14 @@ class BreakerConfig:
         return BreakerSettings(**_given(self))
 
 
-def _non_negative(_: Any, attribute: Any, value: Any) -> None:
-    if value is not None and not value >= 0:
-        msg = f"{attribute.name} must be 0 or more"
-        raise ValueError(msg)
-
-
-def _positive(_: Any, attribute: Any, value: Any) -> None:
-    if value is not None and not value > 0:
-        msg = f"{attribute.name} must be a positive number"
-        raise ValueError(msg)
-
-
-def _at_least_one(_: Any, attribute: Any, value: Any) -> None:
-    if value is not None and value < 1:
-        msg = f"{attribute.name} must be at least 1"
-        raise ValueError(msg)
-
-
 @attrs.frozen
 class RetryBudgetConfig:
     """``[retry_budget]``: the per-instance cap on retries (each key as in
-    :class:`~llmx._resilience.RetryBudgetSettings`; a key left out takes its default)."""
+    :class:`~llmx._settings.RetryBudgetSettings`; a key left out takes its default)."""
 
-    ratio: float | None = attrs.field(default=None, validator=_non_negative)
-    min_retries: int | None = attrs.field(default=None, validator=_non_negative)
-    window: float | None = attrs.field(default=None, validator=_positive)
+    ratio: float | None = attrs.field(default=None, validator=non_negative)
+    min_retries: int | None = attrs.field(default=None, validator=non_negative)
+    window: float | None = attrs.field(default=None, validator=positive)
 
     def settings(self) -> RetryBudgetSettings:
         """The complete retry-budget settings."""
@@ -145,16 +128,16 @@ class RetryBudgetConfig:
 @attrs.frozen
 class AdaptiveConfig:
     """``adaptive_concurrency = true`` or ``= { ... }`` in a provider instance: the AIMD
-    limit on in-flight requests (see :class:`~llmx._resilience.AdaptiveSettings`).
+    limit on in-flight requests (see :class:`~llmx._settings.AdaptiveSettings`).
 
     ``max`` defaults to the instance's ``max_concurrent`` (else 1024), ``initial`` to
     ``min(32, max)``; ``min`` to 1. ``decrease_factor`` (default 0.5) multiplies the
     limit on an overload answer.
     """
 
-    initial: int | None = attrs.field(default=None, validator=_at_least_one)
-    min: int | None = attrs.field(default=None, validator=_at_least_one)
-    max: int | None = attrs.field(default=None, validator=_at_least_one)
+    initial: int | None = attrs.field(default=None, validator=at_least_one)
+    min: int | None = attrs.field(default=None, validator=at_least_one)
+    max: int | None = attrs.field(default=None, validator=at_least_one)
     decrease_factor: float | None = None
 
     def __attrs_post_init__(self) -> None:

@@ -72,13 +72,22 @@ class CachePolicy:
         )
 
 
-def _positive(_: Any, attribute: Any, value: Any) -> None:
+def non_negative(_: Any, attribute: Any, value: Any) -> None:
+    """attrs validator: None, or a number that is 0 or more."""
+    if value is not None and not value >= 0:
+        msg = f"{attribute.name} must be 0 or more"
+        raise ValueError(msg)
+
+
+def positive(_: Any, attribute: Any, value: Any) -> None:
+    """attrs validator: None, or a number above 0."""
     if value is not None and not value > 0:
         msg = f"{attribute.name} must be a positive number"
         raise ValueError(msg)
 
 
-def _at_least_one(_: Any, attribute: Any, value: Any) -> None:
+def at_least_one(_: Any, attribute: Any, value: Any) -> None:
+    """attrs validator: None, or a count of at least 1."""
     if value is not None and value < 1:
         msg = f"{attribute.name} must be at least 1"
         raise ValueError(msg)
@@ -88,9 +97,9 @@ def _at_least_one(_: Any, attribute: Any, value: Any) -> None:
 class ModelLimitSettings:
     """``limits.models."MODEL" = {...}``: the limits of one model on the instance."""
 
-    rpm: float | None = attrs.field(default=None, validator=_positive)
-    tpm: float | None = attrs.field(default=None, validator=_positive)
-    max_concurrent: int | None = attrs.field(default=None, validator=_at_least_one)
+    rpm: float | None = attrs.field(default=None, validator=positive)
+    tpm: float | None = attrs.field(default=None, validator=positive)
+    max_concurrent: int | None = attrs.field(default=None, validator=at_least_one)
 
 
 @attrs.frozen
@@ -108,10 +117,10 @@ class LimitSettings:
     apply on top of the instance's own.
     """
 
-    rpm: float | None = attrs.field(default=None, validator=_positive)
-    tpm: float | None = attrs.field(default=None, validator=_positive)
-    max_concurrent: int | None = attrs.field(default=None, validator=_at_least_one)
-    period: float = attrs.field(default=60.0, validator=_positive)
+    rpm: float | None = attrs.field(default=None, validator=positive)
+    tpm: float | None = attrs.field(default=None, validator=positive)
+    max_concurrent: int | None = attrs.field(default=None, validator=at_least_one)
+    period: float = attrs.field(default=60.0, validator=positive)
     max_wait: float = 30.0
     models: Mapping[str, ModelLimitSettings] = attrs.field(factory=dict)
 
