@@ -318,10 +318,13 @@ async def test_limiter_counts_are_readable() -> None:
         with pytest.raises(llmx.RateLimitError):
             await client.complete(model="a/m", prompt="second")  # refused at once
         assert limiter.stats() == llmx_stats(0, 1, 0)
+        # ... and through the client's own statistics, per instance
+        assert client.stats().instances["a"].limiter == llmx_stats(0, 1, 0)
+        assert client.stats().instances["b"].limiter is None  # no limits configured there
 
 
 def llmx_stats(waited: int, refused: int, backend_errors: int) -> Any:
-    from llmx._ratelimit import LimiterStats
+    from llmx._stats import LimiterStats
 
     return LimiterStats(waited=waited, refused=refused, backend_errors=backend_errors)
 

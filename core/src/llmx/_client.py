@@ -247,6 +247,7 @@ class Client:
                 breaker=d.breaker.refresh(),
                 concurrency_limit=d.limit.limit if d.limit is not None else None,
                 cooldown_remaining=max(0.0, d.blocked_until - now),
+                limiter=d.limiter.stats() if d.limiter is not None else None,
             )
             for d in self._pool.built()
         }

@@ -36,12 +36,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from llmx._components import Bucket, InProcessAcquire, InProcessRelease
 from llmx._errors import RateLimitError
 from llmx._ids import ORIGIN
 from llmx._settings import LimitSettings
+from llmx._stats import LimiterStats
 from llmx._tokens import estimate_input_tokens, estimate_output_tokens
 
 if TYPE_CHECKING:
@@ -253,21 +252,6 @@ class LocalRateLimiter:
 
 
 # -- the core's side: queueing and giving up ---------------------------------------------------
-
-
-@attrs.frozen
-class LimiterStats:
-    """Counts of one instance's client-side limiter (see :meth:`InstanceLimiter.stats`).
-
-    ``waited``: requests that queued for capacity (whether they got it or not);
-    ``refused``: requests given up with :class:`~llmx.RateLimitError` (past
-    ``max_wait``, the deadline, or too large to ever fit); ``backend_errors``: backend
-    calls that failed, after which the request went ahead unlimited.
-    """
-
-    waited: int = 0
-    refused: int = 0
-    backend_errors: int = 0
 
 
 class _Plan:

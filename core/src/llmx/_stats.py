@@ -124,14 +124,31 @@ class ModelStats:
 
 
 @attrs.frozen
+class LimiterStats:
+    """Counts of one instance's client-side limiter (``Stats.instances[NAME].limiter``).
+
+    ``waited``: requests that queued for capacity (whether they got it or not);
+    ``refused``: requests given up with ``RateLimitError`` (past
+    ``max_wait``, the deadline, or too large to ever fit); ``backend_errors``: backend
+    calls that failed, after which the request went ahead unlimited.
+    """
+
+    waited: int = 0
+    refused: int = 0
+    backend_errors: int = 0
+
+
+@attrs.frozen
 class InstanceStats:
-    """Live state of one provider instance."""
+    """Live state of one provider instance; ``limiter`` holds the counts of its
+    client-side rate limits (None when it has none)."""
 
     instance: str
     in_flight: int
     breaker: str
     concurrency_limit: float | None
     cooldown_remaining: float
+    limiter: LimiterStats | None = None
 
 
 @attrs.frozen
