@@ -23,6 +23,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from llmx._lazy import lazy_exports
+
 __version__ = "0.1.0"
 """The version of the ``llmx`` distribution."""
 
@@ -95,16 +97,10 @@ _EXPORTS: dict[str, str] = {
 __all__ = ["__version__", *sorted(_EXPORTS)]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        msg = f"module 'llmx' has no attribute {name!r}"
-        if not name.startswith("_") and name != "plugin" and name in _plugin_api():
-            msg += f"; it is part of the plugin-author API: from llmx.plugin import {name}"
-        raise AttributeError(msg)
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+def _hint(name: str) -> str:
+    if not name.startswith("_") and name != "plugin" and name in _plugin_api():
+        return f"; it is part of the plugin-author API: from llmx.plugin import {name}"
+    return ""
 
 
 def _plugin_api() -> list[str]:
@@ -112,6 +108,9 @@ def _plugin_api() -> list[str]:
     module's ``__getattr__`` first, so it is skipped for private names and ``plugin`` itself
     (importing ``llmx.plugin`` by its full name never comes back here)."""
     return importlib.import_module("llmx.plugin").__all__  # type: ignore[no-any-return]
+
+
+__getattr__, _ = lazy_exports("llmx", _EXPORTS, globals(), hint=_hint)
 
 
 def __dir__() -> list[str]:

@@ -36,7 +36,7 @@
   :class:`PluginInfo` describing what the registry loaded.
 * **Helpers for providers**: :class:`SSEParser` / :func:`aiter_sse`,
   :class:`ResponseBuilder`, :func:`error_class_for_status`, :func:`parse_retry_after`,
-  :func:`cache_key`.
+  :func:`cache_key`; :func:`lazy_exports` for a package whose names load on first use.
 
 The value types (``Request``, ``Response``, ``TextDelta``, ``ModelInfo``, ...) and the
 errors (``ProviderError`` and its subclasses) are shared with applications and live in
@@ -47,8 +47,9 @@ imported from its private module on first use. The test kit for plugins is
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from llmx._lazy import lazy_exports as lazy_exports
 
 _EXPORTS: dict[str, str] = {
     # the contract
@@ -96,23 +97,13 @@ _EXPORTS: dict[str, str] = {
     "error_class_for_status": "llmx._errors",
     "parse_retry_after": "llmx._errors",
     "cache_key": "llmx._cachekey",
+    "lazy_exports": "llmx._lazy",
 }
 
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        msg = f"module 'llmx.plugin' has no attribute {name!r}"
-        raise AttributeError(msg)
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:
