@@ -131,7 +131,7 @@ class Pipeline:
         state: list[Response] = []
         return Stream(stream_request(self, request, state, timeout, cache), state)
 
-    # -- steps shared with streams (stream_request) -------------------------------------------------------------------------
+    # -- steps shared with streams (stream_request) ---------------------------------------
 
     def start(self, run: Run, timeout: float | None) -> Route:
         """Resolve the route and set the request's deadline (``timeout=``, else the
