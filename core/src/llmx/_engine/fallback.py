@@ -98,6 +98,13 @@ class Fallback:
     async def run(self, route: Route, run: Run, once: Once[_T]) -> _T:
         """The first candidate that answers, in plan order (hedged when the route's
         strategy hedges); the request's one error when none does."""
+        if len(route.candidates) == 1:  # nothing to order or skip (bench: sequential)
+            only = route.candidates[0]
+            try:
+                return await self.candidate(run, only, False, once)
+            except LlmxError as err:
+                self._may_fall_back(route, run, err, [only], 0)
+            raise self._final_error(run, 1)
         plan = self.plan(route, run)
         if route.hedge is not None and len(plan) > 1:
             return await self._hedged(route, run, plan, route.hedge, once)
@@ -320,7 +327,7 @@ def check_capabilities(request: Request, inst: Instance, info: ModelInfo | None)
         needs.append(("JSON mode", Capability.JSON_MODE))
     if request.response_format.type == "json_schema" and not info.supports(Capability.JSON_SCHEMA):
         needs.append(("structured output (json_schema)", Capability.JSON_SCHEMA))
-    if request.has_images() and not info.supports(Capability.VISION):
+    if not info.supports(Capability.VISION) and request.has_images():  # scan parts last
         needs.append(("image input", Capability.VISION))
     if needs:
         what, cap = needs[0]
