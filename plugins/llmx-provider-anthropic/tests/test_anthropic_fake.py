@@ -11,48 +11,14 @@ Documented behaviour reproduced: "Messages", "Streaming Messages" (named events)
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
 from llmx_anthropic.testing import FakeAnthropicServer
 
-from llmx.testing import ErrorReply, MidStreamError, Reply
+from llmx.testing import TOOL_REPLY, ErrorReply, MidStreamError, sse_events
 from llmx.testing.openapi import vendor_validator
-
-TOOL_REPLY = Reply(
-    "Checking.",
-    tool_calls=[("call_1", "get_weather", '{"city": "Oslo"}')],
-    usage=(30, 10),
-    cached_tokens=5,
-    cache_write_tokens=3,
-    reasoning_tokens=2,
-    chunk_size=4,
-)
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-def sse(body: bytes) -> list[tuple[str, str]]:
-    """(event name, data) of each event of an SSE body."""
-    out = []
-    for block in body.replace(b"\r\n", b"\n").split(b"\n\n"):
-        if not block.strip():
-            continue
-        name, data = "message", []
-        for line in block.decode().split("\n"):
-            if line.startswith("event: "):
-                name = line[len("event: ") :]
-            elif line.startswith("data: "):
-                data.append(line[len("data: ") :])
-        out.append((name, "\n".join(data)))
-    return out
-
 
 # -- Anthropic --------------------------------------------------------------------------------
 
@@ -78,7 +44,7 @@ async def test_anthropic_answers_match_anthropics_document(http: aiohttp.ClientS
         stream = {**MESSAGE_BODY, "stream": True}
         async with http.post(url, json=stream, headers=ANTHROPIC_HEADERS) as resp:
             assert resp.headers["content-type"].startswith("text/event-stream")
-            events = sse(await resp.read())
+            events = sse_events(await resp.read())
         names = [name for name, _ in events]
         assert names[0] == "message_start"
         assert names[-2:] == ["message_delta", "message_stop"]
@@ -96,7 +62,7 @@ async def test_anthropic_answers_match_anthropics_document(http: aiohttp.ClientS
             assert resp.status == 529
             spec.check_schema("ErrorResponse", await resp.json())
         async with http.post(url, json=stream, headers=ANTHROPIC_HEADERS) as resp:
-            name, data = sse(await resp.read())[-1]
+            name, data = sse_events(await resp.read())[-1]
         assert name == "error"
         assert json.loads(data) == {
             "type": "error",

@@ -8,6 +8,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import aiohttp
 import pytest
 from llmx_gemini.testing import FakeGeminiServer
 
@@ -58,3 +59,10 @@ def make_config(server: Any) -> Callable[..., dict[str, Any]]:
         return config_for(server, **options)
 
     return make
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A plain aiohttp session, for raw requests to the fake server."""
+    async with aiohttp.ClientSession() as session:
+        yield session

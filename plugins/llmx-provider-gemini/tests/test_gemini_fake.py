@@ -11,48 +11,14 @@ Documented behaviour reproduced: ``GenerateContentResponse`` (also per streamed 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
 from llmx_gemini.testing import FakeGeminiServer
 
-from llmx.testing import Blocked, Reply
+from llmx.testing import TOOL_REPLY, Blocked, Reply, sse_events
 from llmx.testing.openapi import vendor_validator
-
-TOOL_REPLY = Reply(
-    "Checking.",
-    tool_calls=[("call_1", "get_weather", '{"city": "Oslo"}')],
-    usage=(30, 10),
-    cached_tokens=5,
-    cache_write_tokens=3,
-    reasoning_tokens=2,
-    chunk_size=4,
-)
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-def sse(body: bytes) -> list[tuple[str, str]]:
-    """(event name, data) of each event of an SSE body."""
-    out = []
-    for block in body.replace(b"\r\n", b"\n").split(b"\n\n"):
-        if not block.strip():
-            continue
-        name, data = "message", []
-        for line in block.decode().split("\n"):
-            if line.startswith("event: "):
-                name = line[len("event: ") :]
-            elif line.startswith("data: "):
-                data.append(line[len("data: ") :])
-        out.append((name, "\n".join(data)))
-    return out
-
 
 # -- Gemini -----------------------------------------------------------------------------------
 
@@ -80,7 +46,7 @@ async def test_gemini_answers_match_the_discovery_document(http: aiohttp.ClientS
         ) as resp:
             raw = await resp.read()
         assert b"\r\n\r\n" in raw
-        chunks = [json.loads(data) for _, data in sse(raw)]
+        chunks = [json.loads(data) for _, data in sse_events(raw)]
         for chunk in chunks:
             spec.check_schema("GenerateContentResponse", chunk)
         assert chunks[-1]["candidates"][0]["finishReason"] == "STOP"

@@ -8,6 +8,7 @@ import os
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import aiohttp
 import pytest
 
 import llmx
@@ -68,3 +69,10 @@ async def make_client(server: FakeOpenAIServer) -> AsyncIterator[Callable[..., l
     yield make
     for c in made:
         await c.aclose()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A plain aiohttp session, for raw requests to the fake server."""
+    async with aiohttp.ClientSession() as session:
+        yield session

@@ -12,47 +12,13 @@ Response``, ``createChatCompletionStreamResponse``, ``errorResponse``).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
-from llmx.testing import Blocked, ErrorReply, MidStreamError, Reply
+from llmx.testing import TOOL_REPLY, Blocked, ErrorReply, MidStreamError, sse_events
 from llmx.testing.openapi import vendor_validator
 from llmx_openai.testing import FakeAzureOpenAIServer, FakeOpenAIServer
-
-TOOL_REPLY = Reply(
-    "Checking.",
-    tool_calls=[("call_1", "get_weather", '{"city": "Oslo"}')],
-    usage=(30, 10),
-    cached_tokens=5,
-    cache_write_tokens=3,
-    reasoning_tokens=2,
-    chunk_size=4,
-)
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-def sse(body: bytes) -> list[tuple[str, str]]:
-    """(event name, data) of each event of an SSE body."""
-    out = []
-    for block in body.replace(b"\r\n", b"\n").split(b"\n\n"):
-        if not block.strip():
-            continue
-        name, data = "message", []
-        for line in block.decode().split("\n"):
-            if line.startswith("event: "):
-                name = line[len("event: ") :]
-            elif line.startswith("data: "):
-                data.append(line[len("data: ") :])
-        out.append((name, "\n".join(data)))
-    return out
-
 
 # -- OpenAI ----------------------------------------------------------------------------------
 
@@ -68,14 +34,14 @@ async def test_openai_answers_match_openais_document(http: aiohttp.ClientSession
             spec.check_schema("CreateChatCompletionResponse", await resp.json())
         stream_body = {**body, "stream": True, "stream_options": {"include_usage": True}}
         async with http.post(url, json=stream_body, headers=headers) as resp:
-            events = sse(await resp.read())
+            events = sse_events(await resp.read())
         assert events[-1] == ("message", "[DONE]")
         for _, data in events[:-1]:
             spec.check_schema("CreateChatCompletionStreamResponse", json.loads(data))
         async with http.post(url, json=body, headers=headers) as resp:
             spec.check_schema("ErrorResponse", await resp.json())
         async with http.post(url, json=stream_body, headers=headers) as resp:
-            _, data = sse(await resp.read())[-1]
+            _, data = sse_events(await resp.read())[-1]
             spec.check_schema("ErrorResponse", json.loads(data))
         async with http.get(f"{server.base_url}/models", headers=headers) as resp:
             spec.check_schema("ListModelsResponse", await resp.json())
@@ -91,7 +57,7 @@ async def test_azure_answers_match_azures_document(http: aiohttp.ClientSession) 
         async with http.post(url, json=body, headers=headers) as resp:
             spec.check_schema("createChatCompletionResponse", await resp.json())
         async with http.post(url, json={**body, "stream": True}, headers=headers) as resp:
-            events = sse(await resp.read())
+            events = sse_events(await resp.read())
         first = json.loads(events[0][1])
         assert first["choices"] == []
         assert first["prompt_filter_results"]

@@ -56,9 +56,12 @@ _EXPORTS: dict[str, str] = {
     "Stall": "llmx.testing._replies",
     "ReplyItem": "llmx.testing._replies",
     "approx_tokens": "llmx.testing._replies",
+    "TOOL_REPLY": "llmx.testing._replies",
+    "sse_events": "llmx.testing._replies",
 }
 
 __all__ = [
+    "TOOL_REPLY",
     "Blocked",
     "ErrorKind",
     "ErrorReply",
@@ -85,6 +88,7 @@ __all__ = [
     "merge_turns",
     "scripted_client",
     "scripted_plugin",
+    "sse_events",
 ]
 
 
@@ -93,6 +97,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 if TYPE_CHECKING:
     from llmx.testing._chaos import Fault, FaultKind, Faults, Injection
+    from llmx.testing._replies import TOOL_REPLY as TOOL_REPLY
     from llmx.testing._replies import (
         Blocked,
         ErrorKind,
@@ -104,6 +109,7 @@ if TYPE_CHECKING:
         Reset,
         Stall,
         approx_tokens,
+        sse_events,
     )
     from llmx.testing._scripted import (
         ScriptedPlugin,

@@ -26,7 +26,9 @@ __all__ = [
     "ReplyItem",
     "Reset",
     "Stall",
+    "TOOL_REPLY",
     "approx_tokens",
+    "sse_events",
 ]
 
 
@@ -274,3 +276,25 @@ ErrorKind = Literal[
 rejected credentials, no access, unknown model, invalid request, prompt too long for
 the context window, rate limited, internal error, bad gateway, unavailable,
 overloaded (Anthropic's 529) and gateway timeout."""
+
+
+TOOL_REPLY = Reply(
+    "Checking.",
+    tool_calls=[("call_1", "get_weather", '{"city": "Oslo"}')],
+    usage=(30, 10),
+    cached_tokens=5,
+    cache_write_tokens=3,
+    reasoning_tokens=2,
+    chunk_size=4,
+)
+"""A reply with text, a tool call and every usage detail, streamed in small chunks: what a
+fake server's own tests render to check its wire format end to end."""
+
+
+def sse_events(body: bytes) -> list[tuple[str, str]]:
+    """``(event name, data)`` of each event of a raw Server-Sent Events body, for tests
+    that assert on what a fake server wrote (parsed by llmx's own SSE parser)."""
+    from llmx._sse import SSEParser
+
+    parser = SSEParser()
+    return [(event.event, event.data) for event in parser.feed(body)]
