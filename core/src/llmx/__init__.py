@@ -24,8 +24,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from llmx._lazy import lazy_exports
+from llmx._version import VERSION
 
-__version__ = "0.1.0"
+__version__ = VERSION
 """The version of the ``llmx`` distribution."""
 
 _EXPORTS: dict[str, str] = {

@@ -124,6 +124,8 @@ class Instance:
         if session is None:  # else kept from an attempt whose provider failed to start
             import aiohttp
 
+            from llmx._version import USER_AGENT
+
             connector = aiohttp.TCPConnector(
                 limit=cfg.max_concurrent or 0,
                 ttl_dns_cache=300,
@@ -131,6 +133,7 @@ class Instance:
             )
             session = self.session = aiohttp.ClientSession(
                 connector=connector,
+                headers={"User-Agent": USER_AGENT},
                 timeout=aiohttp.ClientTimeout(total=cfg.timeout, connect=cfg.connect_timeout),
                 auto_decompress=True,
             )

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from llmx import (
     AuthenticationError,
     BadRequestError,
-    ContextWindowExceededError,
     FinishReason,
     Image,
     MalformedResponseError,
@@ -35,17 +33,16 @@ from llmx import (
     UnsupportedFeatureError,
     Usage,
 )
-from llmx.plugin import error_class_for_status, parse_retry_after
+from llmx.http import error_from_payload, snippet
 
 __all__ = [
+    "EVENT_TYPES",
     "IMAGE_TYPES",
     "build_body",
-    "error_from_body",
     "error_from_event",
     "map_stop_reason",
     "parse_message",
     "parse_usage",
-    "snippet",
 ]
 
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
@@ -341,14 +338,7 @@ def parse_message(data: bytes, request: Request, provider: str) -> Response:
 
 # -- errors ------------------------------------------------------------------------------
 
-_TAGS = re.compile(rb"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.S | re.I)
-_SPACE = re.compile(r"\s+")
-_CONTEXT = re.compile(
-    r"prompt is too long|exceed context limit|context window|context length|too many tokens",
-    re.I,
-)
-
-_TYPES: dict[str, type[ProviderError]] = {
+EVENT_TYPES: dict[str, type[ProviderError]] = {
     "invalid_request_error": BadRequestError,
     "request_too_large": BadRequestError,
     "authentication_error": AuthenticationError,
@@ -362,79 +352,10 @@ _TYPES: dict[str, type[ProviderError]] = {
 }
 
 
-def snippet(body: bytes, limit: int = 200) -> str:
-    """A short, tag-stripped, whitespace-collapsed excerpt of a body, for messages."""
-    text = _TAGS.sub(b" ", body[:4096]).decode("utf-8", "replace")
-    text = _SPACE.sub(" ", text).strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _describe(obj: Any) -> tuple[str | None, str | None]:
-    """(message, type) from ``{"type": "error", "error": {"type", "message"}}``."""
-    err = obj.get("error") if isinstance(obj, dict) else None
-    if isinstance(err, str):
-        return err, None
-    if not isinstance(err, dict):
-        return None, None
-    message, kind = err.get("message"), err.get("type")
-    return (
-        message if isinstance(message, str) and message else None,
-        kind if isinstance(kind, str) else None,
-    )
-
-
-def _scrub(message: str, secret: str | None) -> str:
-    if secret and secret in message:
-        message = message.replace(secret, "***")
-    return message
-
-
-def _refine(cls: type[ProviderError], message: str) -> type[ProviderError]:
-    if issubclass(cls, BadRequestError) and _CONTEXT.search(message):
-        return ContextWindowExceededError
-    return cls
-
-
-def error_from_body(
-    status: int,
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    provider: str,
-    model: str | None,
-    secret: str | None = None,
-) -> ProviderError:
-    """The llmx error for a non-2xx answer: class from the status, details from the body.
-
-    ``x-should-retry: true|false`` (which Anthropic's SDKs obey) overrides retryability.
-    """
-    try:
-        parsed = json.loads(body) if body else None
-    except ValueError:
-        parsed = None
-    message, kind = _describe(parsed)
-    if not message:
-        message = snippet(body) or f"HTTP {status} with an empty body"
-    message = _scrub(message, secret)
-    cls = _refine(error_class_for_status(status), message)
-    should_retry = headers.get("x-should-retry")
-    retryable = {"true": True, "false": False}.get(should_retry or "")
-    return cls(
-        message,
-        provider=provider,
-        model=model,
-        status=status,
-        retryable=retryable,
-        retry_after=parse_retry_after(headers),
-        code=kind,
-    )
-
-
 def error_from_event(
     error: Any, provider: str, model: str | None, secret: str | None = None
 ) -> ProviderError:
     """The llmx error for an ``error`` stream event (or an error object in a 200 body)."""
-    message, kind = _describe({"error": error})
-    message = _scrub(message or "the stream reported an error", secret)
-    cls = _refine(_TYPES.get(kind or "", ServerError), message)
-    return cls(message, provider=provider, model=model, code=kind)
+    return error_from_payload(
+        error, provider=provider, model=model, secret=secret, types=EVENT_TYPES
+    )

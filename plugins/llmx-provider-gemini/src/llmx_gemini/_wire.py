@@ -18,7 +18,6 @@ from llmx import (
     AuthenticationError,
     BadRequestError,
     ContentFilterError,
-    ContextWindowExceededError,
     FinishReason,
     Image,
     MalformedResponseError,
@@ -32,11 +31,11 @@ from llmx import (
     UnsupportedFeatureError,
     Usage,
 )
-from llmx.plugin import error_class_for_status, parse_retry_after
+from llmx.http import ErrorInfo, describe_error, error_from_payload, snippet
 
 __all__ = [
     "build_body",
-    "error_from_body",
+    "describe",
     "error_from_object",
     "parse_response",
     "to_gemini_schema",
@@ -447,19 +446,7 @@ def parse_response(data: bytes, request: Request, provider: str) -> Response:
 
 # -- errors ------------------------------------------------------------------------------
 
-_TAGS = re.compile(rb"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.S | re.I)
-_SPACE = re.compile(r"\s+")
-_CONTEXT = re.compile(
-    r"exceeds the maximum number of tokens|input token count|context window", re.I
-)
 _DELAY = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)s\s*$")
-
-
-def snippet(body: bytes, limit: int = 200) -> str:
-    """A short, tag-stripped, whitespace-collapsed excerpt of a body, for messages."""
-    text = _TAGS.sub(b" ", body[:4096]).decode("utf-8", "replace")
-    text = _SPACE.sub(" ", text).strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _details(error: Mapping[str, Any]) -> tuple[str | None, float | None]:
@@ -478,60 +465,27 @@ def _details(error: Mapping[str, Any]) -> tuple[str | None, float | None]:
     return reason, delay
 
 
-def _scrub(message: str, secret: str | None) -> str:
-    if secret and secret in message:
-        message = message.replace(secret, "***")
-    return message
+def describe(body: Any) -> ErrorInfo:
+    """What a Google error body says: ``{"error": {"code", "message", "status", "details"}}``.
 
-
-def _refine(cls: type[ProviderError], message: str, reason: str | None) -> type[ProviderError]:
-    if reason == "API_KEY_INVALID":
-        return AuthenticationError
-    if issubclass(cls, BadRequestError) and _CONTEXT.search(message):
-        return ContextWindowExceededError
-    return cls
-
-
-def error_from_body(
-    status: int,
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    provider: str,
-    model: str | None,
-    secret: str | None = None,
-) -> ProviderError:
-    """The llmx error for a non-2xx answer (class from the status, refined by the body).
-
-    A key Gemini rejects (HTTP 400, reason ``API_KEY_INVALID``) is an
-    AuthenticationError; ``retry_after`` comes from ``Retry-After`` or the
-    ``google.rpc.RetryInfo`` ``retryDelay``.
+    A stream requested without ``alt=sse`` answers with a JSON array holding it. The
+    ``google.rpc.ErrorInfo`` reason is the code (``API_KEY_INVALID`` makes the error an
+    AuthenticationError although Gemini sends 400) and the ``google.rpc.RetryInfo``
+    ``retryDelay`` the wait when no ``Retry-After`` header says it.
     """
-    try:
-        parsed = json.loads(body) if body else None
-    except ValueError:
-        parsed = None
-    error = parsed.get("error") if isinstance(parsed, dict) else None
-    if isinstance(parsed, list) and parsed and isinstance(parsed[0], dict):
-        error = parsed[0].get("error")  # a stream without alt=sse answers with a JSON array
-    message = code = reason = None
-    delay = None
-    if isinstance(error, dict):
-        message = error.get("message") if isinstance(error.get("message"), str) else None
-        code = error.get("status") if isinstance(error.get("status"), str) else None
-        reason, delay = _details(error)
-    if not message:
-        message = snippet(body) or f"HTTP {status} with an empty body"
-    message = _scrub(message, secret)
-    cls = _refine(error_class_for_status(status), message, reason)
-    retry_after = parse_retry_after(headers)
-    return cls(
-        message,
-        provider=provider,
-        model=model,
-        status=status,
-        retry_after=retry_after if retry_after is not None else delay,
-        code=reason or code,
+    if isinstance(body, list) and body:
+        body = body[0]
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return describe_error(body)
+    reason, delay = _details(error)
+    message, status = error.get("message"), error.get("status")
+    return ErrorInfo(
+        message if isinstance(message, str) and message else None,
+        reason,
+        status if isinstance(status, str) else None,
+        retry_after=delay,
+        error_class=AuthenticationError if reason == "API_KEY_INVALID" else None,
     )
 
 
@@ -543,19 +497,11 @@ def error_from_object(
         return MalformedResponseError(
             f"the Gemini API reported an error: {str(error)[:200]}", provider=provider, model=model
         )
-    status = error.get("code") if type(error.get("code")) is int else None
-    message = _scrub(str(error.get("message") or "the stream reported an error"), secret)
-    reason, delay = _details(error)
-    cls = (
-        error_class_for_status(status) if status and 400 <= status < 600 else MalformedResponseError
-    )
-    cls = _refine(cls, message, reason)
-    code = error.get("status") if isinstance(error.get("status"), str) else None
-    return cls(
-        message,
+    return error_from_payload(
+        error,
         provider=provider,
         model=model,
-        status=status,
-        retry_after=delay,
-        code=reason or code,
+        secret=secret,
+        describe=describe,
+        default=MalformedResponseError,
     )

@@ -10,13 +10,13 @@ or as an Entra ID bearer token. Everything else — bodies, streams, errors — 
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from yarl import URL
 
 from llmx import ConfigError, ModelInfo, Request
+from llmx.http import Endpoint, api_key, base_url
 from llmx_openai._models import lookup
 from llmx_openai._provider import OpenAIProvider
 from llmx_openai._settings import AzureSettings
@@ -40,31 +40,19 @@ class AzureOpenAIProvider(OpenAIProvider):
 
     def __init__(self, ctx: ProviderContext) -> None:
         settings = ctx.settings if isinstance(ctx.settings, AzureSettings) else AzureSettings()
-        cfg = ctx.config
         name = ctx.instance
-        raw = (cfg.base_url or os.environ.get("AZURE_OPENAI_ENDPOINT") or "").rstrip("/")
-        if not raw:
-            msg = (
-                f"no endpoint for provider instance {name!r} (type 'azure'): set base_url = "
-                f"'https://RESOURCE.openai.azure.com' in [providers.{name}] or "
-                "AZURE_OPENAI_ENDPOINT in the environment"
-            )
-            raise ConfigError(msg)
-        raw = raw.removesuffix("/openai")
-        base = URL(raw)
-        if not base.is_absolute() or base.scheme not in ("http", "https"):
-            msg = (
-                f"base_url {raw!r} of provider instance {name!r} is not an http(s) URL; set "
-                f"base_url = 'https://RESOURCE.openai.azure.com' in [providers.{name}]"
-            )
-            raise ConfigError(msg)
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        raw = base_url(
+            ctx,
+            env="AZURE_OPENAI_ENDPOINT",
+            default=None,
+            example="https://RESOURCE.openai.azure.com",
+        ).removesuffix("/openai")
         token = settings.token.get() if settings.token is not None else None
-        key = cfg.api_key.get() if cfg.api_key is not None else os.environ.get(settings.api_key_env)
+        key = api_key(ctx, env=settings.api_key_env, required=False)
         if token:
-            headers["Authorization"] = f"Bearer {token}"
+            headers = {"Authorization": f"Bearer {token}"}
         elif key:
-            headers["api-key"] = key
+            headers = {"api-key": key}
         else:
             msg = (
                 f"no credentials for provider instance {name!r} (type 'azure'): set "
@@ -72,31 +60,19 @@ class AzureOpenAIProvider(OpenAIProvider):
                 f'an Entra ID token as token = {{ env = "..." }} in [providers.{name}]'
             )
             raise ConfigError(msg)
-        for header, secret in cfg.headers.items():
-            headers[header] = secret.get()
         field = settings.max_tokens_field
         if field == "auto":
             field = (
                 "max_completion_tokens" if settings.api_version >= "2024-09-01" else "max_tokens"
             )
-        self._name = name
-        self._session = ctx.session
-        self._secret = token or key
-        self._headers = headers
-        self._stream_headers = {**headers, "Accept": "text/event-stream"}
         self._endpoint = raw
         self._api_version = settings.api_version
-        self._chat_url = URL(f"{raw}/openai/deployments")
-        self._models_url = URL(f"{raw}/openai/models").with_query(
-            {"api-version": settings.api_version}
+        self._setup(
+            Endpoint(ctx, base_url=raw, headers=headers, secret=token or key),
+            field,
+            settings.stream_usage,
         )
-        self._host = f"{base.host}:{base.port}" if base.port else str(base.host)
-        self._max_tokens_field = field
-        self._stream_usage = settings.stream_usage
-        self._timeout = cfg.timeout
-
-    def __repr__(self) -> str:
-        return f"AzureOpenAIProvider(instance={self._name!r}, host={self._host!r})"
+        self._models_url = self._http.url("/openai/models", **{"api-version": self._api_version})
 
     @staticmethod
     def model_info(model: str) -> ModelInfo | None:
@@ -117,7 +93,7 @@ class AzureOpenAIProvider(OpenAIProvider):
     def _body(self, request: Request, stream: bool) -> bytes:
         body = build_body(
             request,
-            provider=self._name,
+            provider=self._http.name,
             max_tokens_field=self._max_tokens_field,
             stream=stream,
             stream_usage=self._stream_usage,

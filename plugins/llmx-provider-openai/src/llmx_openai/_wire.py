@@ -9,14 +9,11 @@ network and shared by ``complete`` and ``stream``. Reference: OpenAI's API refer
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from llmx import (
     BadRequestError,
-    ContentFilterError,
-    ContextWindowExceededError,
     FinishReason,
     Image,
     MalformedResponseError,
@@ -31,16 +28,15 @@ from llmx import (
     ToolResult,
     Usage,
 )
-from llmx.plugin import error_class_for_status, parse_retry_after
+from llmx.http import error_from_payload, snippet
 
 __all__ = [
+    "EVENT_TYPES",
     "build_body",
-    "error_from_body",
     "error_from_event",
     "map_finish_reason",
     "parse_completion",
     "parse_usage",
-    "snippet",
 ]
 
 _FINISH: dict[str, FinishReason] = {
@@ -324,108 +320,8 @@ def parse_completion(data: bytes, request: Request, provider: str) -> Response:
 
 # -- errors ------------------------------------------------------------------------------
 
-_TAGS = re.compile(rb"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.S | re.I)
-_SPACE = re.compile(r"\s+")
-_CONTEXT = re.compile(
-    r"maximum context length|context[ _]length|context window|too many tokens", re.I
-)
-
-
-def snippet(body: bytes, limit: int = 200) -> str:
-    """A short, tag-stripped, whitespace-collapsed excerpt of a body, for messages."""
-    text = _TAGS.sub(b" ", body[:4096]).decode("utf-8", "replace")
-    text = _SPACE.sub(" ", text).strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _describe(obj: Any) -> tuple[str | None, str | None, str | None]:
-    """(message, code, type) from the error shapes OpenAI and compatible servers use."""
-    if isinstance(obj, list) and obj:
-        obj = obj[0]
-    if not isinstance(obj, dict):
-        return None, None, None
-    err = obj.get("error", obj)
-    if isinstance(err, str):
-        return err, None, None
-    if not isinstance(err, dict):
-        return None, None, None
-    message = err.get("message")
-    detail = obj.get("detail")
-    if not isinstance(message, str) or not message:
-        if isinstance(detail, str):
-            message = detail
-        elif isinstance(detail, list):  # FastAPI validation errors
-            msgs = [
-                d.get("msg")
-                for d in detail
-                if isinstance(d, dict) and isinstance(d.get("msg"), str)
-            ]
-            message = "; ".join(m for m in msgs if m) or None
-        else:
-            message = None
-    code = err.get("code")
-    kind = err.get("type")
-    return (
-        message,
-        str(code) if isinstance(code, (str, int)) and not isinstance(code, bool) else None,
-        kind if isinstance(kind, str) else None,
-    )
-
-
-def _refine(
-    cls: type[ProviderError], message: str, code: str | None, kind: str | None
-) -> tuple[type[ProviderError], bool | None]:
-    """A more precise class (and retryability) from the error's code and message."""
-    if issubclass(cls, BadRequestError):
-        if code == "context_length_exceeded" or _CONTEXT.search(message):
-            return ContextWindowExceededError, None
-        if code in ("content_filter", "content_policy_violation"):
-            return ContentFilterError, None
-    if cls is RateLimitError and (code == "insufficient_quota" or kind == "insufficient_quota"):
-        return cls, False  # an exhausted quota does not come back by waiting
-    return cls, None
-
-
-def _scrub(message: str, secret: str | None) -> str:
-    if secret and secret in message:
-        message = message.replace(secret, "***")
-    return message
-
-
-def error_from_body(
-    status: int,
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    provider: str,
-    model: str | None,
-    secret: str | None = None,
-) -> ProviderError:
-    """The llmx error for a non-2xx answer: class from the status, message from the body."""
-    message = code = kind = None
-    try:
-        parsed = json.loads(body) if body else None
-    except ValueError:
-        parsed = None
-    if parsed is not None:
-        message, code, kind = _describe(parsed)
-    if not message:
-        text = snippet(body)
-        message = text or f"HTTP {status} with an empty body"
-    message = _scrub(message, secret)
-    cls, retryable = _refine(error_class_for_status(status), message, code, kind)
-    return cls(
-        message,
-        provider=provider,
-        model=model,
-        status=status,
-        retryable=retryable,
-        retry_after=parse_retry_after(headers),
-        code=code or kind,
-    )
-
-
-_EVENT_TYPES: dict[str, type[ProviderError]] = {
+EVENT_TYPES: dict[str, type[ProviderError]] = {
+    # the error class of an in-band error, by its type
     "invalid_request_error": BadRequestError,
     "rate_limit_exceeded": RateLimitError,
     "requests": RateLimitError,
@@ -438,20 +334,6 @@ def error_from_event(
     error: Any, provider: str, model: str | None, secret: str | None = None
 ) -> ProviderError:
     """The llmx error for an ``{"error": ...}`` payload inside a 200 answer or a stream."""
-    message, code, kind = _describe({"error": error})
-    message = _scrub(message or "the stream reported an error", secret)
-    status: int | None = None
-    if code is not None and code.isdigit() and 400 <= int(code) < 600:
-        status = int(code)  # vLLM and others put the HTTP status in "code"
-        cls = error_class_for_status(status)
-    else:
-        cls = _EVENT_TYPES.get(kind or "", ServerError)
-    cls, retryable = _refine(cls, message, code, kind)
-    return cls(
-        message,
-        provider=provider,
-        model=model,
-        status=status,
-        retryable=retryable,
-        code=code or kind,
+    return error_from_payload(
+        error, provider=provider, model=model, secret=secret, types=EVENT_TYPES
     )
