@@ -22,6 +22,10 @@ def lazy_exports(
     unknown name. Use it as::
 
         __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
+
+    ``__dir__`` lists the exports only: a plugin module takes just ``__getattr__``
+    (``lazy_exports(...)[0]``), since pluggy finds its hook implementations with
+    ``dir(module)``.
     """
     names = sorted(exports)
 

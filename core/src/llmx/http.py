@@ -110,10 +110,12 @@ __all__ = [
     "base_url",
     "collect_pages",
     "describe_error",
+    "dumps",
     "error_from_payload",
     "error_from_response",
     "is_context_window_error",
     "snippet",
+    "token_count",
 ]
 
 T = TypeVar("T")
@@ -177,6 +179,32 @@ def api_key(ctx: ProviderContext, *, env: str | Sequence[str], required: bool = 
         )
         raise ConfigError(msg)
     return key or None
+
+
+# -- bodies ----------------------------------------------------------------------------
+
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
+def dumps(body: Any) -> bytes:
+    """A request body as compact UTF-8 JSON bytes."""
+    return _dumps(body).encode()
+
+
+def token_count(
+    usage: Mapping[str, Any], field: str, *, provider: str, model: str | None, where: str = "usage"
+) -> int:
+    """``usage[field]`` as a token count: 0 when absent, an error when not an integer.
+
+    ``where`` names the object in the message (``"usageMetadata"``).
+    """
+    value = usage.get(field)
+    if value is None:
+        return 0
+    if type(value) is not int:
+        msg = f"unexpected response: {where}.{field} is {type(value).__name__}, not an integer"
+        raise MalformedResponseError(msg, provider=provider, model=model, status=200)
+    return value
 
 
 # -- errors ----------------------------------------------------------------------------

@@ -7,9 +7,9 @@ is cheap: the provider (and aiohttp) load when the registry asks for the provide
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from llmx.plugin import hookimpl
+from llmx.plugin import hookimpl, lazy_exports
 from llmx_anthropic._settings import AnthropicSettings
 
 if TYPE_CHECKING:
@@ -37,10 +37,10 @@ def llmx_register_providers(register: Register) -> None:
     register("anthropic", AnthropicProvider, settings=AnthropicSettings)
 
 
-def __getattr__(name: str) -> Any:
-    if name in ("AnthropicProvider", "DEFAULT_BASE_URL"):
-        from llmx_anthropic import _provider
+_LAZY = {
+    "AnthropicProvider": "llmx_anthropic._provider",
+    "DEFAULT_BASE_URL": "llmx_anthropic._provider",
+}
 
-        return getattr(_provider, name)
-    msg = f"module 'llmx_anthropic' has no attribute {name!r}"
-    raise AttributeError(msg)
+# Only __getattr__: pluggy finds the hook implementations above with dir(module).
+__getattr__ = lazy_exports(__name__, _LAZY, globals())[0]

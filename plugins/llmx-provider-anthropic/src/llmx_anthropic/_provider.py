@@ -16,14 +16,13 @@ from llmx import (
     ToolCallDelta,
     Usage,
 )
-from llmx.http import Endpoint, api_key, base_url, collect_pages
+from llmx.http import Endpoint, api_key, base_url, collect_pages, dumps
 from llmx_anthropic._models import FIXED_SAMPLING, base_id, lookup
 from llmx_anthropic._settings import AnthropicSettings
 from llmx_anthropic._wire import (
     EVENT_TYPES,
     build_body,
     compact_json,
-    dumps,
     map_stop_reason,
     parse_message,
     parse_usage,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping
 from typing import Any
 
 from llmx import (
@@ -33,7 +32,7 @@ from llmx import (
     UnsupportedFeatureError,
     Usage,
 )
-from llmx.http import error_from_payload, snippet
+from llmx.http import error_from_payload, snippet, token_count
 
 __all__ = [
     "EVENT_TYPES",
@@ -244,11 +243,6 @@ def build_body(
     return body
 
 
-def dumps(body: Mapping[str, Any]) -> bytes:
-    """Compact JSON bytes of a request body."""
-    return _dumps(body).encode()
-
-
 # -- responses ---------------------------------------------------------------------------
 
 
@@ -258,16 +252,6 @@ def malformed(what: str, provider: str, model: str | None) -> MalformedResponseE
     return MalformedResponseError(msg, provider=provider, model=model, status=200)
 
 
-def _count(usage: Mapping[str, Any], field: str, provider: str, model: str | None) -> int:
-    value = usage.get(field)
-    if value is None:
-        return 0
-    if type(value) is not int:
-        msg = f"usage.{field} is {type(value).__name__}, not an integer"
-        raise malformed(msg, provider, model)
-    return value
-
-
 def parse_usage(usage: Any, provider: str, model: str | None) -> Usage:
     """Anthropic's ``usage`` as llmx's: ``input_tokens`` includes cache reads and writes."""
     if usage is None:
@@ -275,13 +259,23 @@ def parse_usage(usage: Any, provider: str, model: str | None) -> Usage:
     if type(usage) is not dict:
         msg = f"usage is {type(usage).__name__}, not an object"
         raise malformed(msg, provider, model)
-    cached = _count(usage, "cache_read_input_tokens", provider, model)
-    written = _count(usage, "cache_creation_input_tokens", provider, model)
+    cached = token_count(usage, "cache_read_input_tokens", provider=provider, model=model)
+    written = token_count(usage, "cache_creation_input_tokens", provider=provider, model=model)
     details = usage.get("output_tokens_details")
-    thinking = _count(details, "thinking_tokens", provider, model) if type(details) is dict else 0
+    thinking = (
+        token_count(
+            details,
+            "thinking_tokens",
+            provider=provider,
+            model=model,
+            where="usage.output_tokens_details",
+        )
+        if type(details) is dict
+        else 0
+    )
     return Usage(
-        _count(usage, "input_tokens", provider, model) + cached + written,
-        _count(usage, "output_tokens", provider, model),
+        token_count(usage, "input_tokens", provider=provider, model=model) + cached + written,
+        token_count(usage, "output_tokens", provider=provider, model=model),
         cached,
         written,
         thinking,

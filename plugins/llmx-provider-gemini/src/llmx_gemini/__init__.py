@@ -7,9 +7,9 @@ cheap: the provider (and aiohttp) load when the registry asks for the provider t
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from llmx.plugin import hookimpl
+from llmx.plugin import hookimpl, lazy_exports
 from llmx_gemini._settings import GeminiSettings
 
 if TYPE_CHECKING:
@@ -37,10 +37,10 @@ def llmx_register_providers(register: Register) -> None:
     register("gemini", GeminiProvider, settings=GeminiSettings)
 
 
-def __getattr__(name: str) -> Any:
-    if name in ("GeminiProvider", "DEFAULT_BASE_URL"):
-        from llmx_gemini import _provider
+_LAZY = {
+    "GeminiProvider": "llmx_gemini._provider",
+    "DEFAULT_BASE_URL": "llmx_gemini._provider",
+}
 
-        return getattr(_provider, name)
-    msg = f"module 'llmx_gemini' has no attribute {name!r}"
-    raise AttributeError(msg)
+# Only __getattr__: pluggy finds the hook implementations above with dir(module).
+__getattr__ = lazy_exports(__name__, _LAZY, globals())[0]

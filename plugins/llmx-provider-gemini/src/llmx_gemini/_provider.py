@@ -18,14 +18,13 @@ from llmx import (
     TextDelta,
     ToolCallDelta,
 )
-from llmx.http import Endpoint, api_key, base_url, collect_pages
+from llmx.http import Endpoint, api_key, base_url, collect_pages, dumps
 from llmx_gemini._models import lookup
 from llmx_gemini._settings import GeminiSettings
 from llmx_gemini._wire import (
     Chunk,
     build_body,
     describe,
-    dumps,
     map_finish_reason,
     parse_response,
 )

@@ -31,7 +31,7 @@ from llmx import (
     UnsupportedFeatureError,
     Usage,
 )
-from llmx.http import ErrorInfo, describe_error, error_from_payload, snippet
+from llmx.http import ErrorInfo, describe_error, error_from_payload, snippet, token_count
 
 __all__ = [
     "build_body",
@@ -315,11 +315,6 @@ def build_body(
     return body
 
 
-def dumps(body: Mapping[str, Any]) -> bytes:
-    """Compact JSON bytes of a request body."""
-    return _dumps(body).encode()
-
-
 # -- responses ---------------------------------------------------------------------------
 
 
@@ -329,16 +324,6 @@ def malformed(what: str, provider: str, model: str | None) -> MalformedResponseE
     return MalformedResponseError(msg, provider=provider, model=model, status=200)
 
 
-def _count(usage: Mapping[str, Any], field: str, provider: str, model: str | None) -> int:
-    value = usage.get(field)
-    if value is None:
-        return 0
-    if type(value) is not int:
-        msg = f"usageMetadata.{field} is {type(value).__name__}, not an integer"
-        raise malformed(msg, provider, model)
-    return value
-
-
 def parse_usage(usage: Any, provider: str, model: str | None) -> Usage | None:
     """``usageMetadata`` as llmx's Usage: output includes thoughts, input the cache."""
     if usage is None:
@@ -346,12 +331,23 @@ def parse_usage(usage: Any, provider: str, model: str | None) -> Usage | None:
     if type(usage) is not dict:
         msg = f"usageMetadata is {type(usage).__name__}, not an object"
         raise malformed(msg, provider, model)
-    thoughts = _count(usage, "thoughtsTokenCount", provider, model)
+    thoughts = token_count(
+        usage, "thoughtsTokenCount", provider=provider, model=model, where="usageMetadata"
+    )
     return Usage(
-        _count(usage, "promptTokenCount", provider, model)
-        + _count(usage, "toolUsePromptTokenCount", provider, model),
-        _count(usage, "candidatesTokenCount", provider, model) + thoughts,
-        _count(usage, "cachedContentTokenCount", provider, model),
+        token_count(
+            usage, "promptTokenCount", provider=provider, model=model, where="usageMetadata"
+        )
+        + token_count(
+            usage, "toolUsePromptTokenCount", provider=provider, model=model, where="usageMetadata"
+        ),
+        token_count(
+            usage, "candidatesTokenCount", provider=provider, model=model, where="usageMetadata"
+        )
+        + thoughts,
+        token_count(
+            usage, "cachedContentTokenCount", provider=provider, model=model, where="usageMetadata"
+        ),
         0,
         thoughts,
     )

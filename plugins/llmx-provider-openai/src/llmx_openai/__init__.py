@@ -9,9 +9,9 @@ providers (and aiohttp) load when the registry asks for a provider type.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from llmx.plugin import hookimpl
+from llmx.plugin import hookimpl, lazy_exports
 from llmx_openai._settings import AzureSettings, OpenAISettings
 
 if TYPE_CHECKING:
@@ -44,14 +44,11 @@ def llmx_register_providers(register: Register) -> None:
     register("azure", AzureOpenAIProvider, settings=AzureSettings)
 
 
-def __getattr__(name: str) -> Any:
-    if name in ("OpenAIProvider", "DEFAULT_BASE_URL"):
-        from llmx_openai import _provider
+_LAZY = {
+    "OpenAIProvider": "llmx_openai._provider",
+    "DEFAULT_BASE_URL": "llmx_openai._provider",
+    "AzureOpenAIProvider": "llmx_openai._azure",
+}
 
-        return getattr(_provider, name)
-    if name == "AzureOpenAIProvider":
-        from llmx_openai import _azure
-
-        return _azure.AzureOpenAIProvider
-    msg = f"module 'llmx_openai' has no attribute {name!r}"
-    raise AttributeError(msg)
+# Only __getattr__: pluggy finds the hook implementations above with dir(module).
+__getattr__ = lazy_exports(__name__, _LAZY, globals())[0]

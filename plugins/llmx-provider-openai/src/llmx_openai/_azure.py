@@ -16,11 +16,11 @@ from urllib.parse import quote
 from yarl import URL
 
 from llmx import ConfigError, ModelInfo, Request
-from llmx.http import Endpoint, api_key, base_url
+from llmx.http import Endpoint, api_key, base_url, dumps
 from llmx_openai._models import lookup
 from llmx_openai._provider import OpenAIProvider
 from llmx_openai._settings import AzureSettings
-from llmx_openai._wire import build_body, dumps
+from llmx_openai._wire import build_body
 
 if TYPE_CHECKING:
     from llmx.plugin import ProviderContext

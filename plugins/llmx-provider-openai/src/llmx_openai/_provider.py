@@ -18,14 +18,13 @@ from llmx import (
     TextDelta,
     ToolCallDelta,
 )
-from llmx.http import Endpoint, api_key, base_url
+from llmx.http import Endpoint, api_key, base_url, dumps
 from llmx_openai._models import lookup
 from llmx_openai._settings import OpenAISettings
 from llmx_openai._wire import (
     EVENT_TYPES,
     arguments_text,
     build_body,
-    dumps,
     map_finish_reason,
     parse_completion,
     parse_usage,

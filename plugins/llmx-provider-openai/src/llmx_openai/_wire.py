@@ -9,7 +9,6 @@ network and shared by ``complete`` and ``stream``. Reference: OpenAI's API refer
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from typing import Any
 
 from llmx import (
@@ -28,7 +27,7 @@ from llmx import (
     ToolResult,
     Usage,
 )
-from llmx.http import error_from_payload, snippet
+from llmx.http import error_from_payload, snippet, token_count
 
 __all__ = [
     "EVENT_TYPES",
@@ -182,11 +181,6 @@ def build_body(
     return body
 
 
-def dumps(body: Mapping[str, Any]) -> bytes:
-    """Compact JSON bytes of a request body."""
-    return _dumps(body).encode()
-
-
 # -- responses ---------------------------------------------------------------------------
 
 
@@ -195,15 +189,6 @@ def _malformed(
 ) -> MalformedResponseError:
     msg = f"unexpected response from the OpenAI API: {what}"
     return MalformedResponseError(msg, provider=provider, model=model, status=status)
-
-
-def _count(value: Any, field: str, provider: str, model: str | None) -> int:
-    if value is None:
-        return 0
-    if type(value) is not int:
-        msg = f"usage.{field} is {type(value).__name__}, not an integer"
-        raise _malformed(msg, provider, model)
-    return value
 
 
 def parse_usage(usage: Any, provider: str, model: str | None) -> Usage | None:
@@ -216,20 +201,21 @@ def parse_usage(usage: Any, provider: str, model: str | None) -> Usage | None:
     cached = reasoning = 0
     details = usage.get("prompt_tokens_details")
     if type(details) is dict:
-        cached = _count(
-            details.get("cached_tokens"), "prompt_tokens_details.cached_tokens", provider, model
+        cached = token_count(
+            details, "cached_tokens", provider=provider, model=model, where="prompt_tokens_details"
         )
     details = usage.get("completion_tokens_details")
     if type(details) is dict:
-        reasoning = _count(
-            details.get("reasoning_tokens"),
-            "completion_tokens_details.reasoning_tokens",
-            provider,
-            model,
+        reasoning = token_count(
+            details,
+            "reasoning_tokens",
+            provider=provider,
+            model=model,
+            where="completion_tokens_details",
         )
     return Usage(
-        _count(usage.get("prompt_tokens"), "prompt_tokens", provider, model),
-        _count(usage.get("completion_tokens"), "completion_tokens", provider, model),
+        token_count(usage, "prompt_tokens", provider=provider, model=model),
+        token_count(usage, "completion_tokens", provider=provider, model=model),
         cached,
         0,
         reasoning,
