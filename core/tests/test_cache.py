@@ -356,6 +356,11 @@ async def test_streams_replay_as_the_same_chunks_and_only_completed_ones_are_sto
         assert stream.response is not None
         assert stream.response.cached
         assert plugin.calls_to("a") == 1
+        async with client.stream(model="a/m", prompt="one two three") as stream:
+            texts = [t async for t in stream.text()]  # a hit read as text
+        assert texts == [c.text for c in first if isinstance(c, llmx.TextDelta)]
+        assert stream.response is not None
+        assert stream.response.cached
         # a complete() is answered by what the stream stored, and vice versa
         assert (await client.complete(model="a/m", prompt="one two three")).cached
         await client.complete(model="a/m", prompt="four five")

@@ -194,6 +194,29 @@ async def test_stream_text_and_early_close(registry: llmx.Registry, plugin: Test
     assert plugin.chunks_sent == 1  # the provider's generator was closed, not drained
 
 
+async def test_stream_text_reads_text_only_and_assembles_the_response(
+    registry: llmx.Registry,
+) -> None:
+    async with make_client(registry) as client:
+        stream = client.stream(model="s/m", prompt="w1 w2 w3")
+        assert [piece async for piece in stream.text()] == ["w1", " w2", " w3"]
+        assert stream.response is not None
+        assert stream.response.text == "w1 w2 w3"
+        assert stream.response.finish_reason == "stop"
+        with pytest.raises(RuntimeError, match=r"read with text\(\)"):
+            [c async for c in stream]
+        # text() after the chunks began: the rest of the text, from the same stream
+        stream = client.stream(model="s/m", prompt="w1 w2 w3")
+        first = await stream.__anext__()
+        assert first == llmx.TextDelta("w1")
+        assert [piece async for piece in stream.text()] == [" w2", " w3"]
+        # text() then collect(): the rest is consumed, the response is whole
+        stream = client.stream(model="s/m", prompt="a b")
+        text = stream.text()
+        assert await text.__anext__() == "a"
+        assert (await stream.collect()).text == "a b"
+
+
 async def test_stream_error_is_typed(registry: llmx.Registry, plugin: TestPlugin) -> None:
     plugin.script.extend(llmx.ServerError("down", provider="s", status=503) for _ in range(3))
     async with make_client(registry) as client:

@@ -432,3 +432,45 @@ def test_lazy_events_left_early_resume_after_the_last_event_taken() -> None:
     events.close()  # left early: the rest of that read is dropped, the state is sound
     assert not parser.pending
     assert [e.data for e in parser.feed(b"data: c\n\n")] == ["c"]
+
+
+_sse_pieces = st.sampled_from(
+    [
+        *(b"data: ", b"data:", b"event: ", b"event:x", b"id: 7", b"retry: 5", b": ping"),
+        *(b"x", b'{"a": 1}', b"\xc3\xa9", b"\xef\xbb\xbf", b"\n", b"\n\n", b"\r\n", b"\r"),
+    ]
+)
+
+
+@settings(max_examples=150)
+@given(
+    raw=st.one_of(st.binary(max_size=300), st.lists(_sse_pieces, max_size=60).map(b"".join)),
+    data=st.data(),
+)
+def test_data_equals_the_data_of_feed_for_any_split(raw: bytes, data: st.DataObject) -> None:
+    """data() (with its fast path for reads of whole events) gives each event's data
+    exactly as feed() does, chunk by chunk, with the same parser state after."""
+    chunks = split_at(raw, data.draw(st.lists(st.integers(0, len(raw)), max_size=12)))
+    full, fast = SSEParser(), SSEParser()
+    for chunk in chunks:
+        assert fast.data(chunk) == [event.data for event in full.feed(chunk)]
+    assert (fast.pending, fast.comments, fast.last_event_id, fast.retry) == (
+        full.pending,
+        full.comments,
+        full.last_event_id,
+        full.retry,
+    )
+
+
+def test_data_fast_path_reads_openai_and_anthropic_reads() -> None:
+    parser = SSEParser()
+    assert parser.data(b"data: 1\n\n") == ["1"]  # the first read takes the full path
+    assert parser.data(b"data: 2\n\n") == ["2"]
+    assert parser.data(b"data: 3\n\ndata: 4\n\n") == ["3", "4"]
+    assert parser.data(b"event: a\ndata: 5\n\nevent: b\ndata: 6\n\n") == ["5", "6"]
+    assert parser.data(b"data: 7\ndata: 8\n\n") == ["7\n8"]  # two lines: the full path
+    assert parser.data(b"id: x\ndata: 9\n\n") == ["9"]
+    assert parser.last_event_id == "x"
+    parser.close()
+    with pytest.raises(RuntimeError, match="after close"):
+        parser.data(b"data: 10\n\n")

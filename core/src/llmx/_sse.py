@@ -66,6 +66,7 @@ class SSEParser:
 
     __slots__ = (
         "_buf",
+        "_clean",
         "_closed",
         "_comments",
         "_data",
@@ -87,6 +88,9 @@ class SSEParser:
         # Whether the leading-BOM check has been done.
         self._started = False
         self._closed = False
+        # Nothing buffered or half-parsed: a read of whole events may take data()'s
+        # fast path (kept by data(); feed(), events() and close() clear it).
+        self._clean = False
         self._comments = 0
         # Per-event state.
         self._data: list[str] = []
@@ -135,6 +139,7 @@ class SSEParser:
         Raises:
             RuntimeError: If called after `close`.
         """
+        self._clean = False
         block = self._complete_lines(data)
         return [] if block is None else list(self._iter(block))
 
@@ -148,8 +153,36 @@ class SSEParser:
         Raises:
             RuntimeError: If called after `close`.
         """
+        self._clean = False
         block = self._complete_lines(data)
         return _NO_EVENTS if block is None else self._iter(block)
+
+    def data(self, data: bytes) -> list[str]:
+        """Like :meth:`feed`, but only each event's data (the event type, id and retry
+        fields are still parsed, and kept, but not returned): for protocols whose
+        events say what they are in their data, as OpenAI's, Anthropic's and Google's
+        JSON events do. Faster than :meth:`feed`: no event objects, and a read that
+        holds whole events made of one ``data:`` line each (optionally named by an
+        ``event:`` line) takes a fast path.
+
+        Raises:
+            RuntimeError: If called after `close`.
+        """
+        if self._clean and data.endswith(b"\n\n"):
+            text = data.decode("utf-8", "replace")
+            if "\r" not in text:
+                if text.startswith("data: ") and text.find("\n") == len(text) - 2:
+                    return [text[6:-2]]  # one event of one line: the common read
+                parts = text.split("\n\n")
+                parts.pop()
+                out = [_named_data(part) for part in parts]
+                if "\n" not in out:  # "\n" marks a part the fast path does not read
+                    return out
+        self._clean = False
+        block = self._complete_lines(data)
+        out = [] if block is None else [event.data for event in self._iter(block)]
+        self._clean = self._started and not (self._buf or self._dirty or self._skip_lf)
+        return out
 
     def _complete_lines(self, data: bytes) -> bytes | None:
         """Buffer ``data``; the run of complete lines it finishes (None: none yet)."""
@@ -209,6 +242,7 @@ class SSEParser:
         out whether such data was left. Further calls to `feed` raise.
         """
         self._closed = True
+        self._clean = False
         return []
 
     def _iter(self, block: bytes) -> Iterator[SSEEvent]:
@@ -279,6 +313,17 @@ class SSEParser:
             self._retry_block = retry_block
             self._dirty = dirty
             self._comments = comments
+
+
+def _named_data(part: str) -> str:
+    """The data of ``event: NAME\ndata: VALUE``, or ``"\n"`` for anything else."""
+    if part.startswith("data: ") and "\n" not in part:
+        return part[6:]
+    if part.startswith("event:"):
+        cut = part.find("\ndata: ")
+        if cut > 0 and "\n" not in part[cut + 1 :]:
+            return part[cut + 7 :]
+    return "\n"
 
 
 async def aiter_sse(

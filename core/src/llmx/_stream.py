@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from llmx._types import (
@@ -27,10 +27,11 @@ class ResponseBuilder:
     client uses it to offer ``stream.response`` after the last chunk.
     """
 
-    __slots__ = ("_calls", "_parts", "finish_reason", "id", "model", "usage")
+    __slots__ = ("_calls", "finish_reason", "id", "model", "parts", "usage")
 
     def __init__(self, model: str = "") -> None:
-        self._parts: list[str] = []
+        self.parts: list[str] = []
+        """The text pieces so far (appending to it is adding a :class:`TextDelta`)."""
         self._calls: dict[int, list[Any]] = {}
         self.finish_reason: FinishReason | None = None
         self.usage: Usage | None = None
@@ -40,7 +41,7 @@ class ResponseBuilder:
     def add(self, chunk: StreamChunk) -> None:
         """Fold one chunk in."""
         if type(chunk) is TextDelta:
-            self._parts.append(chunk.text)
+            self.parts.append(chunk.text)
         elif type(chunk) is ToolCallDelta:
             call = self._calls.get(chunk.index)
             if call is None:
@@ -66,7 +67,7 @@ class ResponseBuilder:
     @property
     def text(self) -> str:
         """The text so far."""
-        return "".join(self._parts)
+        return "".join(self.parts)
 
     def tool_calls(self) -> tuple[ToolCall, ...]:
         """The tool calls so far, by index."""
@@ -112,12 +113,18 @@ class Stream:
     Leaving the ``async with`` block early (or calling :meth:`aclose`) closes the
     connection. :meth:`text` iterates over text deltas only; :meth:`collect` consumes
     everything and returns the Response. Nothing is sent before the first iteration.
+    Read a stream one way: its chunks, or :meth:`text` (a stream first read with
+    :meth:`text` cannot then be iterated for chunks).
     """
 
-    __slots__ = ("_gen", "_state")
+    __slots__ = ("_gen", "_start", "_state", "_text")
 
-    def __init__(self, gen: AsyncGenerator[StreamChunk, None], state: list[Response]) -> None:
-        self._gen = gen
+    def __init__(
+        self, start: Callable[[bool], AsyncGenerator[Any, None]], state: list[Response]
+    ) -> None:
+        self._start = start
+        self._gen: AsyncGenerator[Any, None] | None = None
+        self._text = False
         self._state = state
 
     @property
@@ -125,23 +132,42 @@ class Stream:
         """The assembled answer, set once the stream has ended."""
         return self._state[0] if self._state else None
 
+    def _chunks(self) -> AsyncGenerator[StreamChunk, None]:
+        gen = self._gen
+        if gen is None:
+            gen = self._gen = self._start(False)
+        elif self._text:
+            msg = "this stream is being read with text(); it cannot also be iterated for chunks"
+            raise RuntimeError(msg)
+        return gen
+
     def __aiter__(self) -> AsyncIterator[StreamChunk]:
         # The engine's generator itself: ``async for`` pulls from it with no frame of ours
         # in between (bench: 50-chunk stream, one hop per chunk fewer).
-        return self._gen
+        return self._chunks()
 
     async def __anext__(self) -> StreamChunk:
-        return await self._gen.__anext__()
+        return await self._chunks().__anext__()
 
-    async def text(self) -> AsyncIterator[str]:
+    def text(self) -> AsyncIterator[str]:
         """Only the text pieces, as they arrive."""
-        async for chunk in self._gen:
+        if self._gen is None:
+            # The engine yields the text itself: no generator of ours in between.
+            self._text = True
+            self._gen = gen = self._start(True)
+            return gen
+        return self._text_of(self._chunks())
+
+    @staticmethod
+    async def _text_of(chunks: AsyncIterator[StreamChunk]) -> AsyncIterator[str]:
+        async for chunk in chunks:
             if type(chunk) is TextDelta:
                 yield chunk.text
 
     async def collect(self) -> Response:
         """Consume the rest of the stream and return the whole Response."""
-        async for _ in self._gen:
+        gen = self._gen if self._gen is not None else self._chunks()
+        async for _ in gen:
             pass
         response = self.response
         assert response is not None
@@ -149,7 +175,8 @@ class Stream:
 
     async def aclose(self) -> None:
         """Stop the stream and close its connection."""
-        await self._gen.aclose()
+        if self._gen is not None:
+            await self._gen.aclose()
 
     async def __aenter__(self) -> Stream:
         return self

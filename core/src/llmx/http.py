@@ -120,7 +120,7 @@ __all__ = [
 
 T = TypeVar("T")
 
-Framing = Literal["sse", "ndjson"]
+Framing = Literal["sse", "sse-data", "ndjson"]
 
 
 # -- settings --------------------------------------------------------------------------
@@ -442,8 +442,8 @@ class StreamDecoder(Protocol):
     """Turns a provider's stream, one event at a time, into llmx stream chunks.
 
     :meth:`Endpoint.stream` calls :meth:`feed` with each
-    :class:`~llmx.plugin.SSEEvent` (``framing="sse"``) or each parsed JSON value
-    (``framing="ndjson"``), yields the chunks it returns in order, and once the body
+    :class:`~llmx.plugin.SSEEvent` (``framing="sse"``), each event's data string
+    (``framing="sse-data"``) or each parsed JSON value (``framing="ndjson"``), yields the chunks it returns in order, and once the body
     has ended (or ``finished`` became true) yields :meth:`end`'s
     :class:`~llmx.StreamEnd`. ``feed`` may raise a :class:`~llmx.ProviderError` (an
     error event); a ``ValueError``, ``KeyError``, ``TypeError``, ``AttributeError`` or
@@ -724,9 +724,11 @@ class Endpoint:
         """POST ``body`` and yield the chunks ``decoder`` makes of the streamed answer,
         then its :class:`~llmx.StreamEnd`.
 
-        ``framing`` is ``"sse"`` (server-sent events; ``feed`` gets
-        :class:`~llmx.plugin.SSEEvent`) or ``"ndjson"`` (one JSON value a line;
-        ``feed`` gets the parsed value). An error status raises the typed error; a body
+        ``framing`` is ``"sse"`` (server-sent events; ``feed`` gets each
+        :class:`~llmx.plugin.SSEEvent`), ``"sse-data"`` (server-sent events whose data
+        says what they are, as OpenAI's, Anthropic's and Google's JSON events do;
+        ``feed`` gets each event's data string, which is faster) or ``"ndjson"`` (one
+        JSON value a line; ``feed`` gets the parsed value). An error status raises the typed error; a body
         that ends before the decoder's final event (``end()`` returns None) raises
         :class:`~llmx.ProviderConnectionError` ("stream ended early"). ``whole``, if
         given, handles a server that ignored the stream flag and answered with one JSON
@@ -753,10 +755,12 @@ class Endpoint:
                     yield chunk
                 return
             feed = decoder.feed
-            if framing == "sse":
+            if framing == "sse-data":
+                split: Callable[[bytes], Iterable[Any]] = SSEParser().data
+            elif framing == "sse":
                 # events(): each event is parsed when taken, so the first chunk of a large
                 # read is not held back by the rest (bench: stream time to first chunk).
-                split: Callable[[bytes], Iterable[Any]] = SSEParser().events
+                split = SSEParser().events
             else:
                 split = NDJSONParser().feed
             async for raw in resp.content.iter_any():
@@ -797,7 +801,7 @@ def _quote(item: Any) -> str | bytes:
     """What a malformed-event message quotes of ``item``."""
     if isinstance(item, SSEEvent):
         return item.data
-    if isinstance(item, bytes):
+    if isinstance(item, (bytes, str)):
         return item
     return json.dumps(item, default=str)
 

@@ -35,6 +35,8 @@ from llmx._stream import Stream
 from llmx._timeouts import Watchdog
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator
+
     from llmx._config import Config
     from llmx._pool import Instance, ProviderPool
     from llmx._registry import Registry
@@ -129,7 +131,11 @@ class Pipeline:
         """Run one request as a stream of chunks (replayed from the cache on a hit);
         nothing starts before the caller's first read."""
         state: list[Response] = []
-        return Stream(stream_request(self, request, state, timeout, cache), state)
+
+        def start(text_only: bool) -> AsyncGenerator[Any, None]:
+            return stream_request(self, request, state, timeout, cache, text_only)
+
+        return Stream(start, state)
 
     # -- steps shared with streams (stream_request) ---------------------------------------
 

@@ -17,7 +17,7 @@ from llmx._errors import ProviderError
 from llmx._stream import ResponseBuilder, chunks_of
 from llmx._timeouts import Watchdog
 from llmx._tokens import estimate_input_tokens, estimate_text_tokens
-from llmx._types import Response, StreamChunk, StreamEnd, Usage
+from llmx._types import Response, StreamChunk, StreamEnd, TextDelta, Usage
 
 if TYPE_CHECKING:
     from llmx._cache import CacheLayer
@@ -105,10 +105,12 @@ async def stream_request(
     state: list[Response],
     timeout: float | None,
     cache: CachePolicy | str | None,
-) -> AsyncGenerator[StreamChunk, None]:
+    text_only: bool = False,
+) -> AsyncGenerator[Any, None]:
     """One streamed request as the one generator the caller's :class:`~llmx.Stream`
     iterates: the same steps as ``Pipeline.complete`` (run scope, route, cache, fallback
-    until a candidate sends its first chunk), then the chunks. The attempt ends as
+    until a candidate sends its first chunk), then the chunks (with ``text_only``, the
+    text of each TextDelta and nothing else: ``Stream.text()``). The attempt ends as
     succeeded (the Response goes to ``state``), failed (the typed error, with the
     request's attempts) or abandoned (the caller stopped reading)."""
     run = Run(host.events, request, True)
@@ -122,7 +124,9 @@ async def stream_request(
             response, chunks = hit
             replay = chunks if chunks is not None else [c async for c in chunks_of(response)]
             for chunk in replay:
-                if type(chunk) is not StreamEnd:
+                if type(chunk) is TextDelta:
+                    yield chunk.text if text_only else chunk
+                elif type(chunk) is not StreamEnd and not text_only:
                     yield chunk
         else:
             call = await host.fallback.run(route, run, open_once)
@@ -145,15 +149,23 @@ async def stream_request(
                     deadline_reason="",
                     idle=idle,
                 )
+            texts = builder.parts
             piece: StreamChunk | None = call.first
             try:
                 try:
                     while piece is not None:
-                        builder.add(piece)
-                        if type(piece) is not StreamEnd:
+                        if type(piece) is TextDelta:  # most chunks: the builder's work inline
+                            texts.append(piece.text)
                             if keep is not None:
                                 keep.append(piece)
-                            yield piece
+                            yield piece.text if text_only else piece
+                        else:
+                            builder.add(piece)
+                            if type(piece) is not StreamEnd:
+                                if keep is not None:
+                                    keep.append(piece)
+                                if not text_only:
+                                    yield piece
                         if dog is None:
                             piece = await source.__anext__()
                         else:
@@ -188,7 +200,8 @@ async def stream_request(
     except BaseException as err:
         run.fail(err)
         raise
-    yield StreamEnd(response.finish_reason, response.usage, response.model, response.id)
+    if not text_only:
+        yield StreamEnd(response.finish_reason, response.usage, response.model, response.id)
 
 
 def _assembled(builder: ResponseBuilder, call: Call) -> Response:

@@ -29,7 +29,7 @@ from llmx_anthropic._wire import (
 )
 
 if TYPE_CHECKING:
-    from llmx.plugin import ProviderContext, SSEEvent
+    from llmx.plugin import ProviderContext
 
 __all__ = ["DEFAULT_BASE_URL", "AnthropicProvider"]
 
@@ -67,11 +67,10 @@ class _Decoder:
         self.blocks: dict[int, list[Any]] = {}  # index -> [tool index, json pieces]
         self.next_tool = 0
 
-    def feed(self, event: SSEEvent) -> Sequence[StreamChunk]:
-        name = event.event
-        if name == "ping":
-            return _NONE
-        obj = json.loads(event.data)
+    def feed(self, data: str) -> Sequence[StreamChunk]:
+        # Every event's data names its type, as its SSE event name does.
+        obj = json.loads(data)
+        name = obj["type"]
         if name == "error":
             error = obj.get("error") if isinstance(obj, dict) else None
             raise self.http.payload_error(error, self.model, types=EVENT_TYPES)
@@ -128,7 +127,7 @@ class _Decoder:
             return _NONE
         if name == "message_stop":
             self.finished = True
-        return _NONE  # unknown events are ignored, as Anthropic's versioning policy asks
+        return _NONE  # ping and unknown events: ignored, as Anthropic's versioning policy asks
 
 
 class AnthropicProvider:
@@ -206,7 +205,11 @@ class AnthropicProvider:
         """
         model = request.model
         return self._http.stream(
-            self._messages_url, self._body(request, True), model, _Decoder(self._http, model)
+            self._messages_url,
+            self._body(request, True),
+            model,
+            _Decoder(self._http, model),
+            framing="sse-data",
         )
 
     # -- models --------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from llmx_gemini._wire import (
 )
 
 if TYPE_CHECKING:
-    from llmx.plugin import ProviderContext, SSEEvent
+    from llmx.plugin import ProviderContext
 
 __all__ = ["DEFAULT_BASE_URL", "GeminiProvider"]
 
@@ -59,8 +59,8 @@ class _Decoder:
         self.answer_model: Any = None
         self.calls = 0
 
-    def feed(self, event: SSEEvent) -> Sequence[StreamChunk]:
-        chunk = Chunk(json.loads(event.data), self.http.name, self.model, self.calls)
+    def feed(self, data: str) -> Sequence[StreamChunk]:
+        chunk = Chunk(json.loads(data), self.http.name, self.model, self.calls)
         out: list[StreamChunk] = [TextDelta(text) for text in chunk.texts if text]
         for call in chunk.calls:
             out.append(ToolCallDelta(self.calls, call.id, call.name, call.arguments))
@@ -148,7 +148,9 @@ class GeminiProvider:
         """
         model = request.model
         url = self._url(model, "streamGenerateContent").with_query(alt="sse")
-        return self._http.stream(url, self._body(request), model, _Decoder(self._http, model))
+        return self._http.stream(
+            url, self._body(request), model, _Decoder(self._http, model), framing="sse-data"
+        )
 
     # -- models --------------------------------------------------------------------------
 

@@ -64,8 +64,7 @@ class _Decoder:
         self.answer_model: Any = None
         self.seen: dict[int, list[bool]] = {}  # tool index -> [id sent, name sent]
 
-    def feed(self, event: Any) -> Sequence[StreamChunk]:
-        data = event.data
+    def feed(self, data: str) -> Sequence[StreamChunk]:
         if data == _DONE:
             self.finished = True
             return _NONE
@@ -234,7 +233,12 @@ class OpenAIProvider:
             return out
 
         return http.stream(
-            self._chat_url_for(model), self._body(request, True), model, decoder, whole=whole
+            self._chat_url_for(model),
+            self._body(request, True),
+            model,
+            decoder,
+            framing="sse-data",
+            whole=whole,
         )
 
     # -- models --------------------------------------------------------------------------
