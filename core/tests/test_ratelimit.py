@@ -349,3 +349,78 @@ def test_in_process_backends_are_recognised_by_their_protocol() -> None:
     shared = InstanceLimiter("a", settings, Shared())
     assert shared._try_acquire is None
     assert shared._release_nowait is None
+
+
+class _GenericLocal(LocalRateLimiter):
+    """The local backend seen as any in-process backend (through its Bucket API), so the
+    bound fast path of the exact class can be compared with it."""
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(0, 2, allow_nan=False),  # time passing before the request
+            st.integers(1, 400),  # its prompt's length
+            st.one_of(st.none(), st.integers(0, 300)),  # the tokens it really used
+            st.booleans(),  # released at once (else held until the end)
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    st.sampled_from(
+        [
+            {"rpm": 5},
+            {"tpm": 600},
+            {"max_concurrent": 2},
+            {"rpm": 8, "tpm": 900, "max_concurrent": 3},
+        ]
+    ),
+)
+def test_the_in_process_fast_path_grants_exactly_what_the_bucket_api_grants(
+    steps: list[tuple[float, int, int | None, bool]], limits: dict[str, int]
+) -> None:
+    """The exact LocalRateLimiter is bound to its stores (no Bucket objects per request);
+    any other in-process backend goes through try_acquire/release_nowait. Both must grant,
+    refuse and free the same requests, and leave the same usage behind."""
+    from llmx._ratelimit import InstanceLimiter
+
+    now = [0.0]
+    settings = LimitSettings(**limits)  # type: ignore[arg-type]
+    fast = InstanceLimiter("a", settings, LocalRateLimiter(clock=lambda: now[0]))
+    slow = InstanceLimiter("a", settings, _GenericLocal(clock=lambda: now[0]))
+    held: list[tuple[Any, Any, int | None]] = []
+    for passing, length, used, at_once in steps:
+        now[0] += passing
+        request = llmx.Request(model="m", messages="x" * length, max_tokens=50)
+        a, b = fast.acquire_nowait("m", request), slow.acquire_nowait("m", request)
+        assert (a is None) == (b is None)
+        if a is not None and b is not None:
+            assert a.bound
+            assert not b.bound
+            if at_once:
+                a.release(used)
+                b.release(used)
+            else:
+                held.append((a, b, used))
+        for name in ("rpm", "tpm", "concurrent"):
+            assert fast.backend.usage("a", name) == slow.backend.usage("a", name)
+    for a, b, used in held:
+        a.release(used)
+        b.release(used)
+    for name in ("rpm", "tpm", "concurrent"):
+        assert fast.backend.usage("a", name) == slow.backend.usage("a", name)
+
+
+def test_request_count_windows_keep_no_grants_on_the_fast_path() -> None:
+    from llmx._ratelimit import InstanceLimiter
+
+    backend = LocalRateLimiter(clock=lambda: 0.0)
+    limiter = InstanceLimiter("a", LimitSettings(rpm=10**6, tpm=10**9), backend)
+    for _ in range(50):
+        permit = limiter.acquire_nowait("m", llmx.Request(model="m", messages="hi"))
+        assert permit is not None
+        permit.release(7)
+    windows = backend._windows
+    assert len(windows[("a", "rpm")].by_grant) == 0  # never corrected: never kept
+    assert len(windows[("a", "tpm")].by_grant) == 0  # corrected on release, then forgotten
+    assert backend.usage("a", "tpm") == 50 * 7

@@ -159,7 +159,14 @@ class Call:
             reopen = breaker.reopen_in()
             msg = f"circuit open after repeated failures; next probe in {reopen:.1f} s"
             raise CircuitOpenError(msg, provider=inst.name, retryable=False, retry_after=reopen)
-        if inst.limiter is not None or inst.limit is not None:
+        limiter = inst.limiter
+        if (
+            limiter is not None
+            and inst.limit is None
+            and (permit := limiter.acquire_nowait(self.model, run.request)) is not None
+        ):
+            self.permit = permit  # granted at once, in this thread (the common case)
+        elif limiter is not None or inst.limit is not None:
             try:
                 await self._wait_for_limits()
             except BaseException:
@@ -180,8 +187,11 @@ class Call:
 
     async def _wait_for_limits(self) -> None:
         inst, run = self.inst, self.run
-        if inst.limiter is not None:
-            self.permit = await inst.limiter.acquire(self.model, run.request, run.remaining())
+        limiter = inst.limiter
+        if limiter is not None:
+            self.permit = limiter.acquire_nowait(self.model, run.request) or await limiter.acquire(
+                self.model, run.request, run.remaining()
+            )
         limit = inst.limit
         if limit is not None:
             if run.deadline is None:
