@@ -142,7 +142,9 @@ def _classify(page: str, line: int, lang: str, marker: tuple[str, str] | None, t
     kind, arg = marker
     needs = {"run": {"python"}, "compile": {"python"}, "parse": {"toml"}, "config-error": {"toml"}}
     if kind in needs and lang not in needs[kind]:
-        msg = f"{where}: <!-- {kind} --> is for {'/'.join(sorted(needs[kind]))} blocks, not {lang!r}"
+        msg = (
+            f"{where}: <!-- {kind} --> is for {'/'.join(sorted(needs[kind]))} blocks, not {lang!r}"
+        )
         raise DocError(msg)
     if kind in ("file", "not-run", "config-error") and not arg:
         msg = f"{where}: <!-- {kind}: ... --> needs its argument"
@@ -322,7 +324,9 @@ def _normalised(text: str) -> str:
 def check_output(block: Block, previous: str | None) -> None:
     """Every non-blank line of ``block`` appears in ``previous`` (spaces normalised)."""
     if previous is None:
-        pytest.fail(f"{block.where}: an output block with no run, sh or config-error block before it")
+        pytest.fail(
+            f"{block.where}: an output block with no run, sh or config-error block before it"
+        )
     have = _normalised(previous)
     for line in block.text.splitlines():
         if line.strip() and _normalised(line) not in have:
@@ -380,6 +384,33 @@ def test_every_page_is_linked_from_the_entry_page() -> None:
     entry = (DOCS / "plugins.md").read_text(encoding="utf-8")
     missing = [p.name for p in PAGES[1:] if f"plugins/{p.name}" not in entry]
     assert not missing, f"docs/plugins.md does not link {missing}"
+
+
+_LINK = re.compile(r"\]\((?P<target>[^)\s]+)\)")
+
+
+def _anchors(path: Path) -> set[str]:
+    """The anchors GitHub makes of a page's headings (lower case, punctuation dropped)."""
+    out = set()
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            out.add(re.sub(r"[^\w\- ]", "", title).replace(" ", "-"))
+    return out
+
+
+@pytest.mark.parametrize("path", PAGES, ids=[p.relative_to(DOCS).as_posix() for p in PAGES])
+def test_the_links_of_the_page_lead_somewhere(path: Path) -> None:
+    broken = []
+    for found in _LINK.finditer(path.read_text(encoding="utf-8")):
+        target = found["target"]
+        if target.startswith(("http://", "https://", "mailto:")):
+            continue
+        file, _, anchor = target.partition("#")
+        dest = (path.parent / file).resolve() if file else path
+        if not dest.exists() or (anchor and dest.suffix == ".md" and anchor not in _anchors(dest)):
+            broken.append(target)
+    assert not broken, f"{page_name(path)}: links leading nowhere: {broken}"
 
 
 def test_the_pages_have_examples_that_are_installed(examples: Examples) -> None:
