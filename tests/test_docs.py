@@ -13,7 +13,8 @@ marker (line before the fence)   what the test does with the block
                                  wheel and installed (``pip install --no-deps --target``,
                                  once per session), so ``run`` blocks and configs reach it
                                  through its entry points, as an application would. A file
-                                 named ``llmx.toml`` is also validated as a config.
+                                 named ``llmx.toml`` is also validated as a config; other
+                                 TOML files are parsed, python files compiled.
 ``<!-- run -->``                 python: run in a fresh interpreter with the examples
                                  installed, in the page's working directory; it must exit
                                  0 (the block's ``assert`` statements are the checks).
@@ -30,7 +31,8 @@ marker (line before the fence)   what the test does with the block
                                  the output of the page's previous ``run``/``sh`` block or
                                  the error of its previous ``config-error`` block.
 ``<!-- compile -->``             python: a fragment that needs context: compiled, and its
-                                 import statements executed (so a renamed name fails).
+                                 import statements executed (so a renamed name fails); the
+                                 page's python ``file:`` blocks are importable by name.
 ``<!-- not-run: REASON -->``     not run; the reason is required. Use it only for blocks
                                  that truly cannot run.
 ===============================  =========================================================
@@ -306,15 +308,32 @@ def run_cli(block: Block, workdir: Path, env: dict[str, str]) -> str:
     return "\n".join(out)
 
 
-def check_compiles(block: Block) -> None:
-    """Compile a fragment and execute its import statements."""
+def _compiles(block: Block) -> ast.Module:
     try:
-        tree = ast.parse(block.text, filename=block.where)
+        return ast.parse(block.text, filename=block.where)
     except SyntaxError as err:
         pytest.fail(f"{block.where}: does not compile: {err}")
+
+
+def check_compiles(block: Block, workdir: Path, files: list[Block]) -> None:
+    """Compile a fragment and execute its import statements; the page's own python files
+    (``file:`` blocks, e.g. ``tests/fake_acme.py``) are importable by their module name."""
+    tree = _compiles(block)
     imports = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
     code = compile(ast.Module(body=imports, type_ignores=[]), block.where, "exec")
-    exec(code, {"__name__": "docs_fragment"})
+    dirs = [str((workdir / f.arg).parent) for f in files if f.lang == "python"]
+    before = set(sys.modules)
+    sys.path[:0] = dirs
+    try:
+        exec(code, {"__name__": "docs_fragment"})
+    except Exception as err:
+        pytest.fail(f"{block.where}: its imports fail: {type(err).__name__}: {err}")
+    finally:
+        del sys.path[: len(dirs)]
+        for name in set(sys.modules) - before:
+            origin = getattr(sys.modules[name], "__file__", None) or ""
+            if origin.startswith(str(workdir)):
+                del sys.modules[name]
 
 
 def _normalised(text: str) -> str:
@@ -343,6 +362,10 @@ def check_page(path: Path, examples: Examples, env: dict[str, str], scripts: Pat
         if block.kind == "file":
             if Path(block.arg).name == "llmx.toml":
                 check_config(block, _config_data(block))
+            elif block.lang == "toml":
+                _config_data(block)
+            elif block.lang == "python":
+                _compiles(block)  # and, in a distribution's src/, installed and used
         elif block.kind == "config":
             check_config(block, _config_data(block))
         elif block.kind == "config-error":
@@ -361,7 +384,7 @@ def check_page(path: Path, examples: Examples, env: dict[str, str], scripts: Pat
         elif block.kind == "output":
             check_output(block, previous)
         elif block.kind == "compile":
-            check_compiles(block)
+            check_compiles(block, workdir, [b for b in blocks if b.kind == "file"])
         else:
             skipped.append(f"{block.where}: {block.arg}")
     return skipped
