@@ -170,8 +170,9 @@ class RateLimiter(Protocol):
 @runtime_checkable
 class InProcessAcquire(Protocol):
     """A :class:`~llmx.plugin.RateLimiter` backend that can answer in the caller's thread
-    without waiting (``local``): the core calls :meth:`try_acquire` instead of awaiting
-    ``acquire``, saving two coroutines per request."""
+    without waiting (``local``): when no request is queued for the model, the core calls
+    :meth:`try_acquire` instead of awaiting ``acquire``, saving two coroutines per
+    request (a queued request still awaits ``acquire``)."""
 
     def try_acquire(self, grant: str, buckets: Sequence[Bucket]) -> float:
         """What ``acquire`` returns, computed synchronously."""
