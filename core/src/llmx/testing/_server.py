@@ -756,12 +756,15 @@ class FakeServer(abc.ABC):
         stream gets :meth:`render_error` of HTTP ``reply.status``."""
         if not self.is_stream(recorded):
             error = reply.error or {}
-            fields = {k: error.get(k) for k in ("message", "type", "code")}
-            return await self.render_error(
-                request,
-                recorded,
-                ErrorReply(reply.status, **{k: v for k, v in fields.items() if isinstance(v, str)}),
+
+            def text(key: str) -> str | None:
+                value = error.get(key)
+                return value if isinstance(value, str) else None
+
+            status_reply = ErrorReply(
+                reply.status, message=text("message"), type=text("type"), code=text("code")
             )
+            return await self.render_error(request, recorded, status_reply)
         events = self.frame_events(self.stream_events(Reply(reply.text), recorded), "\n")
         error_event = self.frame_events([self.mid_stream_error_event(reply, recorded)], "\n")
         return await self.write_stream(
