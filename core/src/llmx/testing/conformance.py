@@ -5,14 +5,19 @@ expectations by subclassing :class:`ProviderConformance` in its own tests and na
 its provider type, a model, and a fake server for its wire protocol::
 
     # tests/test_conformance.py of llmx-provider-acme
+    from collections.abc import Mapping
+    from typing import ClassVar
+
     from llmx.testing.conformance import Feature, ProviderConformance
     from my_tests.fake_acme import FakeAcmeServer
 
     class TestAcmeConformance(ProviderConformance):
         provider_type = "acme"
         model = "acme-large"
+        models: ClassVar[Mapping[str, str]] = {Feature.IMAGES: "acme-vision"}
         server_class = FakeAcmeServer
         supports = ProviderConformance.supports - {Feature.JSON_SCHEMA}
+        tool_call_ids = False  # the Acme API matches tool results by name
 
 pytest collects the subclass (its name starts with ``Test``) and runs every test of the
 suite against the provider, installed and discovered through its entry point, talking
@@ -25,29 +30,75 @@ error class (401, 403, 404 model, 400, context length, 429 with Retry-After,
 mid-stream error event, malformed bodies), safety refusals, cancellation (a stream
 left early closes its connection), features the model lacks refused before sending,
 model infos and live model lists, and hypothesis properties (any TCP chunking of a
-body gives the same answer; any unicode text round-trips).
+body gives the same answer; any unicode text round-trips). The kit's own self-test
+(``core/tests/test_testing_selftest.py``) shows it failing deliberately broken
+providers: a 429 mapped to ServerError, a lost Retry-After, a swallowed mid-stream
+error, a stream leaked on cancel, reordered deltas.
 
 The fake server
-    Any :class:`~llmx.testing.FakeServer` subclass that renders the kit's reply types
-    (:class:`~llmx.testing.Reply`, :class:`~llmx.testing.ErrorReply`, ...) in its
-    protocol's format and implements :meth:`~llmx.testing.FakeServer.describe` (what a
-    request asked for, as a :class:`~llmx.testing.RequestView`) and
-    :meth:`~llmx.testing.FakeServer.error_for` (its vendor's exact error bodies).
-    The provider distributions ship theirs in their ``testing`` modules:
+    A :class:`~llmx.testing.FakeServer` subclass speaking the API's wire format. The
+    provider distributions ship theirs in their ``testing`` modules:
     ``llmx_openai.testing`` (``FakeOpenAIServer``, with ``OpenAIQuirks`` for
     OpenAI-compatible servers, and ``FakeAzureOpenAIServer``),
     ``llmx_anthropic.testing.FakeAnthropicServer`` and
-    ``llmx_gemini.testing.FakeGeminiServer``.
+    ``llmx_gemini.testing.FakeGeminiServer``. A new one implements:
+
+    * always (abstract: the class cannot be instantiated without them):
+      ``route(method, path)`` (the handler of each URL; the model endpoint's is usually
+      ``self.answer_model_request``), ``describe(recorded)`` (what a request asked for,
+      as a :class:`~llmx.testing.RequestView`) and ``reply_body(reply, recorded)`` (the
+      JSON answer to a non-streamed request);
+    * for an API that streams, ``stream_events(reply, recorded)`` (JSON values, one per
+      event; :class:`~llmx.testing.Event` for named SSE events) and
+      ``mid_stream_error_event(reply, recorded)`` (the event a failing stream ends
+      with); for an API that refuses prompts, ``render_blocked`` (its refusal). The
+      base raises ``NotImplementedError`` naming the method when a test needs one that
+      is missing, and the test fails with it (:class:`~llmx.testing.FakeServerError`).
+
+    It declares ``framing = "sse"`` (the default) or ``"ndjson"``: the base frames the
+    events, writes JSON or a stream as the request asks (``is_stream``: ``"stream":
+    true`` unless overridden), cuts a stream part-way for mid-stream errors, and
+    applies split reads, dropped connections, truncation, malformed events and every
+    other chaos fault in that framing. It checks the key (``auth_header``, default
+    ``authorization``, and ``auth_scheme``, default ``Bearer``) and answers a wrong one
+    with ``error_for("authentication")``. Override ``error_for`` (and ``render_error``)
+    for the vendor's exact error bodies and statuses; the base's are
+    ``{"error": {"message", "type", "code"}}`` with the usual statuses.
 
 What a subclass sets (class attributes) or overrides (methods)
-    ``provider_type``, ``model`` and ``server_class`` (or :meth:`make_server`) are
-    required; ``settings`` are extra ``[providers.NAME]`` keys; ``supports`` the
-    :class:`Feature` set the provider implements (the rest must be refused with
-    :class:`llmx.UnsupportedFeatureError` before anything is sent); ``usage_details``
-    which :class:`llmx.Usage` details the protocol reports; ``stream_usage`` whether
-    streams report usage; ``hypothesis_examples`` how many examples each property
-    test runs. :meth:`validate_request` is called for every model request the fake
-    received (validate bodies against your vendor's published schema there).
+    Required: ``provider_type`` (the entry-point name), ``model`` (the model most tests
+    ask) and ``server_class`` (or :meth:`~ProviderConformance.make_server`).
+
+    The API and the provider:
+        ``supports``: the :class:`Feature` names the provider implements (default all);
+        every other one must be refused with :class:`llmx.UnsupportedFeatureError`
+        before anything is sent, and its tests are skipped as not supported.
+        ``models``: per-feature models, ``{Feature.IMAGES: "acme-vision"}``; the tests
+        of a feature named there ask that model, the others :attr:`model` (a test
+        needing two features mapped to different models is skipped).
+        ``settings``: extra ``[providers.NAME]`` keys. ``api_key``: the key configured
+        and required by the fake.
+
+    Protocol facts some APIs lack (each True by default; False adapts the tests that
+    depend on it or reports them as not applicable, i.e. skipped with the reason):
+        ``tool_call_ids``: tool calls have ids that results echo. False: the tests
+        check names and arguments, that the provider makes up an id, and that results
+        go back by name.
+        ``refusals``: the API signals refusals (a ``content_filter`` finish reason or
+        a refused prompt). False: the content-filter test is not applicable.
+        ``context_length_errors``: an over-long prompt gets an error of its own. False:
+        the ``context_length`` error tests are not applicable.
+        ``auth``: the API takes a key. False: no key is configured or required, and
+        the ``authentication``/``permission`` error tests and the wrong-key test are
+        not applicable.
+        ``usage_details``: which :class:`llmx.Usage` details the protocol reports
+        (``cache_read``, ``cache_write``, ``reasoning``). ``stream_usage``: whether a
+        stream reports its usage (else it must be estimated and marked so).
+
+    Running: ``hypothesis_examples`` (examples per property test), ``timeout`` (the
+    instance's timeout in the timeout tests), and :meth:`validate_request`, called for
+    every model request the fake received (validate bodies against your vendor's
+    published schema there, e.g. with :mod:`llmx.testing.openapi`).
 
 The suite is synchronous (each test runs its own event loop), so it works with or
 without pytest-asyncio; it needs ``pytest`` and ``hypothesis``. llmx's retries are
