@@ -275,3 +275,20 @@ def test_per_feature_models() -> None:
         acme.model_for(Feature.IMAGES, Feature.TOOLS)
     with pytest.raises(pytest.skip.Exception, match=r"no refusal signal \(refusals = False\)"):
         type("NoRefusals", (Acme,), {"refusals": False})().has("refusals")
+
+
+async def test_an_aiohttp_http_exception_is_an_answer_not_an_error(
+    http: aiohttp.ClientSession,
+) -> None:
+    from aiohttp import web
+
+    class Conflict(MinimalServer):
+        def route(self, method: str, path: str) -> Handler | None:
+            async def conflict(request: web.BaseRequest, recorded: RecordedRequest) -> Any:
+                raise web.HTTPConflict
+
+            return conflict
+
+    async with Conflict() as server:
+        assert (await post(http, server, {"prompt": "p"}))[0] == 409
+    assert not server.errors

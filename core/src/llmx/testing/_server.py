@@ -586,7 +586,10 @@ class FakeServer(abc.ABC):
                 return await self.not_found(request, recorded)
             return await handler(request, recorded)
         except Exception as err:
-            self.errors.append(err)
+            from aiohttp import web
+
+            if not isinstance(err, web.HTTPException):  # an answer, not a failure
+                self.errors.append(err)
             raise
 
     @staticmethod
