@@ -36,18 +36,22 @@ class TestAcmeWithoutFacts(TestAcme):
 
 class TestAcmeWrongError(TestAcme):
     provider_type = "acme_wrong_error"
+    hypothesis_examples = 2
 
 
 class TestAcmeLostRetryAfter(TestAcme):
     provider_type = "acme_lost_retry_after"
+    hypothesis_examples = 2
 
 
 class TestAcmeSwallowedError(TestAcme):
     provider_type = "acme_swallowed_error"
+    hypothesis_examples = 2
 
 
 class TestAcmeLeaky(TestAcme):
     provider_type = "acme_leaky"
+    hypothesis_examples = 2
 
 
 class TestAcmeReordered(TestAcme):
