@@ -262,6 +262,7 @@ class AcmeProvider:
                     kind = event["type"]
                 except (ValueError, KeyError, TypeError) as err:
                     raise self._malformed(line, model) from err
+                # Text deltas go out in pairs (in order(): as they came, unless broken).
                 if kind == "text":
                     buffered.append(llmx.TextDelta(event["text"]))
                     if len(buffered) < 2:
@@ -347,7 +348,7 @@ class ReorderedChunks(AcmeProvider):
     """Broken: text deltas are yielded pairwise swapped."""
 
     def order(self, deltas: list[llmx.TextDelta]) -> list[llmx.TextDelta]:
-        """Reversed."""
+        """Each pair reversed."""
         return deltas[::-1]
 
 
