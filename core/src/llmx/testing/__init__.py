@@ -2,7 +2,9 @@
 
 * :class:`ScriptedProvider`, :func:`scripted_plugin`, :func:`scripted_client`: a
   provider answering from a script, in memory, for unit tests of code built on llmx.
-* :class:`FakeServer`, the base class of fake vendor servers on 127.0.0.1, scripted
+* :class:`FakeServer`, the base class of fake vendor servers on 127.0.0.1 (streams
+  framed as SSE or NDJSON, :data:`Framing`; :class:`Event` for named SSE events; a
+  fake's own failures raised as :class:`FakeServerError`), scripted
   with one set of reply types (:class:`Reply`, :class:`ErrorReply`, :class:`RawReply`,
   :class:`MidStreamError`, :class:`Stall`, :class:`Reset`, :class:`Blocked`), including
   wire faults (split TCP reads, dropped connections, truncated streams). A fake records
@@ -36,6 +38,9 @@ _EXPORTS: dict[str, str] = {
     "scripted_plugin": "llmx.testing._scripted",
     "scripted_client": "llmx.testing._scripted",
     "FakeServer": "llmx.testing._server",
+    "FakeServerError": "llmx.testing._server",
+    "Event": "llmx.testing._server",
+    "Framing": "llmx.testing._server",
     "Handler": "llmx.testing._server",
     "RecordedRequest": "llmx.testing._server",
     "Reset": "llmx.testing._replies",
@@ -65,10 +70,13 @@ __all__ = [
     "Blocked",
     "ErrorKind",
     "ErrorReply",
+    "Event",
     "FakeServer",
+    "FakeServerError",
     "Fault",
     "FaultKind",
     "Faults",
+    "Framing",
     "Handler",
     "Injection",
     "MidStreamError",
@@ -118,5 +126,12 @@ if TYPE_CHECKING:
         scripted_client,
         scripted_plugin,
     )
-    from llmx.testing._server import FakeServer, Handler, RecordedRequest
+    from llmx.testing._server import (
+        Event,
+        FakeServer,
+        FakeServerError,
+        Framing,
+        Handler,
+        RecordedRequest,
+    )
     from llmx.testing._view import RequestView, ViewPart, ViewTurn, merge_turns

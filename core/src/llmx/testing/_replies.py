@@ -2,9 +2,10 @@
 
 A reply describes *what* the model says (text, tool calls, usage) and *how the wire
 misbehaves* (delays, split TCP reads, dropped connections, missing ``[DONE]``). Each
-fake server renders a reply in its own provider's format, as JSON or as a Server-Sent
-Events stream depending on the request, so the same reply classes serve the OpenAI,
-Anthropic and Gemini fakes.
+fake server renders a reply in its own provider's format, as JSON or as a stream
+(Server-Sent Events or newline-delimited JSON, as the server declares) depending on
+the request, so the same reply classes serve the OpenAI, Anthropic and Gemini fakes and
+a third party's.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def _headers(value: Mapping[str, str] | None) -> Mapping[str, str]:
 
 @attrs.frozen
 class Reply:
-    """A successful answer, rendered as JSON or as an SSE stream as the request asks.
+    """A successful answer, rendered as JSON or as a stream (SSE or NDJSON) as the request asks.
 
     Content:
         ``text`` (the answer), ``tool_calls`` (:class:`llmx.ToolCall` objects or
@@ -89,8 +90,8 @@ class Reply:
     Timing and framing of a stream:
         ``delay`` seconds before the response headers; ``chunk_size`` characters per
         content delta (None: the text is split into three deltas); ``chunk_delay``
-        seconds between writes; ``line_ending`` ends every SSE line (``"\\n"``,
-        ``"\\r\\n"`` or ``"\\r"``).
+        seconds between writes; ``line_ending`` ends every line of the stream (SSE
+        or NDJSON: ``"\\n"``, ``"\\r\\n"`` or ``"\\r"``).
 
     Wire faults (streams, and ``split_at``/``drop_after`` also for JSON bodies):
         ``split_at`` byte offsets into the body: it is written in pieces cut there,
@@ -213,8 +214,9 @@ class MidStreamError:
 
     The stream of ``Reply(text)`` is cut after ``after_events`` events (the first,
     role-only chunk counts) and an error event with ``error`` (None: the provider's
-    generic server error) follows; the body then ends without a finish reason or
-    ``[DONE]``. A non-streaming request gets HTTP ``status`` with ``error`` as body.
+    generic server error: the fake's ``mid_stream_error_event``) follows; the body then
+    ends without a finish reason or final event. A non-streaming request gets HTTP
+    ``status`` with ``error``'s message, type and code in the provider's error body.
     """
 
     after_events: int = 1

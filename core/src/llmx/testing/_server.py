@@ -1,22 +1,49 @@
 """The machinery every fake provider server shares: lifecycle, recording, reply queue,
-rendering of the kit's reply types, fault injection, and byte-exact writing of bodies
-(split into separate TCP reads, or cut off).
+authentication, rendering of the kit's reply types in SSE or NDJSON framing, fault
+injection, and byte-exact writing of bodies (split into separate TCP reads, or cut off).
 
 A concrete fake (``llmx_openai.testing.FakeOpenAIServer``,
 ``llmx_anthropic.testing.FakeAnthropicServer``, ``llmx_gemini.testing.FakeGeminiServer``,
-or a third party's) subclasses :class:`FakeServer`, implements :meth:`FakeServer.route` (and
-usually :meth:`FakeServer.check_auth` and :meth:`FakeServer.not_found`), and for its
-model endpoint calls ``reply = self.next_reply() or self.default_reply(recorded)`` and
-``await self.answer(request, recorded, reply)``. :meth:`FakeServer.answer` handles the
-reply types every provider shares (:class:`Stall`, :class:`Reset`, :class:`RawReply`)
-and hands the others to the hooks the subclass implements in its provider's format:
-:meth:`render_reply`, :meth:`render_error`, :meth:`render_mid_stream_error` and
-:meth:`render_blocked`. Writing through :meth:`write_body` gives the subclass split
-reads, dropped connections and every chaos fault (:mod:`llmx.testing._chaos`) for free.
+or a third party's) subclasses :class:`FakeServer` and declares its wire format:
+
+* **Required** (abstract: a subclass missing one cannot be instantiated, and the
+  ``TypeError`` names it): :meth:`FakeServer.route` (which handler answers which URL;
+  a model endpoint's handler is usually :meth:`FakeServer.answer_model_request`),
+  :meth:`FakeServer.describe` (what a request asked for, as a
+  :class:`~llmx.testing.RequestView`) and :meth:`FakeServer.reply_body` (the JSON
+  body answering a non-streamed request).
+* **Required when the kit needs them** (the base raises ``NotImplementedError``
+  naming the method, and the test fails with it, the first time a request needs
+  one): :meth:`FakeServer.stream_events` (the events of a streamed answer: any
+  request :meth:`FakeServer.is_stream` says streams), :meth:`FakeServer.mid_stream_error_event`
+  (the event a stream fails with: :class:`MidStreamError` on a stream) and
+  :meth:`FakeServer.render_blocked` (how the API refuses a prompt: :class:`Blocked`).
+* **Declared** (class attributes the base acts on): :attr:`FakeServer.framing`
+  (``"sse"`` or ``"ndjson"``: how stream events are framed),
+  :attr:`FakeServer.auth_header` and :attr:`FakeServer.auth_scheme` (where the key
+  travels; the base refuses a missing or wrong key with ``error_for("authentication")``).
+* **Applied by the base, overridable** for a vendor's exact behaviour:
+  :meth:`FakeServer.check_auth`, :meth:`FakeServer.not_found`,
+  :meth:`FakeServer.is_stream` (``"stream": true`` in the body),
+  :meth:`FakeServer.response_headers`, :meth:`FakeServer.render_reply` (JSON or a framed
+  stream, honouring every wire field of :class:`Reply`), :meth:`FakeServer.render_error`
+  (``{"error": {"message", "type", "code"}}``), :meth:`FakeServer.render_mid_stream_error`
+  (the first events, then the error event), :meth:`FakeServer.error_for`,
+  :meth:`FakeServer.error_for_status`, :meth:`FakeServer.malformed_event` and
+  :meth:`FakeServer.malformed_json`, :meth:`FakeServer.default_reply`.
+
+:meth:`FakeServer.answer` handles the reply types every provider shares
+(:class:`Stall`, :class:`Reset`, :class:`RawReply`) and hands the others to the render
+hooks. Writing through :meth:`FakeServer.write_body` gives split reads, dropped
+connections and every chaos fault (:mod:`llmx.testing._chaos`) for free, in either
+framing. An exception raised while answering (a missing method, a bug in the fake) is
+recorded in :attr:`FakeServer.errors` and raised again, as :class:`FakeServerError`, when
+the server stops, so it fails the test instead of looking like a provider bug.
 """
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import contextvars
@@ -26,7 +53,7 @@ import random
 import threading
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 import attrs
 
@@ -50,7 +77,16 @@ if TYPE_CHECKING:
 
     from llmx.testing._view import RequestView
 
-__all__ = ["ERROR_STATUS", "FakeServer", "Handler", "RecordedRequest"]
+__all__ = [
+    "ERROR_STATUS",
+    "STREAM_CONTENT_TYPES",
+    "Event",
+    "FakeServer",
+    "FakeServerError",
+    "Framing",
+    "Handler",
+    "RecordedRequest",
+]
 
 S = TypeVar("S", bound="FakeServer")
 
@@ -74,6 +110,41 @@ ERROR_STATUS: dict[str, int] = {
     "timeout": 504,
 }
 """The usual HTTP status of each :data:`~llmx.testing.ErrorKind` (providers may differ)."""
+
+Framing = Literal["sse", "ndjson"]
+"""How a fake server frames the events of a stream: Server-Sent Events (``data: JSON``
+and a blank line, optionally after ``event: NAME``) or newline-delimited JSON (one
+JSON document per line)."""
+
+STREAM_CONTENT_TYPES: dict[str, str] = {
+    "sse": "text/event-stream; charset=utf-8",
+    "ndjson": "application/x-ndjson",
+}
+"""The ``Content-Type`` of a stream in each :data:`Framing` (a subclass may set its own)."""
+
+
+@attrs.frozen
+class Event:
+    """One event of a stream, framed by the server's :attr:`FakeServer.framing`.
+
+    ``data`` is any JSON value; ``name`` is the SSE event name (``event: NAME``), for
+    protocols that name their events (an NDJSON server must not set it).
+    :meth:`FakeServer.stream_events` may also return plain JSON values (unnamed
+    events) or ``bytes`` (written exactly as given, e.g. OpenAI's ``data: [DONE]``).
+    """
+
+    data: Any
+    name: str | None = None
+
+
+class FakeServerError(AssertionError):
+    """A fake server failed while answering a request (its ``__cause__`` says why).
+
+    Raised when the server stops, and by the conformance suite after each test, so a
+    fake that lacks a method the test needs (``NotImplementedError`` naming it) or has a
+    bug fails the test with the fake's own error, not as a puzzling provider failure.
+    """
+
 
 _FAULT: contextvars.ContextVar[Fault | None] = contextvars.ContextVar("llmx_fake_fault")
 _CURRENT: contextvars.ContextVar[RecordedRequest | None] = contextvars.ContextVar(
@@ -117,7 +188,7 @@ def _truncate(pieces: Sequence[bytes], limit: int) -> list[bytes]:
     return out
 
 
-class FakeServer:
+class FakeServer(abc.ABC):
     """Base class of the local fake provider servers (see the module docstring).
 
     Binds ``host`` (127.0.0.1) on a free port. Use it in the test's own event loop::
@@ -142,6 +213,15 @@ class FakeServer:
     :attr:`injections` lists it.
     """
 
+    framing: ClassVar[Framing] = "sse"
+    """How stream events are framed: ``"sse"`` (Server-Sent Events) or ``"ndjson"``."""
+    stream_content_type: ClassVar[str | None] = None
+    """The ``Content-Type`` of a stream (None: the framing's, :data:`STREAM_CONTENT_TYPES`)."""
+    auth_header: ClassVar[str | None] = "authorization"
+    """The request header carrying the key (lower case), or None for an API without auth."""
+    auth_scheme: ClassVar[str | None] = "Bearer"
+    """The scheme before the key in :attr:`auth_header` (``Bearer KEY``), or None (the bare key)."""
+
     def __init__(
         self, *, api_key: str | None = "test-key", host: str = "127.0.0.1", port: int = 0
     ) -> None:
@@ -156,6 +236,8 @@ class FakeServer:
         """How many faults were injected, by kind (``"error"``, ``"reset"``, ``"down"``...)."""
         self.injections: list[Injection] = []
         """Every fault injected into a model request, in order."""
+        self.errors: list[Exception] = []
+        """Exceptions raised while answering (a bug or missing method of the fake), in order."""
         self._port = port
         self._queue: deque[ReplyItem] = deque()
         self._runner: web.BaseRunner | None = None
@@ -362,6 +444,24 @@ class FakeServer:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+        if exc is None:
+            self.raise_errors()
+
+    def raise_errors(self) -> None:
+        """Raise :class:`FakeServerError` (caused by the first one) if answering raised.
+
+        The errors are forgotten once raised, so they are reported once.
+        """
+        if not self.errors:
+            return
+        first, count = self.errors[0], len(self.errors)
+        self.errors.clear()
+        more = f" (and {count - 1} more)" if count > 1 else ""
+        msg = (
+            f"{type(self).__name__} failed while answering a request{more}: "
+            f"{type(first).__name__}: {first}"
+        )
+        raise FakeServerError(msg) from first
 
     @contextlib.contextmanager
     def in_thread(self: S) -> Iterator[S]:
@@ -404,18 +504,45 @@ class FakeServer:
             finally:
                 loop.call_soon_threadsafe(loop.stop)
                 thread.join()
+        self.raise_errors()
 
     # -- request handling ----------------------------------------------------------------
 
+    @abc.abstractmethod
     def route(self, method: str, path: str) -> Handler | None:
-        """The handler for ``method`` and ``path``, or None for unknown URLs."""
-        return None
+        """The handler for ``method`` and ``path``, or None for unknown URLs (subclasses implement).
+
+        A model endpoint's handler is usually :meth:`answer_model_request`.
+        """
 
     async def check_auth(
         self, request: web.BaseRequest, recorded: RecordedRequest
     ) -> web.StreamResponse | None:
-        """A response refusing the request's credentials, or None to let it through."""
-        return None
+        """A response refusing the request's credentials, or None to let it through.
+
+        The base compares :attr:`auth_header` (after :attr:`auth_scheme`) with
+        :attr:`api_key` and refuses a missing or wrong key with
+        ``error_for("authentication")``; no check when either is None.
+        """
+        if self.api_key is None or self.auth_header is None:
+            return None
+        given = recorded.headers.get(self.auth_header.lower(), "")
+        if self.auth_scheme is not None:
+            scheme, _, given = given.partition(" ")
+            if scheme.lower() != self.auth_scheme.lower():
+                given = ""
+        if given.strip() == self.api_key:
+            return None
+        return await self.answer(request, recorded, self.error_for("authentication"))
+
+    async def answer_model_request(
+        self, request: web.BaseRequest, recorded: RecordedRequest
+    ) -> web.StreamResponse:
+        """A handler for a model endpoint: the next reply (or the default) via :meth:`answer`."""
+        reply = self.next_reply()
+        if reply is None:
+            reply = self.default_reply(recorded)
+        return await self.answer(request, recorded, reply)
 
     async def not_found(
         self, request: web.BaseRequest, recorded: RecordedRequest
@@ -450,13 +577,20 @@ class FakeServer:
         )
         self.requests.append(recorded)
         _CURRENT.set(recorded)
-        denied = await self.check_auth(request, recorded)
-        if denied is not None:
-            return denied
-        handler = self.route(request.method, request.path)
-        if handler is None:
-            return await self.not_found(request, recorded)
-        return await handler(request, recorded)
+        try:
+            denied = await self.check_auth(request, recorded)
+            if denied is not None:
+                return denied
+            handler = self.route(request.method, request.path)
+            if handler is None:
+                return await self.not_found(request, recorded)
+            return await handler(request, recorded)
+        except Exception as err:
+            from aiohttp import web
+
+            if not isinstance(err, web.HTTPException):  # an answer, not a failure
+                self.errors.append(err)
+            raise
 
     @staticmethod
     def _abort(request: web.BaseRequest) -> web.StreamResponse:
@@ -473,9 +607,41 @@ class FakeServer:
         """The answer when nothing is queued: the text of the last user message."""
         return Reply(self.describe(recorded).last_user_text())
 
+    @abc.abstractmethod
     def describe(self, recorded: RecordedRequest) -> RequestView:
         """What ``recorded`` asked for, in a provider-neutral form (subclasses implement)."""
-        msg = f"{type(self).__name__} does not implement describe()"
+
+    @abc.abstractmethod
+    def reply_body(self, reply: Reply, recorded: RecordedRequest) -> Any:
+        """The JSON body answering the non-streamed request ``recorded`` with ``reply``
+        (subclasses implement): text, tool calls (unless the API has none), finish
+        reason and usage (unless ``reply.omit_usage``) in the API's format."""
+
+    def stream_events(self, reply: Reply, recorded: RecordedRequest) -> Sequence[Any]:
+        """The events of ``reply`` streamed in answer to ``recorded`` (subclasses implement
+        for an API that streams).
+
+        Each item is a JSON value (one event), an :class:`Event` (a named SSE event) or
+        ``bytes`` written as is; the base frames them (:attr:`framing`, with
+        ``reply.line_ending``) and applies ``end_after``, ``split_at``, ``drop_after``,
+        ``chunk_delay`` and the chaos faults. Use ``reply.text_pieces()`` and
+        ``reply.argument_pieces()`` for the deltas; end with the API's final event
+        (finish reason, usage unless ``reply.omit_usage``).
+        """
+        msg = (
+            f"{type(self).__name__} does not implement stream_events(): implement it to "
+            "answer streamed requests (or declare that the provider does not stream)"
+        )
+        raise NotImplementedError(msg)
+
+    def mid_stream_error_event(self, reply: MidStreamError, recorded: RecordedRequest) -> Any:
+        """The event a stream of the API fails with (subclasses implement for an API that
+        streams), as an item of :meth:`stream_events`; ``reply.error`` (None: the API's
+        generic server error) is its error object."""
+        msg = (
+            f"{type(self).__name__} does not implement mid_stream_error_event(): implement "
+            "it to send the error event your API ends a failing stream with"
+        )
         raise NotImplementedError(msg)
 
     def is_stream(self, recorded: RecordedRequest) -> bool:
@@ -507,7 +673,7 @@ class FakeServer:
                 pieces=[reply.body],
                 content_type=reply.content_type,
                 headers=self.response_headers(reply.headers),
-                stream=reply.content_type.startswith("text/event-stream"),
+                stream=self._is_stream_type(reply.content_type),
                 split_at=reply.split_at,
                 drop_after=reply.drop_after,
             )
@@ -547,9 +713,30 @@ class FakeServer:
     async def render_reply(
         self, request: web.BaseRequest, recorded: RecordedRequest, reply: Reply
     ) -> web.StreamResponse:
-        """Answer with ``reply`` as JSON or as a stream (subclasses implement)."""
-        msg = f"{type(self).__name__} does not implement render_reply()"
-        raise NotImplementedError(msg)
+        """Answer with ``reply``: :meth:`reply_body` as JSON, or :meth:`stream_events` framed
+        as a stream when :meth:`is_stream`; ``reply.headers``, ``split_at``,
+        ``drop_after``, ``end_after`` and ``chunk_delay`` applied."""
+        headers = self.response_headers(reply.headers)
+        if not self.is_stream(recorded):
+            return await self.json_response(
+                request,
+                200,
+                self.reply_body(reply, recorded),
+                headers=headers,
+                split_at=reply.split_at,
+                drop_after=reply.drop_after,
+            )
+        events = self.frame_events(self.stream_events(reply, recorded), reply.line_ending)
+        if reply.end_after is not None:
+            events = events[: reply.end_after]
+        return await self.write_stream(
+            request,
+            events,
+            headers=headers,
+            split_at=reply.split_at,
+            drop_after=reply.drop_after,
+            chunk_delay=reply.chunk_delay,
+        )
 
     async def render_error(
         self, request: web.BaseRequest, recorded: RecordedRequest, reply: ErrorReply
@@ -567,15 +754,37 @@ class FakeServer:
     async def render_mid_stream_error(
         self, request: web.BaseRequest, recorded: RecordedRequest, reply: MidStreamError
     ) -> web.StreamResponse:
-        """A stream that fails part-way (subclasses implement their error event)."""
-        return await self.render_error(request, recorded, ErrorReply(reply.status))
+        """A stream that fails part-way: the first ``reply.after_events`` events of
+        ``Reply(reply.text)``, then :meth:`mid_stream_error_event`; a request that does not
+        stream gets :meth:`render_error` of HTTP ``reply.status``."""
+        if not self.is_stream(recorded):
+            error = reply.error or {}
+
+            def text(key: str) -> str | None:
+                value = error.get(key)
+                return value if isinstance(value, str) else None
+
+            status_reply = ErrorReply(
+                reply.status, message=text("message"), type=text("type"), code=text("code")
+            )
+            return await self.render_error(request, recorded, status_reply)
+        events = self.frame_events(self.stream_events(Reply(reply.text), recorded), "\n")
+        error_event = self.frame_events([self.mid_stream_error_event(reply, recorded)], "\n")
+        return await self.write_stream(
+            request, [*events[: reply.after_events], *error_event], headers=self.response_headers()
+        )
 
     async def render_blocked(
         self, request: web.BaseRequest, recorded: RecordedRequest, reply: Blocked
     ) -> web.StreamResponse:
-        """The provider's refusal of the prompt (default: HTTP 400 ``content_filter``)."""
-        error = ErrorReply(400, message=reply.message or "blocked", code="content_filter")
-        return await self.render_error(request, recorded, error)
+        """The API's refusal of the prompt (subclasses implement for an API that refuses
+        prompts): an error, or an answer whose finish reason says so."""
+        msg = (
+            f"{type(self).__name__} does not implement render_blocked(): implement it to "
+            "refuse a prompt the way your API does, or set refusals = False in the "
+            "ProviderConformance subclass if the API has no refusal signal"
+        )
+        raise NotImplementedError(msg)
 
     def error_for(self, kind: ErrorKind, *, retry_after: float | None = None) -> ErrorReply:
         """The provider's exact answer for a failure of ``kind`` (see :data:`ErrorKind`).
@@ -595,16 +804,83 @@ class FakeServer:
     def malformed_reply(self, *, stream: bool) -> RawReply:
         """An answer that is not the provider's documented format (HTTP 200)."""
         if stream:
-            return RawReply(200, self.malformed_event(), content_type="text/event-stream")
+            return RawReply(200, self.malformed_event(), content_type=self.content_type_of_stream)
         return RawReply(200, self.malformed_json())
 
     def malformed_event(self) -> bytes:
-        """A stream event whose payload is not JSON."""
+        """A stream event whose payload is not JSON, in the server's framing."""
+        if self.framing == "ndjson":
+            return b'{"incomplete": \n'
         return b'data: {"incomplete": \n\n'
 
     def malformed_json(self) -> bytes:
         """A JSON body that does not parse."""
         return b'{"id": "broken", "content": ['
+
+    # -- framing -------------------------------------------------------------------------
+
+    @property
+    def content_type_of_stream(self) -> str:
+        """The ``Content-Type`` of this server's streams (see :attr:`stream_content_type`)."""
+        return self.stream_content_type or STREAM_CONTENT_TYPES[self.framing]
+
+    def _is_stream_type(self, content_type: str) -> bool:
+        base = content_type.split(";", 1)[0].strip().lower()
+        types = {
+            t.split(";", 1)[0]
+            for t in (*STREAM_CONTENT_TYPES.values(), self.content_type_of_stream)
+        }
+        return base in types
+
+    def frame(self, item: Any, line_ending: str = "\n") -> bytes:
+        """One stream event in the server's :attr:`framing`.
+
+        SSE: ``[event: NAME]`` and ``data: JSON`` lines and a blank line; NDJSON: the
+        JSON document and the line ending. ``item`` is a JSON value, an :class:`Event`,
+        or ``bytes`` (returned as is). JSON is compact UTF-8.
+        """
+        if isinstance(item, (bytes, bytearray, memoryview)):
+            return bytes(item)
+        name = None
+        if isinstance(item, Event):
+            name, item = item.name, item.data
+        data = json.dumps(item, separators=(",", ":"), ensure_ascii=False)
+        if self.framing == "ndjson":
+            if name is not None:
+                msg = f"{type(self).__name__}: an NDJSON stream has no event names (got {name!r})"
+                raise ValueError(msg)
+            return f"{data}{line_ending}".encode()
+        head = f"event: {name}{line_ending}" if name is not None else ""
+        return f"{head}data: {data}{line_ending}{line_ending}".encode()
+
+    def frame_events(self, items: Iterable[Any], line_ending: str = "\n") -> list[bytes]:
+        """:meth:`frame` of each item."""
+        return [self.frame(item, line_ending) for item in items]
+
+    async def write_stream(
+        self,
+        request: web.BaseRequest,
+        events: Sequence[bytes],
+        *,
+        status: int = 200,
+        headers: Mapping[str, str] | None = None,
+        split_at: Sequence[int] | None = None,
+        drop_after: int | None = None,
+        chunk_delay: float = 0.0,
+    ) -> web.StreamResponse:
+        """Send framed ``events`` as a stream (:meth:`write_body` with the stream's
+        content type; each event is one piece, so chaos faults cut between events)."""
+        return await self.write_body(
+            request,
+            status=status,
+            pieces=events,
+            content_type=self.content_type_of_stream,
+            headers=headers,
+            stream=True,
+            split_at=split_at,
+            drop_after=drop_after,
+            chunk_delay=chunk_delay,
+        )
 
     # -- writing -------------------------------------------------------------------------
 

@@ -37,6 +37,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from llmx.testing import (
     Blocked,
     ErrorKind,
@@ -307,10 +309,7 @@ class FakeAnthropicServer(FakeServer):
                     "invalid_request_error",
                     f"{field}: Input should be a valid {kind.__name__}",
                 )
-        reply = self.next_reply()
-        if reply is None:
-            reply = self.default_reply(recorded)
-        return await self.answer(request, recorded, reply)
+        return await self.answer_model_request(request, recorded)
 
     def describe(self, recorded: RecordedRequest) -> RequestView:
         """What a message request asked for (see :class:`~llmx.testing.RequestView`)."""
@@ -518,31 +517,17 @@ class FakeAnthropicServer(FakeServer):
             return events[: reply.end_after]
         return events
 
+    def reply_body(self, reply: Reply, recorded: RecordedRequest) -> dict[str, Any]:
+        """The ``message`` object (the base sends it, or streams :meth:`stream_events`)."""
+        return self.message(reply, recorded)
+
     async def render_reply(
         self, request: web.BaseRequest, recorded: RecordedRequest, reply: Reply
     ) -> web.StreamResponse:
-        """A ``message`` object, or its stream of named events."""
-        headers = self.response_headers(reply.headers)
-        if not self.is_stream(recorded):
-            return await self.json_response(
-                request,
-                200,
-                self.message(reply, recorded),
-                headers=headers,
-                split_at=reply.split_at,
-                drop_after=reply.drop_after,
-            )
-        return await self.write_body(
-            request,
-            status=200,
-            pieces=self.stream_events(reply, recorded),
-            content_type="text/event-stream; charset=utf-8",
-            headers={**headers, "cache-control": "no-cache"},
-            stream=True,
-            split_at=reply.split_at,
-            drop_after=reply.drop_after,
-            chunk_delay=reply.chunk_delay,
-        )
+        """A ``message`` object, or its stream of named events (with ``cache-control: no-cache``)."""
+        if self.is_stream(recorded):
+            reply = attrs.evolve(reply, headers={**reply.headers, "cache-control": "no-cache"})
+        return await super().render_reply(request, recorded, reply)
 
     def _error_object(self, status: int) -> dict[str, str]:
         type_, message = _ERROR_TYPES.get(
@@ -563,25 +548,10 @@ class FakeAnthropicServer(FakeServer):
             reply.headers,
         )
 
-    async def render_mid_stream_error(
-        self, request: web.BaseRequest, recorded: RecordedRequest, reply: MidStreamError
-    ) -> web.StreamResponse:
-        """The stream's first events, then ``event: error`` (default ``overloaded_error``)."""
+    def mid_stream_error_event(self, reply: MidStreamError, recorded: RecordedRequest) -> bytes:
+        """``event: error`` (default ``overloaded_error``), how Anthropic fails a stream."""
         error = dict(reply.error) if reply.error is not None else self._error_object(529)
-        if not self.is_stream(recorded):
-            return await self.error(
-                request, reply.status, error.get("type", "api_error"), error.get("message", "")
-            )
-        events = self.stream_events(Reply(reply.text), recorded)[: reply.after_events]
-        events.append(self.event("error", {"type": "error", "error": error}))
-        return await self.write_body(
-            request,
-            status=200,
-            pieces=events,
-            content_type="text/event-stream; charset=utf-8",
-            headers=self.response_headers(),
-            stream=True,
-        )
+        return self.event("error", {"type": "error", "error": error})
 
     async def render_blocked(
         self, request: web.BaseRequest, recorded: RecordedRequest, reply: Blocked

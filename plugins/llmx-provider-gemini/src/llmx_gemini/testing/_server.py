@@ -186,6 +186,9 @@ class FakeGeminiServer(FakeServer):
     outputTokenLimit)`` triples ``GET /v1beta/models`` lists.
     """
 
+    stream_content_type = "text/event-stream"
+    """``alt=sse`` streams carry no charset, as Google's front end sends them."""
+
     def __init__(
         self,
         *,
@@ -373,10 +376,7 @@ class FakeGeminiServer(FakeServer):
             return await self.error(
                 request, 400, "* GenerateContentRequest.contents: contents is not specified\n"
             )
-        reply = self.next_reply()
-        if reply is None:
-            reply = self.default_reply(recorded)
-        return await self.answer(request, recorded, reply)
+        return await self.answer_model_request(request, recorded)
 
     def describe(self, recorded: RecordedRequest) -> RequestView:
         """What a generate request asked for (see :class:`~llmx.testing.RequestView`)."""
@@ -544,21 +544,16 @@ class FakeGeminiServer(FakeServer):
                 split_at=reply.split_at,
                 drop_after=reply.drop_after,
             )
+        return await super().render_reply(request, recorded, reply)
+
+    def reply_body(self, reply: Reply, recorded: RecordedRequest) -> dict[str, Any]:
+        """The ``GenerateContentResponse`` (the base sends it, or streams :meth:`stream_events`)."""
+        return self.generate_response(reply, recorded)
+
+    def stream_events(self, reply: Reply, recorded: RecordedRequest) -> list[bytes]:
+        """The SSE events of a streamed answer, lines ending in CRLF as Google's front end sends."""
         le = "\r\n" if reply.line_ending == "\n" else reply.line_ending
-        events = [self.event(r, le) for r in responses]
-        if reply.end_after is not None:
-            events = events[: reply.end_after]
-        return await self.write_body(
-            request,
-            status=200,
-            pieces=events,
-            content_type="text/event-stream",
-            headers=headers,
-            stream=True,
-            split_at=reply.split_at,
-            drop_after=reply.drop_after,
-            chunk_delay=reply.chunk_delay,
-        )
+        return [self.event(r, le) for r in self.stream_responses(reply, recorded)]
 
     def _error_object(self, status: int) -> dict[str, Any]:
         name, message = _STATUS_NAMES.get(
@@ -597,26 +592,10 @@ class FakeGeminiServer(FakeServer):
             headers=headers,
         )
 
-    async def render_mid_stream_error(
-        self, request: web.BaseRequest, recorded: RecordedRequest, reply: MidStreamError
-    ) -> web.StreamResponse:
-        """The stream's first events, then ``data: {"error": {...}}`` (default 503)."""
+    def mid_stream_error_event(self, reply: MidStreamError, recorded: RecordedRequest) -> bytes:
+        """``data: {"error": {...}}`` (default 503 ``UNAVAILABLE``), how Gemini fails a stream."""
         error = dict(reply.error) if reply.error is not None else self._error_object(503)
-        if not self.is_stream(recorded):
-            return await self.json_response(
-                request, reply.status, {"error": error}, headers=self.response_headers()
-            )
-        responses = self.stream_responses(Reply(reply.text), recorded)[: reply.after_events]
-        events = [self.event(r) for r in responses]
-        events.append(self.event({"error": error}))
-        return await self.write_body(
-            request,
-            status=200,
-            pieces=events,
-            content_type="text/event-stream",
-            headers=self.response_headers(),
-            stream=True,
-        )
+        return self.event({"error": error})
 
     async def render_blocked(
         self, request: web.BaseRequest, recorded: RecordedRequest, reply: Blocked

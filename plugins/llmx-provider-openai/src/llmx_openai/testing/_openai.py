@@ -394,10 +394,7 @@ class FakeOpenAIServer(FakeServer):
         refused = await self.check_chat_body(request, recorded.json)
         if refused is not None:
             return refused
-        reply = self.next_reply()
-        if reply is None:
-            reply = self.default_reply(recorded)
-        return await self.answer(request, recorded, reply)
+        return await self.answer_model_request(request, recorded)
 
     async def render(
         self, request: web.BaseRequest, body: dict[str, Any], reply: ReplyItem
@@ -419,54 +416,14 @@ class FakeOpenAIServer(FakeServer):
 
     # -- rendering replies ---------------------------------------------------------------
 
-    async def render_reply(
-        self, request: web.BaseRequest, recorded: RecordedRequest, reply: Reply
-    ) -> web.StreamResponse:
-        """A ``chat.completion`` object, or its ``chat.completion.chunk`` stream."""
-        body = recorded.json
-        if not self.is_stream(recorded):
-            payload = self.completion(reply, body)
-            return await self.json_response(
-                request,
-                200,
-                payload,
-                headers=self._headers(reply.headers),
-                split_at=reply.split_at,
-                drop_after=reply.drop_after,
-            )
-        events = self.stream_events(reply, body)
-        return await self.write_body(
-            request,
-            status=200,
-            pieces=events,
-            content_type="text/event-stream; charset=utf-8",
-            headers=self._headers(reply.headers),
-            stream=True,
-            split_at=reply.split_at,
-            drop_after=reply.drop_after,
-            chunk_delay=reply.chunk_delay,
-        )
+    def reply_body(self, reply: Reply, recorded: RecordedRequest) -> dict[str, Any]:
+        """The ``chat.completion`` object (the base sends it, or streams :meth:`stream_events`)."""
+        return self.completion(reply, recorded.json)
 
-    async def render_mid_stream_error(
-        self, request: web.BaseRequest, recorded: RecordedRequest, reply: MidStreamError
-    ) -> web.StreamResponse:
-        """The stream's first events, then a ``data: {"error": {...}}`` event."""
-        body = recorded.json
+    def mid_stream_error_event(self, reply: MidStreamError, recorded: RecordedRequest) -> bytes:
+        """A ``data: {"error": {...}}`` event, what ``openai-python``'s stream decoder checks."""
         error = dict(reply.error) if reply.error is not None else self._error_object(500)
-        if not self.is_stream(recorded):
-            return await self.json_response(
-                request, reply.status, {"error": error}, headers=self._headers()
-            )
-        events = self.stream_events(Reply(reply.text), body)[: reply.after_events]
-        events.append(self._event({"error": error}, "\n"))
-        return await self.write_body(
-            request,
-            status=200,
-            pieces=events,
-            content_type="text/event-stream; charset=utf-8",
-            headers=self._headers(),
-            stream=True,
-        )
+        return self._event({"error": error}, "\n")
 
     async def render_blocked(
         self, request: web.BaseRequest, recorded: RecordedRequest, reply: Blocked
@@ -647,8 +604,11 @@ class FakeOpenAIServer(FakeServer):
         data = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
         return f"data: {data}{le}{le}".encode()
 
-    def stream_events(self, reply: Reply, body: dict[str, Any]) -> list[bytes]:
-        """The SSE events of ``reply`` as a stream answering ``body``."""
+    def stream_events(
+        self, reply: Reply, recorded: RecordedRequest | dict[str, Any]
+    ) -> list[bytes]:
+        """The SSE events of ``reply`` as a stream answering ``recorded`` (or its JSON body)."""
+        body = recorded.json if isinstance(recorded, RecordedRequest) else recorded
         le = reply.line_ending
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True

@@ -1,0 +1,59 @@
+"""The conformance suite against the NDJSON Acme provider and its broken variants
+(run by ``core/tests/test_testing_selftest.py`` in a subprocess, with the
+``llmx_kit_selftest`` distribution installed; not collected by the main test run)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+from llmx_kit_selftest.testing import FakeAcmeServer
+
+from llmx.testing.conformance import Feature, ProviderConformance
+
+
+class TestAcme(ProviderConformance):
+    """The correct provider: everything passes. No tool-call ids, vision on another model."""
+
+    provider_type = "acme"
+    model = "acme-large"
+    models: ClassVar[Mapping[str, str]] = {Feature.IMAGES: "acme-vision"}
+    server_class = FakeAcmeServer
+    supports = Feature.ALL - {Feature.IMAGE_URLS, Feature.JSON_SCHEMA}
+    usage_details = frozenset()
+    tool_call_ids = False
+    hypothesis_examples = 6
+
+
+class TestAcmeWithoutFacts(TestAcme):
+    """The same API as if it had no auth, refusals or context-length errors: not applicable."""
+
+    auth = False
+    refusals = False
+    context_length_errors = False
+    hypothesis_examples = 2
+
+
+class TestAcmeWrongError(TestAcme):
+    provider_type = "acme_wrong_error"
+    hypothesis_examples = 2
+
+
+class TestAcmeLostRetryAfter(TestAcme):
+    provider_type = "acme_lost_retry_after"
+    hypothesis_examples = 2
+
+
+class TestAcmeSwallowedError(TestAcme):
+    provider_type = "acme_swallowed_error"
+    hypothesis_examples = 2
+
+
+class TestAcmeLeaky(TestAcme):
+    provider_type = "acme_leaky"
+    hypothesis_examples = 2
+
+
+class TestAcmeReordered(TestAcme):
+    provider_type = "acme_reordered"
+    hypothesis_examples = 12
