@@ -68,4 +68,3 @@ def lookup(model: str) -> ModelInfo | None:
     if suffix.isdigit() and base in MODELS:
         return MODELS[base].renamed(model)
     return None
-
