@@ -140,3 +140,26 @@ def test_lazy_names_resolve() -> None:
         assert getattr(llmx, name) is not None
     with pytest.raises(AttributeError):
         llmx.no_such_name  # noqa: B018
+
+
+def test_plugins_lists_components_and_hooks_of_the_installed_first_party_plugins(
+    tmp_path: Path,
+) -> None:
+    """The dev environment has the first-party plugins installed; one distribution
+    (llmx-provider-openai) carries two entry points that name one module."""
+    result = run(["plugins", "--json"], tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    for name in ("openai", "azure"):
+        assert rows[name]["distribution"] == "llmx-provider-openai"
+        assert rows[name]["registers"] == ["provider:openai", "provider:azure"]
+        assert rows[name]["hooks"] == ["llmx_register_providers"]
+    assert rows["redis"]["hooks"] == [
+        "llmx_register_breaker_stores",
+        "llmx_register_caches",
+        "llmx_register_limiters",
+    ]
+    table = run(["plugins"], tmp_path).stdout.splitlines()
+    redis = next(line for line in table if line.startswith("redis "))
+    assert redis.rstrip().endswith("cache:redis, limiter:redis, breaker_store:redis")

@@ -738,6 +738,12 @@ def _direct_caller(impls: list[Any]) -> Callable[..., None] | None:
     return call
 
 
+def registration_hook(kind: str) -> str:
+    """The name of the hook that registers components of ``kind``
+    (``provider`` -> ``llmx_register_providers``)."""
+    return _KIND_HOOKS[kind]
+
+
 def _did_you_mean(name: str, choices: Iterable[str]) -> str:
     """`` (did you mean 'openai'?)`` for the choice closest to ``name``, or ``""``."""
     import difflib
