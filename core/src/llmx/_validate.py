@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from llmx._config import ProviderConfig, did_you_mean, settings_errors
+from llmx._config import ProviderConfig, did_you_mean, problems_message, settings_errors
 from llmx._errors import ConfigError, PluginError, PluginNotInstalledError
 from llmx._registry import BUILTINS
 from llmx._settings import CachePolicy
@@ -49,8 +49,7 @@ class _Problems:
     def raise_if_any(self) -> None:
         if not self.lines:
             return
-        where = f" in {self.config.source}" if self.config.source else ""
-        msg = f"invalid config{where}:\n  " + "\n  ".join(self.lines)
+        msg = problems_message(self.lines, self.config.source, self.config.env)
         raise ConfigError(msg) from self.cause
 
     def candidates(self, kind: str) -> list[str]:
