@@ -31,7 +31,7 @@ import attrs
 import pluggy
 
 from llmx import hookspecs
-from llmx._components import PROTOCOLS, missing_members
+from llmx._components import PROTOCOLS, missing_members, partial_abilities
 from llmx._errors import (
     ConfigError,
     PluginConflictError,
@@ -173,17 +173,28 @@ class Registration:
         is missing and the plugin to blame, before anything calls it."""
         protocol = PROTOCOLS.get(self.kind)
         missing = [] if protocol is None else missing_members(component, protocol)
-        if not missing:
-            return component
-        assert protocol is not None
-        msg = (
-            f"{_KIND_WORDS[self.kind]} {self.name!r} from {self.origin} is a "
-            f"{type(component).__name__} without {', '.join(missing)}, which the "
-            f"{protocol.__name__} protocol requires; upgrade or report the plugin "
-            f"(pip install -U {self.distribution or self.plugin}), or configure another "
-            f"{_KIND_WORDS[self.kind]}"
+        fix = (
+            f"upgrade or report the plugin (pip install -U {self.distribution or self.plugin}), "
+            f"or configure another {_KIND_WORDS[self.kind]}"
         )
-        raise self.source.error(PluginError, msg)
+        if missing:
+            assert protocol is not None
+            msg = (
+                f"{_KIND_WORDS[self.kind]} {self.name!r} from {self.origin} is a "
+                f"{type(component).__name__} without {', '.join(missing)}, which the "
+                f"{protocol.__name__} protocol requires; {fix}"
+            )
+            raise self.source.error(PluginError, msg)
+        for optional, present, gaps in partial_abilities(component, self.kind):
+            # Half an optional ability would be skipped silently, or fail inside llmx.
+            msg = (
+                f"{_KIND_WORDS[self.kind]} {self.name!r} from {self.origin} is a "
+                f"{type(component).__name__} with {', '.join(present)} but without "
+                f"{', '.join(gaps)}, which the optional {optional.__name__} protocol "
+                f"requires together; {fix}"
+            )
+            raise self.source.error(PluginError, msg)
+        return component
 
 
 @attrs.define
