@@ -1,7 +1,8 @@
 """``llmx plugins`` as a subprocess, against really installed fixture distributions.
 
 Contract: ``llmx plugins --json`` prints a JSON array of
-``{"name", "distribution", "version", "status", "registers": ["kind:name", ...], "error"}``
+``{"name", "distribution", "version", "status", "registers": ["kind:name", ...], "hooks":
+["llmx_...", ...], "error"}``
 and exits 0, whatever state the plugins are in; plain ``llmx plugins`` prints the same facts
 as a table, one row per plugin, with the error message of a failed one. A broken plugin is
 reported, never a traceback.
@@ -21,7 +22,7 @@ from tests._support import CLEAN_FIXTURES, InstallDists, subprocess_env
 
 # Without llmx-fixture-collide, so loading everything gives no component conflict.
 CLI_FIXTURES = tuple(d for d in CLEAN_FIXTURES if d != "llmx-fixture-collide")
-ROW_KEYS = {"name", "distribution", "version", "status", "registers", "error"}
+ROW_KEYS = {"name", "distribution", "version", "status", "registers", "hooks", "error"}
 
 
 def llmx_cli(
@@ -159,3 +160,36 @@ def test_enabled_plugin_adds_a_command(install_dists: InstallDists, tmp_path: Pa
     listed = json.loads(llmx_cli("plugins", "--json", site=site, cwd=tmp_path).stdout)
     echo = next(row for row in listed if row["name"] == "echo")
     assert "command:echo-hello" in echo["registers"]
+
+
+EVENT_HOOKS = ["llmx_attempt_end", "llmx_request_end", "llmx_request_error", "llmx_request_start"]
+
+
+def test_plugins_lists_the_hooks_each_plugin_implements(cli_site: Path, tmp_path: Path) -> None:
+    """The bug: a plugin with event hooks only (``events``) showed "-", as if it did nothing."""
+    rows = plugins_json(cli_site, tmp_path)
+
+    assert rows["events"]["hooks"] == EVENT_HOOKS
+    assert rows["echo"]["hooks"] == [
+        "llmx_register_commands",
+        "llmx_register_providers",
+        "llmx_register_routing_strategies",
+    ]
+    assert rows["broken"]["hooks"] == []  # never loaded
+    proc = llmx_cli("plugins", site=cli_site, cwd=tmp_path)
+    lines = proc.stdout.splitlines()
+    assert "REGISTERS / HOOKS / ERROR" in lines[0]
+    events_row = next(line for line in lines if line.startswith("events "))
+    assert events_row.rstrip().endswith("hooks: " + ", ".join(EVENT_HOOKS))
+    echo_row = next(line for line in lines if line.startswith("echo "))
+    assert "hooks:" not in echo_row  # registration hooks are shown by what they registered
+    assert " - " not in events_row + echo_row
+
+
+def test_plugins_without_autoload_says_what_is_not_loaded(cli_site: Path, tmp_path: Path) -> None:
+    proc = llmx_cli(
+        "plugins", site=cli_site, cwd=tmp_path, env={"LLMX_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    )
+
+    events_row = next(line for line in proc.stdout.splitlines() if line.startswith("events "))
+    assert events_row.rstrip().endswith("(not loaded)")

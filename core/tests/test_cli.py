@@ -140,3 +140,46 @@ def test_lazy_names_resolve() -> None:
         assert getattr(llmx, name) is not None
     with pytest.raises(AttributeError):
         llmx.no_such_name  # noqa: B018
+
+
+def test_plugins_lists_components_and_hooks_of_the_installed_first_party_plugins(
+    tmp_path: Path,
+) -> None:
+    """The dev environment has the first-party plugins installed; one distribution
+    (llmx-provider-openai) carries two entry points that name one module."""
+    result = run(["plugins", "--json"], tmp_path)
+
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    for name in ("openai", "azure"):
+        assert rows[name]["distribution"] == "llmx-provider-openai"
+        assert rows[name]["registers"] == ["provider:openai", "provider:azure"]
+        assert rows[name]["hooks"] == ["llmx_register_providers"]
+    assert rows["redis"]["hooks"] == [
+        "llmx_register_breaker_stores",
+        "llmx_register_caches",
+        "llmx_register_limiters",
+    ]
+    table = run(["plugins"], tmp_path).stdout.splitlines()
+    redis = next(line for line in table if line.startswith("redis "))
+    assert redis.rstrip().endswith("cache:redis, limiter:redis, breaker_store:redis")
+
+
+def test_an_unknown_llmx_variable_is_one_warning_and_a_bad_one_an_error_naming_it(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "llmx.toml").write_text('[providers.main]\ntype = "openai"\n')
+
+    ignored = run(["config", "check"], tmp_path, env={"LLMX_REDIS_URL": "redis://127.0.0.1:1"})
+    bad = run(["config", "check"], tmp_path, env={"LLMX_DEADLINE": "soon"})
+
+    assert ignored.returncode == 0, ignored.stderr
+    warnings = [line for line in ignored.stderr.splitlines() if "LLMX_REDIS_URL" in line]
+    assert len(warnings) == 1  # once, though the CLI loads the config twice
+    assert warnings[0].startswith("llmx: WARNING: environment variable LLMX_REDIS_URL is ignored")
+    assert_one_clean_error(
+        bad,
+        "invalid config from LLMX_* environment variables, over",
+        "@ $.deadline (set by environment variable LLMX_DEADLINE)",
+    )
+    assert "invalid config in" not in bad.stderr

@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import llmx
-from llmx._config import env_overrides, find_config_file
+import llmx._config
+from llmx._config import ENV_SECTIONS, ENV_SPECIAL, env_overrides, find_config_file
 
 SECRET = "sk-live-SUPERSECRET-0123456789"
 
@@ -472,3 +473,164 @@ def test_any_value_anywhere_is_accepted_or_a_config_error(
     else:
         return
     assert "@ $" in message
+
+
+# -- the LLMX_ environment namespace ------------------------------------------------------
+
+
+@pytest.fixture
+def env_warnings(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> pytest.LogCaptureFixture:
+    """The ``llmx.config`` warnings of this test (the once-per-process memory reset)."""
+    monkeypatch.setattr(llmx._config, "_env_warned", set())
+    caplog.set_level(logging.WARNING, logger="llmx.config")
+    return caplog
+
+
+def warned(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "llmx.config"]
+
+
+def test_a_plugins_own_llmx_variable_is_not_read_as_config(
+    env_warnings: pytest.LogCaptureFixture,
+) -> None:
+    """The bug: ``LLMX_REDIS_URL`` (made up by a plugin) became the config key
+    ``redis_url`` and the error blamed llmx.toml."""
+    env = {"LLMX_REDIS_URL": "redis://127.0.0.1:1", "LLMX_DEFAULT_MODEL": "main/m"}
+
+    config = llmx.load_config({"providers": {"main": {"type": "openai"}}}, environ=env)
+    llmx.load_config({}, environ=env)
+
+    assert config.default_model == "main/m"
+    assert env_overrides(env) == {"default_model": "main/m"}
+    (message,) = warned(env_warnings)  # once per process, however often the config loads
+    assert message.startswith("environment variable LLMX_REDIS_URL is ignored")
+    assert "the plugin's own prefix" in message
+    assert "LLMX_<SECTION>__<KEY>" in message
+    assert "did you mean" not in message
+
+
+@pytest.mark.parametrize(
+    ("name", "meant"),
+    [
+        ("LLMX_DEFAULT_MODLE", "LLMX_DEFAULT_MODEL"),
+        ("LLMX_PROVIDER__MAIN__BASE_URL", "LLMX_PROVIDERS__MAIN__BASE_URL"),
+        ("LLMX_DISABLE_PLUGINS_AUTOLOAD", "LLMX_DISABLE_PLUGIN_AUTOLOAD"),
+    ],
+)
+def test_a_misspelled_llmx_variable_is_ignored_with_the_name_it_resembles(
+    env_warnings: pytest.LogCaptureFixture, name: str, meant: str
+) -> None:
+    config = llmx.load_config({}, environ={name: "x"})
+
+    assert config == llmx.load_config({}, environ={})
+    (message,) = warned(env_warnings)
+    assert f"environment variable {name} is ignored" in message
+    assert f"(did you mean {meant!r}?)" in message
+
+
+def test_an_llmx_variable_the_config_names_as_a_secret_is_not_warned_about(
+    env_warnings: pytest.LogCaptureFixture,
+) -> None:
+    data = {"providers": {"main": {"type": "openai", "api_key": {"env": "LLMX_OPENAI_KEY"}}}}
+
+    llmx.load_config(data, environ={"LLMX_OPENAI_KEY": SECRET, "LLMX_CONFIG": "x.toml"})
+
+    assert warned(env_warnings) == []
+
+
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        (
+            {"LLMX_PROVIDERS__MAIN__BASE_ULR": "http://127.0.0.1:1"},
+            "extra fields found (base_ulr) @ $.providers.main; did you mean 'base_url'? "
+            "(set by environment variable LLMX_PROVIDERS__MAIN__BASE_ULR)",
+        ),
+        (
+            {"LLMX_PROVIDERS__NEW__BASE_URL": "http://127.0.0.1:1"},
+            "required field missing @ $.providers.new.type "
+            "(set by environment variable LLMX_PROVIDERS__NEW__BASE_URL)",
+        ),
+        (
+            {"LLMX_DEADLINE": "soon"},
+            "@ $.deadline (set by environment variable LLMX_DEADLINE)",
+        ),
+        (
+            {"LLMX_PROVIDERS__MAIN": "3"},
+            "@ $.providers.main (set by environment variable LLMX_PROVIDERS__MAIN)",
+        ),
+    ],
+)
+def test_an_error_about_a_key_a_variable_set_names_the_variable_not_the_file(
+    tmp_path: Path, env: dict[str, str], fragment: str
+) -> None:
+    path = tmp_path / "llmx.toml"
+    path.write_text('[providers.main]\ntype = "openai"\n', encoding="utf-8")
+
+    with pytest.raises(llmx.ConfigError) as info:
+        llmx.Client(llmx.load_config(path, environ=env))  # the client validates the config
+
+    message = str(info.value)
+    assert fragment in message
+    assert message.startswith(f"invalid config from LLMX_* environment variables, over {path}:")
+    assert f"invalid config in {path}" not in message
+
+
+def test_file_and_variable_problems_are_each_blamed_on_their_source(tmp_path: Path) -> None:
+    path = tmp_path / "llmx.toml"
+    path.write_text('[providers.main]\ntype = "openai"\npriority = "high"\n', encoding="utf-8")
+
+    with pytest.raises(llmx.ConfigError) as info:
+        llmx.load_config(path, environ={"LLMX_PLUGINS__STRICT": "maybe"})
+
+    first, *lines = str(info.value).splitlines()
+    assert first == f"invalid config in {path} and LLMX_* environment variables:"
+    (file_line,) = [line for line in lines if "@ $.providers.main.priority" in line]
+    assert "environment variable" not in file_line
+    (env_line,) = [line for line in lines if "@ $.plugins.strict" in line]
+    assert env_line.endswith("(set by environment variable LLMX_PLUGINS__STRICT)")
+
+
+def test_a_plugin_check_on_a_key_a_variable_set_names_the_variable() -> None:
+    """What only the plugins can judge (a component's name) is checked by validate(),
+    which names the variable the same way."""
+    config = llmx.load_config({}, environ={"LLMX_ROUTING__STRATEGY": "fastest"})
+    with pytest.raises(llmx.ConfigError) as info:
+        llmx.Client(config)  # validates the config against the installed plugins
+
+    message = str(info.value)
+    assert message.startswith("invalid config from LLMX_* environment variables:")
+    assert "unknown routing strategy 'fastest'" in message
+    assert message.endswith("(set by environment variable LLMX_ROUTING__STRATEGY)")
+
+
+@pytest.mark.parametrize("key", ["env", "source"])
+def test_where_the_config_came_from_cannot_be_written_in_it(key: str) -> None:
+    with pytest.raises(llmx.ConfigError, match=rf"extra fields found \({key}\) @ \$"):
+        llmx.load_config({key: {"LLMX_X": "$.x"}}, environ={})
+
+
+env_names = st.from_regex(r"LLMX_[A-Z0-9_]{0,30}", fullmatch=True)
+
+
+@given(st.dictionaries(env_names, st.sampled_from(["1", "x", "true", '["a"]']), max_size=8))
+@settings(max_examples=200, deadline=None)
+def test_only_the_config_namespace_is_read_from_the_environment(env: dict[str, str]) -> None:
+    overrides = env_overrides(env)
+
+    assert set(overrides) <= set(ENV_SECTIONS)
+    for name in env:
+        first = name[len("LLMX_") :].split("__")[0].lower()
+        if name in ENV_SPECIAL or first not in ENV_SECTIONS:
+            continue
+        # A variable in the namespace lands under its path (unless one above it set a value).
+        parts = [p.lower() for p in name[len("LLMX_") :].split("__")]
+        if all(parts):
+            node: Any = overrides
+            for part in parts:
+                if not isinstance(node, dict):
+                    break
+                assert part in node
+                node = node[part]

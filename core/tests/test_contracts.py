@@ -51,6 +51,10 @@ class Misfit:
     def llmx_register_providers(self, register: Register) -> None:
         self._register("provider", register)
 
+    @hookimpl
+    def llmx_register_routing_strategies(self, register: Register) -> None:
+        self._register("strategy", register)
+
 
 def client(
     config: dict[str, Any], flex: FlexPlugin | None = None, **components: Any
@@ -82,6 +86,28 @@ def test_a_retry_policy_without_attempts_is_refused_naming_its_plugin() -> None:
     with pytest.raises(llmx.PluginError, match=r"RetryPolicy protocol") as info:
         client({"retry": {"policy": "policy-half"}}, **{"policy-half": PolicyWithoutLimits})
     assert_blames_misfit(info.value, "attempts", "max_retry_after")
+
+
+class PolicyWithTextAttempts:
+    """A retry policy whose ``attempts`` came from a config string, unconverted."""
+
+    attempts = "3"
+    max_retry_after = None
+
+    async def retrying(self, on: object, *, timeout: float) -> Any:
+        yield None  # pragma: no cover - never called
+
+
+def test_a_retry_policy_with_members_of_the_wrong_type_is_refused_naming_its_plugin() -> None:
+    """``attempts`` and ``max_retry_after`` are compared with numbers by the engine: a
+    string would be a TypeError from inside llmx at the first failure."""
+    with pytest.raises(llmx.PluginError, match=r"RetryPolicy protocol") as info:
+        client({"retry": {"policy": "policy-text"}}, **{"policy-text": PolicyWithTextAttempts})
+    assert_blames_misfit(
+        info.value,
+        "attempts as an int (not str '3')",
+        "max_retry_after as a float (not NoneType None)",
+    )
 
 
 class StoreWithoutPublish:
@@ -309,3 +335,106 @@ async def test_health_probes_with_declared_abilities_only() -> None:
     ) as c:
         (status,) = await c.health(instances=["h"])
     assert (status.status, status.probe) == ("ok", "list_models")
+
+
+# -- optional abilities: all of one, or none ------------------------------------------------
+
+
+class Order:
+    """A routing strategy that keeps the order it is given."""
+
+    def order(self, candidates: Sequence[Any], request: Any, view: Any) -> Sequence[Any]:
+        return candidates
+
+
+class HalfHedging(Order):
+    """Says how long to wait before hedging, but cannot spend a hedge."""
+
+    def hedge_delay(self, first: Any, view: Any) -> float:
+        return 0.0
+
+
+class HalfLayered(Order):
+    """Names a base strategy but cannot be bound to it."""
+
+    base_name = "priority"
+
+
+class LimiterReleasingNowaitGrantsOnly(AsyncOnlyLimiter):
+    """Releases synchronously, but without the buckets the core passes."""
+
+    def release_nowait(self, grant: str) -> None:
+        return None
+
+
+class StoreSharedAsText(UnflaggedStore):
+    """Says whether it is shared, as text: ``not "no"`` is False."""
+
+    shared = "no"
+
+
+class StreamWithoutRequest:
+    """A provider whose ``stream`` takes no request."""
+
+    def __init__(self, ctx: ProviderContext) -> None:
+        self.ctx = ctx
+
+    async def complete(self, request: llmx.Request) -> llmx.Response:
+        return llmx.Response("ok", request.model, self.ctx.instance)
+
+    async def stream(self) -> Any:
+        yield llmx.TextDelta("never")  # pragma: no cover - never called
+
+
+ALIAS: dict[str, Any] = {"aliases": {"both": ["a/x", "a/y"]}}
+
+
+@pytest.mark.parametrize(
+    ("config", "component", "fragments"),
+    [
+        (
+            {**ALIAS, "routing": {"strategy": "strategy-hedge"}},
+            {"strategy-hedge": HalfHedging},
+            ["with hedge_delay but without try_hedge", "HedgingStrategy"],
+        ),
+        (
+            {**ALIAS, "routing": {"strategy": "strategy-layer"}},
+            {"strategy-layer": HalfLayered},
+            ["with base_name but without bind_base", "LayeredStrategy"],
+        ),
+        (
+            {
+                "providers": {"a": {"type": "flex", "limits": {"max_concurrent": 2}}},
+                "limiter": {"backend": "limiter-nowait"},
+            },
+            {"limiter-nowait": LimiterReleasingNowaitGrantsOnly},
+            ["without release_nowait(grant, buckets)", "InProcessRelease"],
+        ),
+        (
+            {"breaker_store": {"backend": "store-text"}},
+            {"store-text": StoreSharedAsText},
+            ["without shared as a bool (not str 'no')", "ScopedBreakerStore"],
+        ),
+        (
+            {"providers": {"s": {"type": "provider-stream"}}},
+            {"provider-stream": StreamWithoutRequest},
+            ["without stream(request)", "StreamingProvider"],
+        ),
+    ],
+    ids=["hedging", "layered", "release-nowait", "shared-flag", "stream"],
+)
+async def test_half_an_optional_ability_is_refused_when_built_naming_its_plugin(
+    config: dict[str, Any], component: dict[str, Any], fragments: list[str]
+) -> None:
+    """Half an optional protocol was either skipped silently (a strategy with
+    ``hedge_delay`` but no ``try_hedge`` never hedged) or failed inside llmx (a
+    ``release_nowait`` or ``stream`` that cannot take what the core passes)."""
+    model = "s/m" if "provider-stream" in component else "both" if "aliases" in config else "a/m"
+    with pytest.raises(llmx.PluginError, match="optional") as info:
+        async with client(config, **component) as c:
+            await c.complete(model=model, prompt="hi")
+    err = info.value
+    assert (err.plugin, err.distribution) == ("misfit", "llmx-misfit")
+    assert "plugin 'misfit' (llmx-misfit" in str(err)
+    for fragment in fragments:
+        assert fragment in str(err)

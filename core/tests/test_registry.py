@@ -424,3 +424,105 @@ def test_build_refuses_a_method_that_cannot_take_what_the_core_passes() -> None:
         reg.get("routing_strategy", "old").build()
     assert isinstance(reg.get("routing_strategy", "new").build(), Strategy)
     assert isinstance(registration(LooseLimiter).build(), LooseLimiter)  # *args takes anything
+
+
+# -- unknown names: the install hint fits the kind ----------------------------------------
+
+BUILTINS_ONLY = [entry_point("builtins", "llmx._builtins")]
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "hint"),
+    [
+        ("provider", "anthropic", "pip install llmx-provider-anthropic"),
+        ("provider", "azure", "pip install llmx-provider-openai"),  # not llmx-provider-azure
+        ("cache", "redis", "pip install llmx-redis"),
+        ("limiter", "redis", "pip install llmx-redis"),
+        ("breaker_store", "redis", "pip install llmx-redis"),
+    ],
+)
+def test_a_first_party_component_names_the_distribution_that_provides_it(
+    kind: str, name: str, hint: str
+) -> None:
+    with pytest.raises(llmx.PluginNotInstalledError) as exc_info:
+        llmx.Registry(entry_points=BUILTINS_ONLY).get(kind, name)
+
+    message = str(exc_info.value)
+    assert hint in message
+    assert message.count("pip install") == 1
+
+
+@pytest.mark.parametrize(
+    ("kind", "name", "plural", "close"),
+    [
+        ("cache", "memcached", "cache backends", None),
+        ("cache", "sqlit", "cache backends", "sqlite"),
+        ("retry_policy", "tenacity", "retry policies", None),
+        ("retry_policy", "stamna", "retry policies", "stamina"),
+        ("routing_strategy", "fastest", "routing strategies", None),
+        ("routing_strategy", "round-robin", "routing strategies", "round_robin"),
+        ("limiter", "lokal", "rate limiters", "local"),
+        ("breaker_store", "memory2", "breaker stores", "memory"),
+    ],
+)
+def test_another_kinds_unknown_name_never_suggests_a_provider_package(
+    kind: str, name: str, plural: str, close: str | None
+) -> None:
+    """The bug: ``pip install llmx-provider-<name>`` was suggested for every kind, and
+    the plural was "policys"/"strategys"."""
+    with pytest.raises(llmx.PluginNotInstalledError) as exc_info:
+        llmx.Registry(entry_points=BUILTINS_ONLY).get(kind, name)
+
+    message = str(exc_info.value)
+    assert "llmx-provider-" not in message
+    assert f"pip install llmx-{name}" not in message  # no made-up distribution name
+    assert f"{plural} available: " in message
+    assert "policys" not in message
+    assert "strategys" not in message
+    assert f"an entry point named {name!r} in the 'llmx' group" in message
+    if close is None:
+        assert "did you mean" not in message
+    else:
+        assert f"(did you mean {close!r}?)" in message
+
+
+def test_an_unknown_provider_type_follows_the_provider_naming_convention() -> None:
+    with pytest.raises(llmx.PluginNotInstalledError) as exc_info:
+        llmx.Registry(entry_points=BUILTINS_ONLY).get("provider", "mistral")
+
+    message = str(exc_info.value)
+    assert "provider types available: none" in message
+    assert "llmx-provider-TYPE" in message
+    assert "did you mean" not in message
+
+
+def test_an_unknown_plugin_name_suggests_the_installed_one(
+    modules: dict[str, types.ModuleType],
+) -> None:
+    with pytest.raises(llmx.PluginNotInstalledError) as exc_info:
+        llmx.Registry(entry_points=[*BUILTINS_ONLY, entry_point("good", "t_good")]).load("god")
+
+    assert "(did you mean 'good'?)" in str(exc_info.value)
+    assert "pip install" in str(exc_info.value)
+    assert "llmx-provider-god" not in str(exc_info.value)
+
+
+def test_loaded_plugins_list_the_hooks_they_implement(
+    modules: dict[str, types.ModuleType],
+) -> None:
+    make_module(
+        modules,
+        "t_hooks",
+        GOOD + "@llmx.plugin.hookimpl\ndef llmx_request_end(event):\n    pass\n",
+    )
+    reg = llmx.Registry(
+        entry_points=[entry_point("good", "t_hooks"), entry_point("alias", "t_hooks")]
+    )
+    assert reg.plugins()[1].hooks == []  # not loaded: unknown
+
+    reg.load("good")
+    reg.load("alias")
+
+    infos = {p.name: p for p in reg.plugins()}
+    assert infos["good"].hooks == ["llmx_register_providers", "llmx_request_end"]
+    assert infos["alias"].hooks == infos["good"].hooks  # the same module, two entry points

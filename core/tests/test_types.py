@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import attrs
 import cattrs
 import pytest
 from hypothesis import given
@@ -136,6 +137,19 @@ def test_chunk_round_trip(chunk: llmx.StreamChunk) -> None:
 @given(model_infos)
 def test_model_info_round_trip(info: llmx.ModelInfo) -> None:
     assert through_json(info, llmx.ModelInfo) == info
+
+
+@given(model_infos, text)
+def test_model_info_renamed_keeps_every_other_field(info: llmx.ModelInfo, new_id: str) -> None:
+    """An alias or snapshot gets all its base model's facts: a field added to ModelInfo
+    later is kept too (the field-by-field copies in the providers dropped
+    ``cache_write_price``)."""
+    renamed = info.renamed(new_id)
+
+    assert renamed.id == new_id
+    for field in attrs.fields(llmx.ModelInfo):
+        if field.name != "id":
+            assert getattr(renamed, field.name) == getattr(info, field.name), field.name
 
 
 @given(messages)

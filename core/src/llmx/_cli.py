@@ -143,11 +143,16 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def plugins_cmd(state: _State, as_json: bool) -> None:
-    """List installed plugins: name, distribution, version, what each registers, status."""
+    """List installed plugins: name, distribution, version, status, the components each
+    registers (kind:name) and the other hooks it implements (event and framework hooks).
+
+    Every plugin the config allows is loaded to find out; with ``--json``, each row's
+    ``hooks`` lists every hook the plugin implements (empty until it is loaded).
+    """
     import logging
 
     from llmx._config import Config, load_config
-    from llmx._registry import Registry
+    from llmx._registry import Registry, registration_hook
 
     try:
         config = load_config(state.config_path)
@@ -164,6 +169,7 @@ def plugins_cmd(state: _State, as_json: bool) -> None:
             "version": p.version,
             "status": p.status,
             "registers": [f"{kind}:{name}" for kind, name in p.contributes],
+            "hooks": list(p.hooks),
             "error": str(p.error) if p.error is not None else None,
         }
         for p in infos
@@ -174,17 +180,27 @@ def plugins_cmd(state: _State, as_json: bool) -> None:
     if not rows:
         click.echo("no llmx plugins installed")
         return
+
+    def provides(row: dict[str, Any]) -> str:
+        if row["error"]:
+            return str(row["error"])
+        if row["status"] != "loaded":
+            return "(not loaded)"
+        # A registration hook is shown by what it registered; other hooks by name.
+        explained = {registration_hook(r.partition(":")[0]) for r in row["registers"]}
+        others = [h for h in row["hooks"] if h not in explained]
+        parts = [", ".join(row["registers"])] if row["registers"] else []
+        if others:
+            parts.append("hooks: " + ", ".join(others))
+        return "; ".join(parts) or "(nothing)"
+
     table = [
-        (
-            r["name"],
-            r["distribution"] or "-",
-            r["version"] or "-",
-            r["status"],
-            r["error"] if r["error"] else ", ".join(r["registers"]) or "-",
-        )
+        (r["name"], r["distribution"] or "-", r["version"] or "-", r["status"], provides(r))
         for r in rows
     ]
-    _print_table(("PLUGIN", "DISTRIBUTION", "VERSION", "STATUS", "REGISTERS / ERROR"), table)
+    _print_table(
+        ("PLUGIN", "DISTRIBUTION", "VERSION", "STATUS", "REGISTERS / HOOKS / ERROR"), table
+    )
 
 
 def _print_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

@@ -370,6 +370,18 @@ class LayeredStrategy(Protocol):
         ...
 
 
+OPTIONAL: Mapping[str, tuple[type, ...]] = {
+    "provider": (StreamingProvider, ModelInfoProvider, ModelListingProvider, Closable),
+    "cache": (Closable,),
+    "limiter": (InProcessAcquire, InProcessRelease, Closable),
+    "breaker_store": (ScopedBreakerStore, Closable),
+    "retry_policy": (),
+    "routing_strategy": (HedgingStrategy, LayeredStrategy),
+}
+"""The optional abilities of each kind. A component that has a member of one of them
+(beyond its kind's required protocol) must have all of that protocol's members, in
+shapes the core can call: it is checked when built, as the required protocol is."""
+
 ComponentSettings = Mapping[str, Any]
 """Raw settings of a component before its settings class structures them."""
 
@@ -396,16 +408,19 @@ def missing_members(component: object, protocol: type) -> list[str]:
     import inspect
 
     namespace = vars(protocol)
-    declared = [n for n in namespace if not n.startswith("_")]
-    declared += [n for n in namespace.get("__annotations__", {}) if n not in declared]
+    annotations = namespace.get("__annotations__", {})
     gaps = []
-    for name in declared:
+    for name in declared_members(protocol):
         if not hasattr(component, name):
             gaps.append(name)
             continue
         spec = namespace.get(name)
         if not callable(spec):
-            continue  # a data member such as RetryPolicy.attempts
+            # A data member such as RetryPolicy.attempts: of the declared type, if simple.
+            wrong = _wrong_type(getattr(component, name), annotations.get(name))
+            if wrong:
+                gaps.append(f"{name} as {wrong}")
+            continue
         params = list(inspect.signature(spec).parameters.values())[1:]  # after self
         positional = [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD]
         keywords = [p.name for p in params if p.kind is p.KEYWORD_ONLY]
@@ -419,3 +434,49 @@ def missing_members(component: object, protocol: type) -> list[str]:
             shape = ", ".join([*positional, *(["*", *keywords] if keywords else [])])
             gaps.append(f"{name}({shape})")
     return gaps
+
+
+def declared_members(protocol: type) -> list[str]:
+    """The public members ``protocol`` declares: methods, properties and annotated data."""
+    namespace = vars(protocol)
+    declared = [n for n in namespace if not n.startswith("_")]
+    declared += [n for n in namespace.get("__annotations__", {}) if n not in declared]
+    return declared
+
+
+def partial_abilities(component: object, kind: str) -> list[tuple[type, list[str], list[str]]]:
+    """The optional protocols of ``kind`` (:data:`OPTIONAL`) that ``component`` implements
+    only in part: ``(protocol, the members it has, what it lacks)`` for each (empty: it
+    has each ability completely or not at all)."""
+    required = set(declared_members(PROTOCOLS[kind])) if kind in PROTOCOLS else set()
+    found = []
+    for optional in OPTIONAL.get(kind, ()):
+        own = [n for n in declared_members(optional) if n not in required]
+        present = [n for n in own if hasattr(component, n)]
+        if present:
+            gaps = missing_members(component, optional)
+            if gaps:
+                found.append((optional, present, gaps))
+    return found
+
+
+_SIMPLE_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "str": (str,),
+}
+
+
+def _wrong_type(value: object, annotation: object) -> str | None:
+    """``"an int (not str)"`` when ``value`` is not of the simple type ``annotation``
+    names (``int``, ``float``, ``bool``, ``str``); None when it is, or the type is
+    not one of those."""
+    name = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", None)
+    expected = _SIMPLE_TYPES.get(str(name))
+    if expected is None:
+        return None
+    if isinstance(value, expected) and (bool in expected or not isinstance(value, bool)):
+        return None
+    article = "an" if str(name)[0] in "aeiou" else "a"
+    return f"{article} {name} (not {type(value).__name__} {value!r})"

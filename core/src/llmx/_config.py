@@ -13,7 +13,9 @@ Every error is a :class:`~llmx.ConfigError` whose message names the key path, e.
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import re
 import sys
 import typing
 from collections.abc import Iterable, Mapping
@@ -38,18 +40,26 @@ if TYPE_CHECKING:
     )
 
 ENV_PREFIX = "LLMX_"
-"""Environment variables starting with this override config keys (``__`` nests)."""
+"""The environment namespace llmx reserves. ``LLMX_<KEY>`` overrides a top-level key of
+the config and ``LLMX_<SECTION>__<KEY>`` (``__`` nests) a key inside it, for the keys in
+:data:`ENV_SECTIONS` only; the variables in :data:`ENV_SPECIAL` are read directly. Any
+other ``LLMX_*`` variable is ignored with a warning (once per process): plugins name
+their own variables with their own prefix (``REDIS_URL``, not ``LLMX_REDIS_URL``)."""
 
-_ENV_NOT_OVERRIDES = frozenset(
+ENV_SPECIAL = frozenset(
     {
-        "LLMX_CONFIG",
+        "LLMX_CONFIG",  # the config file
         "LLMX_DISABLE_PLUGIN_AUTOLOAD",
-        "LLMX_DEBUG",
+        "LLMX_DEBUG",  # the CLI's --debug
         "LLMX_HOME",
         "LLMX_MODELS_DIR",  # where local models live (llmx models pull)
         "LLMX_MODEL",  # llmx chat's default model
     }
 )
+"""``LLMX_*`` variables with a meaning of their own, not config overrides."""
+
+_env_log = logging.getLogger("llmx.config")
+_env_warned: set[str] = set()
 
 
 @attrs.frozen
@@ -321,6 +331,10 @@ class Config:
     source: str | None = attrs.field(default=None, eq=False)
     """Where the config was read from (a file path, or None)."""
 
+    env: Mapping[str, str] = attrs.field(factory=dict, eq=False, repr=False)
+    """The keys set by ``LLMX_*`` environment variables: key path (``$.deadline``) ->
+    variable name, so that an error about such a key names the variable."""
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, source: str | None = None) -> Config:
         """Validate a mapping (as read from TOML) into a Config, or raise ConfigError."""
@@ -329,6 +343,13 @@ class Config:
     def describe(self) -> dict[str, Any]:
         """The resolved config as JSON-ready data, every secret redacted."""
         return _describe(self)
+
+
+ENV_SECTIONS: tuple[str, ...] = tuple(
+    f.name for f in attrs.fields(Config) if f.name not in ("source", "env")
+)
+"""The top-level config keys ``LLMX_*`` variables may override (``LLMX_DEFAULT_MODEL``,
+``LLMX_PROVIDERS__MAIN__BASE_URL``, ``LLMX_CACHE__BACKEND``, ...)."""
 
 
 # Which key of each component section names the component.
@@ -481,6 +502,18 @@ def _converter() -> Any:
         return conv.structure(value, AdaptiveConfig)
 
     conv.register_structure_hook_func(lambda t: t == (AdaptiveConfig | None), structure_adaptive)
+    # Where the config came from is recorded by the loader, never read from the config
+    # (built last: it takes the hooks registered above for the fields' types).
+    conv.register_structure_hook(
+        Config,
+        cattrs.gen.make_dict_structure_fn(
+            Config,
+            conv,
+            _cattrs_forbid_extra_keys=True,
+            source=cattrs.gen.override(omit=True),
+            env=cattrs.gen.override(omit=True),
+        ),
+    )
     return conv
 
 
@@ -528,7 +561,9 @@ def _alias_input(value: Any) -> Any:
     return value
 
 
-def _structure(data: Mapping[str, Any], source: str | None) -> Config:
+def _structure(
+    data: Mapping[str, Any], source: str | None, env: Mapping[str, str] | None = None
+) -> Config:
     import cattrs
 
     if not isinstance(data, Mapping):  # type: ignore[unreachable, unused-ignore]
@@ -543,17 +578,31 @@ def _structure(data: Mapping[str, Any], source: str | None) -> Config:
     for section in _COMPONENT_KEYS:
         if section in prepared:
             prepared[section] = _split_component(section, prepared[section])
-    where = f" in {source}" if source else ""
+    env = env or {}
     try:
         config = conv.structure(prepared, Config)
     except (cattrs.BaseValidationError, cattrs.ForbiddenExtraKeysError) as err:
-        msg = f"invalid config{where}:\n  " + "\n  ".join(error_messages(err, "$"))
-        raise ConfigError(msg) from None
+        raise ConfigError(problems_message(error_messages(err, "$"), source, env)) from None
     except (TypeError, ValueError, KeyError, AttributeError) as err:
-        msg = f"invalid config{where}: {err} @ $"
-        raise ConfigError(msg) from None
-    config = attrs.evolve(config, source=source)
+        raise ConfigError(problems_message([f"{err} @ $"], source, env)) from None
+    config = attrs.evolve(config, source=source, env=dict(env))
     return _attach_secret_paths(config)
+
+
+def problems_message(lines: list[str], source: str | None, env: Mapping[str, str]) -> str:
+    """``invalid config in SOURCE:`` and one problem per line; a problem about a key an
+    ``LLMX_*`` variable set names the variable, and when every problem is such, the
+    message blames the environment, not the file."""
+    blamed = blame_env(lines, env)
+    from_env = [b != line for b, line in zip(blamed, lines, strict=True)]
+    if lines and all(from_env):
+        over = f", over {source}" if source else ""
+        where = f" from LLMX_* environment variables{over}"
+    elif any(from_env):
+        where = f" in {source} and LLMX_* environment variables" if source else ""
+    else:
+        where = f" in {source}" if source else ""
+    return f"invalid config{where}:\n  " + "\n  ".join(blamed)
 
 
 def did_you_mean(wrong: Iterable[str], valid: Iterable[str]) -> str:
@@ -581,7 +630,7 @@ class _UnknownName(ValueError):
 
 def _user_keys(cls: type) -> list[str]:
     """The keys a user may write in a table structured into ``cls``."""
-    return [f.name for f in attrs.fields(cls) if f.name not in ("options", "source")]
+    return [f.name for f in attrs.fields(cls) if f.name not in ("options", "source", "env")]
 
 
 def _key_path(path: str, key: object) -> str:
@@ -796,23 +845,127 @@ def _parse_env_value(raw: str) -> Any:
 
 
 def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
-    """The nested overrides ``LLMX_*`` variables give (``LLMX_PROVIDERS__MAIN__BASE_URL``)."""
+    """The nested overrides ``LLMX_*`` variables give (``LLMX_PROVIDERS__MAIN__BASE_URL``);
+    variables outside the config's namespace are left out (see :data:`ENV_PREFIX`)."""
+    return _read_env(environ)[0]
+
+
+def _read_env(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, str], list[str]]:
+    """``(overrides, {key path: variable}, [ignored variables])``."""
     out: dict[str, Any] = {}
-    for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX) or name in _ENV_NOT_OVERRIDES:
+    origins: dict[str, str] = {}
+    ignored: list[str] = []
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or name in ENV_SPECIAL:
             continue
         parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
-        if not all(parts):
+        if parts[0] not in ENV_SECTIONS or not all(parts):
+            ignored.append(name)
             continue
         node = out
         for p in parts[:-1]:
             child = node.setdefault(p, {})
             if not isinstance(child, dict):
+                ignored.append(name)  # a variable above it set a value, not a table
                 break
             node = child
         else:
-            node[parts[-1]] = _parse_env_value(raw)
+            node[parts[-1]] = _parse_env_value(environ[name])
+            origins["$." + ".".join(parts)] = name
+    return out, origins, ignored
+
+
+def _warn_ignored(ignored: list[str], data: Mapping[str, Any]) -> None:
+    """Warn once per process about each ``LLMX_*`` variable llmx does not read, unless
+    the config names it as a secret's ``{ env = "..." }``."""
+    referenced = set(_secret_env_names(data))
+    for name in ignored:
+        if name in referenced or name in _env_warned:
+            continue
+        _env_warned.add(name)
+        _env_log.warning(
+            "environment variable %s is ignored: it is not an llmx setting%s. In the "
+            "LLMX_ namespace llmx reads LLMX_<KEY> and LLMX_<SECTION>__<KEY> for the "
+            "config's keys (%s) and %s; a plugin's own variables take the plugin's own "
+            "prefix",
+            name,
+            _env_did_you_mean(name),
+            ", ".join(ENV_SECTIONS),
+            ", ".join(sorted(ENV_SPECIAL)),
+        )
+
+
+def _env_did_you_mean(name: str) -> str:
+    """`` (did you mean 'LLMX_DEFAULT_MODEL'?)`` for a variable close to one llmx reads:
+    a special variable, or a config key (its first part compared, the rest kept)."""
+    import difflib
+
+    rest = name[len(ENV_PREFIX) :]
+    specials = [n[len(ENV_PREFIX) :] for n in sorted(ENV_SPECIAL)]
+    close = difflib.get_close_matches(rest, specials, n=1)
+    if not close:
+        first, sep, tail = rest.partition("__")
+        keys = [k.upper() for k in ENV_SECTIONS]
+        hits = difflib.get_close_matches(first, keys, n=1)
+        close = [hits[0] + sep + tail] if hits else []
+    return f" (did you mean {ENV_PREFIX + close[0]!r}?)" if close else ""
+
+
+def _secret_env_names(data: Any) -> list[str]:
+    """Every ``NAME`` in a ``{ env = "NAME" }`` table anywhere in ``data``."""
+    if isinstance(data, Mapping):
+        found = [data["env"]] if isinstance(data.get("env"), str) else []
+        return found + [n for v in data.values() for n in _secret_env_names(v)]
+    if isinstance(data, (list, tuple)):
+        return [n for v in data for n in _secret_env_names(v)]
+    return []
+
+
+_LINE_PATH = re.compile(r" @ (\$[^\s;]*)")
+_LINE_EXTRA = re.compile(r"^extra fields found \(([^)]*)\)")
+
+
+def blame_env(lines: list[str], env: Mapping[str, str]) -> list[str]:
+    """Each problem line (``... @ $.path``) about a key an ``LLMX_*`` variable set (or
+    the table it created) ends with ``(set by environment variable LLMX_...)``."""
+    if not env:
+        return lines
+    out = []
+    for line in lines:
+        m = _LINE_PATH.search(line)
+        names: list[str] = []
+        if m is not None:
+            path = m.group(1)
+            extra = _LINE_EXTRA.match(line)
+            keys = [k.strip() for k in extra.group(1).split(",")] if extra else []
+            targets = [f"{path}.{k}" for k in keys] or [path]
+            for var_path, var in env.items():
+                if any(_related(t, var_path) for t in targets) and var not in names:
+                    names.append(var)
+        if names:
+            plural = "s" if len(names) > 1 else ""
+            line = f"{line} (set by environment variable{plural} {', '.join(names)})"
+        out.append(line)
     return out
+
+
+def _related(path: str, var_path: str) -> bool:
+    """Whether the problem at ``path`` is in what a variable set at ``var_path``: that
+    key, or anything inside it."""
+    return path == var_path or path.startswith((var_path + ".", var_path + "["))
+
+
+def _created(data: Mapping[str, Any], path: str) -> str:
+    """The shallowest table or key on ``path`` (``$.providers.new.base_url``) that
+    ``data`` lacks: what the variable setting ``path`` brings in, so that a problem
+    anywhere in it (``$.providers.new.type`` missing) is the variable's."""
+    parts = path.split(".")[1:]
+    node: Any = data
+    for i, part in enumerate(parts):
+        if not isinstance(node, Mapping) or part not in node:
+            return ".".join(["$", *parts[: i + 1]])
+        node = node[part]
+    return path
 
 
 def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -880,10 +1033,12 @@ def load_config(
                 origin = f"{path} [tool.llmx]"
             else:
                 data = raw
-    overrides = env_overrides(env)
+    overrides, origins, ignored = _read_env(env)
+    _warn_ignored(ignored, data)
+    blame = {_created(data, path): name for path, name in origins.items()}
     if overrides:
         data = _merge(data, overrides)
-    return Config.from_dict(data, source=origin)
+    return _structure(data, origin, blame)
 
 
 def settings_errors(

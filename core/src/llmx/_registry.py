@@ -7,10 +7,20 @@ config enables it (``[plugins] enable``) or uses a component named after it (a
 provider ``type = "openai"`` loads the plugin whose entry point is named ``openai``).
 An installed distribution therefore never runs code in an app that did not ask for it,
 and start-up time does not grow with the number of installed plugins.
+
+Every kind autoloads the same way: ``type``, ``backend``, ``policy`` and ``strategy =
+NAME`` load the plugin whose entry point is named ``NAME`` (no ``[plugins] enable``
+needed); a component whose plugin's entry point has another name needs that plugin in
+``enable``. One distribution may declare several entry points (``openai`` and ``azure``).
+
+Only when a name is unknown (an error path) are the other installed plugins imported,
+into a scratch registry, to say which names really exist and which plugin provides
+each; the registry in use is left as it was.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -21,7 +31,7 @@ import attrs
 import pluggy
 
 from llmx import hookspecs
-from llmx._components import PROTOCOLS, missing_members
+from llmx._components import PROTOCOLS, missing_members, partial_abilities
 from llmx._errors import (
     ConfigError,
     PluginConflictError,
@@ -62,6 +72,27 @@ _KIND_WORDS = {
     "command": "command",
     "limiter": "rate limiter",
     "breaker_store": "breaker store",
+}
+_KIND_PLURALS = {
+    "provider": "provider types",
+    "cache": "cache backends",
+    "retry_policy": "retry policies",
+    "routing_strategy": "routing strategies",
+    "command": "commands",
+    "limiter": "rate limiters",
+    "breaker_store": "breaker stores",
+}
+# The first-party distributions and what they provide, so that an install hint names a
+# distribution that exists; for any other name the hint names none (it cannot know it).
+_FIRST_PARTY: dict[tuple[str, str], str] = {
+    ("provider", "openai"): "llmx-provider-openai",
+    ("provider", "azure"): "llmx-provider-openai",
+    ("provider", "anthropic"): "llmx-provider-anthropic",
+    ("provider", "gemini"): "llmx-provider-gemini",
+    ("provider", "llamacpp"): "llmx-provider-llamacpp",
+    ("cache", "redis"): "llmx-redis",
+    ("limiter", "redis"): "llmx-redis",
+    ("breaker_store", "redis"): "llmx-redis",
 }
 _EVENT_HOOKS = (
     "llmx_request_start",
@@ -142,17 +173,28 @@ class Registration:
         is missing and the plugin to blame, before anything calls it."""
         protocol = PROTOCOLS.get(self.kind)
         missing = [] if protocol is None else missing_members(component, protocol)
-        if not missing:
-            return component
-        assert protocol is not None
-        msg = (
-            f"{_KIND_WORDS[self.kind]} {self.name!r} from {self.origin} is a "
-            f"{type(component).__name__} without {', '.join(missing)}, which the "
-            f"{protocol.__name__} protocol requires; upgrade or report the plugin "
-            f"(pip install -U {self.distribution or self.plugin}), or configure another "
-            f"{_KIND_WORDS[self.kind]}"
+        fix = (
+            f"upgrade or report the plugin (pip install -U {self.distribution or self.plugin}), "
+            f"or configure another {_KIND_WORDS[self.kind]}"
         )
-        raise self.source.error(PluginError, msg)
+        if missing:
+            assert protocol is not None
+            msg = (
+                f"{_KIND_WORDS[self.kind]} {self.name!r} from {self.origin} is a "
+                f"{type(component).__name__} without {', '.join(missing)}, which the "
+                f"{protocol.__name__} protocol requires; {fix}"
+            )
+            raise self.source.error(PluginError, msg)
+        for optional, present, gaps in partial_abilities(component, self.kind):
+            # Half an optional ability would be skipped silently, or fail inside llmx.
+            msg = (
+                f"{_KIND_WORDS[self.kind]} {self.name!r} from {self.origin} is a "
+                f"{type(component).__name__} with {', '.join(present)} but without "
+                f"{', '.join(gaps)}, which the optional {optional.__name__} protocol "
+                f"requires together; {fix}"
+            )
+            raise self.source.error(PluginError, msg)
+        return component
 
 
 @attrs.define
@@ -162,6 +204,8 @@ class PluginInfo:
     ``status`` is ``available`` (installed, not imported), ``loaded``, ``failed``
     (crashed on import or registration; see ``error``), ``incompatible`` (contract
     version), ``conflict`` (its entry-point name is claimed twice) or ``disabled``.
+    Once loaded, ``contributes`` lists the components it registered as ``(kind, name)``
+    and ``hooks`` the names of the hooks it implements (both empty before).
     """
 
     name: str
@@ -171,6 +215,7 @@ class PluginInfo:
     status: str = "available"
     error: PluginError | None = None
     contributes: list[tuple[str, str]] = attrs.field(factory=list)
+    hooks: list[str] = attrs.field(factory=list)
     _entry_point: Any = attrs.field(default=None, repr=False, alias="entry_point")
 
     @property
@@ -262,6 +307,7 @@ class Registry:
         self._lock = threading.RLock()
         self._events: _EventHooks | None = None
         self._assembled = False
+        self._probed: Registry | None = None
 
     @classmethod
     def from_config(cls, config: Config, **kwargs: Any) -> Registry:
@@ -352,10 +398,19 @@ class Registry:
             log.warning("%s", err)
 
     def _not_installed(self, name: str) -> PluginNotInstalledError:
-        installed = ", ".join(sorted(self._discover())) or "none"
+        known = sorted(self._discover())
+        dists = {d for (_, n), d in _FIRST_PARTY.items() if n == name}
+        if len(dists) == 1:
+            install = f"pip install {dists.pop()}"
+        else:
+            install = (
+                "pip install the distribution that declares an entry point named "
+                f"{name!r} in the {ENTRY_POINT_GROUP!r} group (provider plugins are "
+                "published as llmx-provider-TYPE)"
+            )
         msg = (
-            f"no installed plugin is named {name!r} (installed: {installed}); "
-            f"install its distribution, e.g. pip install llmx-provider-{name}"
+            f"no installed plugin is named {name!r}{_did_you_mean(name, known)} "
+            f"(installed: {', '.join(known) or 'none'}); to add it, {install}"
         )
         return PluginNotInstalledError(msg, plugin=name)
 
@@ -403,7 +458,8 @@ class Registry:
         existing = self._loaded_objects.get(id(obj))
         if existing is not None:
             # Several entry points (e.g. ``openai`` and ``azure``) may name one module.
-            info.contributes = self._discover()[existing].contributes
+            first = self._discover()[existing]
+            info.contributes, info.hooks = first.contributes, first.hooks
             return
         source = info.source
         try:
@@ -454,6 +510,7 @@ class Registry:
                 )
                 self._conflicts[(reg.kind, reg.name)] = reg.source.error(PluginConflictError, msg)
             info.contributes.append((reg.kind, reg.name))
+        info.hooks = sorted(caller.name for caller in self._pm.get_hookcallers(obj) or ())
         self._loaded_objects[id(obj)] = info.name
         self._events = None
 
@@ -509,8 +566,6 @@ class Registry:
 
     def _unknown(self, kind: str, name: str, info: PluginInfo | None) -> PluginError:
         word = _KIND_WORDS[kind]
-        known = ", ".join(sorted(self._components[kind])) or "none"
-        others = sorted(p.name for p in self._discover().values() if p.status == "available")
         if info is not None and info.status == "available":
             msg = (
                 f"unknown {word} {name!r}: plugin {name!r} ({info.distribution} {info.version}) is "
@@ -523,13 +578,71 @@ class Registry:
                 "installed but disabled by [plugins] disable; remove it from that list to use it"
             )
             return info.source.error(PluginLoadError, msg)
-        hint = f"; installed plugins not yet loaded: {', '.join(others)}" if others else ""
-        msg = (
-            f"unknown {word} {name!r}; available {word}s: {known}{hint}. "
-            f"Install the plugin that provides it (e.g. pip install llmx-provider-{name}) "
-            "or check the spelling"
+        offered = self.offered(kind)
+        sources = offered.get(name)
+        if sources:
+            # Installed, registered under another entry-point name: enable its plugin.
+            first = sources[0]
+            if len(sources) == 1:
+                fix = f"add {first.plugin!r} to [plugins] enable"
+            else:
+                fix = "add one of them to [plugins] enable (and the others to disable)"
+            msg = (
+                f"{word} {name!r} comes from {' and '.join(map(str, sources))}, installed but "
+                f"not loaded: a {word} autoloads only from an entry point of its own name; {fix}"
+            )
+            return first.error(PluginLoadError, msg)
+        available = _by_distribution(
+            [(r.name, r.source) for r in self._components[kind].values()],
+            [(n, src) for n, group in offered.items() for src in group],
         )
+        names = [*self._components[kind], *offered]
+        # With autoload off, the installed plugins are not imported to see what they
+        # register; their names are offered instead (a plugin is often named after it).
+        idle = [] if self.autoload else [p.name for p in self.plugins() if p.status == "available"]
+        msg = (
+            f"unknown {word} {name!r}{_did_you_mean(name, [*names, *idle])}; "
+            f"{_KIND_PLURALS[kind]} available: {available or 'none'}"
+        )
+        if idle:
+            msg += (
+                "; installed but not enabled (autoload is off, so not imported to see what "
+                f"they provide): {', '.join(idle)}"
+            )
+        msg += f". {_install_hint(kind, name, names)}, or check the spelling"
         return PluginNotInstalledError(msg, plugin=name)
+
+    def offered(self, kind: str) -> dict[str, list[Source]]:
+        """The components of ``kind`` that installed plugins not loaded here register: by
+        name, the plugins registering it (with autoload off: none, as they may not be
+        imported).
+
+        For error messages and diagnostics only: each such plugin is imported into a
+        scratch registry (once per registry), so what it registers is known without
+        registering its hooks here.
+        """
+        if not self.autoload:
+            return {}
+        with self._lock:
+            probe = self._probed
+            if probe is None:
+                idle = [
+                    p._entry_point
+                    for p in self._discover().values()
+                    if p.status == "available" and p._entry_point is not None
+                ]
+                probe = self._probed = Registry(
+                    entry_points=idle, disable=[BUILTINS], autoload=False
+                )
+                for info in probe.plugins():
+                    with contextlib.suppress(PluginError):
+                        probe.load(info.name)
+        found: dict[str, list[Source]] = {}
+        for info in probe.plugins():
+            for k, name in info.contributes:
+                if k == kind and name not in self._components[kind]:
+                    found.setdefault(name, []).append(info.source)
+        return found
 
     def names(self, kind: str) -> list[str]:
         """The names of the loaded components of ``kind``."""
@@ -634,3 +747,49 @@ def _direct_caller(impls: list[Any]) -> Callable[..., None] | None:
                 function()
 
     return call
+
+
+def registration_hook(kind: str) -> str:
+    """The name of the hook that registers components of ``kind``
+    (``provider`` -> ``llmx_register_providers``)."""
+    return _KIND_HOOKS[kind]
+
+
+def _did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """`` (did you mean 'openai'?)`` for the choice closest to ``name``, or ``""``."""
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(set(choices)), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _by_distribution(*groups: Iterable[tuple[str, Source]]) -> str:
+    """``'hedged', 'priority' (llmx); 'azure', 'openai' (llmx-provider-openai)``: component
+    names grouped by the distribution (else the plugin) that provides them."""
+    found: dict[str, set[str]] = {}
+    for name, source in (item for group in groups for item in group):
+        where = source.distribution or f"plugin {source.plugin!r}"
+        found.setdefault(where, set()).add(repr(name))
+    return "; ".join(
+        f"{', '.join(sorted(names))} ({where})" for where, names in sorted(found.items())
+    )
+
+
+def _install_hint(kind: str, name: str, installed: Iterable[str]) -> str:
+    """How to get the component ``name`` of ``kind``: the distribution when it is a known
+    first-party one, else how such distributions are found, never a made-up name (an
+    example distribution is named only when what it provides is not ``installed``)."""
+    known = _FIRST_PARTY.get((kind, name))
+    if known is not None:
+        return f"It is provided by {known}: pip install {known}"
+    word = _KIND_WORDS[kind]
+    hint = (
+        f"To add it, install the distribution that provides it (a {word} {name!r} autoloads "
+        f"from an entry point named {name!r} in the {ENTRY_POINT_GROUP!r} group"
+    )
+    if kind == "provider":
+        return f"{hint}; provider plugins are published as llmx-provider-TYPE)"
+    for (k, example), dist in sorted(_FIRST_PARTY.items()):
+        if k == kind and example not in installed:
+            return f"{hint}; e.g. pip install {dist} provides the {example!r} {word})"
+    return f"{hint})"

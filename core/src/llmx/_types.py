@@ -468,6 +468,12 @@ class ModelInfo:
     cache_read_price: float | None = None
     cache_write_price: float | None = None
 
+    def renamed(self, model_id: str) -> ModelInfo:
+        """These facts under another id, every other field kept (prices included): what
+        a provider returns for an alias or a dated snapshot of a model it knows
+        (``info.renamed("claude-sonnet-4-5-20250929")``)."""
+        return attrs.evolve(self, id=model_id)
+
     def supports(self, capability: str | Capability) -> bool:
         """Whether the model lists ``capability``."""
         value = capability.value if isinstance(capability, Capability) else capability

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from llmx._config import ProviderConfig, did_you_mean, settings_errors
+from llmx._config import ProviderConfig, did_you_mean, problems_message, settings_errors
 from llmx._errors import ConfigError, PluginError, PluginNotInstalledError
 from llmx._registry import BUILTINS
 from llmx._settings import CachePolicy
@@ -49,23 +49,29 @@ class _Problems:
     def raise_if_any(self) -> None:
         if not self.lines:
             return
-        where = f" in {self.config.source}" if self.config.source else ""
-        msg = f"invalid config{where}:\n  " + "\n  ".join(self.lines)
+        msg = problems_message(self.lines, self.config.source, self.config.env)
         raise ConfigError(msg) from self.cause
 
     def candidates(self, kind: str) -> list[str]:
-        """Names that may be meant for a component of ``kind``: the loaded ones, and the
-        installed plugins not loaded yet (a plugin is named after what it provides)."""
-        installed = [p.name for p in self.registry.plugins() if p.status == "available"]
-        return sorted({*self.registry.names(kind), *installed})
+        """Names that may be meant for a component of ``kind``: the loaded ones, those the
+        installed plugins register (:meth:`~llmx.Registry.offered`), and with autoload
+        off the installed plugins not enabled (a plugin may be named after what it
+        provides)."""
+        registry = self.registry
+        idle = (
+            []
+            if registry.autoload
+            else [p.name for p in registry.plugins() if p.status == "available"]
+        )
+        return sorted({*registry.names(kind), *registry.offered(kind), *idle})
 
     def lookup(self, kind: str, name: str, path: str) -> Registration | None:
-        """The component ``name`` of ``kind``, or None after noting why there is none."""
+        """The component ``name`` of ``kind``, or None after noting why there is none
+        (the registry's message names what is available and the close names)."""
         try:
             return self.registry.get(kind, name)
         except PluginError as err:
-            hint = did_you_mean([name], self.candidates(kind))
-            self.add(f"{err} @ {path}{hint}", err)
+            self.add(f"{err} @ {path}", err)
             return None
 
     def settings(

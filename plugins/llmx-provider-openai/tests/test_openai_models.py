@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import attrs
 import pytest
 from aiohttp import web
 
@@ -139,3 +140,13 @@ async def test_list_models_malformed() -> None:
         async with llmx.Client(config) as client:
             with pytest.raises(llmx.MalformedResponseError, match="model list"):
                 await client.list_models("fake")
+
+
+def test_a_snapshot_keeps_every_fact_of_its_family() -> None:
+    """Every field but the id, prices included (a field-by-field copy once dropped
+    ``cache_write_price``)."""
+    for model_id, info in MODELS.items():
+        snapshot = OpenAIProvider.model_info(f"{model_id}-2025-01-31")
+        assert snapshot is not None
+        assert snapshot == info.renamed(f"{model_id}-2025-01-31")
+        assert attrs.evolve(snapshot, id=model_id) == info

@@ -98,12 +98,4 @@ def lookup(model: str) -> ModelInfo | None:
     info = MODELS.get(base_id(model))
     if info is None:
         return None
-    return ModelInfo(
-        id=model,
-        context_window=info.context_window,
-        max_output_tokens=info.max_output_tokens,
-        capabilities=info.capabilities,
-        input_price=info.input_price,
-        output_price=info.output_price,
-        cache_read_price=info.cache_read_price,
-    )
+    return info.renamed(model)

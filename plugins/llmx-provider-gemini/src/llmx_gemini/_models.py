@@ -63,20 +63,8 @@ def lookup(model: str) -> ModelInfo | None:
     name = model.removeprefix("models/")
     info = MODELS.get(name)
     if info is not None:
-        return info if name == model else _renamed(info, model)
+        return info if name == model else info.renamed(model)
     base, _, suffix = name.rpartition("-")
     if suffix.isdigit() and base in MODELS:
-        return _renamed(MODELS[base], model)
+        return MODELS[base].renamed(model)
     return None
-
-
-def _renamed(info: ModelInfo, model: str) -> ModelInfo:
-    return ModelInfo(
-        id=model,
-        context_window=info.context_window,
-        max_output_tokens=info.max_output_tokens,
-        capabilities=info.capabilities,
-        input_price=info.input_price,
-        output_price=info.output_price,
-        cache_read_price=info.cache_read_price,
-    )

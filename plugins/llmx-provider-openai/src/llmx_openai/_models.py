@@ -85,13 +85,5 @@ def lookup(model: str) -> ModelInfo | None:
     if base != model:
         info = MODELS.get(base)
         if info is not None:
-            return ModelInfo(
-                id=model,
-                context_window=info.context_window,
-                max_output_tokens=info.max_output_tokens,
-                capabilities=info.capabilities,
-                input_price=info.input_price,
-                output_price=info.output_price,
-                cache_read_price=info.cache_read_price,
-            )
+            return info.renamed(model)
     return None
