@@ -655,3 +655,73 @@ async def test_whole_handles_a_server_that_ignored_the_stream_flag(
         http.stream(http.url("/s"), b"{}", "m", _TextDecoder(http), whole=whole)
     )
     assert chunks[0] == llmx.TextDelta("all at once")
+
+
+# -- wire helpers ------------------------------------------------------------------------
+
+
+def test_json_object_parses_or_names_what_is_wrong() -> None:
+    from llmx.http import json_object
+
+    assert json_object(b'{"a": 1}', provider="p", model="m") == {"a": 1}
+    with pytest.raises(llmx.MalformedResponseError, match="not JSON: 'oops'") as info:
+        json_object(b"oops", provider="p", model="m")
+    assert (info.value.provider, info.value.status) == ("p", 200)
+    with pytest.raises(llmx.MalformedResponseError, match="expected a JSON object, got list"):
+        json_object(b"[1]", provider="p", model="m")
+
+
+def test_inline_image_from_bytes_or_data_url_and_refused_types() -> None:
+    from llmx.http import inline_image
+
+    png = llmx.Image(data=b"\x89PNG", media_type="image/png")
+    assert inline_image(png, {"image/png"}, api="Acme", provider="p", model="m") == (
+        "image/png",
+        "iVBORw==",
+    )
+    url = llmx.Image(url="data:image/png;base64,iVBORw==")
+    assert inline_image(url, {"image/png"}, api="Acme", provider="p", model="m") == (
+        "image/png",
+        "iVBORw==",
+    )
+    with pytest.raises(llmx.UnsupportedFeatureError, match="Acme accepts images of type image/png"):
+        inline_image(
+            llmx.Image(data=b"x", media_type="image/tiff"),
+            {"image/png"},
+            api="Acme",
+            provider="p",
+            model="m",
+        )
+
+
+def test_split_system_joins_system_text_and_refuses_other_parts() -> None:
+    from llmx.http import split_system
+
+    request = llmx.Request(
+        model="m",
+        messages=[
+            llmx.Message("system", "Be brief."),
+            llmx.Message("user", "Hi"),
+            llmx.Message("system", ""),
+            llmx.Message("system", "Be kind."),
+        ],
+    )
+    system, turns = split_system(request, api="Acme", provider="p")
+    assert system == "Be brief.\n\nBe kind."
+    assert [m.text for m in turns] == ["Hi"]
+    assert split_system(llmx.Request(model="m", messages="Hi"), api="A", provider="p")[0] is None
+    image = llmx.Message("system", [llmx.Image(data=b"x", media_type="image/png")])
+    with pytest.raises(llmx.UnsupportedFeatureError, match="Acme's system prompt takes text only"):
+        split_system(llmx.Request(model="m", messages=[image]), api="Acme", provider="p")
+
+
+def test_in_band_error_types_default_to_the_common_names() -> None:
+    for kind, cls in [
+        ("authentication_error", llmx.AuthenticationError),
+        ("not_found_error", llmx.ModelNotFoundError),
+        ("overloaded_error", llmx.ServerError),
+        ("invalid_request_error", llmx.BadRequestError),
+        ("something_new", llmx.ServerError),
+    ]:
+        error = error_from_payload({"type": kind, "message": "x"}, provider="p", model=None)
+        assert type(error) is cls, kind

@@ -60,6 +60,7 @@ Every request the pooled session sends carries llmx's ``User-Agent``
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import re
@@ -67,6 +68,7 @@ from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
+    Collection,
     Hashable,
     Iterable,
     Mapping,
@@ -79,28 +81,35 @@ import attrs
 from yarl import URL
 
 from llmx._errors import (
+    AuthenticationError,
     BadRequestError,
     ConfigError,
     ContentFilterError,
     ContextWindowExceededError,
     MalformedResponseError,
+    ModelNotFoundError,
+    PermissionDeniedError,
     ProviderConnectionError,
     ProviderError,
     ProviderTimeoutError,
+    RateLimitError,
     ServerError,
+    UnsupportedFeatureError,
     error_class_for_status,
     parse_retry_after,
 )
 from llmx._sse import SSEEvent, SSEParser
+from llmx._types import Text
 from llmx._version import USER_AGENT
 
 if TYPE_CHECKING:
     from types import TracebackType
 
     from llmx._components import ProviderContext
-    from llmx._types import StreamChunk, StreamEnd
+    from llmx._types import Image, Message, Request, StreamChunk, StreamEnd
 
 __all__ = [
+    "ERROR_TYPES",
     "USER_AGENT",
     "Endpoint",
     "ErrorInfo",
@@ -113,9 +122,13 @@ __all__ = [
     "dumps",
     "error_from_payload",
     "error_from_response",
+    "inline_image",
     "is_context_window_error",
+    "json_object",
     "snippet",
+    "split_system",
     "token_count",
+    "unexpected",
 ]
 
 T = TypeVar("T")
@@ -191,6 +204,69 @@ def dumps(body: Any) -> bytes:
     return _dumps(body).encode()
 
 
+def json_object(data: bytes, *, provider: str, model: str | None) -> dict[str, Any]:
+    """A 2xx body that must be a JSON object, parsed (else the "unexpected response"
+    error quoting it)."""
+    try:
+        obj = json.loads(data)
+    except ValueError as err:
+        what = f"the body is not JSON: {snippet(data)!r}"
+        raise unexpected(what, provider=provider, model=model) from err
+    if type(obj) is not dict:
+        what = f"expected a JSON object, got {type(obj).__name__}"
+        raise unexpected(what, provider=provider, model=model)
+    return obj
+
+
+def split_system(request: Request, *, api: str, provider: str) -> tuple[str | None, list[Message]]:
+    """``(system prompt, the other messages)`` for APIs that take the system prompt apart
+    from the turns: the system messages' text joined by blank lines (None without any).
+    A system message holding anything but text is refused before anything is sent
+    (:class:`~llmx.UnsupportedFeatureError` naming ``api``)."""
+    systems: list[str] = []
+    turns: list[Message] = []
+    for message in request.messages:
+        if message.role != "system":
+            turns.append(message)
+        elif any(type(p) is not Text for p in message.content):
+            msg = f"{api}'s system prompt takes text only"
+            raise UnsupportedFeatureError(
+                msg, provider=provider, model=request.model, feature="system_parts"
+            )
+        elif message.text:
+            systems.append(message.text)
+    return "\n\n".join(systems) or None, turns
+
+
+def inline_image(
+    image: Image, accepted: Collection[str], *, api: str, provider: str, model: str
+) -> tuple[str, str]:
+    """``(media type, base64 data)`` of an image given as bytes or as a ``data:`` URL, for
+    APIs that take images inline; a media type outside ``accepted`` is refused before
+    anything is sent (:class:`~llmx.UnsupportedFeatureError` naming what ``api`` takes)."""
+    if image.data is not None:
+        media_type, data = image.media_type, base64.b64encode(image.data).decode()
+    else:
+        head, _, data = (image.url or "").partition(";base64,")
+        media_type = head[len("data:") :]
+    if media_type is None or media_type not in accepted:
+        msg = (
+            f"{api} accepts images of type {', '.join(sorted(accepted))}, not "
+            f"{media_type!r}; convert the image first"
+        )
+        raise UnsupportedFeatureError(msg, provider=provider, model=model, feature="image_type")
+    return media_type, data
+
+
+def unexpected(
+    what: str, *, provider: str, model: str | None, status: int | None = 200
+) -> MalformedResponseError:
+    """The error for an answer that is not in the documented format: ``what`` says how
+    (``"no 'choices' in the answer"``)."""
+    msg = f"unexpected response: {what}"
+    return MalformedResponseError(msg, provider=provider, model=model, status=status)
+
+
 def token_count(
     usage: Mapping[str, Any], field: str, *, provider: str, model: str | None, where: str = "usage"
 ) -> int:
@@ -202,8 +278,8 @@ def token_count(
     if value is None:
         return 0
     if type(value) is not int:
-        msg = f"unexpected response: {where}.{field} is {type(value).__name__}, not an integer"
-        raise MalformedResponseError(msg, provider=provider, model=model, status=200)
+        what = f"{where}.{field} is {type(value).__name__}, not an integer"
+        raise unexpected(what, provider=provider, model=model)
     return value
 
 
@@ -251,6 +327,21 @@ _CONTEXT_CODES = frozenset(
     }
 )
 _FILTER_CODES = frozenset({"content_filter", "content_policy_violation"})
+
+ERROR_TYPES: Mapping[str, type[ProviderError]] = {
+    "invalid_request_error": BadRequestError,
+    "authentication_error": AuthenticationError,
+    "permission_error": PermissionDeniedError,
+    "not_found_error": ModelNotFoundError,
+    "rate_limit_error": RateLimitError,
+    "rate_limit_exceeded": RateLimitError,
+    "api_error": ServerError,
+    "server_error": ServerError,
+    "overloaded_error": ServerError,
+    "timeout_error": ProviderTimeoutError,
+}
+"""The error class of an in-band error by its ``type``, as OpenAI, Anthropic and the
+servers imitating them name them (the default ``types`` of :func:`error_from_payload`)."""
 _TAGS = re.compile(rb"<(script|style)\b.*?</\1\s*>|<[^>]*>", re.S | re.I)
 _SPACE = re.compile(r"\s+")
 
@@ -404,15 +495,15 @@ def error_from_payload(
     secret: str | None = None,
     describe: Callable[[Any], ErrorInfo] = describe_error,
     status: int | None = None,
-    types: Mapping[str, type[ProviderError]] | None = None,
+    types: Mapping[str, type[ProviderError]] = ERROR_TYPES,
     default: type[ProviderError] = ServerError,
 ) -> ProviderError:
     """The typed llmx error for an error object inside a 200 answer or a stream.
 
     ``error`` is the value of the payload's ``"error"`` key. The class comes from
     ``status`` (else an HTTP status the error's ``code`` holds, as vLLM, llama.cpp and
-    Google send), else from ``types`` keyed by the error's type or code, else
-    ``default``; then it is refined as in :func:`error_from_response`.
+    Google send), else from ``types`` (default :data:`ERROR_TYPES`) keyed by the error's
+    type or code, else ``default``; then it is refined as in :func:`error_from_response`.
     """
     info = describe({"error": error})
     if status is None and isinstance(error, dict):
@@ -420,8 +511,7 @@ def error_from_payload(
     if status is not None:
         cls = error_class_for_status(status)
     else:
-        found = types.get(info.kind or info.code or "") if types else None
-        cls = found or default
+        cls = types.get(info.kind or info.code or "") or default
     message = _scrub(info.message or "the stream reported an error", secret)
     return _build(
         cls,
@@ -620,7 +710,7 @@ class Endpoint:
         model: str | None,
         *,
         status: int | None = None,
-        types: Mapping[str, type[ProviderError]] | None = None,
+        types: Mapping[str, type[ProviderError]] = ERROR_TYPES,
         default: type[ProviderError] = ServerError,
     ) -> ProviderError:
         """The typed error for an error object inside a 200 answer or a stream (see

@@ -7,32 +7,33 @@ body, ``message`` object, streaming events, errors) and its OpenAPI document.
 
 from __future__ import annotations
 
-import base64
 import json
 from typing import Any
 
 from llmx import (
-    AuthenticationError,
     BadRequestError,
     FinishReason,
     Image,
-    MalformedResponseError,
     Message,
-    ModelNotFoundError,
     PermissionDeniedError,
     ProviderError,
-    ProviderTimeoutError,
-    RateLimitError,
     Request,
     Response,
-    ServerError,
     Text,
     ToolCall,
     ToolResult,
     UnsupportedFeatureError,
     Usage,
 )
-from llmx.http import error_from_payload, snippet, token_count
+from llmx.http import (
+    ERROR_TYPES,
+    error_from_payload,
+    inline_image,
+    json_object,
+    split_system,
+    token_count,
+    unexpected,
+)
 
 __all__ = [
     "EVENT_TYPES",
@@ -80,18 +81,9 @@ def compact_json(arguments: str) -> str:
 def _image_block(image: Image, provider: str, model: str) -> dict[str, Any]:
     if image.url is not None and not image.url.startswith("data:"):
         return {"type": "image", "source": {"type": "url", "url": image.url}}
-    if image.data is not None:
-        media_type, data = image.media_type, base64.b64encode(image.data).decode()
-    else:
-        assert image.url is not None
-        head, _, data = image.url.partition(";base64,")
-        media_type = head[len("data:") :]
-    if media_type not in IMAGE_TYPES:
-        msg = (
-            f"Anthropic accepts images of type {', '.join(sorted(IMAGE_TYPES))}, not "
-            f"{media_type!r}; convert the image first"
-        )
-        raise UnsupportedFeatureError(msg, provider=provider, model=model, feature="image_type")
+    media_type, data = inline_image(
+        image, IMAGE_TYPES, api="Anthropic", provider=provider, model=model
+    )
     return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
 
 
@@ -138,17 +130,9 @@ def _blocks(message: Message, provider: str, model: str) -> list[dict[str, Any]]
 
 def _messages(request: Request, provider: str) -> tuple[str | None, list[dict[str, Any]]]:
     """The system prompt and the alternating user/assistant messages."""
-    systems: list[str] = []
+    system, messages = split_system(request, api="Anthropic", provider=provider)
     turns: list[dict[str, Any]] = []
-    for message in request.messages:
-        if message.role == "system":
-            if any(type(p) is not Text for p in message.content):
-                msg = "Anthropic's system prompt takes text only"
-                raise UnsupportedFeatureError(
-                    msg, provider=provider, model=request.model, feature="system_parts"
-                )
-            systems.append(message.text)
-            continue
+    for message in messages:
         role = "assistant" if message.role == "assistant" else "user"
         blocks = _blocks(message, provider, request.model)
         if not blocks:
@@ -164,7 +148,6 @@ def _messages(request: Request, provider: str) -> tuple[str | None, list[dict[st
             content.sort(key=lambda b: b["type"] != "tool_result")
         if len(content) == 1 and content[0]["type"] == "text":
             turn["content"] = content[0]["text"]
-    system = "\n\n".join(s for s in systems if s) or None
     return system, turns
 
 
@@ -246,19 +229,13 @@ def build_body(
 # -- responses ---------------------------------------------------------------------------
 
 
-def malformed(what: str, provider: str, model: str | None) -> MalformedResponseError:
-    """The error for an answer that is not the documented format."""
-    msg = f"unexpected response from the Anthropic API: {what}"
-    return MalformedResponseError(msg, provider=provider, model=model, status=200)
-
-
 def parse_usage(usage: Any, provider: str, model: str | None) -> Usage:
     """Anthropic's ``usage`` as llmx's: ``input_tokens`` includes cache reads and writes."""
     if usage is None:
         return Usage()
     if type(usage) is not dict:
         msg = f"usage is {type(usage).__name__}, not an object"
-        raise malformed(msg, provider, model)
+        raise unexpected(msg, provider=provider, model=model)
     cached = token_count(usage, "cache_read_input_tokens", provider=provider, model=model)
     written = token_count(usage, "cache_creation_input_tokens", provider=provider, model=model)
     details = usage.get("output_tokens_details")
@@ -285,36 +262,29 @@ def parse_usage(usage: Any, provider: str, model: str | None) -> Usage:
 def parse_message(data: bytes, request: Request, provider: str) -> Response:
     """A ``message`` body as a Response (``raw`` kept if the request asks)."""
     model = request.model
-    try:
-        obj = json.loads(data)
-    except ValueError as err:
-        msg = f"the body is not JSON: {snippet(data)!r}"
-        raise malformed(msg, provider, model) from err
-    if type(obj) is not dict:
-        msg = f"expected a JSON object, got {type(obj).__name__}"
-        raise malformed(msg, provider, model)
+    obj = json_object(data, provider=provider, model=model)
     if obj.get("type") == "error":
         raise error_from_event(obj.get("error"), provider, model)
     content = obj.get("content")
     if type(content) is not list:
         msg = "no 'content' list in the message"
-        raise malformed(msg, provider, model)
+        raise unexpected(msg, provider=provider, model=model)
     texts: list[str] = []
     calls: list[ToolCall] = []
     for i, block in enumerate(content):
         if type(block) is not dict:
             msg = f"content[{i}] is not an object"
-            raise malformed(msg, provider, model)
+            raise unexpected(msg, provider=provider, model=model)
         kind = block.get("type")
         if kind == "text":
             if not isinstance(block.get("text"), str):
                 msg = f"content[{i}].text is not a string"
-                raise malformed(msg, provider, model)
+                raise unexpected(msg, provider=provider, model=model)
             texts.append(block["text"])
         elif kind == "tool_use":
             if not isinstance(block.get("id"), str) or not isinstance(block.get("name"), str):
                 msg = f"content[{i}] (tool_use) has no id or name"
-                raise malformed(msg, provider, model)
+                raise unexpected(msg, provider=provider, model=model)
             calls.append(ToolCall(block["id"], block["name"], _dumps(block.get("input", {}))))
     answer_model = obj.get("model")
     answer_id = obj.get("id")
@@ -333,17 +303,11 @@ def parse_message(data: bytes, request: Request, provider: str) -> Response:
 # -- errors ------------------------------------------------------------------------------
 
 EVENT_TYPES: dict[str, type[ProviderError]] = {
-    "invalid_request_error": BadRequestError,
+    **ERROR_TYPES,
     "request_too_large": BadRequestError,
-    "authentication_error": AuthenticationError,
-    "permission_error": PermissionDeniedError,
     "billing_error": PermissionDeniedError,
-    "not_found_error": ModelNotFoundError,
-    "rate_limit_error": RateLimitError,
-    "api_error": ServerError,
-    "overloaded_error": ServerError,
-    "timeout_error": ProviderTimeoutError,
 }
+"""The error class of an ``error`` event by its type (Anthropic's beside the common ones)."""
 
 
 def error_from_event(

@@ -9,15 +9,7 @@ from urllib.parse import quote
 
 from yarl import URL
 
-from llmx import (
-    ModelInfo,
-    Request,
-    Response,
-    StreamChunk,
-    StreamEnd,
-    TextDelta,
-    ToolCallDelta,
-)
+from llmx import ModelInfo, Request, Response, StreamChunk, StreamEnd, TextDelta, ToolCallDelta
 from llmx.http import Endpoint, api_key, base_url, collect_pages, dumps
 from llmx_gemini._models import lookup
 from llmx_gemini._settings import GeminiSettings

@@ -7,7 +7,6 @@ Pure functions over llmx's value types and parsed JSON, shared by ``complete`` a
 
 from __future__ import annotations
 
-import base64
 import json
 import mimetypes
 import re
@@ -28,10 +27,18 @@ from llmx import (
     Text,
     ToolCall,
     ToolResult,
-    UnsupportedFeatureError,
     Usage,
 )
-from llmx.http import ErrorInfo, describe_error, error_from_payload, snippet, token_count
+from llmx.http import (
+    ErrorInfo,
+    describe_error,
+    error_from_payload,
+    inline_image,
+    json_object,
+    split_system,
+    token_count,
+    unexpected,
+)
 
 __all__ = [
     "build_body",
@@ -151,18 +158,9 @@ def _image_part(image: Image, provider: str, model: str) -> dict[str, Any]:
         if media_type:
             file["mimeType"] = media_type
         return {"fileData": file}
-    if image.data is not None:
-        media_type, data = image.media_type, base64.b64encode(image.data).decode()
-    else:
-        assert image.url is not None
-        head, _, data = image.url.partition(";base64,")
-        media_type = head[len("data:") :]
-    if media_type not in IMAGE_TYPES:
-        msg = (
-            f"Gemini accepts images of type {', '.join(sorted(IMAGE_TYPES))}, not "
-            f"{media_type!r}; convert the image first"
-        )
-        raise UnsupportedFeatureError(msg, provider=provider, model=model, feature="image_type")
+    media_type, data = inline_image(
+        image, IMAGE_TYPES, api="Gemini", provider=provider, model=model
+    )
     return {"inlineData": {"mimeType": media_type, "data": data}}
 
 
@@ -228,17 +226,9 @@ def _parts(
 
 def _contents(request: Request, provider: str) -> tuple[str | None, list[dict[str, Any]]]:
     names = {p.id: p.name for m in request.messages for p in m.content if type(p) is ToolCall}
-    systems: list[str] = []
+    system, messages = split_system(request, api="Gemini", provider=provider)
     contents: list[dict[str, Any]] = []
-    for message in request.messages:
-        if message.role == "system":
-            if any(type(p) is not Text for p in message.content):
-                msg = "Gemini's system instruction takes text only"
-                raise UnsupportedFeatureError(
-                    msg, provider=provider, model=request.model, feature="system_parts"
-                )
-            systems.append(message.text)
-            continue
+    for message in messages:
         role = "model" if message.role == "assistant" else "user"
         parts = list(_parts(message, names, provider, request.model))
         if not parts:
@@ -247,7 +237,6 @@ def _contents(request: Request, provider: str) -> tuple[str | None, list[dict[st
             contents[-1]["parts"].extend(parts)
         else:
             contents.append({"role": role, "parts": parts})
-    system = "\n\n".join(s for s in systems if s) or None
     return system, contents
 
 
@@ -318,19 +307,13 @@ def build_body(
 # -- responses ---------------------------------------------------------------------------
 
 
-def malformed(what: str, provider: str, model: str | None) -> MalformedResponseError:
-    """The error for an answer that is not the documented format."""
-    msg = f"unexpected response from the Gemini API: {what}"
-    return MalformedResponseError(msg, provider=provider, model=model, status=200)
-
-
 def parse_usage(usage: Any, provider: str, model: str | None) -> Usage | None:
     """``usageMetadata`` as llmx's Usage: output includes thoughts, input the cache."""
     if usage is None:
         return None
     if type(usage) is not dict:
         msg = f"usageMetadata is {type(usage).__name__}, not an object"
-        raise malformed(msg, provider, model)
+        raise unexpected(msg, provider=provider, model=model)
     thoughts = token_count(
         usage, "thoughtsTokenCount", provider=provider, model=model, where="usageMetadata"
     )
@@ -368,7 +351,7 @@ class Chunk:
     def __init__(self, obj: Any, provider: str, model: str, first_call: int) -> None:
         if type(obj) is not dict:
             msg = f"expected a JSON object, got {type(obj).__name__}"
-            raise malformed(msg, provider, model)
+            raise unexpected(msg, provider=provider, model=model)
         if obj.get("error"):
             raise error_from_object(obj["error"], provider, model)
         feedback = obj.get("promptFeedback")
@@ -385,7 +368,7 @@ class Chunk:
             return
         if type(candidates) is not list or not candidates or type(candidates[0]) is not dict:
             msg = "candidates is not a list of objects"
-            raise malformed(msg, provider, model)
+            raise unexpected(msg, provider=provider, model=model)
         candidate = candidates[0]
         self.finish = candidate.get("finishReason")
         content = candidate.get("content") or {}
@@ -394,11 +377,11 @@ class Chunk:
             return
         if type(parts) is not list:
             msg = "content.parts is not a list"
-            raise malformed(msg, provider, model)
+            raise unexpected(msg, provider=provider, model=model)
         for part in parts:
             if type(part) is not dict:
                 msg = "a part is not an object"
-                raise malformed(msg, provider, model)
+                raise unexpected(msg, provider=provider, model=model)
             if part.get("thought") is True:
                 continue
             text = part.get("text")
@@ -409,7 +392,7 @@ class Chunk:
                 name = call.get("name")
                 if not isinstance(name, str):
                     msg = "functionCall has no name"
-                    raise malformed(msg, provider, model)
+                    raise unexpected(msg, provider=provider, model=model)
                 call_id = call.get("id")
                 if not isinstance(call_id, str) or not call_id:
                     call_id = f"{SYNTHETIC_ID}{first_call + len(self.calls)}"
@@ -419,15 +402,11 @@ class Chunk:
 def parse_response(data: bytes, request: Request, provider: str) -> Response:
     """A ``GenerateContentResponse`` body as a Response (``raw`` kept if asked)."""
     model = request.model
-    try:
-        obj = json.loads(data)
-    except ValueError as err:
-        msg = f"the body is not JSON: {snippet(data)!r}"
-        raise malformed(msg, provider, model) from err
+    obj = json_object(data, provider=provider, model=model)
     chunk = Chunk(obj, provider, model, 0)
     if chunk.finish is None and not chunk.texts and not chunk.calls:
         msg = "no candidate in the answer"
-        raise malformed(msg, provider, model)
+        raise unexpected(msg, provider=provider, model=model)
     return Response(
         text="".join(chunk.texts),
         model=chunk.model if isinstance(chunk.model, str) and chunk.model else model,

@@ -15,19 +15,17 @@ from llmx import (
     BadRequestError,
     FinishReason,
     Image,
-    MalformedResponseError,
     Message,
     ProviderError,
     RateLimitError,
     Request,
     Response,
-    ServerError,
     Text,
     ToolCall,
     ToolResult,
     Usage,
 )
-from llmx.http import error_from_payload, snippet, token_count
+from llmx.http import ERROR_TYPES, error_from_payload, json_object, token_count, unexpected
 
 __all__ = [
     "EVENT_TYPES",
@@ -184,20 +182,13 @@ def build_body(
 # -- responses ---------------------------------------------------------------------------
 
 
-def _malformed(
-    what: str, provider: str, model: str | None, status: int | None = 200
-) -> MalformedResponseError:
-    msg = f"unexpected response from the OpenAI API: {what}"
-    return MalformedResponseError(msg, provider=provider, model=model, status=status)
-
-
 def parse_usage(usage: Any, provider: str, model: str | None) -> Usage | None:
     """OpenAI's ``usage`` object as llmx's Usage (None if absent)."""
     if usage is None:
         return None
     if type(usage) is not dict:
         msg = f"usage is {type(usage).__name__}, not an object"
-        raise _malformed(msg, provider, model)
+        raise unexpected(msg, provider=provider, model=model)
     cached = reasoning = 0
     details = usage.get("prompt_tokens_details")
     if type(details) is dict:
@@ -239,31 +230,24 @@ def _content_text(content: Any, provider: str, model: str | None) -> str:
     if isinstance(content, list):  # a few compatible servers answer with content parts
         return "".join(p.get("text") or "" for p in content if isinstance(p, dict))
     msg = f"message.content is {type(content).__name__}, not a string"
-    raise _malformed(msg, provider, model)
+    raise unexpected(msg, provider=provider, model=model)
 
 
 def parse_completion(data: bytes, request: Request, provider: str) -> Response:
     """A ``chat.completion`` body as a Response (``raw`` kept if the request asks)."""
     model = request.model
-    try:
-        obj = json.loads(data)
-    except ValueError as err:
-        msg = f"the body is not JSON: {snippet(data)!r}"
-        raise _malformed(msg, provider, model) from err
-    if type(obj) is not dict:
-        msg = f"expected a JSON object, got {type(obj).__name__}"
-        raise _malformed(msg, provider, model)
+    obj = json_object(data, provider=provider, model=model)
     if obj.get("error"):
         raise error_from_event(obj["error"], provider, model)
     choices = obj.get("choices")
     if type(choices) is not list or not choices:
         msg = "no 'choices' in the answer"
-        raise _malformed(msg, provider, model)
+        raise unexpected(msg, provider=provider, model=model)
     choice = choices[0]
     message = choice.get("message") if type(choice) is dict else None
     if type(message) is not dict:
         msg = "choices[0].message is missing or not an object"
-        raise _malformed(msg, provider, model)
+        raise unexpected(msg, provider=provider, model=model)
     text = _content_text(message.get("content"), provider, model)
     finish = map_finish_reason(choice.get("finish_reason"))
     refusal = message.get("refusal")
@@ -274,13 +258,13 @@ def parse_completion(data: bytes, request: Request, provider: str) -> Response:
     if raw_calls:
         if type(raw_calls) is not list:
             msg = "message.tool_calls is not a list"
-            raise _malformed(msg, provider, model)
+            raise unexpected(msg, provider=provider, model=model)
         out = []
         for i, call in enumerate(raw_calls):
             fn = call.get("function") if type(call) is dict else None
             if type(fn) is not dict or not isinstance(fn.get("name"), str):
                 msg = f"tool_calls[{i}] has no function name"
-                raise _malformed(msg, provider, model)
+                raise unexpected(msg, provider=provider, model=model)
             call_id = call.get("id")
             out.append(
                 ToolCall(
@@ -307,13 +291,12 @@ def parse_completion(data: bytes, request: Request, provider: str) -> Response:
 # -- errors ------------------------------------------------------------------------------
 
 EVENT_TYPES: dict[str, type[ProviderError]] = {
-    # the error class of an in-band error, by its type
-    "invalid_request_error": BadRequestError,
-    "rate_limit_exceeded": RateLimitError,
+    **ERROR_TYPES,
     "requests": RateLimitError,
     "tokens": RateLimitError,
-    "server_error": ServerError,
 }
+"""The error class of an in-band error by its type (OpenAI's rate-limit types beside the
+common ones)."""
 
 
 def error_from_event(
