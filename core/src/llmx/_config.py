@@ -198,7 +198,14 @@ class ProviderConfig:
     :func:`llmx._validate.validate`); ``health_model`` is the model a health check asks
     when the provider cannot list models. ``limits`` are the client-side rate limits
     (see :class:`~llmx._ratelimit.LimitSettings`; None: none) and ``cache`` this instance's
-    response-cache policy (see :class:`~llmx.CachePolicy`; None: inherit). Keys not
+    response-cache policy (see :class:`~llmx.CachePolicy`; None: inherit).
+
+    Read caps (enforced by providers built on :mod:`llmx.http`): ``max_response_bytes``
+    bounds a whole answer or stream (default 64 MiB: an answer carrying generated images
+    as base64, the largest real answers, stays well under it), ``max_event_bytes`` one
+    server-sent event or NDJSON line (default 16 MiB: one base64 image chunk); an error
+    body is read up to 64 KiB. ``allow_insecure_http`` lets a credential go to a plain
+    ``http://`` base URL on another host than this one (refused by default). Keys not
     listed here belong to the provider type and are validated by its plugin's settings
     class (kept raw in ``options``).
     """
@@ -222,9 +229,15 @@ class ProviderConfig:
     health_model: str | None = None
     limits: LimitSettings | None = None
     cache: CachePolicy | None = None
+    max_response_bytes: int = 64 * 2**20
+    max_event_bytes: int = 16 * 2**20
+    allow_insecure_http: bool = False
     options: Mapping[str, Any] = attrs.field(factory=dict, repr=False)
 
     def __attrs_post_init__(self) -> None:
+        if self.max_response_bytes < 1024 or self.max_event_bytes < 1024:
+            msg = "max_response_bytes and max_event_bytes must be at least 1024"
+            raise ValueError(msg)
         timeouts = (self.timeout, self.connect_timeout, self.first_byte_timeout, self.idle_timeout)
         if not all(t is None or t > 0 for t in timeouts):  # "t > 0" also rejects NaN
             msg = "timeouts must be positive numbers of seconds"

@@ -12,6 +12,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from llmx._scrub import scrub
+
 if TYPE_CHECKING:
     from llmx._types import Attempt
 
@@ -99,6 +101,7 @@ class ProviderError(LlmxError):
         retry_after: float | None = None,
         code: str | None = None,
     ) -> None:
+        message = scrub(message)  # an upstream may echo a credential back
         super().__init__(message)
         self.message = message
         self.provider = provider

@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 
 from llmx._errors import ConfigError
+from llmx._scrub import remember
 
 _REDACTED = "***"
 
@@ -29,6 +30,7 @@ class Secret:
     """The config path it came from, for error messages (e.g. ``$.providers.main.api_key``)."""
 
     def __attrs_post_init__(self) -> None:
+        remember(self.value)
         given = sum(x is not None for x in (self.env, self.file, self.value))
         if given != 1:
             msg = "a secret needs exactly one of env = 'NAME', file = 'path' or a literal string"
@@ -56,20 +58,23 @@ class Secret:
         """The secret's value; raises :class:`ConfigError` naming where it should be."""
         where = f" (needed by {self.where})" if self.where else ""
         if self.value is not None:
-            return self.value
-        if self.env is not None:
+            value = self.value
+        elif self.env is not None:
             found = os.environ.get(self.env)
             if not found:
                 msg = f"environment variable {self.env} is not set{where}; export {self.env}=..."
                 raise ConfigError(msg)
-            return found
-        assert self.file is not None
-        path = Path(self.file).expanduser()
-        try:
-            return path.read_text(encoding="utf-8").strip()
-        except OSError as err:
-            msg = f"cannot read secret file {str(path)!r}{where}: {err.strerror}"
-            raise ConfigError(msg) from None
+            value = found
+        else:
+            assert self.file is not None
+            path = Path(self.file).expanduser()
+            try:
+                value = path.read_text(encoding="utf-8").strip()
+            except OSError as err:
+                msg = f"cannot read secret file {str(path)!r}{where}: {err.strerror}"
+                raise ConfigError(msg) from None
+        remember(value)  # scrubbed from every error, log line and CLI output from now on
+        return value
 
     def describe(self) -> Any:
         """A redacted, JSON-ready description (what ``llmx config check`` prints)."""

@@ -113,6 +113,13 @@ class SSEParser:
         return bool(self._buf) or self._dirty
 
     @property
+    def buffered(self) -> int:
+        """Bytes (of an unterminated line) and characters (of the current event's data
+        lines) held so far: what a stream that never ends its line or event grows."""
+        data = self._data
+        return len(self._buf) + (sum(map(len, data)) if data else 0)
+
+    @property
     def comments(self) -> int:
         """The number of comment lines (keep-alives) seen so far."""
         return self._comments

@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ipaddress
 import json
 import os
 import re
@@ -98,6 +99,7 @@ from llmx._errors import (
     error_class_for_status,
     parse_retry_after,
 )
+from llmx._scrub import remember, scrub
 from llmx._sse import SSEEvent, SSEParser
 from llmx._types import Text
 from llmx._version import USER_AGENT
@@ -109,6 +111,7 @@ if TYPE_CHECKING:
     from llmx._types import Image, Message, Request, StreamChunk, StreamEnd
 
 __all__ = [
+    "ERROR_BODY_CAP",
     "ERROR_TYPES",
     "USER_AGENT",
     "Endpoint",
@@ -161,6 +164,7 @@ def base_url(
         )
         raise ConfigError(msg)
     url = URL(raw)
+    remember(url.password)
     if not url.is_absolute() or url.scheme not in ("http", "https"):
         msg = (
             f"base_url {raw!r} of provider instance {name!r} is not an http(s) URL; "
@@ -183,6 +187,7 @@ def api_key(ctx: ProviderContext, *, env: str | Sequence[str], required: bool = 
         key: str | None = cfg.api_key.get()
     else:
         key = next((v for v in map(os.environ.get, names) if v), None)
+    remember(key)
     if not key and required:
         name = ctx.instance
         msg = (
@@ -410,9 +415,8 @@ def describe_error(body: Any) -> ErrorInfo:
 
 
 def _scrub(message: str, secret: str | None) -> str:
-    if secret and secret in message:
-        message = message.replace(secret, "***")
-    return message
+    remember(secret)  # one scrubber for every secret, longest first
+    return scrub(message)
 
 
 def _build(
@@ -584,6 +588,11 @@ class NDJSONParser:
         loads = json.loads
         return [loads(line) for line in buffer[:end].split(b"\n") if line.strip()]
 
+    @property
+    def buffered(self) -> int:
+        """Bytes of the unterminated line held so far."""
+        return len(self._buffer)
+
     def close(self) -> list[Any]:
         """The value of an unterminated last line (if any); the parser is then empty."""
         rest, self._buffer = self._buffer, b""
@@ -635,6 +644,8 @@ class Endpoint:
         "get_headers",
         "headers",
         "host",
+        "max_body",
+        "max_event",
         "name",
         "session",
         "stream_headers",
@@ -654,10 +665,29 @@ class Endpoint:
         stream_accept: str = "text/event-stream",
     ) -> None:
         url = URL(base_url)
+        cfg = ctx.config
         merged = {"Content-Type": "application/json", "Accept": "application/json"}
         merged.update(headers)
-        for header, value in ctx.config.headers.items():
+        for header, value in cfg.headers.items():
             merged[header] = value.get()
+        remember(secret)
+        if (
+            url.scheme == "http"
+            and not _is_loopback(url.host)
+            and (secret or cfg.headers)
+            and not cfg.allow_insecure_http
+        ):
+            msg = (
+                f"base_url {_shown(url)!r} of provider instance {ctx.instance!r} is plain http "
+                "to another machine: its credentials would travel unencrypted. Use https, or "
+                f"set allow_insecure_http = true in [providers.{ctx.instance}] if this network "
+                "is trusted"
+            )
+            raise ConfigError(msg)
+        self.max_body = cfg.max_response_bytes
+        """The largest answer or stream read (bytes; ``max_response_bytes``)."""
+        self.max_event = cfg.max_event_bytes
+        """The largest server-sent event or NDJSON line read (bytes; ``max_event_bytes``)."""
         self.name = ctx.instance
         """The provider instance's name (``[providers.NAME]``), as errors carry it."""
         self.session = ctx.session
@@ -763,13 +793,21 @@ class Endpoint:
     # -- requests ------------------------------------------------------------------------
 
     async def post(self, url: URL, body: bytes, model: str | None) -> bytes:
-        """POST a JSON ``body`` and return the 2xx answer's bytes (else raise its error)."""
+        """POST a JSON ``body`` and return the 2xx answer's bytes (else raise its error).
+
+        Redirects are not followed (see :meth:`redirected`); an answer larger than
+        ``max_response_bytes`` is refused as soon as it is known to be.
+        """
         try:
-            async with self.session.post(url, data=body, headers=self.headers) as resp:
-                data = await resp.read()
+            async with self.session.post(
+                url, data=body, headers=self.headers, allow_redirects=False
+            ) as resp:
                 if resp.status >= 300:
-                    raise self.error(resp.status, resp.headers, data, model)
-                return data
+                    raise await self._error_of(resp, model)
+                length = resp.content_length
+                if length is not None and length <= self.max_body:
+                    return await resp.read()
+                return await self._read_capped(resp, model)
         except (asyncio.TimeoutError, aiohttp.ClientError) as err:
             raise self._transport_error(err, model, "waiting for the answer") from err
 
@@ -779,10 +817,12 @@ class Endpoint:
         """GET ``url`` and return the 2xx answer's parsed JSON (else raise its error); a
         body that is not JSON is a :class:`~llmx.MalformedResponseError`."""
         try:
-            async with self.session.get(url, headers=self.get_headers, params=params) as resp:
-                data = await resp.read()
+            async with self.session.get(
+                url, headers=self.get_headers, params=params, allow_redirects=False
+            ) as resp:
                 if resp.status >= 300:
-                    raise self.error(resp.status, resp.headers, data, None)
+                    raise await self._error_of(resp, None)
+                data = await self._read_capped(resp, None)
                 status = resp.status
         except (asyncio.TimeoutError, aiohttp.ClientError) as err:
             raise self._transport_error(err, None, doing) from err
@@ -791,6 +831,75 @@ class Endpoint:
         except ValueError as err:
             msg = f"{self.host} answered with something that is not JSON while {doing}: {snippet(data)!r}"
             raise MalformedResponseError(msg, provider=self.name, status=status) from err
+
+    async def _read_capped(self, resp: aiohttp.ClientResponse, model: str | None) -> bytes:
+        """The body, read until ``max_response_bytes`` at most (then the connection is
+        closed and the error raised: the rest is never read)."""
+        cap = self.max_body
+        length = resp.content_length
+        if length is not None and length > cap:
+            resp.close()
+            raise self.too_large(what="answer", size=length, cap=cap, model=model)
+        body = bytearray()  # grown in place, not a list of parts joined at the cap
+        async for part in resp.content.iter_any():
+            body += part
+            if len(body) > cap:
+                resp.close()
+                raise self.too_large(what="answer", size=len(body), cap=cap, model=model)
+        return bytes(body)
+
+    async def _error_of(self, resp: aiohttp.ClientResponse, model: str | None) -> ProviderError:
+        """The typed error of a non-2xx answer, from at most the first 64 KiB of its body
+        (a longer body's connection is closed, not drained)."""
+        if 300 <= resp.status < 400:
+            resp.close()
+            return self.redirected(resp, model)
+        length = resp.content_length
+        if length is not None and length <= ERROR_BODY_CAP:
+            body = await resp.read()
+        else:
+            buffer = bytearray()
+            while len(buffer) < ERROR_BODY_CAP:
+                part = await resp.content.read(ERROR_BODY_CAP - len(buffer))
+                if not part:
+                    break
+                buffer += part
+            body = bytes(buffer)
+            if not resp.content.at_eof():
+                resp.close()
+        return self.error(resp.status, resp.headers, body, model)
+
+    def redirected(self, resp: aiohttp.ClientResponse, model: str | None) -> ProviderError:
+        """The error for a redirect: llmx never follows one with credentials, so an API
+        call that is redirected fails, naming where it was sent (a non-retried
+        :class:`~llmx.MalformedResponseError`, code ``redirect``)."""
+        location = resp.headers.get("Location", "")
+        target = _shown(resp.url.join(URL(location))) if location else "nowhere"
+        msg = (
+            f"{self.host} redirected the request to {target} (HTTP {resp.status}); llmx does "
+            "not follow redirects of API calls, which would carry the credentials there: "
+            f"set base_url in [providers.{self.name}] to where the API answers"
+        )
+        return MalformedResponseError(
+            msg,
+            provider=self.name,
+            model=model,
+            status=resp.status,
+            retryable=False,
+            code="redirect",
+        )
+
+    def too_large(self, *, what: str, size: int, cap: int, model: str | None) -> ProviderError:
+        """The error for a read that crossed a cap (not retried: the same request would
+        get the same answer)."""
+        key = "max_response_bytes" if what in ("answer", "stream") else "max_event_bytes"
+        msg = (
+            f"the {what} from {self.host} is larger than {cap:,} bytes ({size:,} so far), the "
+            f"cap {key} of [providers.{self.name}]; raise it there if such answers are expected"
+        )
+        return MalformedResponseError(
+            msg, provider=self.name, model=model, retryable=False, code="too_large"
+        )
 
     def malformed(
         self, *, what: str, data: str | bytes, model: str | None
@@ -828,34 +937,45 @@ class Endpoint:
         """
         name = self.name
         try:
-            resp = await self.session.post(url, data=body, headers=self.stream_headers)
+            resp = await self.session.post(
+                url, data=body, headers=self.stream_headers, allow_redirects=False
+            )
         except (asyncio.TimeoutError, aiohttp.ClientError) as err:
             raise self._transport_error(err, model, "sending the request") from err
         read_all = False
         ends: StreamEnd | None = None
         try:
             if resp.status >= 300:
-                error = self.error(resp.status, resp.headers, await resp.read(), model)
-                read_all = True  # the body was read: the connection can be reused
+                error = await self._error_of(resp, model)
+                read_all = not resp.closed  # a body read whole: the connection is reusable
                 raise error
             if whole is not None and resp.content_type == "application/json":
-                data = await resp.read()
+                data = await self._read_capped(resp, model)
                 read_all = True
                 for chunk in whole(data):
                     yield chunk
                 return
             feed = decoder.feed
+            parser: SSEParser | NDJSONParser
             if framing == "sse-data":
-                split: Callable[[bytes], Iterable[Any]] = SSEParser().data
+                parser = SSEParser()
+                split: Callable[[bytes], Iterable[Any]] = parser.data
             elif framing == "sse":
                 # events(): each event is parsed when taken, so the first chunk of a large
                 # read is not held back by the rest (bench: stream time to first chunk).
-                split = SSEParser().events
+                parser = SSEParser()
+                split = parser.events
             else:
-                split = NDJSONParser().feed
+                parser = NDJSONParser()
+                split = parser.feed
+            max_body, max_event = self.max_body, self.max_event
+            size = 0
             async for raw in resp.content.iter_any():
                 if decoder.finished:
                     continue  # read to the end so the connection can be reused
+                size += len(raw)
+                if size > max_body:
+                    raise self.too_large(what="stream", size=size, cap=max_body, model=model)
                 item: Any = raw
                 try:
                     for item in split(raw):
@@ -867,6 +987,11 @@ class Endpoint:
                     raise self.malformed(
                         what="stream event", data=_quote(item), model=model
                     ) from err
+                if parser.buffered > max_event:  # an event or line that never ends
+                    what = "line" if framing == "ndjson" else "event"
+                    raise self.too_large(
+                        what=what, size=parser.buffered, cap=max_event, model=model
+                    )
             read_all = True
             ends = decoder.end()
         except (asyncio.TimeoutError, aiohttp.ClientError) as err:
@@ -885,6 +1010,27 @@ class Endpoint:
             )
             raise ProviderConnectionError(msg, provider=name, model=model)
         yield ends
+
+
+ERROR_BODY_CAP = 64 * 1024
+"""How much of an error body is read (enough for any real error message)."""
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _shown(url: URL) -> str:
+    """``url`` as messages show it: no user, password, query or fragment."""
+    port = f":{url.port}" if url.explicit_port else ""
+    return f"{url.scheme}://{url.host}{port}{url.path}"
 
 
 def _quote(item: Any) -> str | bytes:
