@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -16,6 +17,8 @@ import pytest
 
 PROJECT = Path(__file__).resolve().parents[1]
 DISTRIBUTION = "llmx-provider-template"
+
+_sites: list[str] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -36,3 +39,13 @@ def pytest_configure(config: pytest.Config) -> None:
         msg = f"installing {DISTRIBUTION} failed:\n{proc.stdout}\n{proc.stderr}"
         raise pytest.UsageError(msg)
     sys.path.insert(0, site)
+    _sites.append(site)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove the installation made for this session, if any."""
+    while _sites:
+        site = _sites.pop()
+        if site in sys.path:
+            sys.path.remove(site)
+        shutil.rmtree(site, ignore_errors=True)
