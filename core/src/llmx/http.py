@@ -75,7 +75,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, overload
 
 import aiohttp
 import attrs
@@ -174,6 +174,12 @@ def base_url(
     return raw
 
 
+@overload
+def api_key(
+    ctx: ProviderContext, *, env: str | Sequence[str], required: Literal[True] = True
+) -> str: ...
+@overload
+def api_key(ctx: ProviderContext, *, env: str | Sequence[str], required: bool) -> str | None: ...
 def api_key(ctx: ProviderContext, *, env: str | Sequence[str], required: bool = True) -> str | None:
     """The instance's API key: ``api_key`` from the config, else the first of the
     environment variables ``env`` that is set.

@@ -147,7 +147,7 @@ class AnthropicProvider:
             ctx.settings if isinstance(ctx.settings, AnthropicSettings) else AnthropicSettings()
         )
         key = api_key(ctx, env=settings.api_key_env)
-        headers = {"x-api-key": key or "", "anthropic-version": settings.version}
+        headers = {"x-api-key": key, "anthropic-version": settings.version}
         if settings.beta:
             headers["anthropic-beta"] = ",".join(settings.beta)
         self._http = http = Endpoint(

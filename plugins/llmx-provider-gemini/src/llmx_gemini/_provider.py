@@ -97,7 +97,7 @@ class GeminiProvider:
         self._http = http = Endpoint(
             ctx,
             base_url=base_url(ctx, env="GEMINI_BASE_URL", default=DEFAULT_BASE_URL),
-            headers={"x-goog-api-key": key or ""},
+            headers={"x-goog-api-key": key},
             secret=key,
             describe=describe,
         )
