@@ -1,7 +1,7 @@
 """The resilient pipeline with in-process providers: retries, fallback, breakers,
 deadlines, routing strategies, hedging, adaptive concurrency, stats and health.
 
-Over real HTTP with injected faults: tests/test_reliability.py.
+Over real HTTP with injected faults: tests/reliability/test_pipeline_faults.py.
 """
 
 from __future__ import annotations
