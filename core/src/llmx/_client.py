@@ -12,6 +12,7 @@ from llmx._engine.pipeline import Pipeline
 from llmx._errors import ClientClosedError, ConfigError
 from llmx._pool import ProviderPool
 from llmx._registry import Registry
+from llmx._scrub import scrub
 from llmx._stats import InstanceStats, Stats
 from llmx._types import Message, Request, _to_messages
 from llmx._validate import validate
@@ -232,7 +233,10 @@ class Client:
         if not inst.can_list:
             msg = f"provider type {inst.config.type!r} cannot list models"
             raise ConfigError(msg)
-        return await provider.list_models()  # type: ignore[attr-defined, no-any-return]
+        models: Sequence[ModelInfo] = await provider.list_models()  # type: ignore[attr-defined]
+        # A model list is the upstream's text: a server that echoes a credential into it
+        # (a proxy naming the key it was given) must not get it printed.
+        return [m if scrub(m.id) == m.id else m.renamed(scrub(m.id)) for m in models]
 
     def stats(self) -> Stats:
         """Usage, cost, errors and latency per instance and model, and each instance's

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Literal
 import attrs
 
 from llmx._errors import LlmxError
+from llmx._scrub import scrub
 from llmx._types import Request
 
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ async def _probe(inst: Instance, timeout: float) -> HealthStatus:
     try:
         provider = inst.open()
     except LlmxError as err:
-        return HealthStatus(name, "error", "start", error=str(err), breaker=breaker)
+        return HealthStatus(name, "error", "start", error=scrub(str(err)), breaker=breaker)
     if inst.can_list:
         probe, call = "list_models", provider.list_models  # type: ignore[attr-defined]
     elif inst.config.health_model:
@@ -79,14 +80,16 @@ async def _probe(inst: Instance, timeout: float) -> HealthStatus:
             breaker,
         )
     except LlmxError as err:
-        return HealthStatus(name, "error", probe, time.perf_counter() - started, str(err), breaker)
+        return HealthStatus(
+            name, "error", probe, time.perf_counter() - started, scrub(str(err)), breaker
+        )
     except Exception as err:  # a provider bug must not hide the other instances' health
         return HealthStatus(
             name,
             "error",
             probe,
             time.perf_counter() - started,
-            f"{type(err).__name__}: {err}",
+            scrub(f"{type(err).__name__}: {err}"),
             breaker,
         )
     return HealthStatus(name, "ok", probe, time.perf_counter() - started, None, breaker)
