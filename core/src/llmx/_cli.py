@@ -77,8 +77,10 @@ class _Group(click.Group):
                 for reg in registry.registrations("command"):
                     if isinstance(reg.factory, click.Command) and reg.name not in self.commands:
                         commands[reg.name] = reg.factory
-        except LlmxError:
-            pass  # the failing command reports config problems itself
+        except LlmxError as err:
+            # Help still prints; the command that needs the config reports it in full.
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            click.echo(f"llmx: warning: plugin commands not loaded: {first}", err=True)
         ctx.meta["llmx.plugin_commands"] = commands
         return commands
 
@@ -120,6 +122,7 @@ class _Group(click.Group):
     "config_path",
     type=click.Path(dir_okay=False),
     envvar="LLMX_CONFIG",
+    is_eager=True,  # read before --help, so the plugin commands it lists come from this file
     help="Config file (default: ./llmx.toml, [tool.llmx] in pyproject.toml, ~/.config/llmx/llmx.toml).",
 )
 @click.option("--debug", is_flag=True, envvar="LLMX_DEBUG", help="Show tracebacks and debug logs.")
