@@ -11,6 +11,7 @@ stays fast however many plugins are installed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -26,6 +27,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_ERROR = 1
 EXIT_INTERNAL = 2
+EXIT_WRITE_FAILED = 74
+"""The output could not be written (a full disk...): ``EX_IOERR`` of sysexits.h."""
+EXIT_BROKEN_PIPE = 141
+"""Standard output was closed by its reader (``| head``): 128 + SIGPIPE, as a shell shows."""
 EXIT_INTERRUPTED = 130
 
 
@@ -49,7 +54,62 @@ def _load_config(state: _State) -> Any:
 
 
 def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    """Print ``data`` as JSON; text that is not valid Unicode (a lone surrogate) is
+    written with JSON escapes (``\\ud83d``), which read back as the same string."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(data, indent=2, default=str)
+    click.echo(text)
+
+
+class _TerminalText:
+    """Text for a terminal or a pipe: characters standard output cannot encode (a lone
+    surrogate, half an emoji, is one in any encoding) become U+FFFD (or ``?``), with one
+    warning on standard error per run. A high surrogate at the end of a chunk waits for
+    the next chunk, so a pair split across stream chunks prints as the one character."""
+
+    def __init__(self, stream: Any) -> None:
+        self._encoding = getattr(stream, "encoding", None) or "utf-8"
+        self._held = ""
+        self.replaced = 0
+
+    def __call__(self, text: str, *, final: bool = False) -> str:
+        text = self._held + text
+        self._held = ""
+        if not final and text and "\ud800" <= text[-1] <= "\udbff":
+            text, self._held = text[:-1], text[-1]
+        try:
+            text.encode(self._encoding)
+        except UnicodeEncodeError:
+            return self._repair(text)
+        return text
+
+    def _repair(self, text: str) -> str:
+        # utf-16 round trip: joins surrogate pairs, turns each lone one into U+FFFD
+        fixed = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        fixed = fixed.encode(self._encoding, "replace").decode(self._encoding)
+        bad = sum(1 for a, b in zip(text, fixed, strict=False) if a != b) or 1
+        if not self.replaced:
+            click.echo(
+                "llmx: warning: the answer holds characters that cannot be printed (a lone "
+                "surrogate is half an emoji); shown as \ufffd. --json keeps them, escaped",
+                err=True,
+            )
+        self.replaced += bad
+        return fixed
+
+
+def _stdout_gone() -> None:
+    """Standard output's reader went away: point fd 1 at /dev/null so Python's exit-time
+    flush does not fail again (and turn the exit status into 120)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 class _Group(click.Group):
@@ -120,7 +180,7 @@ class _Group(click.Group):
 @click.option(
     "--config",
     "config_path",
-    type=click.Path(dir_okay=False),
+    type=click.Path(readable=False),  # load_config's ConfigError says what is wrong with it
     envvar="LLMX_CONFIG",
     is_eager=True,  # read before --help, so the plugin commands it lists come from this file
     help="Config file (default: ./llmx.toml, [tool.llmx] in pyproject.toml, ~/.config/llmx/llmx.toml).",
@@ -418,17 +478,33 @@ def chat_cmd(
         params["temperature"] = temperature
     import asyncio
 
-    asyncio.run(
-        _chat(
-            client,
-            chosen,
-            prompt,
-            system,
-            params,
-            stream=not (no_stream or as_json),
-            as_json=as_json,
+    try:
+        asyncio.run(
+            _chat(
+                client,
+                chosen,
+                prompt,
+                system,
+                params,
+                stream=not (no_stream or as_json),
+                as_json=as_json,
+            )
         )
-    )
+    except BrokenPipeError:
+        _stdout_gone()
+        sys.exit(EXIT_BROKEN_PIPE)
+    except OSError as err:  # ENOSPC, EIO... writing standard output
+        _fail_write(err)
+
+
+def _fail_write(err: OSError) -> NoReturn:
+    with contextlib.suppress(OSError):
+        click.echo(
+            f"llmx: error: cannot write standard output: {err.strerror or err} (errno {err.errno})",
+            err=True,
+        )
+    _stdout_gone()
+    sys.exit(EXIT_WRITE_FAILED)
 
 
 def _local_fallback(client: Any) -> tuple[str, int | None]:
@@ -477,6 +553,8 @@ async def _chat(
 ) -> None:
     from llmx._types import TextDelta
 
+    out = sys.stdout
+    printable = _TerminalText(out)
     async with client:
         if not stream:
             response = await client.complete(model=model, prompt=prompt, system=system, **params)
@@ -485,15 +563,14 @@ async def _chat(
 
                 _echo_json(to_json(response))
             else:
-                click.echo(response.text)
+                click.echo(printable(response.text, final=True))
             return
-        out = sys.stdout
         async with client.stream(model=model, prompt=prompt, system=system, **params) as s:
             async for chunk in s:
                 if type(chunk) is TextDelta:
-                    out.write(chunk.text)
+                    out.write(printable(chunk.text))
                     out.flush()
-        out.write("\n")
+        out.write(printable("", final=True) + "\n")
         out.flush()
 
 
