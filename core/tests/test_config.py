@@ -705,3 +705,28 @@ def test_a_deep_mapping_or_variable_is_a_config_error() -> None:
     value = "[" * 100 + "]" * 100
     with pytest.raises(llmx.ConfigError, match="LLMX_\\* environment variables nest"):
         llmx.load_config({}, environ={"LLMX_PLUGINS__SETTINGS__X__Y": value})
+
+
+TOML_PIECES = st.sampled_from(
+    [b"[", b"]", b"{", b"}", b"=", b"a", b".", b'"', b"'", b"#", b"\n", b" ", b"1", b",", b"\xe9"]
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(
+        st.binary(max_size=200),
+        st.lists(TOML_PIECES, max_size=300).map(b"".join),
+        st.integers(60, 3000).map(lambda n: b"a = " + b"[" * n + b"]" * n),
+    )
+)
+def test_any_bytes_as_a_config_file_load_or_raise_config_error(content: bytes) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "llmx.toml"
+        path.write_bytes(content)
+        try:
+            llmx.load_config(path, environ={})
+        except llmx.ConfigError as err:
+            assert str(path) in str(err)  # noqa: PT017 - loading may also succeed
