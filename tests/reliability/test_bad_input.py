@@ -57,11 +57,14 @@ def llmx(
     tmp_path: Path, *args: str, timeout: float = 120, **kwargs: Any
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -m llmx ARGS`` in ``tmp_path``; never hangs past ``timeout``."""
+    if "stdout" in kwargs:
+        kwargs.setdefault("stderr", subprocess.PIPE)
+    else:
+        kwargs["capture_output"] = True
     return subprocess.run(
         [*LLMX, *args],
         cwd=tmp_path,
         env=env(tmp_path),
-        capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
@@ -217,6 +220,18 @@ def test_chat_whose_reader_goes_away_exits_quietly(
     assert "Traceback" not in proc.stderr
     assert "internal error" not in proc.stderr
     assert "status=141" in proc.stderr
+
+
+@pytest.mark.parametrize("flags", [[], ["--no-stream"], ["--json"]])
+def test_chat_to_a_full_disk_is_one_clear_error(
+    tmp_path: Path, server: BatchServer, config: Path, flags: list[str]
+) -> None:
+    with open("/dev/full", "w") as full:
+        result = llmx(tmp_path, "--config", str(config), "chat", *flags, "hi", stdout=full)
+    assert "Traceback" not in result.stderr
+    assert "internal error" not in result.stderr
+    assert result.returncode == 74, result.stderr
+    assert result.stderr.startswith("llmx: error: cannot write standard output: No space left")
 
 
 # -- 8: malformed batch lines --------------------------------------------------------------------

@@ -165,6 +165,9 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("llmx: interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
+        except BrokenPipeError:  # `llmx ... | head`: the reader has what it wanted
+            _stdout_gone()
+            sys.exit(EXIT_BROKEN_PIPE)
         except Exception as err:
             if ctx.obj is not None and ctx.obj.debug:
                 raise
@@ -625,8 +628,11 @@ def batch_cmd(
     Lines are OpenAI Batch API requests ({"custom_id", "method", "url", "body"}) or
     {"id", "prompt" or "messages", "model"?, ...}. Results are appended as they
     complete, so an interrupted run (Ctrl-C, SIGTERM, even SIGKILL) resumes where it
-    stopped when run again: finished ids are skipped, none is written twice. Exit
-    status: 0 all answered, 1 some failed or lines were skipped, 130/143 interrupted.
+    stopped when run again: finished ids are skipped, none is written twice. A
+    malformed line is skipped with its number and reason (--strict refuses the file).
+    The results file must be a regular file, not a pipe or a device. Exit status: 0 all
+    answered, 1 some failed or lines were skipped, 74 writing the results file failed
+    (the run stopped; run it again to resume), 130/143 interrupted.
     """
     from llmx._batch import BatchOptions, run_command
 
