@@ -470,6 +470,10 @@ def test_a_config_that_cannot_be_parsed_is_one_clear_line_from_every_command(
             assert text.startswith("llmx: error: "), (command, text)
         assert "llmx.toml" in text, (command, text)
         assert position in text, (command, text)
+    print(
+        f"\n[bad-input] config {name}: --help + {len(COMMANDS)} commands, 0 tracebacks, "
+        f"each names the file and {position!r}"
+    )
     explicit = llmx(tmp_path, "--config", "llmx.toml", "--help")
     assert explicit.returncode == 0
     assert position in explicit.stderr
