@@ -27,7 +27,9 @@ Bad input loses nothing:
   emoji, in an answer, an error message or an id) is written as JSON's ``\\ud83d``
   escape: that line is written with ``ensure_ascii`` (every other line keeps its UTF-8
   text), and reads back as the same string. The paid answer is in the file; a re-run
-  does not ask again.
+  does not ask again. The same rule holds wherever llmx writes JSON (``--json``);
+  where it prints text for people (``llmx chat``), such a character is shown as
+  U+FFFD with one warning on standard error.
 * **A malformed input line** (wrong JSON, a wrong type anywhere) is skipped with its
   line number and the reason, and the other lines run; ``strict`` refuses the file,
   naming every bad line.
@@ -36,10 +38,13 @@ Bad input loses nothing:
   ``/dev/full`` or any other special file is refused before anything runs.
 * **A write that fails** (a full disk, a file size limit, an I/O error) stops the
   batch: no new request starts, those in flight are cancelled, a half-written line is
-  cut off, the answer whose write failed is written again once, and
-  :class:`BatchWriteError` says how many results are in the file and how many requests
-  run again when the same command is re-run. Nothing that was written is lost and no
-  id is written twice.
+  cut off, the answer whose write failed is written again once (space may have come
+  back), and one error line says how many results are in the file and how many
+  requests run again when the same command is re-run; the exit status is
+  :data:`EXIT_WRITE_FAILED` (74). Nothing that was written is lost and no id is
+  written twice.
+* **Standard error closed by its reader** (``2>&1 | head``) drops the messages; the
+  batch goes on, its output is the results file.
 """
 
 from __future__ import annotations
@@ -99,19 +104,6 @@ _PLAIN_KEYS = frozenset(
 
 class BatchError(LlmxError):
     """A batch cannot run: bad options, an unusable results file, or (strict) bad input."""
-
-
-class BatchWriteError(BatchError):
-    """Writing the results file failed during the run (``ENOSPC``, ``EFBIG``, ``EIO``...);
-    the batch stopped. ``written`` results are in the file; ``not_written`` answers
-    arrived but could not be written and run again on resume, as do the requests that
-    were cancelled."""
-
-    def __init__(self, message: str, *, errno: int | None, written: int, not_written: int) -> None:
-        super().__init__(message)
-        self.errno = errno
-        self.written = written
-        self.not_written = not_written
 
 
 # -- input ---------------------------------------------------------------------------------

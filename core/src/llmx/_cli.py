@@ -73,7 +73,7 @@ class _TerminalText:
     def __init__(self, stream: Any) -> None:
         self._encoding = getattr(stream, "encoding", None) or "utf-8"
         self._held = ""
-        self.replaced = 0
+        self.warned = False
 
     def __call__(self, text: str, *, final: bool = False) -> str:
         text = self._held + text
@@ -90,14 +90,13 @@ class _TerminalText:
         # utf-16 round trip: joins surrogate pairs, turns each lone one into U+FFFD
         fixed = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
         fixed = fixed.encode(self._encoding, "replace").decode(self._encoding)
-        bad = sum(1 for a, b in zip(text, fixed, strict=False) if a != b) or 1
-        if not self.replaced:
+        if not self.warned:
+            self.warned = True
             click.echo(
                 "llmx: warning: the answer holds characters that cannot be printed (a lone "
                 "surrogate is half an emoji); shown as \ufffd. --json keeps them, escaped",
                 err=True,
             )
-        self.replaced += bad
         return fixed
 
 
