@@ -1321,7 +1321,7 @@ def _summary(
     for kind, count in stats.errors.most_common():
         table.add_row(f"  {kind}", str(count))
     if not_run:
-        table.add_row("not run (interrupted)", str(not_run))
+        table.add_row("not run (stopped; run again to resume)", str(not_run))
     if parsed.malformed:
         table.add_row("malformed lines (skipped)", str(len(parsed.malformed)))
     if parsed.duplicates:
