@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import llmx
 from llmx._batch import (
@@ -28,6 +30,7 @@ from llmx._batch import (
     rewrite_results,
     success_record,
 )
+from llmx._batch import _UnexpectedLineError as UnexpectedLineError
 
 
 def write_lines(path: Path, lines: list[Any]) -> Path:
@@ -147,6 +150,13 @@ def test_openai_batch_api_lines() -> None:
             "only POST /v1/chat/completions",
         ),
         ('{"custom_id": "b", "body": {"model": "m"}}', "no 'messages'"),
+        ('{"id": "a", "messages": [{"role": [], "content": "x"}]}', "role must be a string"),
+        (
+            '{"id": "a", "messages": [{"role": "assistant", "content": "x", "tool_calls": 5}]}',
+            "tool_calls must be a list",
+        ),
+        ('{"id": "a", "messages": [{"role": {"x": 1}, "content": "x"}]}', "role must be a string"),
+        ("[" * 100_000, "nested too deeply"),
     ],
 )
 def test_malformed_lines_say_what_is_wrong(line: str, message: str) -> None:
@@ -370,3 +380,213 @@ async def test_stopping_the_runner_cancels_in_flight_requests(tmp_path: Path) ->
     ids = [r["id"] for r in records(path)]
     assert "slow" not in ids
     assert len(ids) == len(set(ids)) == stats.completed
+
+
+# -- any wrong type anywhere (issue 14, defect 8) -----------------------------------------------
+
+VALID_LINES: list[dict[str, Any]] = [
+    {
+        "id": "a",
+        "prompt": "hi",
+        "system": "s",
+        "max_tokens": 5,
+        "temperature": 0.5,
+        "top_p": 1,
+        "seed": 1,
+        "stop": ["x"],
+        "model": "m/x",
+        "response_format": {
+            "type": "json_schema",
+            "json_schema": {"name": "n", "schema": {"type": "object"}, "strict": True},
+        },
+    },
+    {
+        "id": 1,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "hi"},
+                    {"type": "image_url", "image_url": {"url": "data:,", "detail": "low"}},
+                ],
+            },
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+                ],
+            },
+            {"role": "tool", "tool_call_id": "c1", "content": "r", "name": "f"},
+        ],
+    },
+    {
+        "custom_id": "b",
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {
+            "model": "gpt",
+            "messages": [{"role": "developer", "content": "s"}, {"role": "user", "content": "x"}],
+            "tools": [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": "f",
+                        "description": "d",
+                        "parameters": {"type": "object"},
+                        "strict": True,
+                    },
+                }
+            ],
+            "tool_choice": {"type": "function", "function": {"name": "f"}},
+            "response_format": {"type": "json_object"},
+            "max_completion_tokens": 3,
+            "logprobs": True,
+        },
+    },
+]
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+
+
+def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [path]
+    if isinstance(value, dict):
+        for key, child in value.items():
+            out += _paths(child, (*path, key))
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            out += _paths(child, (*path, index))
+    return out
+
+
+def _replaced(value: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
+    copy = json.loads(json.dumps(value))
+    node = copy
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = new
+    return copy
+
+
+@st.composite
+def mutated_lines(draw: st.DrawFn) -> Any:
+    """A valid batch line with one to three values anywhere replaced by any JSON value."""
+    line: Any = draw(st.sampled_from(VALID_LINES))
+    for _ in range(draw(st.integers(1, 3))):
+        line = _replaced(line, draw(st.sampled_from(_paths(line))), draw(JSON_VALUES))
+    return line
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(mutated_lines())
+def test_any_wrong_type_anywhere_is_this_lines_named_problem(line: Any) -> None:
+    try:
+        parse_line(json.dumps(line))
+    except UnexpectedLineError as err:  # the safety net caught what no check named
+        pytest.fail(f"no check names this problem: {err}; line: {json.dumps(line)[:300]}")
+    except ValueError:
+        pass
+
+
+def test_the_valid_lines_the_mutations_start_from_parse() -> None:
+    for line in VALID_LINES:
+        parse_line(json.dumps(line))
+
+
+def test_read_input_skips_a_line_no_check_expected_and_reads_the_rest(tmp_path: Path) -> None:
+    path = write_lines(
+        tmp_path / "in.jsonl",
+        [
+            {"id": "a", "prompt": "1"},
+            {"id": "b", "messages": [{"role": [], "content": "x"}]},
+            {"id": "c", "messages": [{"role": "assistant", "content": "x", "tool_calls": 5}]},
+            {"id": "d", "prompt": "2"},
+        ],
+    )
+    parsed = read_input(path)
+    assert [i.id for i in parsed.items] == ["a", "d"]
+    assert [p.line for p in parsed.malformed] == [2, 3]
+
+
+# -- lone surrogates and failed writes (issue 14, defects 7 and 9) -------------------------------
+
+
+def test_a_lone_surrogate_is_written_escaped_and_reads_back_the_same(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl"
+    writer = ResultWriter(path)
+    half = "\ud83d"
+    writer.write(ok(f"id-{half}") | {"note": f"half {half}"})
+    writer.write(ok("b") | {"note": "café 😀"})
+    writer.close()
+    raw = path.read_bytes()
+    first, second = raw.decode("utf-8").splitlines()
+    assert "\\ud83d" in first
+    assert first.isascii()
+    assert "café 😀" in second  # other lines keep their text
+    rows = records(path)
+    assert rows[0]["id"] == f"id-{half}"
+    assert rows[0]["note"] == f"half {half}"
+    assert load_results(path).done == {f"id-{half}", "b"}
+
+
+async def test_a_write_that_fails_stops_the_runner_and_keeps_the_answer(tmp_path: Path) -> None:
+    """``/dev/full`` fails every write with ENOSPC: a real kernel error, not a mock."""
+    import errno
+
+    started = 0
+
+    async def complete(request: llmx.Request) -> llmx.Response:
+        nonlocal started
+        started += 1
+        await asyncio.sleep(0.001)
+        return llmx.Response(request.messages[-1].text, "m", "p")
+
+    items = [item(str(i)) for i in range(100)]
+    writer = ResultWriter(Path("/dev/full"))
+    runner = BatchRunner(complete, items, writer, concurrency=4)
+    stats = await runner.run()
+    writer.close()
+    assert runner.write_error is not None
+    assert runner.write_error.errno == errno.ENOSPC
+    assert runner.stopped
+    assert len(runner.unwritten) == 1
+    assert stats.completed == 0
+    assert started <= 4  # no request started after the failure
+    assert runner.retry_unwritten() == 1  # still full: kept, not dropped
+
+
+def test_a_torn_write_is_cut_back_to_the_last_whole_line(tmp_path: Path) -> None:
+    """A file size limit (``RLIMIT_FSIZE``, in a child process) makes the kernel write part
+    of a line, then fail with EFBIG: the part is cut off, the file ends on a whole line."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "out.jsonl"
+    script = f"""
+import resource
+from pathlib import Path
+from llmx._batch import ResultWriter
+resource.setrlimit(resource.RLIMIT_FSIZE, (300, 300))
+w = ResultWriter(Path({str(path)!r}))
+w.write({{"id": "a", "custom_id": "a", "response": None, "error": {{"type": "x"}}}})
+try:
+    w.write({{"id": "b", "custom_id": "b", "response": None, "error": {{"type": "x" * 400}}}})
+except OSError as err:
+    print(err.errno)
+w.close()
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "27"  # EFBIG
+    assert [r["id"] for r in records(path)] == ["a"]
+    assert path.read_bytes().endswith(b"\n")

@@ -634,3 +634,99 @@ def test_only_the_config_namespace_is_read_from_the_environment(env: dict[str, s
                     break
                 assert part in node
                 node = node[part]
+
+
+# -- files that cannot be read or parsed (issue 14, defect 10) --------------------------------
+
+UNREADABLE_FILES: dict[str, tuple[bytes, tuple[str, ...]]] = {
+    "latin1": (
+        b'# caf\xe9 au lait\ndefault_model = "main/x"\n',
+        ("is not UTF-8", "byte 0xe9 at line 1, column 6"),
+    ),
+    "latin1-value": (
+        b'[providers.main]\ntype = "openai"\nbase_url = "http://h\xe9/v1"\n',
+        ("is not UTF-8", "line 3, column 21"),
+    ),
+    "deep-arrays": (b"a = " + b"[" * 5000 + b"]" * 5000 + b"\n", ("64 levels", "line 1, column")),
+    "deep-inline-tables": (
+        b"a = " + b"{x=" * 5000 + b"1" + b"}" * 5000 + b"\n",
+        ("64 levels", "line 1, column"),
+    ),
+    "deep-dotted-keys": (
+        b"[plugins.settings." + b".".join([b"b"] * 5000) + b"]\n",
+        ("64 levels", "@ $.plugins.settings.b.b."),
+    ),
+    "deep-dotted-key-value": (
+        b"a." + b".".join([b"b"] * 5000) + b" = 1\n",
+        ("64 levels", "@ $.a.b"),
+    ),
+    "invalid-toml": (b"[providers.main]\ntype = = 1\n", ("not valid TOML", "line 2, column 8")),
+    "nul-bytes": (b"\0" * 64, ("not valid TOML", "line 1, column 1")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(UNREADABLE_FILES))
+def test_a_file_that_cannot_be_parsed_is_a_config_error_naming_file_and_position(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    content, fragments = UNREADABLE_FILES[name]
+    path = tmp_path / "llmx.toml"
+    path.write_bytes(content)
+    with pytest.raises(llmx.ConfigError) as info:
+        llmx.load_config(path, environ={})
+    assert str(path) in str(info.value)
+    for fragment in fragments:
+        assert fragment in str(info.value)
+    # Found rather than named: the same error.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(llmx.ConfigError) as found:
+        llmx.load_config(None, environ={})
+    assert str(found.value) == str(info.value).replace(str(path), str(path.resolve()))
+
+
+def test_a_directory_or_an_endless_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(llmx.ConfigError, match="is a directory"):
+        llmx.load_config(tmp_path, environ={})
+    with pytest.raises(llmx.ConfigError, match="larger than 10 MB"):
+        llmx.load_config("/dev/zero", environ={})
+
+
+def test_a_deep_mapping_or_variable_is_a_config_error() -> None:
+    deep: dict[str, Any] = {}
+    node = deep
+    for _ in range(5000):
+        node["b"] = {}
+        node = node["b"]
+    with pytest.raises(llmx.ConfigError, match="the config mapping nests"):
+        llmx.load_config({"plugins": {"settings": deep}}, environ={})
+    value = "[" * 5000 + "]" * 5000
+    # Too deep for the TOML parser: read as text, as any value that is not TOML is.
+    assert env_overrides({"LLMX_PLUGINS__X": value}) == {"plugins": {"x": value}}
+    value = "[" * 100 + "]" * 100
+    with pytest.raises(llmx.ConfigError, match="LLMX_\\* environment variables nest"):
+        llmx.load_config({}, environ={"LLMX_PLUGINS__SETTINGS__X__Y": value})
+
+
+TOML_PIECES = st.sampled_from(
+    [b"[", b"]", b"{", b"}", b"=", b"a", b".", b'"', b"'", b"#", b"\n", b" ", b"1", b",", b"\xe9"]
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(
+        st.binary(max_size=200),
+        st.lists(TOML_PIECES, max_size=300).map(b"".join),
+        st.integers(60, 3000).map(lambda n: b"a = " + b"[" * n + b"]" * n),
+    )
+)
+def test_any_bytes_as_a_config_file_load_or_raise_config_error(content: bytes) -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as directory:
+        path = Path(directory) / "llmx.toml"
+        path.write_bytes(content)
+        try:
+            llmx.load_config(path, environ={})
+        except llmx.ConfigError as err:
+            assert str(path) in str(err)  # noqa: PT017 - loading may also succeed

@@ -20,6 +20,31 @@ result, again atomically (a temporary file, fsync, rename).
 Every request goes through :meth:`Client.complete`, so routing, fallback, retries,
 caching and rate limits apply as configured; ``concurrency`` bounds the requests in
 flight.
+
+Bad input loses nothing:
+
+* **Text that is not valid Unicode** (a lone surrogate such as ``"\\ud83d"``, half an
+  emoji, in an answer, an error message or an id) is written as JSON's ``\\ud83d``
+  escape: that line is written with ``ensure_ascii`` (every other line keeps its UTF-8
+  text), and reads back as the same string. The paid answer is in the file; a re-run
+  does not ask again. The same rule holds wherever llmx writes JSON (``--json``);
+  where it prints text for people (``llmx chat``), such a character is shown as
+  U+FFFD with one warning on standard error.
+* **A malformed input line** (wrong JSON, a wrong type anywhere) is skipped with its
+  line number and the reason, and the other lines run; ``strict`` refuses the file,
+  naming every bad line.
+* **The results file must be a regular file** (or not exist yet): it is the journal a
+  re-run resumes from, locked, and rewritten in place. A pipe, ``/dev/stdout``,
+  ``/dev/full`` or any other special file is refused before anything runs.
+* **A write that fails** (a full disk, a file size limit, an I/O error) stops the
+  batch: no new request starts, those in flight are cancelled, a half-written line is
+  cut off, the answer whose write failed is written again once (space may have come
+  back), and one error line says how many results are in the file and how many
+  requests run again when the same command is re-run; the exit status is
+  :data:`EXIT_WRITE_FAILED` (74). Nothing that was written is lost and no id is
+  written twice.
+* **Standard error closed by its reader** (``2>&1 | head``) drops the messages; the
+  batch goes on, its output is the results file.
 """
 
 from __future__ import annotations
@@ -120,7 +145,11 @@ class BatchInput:
 
 
 class _LineError(ValueError):
-    pass
+    """What is wrong with one input line (the line is skipped)."""
+
+
+class _UnexpectedLineError(_LineError):
+    """A line no specific check caught (a test finding one means a check is missing)."""
 
 
 def read_input(path: str | os.PathLike[str]) -> BatchInput:
@@ -157,18 +186,32 @@ def read_input(path: str | os.PathLike[str]) -> BatchInput:
 
 
 def parse_line(raw: bytes | str, number: int = 0) -> BatchItem:
-    """One input line as a :class:`BatchItem` (raises ``ValueError`` saying what is wrong)."""
+    """One input line as a :class:`BatchItem` (raises ``ValueError`` saying what is wrong).
+
+    Every way a line can be wrong is a ``ValueError``: the checks below name the field;
+    anything they missed (a type no check expected) is still reported as this line's
+    problem, never raised as something else that would stop the whole batch.
+    """
     try:
         data = json.loads(raw)
+    except RecursionError:
+        msg = "not JSON this program can read (nested too deeply)"
+        raise _LineError(msg) from None
     except ValueError as err:
         msg = f"not JSON ({err})"
         raise _LineError(msg) from None
     if not isinstance(data, dict):
         msg = f"expected a JSON object, got {type(data).__name__}"
         raise _LineError(msg)
-    if "custom_id" in data or "body" in data:
-        return _parse_openai_line(data, number)
-    return _parse_plain_line(data, number)
+    try:
+        if "custom_id" in data or "body" in data:
+            return _parse_openai_line(data, number)
+        return _parse_plain_line(data, number)
+    except _LineError:
+        raise
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, RecursionError) as err:
+        msg = f"a field has a value of the wrong type or shape ({type(err).__name__}: {err})"
+        raise _UnexpectedLineError(msg) from None
 
 
 def _item_id(value: Any, key: str) -> str:
@@ -302,6 +345,9 @@ def _message(m: Any, index: int) -> Message:
         msg = f"{where} must be an object"
         raise _LineError(msg)
     role = m.get("role")
+    if not isinstance(role, str):
+        msg = f"{where}.role must be a string (system, developer, user, assistant or tool); got {role!r}"
+        raise _LineError(msg)
     if role == "developer":
         role = "system"
     if role not in _ROLES:
@@ -311,20 +357,32 @@ def _message(m: Any, index: int) -> Message:
     if role == "tool":
         call_id = m.get("tool_call_id")
         if not isinstance(call_id, str):
-            msg = f"{where}: a tool message needs 'tool_call_id'"
+            msg = f"{where}: a tool message needs 'tool_call_id' (a string)"
+            raise _LineError(msg)
+        name = m.get("name")
+        if name is not None and not isinstance(name, str):
+            msg = f"{where}.name must be a string, got {type(name).__name__}"
             raise _LineError(msg)
         text = "".join(p.text for p in parts if isinstance(p, Text))
-        return Message("tool", (ToolResult(call_id, text, name=m.get("name")),))
-    for call in m.get("tool_calls") or ():
+        return Message("tool", (ToolResult(call_id, text, name=name),))
+    calls = m.get("tool_calls")
+    if calls is not None and not isinstance(calls, list):
+        msg = f"{where}.tool_calls must be a list, got {type(calls).__name__}"
+        raise _LineError(msg)
+    for i, call in enumerate(calls or ()):
         fn = call.get("function") if isinstance(call, dict) else None
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
-            msg = f"{where}.tool_calls: each call needs function.name"
+            msg = f"{where}.tool_calls[{i}] needs function.name (a string)"
             raise _LineError(msg)
         arguments = fn.get("arguments") or "{}"
         if not isinstance(arguments, str):
             arguments = json.dumps(arguments)
-        parts.append(ToolCall(str(call.get("id") or ""), fn["name"], arguments))
-    return Message(role, parts)
+        call_id = call.get("id")
+        if call_id is not None and not isinstance(call_id, (str, int)):
+            msg = f"{where}.tool_calls[{i}].id must be a string, got {type(call_id).__name__}"
+            raise _LineError(msg)
+        parts.append(ToolCall(str(call_id or ""), fn["name"], arguments))
+    return Message(role, parts)  # type: ignore[arg-type]  # one of _ROLES, checked above
 
 
 def _content(value: Any, where: str) -> Iterator[Part]:
@@ -347,6 +405,9 @@ def _content(value: Any, where: str) -> Iterator[Part]:
                 msg = f"{where}: an image_url part needs a url"
                 raise _LineError(msg)
             detail = image.get("detail") if isinstance(image, dict) else None
+            if detail is not None and not isinstance(detail, str):
+                msg = f"{where}: image_url.detail must be a string (low, high or auto)"
+                raise _LineError(msg)
             yield Image(url=url, detail=detail)
         else:
             msg = f"{where}: unsupported content part {kind!r} (text and image_url are)"
@@ -362,6 +423,16 @@ def _tools(value: Any) -> tuple[Tool, ...]:
         fn = t.get("function") if isinstance(t, dict) else None
         if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
             msg = "each tool needs {'type': 'function', 'function': {'name': ...}}"
+            raise _LineError(msg)
+        where = f"tool {fn['name']!r}"
+        if not isinstance(fn.get("description") or "", str):
+            msg = f"{where}: 'description' must be a string"
+            raise _LineError(msg)
+        if not isinstance(fn.get("parameters") or {}, dict):
+            msg = f"{where}: 'parameters' must be a JSON Schema object"
+            raise _LineError(msg)
+        if fn.get("strict") is not None and not isinstance(fn["strict"], bool):
+            msg = f"{where}: 'strict' must be true or false"
             raise _LineError(msg)
         tools.append(
             Tool(
@@ -393,7 +464,12 @@ def _openai_format(value: Any) -> ResponseFormat:
         return ResponseFormat("json")
     if kind == "json_schema":
         spec = value.get("json_schema")
-        if isinstance(spec, dict) and isinstance(spec.get("schema"), dict):
+        if (
+            isinstance(spec, dict)
+            and isinstance(spec.get("schema"), dict)
+            and isinstance(spec.get("name", ""), (str, type(None)))
+            and isinstance(spec.get("strict", True), bool)
+        ):
             return ResponseFormat(
                 "json_schema", spec["schema"], spec.get("name"), bool(spec.get("strict", True))
             )
@@ -603,12 +679,20 @@ class ResultWriter:
         self.written = 0
 
     def write(self, record: Mapping[str, Any]) -> None:
-        """Append one record as a JSON line."""
-        data = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        """Append one record as a JSON line. Raises ``OSError`` if the write fails, after
+        cutting off what part of the line was written (so the file ends on a whole line)."""
+        data = encode_record(record)
         view = memoryview(data)
-        while view:
-            n = os.write(self._fd, view)
-            view = view[n:]
+        start = os.lseek(self._fd, 0, os.SEEK_END)
+        try:
+            while view:
+                n = os.write(self._fd, view)
+                view = view[n:]
+        except OSError:
+            if len(view) != len(data):
+                with contextlib.suppress(OSError):  # else the resume drops the torn line
+                    os.ftruncate(self._fd, start)
+            raise
         self.written += 1
         self._dirty = True
         now = time.monotonic()
@@ -623,7 +707,7 @@ class ResultWriter:
         self._last_sync = time.monotonic() if now is None else now
 
     def close(self) -> None:
-        """fsync and close (idempotent)."""
+        """fsync and close (idempotent); raises ``OSError`` if the fsync fails."""
         if self._fd < 0:
             return
         try:
@@ -631,6 +715,17 @@ class ResultWriter:
         finally:
             os.close(self._fd)
             self._fd = -1
+
+
+def encode_record(record: Mapping[str, Any]) -> bytes:
+    """One result line as UTF-8 bytes. Text that cannot be UTF-8 (a lone surrogate, half
+    an emoji) makes that line ASCII with JSON escapes (``\\ud83d``), which read back as the
+    same string; every other line keeps its text as is."""
+    text = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return (json.dumps(record, separators=(",", ":")) + "\n").encode()
 
 
 def _lock(fd: int, path: Path) -> None:
@@ -787,6 +882,10 @@ class BatchRunner:
         self._tasks: list[asyncio.Task[None]] = []
         self.stopped_by: int | None = None
         """The signal number that stopped the run, if one did."""
+        self.write_error: OSError | None = None
+        """The failed write of the results file that stopped the run, if one did."""
+        self.unwritten: list[Mapping[str, Any]] = []
+        """Records whose answer arrived but whose write failed (see :meth:`retry_unwritten`)."""
 
     async def run(self) -> BatchStats:
         """Run every item (or until :meth:`stop`); returns the stats."""
@@ -802,9 +901,14 @@ class BatchRunner:
                 raise task.exception()  # type: ignore[misc]
         return self.stats
 
+    @property
+    def stopped(self) -> bool:
+        """Whether a signal or a failed write stopped the run before its end."""
+        return self.stopped_by is not None or self.write_error is not None
+
     async def _worker(self, queue: Iterator[BatchItem]) -> None:
         for item in queue:
-            if self.stopped_by is not None:
+            if self.stopped:
                 return
             try:
                 response = await self._complete(item.request)
@@ -814,10 +918,38 @@ class BatchRunner:
                 record = error_record(item, err)
             else:
                 record = success_record(item, response)
-            self._writer.write(record)
+            try:
+                self._writer.write(record)
+            except OSError as err:
+                self._write_failed(record, err)
+                return
             self.stats.add(record)
             if self._on_result is not None:
                 self._on_result(record)
+
+    def _write_failed(self, record: Mapping[str, Any], err: OSError) -> None:
+        """Stop as :meth:`stop` does: the file cannot take more results."""
+        self.unwritten.append(record)
+        if self.write_error is None:
+            self.write_error = err
+        current = asyncio.current_task()
+        for task in self._tasks:
+            if task is not current:
+                task.cancel()
+
+    def retry_unwritten(self) -> int:
+        """Write the records whose write failed once more (space may have come back);
+        returns how many are still not written."""
+        while self.unwritten:
+            try:
+                self._writer.write(self.unwritten[0])
+            except OSError:
+                break
+            record = self.unwritten.pop(0)
+            self.stats.add(record)
+            if self._on_result is not None:
+                self._on_result(record)
+        return len(self.unwritten)
 
     def stop(self, signum: int) -> None:
         """Stop: start no new request and cancel those in flight (they run again on resume)."""
@@ -858,11 +990,76 @@ def _problem_lines(problems: Sequence[InputProblem], limit: int = 10) -> list[st
     return lines
 
 
+EXIT_WRITE_FAILED = 74
+"""Exit status when the results file could not be written (``EX_IOERR`` of sysexits.h)."""
+
+
 def run_command(options: BatchOptions, echo: Callable[[str], None]) -> int:
     """Run ``llmx batch`` and return its exit status: 0 when every request has an answer,
     1 when some failed or input lines were skipped, 128 + the signal number when stopped
-    by SIGINT (130) or SIGTERM (143). ``echo`` prints a line to standard error."""
-    return asyncio.run(_run_command(options, echo))
+    by SIGINT (130) or SIGTERM (143), :data:`EXIT_WRITE_FAILED` (74) when writing the
+    results file failed. ``echo`` prints a line to standard error; if standard error
+    is closed (its reader went away), the lines are dropped and the batch goes on: its
+    output is the results file."""
+    return asyncio.run(_run_command(options, _tolerant(echo)))
+
+
+def _tolerant(echo: Callable[[str], None]) -> Callable[[str], None]:
+    gone = False
+
+    def safe(line: str) -> None:
+        nonlocal gone
+        if gone:
+            return
+        try:
+            echo(line)
+        except OSError:  # EPIPE, EIO: nobody reads standard error any more
+            gone = True
+            _silence_stderr()
+
+    return safe
+
+
+def _silence_stderr() -> None:
+    """Point file descriptor 2 at /dev/null, so later writes (rich's summary, logging,
+    Python's exit-time flush) neither fail nor change the exit status."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+
+
+def check_output_path(output: Path) -> None:
+    """Refuse a results file that is not a regular file (or a path that does not exist
+    yet): a pipe or device cannot be resumed from, locked or rewritten in input order,
+    and reading ``/dev/full`` or ``/dev/zero`` back never ends."""
+    import stat
+
+    try:
+        mode = output.stat().st_mode
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        msg = f"cannot use the results file {str(output)!r}: {err.strerror}"
+        raise BatchError(msg) from err
+    if stat.S_ISREG(mode):
+        return
+    kind = (
+        "a directory"
+        if stat.S_ISDIR(mode)
+        else "a pipe"
+        if stat.S_ISFIFO(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "a device"
+    )
+    msg = (
+        f"the results file {str(output)!r} is {kind}, not a regular file: llmx batch "
+        "appends each result to a file that a re-run resumes from and that is rewritten "
+        "in input order at the end. Pass -o FILE and read the results from there "
+        "(e.g. -o results.jsonl, then cat results.jsonl)"
+    )
+    raise BatchError(msg)
 
 
 async def _run_command(options: BatchOptions, echo: Callable[[str], None]) -> int:
@@ -871,6 +1068,7 @@ async def _run_command(options: BatchOptions, echo: Callable[[str], None]) -> in
     from llmx._client import Client
 
     output = options.output or default_output(options.input)
+    check_output_path(output)
     if output.resolve() == options.input.resolve():
         msg = "the results file (-o) must not be the input file"
         raise BatchError(msg)
@@ -896,9 +1094,13 @@ async def _run_command(options: BatchOptions, echo: Callable[[str], None]) -> in
 
     writer = ResultWriter(output)
     try:
-        for stale in output.parent.glob(f".{output.name}.*.tmp"):  # a rewrite cut short
-            stale.unlink(missing_ok=True)
-        state = load_results(output)
+        try:
+            for stale in output.parent.glob(f".{output.name}.*.tmp"):  # a rewrite cut short
+                stale.unlink(missing_ok=True)
+            state = load_results(output)
+        except OSError as err:
+            msg = f"cannot prepare the results file {str(output)!r}: {err.strerror or err}"
+            raise BatchError(msg) from err
         if state.repaired_bytes:
             echo(
                 f"llmx: {output}: dropped a torn last line ({state.repaired_bytes} bytes) left "
@@ -909,7 +1111,14 @@ async def _run_command(options: BatchOptions, echo: Callable[[str], None]) -> in
         if options.retry_failed:
             retry = state.failed & input_ids
             if retry:
-                rewrite_results(output, lambda rec: _record_id(rec) not in retry)
+                try:
+                    rewrite_results(output, lambda rec: _record_id(rec) not in retry)
+                except OSError as err:
+                    msg = (
+                        f"cannot rewrite the results file {str(output)!r} without its failed "
+                        f"results: {err.strerror or err}; nothing was run"
+                    )
+                    raise BatchError(msg) from err
                 writer.close()
                 writer = ResultWriter(output)
                 done -= retry
@@ -938,7 +1147,8 @@ async def _run_command(options: BatchOptions, echo: Callable[[str], None]) -> in
             if runner.stopped_by is not None:  # a second signal: stop now
                 if progress is not None:
                     progress.stop()
-                writer.close()
+                with contextlib.suppress(OSError):
+                    writer.close()
                 os._exit(128 + signum)
             runner.stop(signum)
 
@@ -957,19 +1167,54 @@ async def _run_command(options: BatchOptions, echo: Callable[[str], None]) -> in
                 loop.remove_signal_handler(sig)
             if progress is not None:
                 progress.stop()
-            writer.close()
+            if runner.write_error is not None:
+                runner.retry_unwritten()
+            try:
+                writer.close()
+            except OSError as err:  # the last fsync: what is not on disk may be lost
+                if runner.write_error is None:
+                    runner.write_error = err
     finally:
-        writer.close()
+        with contextlib.suppress(OSError):
+            writer.close()
 
-    complete = runner.stopped_by is None
-    if complete and options.order == "input":
-        rewrite_results(output, lambda rec: True, [item.id for item in items])
+    write_error = runner.write_error
+    if write_error is None and not runner.stopped and options.order == "input":
+        try:
+            rewrite_results(output, lambda rec: True, [item.id for item in items])
+        except OSError as err:
+            write_error = err
+            echo(
+                f"llmx: error: every result is in {output}, but putting them in input order "
+                f"failed: {err.strerror or err}; they stay in completion order. Run the same "
+                "command again to order them (nothing runs again)"
+            )
+            return EXIT_WRITE_FAILED
     failed_total = still_failed + stats.failed
     not_run = len(pending) - stats.completed
-    _summary(options, output, stats, parsed, failed_total, not_run, runner.stopped_by, echo)
+    try:
+        _summary(options, output, stats, parsed, failed_total, not_run, runner.stopped_by, echo)
+    except OSError:
+        _silence_stderr()
+    if write_error is not None:
+        echo(_write_failure_message(output, write_error, stats, runner, not_run))
+        return EXIT_WRITE_FAILED
     if runner.stopped_by is not None:
         return 128 + runner.stopped_by
     return 1 if failed_total or problems else 0
+
+
+def _write_failure_message(
+    output: Path, err: OSError, stats: BatchStats, runner: BatchRunner, not_run: int
+) -> str:
+    lost = len(runner.unwritten)
+    answered = f"; {lost} answer(s) arrived but could not be written" if lost else ""
+    return (
+        f"llmx: error: cannot write the results file {output}: {err.strerror or err} "
+        f"(errno {err.errno}). The batch stopped: {stats.completed} result(s) written in "
+        f"this run{answered}; {not_run} request(s) have no result and run when you run "
+        "the same command again (after freeing space); ids already written are not asked again"
+    )
 
 
 class _Progress:
@@ -1076,7 +1321,7 @@ def _summary(
     for kind, count in stats.errors.most_common():
         table.add_row(f"  {kind}", str(count))
     if not_run:
-        table.add_row("not run (interrupted)", str(not_run))
+        table.add_row("not run (stopped; run again to resume)", str(not_run))
     if parsed.malformed:
         table.add_row("malformed lines (skipped)", str(len(parsed.malformed)))
     if parsed.duplicates:

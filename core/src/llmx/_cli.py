@@ -11,6 +11,7 @@ stays fast however many plugins are installed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -26,6 +27,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_ERROR = 1
 EXIT_INTERNAL = 2
+EXIT_WRITE_FAILED = 74
+"""The output could not be written (a full disk...): ``EX_IOERR`` of sysexits.h."""
+EXIT_BROKEN_PIPE = 141
+"""Standard output was closed by its reader (``| head``): 128 + SIGPIPE, as a shell shows."""
 EXIT_INTERRUPTED = 130
 
 
@@ -49,7 +54,61 @@ def _load_config(state: _State) -> Any:
 
 
 def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    """Print ``data`` as JSON; text that is not valid Unicode (a lone surrogate) is
+    written with JSON escapes (``\\ud83d``), which read back as the same string."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(data, indent=2, default=str)
+    click.echo(text)
+
+
+class _TerminalText:
+    """Text for a terminal or a pipe: characters standard output cannot encode (a lone
+    surrogate, half an emoji, is one in any encoding) become U+FFFD (or ``?``), with one
+    warning on standard error per run. A high surrogate at the end of a chunk waits for
+    the next chunk, so a pair split across stream chunks prints as the one character."""
+
+    def __init__(self, stream: Any) -> None:
+        self._encoding = getattr(stream, "encoding", None) or "utf-8"
+        self._held = ""
+        self.warned = False
+
+    def __call__(self, text: str, *, final: bool = False) -> str:
+        text = self._held + text
+        self._held = ""
+        if not final and text and "\ud800" <= text[-1] <= "\udbff":
+            text, self._held = text[:-1], text[-1]
+        try:
+            text.encode(self._encoding)
+        except UnicodeEncodeError:
+            return self._repair(text)
+        return text
+
+    def _repair(self, text: str) -> str:
+        # utf-16 round trip: joins surrogate pairs, turns each lone one into U+FFFD
+        fixed = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        fixed = fixed.encode(self._encoding, "replace").decode(self._encoding)
+        if not self.warned:
+            self.warned = True
+            click.echo(
+                "llmx: warning: the answer holds characters that cannot be printed (a lone "
+                "surrogate is half an emoji); shown as \ufffd. --json keeps them, escaped",
+                err=True,
+            )
+        return fixed
+
+
+def _stdout_gone() -> None:
+    """Standard output's reader went away: point fd 1 at /dev/null so Python's exit-time
+    flush does not fail again (and turn the exit status into 120)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 class _Group(click.Group):
@@ -77,8 +136,10 @@ class _Group(click.Group):
                 for reg in registry.registrations("command"):
                     if isinstance(reg.factory, click.Command) and reg.name not in self.commands:
                         commands[reg.name] = reg.factory
-        except LlmxError:
-            pass  # the failing command reports config problems itself
+        except LlmxError as err:
+            # Help still prints; the command that needs the config reports it in full.
+            first = str(err).splitlines()[0] if str(err) else type(err).__name__
+            click.echo(f"llmx: warning: plugin commands not loaded: {first}", err=True)
         ctx.meta["llmx.plugin_commands"] = commands
         return commands
 
@@ -103,6 +164,9 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("llmx: interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
+        except BrokenPipeError:  # `llmx ... | head`: the reader has what it wanted
+            _stdout_gone()
+            sys.exit(EXIT_BROKEN_PIPE)
         except Exception as err:
             if ctx.obj is not None and ctx.obj.debug:
                 raise
@@ -118,8 +182,9 @@ class _Group(click.Group):
 @click.option(
     "--config",
     "config_path",
-    type=click.Path(dir_okay=False),
+    type=click.Path(readable=False),  # load_config's ConfigError says what is wrong with it
     envvar="LLMX_CONFIG",
+    is_eager=True,  # read before --help, so the plugin commands it lists come from this file
     help="Config file (default: ./llmx.toml, [tool.llmx] in pyproject.toml, ~/.config/llmx/llmx.toml).",
 )
 @click.option("--debug", is_flag=True, envvar="LLMX_DEBUG", help="Show tracebacks and debug logs.")
@@ -415,17 +480,33 @@ def chat_cmd(
         params["temperature"] = temperature
     import asyncio
 
-    asyncio.run(
-        _chat(
-            client,
-            chosen,
-            prompt,
-            system,
-            params,
-            stream=not (no_stream or as_json),
-            as_json=as_json,
+    try:
+        asyncio.run(
+            _chat(
+                client,
+                chosen,
+                prompt,
+                system,
+                params,
+                stream=not (no_stream or as_json),
+                as_json=as_json,
+            )
         )
-    )
+    except BrokenPipeError:
+        _stdout_gone()
+        sys.exit(EXIT_BROKEN_PIPE)
+    except OSError as err:  # ENOSPC, EIO... writing standard output
+        _fail_write(err)
+
+
+def _fail_write(err: OSError) -> NoReturn:
+    with contextlib.suppress(OSError):
+        click.echo(
+            f"llmx: error: cannot write standard output: {err.strerror or err} (errno {err.errno})",
+            err=True,
+        )
+    _stdout_gone()
+    sys.exit(EXIT_WRITE_FAILED)
 
 
 def _local_fallback(client: Any) -> tuple[str, int | None]:
@@ -474,6 +555,8 @@ async def _chat(
 ) -> None:
     from llmx._types import TextDelta
 
+    out = sys.stdout
+    printable = _TerminalText(out)
     async with client:
         if not stream:
             response = await client.complete(model=model, prompt=prompt, system=system, **params)
@@ -482,15 +565,14 @@ async def _chat(
 
                 _echo_json(to_json(response))
             else:
-                click.echo(response.text)
+                click.echo(printable(response.text, final=True))
             return
-        out = sys.stdout
         async with client.stream(model=model, prompt=prompt, system=system, **params) as s:
             async for chunk in s:
                 if type(chunk) is TextDelta:
-                    out.write(chunk.text)
+                    out.write(printable(chunk.text))
                     out.flush()
-        out.write("\n")
+        out.write(printable("", final=True) + "\n")
         out.flush()
 
 
@@ -545,8 +627,11 @@ def batch_cmd(
     Lines are OpenAI Batch API requests ({"custom_id", "method", "url", "body"}) or
     {"id", "prompt" or "messages", "model"?, ...}. Results are appended as they
     complete, so an interrupted run (Ctrl-C, SIGTERM, even SIGKILL) resumes where it
-    stopped when run again: finished ids are skipped, none is written twice. Exit
-    status: 0 all answered, 1 some failed or lines were skipped, 130/143 interrupted.
+    stopped when run again: finished ids are skipped, none is written twice. A
+    malformed line is skipped with its number and reason (--strict refuses the file).
+    The results file must be a regular file, not a pipe or a device. Exit status: 0 all
+    answered, 1 some failed or lines were skipped, 74 writing the results file failed
+    (the run stopped; run it again to resume), 130/143 interrupted.
     """
     from llmx._batch import BatchOptions, run_command
 

@@ -826,23 +826,149 @@ def _redact(options: Mapping[str, Any]) -> dict[str, Any]:
 # -- loading ---------------------------------------------------------------------------------
 
 
+MAX_CONFIG_BYTES = 10 * 1024 * 1024
+"""The largest config file llmx reads (a real one is a few kilobytes; this bounds what
+``--config /dev/zero`` or a runaway generated file costs)."""
+
+MAX_CONFIG_DEPTH = 64
+"""How deeply tables and arrays may nest in a config (a real one nests four or five
+levels; Python's parser and the checks that walk the config recurse per level)."""
+
+
+def _position(data: bytes, offset: int) -> str:
+    """``line L, column C`` of byte ``offset`` in ``data`` (both counted from 1)."""
+    line = data.count(b"\n", 0, offset) + 1
+    column = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
+    return f"line {line}, column {column}"
+
+
+_TOML_SPECIAL = re.compile(r"[\n#\"'\[\]{}]")
+
+
+def _nesting_too_deep(text: str) -> str | None:
+    """The position where ``[``/``{`` nesting of a TOML value first exceeds
+    :data:`MAX_CONFIG_DEPTH` (None: it never does). Strings and comments are skipped,
+    so this is linear and never recurses; it runs before the parser, which would."""
+    if text.count("[") + text.count("{") <= MAX_CONFIG_DEPTH:
+        return None  # too few brackets to nest that deep: the usual config costs ~1 us
+    depth = 0
+    n = len(text)
+    line, line_start = 1, 0
+    found = _TOML_SPECIAL.search(text)
+    while found is not None:
+        i = found.start()
+        c = text[i]
+        nxt = i + 1
+        if c == "\n":
+            line, line_start = line + 1, i + 1
+        elif c == "#":
+            end = text.find("\n", i)
+            nxt = n if end < 0 else end
+        elif c in "\"'":
+            quote = text[i : i + 3] if text.startswith(c * 3, i) else c
+            j = i + len(quote)
+            while j < n and not text.startswith(quote, j):
+                if text[j] == "\\" and c == '"':
+                    j += 1
+                elif text[j] == "\n":
+                    if len(quote) == 1:
+                        break  # an unterminated string: the parser reports it
+                    line, line_start = line + 1, j + 1
+                j += 1
+            nxt = j + len(quote) if j < n and text.startswith(quote, j) else j
+        elif c in "[{":
+            depth += 1
+            if depth > MAX_CONFIG_DEPTH:
+                return f"line {line}, column {i - line_start + 1}"
+        else:
+            depth = max(depth - 1, 0)
+        found = _TOML_SPECIAL.search(text, nxt)
+    return None
+
+
+def _too_deep(data: Any, limit: int = MAX_CONFIG_DEPTH) -> str | None:
+    """The key path of the first value nested deeper than ``limit`` tables or arrays
+    (None: none is), found without recursion."""
+    stack: list[tuple[Any, str, int]] = [(data, "$", 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if depth > limit:
+            return path if len(path) <= 120 else path[:117] + "..."
+        if isinstance(value, Mapping):
+            stack.extend((v, _key_path(path, k), depth + 1) for k, v in value.items())
+        elif isinstance(value, (list, tuple)):
+            stack.extend((v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value))
+    return None
+
+
+def check_depth(data: Any, where: str) -> None:
+    """Raise :class:`ConfigError` if ``data`` nests deeper than :data:`MAX_CONFIG_DEPTH`
+    (``where`` names the file or variables it came from)."""
+    path = _too_deep(data)
+    if path is not None:
+        msg = (
+            f"{where} nests tables or arrays more than {MAX_CONFIG_DEPTH} levels deep "
+            f"@ {path}; a config never needs that many: flatten it"
+        )
+        raise ConfigError(msg)
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
+    """Read and parse the config file ``path``; every way that fails is a
+    :class:`ConfigError` naming the file (and the line and column where it is known)."""
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - exercised on 3.10 only
         import tomli as tomllib
     try:
         with path.open("rb") as f:
-            return tomllib.load(f)
+            raw = f.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         msg = f"config file {str(path)!r} does not exist; create it or pass another path"
         raise ConfigError(msg) from None
+    except IsADirectoryError:
+        msg = f"config file {str(path)!r} is a directory; pass the path of a TOML file"
+        raise ConfigError(msg) from None
+    except PermissionError:
+        msg = (
+            f"cannot read config file {str(path)!r}: permission denied; make it readable "
+            "by this user (chmod u+r) or pass another path"
+        )
+        raise ConfigError(msg) from None
+    except OSError as err:
+        msg = f"cannot read config file {str(path)!r}: {err.strerror or err}"
+        raise ConfigError(msg) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        msg = (
+            f"config file {str(path)!r} is larger than {MAX_CONFIG_BYTES // (1024 * 1024)} MB; "
+            "is it the right file?"
+        )
+        raise ConfigError(msg)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        msg = (
+            f"config file {str(path)!r} is not UTF-8 (byte 0x{raw[err.start]:02x} at "
+            f"{_position(raw, err.start)}); TOML files are UTF-8: save it as UTF-8"
+        )
+        raise ConfigError(msg) from None
+    deep = _nesting_too_deep(text)
+    if deep is not None:
+        msg = (
+            f"config file {str(path)!r} nests arrays or inline tables more than "
+            f"{MAX_CONFIG_DEPTH} levels deep (at {deep}); a config never needs that many"
+        )
+        raise ConfigError(msg)
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         msg = f"{path} is not valid TOML: {err}"
         raise ConfigError(msg) from None
-    except OSError as err:
-        msg = f"cannot read config file {str(path)!r}: {err.strerror}"
+    except RecursionError:  # pragma: no cover - _nesting_too_deep stops it first
+        msg = f"config file {str(path)!r} nests too deeply for the TOML parser"
         raise ConfigError(msg) from None
+    check_depth(data, f"config file {str(path)!r}")
+    return data
 
 
 def _parse_env_value(raw: str) -> Any:
@@ -853,7 +979,7 @@ def _parse_env_value(raw: str) -> Any:
         import tomli as tomllib
     try:
         return tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         return raw
 
 
@@ -1034,6 +1160,7 @@ def load_config(
     origin: str | None = None
     if isinstance(source, Mapping):
         data: Mapping[str, Any] = source
+        check_depth(data, "the config mapping")
     else:
         path = Path(source) if source is not None else find_config_file()
         data = {}
@@ -1047,6 +1174,7 @@ def load_config(
             else:
                 data = raw
     overrides, origins, ignored = _read_env(env)
+    check_depth(overrides, "the LLMX_* environment variables")
     _warn_ignored(ignored, data)
     blame = {_created(data, path): name for path, name in origins.items()}
     if overrides:
