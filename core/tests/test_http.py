@@ -725,3 +725,12 @@ def test_in_band_error_types_default_to_the_common_names() -> None:
     ]:
         error = error_from_payload({"type": kind, "message": "x"}, provider="p", model=None)
         assert type(error) is cls, kind
+
+
+def test_dumps_sends_a_lone_surrogate_as_its_escape() -> None:
+    from llmx.http import dumps
+
+    assert dumps({"t": "é"}) == '{"t":"é"}'.encode()
+    body = dumps({"t": "half \ud83d emoji"})
+    assert body == b'{"t":"half \\ud83d emoji"}'
+    assert json.loads(body) == {"t": "half \ud83d emoji"}

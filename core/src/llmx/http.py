@@ -210,9 +210,16 @@ def api_key(ctx: ProviderContext, *, env: str | Sequence[str], required: bool = 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
+_dumps_ascii = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def dumps(body: Any) -> bytes:
-    """A request body as compact UTF-8 JSON bytes."""
-    return _dumps(body).encode()
+    """A request body as compact UTF-8 JSON bytes (a lone surrogate, half of an emoji,
+    is sent as its ``\\ud83d`` escape, which every JSON parser reads back)."""
+    try:
+        return _dumps(body).encode()
+    except UnicodeEncodeError:
+        return _dumps_ascii(body).encode()
 
 
 def json_object(data: bytes, *, provider: str, model: str | None) -> dict[str, Any]:
