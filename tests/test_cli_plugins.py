@@ -42,9 +42,10 @@ def llmx_cli(
     )
 
 
-def plugins_json(site: Path, cwd: Path, **kwargs: Any) -> dict[str, dict[str, Any]]:
-    """``llmx plugins --json``, checked for exit code 0 and no traceback, by plugin name."""
-    proc = llmx_cli("plugins", "--json", site=site, cwd=cwd, **kwargs)
+def plugins_json(site: Path, cwd: Path, *extra: str, **kwargs: Any) -> dict[str, dict[str, Any]]:
+    """``llmx plugins --json [EXTRA]``, checked for exit code 0 and no traceback, by
+    plugin name."""
+    proc = llmx_cli("plugins", "--json", *extra, site=site, cwd=cwd, **kwargs)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
     rows = json.loads(proc.stdout)
@@ -63,7 +64,7 @@ def cli_site(install_dists: InstallDists) -> Path:
 
 
 def test_plugins_json_reports_every_plugin_and_its_state(cli_site: Path, tmp_path: Path) -> None:
-    rows = plugins_json(cli_site, tmp_path)
+    rows = plugins_json(cli_site, tmp_path, "--load")
 
     echo = rows["echo"]
     assert (echo["distribution"], echo["version"], echo["status"]) == (
@@ -101,8 +102,8 @@ def test_plugins_json_reports_every_plugin_and_its_state(cli_site: Path, tmp_pat
 
 
 def test_plugins_table_has_one_row_per_plugin_with_errors(cli_site: Path, tmp_path: Path) -> None:
-    rows = plugins_json(cli_site, tmp_path)
-    proc = llmx_cli("plugins", site=cli_site, cwd=tmp_path)
+    rows = plugins_json(cli_site, tmp_path, "--load")
+    proc = llmx_cli("plugins", "--load", site=cli_site, cwd=tmp_path)
 
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
@@ -130,7 +131,7 @@ def test_plugins_reports_an_entry_point_name_conflict(fixture_site: Path, tmp_pa
 def test_plugins_honours_plugins_config(cli_site: Path, tmp_path: Path) -> None:
     (tmp_path / "llmx.toml").write_text('[plugins]\ndisable = ["broken"]\n', encoding="utf-8")
 
-    rows = plugins_json(cli_site, tmp_path)
+    rows = plugins_json(cli_site, tmp_path, "--load")
 
     assert rows["broken"]["status"] == "disabled"
     assert rows["echo"]["status"] == "loaded"
@@ -167,7 +168,7 @@ EVENT_HOOKS = ["llmx_attempt_end", "llmx_request_end", "llmx_request_error", "ll
 
 def test_plugins_lists_the_hooks_each_plugin_implements(cli_site: Path, tmp_path: Path) -> None:
     """The bug: a plugin with event hooks only (``events``) showed "-", as if it did nothing."""
-    rows = plugins_json(cli_site, tmp_path)
+    rows = plugins_json(cli_site, tmp_path, "--load")
 
     assert rows["events"]["hooks"] == EVENT_HOOKS
     assert rows["echo"]["hooks"] == [
@@ -176,7 +177,7 @@ def test_plugins_lists_the_hooks_each_plugin_implements(cli_site: Path, tmp_path
         "llmx_register_routing_strategies",
     ]
     assert rows["broken"]["hooks"] == []  # never loaded
-    proc = llmx_cli("plugins", site=cli_site, cwd=tmp_path)
+    proc = llmx_cli("plugins", "--load", site=cli_site, cwd=tmp_path)
     lines = proc.stdout.splitlines()
     assert "REGISTERS / HOOKS / ERROR" in lines[0]
     events_row = next(line for line in lines if line.startswith("events "))

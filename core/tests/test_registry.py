@@ -140,11 +140,15 @@ def test_component_conflict_names_both() -> None:
 
     reg = llmx.Registry(entry_points=[])
     reg.register(plugin("one"), name="one", distribution="dist-one")
-    reg.register(plugin("two"), name="two", distribution="dist-two")
+    with pytest.raises(llmx.PluginConflictError) as refused:
+        reg.register(plugin("two"), name="two", distribution="dist-two")
     with pytest.raises(llmx.PluginConflictError) as info:
         reg.get("provider", "same")
     assert "dist-one" in str(info.value)
     assert "dist-two" in str(info.value)
+    assert str(refused.value) == str(info.value)
+    statuses = {p.name: p.status for p in reg.plugins()}
+    assert statuses == {"one": "loaded", "two": "conflict"}  # never both loaded
 
 
 def test_misspelled_hook_is_caught() -> None:
