@@ -578,8 +578,12 @@ class Registry:
             held = self._components[reg.kind].get(reg.name)
             if held is not None and held.plugin == reg.plugin:
                 continue  # the same plugin registering a name twice: the first one stays
-            owner = None if info.name == BUILTINS else self._owner(reg.kind, reg.name)
-            mine = owner is None or owner.owns(info)
+            if info.name == BUILTINS:  # llmx's own names are the builtins'
+                owner: _Owner | None = _Owner(info.source, None, "a built-in name", builtin=True)
+                mine = True
+            else:
+                owner = self._owner(reg.kind, reg.name)
+                mine = owner is None or owner.owns(info)
             replacing = reg.name in self.replace
             if self._probe:  # what each plugin offers, whoever owns the name
                 plan.append((reg, held))
