@@ -334,8 +334,7 @@ class Registry:
         self._events: _EventHooks | None = None
         self._assembled = False
         self._probed: Registry | None = None
-        self._probe = False  # a scratch registry (offered()): every registration is kept
-        self._builtin_names: dict[tuple[str, str], Registration] = {}
+        self._claims = _Claims(self._discover, self.replace, self._components, self._conflicts)
 
     @classmethod
     def from_config(cls, config: Config, **kwargs: Any) -> Registry:
@@ -403,7 +402,7 @@ class Registry:
                 if name not in plugins:
                     if name == BUILTINS:
                         continue
-                    err = self._not_installed(name)
+                    err = _not_installed(name, self._discover())
                     if self.strict:
                         raise err
                     log.warning("%s", err)
@@ -447,23 +446,6 @@ class Registry:
                 raise
             log.warning("%s", err)
 
-    def _not_installed(self, name: str) -> PluginNotInstalledError:
-        known = sorted(self._discover())
-        dists = {d for (_, n), d in _FIRST_PARTY.items() if n == name}
-        if len(dists) == 1:
-            install = f"pip install {dists.pop()}"
-        else:
-            install = (
-                "pip install the distribution that declares an entry point named "
-                f"{name!r} in the {ENTRY_POINT_GROUP!r} group (provider plugins are "
-                "published as llmx-provider-TYPE)"
-            )
-        msg = (
-            f"no installed plugin is named {name!r}{_did_you_mean(name, known)} "
-            f"(installed: {', '.join(known) or 'none'}); to add it, {install}"
-        )
-        return PluginNotInstalledError(msg, plugin=name)
-
     # -- loading -------------------------------------------------------------------------
 
     def load(self, name: str) -> PluginInfo:
@@ -472,7 +454,7 @@ class Registry:
             plugins = self._discover()
             info = plugins.get(name)
             if info is None:
-                raise self._not_installed(name)
+                raise _not_installed(name, self._discover())
             if info.status == "loaded":
                 return info
             if info.error is not None:
@@ -548,7 +530,7 @@ class Registry:
             self._pm.unregister(obj)
             msg = f"{source} failed while registering: {type(err).__name__}: {err}"
             raise source.error(PluginLoadError, msg) from err
-        refused = self._claim(staged, info)
+        refused = self._claims.claim(staged, info)
         if refused:
             # All or nothing: a plugin taking a name it does not own registers nothing,
             # and the name is an error naming both (never silently the wrong component).
@@ -563,118 +545,6 @@ class Registry:
         info.hooks = sorted(caller.name for caller in self._pm.get_hookcallers(obj) or ())
         self._loaded_objects[id(obj)] = info.name
         self._events = None
-
-    def _claim(
-        self, staged: list[Registration], info: PluginInfo
-    ) -> list[tuple[tuple[str, str], PluginConflictError]]:
-        """Commit ``info``'s registrations to the tables, by the ownership rules of the
-        class docstring; return the names it may not take (then nothing is committed)."""
-        refused: list[tuple[tuple[str, str], PluginConflictError]] = []
-        plan: list[tuple[Registration, Registration | None]] = []  # (reg, superseded by)
-        late: list[tuple[Registration, Registration, PluginConflictError]] = []
-        for reg in staged:
-            key = (reg.kind, reg.name)
-            word = f"{_KIND_WORDS[reg.kind]} {reg.name!r}"
-            held = self._components[reg.kind].get(reg.name)
-            if held is not None and held.plugin == reg.plugin:
-                continue  # the same plugin registering a name twice: the first one stays
-            if info.name == BUILTINS:  # llmx's own names are the builtins'
-                owner: _Owner | None = _Owner(info.source, None, "a built-in name", builtin=True)
-                mine = True
-            else:
-                owner = self._owner(reg.kind, reg.name)
-                mine = owner is None or owner.owns(info)
-            replacing = reg.name in self.replace
-            if self._probe:  # what each plugin offers, whoever owns the name
-                plan.append((reg, held))
-            elif not mine and not replacing:
-                assert owner is not None
-                msg = (
-                    f"{word} is registered by {info.source}, but the name belongs to "
-                    f"{owner.describe} ({owner.why}); {info.source} is not loaded. "
-                    f"{_conflict_fix(info.name, reg.name)}"
-                )
-                refused.append((key, info.source.error(PluginConflictError, msg)))
-            elif held is None:
-                plan.append((reg, None))
-            elif not mine:  # replacing: only the owner's registration may be replaced
-                assert owner is not None
-                held_info = self._discover().get(held.plugin)
-                if held_info is not None and owner.owns(held_info):
-                    log.info(
-                        "%s replaces the %s of %s ([plugins] replace)",
-                        info.source,
-                        word,
-                        held.origin,
-                    )
-                    plan.append((reg, None))
-                else:
-                    msg = (
-                        f"{word} is registered by {held.origin} and by {info.source}, and "
-                        f"[plugins] replace lets one plugin only take it over from "
-                        f"{owner.describe}; {info.source} is not loaded. Add one of them to "
-                        "[plugins] disable"
-                    )
-                    refused.append((key, info.source.error(PluginConflictError, msg)))
-            elif reg.name in self.replace and owner is not None:
-                log.debug(
-                    "%s of %s is replaced by %s ([plugins] replace)", word, info.source, held.origin
-                )
-                plan.append((reg, held))
-            elif owner is not None:
-                # The owner arrives after a plugin that took its name (an in-process
-                # plugin registered before the builtins): that plugin is the culprit.
-                msg = (
-                    f"{word} is registered by {held.origin}, but the name belongs to "
-                    f"{owner.describe} ({owner.why}). {_conflict_fix(held.plugin, reg.name)}"
-                )
-                late.append((reg, held, held.source.error(PluginConflictError, msg)))
-            else:
-                msg = (
-                    f"{word} is registered twice: by {held.origin} and by {info.source}; "
-                    f"{info.source} is not loaded. Add one of them to [plugins] disable"
-                )
-                refused.append((key, info.source.error(PluginConflictError, msg)))
-        if refused:
-            return refused
-        for reg, superseded_by in plan:
-            if superseded_by is None:
-                self._components[reg.kind][reg.name] = reg
-            info.contributes.append((reg.kind, reg.name))
-            if info.name == BUILTINS:
-                self._builtin_names[(reg.kind, reg.name)] = reg
-        for reg, held, err in late:
-            self._conflicts[(reg.kind, reg.name)] = err
-            held_info = self._discover().get(held.plugin)
-            if held_info is not None:
-                held_info.status, held_info.error = "conflict", err
-            info.contributes.append((reg.kind, reg.name))
-        return []
-
-    def _owner(self, kind: str, name: str) -> _Owner | None:
-        """Who owns the component name ``name`` of ``kind``: the builtins, a first-party
-        distribution, or an installed entry point of that name; None: nobody."""
-        builtin = self._builtin_names.get((kind, name))
-        if builtin is not None:
-            return _Owner(builtin.source, None, "a built-in name", builtin=True)
-        plugins = self._discover()
-        first_party = _FIRST_PARTY.get((kind, name))
-        if first_party is not None:
-            installed = next(
-                (
-                    p
-                    for p in plugins.values()
-                    if p.distribution and _dist_key(p.distribution) == first_party
-                ),
-                None,
-            )
-            source = installed.source if installed is not None else Source(name, first_party)
-            return _Owner(source, None, f"a name of the first-party {first_party}")
-        claimant = plugins.get(name)
-        if claimant is not None and claimant._entry_point is not None:
-            why = f"its entry point is named {name!r}, so a component {name!r} autoloads it"
-            return _Owner(claimant.source, claimant.value, why)
-        return None
 
     def register(
         self, plugin: object, *, name: str | None = None, distribution: str | None = None
@@ -799,7 +669,7 @@ class Registry:
                     autoload=False,
                     slow_import_after=self.slow_import_after,
                 )
-                probe._probe = True
+                probe._claims.probe = True
                 for info in probe.plugins():
                     with contextlib.suppress(PluginError):
                         probe.load(info.name)
@@ -871,7 +741,7 @@ def _conflict_fix(plugin: str, name: str) -> str:
 
 @attrs.frozen
 class _Owner:
-    """The owner of a component name, for :meth:`Registry._claim`."""
+    """The owner of a component name, for :meth:`_Claims.claim`."""
 
     source: Source
     value: str | None  # its entry point's value, when the owner is an entry point
@@ -895,6 +765,132 @@ class _Owner:
         if self.value is not None and info.value == self.value:
             return True  # one module under several entry points
         return info.name == self.source.plugin and mine == theirs
+
+
+@attrs.define
+class _Claims:
+    """Which plugin holds each component name (the registry's tables and conflicts,
+    shared), by the ownership rules of :class:`Registry`."""
+
+    discover: Callable[[], dict[str, PluginInfo]]
+    replace: frozenset[str]
+    components: dict[str, dict[str, Registration]]
+    conflicts: dict[tuple[str, str], PluginConflictError]
+    builtin_names: dict[tuple[str, str], Registration] = attrs.field(factory=dict)
+    probe: bool = False
+    """A scratch registry (:meth:`Registry.offered`): every registration is kept."""
+
+    def claim(
+        self, staged: list[Registration], info: PluginInfo
+    ) -> list[tuple[tuple[str, str], PluginConflictError]]:
+        """Commit ``info``'s registrations to the tables, by the ownership rules of the
+        class docstring; return the names it may not take (then nothing is committed)."""
+        refused: list[tuple[tuple[str, str], PluginConflictError]] = []
+        plan: list[tuple[Registration, Registration | None]] = []  # (reg, superseded by)
+        late: list[tuple[Registration, Registration, PluginConflictError]] = []
+        for reg in staged:
+            key = (reg.kind, reg.name)
+            word = f"{_KIND_WORDS[reg.kind]} {reg.name!r}"
+            held = self.components[reg.kind].get(reg.name)
+            if held is not None and held.plugin == reg.plugin:
+                continue  # the same plugin registering a name twice: the first one stays
+            if info.name == BUILTINS:  # llmx's own names are the builtins'
+                owner: _Owner | None = _Owner(info.source, None, "a built-in name", builtin=True)
+                mine = True
+            else:
+                owner = self.owner(reg.kind, reg.name)
+                mine = owner is None or owner.owns(info)
+            replacing = reg.name in self.replace
+            if self.probe:  # what each plugin offers, whoever owns the name
+                plan.append((reg, held))
+            elif not mine and not replacing:
+                assert owner is not None
+                msg = (
+                    f"{word} is registered by {info.source}, but the name belongs to "
+                    f"{owner.describe} ({owner.why}); {info.source} is not loaded. "
+                    f"{_conflict_fix(info.name, reg.name)}"
+                )
+                refused.append((key, info.source.error(PluginConflictError, msg)))
+            elif held is None:
+                plan.append((reg, None))
+            elif not mine:  # replacing: only the owner's registration may be replaced
+                assert owner is not None
+                held_info = self.discover().get(held.plugin)
+                if held_info is not None and owner.owns(held_info):
+                    log.info(
+                        "%s replaces the %s of %s ([plugins] replace)",
+                        info.source,
+                        word,
+                        held.origin,
+                    )
+                    plan.append((reg, None))
+                else:
+                    msg = (
+                        f"{word} is registered by {held.origin} and by {info.source}, and "
+                        f"[plugins] replace lets one plugin only take it over from "
+                        f"{owner.describe}; {info.source} is not loaded. Add one of them to "
+                        "[plugins] disable"
+                    )
+                    refused.append((key, info.source.error(PluginConflictError, msg)))
+            elif reg.name in self.replace and owner is not None:
+                log.debug(
+                    "%s of %s is replaced by %s ([plugins] replace)", word, info.source, held.origin
+                )
+                plan.append((reg, held))
+            elif owner is not None:
+                # The owner arrives after a plugin that took its name (an in-process
+                # plugin registered before the builtins): that plugin is the culprit.
+                msg = (
+                    f"{word} is registered by {held.origin}, but the name belongs to "
+                    f"{owner.describe} ({owner.why}). {_conflict_fix(held.plugin, reg.name)}"
+                )
+                late.append((reg, held, held.source.error(PluginConflictError, msg)))
+            else:
+                msg = (
+                    f"{word} is registered twice: by {held.origin} and by {info.source}; "
+                    f"{info.source} is not loaded. Add one of them to [plugins] disable"
+                )
+                refused.append((key, info.source.error(PluginConflictError, msg)))
+        if refused:
+            return refused
+        for reg, superseded_by in plan:
+            if superseded_by is None:
+                self.components[reg.kind][reg.name] = reg
+            info.contributes.append((reg.kind, reg.name))
+            if info.name == BUILTINS:
+                self.builtin_names[(reg.kind, reg.name)] = reg
+        for reg, held, err in late:
+            self.conflicts[(reg.kind, reg.name)] = err
+            held_info = self.discover().get(held.plugin)
+            if held_info is not None:
+                held_info.status, held_info.error = "conflict", err
+            info.contributes.append((reg.kind, reg.name))
+        return []
+
+    def owner(self, kind: str, name: str) -> _Owner | None:
+        """Who owns the component name ``name`` of ``kind``: the builtins, a first-party
+        distribution, or an installed entry point of that name; None: nobody."""
+        builtin = self.builtin_names.get((kind, name))
+        if builtin is not None:
+            return _Owner(builtin.source, None, "a built-in name", builtin=True)
+        plugins = self.discover()
+        first_party = _FIRST_PARTY.get((kind, name))
+        if first_party is not None:
+            installed = next(
+                (
+                    p
+                    for p in plugins.values()
+                    if p.distribution and _dist_key(p.distribution) == first_party
+                ),
+                None,
+            )
+            source = installed.source if installed is not None else Source(name, first_party)
+            return _Owner(source, None, f"a name of the first-party {first_party}")
+        claimant = plugins.get(name)
+        if claimant is not None and claimant._entry_point is not None:
+            why = f"its entry point is named {name!r}, so a component {name!r} autoloads it"
+            return _Owner(claimant.source, claimant.value, why)
+        return None
 
 
 class _ImportWatch:
@@ -1032,6 +1028,25 @@ def registration_hook(kind: str) -> str:
     """The name of the hook that registers components of ``kind``
     (``provider`` -> ``llmx_register_providers``)."""
     return _KIND_HOOKS[kind]
+
+
+def _not_installed(name: str, installed: Iterable[str]) -> PluginNotInstalledError:
+    """The error for a plugin ``name`` that no installed distribution provides."""
+    known = sorted(installed)
+    dists = {d for (_, n), d in _FIRST_PARTY.items() if n == name}
+    if len(dists) == 1:
+        install = f"pip install {dists.pop()}"
+    else:
+        install = (
+            "pip install the distribution that declares an entry point named "
+            f"{name!r} in the {ENTRY_POINT_GROUP!r} group (provider plugins are "
+            "published as llmx-provider-TYPE)"
+        )
+    msg = (
+        f"no installed plugin is named {name!r}{_did_you_mean(name, known)} "
+        f"(installed: {', '.join(known) or 'none'}); to add it, {install}"
+    )
+    return PluginNotInstalledError(msg, plugin=name)
 
 
 def _did_you_mean(name: str, choices: Iterable[str]) -> str:
