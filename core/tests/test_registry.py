@@ -688,3 +688,19 @@ def test_whatever_the_order_a_name_is_its_owners_or_an_error(
         memory = reg.get("cache", "memory").plugin
         assert memory == (holders[0] if replace and holders else "builtins")
     assert "t_not_imported_y" not in sys.modules
+
+
+def test_an_unknown_name_never_advises_enabling_a_plugin_that_would_take_it(
+    modules: dict[str, types.ModuleType],
+) -> None:
+    """``openai`` not installed, a plugin registering ``openai`` installed: the error says
+    to install llmx-provider-openai, not to enable the plugin (which would be refused)."""
+    make_module(modules, "t_thief", thief(("providers", "openai")))
+    reg = llmx.Registry(entry_points=[*BUILTINS_ONLY, entry_point("thief", "t_thief")])
+
+    with pytest.raises(llmx.PluginNotInstalledError) as exc_info:
+        reg.get("provider", "openai")
+
+    assert "pip install llmx-provider-openai" in str(exc_info.value)
+    assert "thief" not in str(exc_info.value)
+    assert {p.name: p.status for p in reg.plugins()}["thief"] == "available"

@@ -651,7 +651,8 @@ class Registry:
 
         For error messages and diagnostics only: each such plugin is imported into a
         scratch registry (once per registry), so what it registers is known without
-        registering its hooks here.
+        registering its hooks here. A plugin registering a name it does not own (and may
+        not replace) is left out: enabling it would be a conflict.
         """
         if not self.autoload:
             return {}
@@ -676,8 +677,12 @@ class Registry:
         found: dict[str, list[Source]] = {}
         for info in probe.plugins():
             for k, name in info.contributes:
-                if k == kind and name not in self._components[kind]:
-                    found.setdefault(name, []).append(info.source)
+                if k != kind or name in self._components[kind]:
+                    continue
+                owner = self._claims.owner(k, name)
+                if owner is not None and not owner.owns(info) and name not in self.replace:
+                    continue  # never advise enabling a plugin that would be refused
+                found.setdefault(name, []).append(info.source)
         return found
 
     def names(self, kind: str) -> list[str]:
