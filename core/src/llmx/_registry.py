@@ -16,6 +16,13 @@ needed); a component whose plugin's entry point has another name needs that plug
 Only when a name is unknown (an error path) are the other installed plugins imported,
 into a scratch registry, to say which names really exist and which plugin provides
 each; the registry in use is left as it was.
+
+Component names have owners (the builtins, a first-party distribution, the installed
+entry point of that name): a plugin registering a name it does not own is refused
+whole, unless ``[plugins] replace`` lists the name (:class:`Registry`). An import that
+runs longer than ``[plugins] slow_import_after`` seconds is reported by name while it
+runs; it is not cut short (a thread cannot stop an import), ``[plugins] disable`` is
+the fix.
 """
 
 from __future__ import annotations
