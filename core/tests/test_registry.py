@@ -704,3 +704,29 @@ def test_an_unknown_name_never_advises_enabling_a_plugin_that_would_take_it(
     assert "pip install llmx-provider-openai" in str(exc_info.value)
     assert "thief" not in str(exc_info.value)
     assert {p.name: p.status for p in reg.plugins()}["thief"] == "available"
+
+
+def test_two_plugins_of_the_owner_registering_one_name_conflict_without_blame() -> None:
+    """Both from llmx-redis (the first-party owner of the cache ``redis``): the second is
+    refused as registering it twice, neither is called a taker of another's name."""
+
+    def plugin() -> object:
+        class P:
+            @hookimpl
+            def llmx_register_caches(self, register: Register) -> None:
+                register("redis", object)
+
+        return P()
+
+    reg = llmx.Registry(entry_points=BUILTINS_ONLY)
+    reg.register(plugin(), name="r1", distribution="llmx-redis")
+    with pytest.raises(llmx.PluginConflictError) as exc_info:
+        reg.register(plugin(), name="r2", distribution="llmx_redis")
+
+    assert "registered twice: by plugin 'r1' (llmx-redis None)" in str(exc_info.value)
+    assert "belongs to" not in str(exc_info.value)
+    assert {p.name: p.status for p in reg.plugins()} == {
+        "builtins": "available",
+        "r1": "loaded",
+        "r2": "conflict",
+    }

@@ -827,8 +827,7 @@ class _Claims:
                 plan.append((reg, None))
             elif not mine:  # replacing: only the owner's registration may be replaced
                 assert owner is not None
-                held_info = self.discover().get(held.plugin)
-                if held_info is not None and owner.owns(held_info):
+                if self._owned(owner, held):
                     log.info(
                         "%s replaces the %s of %s ([plugins] replace)",
                         info.source,
@@ -849,7 +848,7 @@ class _Claims:
                     "%s of %s is replaced by %s ([plugins] replace)", word, info.source, held.origin
                 )
                 plan.append((reg, held))
-            elif owner is not None:
+            elif owner is not None and not self._owned(owner, held):
                 # The owner arrives after a plugin that took its name (an in-process
                 # plugin registered before the builtins): that plugin is the culprit.
                 msg = (
@@ -877,7 +876,14 @@ class _Claims:
             if held_info is not None:
                 held_info.status, held_info.error = "conflict", err
             info.contributes.append((reg.kind, reg.name))
+            if info.name == BUILTINS:
+                self.builtin_names[(reg.kind, reg.name)] = reg
         return []
+
+    def _owned(self, owner: _Owner, reg: Registration) -> bool:
+        """Whether ``reg`` came from (a plugin of) ``owner``."""
+        info = self.discover().get(reg.plugin)
+        return info is not None and owner.owns(info)
 
     def owner(self, kind: str, name: str) -> _Owner | None:
         """Who owns the component name ``name`` of ``kind``: the builtins, a first-party
