@@ -23,10 +23,19 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURE_DISTS = Path(__file__).resolve().parent / "fixtures" / "dists"
 TEMPLATE = REPO / "contrib" / "_template"
 
+HOSTILE_FIXTURES = ("llmx-fixture-slow", "llmx-fixture-thief")
+"""Fixture distributions that misbehave on purpose (an import that hangs, a plugin taking
+another's component name): installed only by the tests that ask for them, by path
+(``install_dists([FIXTURE_DISTS / name])``), never in the shared sites."""
+
 ALL_FIXTURES = tuple(
-    sorted(p.name for p in FIXTURE_DISTS.iterdir() if (p / "pyproject.toml").is_file())
+    sorted(
+        p.name
+        for p in FIXTURE_DISTS.iterdir()
+        if (p / "pyproject.toml").is_file() and p.name not in HOSTILE_FIXTURES
+    )
 )
-"""Every fixture distribution, including ``llmx-fixture-echo-twin``."""
+"""Every fixture distribution, including ``llmx-fixture-echo-twin`` (not the hostile ones)."""
 
 CLEAN_FIXTURES = tuple(d for d in ALL_FIXTURES if d != "llmx-fixture-echo-twin")
 """Every fixture distribution except the twin, so the ``echo`` entry point is unambiguous."""

@@ -81,7 +81,7 @@ def test_llmx_plugins_in_a_fresh_venv_lists_and_loads_the_plugin(
     venv: Path, tmp_path: Path
 ) -> None:
     proc = run(
-        [venv / "bin" / "llmx", "plugins", "--json"],
+        [venv / "bin" / "llmx", "plugins", "--json", "--load"],
         cwd=tmp_path,
         env=subprocess_env(None, tmp_path),
     )

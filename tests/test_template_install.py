@@ -79,7 +79,7 @@ def test_llmx_plugins_lists_the_installed_template(
 ) -> None:
     site = install_dists([TEMPLATE])
     proc = subprocess.run(
-        [sys.executable, "-m", "llmx", "plugins", "--json"],
+        [sys.executable, "-m", "llmx", "plugins", "--json", "--load"],
         cwd=tmp_path,
         env=subprocess_env(site, tmp_path),
         capture_output=True,

@@ -146,8 +146,9 @@ def test_plugins_lists_components_and_hooks_of_the_installed_first_party_plugins
     tmp_path: Path,
 ) -> None:
     """The dev environment has the first-party plugins installed; one distribution
-    (llmx-provider-openai) carries two entry points that name one module."""
-    result = run(["plugins", "--json"], tmp_path)
+    (llmx-provider-openai) carries two entry points that name one module. ``--load``
+    imports them all (plain ``llmx plugins`` imports only what the config loads)."""
+    result = run(["plugins", "--json", "--load"], tmp_path)
 
     assert result.returncode == 0, result.stderr
     rows = {row["name"]: row for row in json.loads(result.stdout)}
@@ -160,7 +161,7 @@ def test_plugins_lists_components_and_hooks_of_the_installed_first_party_plugins
         "llmx_register_caches",
         "llmx_register_limiters",
     ]
-    table = run(["plugins"], tmp_path).stdout.splitlines()
+    table = run(["plugins", "--load"], tmp_path).stdout.splitlines()
     redis = next(line for line in table if line.startswith("redis "))
     assert redis.rstrip().endswith("cache:redis, limiter:redis, breaker_store:redis")
 

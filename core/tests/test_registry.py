@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import types
 from collections.abc import Iterator
@@ -10,6 +11,8 @@ import attrs
 import importlib_metadata
 import pluggy
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import llmx
 from llmx._registry import Registration, parse_contract
@@ -140,11 +143,15 @@ def test_component_conflict_names_both() -> None:
 
     reg = llmx.Registry(entry_points=[])
     reg.register(plugin("one"), name="one", distribution="dist-one")
-    reg.register(plugin("two"), name="two", distribution="dist-two")
+    with pytest.raises(llmx.PluginConflictError) as refused:
+        reg.register(plugin("two"), name="two", distribution="dist-two")
     with pytest.raises(llmx.PluginConflictError) as info:
         reg.get("provider", "same")
     assert "dist-one" in str(info.value)
     assert "dist-two" in str(info.value)
+    assert str(refused.value) == str(info.value)
+    statuses = {p.name: p.status for p in reg.plugins()}
+    assert statuses == {"one": "loaded", "two": "conflict"}  # never both loaded
 
 
 def test_misspelled_hook_is_caught() -> None:
@@ -526,3 +533,200 @@ def test_loaded_plugins_list_the_hooks_they_implement(
     infos = {p.name: p for p in reg.plugins()}
     assert infos["good"].hooks == ["llmx_register_providers", "llmx_request_end"]
     assert infos["alias"].hooks == infos["good"].hooks  # the same module, two entry points
+
+
+# -- component names have owners ---------------------------------------------------------
+
+
+def thief(*names: tuple[str, str]) -> str:
+    """The source of a plugin module registering ``(kind hook suffix, name)`` pairs."""
+    lines = ["import llmx.plugin", "llmx_contract = '1.0'"]
+    for hook, name in names:
+        lines += [
+            "@llmx.plugin.hookimpl",
+            f"def llmx_register_{hook}(register):",
+            f"    register({name!r}, object)",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def test_a_plugin_registering_a_first_party_name_is_refused_whole(
+    modules: dict[str, types.ModuleType],
+) -> None:
+    """The bug: a plugin registering ``openai`` silently became the ``openai`` type (and
+    got its API keys) when llmx-provider-openai was not loaded."""
+    make_module(modules, "t_thief", thief(("providers", "openai"), ("caches", "loot")))
+    reg = llmx.Registry(entry_points=[*BUILTINS_ONLY, entry_point("thief", "t_thief")])
+
+    with pytest.raises(llmx.PluginConflictError) as refused:
+        reg.load("thief")
+
+    message = str(refused.value)
+    assert "provider type 'openai' is registered by plugin 'thief'" in message
+    assert "llmx-provider-openai (not installed)" in message
+    assert "add 'openai' to [plugins] replace" in message
+    assert {p.name: p.status for p in reg.plugins()}["thief"] == "conflict"
+    with pytest.raises(llmx.PluginConflictError, match="plugin 'thief'"):
+        reg.get("provider", "openai")
+    assert "loot" not in reg.names("cache")  # nothing of it is registered
+    assert reg.hook.llmx_register_caches.get_hookimpls()[0].plugin_name == "builtins"
+
+
+def test_a_plugin_registering_a_builtin_name_is_refused(
+    modules: dict[str, types.ModuleType],
+) -> None:
+    make_module(modules, "t_thief", thief(("caches", "memory")))
+    reg = llmx.Registry(
+        entry_points=[*BUILTINS_ONLY, entry_point("thief", "t_thief")], enable=["thief"]
+    )
+
+    with pytest.raises(llmx.PluginConflictError) as conflict:
+        reg.get("cache", "memory")
+
+    assert "the name belongs to llmx's plugin 'builtins'" in str(conflict.value)
+    assert "(a built-in name)" in str(conflict.value)
+
+
+def test_a_name_belongs_to_the_entry_point_of_that_name_even_unloaded(
+    modules: dict[str, types.ModuleType],
+) -> None:
+    """The owner is known from the entry points: it is never imported to find out."""
+    make_module(modules, "t_thief", thief(("routing_strategies", "fancy")))
+    eps = [entry_point("thief", "t_thief"), entry_point("fancy", "t_never_imported_x")]
+    reg = llmx.Registry(entry_points=eps, enable=["thief"])
+
+    with pytest.raises(llmx.PluginConflictError) as conflict:
+        reg.get("routing_strategy", "fancy")
+
+    assert "the name belongs to plugin 'fancy'" in str(conflict.value)
+    assert "its entry point is named 'fancy'" in str(conflict.value)
+    assert {p.name: p.status for p in reg.plugins()} == {"thief": "conflict", "fancy": "available"}
+    assert "t_never_imported_x" not in sys.modules
+
+
+@pytest.mark.parametrize(
+    ("hook", "kind", "name"), [("providers", "provider", "openai"), ("caches", "cache", "memory")]
+)
+def test_replace_is_the_explicit_opt_in(
+    modules: dict[str, types.ModuleType], hook: str, kind: str, name: str
+) -> None:
+    make_module(modules, "t_thief", thief((hook, name)))
+    eps = [*BUILTINS_ONLY, entry_point("thief", "t_thief")]
+    reg = llmx.Registry(entry_points=eps, enable=["thief"], replace=[name])
+
+    assert reg.get(kind, name).plugin == "thief"
+    assert {p.name: p.status for p in reg.plugins()}["thief"] == "loaded"
+
+
+def test_replace_lets_one_plugin_only_take_a_name(modules: dict[str, types.ModuleType]) -> None:
+    make_module(modules, "t_thief", thief(("caches", "memory")))
+    make_module(modules, "t_thief2", thief(("caches", "memory")))
+    eps = [*BUILTINS_ONLY, entry_point("thief", "t_thief"), entry_point("thief2", "t_thief2")]
+    reg = llmx.Registry(entry_points=eps, enable=["thief", "thief2"], replace=["memory"])
+
+    with pytest.raises(llmx.PluginConflictError) as conflict:
+        reg.get("cache", "memory")
+
+    assert "plugin 'thief'" in str(conflict.value)
+    assert "plugin 'thief2'" in str(conflict.value)
+    assert {p.name: p.status for p in reg.plugins()}["thief2"] == "conflict"
+
+
+def test_an_in_process_plugin_registered_before_the_builtins_is_the_culprit() -> None:
+    class Mine:
+        @hookimpl
+        def llmx_register_caches(self, register: Register) -> None:
+            register("memory", object)
+
+    reg = llmx.Registry(entry_points=BUILTINS_ONLY)
+    reg.register(Mine(), name="mine")
+    with pytest.raises(llmx.PluginConflictError, match="registered by plugin 'mine'"):
+        reg.get("cache", "memory")
+    assert {p.name: p.status for p in reg.plugins()} == {"builtins": "loaded", "mine": "conflict"}
+
+
+@settings(max_examples=50, deadline=None)
+@given(order=st.permutations(["assemble", "a", "b", "c"]), replace=st.booleans())
+def test_whatever_the_order_a_name_is_its_owners_or_an_error(
+    order: list[str], replace: bool
+) -> None:
+    """``a`` and ``b`` register the builtins' ``memory`` (and a name of their own), ``c``
+    the name of an un-imported entry point: in any loading order, ``c`` never loads, two
+    plugins never both hold ``memory``, and ``memory`` is the builtins' (or, with
+    ``replace``, the one replacing plugin's), else an error naming both."""
+
+    def plugin(*names: str) -> object:
+        class P:
+            @hookimpl
+            def llmx_register_caches(self, register: Register) -> None:
+                for name in names:
+                    register(name, object)
+
+        return P()
+
+    plugins = {"a": plugin("memory", "a-own"), "b": plugin("memory", "b-own"), "c": plugin("owned")}
+    eps = [*BUILTINS_ONLY, entry_point("owned", "t_not_imported_y")]
+    reg = llmx.Registry(entry_points=eps, replace=["memory"] if replace else ())
+    for step in order:
+        with contextlib.suppress(llmx.PluginConflictError):
+            if step == "assemble":
+                reg.assemble()
+            else:
+                reg.register(plugins[step], name=step, distribution=f"dist-{step}")
+
+    status = {p.name: p.status for p in reg.plugins()}
+    assert status["c"] == "conflict"
+    assert status["owned"] == "available"
+    holders = [n for n in ("a", "b") if status[n] == "loaded"]
+    assert len(holders) <= 1
+    conflict = reg._conflicts.get(("cache", "memory"))
+    if conflict is not None:
+        with pytest.raises(llmx.PluginConflictError) as raised:
+            reg.get("cache", "memory")
+        assert str(raised.value).count("plugin '") >= 2  # names both
+    else:
+        memory = reg.get("cache", "memory").plugin
+        assert memory == (holders[0] if replace and holders else "builtins")
+    assert "t_not_imported_y" not in sys.modules
+
+
+def test_an_unknown_name_never_advises_enabling_a_plugin_that_would_take_it(
+    modules: dict[str, types.ModuleType],
+) -> None:
+    """``openai`` not installed, a plugin registering ``openai`` installed: the error says
+    to install llmx-provider-openai, not to enable the plugin (which would be refused)."""
+    make_module(modules, "t_thief", thief(("providers", "openai")))
+    reg = llmx.Registry(entry_points=[*BUILTINS_ONLY, entry_point("thief", "t_thief")])
+
+    with pytest.raises(llmx.PluginNotInstalledError) as exc_info:
+        reg.get("provider", "openai")
+
+    assert "pip install llmx-provider-openai" in str(exc_info.value)
+    assert "thief" not in str(exc_info.value)
+    assert {p.name: p.status for p in reg.plugins()}["thief"] == "available"
+
+
+def test_two_plugins_of_the_owner_registering_one_name_conflict_without_blame() -> None:
+    """Both from llmx-redis (the first-party owner of the cache ``redis``): the second is
+    refused as registering it twice, neither is called a taker of another's name."""
+
+    def plugin() -> object:
+        class P:
+            @hookimpl
+            def llmx_register_caches(self, register: Register) -> None:
+                register("redis", object)
+
+        return P()
+
+    reg = llmx.Registry(entry_points=BUILTINS_ONLY)
+    reg.register(plugin(), name="r1", distribution="llmx-redis")
+    with pytest.raises(llmx.PluginConflictError) as exc_info:
+        reg.register(plugin(), name="r2", distribution="llmx_redis")
+
+    assert "registered twice: by plugin 'r1' (llmx-redis None)" in str(exc_info.value)
+    assert "belongs to" not in str(exc_info.value)
+    assert {p.name: p.status for p in reg.plugins()} == {
+        "builtins": "available",
+        "r1": "loaded",
+        "r2": "conflict",
+    }

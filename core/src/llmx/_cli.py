@@ -206,13 +206,24 @@ def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
 
 @cli.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option(
+    "--load",
+    "--check",
+    "load",
+    is_flag=True,
+    help="Import every plugin autoload allows (runs their code), to show what each "
+    "registers and which fail.",
+)
 @click.pass_obj
-def plugins_cmd(state: _State, as_json: bool) -> None:
+def plugins_cmd(state: _State, as_json: bool, load: bool) -> None:
     """List installed plugins: name, distribution, version, status, the components each
     registers (kind:name) and the other hooks it implements (event and framework hooks).
 
-    Every plugin the config allows is loaded to find out; with ``--json``, each row's
-    ``hooks`` lists every hook the plugin implements (empty until it is loaded).
+    Installed plugins are listed from their distributions' metadata; only those the
+    config loads (``[plugins] enable`` and the component names it uses) are imported,
+    as ``llmx.Client()`` would. ``--load`` (or ``--check``) imports every plugin
+    autoload allows, deliberately. With ``--json``, each row's ``hooks`` lists every
+    hook the plugin implements (empty until it is loaded).
     """
     import logging
 
@@ -226,7 +237,8 @@ def plugins_cmd(state: _State, as_json: bool) -> None:
         config = Config()
     registry = Registry.from_config(config)
     logging.getLogger("llmx.registry").setLevel(logging.CRITICAL)  # errors are in the table
-    infos = registry.load_all()
+    logging.getLogger("llmx.registry.imports").setLevel(logging.WARNING)  # a slow import
+    infos = registry.load_all() if load else registry.load_used(config)
     rows: list[dict[str, Any]] = [
         {
             "name": p.name,
@@ -266,6 +278,13 @@ def plugins_cmd(state: _State, as_json: bool) -> None:
     _print_table(
         ("PLUGIN", "DISTRIBUTION", "VERSION", "STATUS", "REGISTERS / HOOKS / ERROR"), table
     )
+    idle = sum(1 for r in rows if r["status"] == "available")
+    if idle and not load:
+        click.echo(
+            f"llmx: {idle} installed plugin(s) not imported (the config does not use them); "
+            "llmx plugins --load imports them to show what they register",
+            err=True,
+        )
 
 
 def _print_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:

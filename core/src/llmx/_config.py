@@ -69,13 +69,19 @@ class PluginsConfig:
     ``enable`` names plugins to load up front (and, with ``autoload = false`` or
     ``LLMX_DISABLE_PLUGIN_AUTOLOAD=1``, the only ones that may load). ``disable``
     names plugins that never load. ``strict`` turns a broken plugin into an error
-    instead of a reported warning.
+    instead of a reported warning. ``replace`` names components (``"openai"``) that an
+    enabled plugin may take over from their owner (the builtins, a first-party
+    distribution, or the entry point of that name); without it that is a conflict.
+    ``slow_import_after``: seconds a plugin import may run before it is reported by
+    name (0: never).
     """
 
     enable: tuple[str, ...] = ()
     disable: tuple[str, ...] = ()
     autoload: bool = True
     strict: bool = False
+    replace: tuple[str, ...] = ()
+    slow_import_after: float = attrs.field(default=3.0, validator=non_negative)
 
 
 def _given(obj: Any) -> dict[str, Any]:

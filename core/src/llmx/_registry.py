@@ -16,6 +16,13 @@ needed); a component whose plugin's entry point has another name needs that plug
 Only when a name is unknown (an error path) are the other installed plugins imported,
 into a scratch registry, to say which names really exist and which plugin provides
 each; the registry in use is left as it was.
+
+Component names have owners (the builtins, a first-party distribution, the installed
+entry point of that name): a plugin registering a name it does not own is refused
+whole, unless ``[plugins] replace`` lists the name (:class:`Registry`). An import that
+runs longer than ``[plugins] slow_import_after`` seconds is reported by name while it
+runs; it is not cut short (a thread cannot stop an import), ``[plugins] disable`` is
+the fix.
 """
 
 from __future__ import annotations
@@ -23,7 +30,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -48,6 +57,13 @@ if TYPE_CHECKING:
     from llmx.hookspecs import Register
 
 log = logging.getLogger("llmx.registry")
+import_log = logging.getLogger("llmx.registry.imports")
+"""Where a slow plugin import is reported (kept apart so ``llmx plugins`` can show it
+while it puts the registry's other warnings in its table)."""
+
+SLOW_IMPORT_AFTER = 3.0
+"""Seconds a plugin import may take before it is reported by name (the default of
+``[plugins] slow_import_after``)."""
 
 ENTRY_POINT_GROUP = "llmx"
 """The entry-point group plugins register in."""
@@ -280,7 +296,20 @@ class Registry:
     ``disable``: plugins never loaded; ``autoload=False`` (or the environment variable
     ``LLMX_DISABLE_PLUGIN_AUTOLOAD=1``) loads only ``enable`` (plus the builtins);
     ``strict=True`` makes a broken plugin an error instead of a logged warning;
+    ``replace``: component names a plugin may take over from their owner (see below);
+    ``slow_import_after``: seconds a plugin import may take before it is reported by
+    name, and again each time the wait doubles (None: never);
     ``entry_points`` replaces discovery (for tests and embedding).
+
+    **Component names have owners.** A name belongs to the builtins when they register
+    it, to its first-party distribution (``openai`` to llmx-provider-openai), or else
+    to the installed distribution with an entry point of that name (known from its
+    metadata, without importing it); a name nobody owns belongs to the first plugin
+    that registers it. A plugin registering a name it does not own is refused as a
+    whole (status ``conflict``, nothing of it registered) and the name becomes an
+    error naming both plugins, so it never receives the config (and the API keys)
+    meant for the owner's component; ``replace`` lists the names a plugin may take
+    over instead (the owner's registration of such a name is then ignored).
     """
 
     def __init__(
@@ -290,10 +319,14 @@ class Registry:
         disable: Iterable[str] = (),
         autoload: bool = True,
         strict: bool = False,
+        replace: Iterable[str] = (),
+        slow_import_after: float | None = SLOW_IMPORT_AFTER,
         entry_points: Iterable[Any] | None = None,
     ) -> None:
         self.enable = tuple(enable)
         self.disable = frozenset(disable)
+        self.replace = frozenset(replace)
+        self.slow_import_after = slow_import_after
         env_off = os.environ.get("LLMX_DISABLE_PLUGIN_AUTOLOAD", "").strip().lower()
         self.autoload = autoload and env_off in ("", "0", "false", "no")
         self.strict = strict
@@ -308,11 +341,14 @@ class Registry:
         self._events: _EventHooks | None = None
         self._assembled = False
         self._probed: Registry | None = None
+        self._claims = _Claims(self._discover, self.replace, self._components, self._conflicts)
 
     @classmethod
     def from_config(cls, config: Config, **kwargs: Any) -> Registry:
         """A registry honouring ``config.plugins``."""
         p = config.plugins
+        kwargs.setdefault("replace", p.replace)
+        kwargs.setdefault("slow_import_after", p.slow_import_after)
         return cls(
             enable=p.enable, disable=p.disable, autoload=p.autoload, strict=p.strict, **kwargs
         )
@@ -373,7 +409,7 @@ class Registry:
                 if name not in plugins:
                     if name == BUILTINS:
                         continue
-                    err = self._not_installed(name)
+                    err = _not_installed(name, self._discover())
                     if self.strict:
                         raise err
                     log.warning("%s", err)
@@ -382,11 +418,31 @@ class Registry:
         return self
 
     def load_all(self) -> list[PluginInfo]:
-        """Try to load every allowed plugin (for diagnostics such as ``llmx plugins``)."""
+        """Try to load every allowed plugin (for diagnostics such as ``llmx plugins
+        --load``): this imports, so runs, every installed plugin autoload allows."""
         self.assemble()
         for info in self.plugins():
             if info.status == "available" and (self.autoload or info.name in self.enable):
                 self._load_quietly(info.name)
+        return self.plugins()
+
+    def load_used(self, config: Config) -> list[PluginInfo]:
+        """Load the builtins, the enabled plugins and those the config's component names
+        autoload (what ``llmx.Client(config)`` loads), quietly; import no other plugin.
+
+        For diagnostics such as ``llmx plugins``: unlike :meth:`get`, an unknown name is
+        skipped, not explained (explaining imports every installed plugin).
+        """
+        self.assemble()
+        plugins = self._discover()
+        for name in names_in_config(config):
+            info = plugins.get(name)
+            if (
+                info is not None
+                and info.status == "available"
+                and (self.autoload or name in self.enable)
+            ):
+                self._load_quietly(name)
         return self.plugins()
 
     def _load_quietly(self, name: str) -> None:
@@ -397,23 +453,6 @@ class Registry:
                 raise
             log.warning("%s", err)
 
-    def _not_installed(self, name: str) -> PluginNotInstalledError:
-        known = sorted(self._discover())
-        dists = {d for (_, n), d in _FIRST_PARTY.items() if n == name}
-        if len(dists) == 1:
-            install = f"pip install {dists.pop()}"
-        else:
-            install = (
-                "pip install the distribution that declares an entry point named "
-                f"{name!r} in the {ENTRY_POINT_GROUP!r} group (provider plugins are "
-                "published as llmx-provider-TYPE)"
-            )
-        msg = (
-            f"no installed plugin is named {name!r}{_did_you_mean(name, known)} "
-            f"(installed: {', '.join(known) or 'none'}); to add it, {install}"
-        )
-        return PluginNotInstalledError(msg, plugin=name)
-
     # -- loading -------------------------------------------------------------------------
 
     def load(self, name: str) -> PluginInfo:
@@ -422,7 +461,7 @@ class Registry:
             plugins = self._discover()
             info = plugins.get(name)
             if info is None:
-                raise self._not_installed(name)
+                raise _not_installed(name, self._discover())
             if info.status == "loaded":
                 return info
             if info.error is not None:
@@ -431,7 +470,8 @@ class Registry:
                 msg = f"plugin {name!r} is disabled by [plugins] disable; remove it from that list to use it"
                 raise info.source.error(PluginLoadError, msg)
             try:
-                obj = info._entry_point.load()
+                with _ImportWatch(info.source, self.slow_import_after):
+                    obj = info._entry_point.load()
             except Exception as err:
                 info.status = "failed"
                 msg = (
@@ -446,9 +486,7 @@ class Registry:
                 check_contract(obj, info.source)
                 self._register_object(obj, info)
             except PluginError as err:
-                info.status = (
-                    "incompatible" if isinstance(err, PluginIncompatibleError) else "failed"
-                )
+                info.status = _status_of(err)
                 info.error = err
                 raise
             info.status = "loaded"
@@ -499,17 +537,18 @@ class Registry:
             self._pm.unregister(obj)
             msg = f"{source} failed while registering: {type(err).__name__}: {err}"
             raise source.error(PluginLoadError, msg) from err
-        for reg in staged:
-            table = self._components[reg.kind]
-            previous = table.setdefault(reg.name, reg)
-            if previous is not reg:
-                msg = (
-                    f"{_KIND_WORDS[reg.kind]} {reg.name!r} is registered twice: by "
-                    f"{previous.origin} and by {reg.origin}; disable one of them in "
-                    "[plugins] disable"
-                )
-                self._conflicts[(reg.kind, reg.name)] = reg.source.error(PluginConflictError, msg)
-            info.contributes.append((reg.kind, reg.name))
+        refused = self._claims.claim(staged, info)
+        if refused:
+            # All or nothing: a plugin taking a name it does not own registers nothing,
+            # and the name is an error naming both (never silently the wrong component).
+            self._pm.unregister(obj)
+            for key, conflict in refused:
+                self._conflicts.setdefault(key, conflict)
+            reason = refused[0][1]
+            if len(refused) == 1:
+                raise reason
+            names = ", ".join(f"{_KIND_WORDS[k]} {n!r}" for (k, n), _ in refused[1:])
+            raise source.error(PluginConflictError, f"{reason} (and likewise: {names})")
         info.hooks = sorted(caller.name for caller in self._pm.get_hookcallers(obj) or ())
         self._loaded_objects[id(obj)] = info.name
         self._events = None
@@ -534,7 +573,7 @@ class Registry:
                 check_contract(plugin, info.source)
                 self._register_object(plugin, info)
             except PluginError as err:
-                info.status = "failed"
+                info.status = _status_of(err)
                 info.error = err
                 raise
             info.status = "loaded"
@@ -619,7 +658,8 @@ class Registry:
 
         For error messages and diagnostics only: each such plugin is imported into a
         scratch registry (once per registry), so what it registers is known without
-        registering its hooks here.
+        registering its hooks here. A plugin registering a name it does not own (and may
+        not replace) is left out: enabling it would be a conflict.
         """
         if not self.autoload:
             return {}
@@ -632,16 +672,24 @@ class Registry:
                     if p.status == "available" and p._entry_point is not None
                 ]
                 probe = self._probed = Registry(
-                    entry_points=idle, disable=[BUILTINS], autoload=False
+                    entry_points=idle,
+                    disable=[BUILTINS],
+                    autoload=False,
+                    slow_import_after=self.slow_import_after,
                 )
+                probe._claims.probe = True
                 for info in probe.plugins():
                     with contextlib.suppress(PluginError):
                         probe.load(info.name)
         found: dict[str, list[Source]] = {}
         for info in probe.plugins():
             for k, name in info.contributes:
-                if k == kind and name not in self._components[kind]:
-                    found.setdefault(name, []).append(info.source)
+                if k != kind or name in self._components[kind]:
+                    continue
+                owner = self._claims.owner(k, name)
+                if owner is not None and not owner.owns(info) and name not in self.replace:
+                    continue  # never advise enabling a plugin that would be refused
+                found.setdefault(name, []).append(info.source)
         return found
 
     def names(self, kind: str) -> list[str]:
@@ -679,6 +727,233 @@ class Registry:
         if events is None:
             events = self._events = _EventHooks.build(self._pm)
         return events
+
+
+def _status_of(err: PluginError) -> str:
+    """A plugin's status after ``err`` stopped it from loading."""
+    if isinstance(err, PluginIncompatibleError):
+        return "incompatible"
+    if isinstance(err, PluginConflictError):
+        return "conflict"
+    return "failed"
+
+
+def _dist_key(name: str) -> str:
+    """A distribution name normalised for comparison (PEP 503)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _conflict_fix(plugin: str, name: str) -> str:
+    """How to resolve plugin ``plugin`` registering the name ``name`` it does not own."""
+    return (
+        f"Add {plugin!r} to [plugins] disable (or remove it from enable, or uninstall it); "
+        f"or, to let it replace {name!r}, add {name!r} to [plugins] replace"
+    )
+
+
+@attrs.frozen
+class _Owner:
+    """The owner of a component name, for :meth:`_Claims.claim`."""
+
+    source: Source
+    value: str | None  # its entry point's value, when the owner is an entry point
+    why: str
+    builtin: bool = False
+
+    @property
+    def describe(self) -> str:
+        """``plugin 'echo' (llmx-fixture-echo 1.0.0)``, or a first-party distribution."""
+        if self.builtin:
+            return f"llmx's {self.source}"
+        if self.source.version is None and self.source.distribution is not None:
+            return f"{self.source.distribution} (not installed)"
+        return str(self.source)
+
+    def owns(self, info: PluginInfo) -> bool:
+        """Whether ``info`` is (a plugin of) the owner."""
+        mine, theirs = info.distribution, self.source.distribution
+        if mine is not None and theirs is not None:
+            return _dist_key(mine) == _dist_key(theirs)
+        if self.value is not None and info.value == self.value:
+            return True  # one module under several entry points
+        return info.name == self.source.plugin and mine == theirs
+
+
+@attrs.define
+class _Claims:
+    """Which plugin holds each component name (the registry's tables and conflicts,
+    shared), by the ownership rules of :class:`Registry`."""
+
+    discover: Callable[[], dict[str, PluginInfo]]
+    replace: frozenset[str]
+    components: dict[str, dict[str, Registration]]
+    conflicts: dict[tuple[str, str], PluginConflictError]
+    builtin_names: dict[tuple[str, str], Registration] = attrs.field(factory=dict)
+    probe: bool = False
+    """A scratch registry (:meth:`Registry.offered`): every registration is kept."""
+
+    def claim(
+        self, staged: list[Registration], info: PluginInfo
+    ) -> list[tuple[tuple[str, str], PluginConflictError]]:
+        """Commit ``info``'s registrations to the tables, by the ownership rules of the
+        class docstring; return the names it may not take (then nothing is committed)."""
+        refused: list[tuple[tuple[str, str], PluginConflictError]] = []
+        plan: list[tuple[Registration, Registration | None]] = []  # (reg, superseded by)
+        late: list[tuple[Registration, Registration, PluginConflictError]] = []
+        for reg in staged:
+            key = (reg.kind, reg.name)
+            word = f"{_KIND_WORDS[reg.kind]} {reg.name!r}"
+            held = self.components[reg.kind].get(reg.name)
+            if held is not None and held.plugin == reg.plugin:
+                continue  # the same plugin registering a name twice: the first one stays
+            if info.name == BUILTINS:  # llmx's own names are the builtins'
+                owner: _Owner | None = _Owner(info.source, None, "a built-in name", builtin=True)
+                mine = True
+            else:
+                owner = self.owner(reg.kind, reg.name)
+                mine = owner is None or owner.owns(info)
+            replacing = reg.name in self.replace
+            if self.probe:  # what each plugin offers, whoever owns the name
+                plan.append((reg, held))
+            elif not mine and not replacing:
+                assert owner is not None
+                msg = (
+                    f"{word} is registered by {info.source}, but the name belongs to "
+                    f"{owner.describe} ({owner.why}); {info.source} is not loaded. "
+                    f"{_conflict_fix(info.name, reg.name)}"
+                )
+                refused.append((key, info.source.error(PluginConflictError, msg)))
+            elif held is None:
+                plan.append((reg, None))
+            elif not mine:  # replacing: only the owner's registration may be replaced
+                assert owner is not None
+                if self._owned(owner, held):
+                    log.info(
+                        "%s replaces the %s of %s ([plugins] replace)",
+                        info.source,
+                        word,
+                        held.origin,
+                    )
+                    plan.append((reg, None))
+                else:
+                    msg = (
+                        f"{word} is registered by {held.origin} and by {info.source}, and "
+                        f"[plugins] replace lets one plugin only take it over from "
+                        f"{owner.describe}; {info.source} is not loaded. Add one of them to "
+                        "[plugins] disable"
+                    )
+                    refused.append((key, info.source.error(PluginConflictError, msg)))
+            elif reg.name in self.replace and owner is not None:
+                log.debug(
+                    "%s of %s is replaced by %s ([plugins] replace)", word, info.source, held.origin
+                )
+                plan.append((reg, held))
+            elif owner is not None and not self._owned(owner, held):
+                # The owner arrives after a plugin that took its name (an in-process
+                # plugin registered before the builtins): that plugin is the culprit.
+                msg = (
+                    f"{word} is registered by {held.origin}, but the name belongs to "
+                    f"{owner.describe} ({owner.why}). {_conflict_fix(held.plugin, reg.name)}"
+                )
+                late.append((reg, held, held.source.error(PluginConflictError, msg)))
+            else:
+                msg = (
+                    f"{word} is registered twice: by {held.origin} and by {info.source}; "
+                    f"{info.source} is not loaded. Add one of them to [plugins] disable"
+                )
+                refused.append((key, info.source.error(PluginConflictError, msg)))
+        if refused:
+            return refused
+        for reg, superseded_by in plan:
+            if superseded_by is None:
+                self.components[reg.kind][reg.name] = reg
+            info.contributes.append((reg.kind, reg.name))
+            if info.name == BUILTINS:
+                self.builtin_names[(reg.kind, reg.name)] = reg
+        for reg, held, err in late:
+            self.conflicts[(reg.kind, reg.name)] = err
+            held_info = self.discover().get(held.plugin)
+            if held_info is not None:
+                held_info.status, held_info.error = "conflict", err
+            info.contributes.append((reg.kind, reg.name))
+            if info.name == BUILTINS:
+                self.builtin_names[(reg.kind, reg.name)] = reg
+        return []
+
+    def _owned(self, owner: _Owner, reg: Registration) -> bool:
+        """Whether ``reg`` came from (a plugin of) ``owner``."""
+        info = self.discover().get(reg.plugin)
+        return info is not None and owner.owns(info)
+
+    def owner(self, kind: str, name: str) -> _Owner | None:
+        """Who owns the component name ``name`` of ``kind``: the builtins, a first-party
+        distribution, or an installed entry point of that name; None: nobody."""
+        builtin = self.builtin_names.get((kind, name))
+        if builtin is not None:
+            return _Owner(builtin.source, None, "a built-in name", builtin=True)
+        plugins = self.discover()
+        first_party = _FIRST_PARTY.get((kind, name))
+        if first_party is not None:
+            installed = next(
+                (
+                    p
+                    for p in plugins.values()
+                    if p.distribution and _dist_key(p.distribution) == first_party
+                ),
+                None,
+            )
+            source = installed.source if installed is not None else Source(name, first_party)
+            return _Owner(source, None, f"a name of the first-party {first_party}")
+        claimant = plugins.get(name)
+        if claimant is not None and claimant._entry_point is not None:
+            why = f"its entry point is named {name!r}, so a component {name!r} autoloads it"
+            return _Owner(claimant.source, claimant.value, why)
+        return None
+
+
+class _ImportWatch:
+    """Reports a plugin import still running after ``after`` seconds, by name, and again
+    each time the wait doubles, then how long it took; the import itself is not bounded
+    (a thread cannot stop an import: ``[plugins] disable`` does)."""
+
+    def __init__(self, source: Source, after: float | None) -> None:
+        self.source = source
+        self.after = after
+        self._done = threading.Event()
+        self._started = 0.0
+        self._warned = False
+
+    def __enter__(self) -> _ImportWatch:
+        self._started = time.monotonic()
+        if self.after is not None and self.after > 0:
+            watcher = threading.Thread(
+                target=self._watch, name=f"llmx-import-watch-{self.source.plugin}", daemon=True
+            )
+            watcher.start()
+        return self
+
+    def _watch(self) -> None:
+        assert self.after is not None
+        wait = self.after
+        while not self._done.wait(self._started + wait - time.monotonic()):
+            self._warned = True
+            import_log.warning(
+                "%s is still importing after %.1f s; if it hangs, stop llmx (Ctrl-C) and add "
+                "%r to [plugins] disable",
+                self.source,
+                time.monotonic() - self._started,
+                self.source.plugin,
+            )
+            wait *= 2
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        if self._warned:
+            import_log.warning(
+                "%s finished importing after %.1f s",
+                self.source,
+                time.monotonic() - self._started,
+            )
 
 
 def _registrar(kind: str, source: Source, staged: list[Registration]) -> Register:
@@ -749,10 +1024,47 @@ def _direct_caller(impls: list[Any]) -> Callable[..., None] | None:
     return call
 
 
+def names_in_config(config: Config) -> list[str]:
+    """The component names ``config`` asks for (provider types, strategies, policies,
+    backends; the defaults included), in config order: the plugins of the same names
+    are those ``llmx.Client(config)`` autoloads."""
+    names: list[str] = [p.type for p in config.providers.values()]
+    refs = [ref for a in config.aliases.values() for ref in a.candidates]
+    if config.default_model is not None and "/" in config.default_model:
+        refs.append(config.default_model)
+    names += [r.partition("/")[0] for r in refs if r.partition("/")[0] not in config.providers]
+    names += [a.strategy for a in config.aliases.values() if a.strategy is not None]
+    base = config.routing.options.get("base")
+    names += [n for n in (config.routing.name, base) if isinstance(n, str)]
+    for section in (config.retry, config.cache, config.limiter, config.breaker_store):
+        if section.name is not None:
+            names.append(section.name)
+    return list(dict.fromkeys(names))
+
+
 def registration_hook(kind: str) -> str:
     """The name of the hook that registers components of ``kind``
     (``provider`` -> ``llmx_register_providers``)."""
     return _KIND_HOOKS[kind]
+
+
+def _not_installed(name: str, installed: Iterable[str]) -> PluginNotInstalledError:
+    """The error for a plugin ``name`` that no installed distribution provides."""
+    known = sorted(installed)
+    dists = {d for (_, n), d in _FIRST_PARTY.items() if n == name}
+    if len(dists) == 1:
+        install = f"pip install {dists.pop()}"
+    else:
+        install = (
+            "pip install the distribution that declares an entry point named "
+            f"{name!r} in the {ENTRY_POINT_GROUP!r} group (provider plugins are "
+            "published as llmx-provider-TYPE)"
+        )
+    msg = (
+        f"no installed plugin is named {name!r}{_did_you_mean(name, known)} "
+        f"(installed: {', '.join(known) or 'none'}); to add it, {install}"
+    )
+    return PluginNotInstalledError(msg, plugin=name)
 
 
 def _did_you_mean(name: str, choices: Iterable[str]) -> str:
