@@ -158,7 +158,7 @@ def test_a_renamed_copy_installs_and_passes_its_own_tests(
         check=False,
     )
     plugins = subprocess.run(
-        [sys.executable, "-m", "llmx", "plugins", "--json"],
+        [sys.executable, "-m", "llmx", "plugins", "--json", "--load"],
         cwd=tmp_path,
         env=env,
         capture_output=True,

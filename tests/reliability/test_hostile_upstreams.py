@@ -141,7 +141,7 @@ async def hostile() -> AsyncIterator[Hostile]:
 
 _CLIENT = textwrap.dedent(
     """
-    import asyncio, json, resource, sys, time
+    import asyncio, json, sys, time
     import llmx
     from llmx.http import Endpoint
 
@@ -183,7 +183,10 @@ _CLIENT = textwrap.dedent(
             except llmx.ProviderError as err:
                 error = err
             at = time.time()
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        # VmHWM: this process's own peak since its exec (getrusage's ru_maxrss would
+        # count the parent's memory at the fork too)
+        with open("/proc/self/status") as f:
+            peak = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:")) / 1024
         print(json.dumps({
             "before_mb": before, "peak_mb": peak, "error_at": at,
             "error": type(error).__name__ if error else None,
