@@ -252,10 +252,17 @@ class Client:
             for d in self._pool.built()
         }
         cache = self._pipeline.cache
+        stores = {}
+        if cache is not None and cache.guard is not None:
+            stores["cache"] = cache.guard.stats()
+        limiter = self._pool.shared_limiter
+        if limiter is not None:
+            stores["limiter"] = limiter.guard.stats()
         return Stats(
             self._pipeline.stats.snapshot(),
             instances,
             cache.stats() if cache is not None else None,
+            stores,
         )
 
     async def health(

@@ -8,13 +8,33 @@ the transitions and cooldowns of the others; see :class:`~llmx.plugin.BreakerSto
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import sys
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, TypeVar
+
+import attrs
 
 from llmx._components import SharedBreakerState
 
 if TYPE_CHECKING:
     from llmx._components import BreakerStore
+    from llmx._settings import StoreSettings
+
+T = TypeVar("T")
+
+if sys.version_info >= (3, 11):
+
+    async def _within(awaitable: Awaitable[T], seconds: float) -> T:
+        async with asyncio.timeout(seconds):
+            return await awaitable
+
+else:  # pragma: no cover - Python 3.10
+
+    async def _within(awaitable: Awaitable[T], seconds: float) -> T:
+        return await asyncio.wait_for(awaitable, seconds)
 
 
 class MemoryBreakerStore:
@@ -78,3 +98,158 @@ class SharedCooldown:
             logging.getLogger("llmx.breaker").warning(
                 "breaker store failed to publish the cooldown of %r", self._key
             )
+
+
+# -- the guard around a shared store ----------------------------------------------------------
+
+
+@attrs.frozen
+class StoreStats:
+    """How llmx fared with one shared store (``Stats.stores["cache"]``, ``["limiter"]``,
+    ``["breaker_store"]``): see :class:`~llmx._settings.StoreSettings`.
+
+    ``degraded``: whether llmx is using local state instead of the store now;
+    ``calls``: calls made to the store; ``timeouts``: calls cut off at the deadline;
+    ``errors``: calls that failed; ``skipped``: calls not made because the store was
+    degraded (local state answered); ``transitions``: changes between healthy and
+    degraded (each logged once), of which ``recoveries`` back to healthy.
+    """
+
+    kind: str
+    backend: str
+    degraded: bool = False
+    calls: int = 0
+    timeouts: int = 0
+    errors: int = 0
+    skipped: int = 0
+    transitions: int = 0
+    recoveries: int = 0
+
+
+class StoreGuard:
+    """A deadline and a breaker around one shared store (a cache, limiter or breaker
+    store outside the process), so a store that is slow or down never slows requests.
+
+    :meth:`call` runs one store call under ``settings.timeout``. After
+    ``settings.failures`` failed or late calls in a row the store is *degraded*:
+    :meth:`allow` says no (the caller uses local state) except for one probe every
+    ``settings.probe_interval`` seconds; the probe's success makes it healthy again.
+    Each transition logs one line and is counted (:meth:`stats`).
+    """
+
+    __slots__ = ("_fail_streak", "_log", "_next_probe", "_probing", "_since", "calls",
+                 "degraded", "errors", "kind", "name", "recoveries", "settings", "skipped",
+                 "timeouts", "transitions")  # fmt: skip
+
+    def __init__(self, kind: str, name: str, settings: StoreSettings | None = None) -> None:
+        from llmx._settings import StoreSettings
+
+        self.kind = kind
+        self.name = name
+        self.settings = settings or StoreSettings()
+        self.degraded = False
+        self.calls = self.timeouts = self.errors = self.skipped = self.recoveries = 0
+        self._fail_streak = 0
+        self._next_probe = 0.0
+        self._probing = False
+        self._since = 0.0
+        self._log = logging.getLogger("llmx.store")
+        self.transitions = 0
+
+    def allow(self) -> bool:
+        """Whether to call the store now: always while healthy; while degraded, once
+        per probe interval (that call is the probe), else False (use local state)."""
+        if not self.degraded:
+            return True
+        now = time.monotonic()
+        if self._probing or now < self._next_probe:
+            self.skipped += 1
+            return False
+        self._probing = True
+        self._next_probe = now + self.settings.probe_interval
+        return True
+
+    async def call(self, awaitable: Awaitable[T]) -> T:
+        """Await a store call under the deadline; record its outcome. Raises what the
+        call raised, or :class:`TimeoutError` past the deadline."""
+        self.calls += 1
+        try:
+            result = await _within(awaitable, self.settings.timeout)
+        except TimeoutError as err:
+            self.timeouts += 1
+            self.failed(err, late=True)
+            raise
+        except Exception as err:
+            self.errors += 1
+            self.failed(err)
+            raise
+        except BaseException:
+            self._probing = False
+            raise
+        if self.degraded or self._fail_streak:
+            self.succeeded()
+        return result
+
+    def succeeded(self) -> None:
+        """A call answered in time (also for calls made outside :meth:`call`)."""
+        self._fail_streak = 0
+        self._probing = False
+        if self.degraded:
+            self.degraded = False
+            self.recoveries += 1
+            self.transitions += 1
+            self._log.warning(
+                "shared %s %r recovered after %.1f s; using it again",
+                self.kind,
+                self.name,
+                time.monotonic() - self._since,
+            )
+
+    def failed(self, err: BaseException, *, late: bool = False) -> None:
+        """A call failed or was too late (also for calls made outside :meth:`call`)."""
+        self._probing = False
+        self._fail_streak += 1
+        if self.degraded or self._fail_streak < self.settings.failures:
+            return
+        self.degraded = True
+        self.transitions += 1
+        now = time.monotonic()
+        self._since = now
+        self._next_probe = now + self.settings.probe_interval
+        why = (
+            f"no answer within {self.settings.timeout:g} s"
+            if late
+            else f"{type(err).__name__}: {err}"
+        )
+        self._log.warning(
+            "shared %s %r degraded (%s, %d calls in a row); using local state (%s) "
+            "and probing it every %g s",
+            self.kind,
+            self.name,
+            why,
+            self._fail_streak,
+            _LOCAL_STATE.get(self.kind, "in-process state"),
+            self.settings.probe_interval,
+        )
+
+    def stats(self) -> StoreStats:
+        """The counts so far."""
+
+        return StoreStats(
+            kind=self.kind,
+            backend=self.name,
+            degraded=self.degraded,
+            calls=self.calls,
+            timeouts=self.timeouts,
+            errors=self.errors,
+            skipped=self.skipped,
+            transitions=self.transitions,
+            recoveries=self.recoveries,
+        )
+
+
+_LOCAL_STATE = {
+    "cache": "cache misses, writes skipped",
+    "limiter": "the in-process limiter",
+    "breaker store": "the in-process breakers",
+}
