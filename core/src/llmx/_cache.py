@@ -376,6 +376,7 @@ class CacheLayer:
         if getattr(backend, "shared", True) is not False:
             self.guard = StoreGuard("cache", name, store)
         self._writes: set[asyncio.Task[None]] = set()
+        self._writing: dict[str, asyncio.Task[None]] = {}  # key -> its write under way
         self.degraded_lookups = self.skipped_writes = self.dropped_writes = 0
 
     @classmethod
@@ -477,6 +478,9 @@ class CacheLayer:
                 if guard is None:
                     value = await self.backend.get(slot.key)
                 elif guard.allow():
+                    writing = self._writing.get(slot.key)
+                    if writing is not None:  # this client is storing it: read it after
+                        await asyncio.wait((writing,))  # (bounded by the deadline)
                     value = await guard.call(self.backend.get(slot.key))
                 else:
                     self.degraded_lookups += 1
@@ -538,6 +542,7 @@ class CacheLayer:
             value = encode_entry(response, chunks)
             if guard is not None:
                 task = asyncio.get_running_loop().create_task(self._write(slot.key, value, expires))
+                self._writing[slot.key] = task
                 self._writes.add(task)
                 task.add_done_callback(self._writes.discard)
                 return
@@ -554,6 +559,9 @@ class CacheLayer:
         except Exception as err:
             self._failed("set", err)
             return
+        finally:
+            if self._writing.get(key) is asyncio.current_task():
+                del self._writing[key]
         self.stores += 1
 
     async def drain(self) -> None:

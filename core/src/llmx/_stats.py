@@ -133,8 +133,8 @@ class LimiterStats:
     ``max_wait``, the deadline, or too large to ever fit); ``backend_errors``: backend
     calls that failed or were late (past ``[limiter] store_timeout`` with a shared
     backend, after which the local stand-in limited the request; an in-process backend's
-    failure lets the request go ahead unlimited); ``local_grants``: requests limited in
-    the process while a shared backend was degraded or late.
+    failure lets the request go ahead unlimited); ``local_grants``: asks answered by
+    the in-process stand-in while a shared backend was degraded or late.
     """
 
     waited: int = 0
