@@ -24,7 +24,7 @@ import logging
 import math
 import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, get_args
 
 import attrs
@@ -374,7 +374,7 @@ class CacheLayer:
         self._suppressed = 0
         self.guard: StoreGuard | None = None
         if getattr(backend, "shared", True) is not False:
-            self.guard = StoreGuard("cache", name, store)
+            self.guard = StoreGuard("cache", name, store, probe=self._probe)
         self._writes: set[asyncio.Task[None]] = set()
         self._writing: dict[str, asyncio.Task[None]] = {}  # key -> its write under way
         self.degraded_lookups = self.skipped_writes = self.dropped_writes = 0
@@ -564,6 +564,9 @@ class CacheLayer:
                 del self._writing[key]
         self.stores += 1
 
+    def _probe(self) -> Awaitable[object]:
+        return self.backend.get(f"{self._namespace}llmx:probe")
+
     async def drain(self) -> None:
         """Wait for the background writes under way (each is bounded by the deadline)."""
         while self._writes:
@@ -612,5 +615,7 @@ class CacheLayer:
         from llmx._components import Closable
 
         await self.drain()
+        if self.guard is not None:
+            await self.guard.aclose()
         if isinstance(self.backend, Closable):
             await self.backend.aclose()

@@ -321,7 +321,9 @@ class ProviderPool:
             return None
         if self._limiter_shared is None:
             section = self._config.limiter
-            self._limiter_shared = SharedLimiter(section.name or "local", section.store)
+            self._limiter_shared = SharedLimiter(
+                section.name or "local", section.store, backend=backend
+            )
         return self._limiter_shared
 
     def _shared_breaker_store(self) -> Any:

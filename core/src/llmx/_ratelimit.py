@@ -440,7 +440,7 @@ class InstanceLimiter:
         self.local_grants = 0
         self._warned_at = -math.inf
         if shared is None and self._try_acquire is None:
-            shared = SharedLimiter(type(backend).__name__)
+            shared = SharedLimiter(type(backend).__name__, backend=backend)
         self._shared = shared if self._try_acquire is None else None
 
     def stats(self) -> LimiterStats:
@@ -766,8 +766,12 @@ class SharedLimiter:
     :class:`~llmx._state.StoreGuard`, the local stand-in used while it is degraded (each
     limit divided by ``expected_processes``), and the releases it missed."""
 
-    def __init__(self, name: str, settings: StoreSettings | None = None) -> None:
-        self.guard = StoreGuard("limiter", name, settings)
+    def __init__(
+        self, name: str, settings: StoreSettings | None = None, backend: Any = None
+    ) -> None:
+        # The probe releases an unknown grant from no bucket: a no-op round trip.
+        probe = None if backend is None else (lambda: backend.release(f"{ORIGIN}:probe", ()))
+        self.guard = StoreGuard("limiter", name, settings, probe=probe)
         self.local = LocalRateLimiter()
         self.share = self.guard.settings.expected_processes
         self._kept: collections.deque[tuple[str, Sequence[Bucket]]] = collections.deque(
@@ -817,6 +821,7 @@ class SharedLimiter:
         task = self._replaying
         if task is not None:
             await asyncio.gather(task, return_exceptions=True)
+        await self.guard.aclose()
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
 import attrs
@@ -132,16 +132,42 @@ class StoreGuard:
 
     :meth:`call` runs one store call under ``settings.timeout``. After
     ``settings.failures`` failed or late calls in a row the store is *degraded*:
-    :meth:`allow` says no (the caller uses local state) except for one probe every
-    ``settings.probe_interval`` seconds; the probe's success makes it healthy again.
-    Each transition logs one line and is counted (:meth:`stats`).
+    :meth:`allow` says no (the caller uses local state). Every
+    ``settings.probe_interval`` seconds a probe (``probe``: a harmless call, such as a
+    lookup of a key nobody writes) runs in the background, never on a request, with
+    :data:`PROBE_TIMEOUT` to answer (room for a new connection's handshake); its
+    success makes the store healthy again. Without ``probe``, one request per interval
+    is let through as the probe. Each transition logs one line and is counted
+    (:meth:`stats`).
     """
 
-    __slots__ = ("_fail_streak", "_log", "_next_probe", "_probing", "_since", "calls",
-                 "degraded", "errors", "kind", "name", "recoveries", "settings", "skipped",
-                 "timeouts", "transitions")  # fmt: skip
+    __slots__ = (
+        "_fail_streak",
+        "_log",
+        "_next_probe",
+        "_prober",
+        "_probing",
+        "_since",
+        "calls",
+        "degraded",
+        "errors",
+        "kind",
+        "name",
+        "probe",
+        "recoveries",
+        "settings",
+        "skipped",
+        "timeouts",
+        "transitions",
+    )  # fmt: skip
 
-    def __init__(self, kind: str, name: str, settings: StoreSettings | None = None) -> None:
+    def __init__(
+        self,
+        kind: str,
+        name: str,
+        settings: StoreSettings | None = None,
+        probe: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
         from llmx._settings import StoreSettings
 
         self.kind = kind
@@ -155,12 +181,19 @@ class StoreGuard:
         self._since = 0.0
         self._log = logging.getLogger("llmx.store")
         self.transitions = 0
+        self.probe = probe
+        self._prober: asyncio.Task[None] | None = None
 
     def allow(self) -> bool:
         """Whether to call the store now: always while healthy; while degraded, once
         per probe interval (that call is the probe), else False (use local state)."""
         if not self.degraded:
             return True
+        if self.probe is not None:
+            self.skipped += 1
+            if self._prober is None or self._prober.done():
+                self._prober = asyncio.get_running_loop().create_task(self._probe_until_back())
+            return False
         now = time.monotonic()
         if self._probing or now < self._next_probe:
             self.skipped += 1
@@ -189,6 +222,25 @@ class StoreGuard:
         if self.degraded or self._fail_streak:
             self.succeeded()
         return result
+
+    async def _probe_until_back(self) -> None:
+        assert self.probe is not None
+        while self.degraded:
+            await asyncio.sleep(max(0.0, self._next_probe - time.monotonic()))
+            self._next_probe = time.monotonic() + self.settings.probe_interval
+            try:
+                await _within(self.probe(), max(self.settings.timeout, PROBE_TIMEOUT))
+            except Exception as err:
+                self._log.debug("shared %s %r: probe failed (%r)", self.kind, self.name, err)
+                continue
+            self.succeeded()
+
+    async def aclose(self) -> None:
+        """Stop a probe under way."""
+        task, self._prober = self._prober, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
     def succeeded(self) -> None:
         """A call answered in time (also for calls made outside :meth:`call`)."""
@@ -247,6 +299,9 @@ class StoreGuard:
             recoveries=self.recoveries,
         )
 
+
+PROBE_TIMEOUT = 1.0
+"""Seconds a background probe may take (a reconnection's handshake included)."""
 
 _LOCAL_STATE = {
     "cache": "cache misses, writes skipped",
