@@ -1,7 +1,7 @@
 """A slow or paused Redis never slows requests (issue 14, defect 5).
 
 One client with the Redis cache, limiter and breaker store, all reached through a
-:class:`~llmx_redis.testing.SlowProxy` in front of a real redis-server, and an
+proxy (:class:`~llmx_redis.testing.ProxyProcess`, its own process) in front of a real redis-server, and an
 in-process scripted provider (so only the store is slow). Workers send requests for
 five phases of ``LLMX_RELIABILITY_PHASE`` seconds each (2 s in CI; the long form sets
 more): healthy; 500 ms added per Redis round trip; healthy again; redis-server
@@ -24,7 +24,7 @@ import time
 from typing import Any
 
 import pytest
-from llmx_redis.testing import RedisServer, SlowProxy
+from llmx_redis.testing import ProxyProcess, RedisServer
 
 from llmx.testing import scripted_client
 
@@ -69,7 +69,7 @@ async def test_a_slow_or_paused_redis_never_slows_requests(
     caplog.set_level(logging.DEBUG, logger="llmx.store")
     t0 = time.monotonic()
     marks: list[tuple[float, str]] = []
-    with RedisServer() as server, SlowProxy(server.port) as proxy:
+    with RedisServer() as server, ProxyProcess(server.port) as proxy:
         assert server.process is not None
         pid = server.process.pid
         latencies: dict[str, list[float]] = {}

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
@@ -25,16 +24,32 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-if sys.version_info >= (3, 11):
 
-    async def _within(awaitable: Awaitable[T], seconds: float) -> T:
-        async with asyncio.timeout(seconds):
-            return await awaitable
+async def _within(awaitable: Awaitable[T], seconds: float) -> T:
+    """``awaitable``'s result, or :class:`TimeoutError` after ``seconds``.
 
-else:  # pragma: no cover - Python 3.10
+    The call runs as a task of its own and is abandoned (cancelled, not awaited) at
+    the deadline: a client library that delays or swallows a cancellation (redis-py
+    finishing a read up to its ``socket_timeout``) cannot hold the request past it.
+    """
+    task = asyncio.ensure_future(awaitable)
+    try:
+        done, _ = await asyncio.wait((task,), timeout=seconds)
+    except BaseException:
+        task.cancel()
+        task.add_done_callback(_consume)
+        raise
+    if not done:
+        task.cancel()
+        task.add_done_callback(_consume)
+        raise TimeoutError
+    return task.result()
 
-    async def _within(awaitable: Awaitable[T], seconds: float) -> T:
-        return await asyncio.wait_for(awaitable, seconds)
+
+def _consume(task: asyncio.Future[Any]) -> None:
+    """Retrieve an abandoned call's outcome (so asyncio logs nothing about it)."""
+    if not task.cancelled():
+        task.exception()
 
 
 class MemoryBreakerStore:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import subprocess
+import sys
 import threading
 import time
 from types import TracebackType
@@ -156,3 +158,96 @@ class SlowProxy:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+class ProxyProcess:
+    """A :class:`SlowProxy` in a child process (so a busy client process cannot starve
+    it of the GIL): the same ``url``, ``delay``, :meth:`pause` and :meth:`resume`."""
+
+    def __init__(self, target_port: int, *, delay: float = 0.0) -> None:
+        self.target_port = target_port
+        self._delay = delay
+        self.port = 0
+        self._process: subprocess.Popen[str] | None = None
+
+    @property
+    def url(self) -> str:
+        """``redis://127.0.0.1:PORT/0`` through the proxy."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> ProxyProcess:
+        """Start the child and wait for its port."""
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "llmx_redis.testing._proxy", str(self.target_port),
+             repr(self._delay)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        assert self._process.stdout is not None
+        self.port = int(self._process.stdout.readline())
+        return self
+
+    def _send(self, line: str) -> None:
+        assert self._process is not None and self._process.stdin is not None
+        self._process.stdin.write(line + "\n")
+        self._process.stdin.flush()
+        assert self._process.stdout is not None
+        self._process.stdout.readline()  # applied
+
+    @property
+    def delay(self) -> float:
+        """Seconds added before each chunk sent to the target."""
+        return self._delay
+
+    @delay.setter
+    def delay(self, seconds: float) -> None:
+        self._delay = seconds
+        self._send(f"delay {seconds!r}")
+
+    def pause(self) -> None:
+        """Hold everything sent to the target until :meth:`resume`."""
+        self._send("pause")
+
+    def resume(self) -> None:
+        """Forward again what :meth:`pause` held."""
+        self._send("resume")
+
+    def stop(self) -> None:
+        """Stop the child."""
+        process, self._process = self._process, None
+        if process is not None:
+            process.kill()
+            process.wait()
+            for pipe in (process.stdin, process.stdout):
+                if pipe is not None:
+                    pipe.close()
+
+    def __enter__(self) -> ProxyProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+def _main() -> None:
+    proxy = SlowProxy(int(sys.argv[1]), delay=float(sys.argv[2])).start()
+    print(proxy.port, flush=True)
+    for line in sys.stdin:
+        command, *args = line.split()
+        if command == "delay":
+            proxy.delay = float(args[0])
+        elif command == "pause":
+            proxy.pause()
+        elif command == "resume":
+            proxy.resume()
+        print("ok", flush=True)
+
+
+if __name__ == "__main__":
+    _main()
