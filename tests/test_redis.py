@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio
-from llmx_redis.testing import RedisServer
+from llmx_redis.testing import ProxyProcess, RedisServer
 
 import llmx
 from llmx.plugin import Bucket
@@ -99,6 +99,28 @@ async def test_a_second_client_gets_the_first_ones_answer(
         assert b"test-key" not in await client.get(keys[0])  # no secret in an entry
     finally:
         await client.aclose()
+
+
+async def test_a_cache_write_never_delays_the_answer(
+    fake: FakeOpenAIServer, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each Redis round trip 0.3 s slower (a proxy), writes given 2 s: the answers do not
+    wait for them; past MAX_PENDING_WRITES under way, writes are dropped and counted."""
+    import llmx._cache
+
+    monkeypatch.setattr(llmx._cache, "MAX_PENDING_WRITES", 2, raising=False)
+    with ProxyProcess(redis_server.port, delay=0.3) as proxy:
+        data = config(fake, proxy.url, cache={"mode": "refresh", "store_timeout": 2})
+        async with llmx.Client(data) as client:
+            for i in range(5):
+                started = time.perf_counter()
+                await client.complete(model="main/gpt-4o-mini", prompt=f"question {i}")
+                assert time.perf_counter() - started < 0.2
+            await _stored(client, 2)
+            stats = client.stats().cache
+            assert stats is not None
+            assert (stats.stores, stats.dropped_writes, stats.errors) == (2, 3, 0)
+    assert len(await _keys(redis_server)) == 2
 
 
 async def test_auth_from_a_secret_and_a_wrong_password(

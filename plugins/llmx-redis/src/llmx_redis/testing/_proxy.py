@@ -189,7 +189,8 @@ class ProxyProcess:
         return self
 
     def _send(self, line: str) -> None:
-        assert self._process is not None and self._process.stdin is not None
+        assert self._process is not None
+        assert self._process.stdin is not None
         self._process.stdin.write(line + "\n")
         self._process.stdin.flush()
         assert self._process.stdout is not None
