@@ -93,9 +93,7 @@ async def test_a_degraded_shared_limiter_enforces_its_share_locally(
 ) -> None:
     backend = _DeadBackend()
     shared = SharedLimiter("dead", StoreSettings(expected_processes=processes), backend=backend)
-    limiter = InstanceLimiter(
-        "main", LimitSettings(rpm=4, max_wait=0), backend, shared=shared
-    )
+    limiter = InstanceLimiter("main", LimitSettings(rpm=4, max_wait=0), backend, shared=shared)
     from llmx._types import Message, Request
 
     request = Request(model="m", messages=(Message("user", "hi"),))

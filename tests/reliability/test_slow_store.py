@@ -10,7 +10,8 @@ requests, and how long after the store answers again the cache and limiter are u
 again.
 
 Done when (the issue's): 0 failed requests; p99 of the slowed and paused phases at
-most the healthy p99 plus the store deadline; cache and limiter back within 5 s.
+most the healthy p99 plus the store deadline; cache, limiter and breaker store back
+within 5 s (a transition published after the pause reaches Redis within 5 s too).
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ def _config(url: str) -> dict[str, Any]:
 
 
 async def _recovered(client: Any, since: float) -> float:
-    """Seconds from ``since`` until neither the cache nor the limiter is degraded."""
+    """Seconds from ``since`` until no shared store (cache, limiter, breaker store) is
+    degraded."""
     while True:
         # (getattr: the same test runs against llmx before issue 14, to show it failing)
         stores = getattr(client.stats(), "stores", {})
@@ -62,6 +64,26 @@ async def _recovered(client: Any, since: float) -> float:
             return time.monotonic() - since
         assert time.monotonic() - since < 10, f"not recovered within 10 s: {stores}"
         await asyncio.sleep(0.01)
+
+
+async def _breaker_state_shared(client: Any, server: RedisServer) -> float:
+    """Seconds until a transition published by the client's breaker store is in Redis."""
+    import redis.asyncio
+
+    from llmx.plugin import SharedBreakerState
+
+    started = time.monotonic()
+    now = time.time()
+    state = SharedBreakerState("open", now + 30, now, "reliability test", "test")
+    client._pool.breaker_store.publish("canary", state)
+    reader = redis.asyncio.Redis.from_url(server.url)
+    try:
+        while not await reader.keys("*breaker*canary*"):
+            assert time.monotonic() - started < 10, "the transition never reached Redis"
+            await asyncio.sleep(0.01)
+    finally:
+        await reader.aclose()
+    return time.monotonic() - started
 
 
 async def test_a_slow_or_paused_redis_never_slows_requests(
@@ -128,6 +150,8 @@ async def test_a_slow_or_paused_redis_never_slows_requests(
                 marks.append((time.monotonic() - t0, phase))
                 recovery["paused"] = await _recovered(client, back)
                 await asyncio.sleep(PHASE)
+                # breaker state is shared again: a transition published here reaches Redis
+                recovery["breaker state"] = await _breaker_state_shared(client, server)
             finally:
                 stop = True
                 await asyncio.gather(*tasks)

@@ -12,6 +12,7 @@ from llmx._engine.pipeline import Pipeline
 from llmx._errors import ClientClosedError, ConfigError
 from llmx._pool import ProviderPool
 from llmx._registry import Registry
+from llmx._state import DegradableStore, degradable_stats
 from llmx._stats import InstanceStats, Stats
 from llmx._types import Message, Request, _to_messages
 from llmx._validate import validate
@@ -258,6 +259,10 @@ class Client:
         limiter = self._pool.shared_limiter
         if limiter is not None:
             stores["limiter"] = limiter.guard.stats()
+        breaker_store = self._pool.breaker_store
+        if isinstance(breaker_store, DegradableStore):
+            name = self.config.breaker_store.name or "memory"
+            stores["breaker_store"] = degradable_stats("breaker store", name, breaker_store)
         return Stats(
             self._pipeline.stats.snapshot(),
             instances,

@@ -309,6 +309,11 @@ class ProviderPool:
         return self._limiter_backend
 
     @property
+    def breaker_store(self) -> Any:
+        """The breaker store, once built (None before)."""
+        return self._breaker_store
+
+    @property
     def shared_limiter(self) -> SharedLimiter | None:
         """The guard of the shared limiter backend, once an instance with limits used it."""
         return self._limiter_shared

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
@@ -313,6 +313,29 @@ class StoreGuard:
             transitions=self.transitions,
             recoveries=self.recoveries,
         )
+
+
+@runtime_checkable
+class DegradableStore(Protocol):
+    """A store (such as a shared breaker store, whose I/O runs in its own background
+    tasks) that says whether it is degraded now and how often that changed; reported
+    in ``Client.stats().stores``."""
+
+    degraded: bool
+    """Whether the store is failing now (local state stands in)."""
+    transitions: int
+    """Changes between answering and failing so far."""
+
+
+def degradable_stats(kind: str, name: str, store: DegradableStore) -> StoreStats:
+    """The :class:`StoreStats` of a store that keeps its own health."""
+    return StoreStats(
+        kind=kind,
+        backend=name,
+        degraded=store.degraded,
+        transitions=store.transitions,
+        recoveries=store.transitions // 2,
+    )
 
 
 PROBE_TIMEOUT = 1.0
