@@ -32,18 +32,34 @@ async def _within(awaitable: Awaitable[T], seconds: float) -> T:
     the deadline: a client library that delays or swallows a cancellation (redis-py
     finishing a read up to its ``socket_timeout``) cannot hold the request past it.
     """
+    # Not asyncio.wait: one task, one waiter, one timer handle (measured: a guarded
+    # store call costs ~9 µs over a bare await this way, ~11-14 µs with asyncio.wait;
+    # asyncio.timeout, ~4 µs, cannot cut a call that delays its cancellation).
+    loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(awaitable)
+    waiter = loop.create_future()
+
+    def wake(_: object = None) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    handle = loop.call_later(seconds, wake)
+    task.add_done_callback(wake)
     try:
-        done, _ = await asyncio.wait((task,), timeout=seconds)
+        await waiter
     except BaseException:
+        task.remove_done_callback(wake)
         task.cancel()
         task.add_done_callback(_consume)
         raise
-    if not done:
-        task.cancel()
-        task.add_done_callback(_consume)
-        raise TimeoutError
-    return task.result()
+    finally:
+        handle.cancel()
+    if task.done():
+        return task.result()
+    task.remove_done_callback(wake)
+    task.cancel()
+    task.add_done_callback(_consume)
+    raise TimeoutError
 
 
 def _consume(task: asyncio.Future[Any]) -> None:
