@@ -555,7 +555,7 @@ class CacheLayer:
     async def _write(self, key: str, value: bytes, ttl: float | None) -> None:
         assert self.guard is not None
         try:
-            await self.guard.call(self.backend.set(key, value, ttl=ttl))
+            await self.guard.call(self.backend.set(key, value, ttl=ttl), background=True)
         except Exception as err:
             self._failed("set", err)
             return

@@ -730,7 +730,7 @@ class InstanceLimiter:
                 shared.keep_release(grant, buckets)
                 return
             try:
-                await shared.guard.call(self.backend.release(grant, buckets))
+                await shared.guard.call(self.backend.release(grant, buckets), background=True)
             except Exception:
                 shared.keep_release(grant, buckets)
             return
@@ -810,7 +810,7 @@ class SharedLimiter:
         while kept and self.guard.allow():
             grant, buckets = kept[0]
             try:
-                await self.guard.call(backend.release(grant, buckets))
+                await self.guard.call(backend.release(grant, buckets), background=True)
             except Exception:
                 return
             if kept and kept[0][0] == grant:

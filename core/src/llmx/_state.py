@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
@@ -60,6 +61,20 @@ async def _within(awaitable: Awaitable[T], seconds: float) -> T:
     task.cancel()
     task.add_done_callback(_consume)
     raise TimeoutError
+
+
+if sys.version_info >= (3, 11):
+
+    async def _soft_within(awaitable: Awaitable[T], seconds: float) -> T:
+        """``awaitable`` cancelled at the deadline (it may delay the cancellation)."""
+        async with asyncio.timeout(seconds):
+            return await awaitable
+
+else:  # pragma: no cover - Python 3.10
+
+    async def _soft_within(awaitable: Awaitable[T], seconds: float) -> T:
+        """``awaitable`` cancelled at the deadline."""
+        return await asyncio.wait_for(awaitable, seconds)
 
 
 def _consume(task: asyncio.Future[Any]) -> None:
@@ -233,12 +248,20 @@ class StoreGuard:
         self._next_probe = now + self.settings.probe_interval
         return True
 
-    async def call(self, awaitable: Awaitable[T]) -> T:
+    async def call(self, awaitable: Awaitable[T], *, background: bool = False) -> T:
         """Await a store call under the deadline; record its outcome. Raises what the
-        call raised, or :class:`TimeoutError` past the deadline."""
+        call raised, or :class:`TimeoutError` past the deadline.
+
+        ``background``: nobody waits for this call (a cache write, a release), so a
+        cancellation the client library delays is acceptable: the cheaper
+        :func:`_soft_within` bounds it.
+        """
         self.calls += 1
         try:
-            result = await _within(awaitable, self.settings.timeout)
+            if background:
+                result = await _soft_within(awaitable, self.settings.timeout)
+            else:
+                result = await _within(awaitable, self.settings.timeout)
         except TimeoutError as err:
             self.timeouts += 1
             self.failed(err, late=True)
