@@ -480,7 +480,7 @@ class CacheLayer:
                 elif guard.allow():
                     writing = self._writing.get(slot.key)
                     if writing is not None:  # this client is storing it: read it after
-                        await asyncio.wait((writing,))  # (bounded by the deadline)
+                        await asyncio.wait((writing,), timeout=guard.settings.timeout)
                     value = await guard.call(self.backend.get(slot.key))
                 else:
                     self.degraded_lookups += 1
