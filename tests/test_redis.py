@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio
-from llmx_redis.testing import RedisServer
+from llmx_redis.testing import ProxyProcess, RedisServer
 
 import llmx
 from llmx.plugin import Bucket
@@ -45,6 +45,15 @@ def config(fake: FakeOpenAIServer, redis_url: str, **sections: Any) -> dict[str,
     return data
 
 
+async def _stored(client: llmx.Client, count: int) -> None:
+    """Wait until ``client`` has written ``count`` answers to the cache (writes to a
+    shared cache run in the background, after the answer)."""
+    deadline = time.monotonic() + 5
+    while (stats := client.stats().cache) is None or stats.stores < count:
+        assert time.monotonic() < deadline, f"{count} cache writes not done within 5 s"
+        await asyncio.sleep(0.005)
+
+
 async def _keys(server: RedisServer, **kwargs: Any) -> list[bytes]:
     client = redis.asyncio.Redis.from_url(server.url, **kwargs)
     try:
@@ -62,6 +71,7 @@ async def test_a_second_client_gets_the_first_ones_answer(
     data = config(fake, redis_server.url, cache={"ttl": 120})
     async with llmx.Client(data) as first, llmx.Client(data) as second:
         answer = await first.complete(model="main/gpt-4o-mini", prompt="hello")
+        await _stored(first, 1)
         again = await second.complete(model="main/gpt-4o-mini", prompt="hello")
         assert not answer.cached
         assert again.cached
@@ -70,6 +80,7 @@ async def test_a_second_client_gets_the_first_ones_answer(
         # a stream stored by one replays as the same chunks in the other
         async with first.stream(model="main/gpt-4o-mini", prompt="one two three") as stream:
             chunks = [c async for c in stream]
+        await _stored(first, 2)
         async with second.stream(model="main/gpt-4o-mini", prompt="one two three") as stream:
             assert [c async for c in stream] == chunks
         assert stream.response is not None
@@ -88,6 +99,28 @@ async def test_a_second_client_gets_the_first_ones_answer(
         assert b"test-key" not in await client.get(keys[0])  # no secret in an entry
     finally:
         await client.aclose()
+
+
+async def test_a_cache_write_never_delays_the_answer(
+    fake: FakeOpenAIServer, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each Redis round trip 0.3 s slower (a proxy), writes given 2 s: the answers do not
+    wait for them; past MAX_PENDING_WRITES under way, writes are dropped and counted."""
+    import llmx._cache
+
+    monkeypatch.setattr(llmx._cache, "MAX_PENDING_WRITES", 2, raising=False)
+    with ProxyProcess(redis_server.port, delay=0.3) as proxy:
+        data = config(fake, proxy.url, cache={"mode": "refresh", "store_timeout": 2})
+        async with llmx.Client(data) as client:
+            for i in range(5):
+                started = time.perf_counter()
+                await client.complete(model="main/gpt-4o-mini", prompt=f"question {i}")
+                assert time.perf_counter() - started < 0.2
+            await _stored(client, 2)
+            stats = client.stats().cache
+            assert stats is not None
+            assert (stats.stores, stats.dropped_writes, stats.errors) == (2, 3, 0)
+    assert len(await _keys(redis_server)) == 2
 
 
 async def test_auth_from_a_secret_and_a_wrong_password(
@@ -304,19 +337,28 @@ async def test_breaker_store_without_redis_keeps_requests_working(
     assert "redis breaker store" in caplog.text
 
 
-async def test_limiter_without_redis_sends_unlimited_with_a_warning(
+async def test_limiter_without_redis_limits_in_the_process_with_one_warning(
     fake: FakeOpenAIServer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Redis down: requests still go (nothing fails for want of the store), limited by
+    the in-process stand-in at the full limit (``expected_processes = 1``), one line
+    logged for the transition. (Before issue 14 they went unlimited.)"""
     from llmx_redis.testing._server import _free_port
 
-    caplog.set_level(logging.WARNING, logger="llmx.ratelimit")
+    caplog.set_level(logging.WARNING, logger="llmx.store")
     url = f"redis://127.0.0.1:{_free_port()}/0"
     data = config(fake, url, limiter={"connect_timeout": 0.1})
-    data["providers"]["main"]["limits"] = {"rpm": 1, "max_concurrent": 1}
+    data["providers"]["main"]["limits"] = {"rpm": 3, "max_concurrent": 1, "max_wait": 0}
     async with llmx.Client(data) as client:
         for _ in range(3):
             assert (await client.complete(model="main/gpt-4o-mini", prompt="hi")).text == "hi"
+        with pytest.raises(llmx.RateLimitError, match="client-side rate limit"):
+            await client.complete(model="main/gpt-4o-mini", prompt="hi")
         limiter = client._pool.get("main").limiter
         assert limiter is not None
         assert limiter.backend_errors == 3
-    assert caplog.text.count("sending without the client-side limit") == 1
+        assert limiter.stats().local_grants >= 4  # every ask went to the stand-in
+        store = client.stats().stores["limiter"]
+        assert store.degraded
+        assert store.transitions == 1
+    assert caplog.text.count("shared limiter 'redis' degraded") == 1

@@ -5,22 +5,32 @@ the core's: which requests are cached and how (:class:`CachePolicy`, layered fro
 ``[cache]``, the provider instance, the alias and the call), the key
 (:mod:`llmx._cachekey`), the serialisation of responses and streams, the statistics,
 and turning any backend failure into a miss with a logged warning.
+
+A backend outside the process (``llmx-redis``; any backend that does not declare
+``shared = False``) is called through a :class:`~llmx._state.StoreGuard`: each lookup has
+a deadline (``[cache] store_timeout``, 50 ms by default) and a store that keeps failing
+or answering late is left alone (every lookup a miss, every write skipped) until a
+probe finds it answering again. Writes to such a backend never delay the answer: they
+run in the background, at most :data:`MAX_PENDING_WRITES` at once, and any beyond are
+dropped and counted.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
 import logging
 import math
 import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, get_args
 
 import attrs
 
 from llmx._cachekey import canonical_body, key_for
+from llmx._components import ScopedCache
 from llmx._errors import ConfigError
 from llmx._settings import CachePolicy
 from llmx._types import (
@@ -37,12 +47,18 @@ if TYPE_CHECKING:
     from llmx._components import Cache, Candidate
     from llmx._config import Config
     from llmx._registry import Registry
+    from llmx._settings import StoreSettings
+    from llmx._state import StoreGuard
     from llmx._types import Request
 
 log = logging.getLogger("llmx.cache")
 
 DEFAULT_TTL = 86_400.0
 """Seconds an entry lives when no policy sets ``ttl`` (one day)."""
+
+MAX_PENDING_WRITES = 256
+"""Background writes to a shared cache in flight at once; an answer arriving while this
+many are pending is not stored (counted in ``CacheStats.dropped_writes``)."""
 
 
 @attrs.frozen
@@ -51,7 +67,10 @@ class CacheStats:
 
     ``hits`` and ``misses`` count lookups; ``stores`` answers written; ``bypassed``
     requests the policy kept away from the cache (mode ``off``, or a nonzero
-    temperature); ``errors`` backend failures, each treated as a miss.
+    temperature); ``errors`` backend failures (timeouts included), each treated as a
+    miss. With a shared backend: ``degraded_lookups`` and ``skipped_writes`` count
+    lookups answered as misses and writes not made while the backend was degraded,
+    ``dropped_writes`` writes dropped because :data:`MAX_PENDING_WRITES` were pending.
     """
 
     hits: int = 0
@@ -59,6 +78,9 @@ class CacheStats:
     stores: int = 0
     bypassed: int = 0
     errors: int = 0
+    degraded_lookups: int = 0
+    skipped_writes: int = 0
+    dropped_writes: int = 0
 
     @property
     def hit_rate(self) -> float | None:
@@ -86,6 +108,9 @@ class MemoryCacheSettings:
 
 class MemoryCache:
     """An LRU cache in this process, bounded by entries and bytes, with TTLs."""
+
+    shared = False
+    """In the process: called directly, with no deadline and no background writes."""
 
     def __init__(
         self, settings: MemoryCacheSettings | None = None, *, clock: Any = time.monotonic
@@ -333,7 +358,10 @@ class CacheLayer:
         aliases: Mapping[str, CachePolicy],
         namespace: str = "",
         warn_every: float = 30.0,
+        store: StoreSettings | None = None,
     ) -> None:
+        from llmx._state import StoreGuard
+
         self.backend = backend
         self.name = name
         self._base = base
@@ -345,6 +373,12 @@ class CacheLayer:
         self._warn_every = warn_every
         self._warned_at = -math.inf
         self._suppressed = 0
+        self.guard: StoreGuard | None = None
+        if not (isinstance(backend, ScopedCache) and backend.shared is False):
+            self.guard = StoreGuard("cache", name, store, probe=self._probe)
+        self._writes: set[asyncio.Task[None]] = set()
+        self._writing: dict[str, asyncio.Task[None]] = {}  # key -> its write under way
+        self.degraded_lookups = self.skipped_writes = self.dropped_writes = 0
 
     @classmethod
     def build(cls, config: Config, registry: Registry) -> CacheLayer | None:
@@ -380,6 +414,7 @@ class CacheLayer:
             instances=instances,
             aliases=aliases,
             namespace=namespace,
+            store=section.store,
         )
 
     # -- policies and keys ----------------------------------------------------------------
@@ -435,12 +470,22 @@ class CacheLayer:
         """The first hit among the readable slots, in candidate order (None: a miss)."""
         started = time.perf_counter()
         readable = False
+        guard = self.guard
         for slot in slots:
             if not slot.readable:
                 continue
             readable = True
             try:
-                value = await self.backend.get(slot.key)
+                if guard is None:
+                    value = await self.backend.get(slot.key)
+                elif guard.allow():
+                    writing = self._writing.get(slot.key)
+                    if writing is not None:  # this client is storing it: read it after
+                        await asyncio.wait((writing,), timeout=guard.settings.timeout)
+                    value = await guard.call(self.backend.get(slot.key))
+                else:
+                    self.degraded_lookups += 1
+                    continue
             except Exception as err:
                 self._failed("get", err)
                 continue
@@ -484,18 +529,54 @@ class CacheLayer:
         if slot is None:
             return
         ttl = slot.policy.ttl
+        expires = None if ttl is None or ttl == math.inf else ttl
+        guard = self.guard
+        if guard is not None:
+            # A shared backend: written in the background, never awaited by the answer.
+            if len(self._writes) >= MAX_PENDING_WRITES:
+                self.dropped_writes += 1
+                return
+            if not guard.allow():
+                self.skipped_writes += 1
+                return
         try:
             value = encode_entry(response, chunks)
-            await self.backend.set(
-                slot.key, value, ttl=None if ttl is None or ttl == math.inf else ttl
-            )
+            if guard is not None:
+                task = asyncio.get_running_loop().create_task(self._write(slot.key, value, expires))
+                self._writing[slot.key] = task
+                self._writes.add(task)
+                task.add_done_callback(self._writes.discard)
+                return
+            await self.backend.set(slot.key, value, ttl=expires)
         except Exception as err:
             self._failed("set", err)
             return
         self.stores += 1
 
+    async def _write(self, key: str, value: bytes, ttl: float | None) -> None:
+        assert self.guard is not None
+        try:
+            await self.guard.call(self.backend.set(key, value, ttl=ttl), background=True)
+        except Exception as err:
+            self._failed("set", err)
+            return
+        finally:
+            if self._writing.get(key) is asyncio.current_task():
+                del self._writing[key]
+        self.stores += 1
+
+    def _probe(self) -> Awaitable[object]:
+        return self.backend.get(f"{self._namespace}llmx:probe")
+
+    async def drain(self) -> None:
+        """Wait for the background writes under way (each is bounded by the deadline)."""
+        while self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
+
     def _failed(self, operation: str, err: BaseException) -> None:
         self.errors += 1
+        if isinstance(err, TimeoutError) and self.guard is not None:
+            return  # late: the guard logs the store's transition to degraded, once
         now = time.monotonic()
         if now - self._warned_at < self._warn_every:
             self._suppressed += 1
@@ -518,11 +599,24 @@ class CacheLayer:
 
     def stats(self) -> CacheStats:
         """The counts so far."""
-        return CacheStats(self.hits, self.misses, self.stores, self.bypassed, self.errors)
+        return CacheStats(
+            self.hits,
+            self.misses,
+            self.stores,
+            self.bypassed,
+            self.errors,
+            self.degraded_lookups,
+            self.skipped_writes,
+            self.dropped_writes,
+        )
 
     async def aclose(self) -> None:
-        """Close the backend, if it holds resources."""
+        """Finish the background writes (each bounded by the deadline), then close the
+        backend, if it holds resources."""
         from llmx._components import Closable
 
+        await self.drain()
+        if self.guard is not None:
+            await self.guard.aclose()
         if isinstance(self.backend, Closable):
             await self.backend.aclose()

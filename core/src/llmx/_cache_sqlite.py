@@ -95,6 +95,11 @@ def default_path() -> Path:
 class SQLiteCache:
     """A persistent response cache in one SQLite file (see the module docstring)."""
 
+    shared = False
+    """A file on this machine (its own busy timeout bounds a lock wait): called without
+    the shared-store deadline, and its writes are awaited (a read right after a write
+    sees it)."""
+
     def __init__(self, settings: SQLiteCacheSettings) -> None:
         self.settings = settings
         self.path = Path(settings.path).expanduser() if settings.path else default_path()

@@ -13,6 +13,7 @@ from llmx._errors import ClientClosedError, ConfigError
 from llmx._pool import ProviderPool
 from llmx._registry import Registry
 from llmx._scrub import scrub
+from llmx._state import DegradableStore, degradable_stats
 from llmx._stats import InstanceStats, Stats
 from llmx._types import Message, Request, _to_messages
 from llmx._validate import validate
@@ -256,10 +257,21 @@ class Client:
             for d in self._pool.built()
         }
         cache = self._pipeline.cache
+        stores = {}
+        if cache is not None and cache.guard is not None:
+            stores["cache"] = cache.guard.stats()
+        limiter = self._pool.shared_limiter
+        if limiter is not None:
+            stores["limiter"] = limiter.guard.stats()
+        breaker_store = self._pool.breaker_store
+        if isinstance(breaker_store, DegradableStore):
+            name = self.config.breaker_store.name or "memory"
+            stores["breaker_store"] = degradable_stats("breaker store", name, breaker_store)
         return Stats(
             self._pipeline.stats.snapshot(),
             instances,
             cache.stats() if cache is not None else None,
+            stores,
         )
 
     async def health(

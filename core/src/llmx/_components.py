@@ -253,6 +253,20 @@ class ScopedBreakerStore(Protocol):
 
 
 @runtime_checkable
+class ScopedCache(Protocol):
+    """A cache that says whether anything outside this process reads or writes it.
+
+    ``shared = False`` (a cache private to the process, like the built-in ``memory``
+    and ``sqlite`` on local disk) lets the core call it directly. A cache without the
+    flag is taken as shared: each call runs under the store deadline and breaker, and
+    writes go in the background (see docs/caching.md).
+    """
+
+    shared: bool
+    """False: nothing outside this process reads or writes the cache."""
+
+
+@runtime_checkable
 class RetryPolicy(Protocol):
     """Decides how a failed attempt is retried on the same candidate.
 
@@ -372,7 +386,7 @@ class LayeredStrategy(Protocol):
 
 OPTIONAL: Mapping[str, tuple[type, ...]] = {
     "provider": (StreamingProvider, ModelInfoProvider, ModelListingProvider, Closable),
-    "cache": (Closable,),
+    "cache": (ScopedCache, Closable),
     "limiter": (InProcessAcquire, InProcessRelease, Closable),
     "breaker_store": (ScopedBreakerStore, Closable),
     "retry_policy": (),

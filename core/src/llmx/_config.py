@@ -37,6 +37,7 @@ if TYPE_CHECKING:
         CachePolicy,
         LimitSettings,
         RetryBudgetSettings,
+        StoreSettings,
     )
 
 ENV_PREFIX = "LLMX_"
@@ -298,6 +299,10 @@ class ComponentConfig:
 
     name: str | None = None
     options: Mapping[str, Any] = attrs.field(factory=dict)
+    store: StoreSettings | None = None
+    """For a store section (``[cache]``, ``[limiter]``, ``[breaker_store]``): how the
+    core calls a shared backend (``store_timeout``, ``store_failures``,
+    ``store_probe_interval``, ``[limiter] expected_processes``; None: the defaults)."""
 
 
 @attrs.frozen
@@ -391,6 +396,7 @@ def _converter() -> Any:
         CachePolicy,
         LimitSettings,
         RetryBudgetSettings,
+        StoreSettings,
     )
 
     # The annotations naming these classes are strings (see the TYPE_CHECKING import).
@@ -400,8 +406,9 @@ def _converter() -> Any:
         "AdaptiveSettings": AdaptiveSettings,
         "BreakerSettings": BreakerSettings,
         "RetryBudgetSettings": RetryBudgetSettings,
+        "StoreSettings": StoreSettings,
     }
-    for cls in (ProviderConfig, AliasConfig, CacheConfig, Config):
+    for cls in (ProviderConfig, AliasConfig, ComponentConfig, CacheConfig, Config):
         attrs.resolve_types(cls, globalns=globals(), localns=late)
 
     conv = cattrs.Converter(forbid_extra_keys=True)
@@ -568,6 +575,16 @@ def _split_component(section: str, value: Any) -> Any:
         if "namespace" in value:
             out["namespace"] = value["namespace"]
         own |= policy_keys | {"namespace"}
+    if section in ("cache", "limiter", "breaker_store"):
+        from llmx._settings import STORE_KEYS
+
+        keys = dict(STORE_KEYS)
+        if section == "limiter":
+            keys["expected_processes"] = "expected_processes"
+        store = {field: value[key] for key, field in keys.items() if key in value}
+        if store:
+            out["store"] = store
+        own |= set(keys)
     out["options"] = {k: v for k, v in value.items() if k not in own}
     if key in value:
         out["name"] = value[key]
@@ -760,6 +777,12 @@ def _describe(config: Config) -> dict[str, Any]:
             out.update(_table(c.policy))
             if c.namespace is not None:
                 out["namespace"] = c.namespace
+        if c.store is not None:
+            from llmx._settings import STORE_KEYS
+
+            names = {field: key for key, field in STORE_KEYS.items()}
+            names["expected_processes"] = "expected_processes"
+            out.update({names[k]: v for k, v in _table(c.store).items()})
         out.update(_redact(c.options))
         return out
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmx._components import (
     Closable,
+    InProcessAcquire,
     ModelInfoProvider,
     ModelListingProvider,
     ProviderContext,
@@ -22,7 +23,7 @@ from llmx._components import (
 )
 from llmx._config import Config, ProviderConfig, structure_settings
 from llmx._errors import ConfigError, PluginError
-from llmx._ratelimit import InstanceLimiter
+from llmx._ratelimit import InstanceLimiter, SharedLimiter
 from llmx._resilience import AdaptiveLimit, BreakerState, CircuitBreaker, RetryBudget
 from llmx._state import SharedCooldown
 
@@ -221,6 +222,7 @@ class ProviderPool:
         self._on_transition = on_breaker_transition
         self._retry_policies: dict[tuple[Any, ...], Any] = {}
         self._limiter_backend: Any = None
+        self._limiter_shared: SharedLimiter | None = None
         self._breaker_store: Any = None
         self._store_built = False
 
@@ -270,6 +272,7 @@ class ProviderPool:
                 self._limiter(),
                 config.map_model,
                 lease=config.timeout + 60.0,
+                shared=self._shared_limiter(),
             )
         limit = None
         if config.adaptive_concurrency is not None:
@@ -304,6 +307,29 @@ class ProviderPool:
         if self._limiter_backend is None:
             self._limiter_backend = self._component("limiter", "limiter", "local")
         return self._limiter_backend
+
+    @property
+    def breaker_store(self) -> Any:
+        """The breaker store, once built (None before)."""
+        return self._breaker_store
+
+    @property
+    def shared_limiter(self) -> SharedLimiter | None:
+        """The guard of the shared limiter backend, once an instance with limits used it."""
+        return self._limiter_shared
+
+    def _shared_limiter(self) -> SharedLimiter | None:
+        """The guard and local stand-in of a shared limiter backend (one per client;
+        None for an in-process backend)."""
+        backend = self._limiter()
+        if isinstance(backend, InProcessAcquire):
+            return None
+        if self._limiter_shared is None:
+            section = self._config.limiter
+            self._limiter_shared = SharedLimiter(
+                section.name or "local", section.store, backend=backend
+            )
+        return self._limiter_shared
 
     def _shared_breaker_store(self) -> Any:
         """The breaker store (``[breaker_store]``) if it is shared, else None."""

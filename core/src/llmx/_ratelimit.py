@@ -22,6 +22,14 @@ The local backend keeps a window as a fixed ring of ``_SLICES`` time slices, so 
 memory does not grow with the request rate. Not GCRA or a token bucket: those let
 up to twice the quota through within one period (a full burst, then the refill),
 which a sliding window never does (and the shared ``llmx-redis`` windows agree).
+
+A shared backend is called through a :class:`~llmx._state.StoreGuard` (one per client,
+see :class:`SharedLimiter`): each call has a deadline (``[limiter] store_timeout``, 50 ms
+by default), and while the backend keeps failing or answering late the requests are
+limited in the process instead, at ``1 / expected_processes`` of every limit (the full
+limit by default), until a probe finds the backend answering again. Releases that could
+not reach it are kept (bounded) and sent once it answers, so no concurrency slot stays
+taken for its whole lease.
 """
 
 from __future__ import annotations
@@ -39,7 +47,8 @@ from typing import TYPE_CHECKING, Any
 from llmx._components import Bucket, InProcessAcquire, InProcessRelease
 from llmx._errors import RateLimitError
 from llmx._ids import ORIGIN
-from llmx._settings import LimitSettings
+from llmx._settings import LimitSettings, StoreSettings
+from llmx._state import StoreGuard
 from llmx._stats import LimiterStats
 from llmx._tokens import estimate_input_tokens, estimate_output_tokens
 
@@ -365,7 +374,7 @@ class _Plan:
 class Permit:
     """What a request holds while it runs under its instance's limits."""
 
-    __slots__ = ("bound", "buckets", "grant", "limiter", "plan", "released", "tokens")
+    __slots__ = ("bound", "buckets", "grant", "limiter", "local", "plan", "released", "tokens")
 
     def __init__(
         self,
@@ -376,6 +385,7 @@ class Permit:
         tokens: int = 0,
         *,
         bound: bool = False,
+        local: bool = False,
     ) -> None:
         self.limiter = limiter
         self.grant = grant
@@ -383,6 +393,7 @@ class Permit:
         self.plan = plan
         self.tokens = tokens  # the estimate the token buckets took
         self.bound = bound  # taken through plan.bound (the in-process backend's fast path)
+        self.local = local  # taken from the local stand-in of a degraded shared backend
         self.released = False
 
     def release(self, tokens: int | None = None) -> None:
@@ -407,6 +418,7 @@ class InstanceLimiter:
         map_model: Callable[[str], str] = lambda m: m,
         *,
         lease: float = 3600.0,
+        shared: SharedLimiter | None = None,
     ) -> None:
         self.instance = instance
         self.lease = lease
@@ -425,11 +437,24 @@ class InstanceLimiter:
         self.waited = 0
         self.refused = 0
         self.backend_errors = 0
+        self.local_grants = 0
         self._warned_at = -math.inf
+        if shared is None and self._try_acquire is None:
+            shared = SharedLimiter(type(backend).__name__, backend=backend)
+        self._shared = shared if self._try_acquire is None else None
 
     def stats(self) -> LimiterStats:
         """The counts so far (see :class:`LimiterStats`)."""
-        return LimiterStats(self.waited, self.refused, self.backend_errors)
+        return LimiterStats(self.waited, self.refused, self.backend_errors, self.local_grants)
+
+    def _permit(
+        self, grant: str, buckets: Sequence[Bucket], plan: _Plan, tokens: int, wait: float
+    ) -> Permit:
+        """The permit of a granted request (``wait``: 0, shared; -1, nothing taken;
+        -2, taken from the local stand-in of a degraded shared backend)."""
+        if wait == _LOCAL:
+            return Permit(self, grant, buckets, plan, tokens, local=True)
+        return Permit(self, grant, buckets if wait == 0 else (), plan, tokens)
 
     def _plan(self, model: str) -> _Plan:
         plan = self._plans.get(model)
@@ -520,7 +545,7 @@ class InstanceLimiter:
             else:
                 wait = await self._checked_acquire(grant, buckets)
             if wait <= 0:
-                return Permit(self, grant, buckets if wait == 0 else (), plan, tokens)
+                return self._permit(grant, buckets, plan, tokens, wait)
             if wait == math.inf or (plan.exact and wait > budget):
                 raise self._refused(model, tokens, wait, budget)
             if queue is None:
@@ -540,7 +565,7 @@ class InstanceLimiter:
             while True:
                 wait = await self._checked_acquire(grant, buckets)
                 if wait <= 0:
-                    return Permit(self, grant, buckets if wait == 0 else (), plan, tokens)
+                    return self._permit(grant, buckets, plan, tokens, wait)
                 left = give_up - loop.time()
                 if wait == math.inf or left <= 0 or (plan.exact and wait > left):
                     raise self._refused(model, tokens, wait, budget)
@@ -563,14 +588,34 @@ class InstanceLimiter:
             return self._backend_failed(err)
 
     async def _checked_acquire(self, grant: str, buckets: Sequence[Bucket]) -> float:
-        """The backend's answer; when the backend fails (a shared one that went away),
-        the request goes ahead unlimited, with a warning: the provider's own 429s
-        (retries, cooldowns, fallback) remain the backstop."""
-        try:
-            wait: float = await self.backend.acquire(grant, buckets)
-        except Exception as err:
-            return self._backend_failed(err)
-        return wait
+        """The backend's answer, within the shared store's deadline. While the backend
+        is degraded (slow, or failing: see :class:`SharedLimiter`) the request is
+        limited by the local stand-in instead (:data:`_LOCAL` when granted)."""
+        shared = self._shared
+        if shared is None:  # an in-process backend without try_acquire
+            try:
+                wait: float = await self.backend.acquire(grant, buckets)
+            except Exception as err:
+                return self._backend_failed(err)
+            return wait
+        guard = shared.guard
+        if guard.allow():
+            try:
+                wait = await guard.call(self.backend.acquire(grant, buckets))
+            except Exception as err:  # the guard counts it, and logs a degradation
+                self.backend_errors += 1
+                if any(b.kind == "slots" for b in buckets):
+                    # Late, not refused: the backend may still take the slot; free it
+                    # once it answers.
+                    shared.keep_release(grant, buckets)
+                log.debug("shared rate limiter failed for %r: %r", self.instance, err)
+            else:
+                if shared.pending:
+                    shared.replay(self.backend)
+                return wait
+        self.local_grants += 1
+        wait = shared.local.try_acquire(grant, shared.local_buckets(buckets))
+        return _LOCAL if wait == 0 else wait
 
     def _backend_failed(self, err: Exception) -> float:
         self.backend_errors += 1
@@ -638,6 +683,16 @@ class InstanceLimiter:
         plan = permit.plan
         if not buckets:
             return  # granted while the backend was failing: nothing was taken
+        if permit.local:
+            assert self._shared is not None
+            if tokens is not None and plan.token_buckets and tokens != permit.tokens:
+                buckets = plan.buckets_for(tokens)
+            self._shared.local.release_nowait(permit.grant, buckets)
+            if self._heads:
+                for head in self._heads.values():
+                    if not head.done():
+                        head.set_result(None)
+            return
         if permit.bound:
             assert plan.bound is not None
             corrected = tokens is not None and tokens != permit.tokens
@@ -667,6 +722,18 @@ class InstanceLimiter:
                     head.set_result(None)
 
     async def _release(self, grant: str, buckets: Sequence[Bucket]) -> None:
+        shared = self._shared
+        if shared is not None:
+            # Within the deadline; a release the backend did not take in time (or while
+            # it is degraded) is kept and sent once it answers again.
+            if not shared.guard.allow():
+                shared.keep_release(grant, buckets)
+                return
+            try:
+                await shared.guard.call(self.backend.release(grant, buckets), background=True)
+            except Exception:
+                shared.keep_release(grant, buckets)
+            return
         try:
             await self.backend.release(grant, buckets)
         except Exception as err:
@@ -682,6 +749,79 @@ class InstanceLimiter:
         """Wait for releases still under way."""
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._shared is not None:
+            await self._shared.aclose()
+
+
+_LOCAL = -2.0
+""":meth:`InstanceLimiter._checked_acquire`'s answer for a grant of the local stand-in."""
+
+MAX_KEPT_RELEASES = 10_000
+"""Releases kept for a degraded shared backend (the oldest go first past this; their
+slots then free themselves at the end of their lease)."""
+
+
+class SharedLimiter:
+    """What the instances of one client share about a shared rate-limiter backend: its
+    :class:`~llmx._state.StoreGuard`, the local stand-in used while it is degraded (each
+    limit divided by ``expected_processes``), and the releases it missed."""
+
+    def __init__(
+        self, name: str, settings: StoreSettings | None = None, backend: Any = None
+    ) -> None:
+        # The probe releases an unknown grant from no bucket: a no-op round trip.
+        probe = None if backend is None else (lambda: backend.release(f"{ORIGIN}:probe", ()))
+        self.guard = StoreGuard("limiter", name, settings, probe=probe)
+        self.local = LocalRateLimiter()
+        self.share = self.guard.settings.expected_processes
+        self._kept: collections.deque[tuple[str, Sequence[Bucket]]] = collections.deque(
+            maxlen=MAX_KEPT_RELEASES
+        )
+        self._replaying: asyncio.Task[None] | None = None
+
+    @property
+    def pending(self) -> bool:
+        """Whether releases are waiting for the backend."""
+        return bool(self._kept)
+
+    def local_buckets(self, buckets: Sequence[Bucket]) -> list[Bucket]:
+        """``buckets`` with this process's share of each limit (never less than one
+        request's amount, so what fits the shared limit fits the local one)."""
+        n = self.share
+        out = []
+        for b in buckets:
+            share = b.limit / n
+            limit = float(max(1, math.floor(share))) if b.kind == "slots" else max(share, b.amount)
+            out.append(Bucket(b.instance, b.name, limit, b.period, b.amount, b.kind))
+        return out
+
+    def keep_release(self, grant: str, buckets: Sequence[Bucket]) -> None:
+        """Send this release once the backend answers again."""
+        self._kept.append((grant, buckets))
+
+    def replay(self, backend: Any) -> None:
+        """Send the kept releases in the background (one task at a time)."""
+        if self._replaying is not None and not self._replaying.done():
+            return
+        self._replaying = asyncio.get_running_loop().create_task(self._replay(backend))
+
+    async def _replay(self, backend: Any) -> None:
+        kept = self._kept
+        while kept and self.guard.allow():
+            grant, buckets = kept[0]
+            try:
+                await self.guard.call(backend.release(grant, buckets), background=True)
+            except Exception:
+                return
+            if kept and kept[0][0] == grant:
+                kept.popleft()
+
+    async def aclose(self) -> None:
+        """Wait for a replay under way."""
+        task = self._replaying
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+        await self.guard.aclose()
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

@@ -194,3 +194,39 @@ class AdaptiveSettings:
     min: int = 1
     max: int = 1024
     decrease_factor: float = 0.5
+
+
+@attrs.frozen
+class StoreSettings:
+    """How llmx calls a shared store (a cache, limiter or breaker store outside the
+    process, such as ``llmx-redis``): keys ``store_timeout``, ``store_failures`` and
+    ``store_probe_interval`` of ``[cache]``, ``[limiter]`` and ``[breaker_store]``, and
+    ``expected_processes`` of ``[limiter]``.
+
+    ``timeout`` (seconds, default 0.05): the deadline of each call. A healthy Redis on
+    the same host or network answers in well under a millisecond (p99 a few ms under
+    load); 50 ms is an order of magnitude above that, so a healthy store is never cut
+    off, and small beside an LLM call (hundreds of ms and more), so a request never pays
+    more than that for a store that stalls. ``failures`` consecutive failed or late
+    calls mark the store degraded: llmx then uses local state (cache misses and skipped
+    writes, the in-process limiter, the in-process breakers) without calling it, and
+    every ``probe_interval`` seconds lets one call through to see whether it answers
+    again. ``expected_processes``: while the shared limiter is degraded, each process
+    enforces ``1 / expected_processes`` of every shared limit locally (default 1: the
+    full limit, so one process loses nothing; set it to the number of processes that
+    share the limit to stay under the quota while the store is away).
+    """
+
+    timeout: float = attrs.field(default=0.05, validator=positive)
+    failures: int = attrs.field(default=3, validator=at_least_one)
+    probe_interval: float = attrs.field(default=1.0, validator=positive)
+    expected_processes: int = attrs.field(default=1, validator=at_least_one)
+
+
+STORE_KEYS = {
+    "store_timeout": "timeout",
+    "store_failures": "failures",
+    "store_probe_interval": "probe_interval",
+}
+"""Keys of a store section (``[cache]``, ``[limiter]``, ``[breaker_store]``) that the core
+takes for :class:`StoreSettings` (the rest are the backend's own settings)."""

@@ -15,6 +15,7 @@ import attrs
 
 if TYPE_CHECKING:
     from llmx._cache import CacheStats
+    from llmx._state import StoreStats
 
 _MIN = 1e-6  # 1 µs
 _GROWTH = 1.05
@@ -130,12 +131,16 @@ class LimiterStats:
     ``waited``: requests that queued for capacity (whether they got it or not);
     ``refused``: requests given up with ``RateLimitError`` (past
     ``max_wait``, the deadline, or too large to ever fit); ``backend_errors``: backend
-    calls that failed, after which the request went ahead unlimited.
+    calls that failed or were late (past ``[limiter] store_timeout`` with a shared
+    backend, after which the local stand-in limited the request; an in-process backend's
+    failure lets the request go ahead unlimited); ``local_grants``: asks answered by
+    the in-process stand-in while a shared backend was degraded or late.
     """
 
     waited: int = 0
     refused: int = 0
     backend_errors: int = 0
+    local_grants: int = 0
 
 
 @attrs.frozen
@@ -156,12 +161,15 @@ class Stats:
     """A snapshot of a client's statistics (see :meth:`llmx.Client.stats`).
 
     ``cache`` counts the response cache's hits, misses and failures (None when no
-    cache is configured).
+    cache is configured). ``stores``: how each shared store (``cache``, ``limiter``,
+    ``breaker_store``) in use fared: timeouts, degraded periods (none for in-process
+    ones).
     """
 
     models: tuple[ModelStats, ...]
     instances: Mapping[str, InstanceStats]
     cache: CacheStats | None = None
+    stores: Mapping[str, StoreStats] = attrs.field(factory=dict)
 
     def for_instance(self, instance: str) -> tuple[ModelStats, ...]:
         """The per-model statistics of one instance."""

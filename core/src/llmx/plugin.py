@@ -22,7 +22,8 @@
   receives; the hook specifications themselves are documented in :mod:`llmx.hookspecs`.
 * **Component protocols**: :class:`Provider` (one required method) and its optional
   abilities (:class:`StreamingProvider`, :class:`ModelInfoProvider`,
-  :class:`ModelListingProvider`, :class:`Closable`), :class:`Cache`,
+  :class:`ModelListingProvider`, :class:`Closable`), :class:`Cache` (and the optional
+  :class:`ScopedCache`),
   :class:`RateLimiter` with :class:`Bucket` (and the optional :class:`InProcessAcquire`,
   :class:`InProcessRelease`), :class:`BreakerStore` with :class:`SharedBreakerState` (and
   the optional :class:`ScopedBreakerStore`), :class:`RetryPolicy`, :class:`RoutingStrategy` (and the
@@ -68,6 +69,7 @@ _EXPORTS: dict[str, str] = {
     "InProcessAcquire": "llmx._components",
     "InProcessRelease": "llmx._components",
     "ScopedBreakerStore": "llmx._components",
+    "ScopedCache": "llmx._components",
     "ProviderContext": "llmx._components",
     # other components
     "Cache": "llmx._components",
@@ -126,6 +128,7 @@ if TYPE_CHECKING:
     from llmx._components import RoutingStrategy as RoutingStrategy
     from llmx._components import RoutingView as RoutingView
     from llmx._components import ScopedBreakerStore as ScopedBreakerStore
+    from llmx._components import ScopedCache as ScopedCache
     from llmx._components import SharedBreakerState as SharedBreakerState
     from llmx._components import StreamingProvider as StreamingProvider
     from llmx._errors import error_class_for_status as error_class_for_status

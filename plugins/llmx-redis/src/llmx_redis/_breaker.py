@@ -13,8 +13,10 @@ queues the write. Three background tasks, started on first use in the client's l
   ``refresh_interval`` seconds (and at once for an instance seen for the first time),
   which covers messages missed while disconnected.
 
-If Redis is unreachable the tasks log a warning (at most every 30 s), back off and
-retry; meanwhile every process goes on with its own breakers.
+If Redis is unreachable or slow the tasks log one line when it degrades and one when
+it answers again, back off and retry; meanwhile every process goes on with its own
+breakers. Changes waiting to be written are merged per instance, so the queue never
+holds more than one entry per instance however long Redis is away.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from llmx.plugin import SharedBreakerState
-from llmx_redis._settings import WarnOnce
+from llmx_redis._settings import log
 
 if TYPE_CHECKING:
     import redis.asyncio
@@ -94,7 +96,7 @@ class RedisBreakerStore:
         self.channel = f"{settings.prefix}llmx:breaker"
         self._snapshot: dict[str, SharedBreakerState] = {}
         self._known: set[str] = set()
-        self._pending: list[tuple[str, SharedBreakerState]] = []
+        self._pending: dict[str, SharedBreakerState] = {}
         self._redis: redis.asyncio.Redis | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._write = asyncio.Event()
@@ -102,9 +104,12 @@ class RedisBreakerStore:
         self._idle = asyncio.Event()
         self._started = False
         self._closed = False
-        self._warn = WarnOnce("redis breaker store")
         self.published = 0
         self.received = 0
+        self.degraded = False
+        """Whether the last call to Redis failed (each process uses its own breakers)."""
+        self.transitions = 0
+        """Changes between answering and failing, each logged once."""
 
     def _key(self, instance: str) -> str:
         return f"{self.settings.prefix}llmx:breaker:{{{instance}}}"
@@ -123,7 +128,8 @@ class RedisBreakerStore:
         """Merge ``state`` into the snapshot now; write and announce it in the background."""
         self._merge(instance, state)
         self._known.add(instance)
-        self._pending.append((instance, state))
+        queued = self._pending.get(instance)
+        self._pending[instance] = state if queued is None else queued.merge(state)
         self._idle.clear()
         self._start()
         self._write.set()
@@ -156,7 +162,7 @@ class RedisBreakerStore:
             await self._write.wait()
             self._write.clear()
             while self._pending:
-                instance, s = self._pending[0]
+                instance, s = next(iter(self._pending.items()))
                 args = [
                     s.state,
                     repr(s.until),
@@ -171,10 +177,12 @@ class RedisBreakerStore:
                 try:
                     fields = await merge(keys=[self._key(instance)], args=args)
                 except Exception as err:
-                    self._warn("publishing a breaker transition", err)
+                    self._failed("publishing a breaker transition", err)
                     await asyncio.sleep(_BACKOFF)
                     continue
-                self._pending.pop(0)
+                self._answered()
+                if self._pending.get(instance) is s:
+                    del self._pending[instance]
                 self.published += 1
                 self._merge(instance, _state(fields))
             self._idle.set()
@@ -199,7 +207,7 @@ class RedisBreakerStore:
             except asyncio.CancelledError:
                 raise
             except Exception as err:
-                self._warn("listening for breaker transitions", err)
+                self._failed("listening for breaker transitions", err)
                 await asyncio.sleep(_BACKOFF)
             finally:
                 with contextlib.suppress(Exception):
@@ -220,11 +228,31 @@ class RedisBreakerStore:
                         pipe.hgetall(self._key(name))
                     replies = await pipe.execute()
             except Exception as err:
-                self._warn("refreshing breaker state", err)
+                self._failed("refreshing breaker state", err)
                 await asyncio.sleep(_BACKOFF)
                 continue
+            self._answered()
             for name, fields in zip(names, replies, strict=True):
                 self._merge(name, _state(fields))
+
+    def _failed(self, operation: str, err: BaseException) -> None:
+        if self.degraded:
+            return
+        self.degraded = True
+        self.transitions += 1
+        log.warning(
+            "redis breaker store degraded (%s failed: %s: %s); each process uses its own "
+            "breakers until it answers again",
+            operation,
+            type(err).__name__,
+            err,
+        )
+
+    def _answered(self) -> None:
+        if self.degraded:
+            self.degraded = False
+            self.transitions += 1
+            log.warning("redis breaker store recovered; sharing breaker state again")
 
     async def aclose(self) -> None:
         """Stop the background tasks (after a last attempt to write what is queued)."""
