@@ -175,6 +175,11 @@ class SSEParser:
         Raises:
             RuntimeError: If called after `close`.
         """
+        if not (self._started or self._buf or self._closed) and data and data[:1] != b"\xef":
+            # The first read, without a byte order mark: a clean start, so it may take the
+            # fast path too (bench: stream time to first chunk, whose first read often
+            # holds several events).
+            self._started = self._clean = True
         if self._clean and data.endswith(b"\n\n"):
             text = data.decode("utf-8", "replace")
             if "\r" not in text:
