@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -112,3 +113,16 @@ def subprocess_env(site: Path | None, home: Path) -> dict[str, str]:
     env["HOME"] = str(home)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     return env
+
+
+async def serve_app(app: Any) -> tuple[Any, str]:
+    """Start an aiohttp ``app`` on a free port of 127.0.0.1; ``(runner, base URL)`` (clean
+    up with ``await runner.cleanup()``)."""
+    from aiohttp import web
+
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    return runner, f"http://{host}:{port}"

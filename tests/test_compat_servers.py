@@ -14,6 +14,7 @@ import pytest
 from aiohttp import web
 
 import llmx
+from tests._support import serve_app
 
 # llama.cpp's server (tools/server), for a prompt longer than its context (-c 4096):
 # the same body on /v1/chat/completions and /v1/messages.
@@ -55,12 +56,7 @@ class Server:
         app.router.add_post("/big/v1/chat/completions", self.answer)
         app.router.add_get("/loop/v1/models", self.same_page)
         app.middlewares.append(self.record)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.base = f"http://127.0.0.1:{port}"
+        self.runner, self.base = await serve_app(app)
 
     @web.middleware
     async def record(self, request: web.Request, handler: Any) -> web.StreamResponse:

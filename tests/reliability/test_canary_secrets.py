@@ -22,6 +22,7 @@ import pytest
 from aiohttp import web
 
 import llmx
+from tests._support import serve_app
 
 KEY = "sk-canary-key-5f2b9c7e1d"
 HEADER = "tok-canary-header-8a1e"
@@ -39,12 +40,7 @@ class Echo:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self.handle)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.base = f"http://127.0.0.1:{port}"
+        self.runner, self.base = await serve_app(app)
 
     async def handle(self, request: web.Request) -> web.Response:
         said = " ".join(

@@ -27,6 +27,7 @@ import pytest
 from aiohttp import web
 
 import llmx
+from tests._support import serve_app
 
 CAP = 8 * 2**20
 """The caps the client processes run with (small, so each case takes a second)."""
@@ -58,12 +59,7 @@ class Hostile:
             app.router.add_post(f"/redirect-{name}/v1/chat/completions", self._redirect(name))
         app.router.add_post("/elsewhere/v1/chat/completions", self.elsewhere)
         app.router.add_post("/echo/v1/chat/completions", self.echo)
-        self.runner = web.AppRunner(app, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.base = f"http://127.0.0.1:{port}"
+        self.runner, self.base = await serve_app(app)
 
     async def close(self) -> None:
         assert self.runner is not None
