@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 __all__ = ["ScrubFilter", "remember", "scrub"]
 
@@ -22,11 +23,18 @@ _known: tuple[str, ...] = ()
 
 
 def remember(value: str | None) -> None:
-    """Scrub ``value`` from now on (values shorter than 4 characters are ignored)."""
+    """Scrub ``value`` from now on (values shorter than 4 characters are ignored); a
+    URL's password is scrubbed on its own too (``redis://:PASSWORD@host``)."""
     global _known
     if value and len(value) >= _MIN_LENGTH and value not in _known:
         # Longest first, so a secret that contains another is replaced whole.
         _known = tuple(sorted((*_known, value), key=len, reverse=True))
+        if "://" in value and "@" in value:
+            try:
+                password = urlsplit(value).password
+            except ValueError:
+                password = None
+            remember(password)
 
 
 def scrub(text: str) -> str:
