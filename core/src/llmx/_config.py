@@ -575,7 +575,10 @@ def _split_component(section: str, value: Any) -> Any:
         if "namespace" in value:
             out["namespace"] = value["namespace"]
         own |= policy_keys | {"namespace"}
-    if section in ("cache", "limiter", "breaker_store"):
+    # The breaker store is not among them: its reads come from a local snapshot and its
+    # writes go in the background, so no request ever waits on it (llmx-redis bounds
+    # its own calls with socket_timeout).
+    if section in ("cache", "limiter"):
         from llmx._settings import STORE_KEYS
 
         keys = dict(STORE_KEYS)

@@ -198,10 +198,11 @@ class AdaptiveSettings:
 
 @attrs.frozen
 class StoreSettings:
-    """How llmx calls a shared store (a cache, limiter or breaker store outside the
-    process, such as ``llmx-redis``): keys ``store_timeout``, ``store_failures`` and
-    ``store_probe_interval`` of ``[cache]``, ``[limiter]`` and ``[breaker_store]``, and
-    ``expected_processes`` of ``[limiter]``.
+    """How llmx calls a shared store (a cache or limiter outside the process, such as
+    ``llmx-redis``): keys ``store_timeout``, ``store_failures`` and
+    ``store_probe_interval`` of ``[cache]`` and ``[limiter]``, and ``expected_processes``
+    of ``[limiter]``. (A shared breaker store is never waited on: requests read its
+    local snapshot, and its writes go in the background.)
 
     ``timeout`` (seconds, default 0.05): the deadline of each call. A healthy Redis on
     the same host or network answers in well under a millisecond (p99 a few ms under
@@ -228,5 +229,5 @@ STORE_KEYS = {
     "store_failures": "failures",
     "store_probe_interval": "probe_interval",
 }
-"""Keys of a store section (``[cache]``, ``[limiter]``, ``[breaker_store]``) that the core
-takes for :class:`StoreSettings` (the rest are the backend's own settings)."""
+"""Keys of a store section (``[cache]``, ``[limiter]``) that the core takes for
+:class:`StoreSettings` (the rest are the backend's own settings)."""
