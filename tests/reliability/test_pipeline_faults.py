@@ -58,7 +58,7 @@ def quantile(values: list[float], q: float) -> float:
 
 async def test_outage_and_flaky_instance_lose_nothing() -> None:
     """2,000 requests at concurrency 100 through three instances: one fails 30 % of
-    requests, one is down. Every request is answered exactly once, retries stay
+    requests (500, 503, and 429 with Retry-After), one is down (refuses connections). Every request is answered exactly once, retries stay
     within the budget, the down instance's breaker opens and stops its traffic, and it
     recovers once the server is back."""
     log = AttemptLog()
@@ -67,7 +67,7 @@ async def test_outage_and_flaky_instance_lose_nothing() -> None:
         FakeOpenAIServer() as flaky,
         FakeOpenAIServer() as down,
     ):
-        flaky.chaos(Faults(p_error=0.3, statuses=(500, 502, 503), seed=7))
+        flaky.chaos(Faults(p_error=0.3, statuses=(500, 503, 429), retry_after=0.05, seed=7))
         down.set_down(True)
         config = {
             "providers": {
