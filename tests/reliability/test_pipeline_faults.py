@@ -58,9 +58,10 @@ def quantile(values: list[float], q: float) -> float:
 
 async def test_outage_and_flaky_instance_lose_nothing() -> None:
     """2,000 requests at concurrency 100 through three instances: one fails 30 % of
-    requests (500, 503, and 429 with Retry-After), one is down (refuses connections). Every request is answered exactly once, retries stay
-    within the budget, the down instance's breaker opens and stops its traffic, and it
-    recovers once the server is back."""
+    requests (500, 503, and 429 with Retry-After), one is down (refuses connections).
+    Every request is answered exactly once, retries stay within the budget, the down
+    instance's breaker opens and stops its traffic, and it recovers once the server is
+    back."""
     log = AttemptLog()
     async with (
         FakeOpenAIServer() as healthy,
