@@ -1,4 +1,5 @@
-"""Canary secrets: a key in ``api_key``, in a ``headers`` secret and in the environment,
+"""Canary secrets: a key in ``api_key``, in a ``headers`` secret, in the environment and a
+password in a Redis URL (an unreachable cache),
 against a loopback server that echoes every credential it receives back (in error
 bodies, error headers and model lists). No canary may appear in any output of the CLI
 (``chat``, ``--debug`` tracebacks, ``health`` table and JSON, ``models --live``,
@@ -27,7 +28,8 @@ from tests._support import serve_app
 KEY = "sk-canary-key-5f2b9c7e1d"
 HEADER = "tok-canary-header-8a1e"
 ENV_KEY = "sk-canary-env-3c9d0f"
-CANARIES = (KEY, HEADER, ENV_KEY)
+REDIS_PASSWORD = "pw-canary-redis-77e1"
+CANARIES = (KEY, HEADER, ENV_KEY, REDIS_PASSWORD)
 
 
 class Echo:
@@ -84,10 +86,24 @@ type = "openai"
 base_url = "{echo.base}/v1"
 api_key = {{ env = "CANARY_ENV_KEY" }}
 retry = {{ attempts = 1 }}
+
+[cache]
+backend = "redis"
+url = "redis://:{REDIS_PASSWORD}@127.0.0.1:{_closed_port()}/0"
 """,
         encoding="utf-8",
     )
     return path
+
+
+def _closed_port() -> int:
+    """A loopback port nothing listens on (the Redis of the config is unreachable: its
+    errors and warnings are output that must not carry its password either)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _run(args: list[str], tmp_path: Path) -> str:

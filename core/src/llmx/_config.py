@@ -21,10 +21,12 @@ import typing
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
 import attrs
 
 from llmx._errors import ConfigError
+from llmx._scrub import remember
 from llmx._secret import Secret
 from llmx._settings import at_least_one, non_negative, positive
 
@@ -298,7 +300,7 @@ class ComponentConfig:
     the plugin that provides it by :func:`llmx._validate.validate`)."""
 
     name: str | None = None
-    options: Mapping[str, Any] = attrs.field(factory=dict)
+    options: Mapping[str, Any] = attrs.field(factory=dict, repr=lambda o: repr(_redact(o)))
     store: StoreSettings | None = None
     """For a store section (``[cache]``, ``[limiter]``, ``[breaker_store]``): how the
     core calls a shared backend (``store_timeout``, ``store_failures``,
@@ -850,9 +852,23 @@ def _redact(options: Mapping[str, Any]) -> dict[str, Any]:
                 out[k] = _redact(v)
         elif any(s in k.lower() for s in _SECRETISH):
             out[k] = "***"
+        elif isinstance(v, str) and "://" in v and "@" in v:
+            out[k] = _redact_url(v)
         else:
             out[k] = v
     return out
+
+
+def _redact_url(value: str) -> str:
+    """``value`` with the password of a URL in it (``redis://:PASSWORD@host``) as ``***``."""
+    try:
+        password = urlsplit(value).password
+    except ValueError:
+        return value
+    if not password:
+        return value
+    remember(password)  # and scrubbed from whatever prints it from now on
+    return value.replace(f":{password}@", ":***@", 1)
 
 
 # -- loading ---------------------------------------------------------------------------------
