@@ -590,3 +590,17 @@ w.close()
     assert result.stdout.strip() == "27"  # EFBIG
     assert [r["id"] for r in records(path)] == ["a"]
     assert path.read_bytes().endswith(b"\n")
+
+
+def test_an_endless_input_line_stops_the_read_with_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import llmx._batch as batch
+
+    monkeypatch.setattr(batch, "MAX_LINE_BYTES", 1000)
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b'{"id": "a", "prompt": "hi"}\n' + b"0" * 5000)
+    with pytest.raises(batch.BatchError, match=r"line 2 of .* is longer than 1,000 bytes"):
+        batch.read_input(path)
+    path.write_bytes(b'{"id": "a", "prompt": "' + b"x" * 900 + b'"}\n')
+    assert [item.id for item in batch.read_input(path).items] == ["a"]

@@ -152,6 +152,10 @@ class _UnexpectedLineError(_LineError):
     """A line no specific check caught (a test finding one means a check is missing)."""
 
 
+MAX_LINE_BYTES = 64 * 2**20
+"""The longest input line read (a request carrying images as base64 stays well under it)."""
+
+
 def read_input(path: str | os.PathLike[str]) -> BatchInput:
     """Parse a JSONL request file; malformed lines and repeated ids are collected, not raised."""
     items: list[BatchItem] = []
@@ -164,7 +168,17 @@ def read_input(path: str | os.PathLike[str]) -> BatchInput:
         msg = f"cannot read the input file {str(path)!r}: {err.strerror}"
         raise BatchError(msg) from err
     with f:
-        for number, raw in enumerate(f, start=1):
+        number = 0
+        while raw := f.readline(MAX_LINE_BYTES + 1):
+            number += 1
+            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+                # Not a request but an endless stream (/dev/zero) or the wrong file: stop
+                # reading it, rather than hold it in memory.
+                msg = (
+                    f"line {number} of {str(path)!r} is longer than {MAX_LINE_BYTES:,} bytes; "
+                    "is it a JSONL file of requests?"
+                )
+                raise BatchError(msg)
             if not raw.strip():
                 continue
             try:
