@@ -19,6 +19,7 @@ from llmx_gemini._wire import (
     describe,
     map_finish_reason,
     parse_response,
+    parse_usage,
 )
 
 if TYPE_CHECKING:
@@ -28,6 +29,27 @@ __all__ = ["DEFAULT_BASE_URL", "GeminiProvider"]
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 """Where requests go unless ``base_url`` or ``$GEMINI_BASE_URL`` says otherwise."""
+
+
+def _only_text(obj: Any) -> str | None:
+    """The text of a chunk that holds just one candidate with one plain text part and
+    nothing else to check (no error, no prompt feedback); None for any other chunk, which
+    :class:`~llmx_gemini._wire.Chunk` reads in full."""
+    if type(obj) is not dict or "error" in obj or "promptFeedback" in obj:
+        return None
+    candidates = obj.get("candidates")
+    if type(candidates) is not list or len(candidates) != 1:
+        return None
+    candidate = candidates[0]
+    content = candidate.get("content") if type(candidate) is dict else None
+    parts = content.get("parts") if type(content) is dict else None
+    if type(parts) is not list or len(parts) != 1:
+        return None
+    part = parts[0]
+    if type(part) is not dict or len(part) != 1:
+        return None
+    text = part.get("text")
+    return text if type(text) is str else None
 
 
 class _Decoder:
@@ -52,7 +74,20 @@ class _Decoder:
         self.calls = 0
 
     def feed(self, data: str) -> Sequence[StreamChunk]:
-        chunk = Chunk(json.loads(data), self.http.name, self.model, self.calls)
+        obj = json.loads(data)
+        text = _only_text(obj)
+        if text is not None:  # the common chunk: one candidate, one text part
+            candidate = obj["candidates"][0]
+            finish = candidate.get("finishReason")
+            if finish is not None:
+                self.finish = finish
+            usage = obj.get("usageMetadata")
+            if usage is not None:
+                self.usage = usage
+            self.id = self.id or obj.get("responseId")
+            self.answer_model = self.answer_model or obj.get("modelVersion")
+            return (TextDelta(text),) if text else ()
+        chunk = Chunk(obj, self.http.name, self.model, self.calls)
         out: list[StreamChunk] = [TextDelta(text) for text in chunk.texts if text]
         for call in chunk.calls:
             out.append(ToolCallDelta(self.calls, call.id, call.name, call.arguments))
@@ -71,7 +106,7 @@ class _Decoder:
         model = self.answer_model
         return StreamEnd(
             map_finish_reason(self.finish, self.calls > 0),
-            self.usage,
+            parse_usage(self.usage, self.http.name, self.model),
             model if isinstance(model, str) and model else self.model,
             self.id if isinstance(self.id, str) else None,
         )

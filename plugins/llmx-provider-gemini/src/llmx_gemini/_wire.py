@@ -348,6 +348,9 @@ class Chunk:
 
     __slots__ = ("calls", "finish", "id", "model", "texts", "usage")
 
+    # ``usage`` is the raw ``usageMetadata`` (parse it with :func:`parse_usage`): a stream
+    # repeats it in every chunk and only the last one counts (bench: 50-chunk stream).
+
     def __init__(self, obj: Any, provider: str, model: str, first_call: int) -> None:
         if type(obj) is not dict:
             msg = f"expected a JSON object, got {type(obj).__name__}"
@@ -360,7 +363,7 @@ class Chunk:
         self.texts: list[str] = []
         self.calls: list[ToolCall] = []
         self.finish: Any = None
-        self.usage = parse_usage(obj.get("usageMetadata"), provider, model)
+        self.usage = obj.get("usageMetadata")
         self.id = obj.get("responseId")
         self.model = obj.get("modelVersion")
         candidates = obj.get("candidates")
@@ -413,7 +416,7 @@ def parse_response(data: bytes, request: Request, provider: str) -> Response:
         provider=provider,
         tool_calls=tuple(chunk.calls),
         finish_reason=map_finish_reason(chunk.finish, bool(chunk.calls)),
-        usage=chunk.usage or Usage(),
+        usage=parse_usage(chunk.usage, provider, model) or Usage(),
         id=chunk.id if isinstance(chunk.id, str) else None,
         raw=obj if request.include_raw else None,
     )
