@@ -72,6 +72,20 @@ def llmx(
     )
 
 
+def shell(script: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Run a bash pipeline (an llmx command with a reader that goes away, or stderr
+    redirected) in ``tmp_path``; its output captured."""
+    return subprocess.run(
+        ["bash", "-c", script],
+        cwd=tmp_path,
+        env=env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def peak_rss_mb(cmd: list[str], cwd: Path, timeout: float = 60) -> tuple[int, float, str]:
     """Run ``cmd``; its exit status, its peak RSS in MB (``wait4``) and its stderr."""
     proc = subprocess.Popen(
@@ -224,15 +238,7 @@ def test_chat_whose_reader_goes_away_exits_quietly(
 ) -> None:
     server.faults["hi"] = Reply("x" * 200_000, chunk_size=1000)
     cmd = " ".join([*LLMX, "--config", str(config), "chat", "hi"])
-    proc = subprocess.run(
-        ["bash", "-c", f"{cmd} | head -c 10; echo status=${{PIPESTATUS[0]}} >&2"],
-        cwd=tmp_path,
-        env=env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = shell(f"{cmd} | head -c 10; echo status=${{PIPESTATUS[0]}} >&2", tmp_path)
     assert proc.stdout == "x" * 10
     assert "Traceback" not in proc.stderr
     assert "internal error" not in proc.stderr
@@ -359,15 +365,7 @@ def test_stdout_as_the_results_file_through_a_pipe_is_refused_not_hung(
     cmd = " ".join([*LLMX, "--config", str(config), "batch", "in.jsonl", "-o", "/dev/stdout"])
     started = time.monotonic()
     for reader in ("cat", "head -c 10"):
-        proc = subprocess.run(
-            ["bash", "-c", f"{cmd} | {reader}; echo status=${{PIPESTATUS[0]}} >&2"],
-            cwd=tmp_path,
-            env=env(tmp_path),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        proc = shell(f"{cmd} | {reader}; echo status=${{PIPESTATUS[0]}} >&2", tmp_path)
         assert "is a pipe, not a regular file" in proc.stderr
         assert "status=1" in proc.stderr
     assert server.prompts() == {}
@@ -429,14 +427,8 @@ def test_standard_error_closed_by_its_reader_does_not_stop_or_break_the_batch(
         f.write("not json\n" * 30)  # 30 warnings on standard error
     out = tmp_path / "out.jsonl"
     cmd = " ".join([*LLMX, "--config", str(config), "batch", "in.jsonl", "-o", str(out)])
-    proc = subprocess.run(
-        ["bash", "-c", f"{cmd} 2>&1 >/dev/null | head -c 10 >/dev/null; echo ${{PIPESTATUS[0]}}"],
-        cwd=tmp_path,
-        env=env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    proc = shell(
+        f"{cmd} 2>&1 >/dev/null | head -c 10 >/dev/null; echo ${{PIPESTATUS[0]}}", tmp_path
     )
     assert proc.stdout.strip() == "1"  # lines were skipped: 1, not a crash
     assert_exactly_once(results(out), ids)
