@@ -1,4 +1,5 @@
-"""Every code block in ``docs/plugins.md`` and ``docs/plugins/*.md`` is run or checked.
+"""Every code block in ``docs/plugins.md``, ``docs/plugins/*.md`` and ``docs/features/*.md``
+is run or checked.
 
 The convention: an HTML comment on the line before a fenced block says what the block
 is; a few languages have a default. Nothing is left unchecked: a block this test does
@@ -62,7 +63,11 @@ else:  # pragma: no cover - 3.10 only
     import tomli as tomllib
 
 DOCS = REPO / "docs"
-PAGES = (DOCS / "plugins.md", *sorted((DOCS / "plugins").glob("*.md")))
+PAGES = (
+    DOCS / "plugins.md",
+    *sorted((DOCS / "plugins").glob("*.md")),
+    *sorted((DOCS / "features").glob("*.md")),
+)
 """The pages whose code blocks are checked."""
 
 _FENCE = re.compile(r"^(?P<fence>```+)\s*(?P<lang>[\w+-]*)\s*$")
