@@ -34,6 +34,9 @@ _EXPORTS: dict[str, str] = {
     "Client": "llmx._client",
     "SyncClient": "llmx._sync",
     "Stream": "llmx._stream",
+    "StructuredStream": "llmx._structured",
+    "ParsedResponse": "llmx._structured",
+    "json_schema": "llmx._structured",
     "Registry": "llmx._registry",
     # configuration
     "Config": "llmx._config",
@@ -93,6 +96,7 @@ _EXPORTS: dict[str, str] = {
     "AllCandidatesFailedError": "llmx._errors",
     "CircuitOpenError": "llmx._errors",
     "DeadlineExceededError": "llmx._errors",
+    "StructuredOutputError": "llmx._errors",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -147,6 +151,7 @@ if TYPE_CHECKING:
     from llmx._errors import ProviderTimeoutError as ProviderTimeoutError
     from llmx._errors import RateLimitError as RateLimitError
     from llmx._errors import ServerError as ServerError
+    from llmx._errors import StructuredOutputError as StructuredOutputError
     from llmx._errors import UnsupportedFeatureError as UnsupportedFeatureError
     from llmx._health import HealthStatus as HealthStatus
     from llmx._registry import Registry as Registry
@@ -155,6 +160,9 @@ if TYPE_CHECKING:
     from llmx._settings import CachePolicy as CachePolicy
     from llmx._stats import Stats as Stats
     from llmx._stream import Stream as Stream
+    from llmx._structured import ParsedResponse as ParsedResponse
+    from llmx._structured import StructuredStream as StructuredStream
+    from llmx._structured import json_schema as json_schema
     from llmx._sync import SyncClient as SyncClient
     from llmx._types import Attempt as Attempt
     from llmx._types import Capability as Capability

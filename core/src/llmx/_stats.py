@@ -105,6 +105,8 @@ class ModelStats:
     ``estimated_usage`` counts
     answers whose usage the provider did not report and llmx estimated (their tokens
     and cost are included above; see ``llmx.Usage.estimated``).
+    ``validation_retries`` counts answers to a ``response_model=`` request that did not
+    match its schema and were asked again (each re-ask is also a request above).
     """
 
     instance: str
@@ -122,6 +124,7 @@ class ModelStats:
     latency: Quantiles | None
     ttft: Quantiles | None
     estimated_usage: int = 0
+    validation_retries: int = 0
 
 
 @attrs.frozen
@@ -196,6 +199,7 @@ class ModelCounters:
         "retries",
         "successes",
         "ttft",
+        "validation_retries",
     )
 
     def __init__(self) -> None:
@@ -209,6 +213,7 @@ class ModelCounters:
         self.abandoned_attempts = 0
         self.abandoned_cost = 0.0
         self.estimated_usage = 0
+        self.validation_retries = 0
         self.latency = Histogram()
         self.ttft = Histogram()
 
@@ -231,6 +236,7 @@ class ModelCounters:
             latency=self.latency.summary(),
             ttft=self.ttft.summary(),
             estimated_usage=self.estimated_usage,
+            validation_retries=self.validation_retries,
         )
 
 

@@ -151,6 +151,31 @@ def _messages(request: Request, provider: str) -> tuple[str | None, list[dict[st
     return system, turns
 
 
+def _check_closed(schema: Any, path: str, provider: str, model: str) -> None:
+    """Anthropic's structured outputs take closed objects only (``additionalProperties:
+    false``, which llmx's derived schemas set): an open one is refused before sending."""
+    if isinstance(schema, list):
+        for item in schema:
+            _check_closed(item, path, provider, model)
+        return
+    if not isinstance(schema, dict):
+        return
+    extra = schema.get("additionalProperties")
+    if extra is not None and extra is not False:
+        msg = (
+            f"{provider}/{model}: {path} is an object with open keys (additionalProperties, "
+            "e.g. a dict), which Anthropic's structured outputs do not take; use a class "
+            "with named fields"
+        )
+        raise UnsupportedFeatureError(msg, provider=provider, model=model, feature="json_schema")
+    for key, value in schema.items():
+        if key in ("properties", "$defs") and isinstance(value, dict):
+            for name, sub in value.items():
+                _check_closed(sub, f"{path}.{name}", provider, model)
+        elif isinstance(value, (dict, list)):
+            _check_closed(value, path, provider, model)
+
+
 def build_body(
     request: Request,
     *,
@@ -216,6 +241,7 @@ def build_body(
             body["tool_choice"] = {"type": "any" if choice.mode == "required" else choice.mode}
     fmt = request.response_format
     if fmt.type == "json_schema":
+        _check_closed(fmt.schema or {}, "$", provider, model)
         body["output_config"] = {
             "format": {"type": "json_schema", "schema": dict(fmt.schema or {})}
         }

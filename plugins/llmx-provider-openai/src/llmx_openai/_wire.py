@@ -23,9 +23,11 @@ from llmx import (
     Text,
     ToolCall,
     ToolResult,
+    UnsupportedFeatureError,
     Usage,
 )
 from llmx.http import ERROR_TYPES, error_from_payload, json_object, token_count, unexpected
+from llmx.plugin import strict_json_schema
 
 __all__ = [
     "EVENT_TYPES",
@@ -118,6 +120,21 @@ def _messages(messages: tuple[Message, ...], provider: str) -> list[dict[str, An
     return out
 
 
+def _schema(schema: Any, strict: bool, provider: str, model: str) -> dict[str, Any]:
+    """The schema as sent: in strict mode, every property required (optional ones as a
+    null union) and every object closed, as OpenAI's structured outputs require; what
+    strict mode cannot express is refused before sending."""
+    if not strict:
+        return dict(schema)
+    try:
+        return strict_json_schema(schema)
+    except ValueError as err:
+        msg = f"{provider}/{model}: {err} (or ask with ResponseFormat(..., strict=False))"
+        raise UnsupportedFeatureError(
+            msg, provider=provider, model=model, feature="json_schema"
+        ) from err
+
+
 def build_body(
     request: Request,
     *,
@@ -166,7 +183,7 @@ def build_body(
             "type": "json_schema",
             "json_schema": {
                 "name": fmt.name or "response",
-                "schema": dict(fmt.schema or {}),
+                "schema": _schema(fmt.schema or {}, fmt.strict, provider, request.model),
                 "strict": fmt.strict,
             },
         }
