@@ -163,7 +163,8 @@ async def test_structured_output_and_tool_strictness(
         response_format=llmx.ResponseFormat("json_schema", schema),
     )
     body = server.model_requests[-1].json
-    assert body["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
+    closed = {**schema, "additionalProperties": False}  # Anthropic takes closed objects only
+    assert body["output_config"] == {"format": {"type": "json_schema", "schema": closed}}
     assert body["tools"] == [
         {"name": "f", "input_schema": {"type": "object", "properties": {}}, "strict": True}
     ]

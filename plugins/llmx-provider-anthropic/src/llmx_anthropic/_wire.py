@@ -8,6 +8,7 @@ body, ``message`` object, streaming events, errors) and its OpenAPI document.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from llmx import (
@@ -151,29 +152,36 @@ def _messages(request: Request, provider: str) -> tuple[str | None, list[dict[st
     return system, turns
 
 
-def _check_closed(schema: Any, path: str, provider: str, model: str) -> None:
-    """Anthropic's structured outputs take closed objects only (``additionalProperties:
-    false``, which llmx's derived schemas set): an open one is refused before sending."""
+def _closed(schema: Any, path: str, provider: str, model: str) -> Any:
+    """``schema`` with every object closed (``additionalProperties: false`` added where
+    it is missing), as Anthropic's structured outputs require; an object that is open
+    on purpose (``additionalProperties`` true or a schema, e.g. a dict) is refused
+    before sending."""
     if isinstance(schema, list):
-        for item in schema:
-            _check_closed(item, path, provider, model)
-        return
-    if not isinstance(schema, dict):
-        return
-    extra = schema.get("additionalProperties")
-    if extra is not None and extra is not False:
-        msg = (
-            f"{provider}/{model}: {path} is an object with open keys (additionalProperties, "
-            "e.g. a dict), which Anthropic's structured outputs do not take; use a class "
-            "with named fields"
-        )
-        raise UnsupportedFeatureError(msg, provider=provider, model=model, feature="json_schema")
+        return [_closed(item, path, provider, model) for item in schema]
+    if not isinstance(schema, Mapping):
+        return schema
+    out: dict[str, Any] = {}
     for key, value in schema.items():
-        if key in ("properties", "$defs") and isinstance(value, dict):
-            for name, sub in value.items():
-                _check_closed(sub, f"{path}.{name}", provider, model)
-        elif isinstance(value, (dict, list)):
-            _check_closed(value, path, provider, model)
+        if key in ("properties", "$defs") and isinstance(value, Mapping):
+            out[key] = {
+                name: _closed(sub, f"{path}.{name}", provider, model)
+                for name, sub in value.items()
+            }
+        else:
+            out[key] = _closed(value, path, provider, model)
+    if out.get("type") == "object" or "properties" in out:
+        extra = out.setdefault("additionalProperties", False)
+        if extra is not False:
+            msg = (
+                f"{provider}/{model}: {path} is an object with open keys "
+                "(additionalProperties, e.g. a dict), which Anthropic's structured outputs "
+                "do not take; use a class with named fields"
+            )
+            raise UnsupportedFeatureError(
+                msg, provider=provider, model=model, feature="json_schema"
+            )
+    return out
 
 
 def build_body(
@@ -241,9 +249,11 @@ def build_body(
             body["tool_choice"] = {"type": "any" if choice.mode == "required" else choice.mode}
     fmt = request.response_format
     if fmt.type == "json_schema":
-        _check_closed(fmt.schema or {}, "$", provider, model)
         body["output_config"] = {
-            "format": {"type": "json_schema", "schema": dict(fmt.schema or {})}
+            "format": {
+                "type": "json_schema",
+                "schema": _closed(fmt.schema or {}, "$", provider, model),
+            }
         }
     if stream:
         body["stream"] = True

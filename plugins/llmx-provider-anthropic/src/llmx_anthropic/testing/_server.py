@@ -160,6 +160,29 @@ def _view_parts(content: Any) -> list[ViewPart]:
     return parts
 
 
+def _open_object(body: dict[str, Any]) -> str | None:
+    """Anthropic's refusal of a structured-output schema with an object that does not
+    set ``additionalProperties: false``, or None."""
+    config = body.get("output_config")
+    fmt = config.get("format") if isinstance(config, dict) else None
+    schema = fmt.get("schema") if isinstance(fmt, dict) else None
+    pending: list[Any] = [schema]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            pending.extend(node)
+        elif isinstance(node, dict):
+            if (node.get("type") == "object" or "properties" in node) and node.get(
+                "additionalProperties"
+            ) is not False:
+                return (
+                    "output_config.format.schema: For 'object' type, 'additionalProperties' "
+                    "must be explicitly set to false"
+                )
+            pending.extend(v for v in node.values() if isinstance(v, (dict, list)))
+    return None
+
+
 class FakeAnthropicServer(FakeServer):
     """A fake Anthropic API on 127.0.0.1 (see the module docstring for what it reproduces).
 
@@ -309,6 +332,9 @@ class FakeAnthropicServer(FakeServer):
                     "invalid_request_error",
                     f"{field}: Input should be a valid {kind.__name__}",
                 )
+        problem = _open_object(body)
+        if problem is not None:
+            return await self.error(request, 400, "invalid_request_error", problem)
         return await self.answer_model_request(request, recorded)
 
     def describe(self, recorded: RecordedRequest) -> RequestView:
