@@ -120,6 +120,7 @@ from hypothesis import strategies as st
 
 import llmx
 from llmx.testing._chaos import Fault
+from llmx.testing._conf_structured import StructuredOutputConformance
 from llmx.testing._replies import Blocked, ErrorKind, MidStreamError, Reply, Reset, Stall
 from llmx.testing._server import FakeServer, RecordedRequest
 
@@ -247,7 +248,7 @@ async def _drain(stream: llmx.Stream, into: list[llmx.StreamChunk]) -> llmx.Resp
     return stream.response
 
 
-class ProviderConformance:
+class ProviderConformance(StructuredOutputConformance):
     """Base class of a provider's conformance tests (see the module docstring)."""
 
     provider_type: ClassVar[str]
