@@ -46,8 +46,7 @@ GOOD = '{"title": "Tea", "level": "easy", "steps": [{"text": "boil", "minutes": 
 EXPECTED = Recipe("Tea", "easy", [Step("boil", 3)])
 # What a strict vendor answers: every property present, null where there is nothing.
 GOOD_STRICT = (
-    '{"title": "Tea", "level": "easy", "serves": null,'
-    ' "steps": [{"text": "boil", "minutes": 3}]}'
+    '{"title": "Tea", "level": "easy", "serves": null, "steps": [{"text": "boil", "minutes": 3}]}'
 )
 BAD = '{"title": "Tea", "level": "medium", "steps": [{"text": "boil"}]}'
 
@@ -75,9 +74,7 @@ async def servers() -> AsyncIterator[tuple[FakeServer, FakeServer, FakeServer]]:
     check_bodies(openai, anthropic, gemini)
 
 
-def config(
-    servers: tuple[FakeServer, FakeServer, FakeServer], **extra: Any
-) -> dict[str, Any]:
+def config(servers: tuple[FakeServer, FakeServer, FakeServer], **extra: Any) -> dict[str, Any]:
     openai, anthropic, gemini = servers
     providers = {
         name: {"type": name, "base_url": server.base_url, "api_key": "k", "retry": {"attempts": 1}}
@@ -169,7 +166,9 @@ async def test_the_cache_parses_again_and_never_reasks(
         stats = client.stats()
     assert first.parsed == again.parsed == EXPECTED
     assert again.cached is True
-    assert again.validation_retries == 1  # the cached bad answer, parsed again, re-asked from the cache
+    assert (
+        again.validation_retries == 1
+    )  # the cached bad answer, parsed again, re-asked from the cache
     assert len(openai.model_requests) == 3
     assert score.parsed == {"player": "ann", "points": 3}
     assert stats.cache is not None
@@ -197,7 +196,8 @@ async def test_open_objects_are_refused_before_sending_where_strict_forbids_them
     async with llmx.Client(config(servers)) as client:
         reply = await client.complete(model="chef", prompt="x", response_model=dict[str, int])
     assert reply.parsed == {"a": 1}
-    assert openai.model_requests == [] and anthropic.model_requests == []
+    assert openai.model_requests == []
+    assert anthropic.model_requests == []
     refused = [(a.provider, a.error_type) for a in reply.attempts]
     assert refused == [
         ("openai", "UnsupportedFeatureError"),
@@ -223,11 +223,7 @@ async def test_response_format_and_response_model_together_are_refused(
 def test_sync_client_structured() -> None:
     with FakeOpenAIServer(api_key="k").in_thread() as server:
         server.enqueue(Reply(BAD), Reply(GOOD), Reply(GOOD, chunk_size=5))
-        cfg = {
-            "providers": {
-                "o": {"type": "openai", "base_url": server.base_url, "api_key": "k"}
-            }
-        }
+        cfg = {"providers": {"o": {"type": "openai", "base_url": server.base_url, "api_key": "k"}}}
         with llmx.SyncClient(cfg) as client:
             reply = client.complete(model="o/gpt-4o-mini", prompt="x", response_model=Recipe)
             assert reply.parsed == EXPECTED

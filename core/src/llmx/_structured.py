@@ -856,6 +856,9 @@ class StructuredStream(Stream, Generic[T]):
             return self._result
         return self._state[0] if self._state else None
 
+    async def __aenter__(self) -> StructuredStream[T]:
+        return self
+
     async def parsed(self) -> T:
         """The answer as an instance of the response model (see the class docstring);
         raises :class:`~llmx.StructuredOutputError` when it never validated."""

@@ -16,7 +16,7 @@ text and then the instance.
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import attrs
 import pytest
@@ -67,9 +67,11 @@ class StructuredOutputConformance:
 
     # Provided by ProviderConformance (declared here for the type checker).
     if TYPE_CHECKING:
-        supports: Any
-        provider_type: str
-        ref: str
+        supports: ClassVar[frozenset[str]]
+        provider_type: ClassVar[str]
+
+        @property
+        def ref(self) -> str: ...
 
         def needs(self, *features: str) -> None: ...
         def ref_for(self, *features: str) -> str: ...

@@ -165,8 +165,7 @@ def _closed(schema: Any, path: str, provider: str, model: str) -> Any:
     for key, value in schema.items():
         if key in ("properties", "$defs") and isinstance(value, Mapping):
             out[key] = {
-                name: _closed(sub, f"{path}.{name}", provider, model)
-                for name, sub in value.items()
+                name: _closed(sub, f"{path}.{name}", provider, model) for name, sub in value.items()
             }
         else:
             out[key] = _closed(value, path, provider, model)

@@ -177,9 +177,7 @@ def strict_schema_problem(fmt: Any) -> str | None:
         if node.get("type") == "object" or "properties" in node:
             where = f"In context={context!r}, "
             if node.get("additionalProperties") is not False:
-                return (
-                    where + "'additionalProperties' is required to be supplied and to be false."
-                )
+                return where + "'additionalProperties' is required to be supplied and to be false."
             props = node.get("properties") or {}
             missing = [k for k in props if k not in (node.get("required") or ())]
             if missing:
