@@ -232,3 +232,26 @@ def test_sync_client_structured() -> None:
             text = "".join(c.text for c in stream if isinstance(c, llmx.TextDelta))
             assert text == GOOD
             assert stream.parsed() == EXPECTED
+
+
+async def test_a_pydantic_model_through_the_vendors(
+    servers: tuple[FakeServer, FakeServer, FakeServer],
+) -> None:
+    import pydantic
+
+    class Pick(pydantic.BaseModel):
+        choice: Literal["tea", "coffee"]
+        sugar: int = 0
+
+    openai, anthropic, gemini = servers
+    openai.enqueue(ErrorReply(503), ErrorReply(503))  # the re-ask starts from the top too
+    anthropic.enqueue(Reply('{"choice": "milk"}'), ErrorReply(500))
+    gemini.enqueue(Reply('{"choice": "tea", "sugar": 1}'))
+    async with llmx.Client(config(servers)) as client:
+        reply = await client.complete(model="chef", prompt="drink?", response_model=Pick)
+    assert reply.parsed == Pick(choice="tea", sugar=1)
+    assert reply.validation_retries == 1
+    strict = openai.model_requests[0].json["response_format"]["json_schema"]["schema"]
+    assert strict["required"] == ["choice", "sugar"]
+    asked_again = gemini.model_requests[0].json["contents"][-1]["parts"][0]["text"]
+    assert "$.choice: Input should be 'tea' or 'coffee'" in asked_again

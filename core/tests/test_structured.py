@@ -12,6 +12,8 @@ import enum
 import itertools
 import json
 import keyword
+import subprocess
+import sys
 import typing
 from typing import Any, Literal, NotRequired, Optional, TypedDict
 
@@ -332,3 +334,54 @@ def test_the_checker_agrees_with_jsonschema_on_each_type(tp: Any, value: Any) ->
     answer = {"value": value}
     valid = jsonschema.Draft202012Validator(schema).is_valid(answer)
     assert (schema_errors(answer, schema) == []) == valid
+
+
+# -- Pydantic (a dev dependency only: llmx never requires it) -------------------------------
+
+
+def test_pydantic_models() -> None:
+    import pydantic
+
+    class Owner(pydantic.BaseModel):
+        """Who keeps it."""
+
+        name: str
+        phone: str | None = None
+
+    class Pet(pydantic.BaseModel):
+        name: str = pydantic.Field(description="its name")
+        kind: Literal["cat", "dog"]
+        age: int = 1
+        owner: Owner
+
+    schema = llmx.json_schema(Pet)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["required"] == ["name", "kind", "owner"]
+    assert schema["additionalProperties"] is False
+    assert schema["properties"]["name"] == {"description": "its name", "type": "string"}
+    assert schema["properties"]["owner"]["description"] == "Who keeps it."
+    assert "title" not in json.dumps(schema)
+    assert "$ref" not in json.dumps(schema)  # nested models inlined
+    spec = structured_output(Pet)
+    # A strict vendor's null for a defaulted field: Pydantic's default applies.
+    pet = spec.parse('{"name": "Tom", "kind": "cat", "age": null, "owner": {"name": "Ann"}}')
+    assert pet == Pet(name="Tom", kind="cat", age=1, owner=Owner(name="Ann"))
+    with pytest.raises(_Invalid) as info:
+        spec.parse('{"name": "Tom", "kind": "cow", "owner": {}}')
+    assert info.value.errors == [
+        "$.kind: Input should be 'cat' or 'dog'",
+        "$.owner.name: Field required",
+    ]
+
+
+def test_pydantic_is_not_imported_unless_passed() -> None:
+    code = (
+        "import dataclasses, sys, llmx\n"
+        "from llmx._structured import structured_output\n"
+        "@dataclasses.dataclass\n"
+        "class A:\n"
+        "    n: int\n"
+        "assert structured_output(A).parse('{\"n\": 1}') == A(1)\n"
+        "assert 'pydantic' not in sys.modules, 'pydantic was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
