@@ -148,7 +148,13 @@ class _Field:
     description: str | None
 
 
-def _fields(cls: type) -> list[_Field]:
+@functools.lru_cache(maxsize=512)
+def _fields(cls: type) -> tuple[_Field, ...]:
+    """The JSON fields of a record class (cached: it reads type hints and source)."""
+    return tuple(_read_fields(cls))
+
+
+def _read_fields(cls: type) -> list[_Field]:
     hints = _hints(cls)
     docs = _attribute_docs(cls)
     out: list[_Field] = []
