@@ -24,6 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import llmx
+import llmx.structured
 from llmx._strict import accepts_null
 from llmx._structured import _Invalid, schema_errors, structured_output
 from llmx.plugin import strict_json_schema
@@ -176,7 +177,7 @@ def _fill(value: Any, schema: dict[str, Any], *, nullable_only: bool) -> Any:
 @settings(max_examples=60)
 @given(RECORDS, st.data())
 def test_generated_shapes_round_trip(cls: type, data: st.DataObject) -> None:
-    schema = llmx.json_schema(cls)
+    schema = llmx.structured.json_schema(cls)
     jsonschema.Draft202012Validator.check_schema(schema)
     value = data.draw(_values(schema, schema))
     jsonschema.validate(value, schema)
@@ -216,7 +217,7 @@ CONFUSERS: list[Any] = [True, 0, 1, 1.0, 1.5, "1", "s", "a", None, [], {}, [1], 
 @settings(max_examples=100)
 @given(RECORDS, JSON, st.data())
 def test_the_checker_agrees_with_jsonschema(cls: type, value: Any, data: st.DataObject) -> None:
-    schema = llmx.json_schema(cls)
+    schema = llmx.structured.json_schema(cls)
     if data.draw(st.booleans()):  # a near miss: a valid value with one field replaced
         value = data.draw(_values(schema, schema))
         if isinstance(value, dict) and value:
@@ -249,7 +250,7 @@ class Node:
 
 
 def test_descriptions_defaults_and_nesting() -> None:
-    schema = llmx.json_schema(Order)
+    schema = llmx.structured.json_schema(Order)
     assert schema["required"] == ["items"]
     assert schema["properties"]["note"] == {
         "type": "string",
@@ -270,7 +271,7 @@ def test_descriptions_defaults_and_nesting() -> None:
 
 
 def test_recursive_classes_use_defs() -> None:
-    schema = llmx.json_schema(Node)
+    schema = llmx.structured.json_schema(Node)
     assert schema["properties"]["children"]["items"] == {"$ref": "#/$defs/Node"}
     assert "Node" in schema["$defs"]
     tree = structured_output(Node).parse('{"value": 1, "children": [{"value": 2}]}')
@@ -311,17 +312,17 @@ def test_what_cannot_be_expressed_is_refused_with_the_path() -> None:
         anything: Any
 
     with pytest.raises(TypeError, match=r"\$\.anything: Any cannot be expressed"):
-        llmx.json_schema(Loose)
+        llmx.structured.json_schema(Loose)
     with pytest.raises(TypeError, match="keys must be str"):
-        llmx.json_schema(dict[int, str])
+        llmx.structured.json_schema(dict[int, str])
     with pytest.raises(ValueError, match=r"\$\.value: an object with open keys"):
-        strict_json_schema(llmx.json_schema(dict[str, int]))
+        strict_json_schema(llmx.structured.json_schema(dict[str, int]))
 
 
 @pytest.mark.parametrize("tp", PRIMITIVES)
 @pytest.mark.parametrize("value", CONFUSERS)
 def test_the_checker_agrees_with_jsonschema_on_each_scalar(tp: Any, value: Any) -> None:
-    schema = llmx.json_schema(tp)
+    schema = llmx.structured.json_schema(tp)
     answer = {"value": value}
     valid = jsonschema.Draft202012Validator(schema).is_valid(answer)
     assert (schema_errors(answer, schema) == []) == valid
@@ -330,7 +331,7 @@ def test_the_checker_agrees_with_jsonschema_on_each_scalar(tp: Any, value: Any) 
 @settings(max_examples=150)
 @given(TYPES, st.sampled_from(CONFUSERS) | JSON)
 def test_the_checker_agrees_with_jsonschema_on_each_type(tp: Any, value: Any) -> None:
-    schema = llmx.json_schema(tp)  # a plain type: wrapped in {"value": ...}
+    schema = llmx.structured.json_schema(tp)  # a plain type: wrapped in {"value": ...}
     answer = {"value": value}
     valid = jsonschema.Draft202012Validator(schema).is_valid(answer)
     assert (schema_errors(answer, schema) == []) == valid
@@ -354,7 +355,7 @@ def test_pydantic_models() -> None:
         age: int = 1
         owner: Owner
 
-    schema = llmx.json_schema(Pet)
+    schema = llmx.structured.json_schema(Pet)
     jsonschema.Draft202012Validator.check_schema(schema)
     assert schema["required"] == ["name", "kind", "owner"]
     assert schema["additionalProperties"] is False
@@ -385,3 +386,14 @@ def test_pydantic_is_not_imported_unless_passed() -> None:
         "assert 'pydantic' not in sys.modules, 'pydantic was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_the_structured_namespace() -> None:
+    for name in llmx.structured.__all__:
+        value = getattr(llmx.structured, name)
+        assert vars(value).get("__doc__") if isinstance(value, type) else value.__doc__, name
+    assert set(llmx.structured.__all__).isdisjoint(llmx.__all__)
+    assert "StructuredOutputError" in llmx.__all__
+    code = "import llmx.structured, sys; print(sorted({'aiohttp', 'cattrs', 'llmx._structured'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -34,9 +34,6 @@ _EXPORTS: dict[str, str] = {
     "Client": "llmx._client",
     "SyncClient": "llmx._sync",
     "Stream": "llmx._stream",
-    "StructuredStream": "llmx._structured",
-    "ParsedResponse": "llmx._structured",
-    "json_schema": "llmx._structured",
     "Registry": "llmx._registry",
     # configuration
     "Config": "llmx._config",
@@ -160,9 +157,6 @@ if TYPE_CHECKING:
     from llmx._settings import CachePolicy as CachePolicy
     from llmx._stats import Stats as Stats
     from llmx._stream import Stream as Stream
-    from llmx._structured import ParsedResponse as ParsedResponse
-    from llmx._structured import StructuredStream as StructuredStream
-    from llmx._structured import json_schema as json_schema
     from llmx._sync import SyncClient as SyncClient
     from llmx._types import Attempt as Attempt
     from llmx._types import Capability as Capability

@@ -212,7 +212,7 @@ class Client:
 
         ``response_model`` (an attrs class, dataclass, ``TypedDict``, Pydantic model or
         plain type such as ``list[Item]``) asks for JSON of its schema, sent in each
-        vendor's strict form, and returns a :class:`ParsedResponse` whose ``parsed`` is
+        vendor's strict form, and returns a :class:`~llmx.structured.ParsedResponse` whose ``parsed`` is
         the instance; an answer that does not match is asked again with the errors, at
         most ``max_validation_retries`` times, then :class:`StructuredOutputError`.
         """
@@ -294,7 +294,7 @@ class Client:
         ``stream.response`` holds the assembled :class:`Response`. Retries and fallback
         happen only before the first chunk; ``timeout`` bounds the time to it. A cached
         answer replays as the same chunks; a stream is stored only once it completed.
-        With ``response_model``, a :class:`StructuredStream`: the JSON text streams as
+        With ``response_model``, a :class:`~llmx.structured.StructuredStream`: the JSON text streams as
         usual and ``await stream.parsed()`` returns the validated instance.
         """
         if self._state is not _State.OPENED:

@@ -135,7 +135,7 @@ class SyncClient:
 
 
 class SyncStructuredStream(Generic[T]):
-    """A blocking :class:`~llmx.StructuredStream`: iterate it for the chunks (the JSON
+    """A blocking :class:`~llmx.structured.StructuredStream`: iterate it for the chunks (the JSON
     text as it arrives), then :meth:`parsed` for the validated instance. Stopping early
     closes the connection; :meth:`parsed` reads what is left."""
 
@@ -161,5 +161,5 @@ class SyncStructuredStream(Generic[T]):
 
     @property
     def response(self) -> Response | None:
-        """Like :attr:`llmx.StructuredStream.response`."""
+        """Like :attr:`llmx.structured.StructuredStream.response`."""
         return self._stream.response
