@@ -255,3 +255,20 @@ async def test_a_pydantic_model_through_the_vendors(
     assert strict["required"] == ["choice", "sugar"]
     asked_again = gemini.model_requests[0].json["contents"][-1]["parts"][0]["text"]
     assert "$.choice: Input should be 'tea' or 'coffee'" in asked_again
+
+
+async def test_retries_happen_below_the_reask(
+    servers: tuple[FakeServer, FakeServer, FakeServer],
+) -> None:
+    openai, _, _ = servers
+    openai.enqueue(ErrorReply(500), Reply(GOOD))  # one retryable failure, then the answer
+    cfg = config(servers)
+    cfg["providers"]["openai"]["retry"] = {"attempts": 2, "wait_initial": 0.0, "wait_jitter": 0.0}
+    async with llmx.Client(cfg) as client:
+        reply = await client.complete(model="chef", prompt="tea?", response_model=Recipe)
+        (stats,) = [m for m in client.stats().models if m.instance == "openai"]
+    assert reply.parsed == EXPECTED
+    assert reply.validation_retries == 0
+    assert [a.error_type for a in reply.attempts] == ["ServerError", None]
+    assert stats.retries == 1
+    assert stats.validation_retries == 0
