@@ -160,9 +160,22 @@ def _view_parts(content: Any) -> list[ViewPart]:
     return parts
 
 
+_UNSUPPORTED_CONSTRAINTS = (
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "minLength",
+    "maxLength",
+    "maxItems",
+)
+
+
 def _open_object(body: dict[str, Any]) -> str | None:
     """Anthropic's refusal of a structured-output schema with an object that does not
-    set ``additionalProperties: false``, or None."""
+    set ``additionalProperties: false`` or a constraint its structured outputs do not
+    take (numeric and string bounds, ``maxItems``, ``minItems`` above 1), or None."""
     config = body.get("output_config")
     fmt = config.get("format") if isinstance(config, dict) else None
     schema = fmt.get("schema") if isinstance(fmt, dict) else None
@@ -179,7 +192,18 @@ def _open_object(body: dict[str, Any]) -> str | None:
                     "output_config.format.schema: For 'object' type, 'additionalProperties' "
                     "must be explicitly set to false"
                 )
-            pending.extend(v for v in node.values() if isinstance(v, (dict, list)))
+            for key in _UNSUPPORTED_CONSTRAINTS:
+                if key in node:
+                    return f"output_config.format.schema: '{key}' is not supported"
+            low = node.get("minItems")
+            if isinstance(low, int) and low > 1:
+                return "output_config.format.schema: 'minItems' values other than 0 and 1 are not supported"
+            props = node.get("properties")
+            if isinstance(props, dict):
+                pending.extend(props.values())
+            pending.extend(
+                v for k, v in node.items() if k != "properties" and isinstance(v, (dict, list))
+            )
     return None
 
 
