@@ -16,6 +16,7 @@ from llmx_anthropic.testing import FakeAnthropicServer
 from llmx_gemini.testing import FakeGeminiServer
 
 import llmx
+import llmx.structured
 from llmx.testing import ErrorReply, FakeServer, Reply
 from llmx.testing.openapi import vendor_validator
 from llmx_openai.testing import FakeOpenAIServer
@@ -272,3 +273,49 @@ async def test_retries_happen_below_the_reask(
     assert [a.error_type for a in reply.attempts] == ["ServerError", None]
     assert stats.retries == 1
     assert stats.validation_retries == 0
+
+
+async def test_a_stream_that_fails_validation_is_reasked_whole(
+    servers: tuple[FakeServer, FakeServer, FakeServer],
+) -> None:
+    _, _, gemini = servers
+    gemini.enqueue(Reply(BAD, chunk_size=6), Reply(GOOD))
+    async with llmx.Client(config(servers)) as client:
+        stream = client.stream(
+            model="gemini/gemini-2.5-flash", prompt="tea?", response_model=Recipe
+        )
+        async with stream:
+            streamed = "".join([piece async for piece in stream.text()])
+            assert streamed == BAD  # what was shown is never spliced with the re-ask
+            assert await stream.parsed() == EXPECTED
+        response = stream.response
+        (stats,) = client.stats().models
+    assert isinstance(response, llmx.structured.ParsedResponse)
+    assert response.validation_retries == 1
+    assert response.text == GOOD
+    assert [r.path.rsplit(":", 1)[1] for r in gemini.model_requests] == [
+        "streamGenerateContent",
+        "generateContent",
+    ]
+    assert stats.validation_retries == 1
+
+
+async def test_a_stream_that_never_validates_raises(
+    servers: tuple[FakeServer, FakeServer, FakeServer],
+) -> None:
+    openai, _, _ = servers
+    openai.enqueue(Reply(BAD))
+    async with llmx.Client(config(servers)) as client:
+        stream = client.stream(
+            model="openai/gpt-4o-mini",
+            prompt="tea?",
+            response_model=Recipe,
+            max_validation_retries=0,
+        )
+        async with stream:
+            with pytest.raises(llmx.StructuredOutputError) as info:
+                await stream.parsed()
+    assert info.value.text == BAD
+    assert info.value.errors == ('$.level: "medium" is not one of "easy", "hard"',)
+    assert info.value.response is not None
+    assert info.value.response.provider == "openai"
