@@ -319,3 +319,17 @@ async def test_a_stream_that_never_validates_raises(
     assert info.value.errors == ('$.level: "medium" is not one of "easy", "hard"',)
     assert info.value.response is not None
     assert info.value.response.provider == "openai"
+
+
+async def test_parsed_after_closing_a_stream_early_says_so(
+    servers: tuple[FakeServer, FakeServer, FakeServer],
+) -> None:
+    openai, _, _ = servers
+    openai.enqueue(Reply(GOOD, chunk_size=4))
+    async with llmx.Client(config(servers)) as client:
+        stream = client.stream(model="openai/gpt-4o-mini", prompt="tea?", response_model=Recipe)
+        async with stream:
+            async for _ in stream:
+                break
+        with pytest.raises(RuntimeError, match="closed before its end"):
+            await stream.parsed()

@@ -869,8 +869,17 @@ class StructuredStream(Stream, Generic[T]):
         """The answer as an instance of the response model (see the class docstring);
         raises :class:`~llmx.StructuredOutputError` when it never validated."""
         if self._result is None:
-            streamed = await self.collect()
-            self._result = await self._finish(streamed)
+            if not self._state:
+                gen = self._gen if self._gen is not None else self._chunks()
+                async for _ in gen:
+                    pass
+            if not self._state:
+                msg = (
+                    "the stream was closed before its end: call parsed() before leaving "
+                    "its `async with` block (or before aclose())"
+                )
+                raise RuntimeError(msg)
+            self._result = await self._finish(self._state[0])
         assert self._result is not None
         return self._result.parsed
 
