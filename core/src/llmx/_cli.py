@@ -595,6 +595,52 @@ async def _chat(
         out.flush()
 
 
+@cli.command("tokens")
+@click.argument("prompt", required=False)
+@click.option(
+    "-m", "--model", help="Model reference 'instance/model' or alias (default: default_model)."
+)
+@click.option("-s", "--system", help="System prompt.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def tokens_cmd(
+    state: _State, prompt: str | None, model: str | None, system: str | None, as_json: bool
+) -> None:
+    """Count the input tokens of PROMPT (or standard input) before sending it.
+
+    Counted by the provider where it can count (Anthropic, Gemini, a local model), else
+    llmx's estimate, said as such. Nothing is generated.
+    """
+    if prompt is None:
+        if sys.stdin is None or sys.stdin.isatty():
+            msg = "give a PROMPT argument or pipe one on standard input"
+            raise click.UsageError(msg)
+        prompt = sys.stdin.read()
+    from llmx._client import Client
+
+    client = Client(state.config_path)
+    chosen = model or client.config.default_model or os.environ.get("LLMX_MODEL")
+    if not chosen:
+        chosen, _ = _local_fallback(client)
+    import asyncio
+
+    async def count() -> Any:
+        async with client:
+            return await client.count_tokens(model=chosen, prompt=prompt, system=system)
+
+    usage = asyncio.run(count())
+    if as_json:
+        _echo_json(
+            {"model": chosen, "input_tokens": usage.input_tokens, "estimated": usage.estimated}
+        )
+    elif usage.estimated:
+        click.echo(
+            f"~{usage.input_tokens} input tokens (an estimate: {chosen}'s provider cannot count)"
+        )
+    else:
+        click.echo(f"{usage.input_tokens} input tokens (counted by {chosen}'s provider)")
+
+
 # -- batch ----------------------------------------------------------------------------------
 
 

@@ -20,6 +20,7 @@ from llmx._components import (
     ProviderContext,
     ScopedBreakerStore,
     StreamingProvider,
+    TokenCountingProvider,
 )
 from llmx._config import Config, ProviderConfig, structure_settings
 from llmx._errors import ConfigError, PluginError
@@ -53,6 +54,7 @@ class Instance:
         "_info_cache",
         "breaker",
         "budget",
+        "can_count",
         "can_list",
         "can_stream",
         "config",
@@ -90,6 +92,7 @@ class Instance:
         self.session: aiohttp.ClientSession | None = None
         self.can_stream = False
         self.can_list = False
+        self.can_count = False
         self.has_info = False
         self._info_cache: dict[str, ModelInfo | None] = {}
         self.breaker = breaker
@@ -152,6 +155,7 @@ class Instance:
         self.registration.check(provider)
         self.can_stream = isinstance(provider, StreamingProvider)
         self.can_list = isinstance(provider, ModelListingProvider)
+        self.can_count = isinstance(provider, TokenCountingProvider)
         self.has_info = isinstance(provider, ModelInfoProvider)
         self.provider = provider
         return provider  # type: ignore[no-any-return]

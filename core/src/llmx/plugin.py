@@ -65,6 +65,7 @@ _EXPORTS: dict[str, str] = {
     "StreamingProvider": "llmx._components",
     "ModelInfoProvider": "llmx._components",
     "ModelListingProvider": "llmx._components",
+    "TokenCountingProvider": "llmx._components",
     "Closable": "llmx._components",
     "InProcessAcquire": "llmx._components",
     "InProcessRelease": "llmx._components",
@@ -131,6 +132,7 @@ if TYPE_CHECKING:
     from llmx._components import ScopedCache as ScopedCache
     from llmx._components import SharedBreakerState as SharedBreakerState
     from llmx._components import StreamingProvider as StreamingProvider
+    from llmx._components import TokenCountingProvider as TokenCountingProvider
     from llmx._errors import error_class_for_status as error_class_for_status
     from llmx._errors import parse_retry_after as parse_retry_after
     from llmx._events import AttemptEnd as AttemptEnd

@@ -27,7 +27,7 @@ from llmx._errors import (
     UnsupportedFeatureError,
 )
 from llmx._ratelimit import CLIENT_LIMIT_CODE
-from llmx._tokens import estimate_input_tokens
+from llmx._tokens import input_tokens
 from llmx._types import Capability
 
 if TYPE_CHECKING:
@@ -59,10 +59,10 @@ class Fallback:
 
     # -- the plan ---------------------------------------------------------------------------
 
-    def plan(self, route: Route, run: Run) -> list[Candidate]:
+    def plan(self, route: Route, request: Request, skipped: list[str]) -> list[Candidate]:
         """Candidates in routing order; open breakers and cooling instances go last,
-        candidates whose context window is known to be too small are left out."""
-        request = run.request
+        candidates whose context window is known to be too small are left out (and
+        said in ``skipped``)."""
         candidates: Sequence[Candidate] = route.candidates
         if route.strategy is not None and len(candidates) > 1:
             candidates = route.strategy.order(candidates, request, self._view)
@@ -71,15 +71,13 @@ class Fallback:
         ready: list[Candidate] = []
         later: list[Candidate] = []
         now = _monotonic()
-        needed: int | None = None
         info_of = self._view.info
         for c in candidates:
             info = info_of(c)
             if info is not None and info.context_window is not None:
-                if needed is None:
-                    needed = estimate_input_tokens(request)
+                needed = input_tokens(request, c.instance, c.model)
                 if needed > info.context_window:
-                    run.skipped.append(
+                    skipped.append(
                         f"{c.instance}/{c.model}: skipped, the prompt (~{needed} tokens) exceeds "
                         f"its context window ({info.context_window})"
                     )
@@ -105,7 +103,7 @@ class Fallback:
             except LlmxError as err:
                 self._may_fall_back(route, run, err, [only], 0)
             raise self._final_error(run, 1)
-        plan = self.plan(route, run)
+        plan = self.plan(route, run.request, run.skipped)
         if route.hedge is not None and len(plan) > 1:
             return await self._hedged(route, run, plan, route.hedge, once)
         last = len(plan) - 1

@@ -120,6 +120,7 @@ from hypothesis import strategies as st
 
 import llmx
 from llmx.testing._chaos import Fault
+from llmx.testing._conf_tokens import TOKEN_COUNTING, TokenCountingConformance
 from llmx.testing._replies import Blocked, ErrorKind, MidStreamError, Reply, Reset, Stall
 from llmx.testing._server import FakeServer, RecordedRequest
 
@@ -183,6 +184,8 @@ class Feature:
     """``list_models()`` from the API."""
     MODEL_INFO = "model_info"
     """Static model infos with prices (``model_info``)."""
+    TOKEN_COUNTING = TOKEN_COUNTING
+    """Exact input-token counts before sending (``count_tokens``)."""
 
     ALL: ClassVar[frozenset[str]] = frozenset(
         {
@@ -199,6 +202,7 @@ class Feature:
             TEMPERATURE,
             LIST_MODELS,
             MODEL_INFO,
+            TOKEN_COUNTING,
         }
     )
 
@@ -247,7 +251,7 @@ async def _drain(stream: llmx.Stream, into: list[llmx.StreamChunk]) -> llmx.Resp
     return stream.response
 
 
-class ProviderConformance:
+class ProviderConformance(TokenCountingConformance):
     """Base class of a provider's conformance tests (see the module docstring)."""
 
     provider_type: ClassVar[str]

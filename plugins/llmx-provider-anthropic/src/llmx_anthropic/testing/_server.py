@@ -28,7 +28,13 @@ Reproduces, from Anthropic's API reference ("Messages", "Streaming Messages", "E
   ``rate_limit_error`` (with ``retry-after``), 500 ``api_error``, 504
   ``timeout_error``, 529 ``overloaded_error``;
 * ``GET /v1/models`` (``data``, ``has_more``, ``first_id``, ``last_id``; paginated by
-  ``limit`` and ``after_id``) and ``GET /v1/models/{id}``.
+  ``limit`` and ``after_id``) and ``GET /v1/models/{id}``;
+* ``POST /v1/messages/count_tokens`` (``CountMessageTokensParams``: ``model`` and
+  ``messages`` required; ``max_tokens``, ``stream`` or sampling fields refused with
+  "Extra inputs are not permitted", as the API's validation does) answering
+  ``{"input_tokens": N}``, N being what a message with the same prompt reports as its
+  ``usage.input_tokens``. A scripted failure at the head of the queue answers it
+  (:meth:`~llmx.testing.FakeServer.next_failure`).
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from llmx.testing import (
     Reply,
     RequestView,
     ViewPart,
+    approx_tokens,
     merge_turns,
 )
 
@@ -89,6 +96,12 @@ _ERROR_TYPES: dict[int, tuple[str, str]] = {
     504: ("timeout_error", "Request timeout"),
     529: ("overloaded_error", "Overloaded"),
 }
+
+_COUNT_FIELDS = frozenset(
+    {"model", "messages", "system", "tools", "tool_choice", "thinking", "output_config",
+     "cache_control"}
+)  # fmt: skip
+"""The fields of ``CountMessageTokensParams``."""
 
 _STOP_REASONS = {
     "stop": "end_turn",
@@ -184,9 +197,12 @@ class FakeAnthropicServer(FakeServer):
     # -- routing, headers and auth --------------------------------------------------------
 
     def route(self, method: str, path: str) -> Handler | None:
-        """``POST /v1/messages``, ``GET /v1/models`` and ``GET /v1/models/{id}``."""
+        """``POST /v1/messages``, ``POST /v1/messages/count_tokens``, ``GET /v1/models``
+        and ``GET /v1/models/{id}``."""
         if method == "POST" and path == "/v1/messages":
             return self._messages
+        if method == "POST" and path == "/v1/messages/count_tokens":
+            return self._count_tokens
         if method == "GET" and (path == "/v1/models" or path.startswith("/v1/models/")):
             return self._models
         return None
@@ -310,6 +326,32 @@ class FakeAnthropicServer(FakeServer):
                     f"{field}: Input should be a valid {kind.__name__}",
                 )
         return await self.answer_model_request(request, recorded)
+
+    async def _count_tokens(
+        self, request: web.BaseRequest, recorded: RecordedRequest
+    ) -> web.StreamResponse:
+        body = recorded.json
+        if not isinstance(body, dict):
+            return await self.error(
+                request, 400, "invalid_request_error", "The request body is not valid JSON."
+            )
+        for field, kind in (("model", str), ("messages", list)):
+            if not isinstance(body.get(field), kind):
+                return await self.error(
+                    request, 400, "invalid_request_error", f"{field}: Field required"
+                )
+        extra = sorted(set(body) - _COUNT_FIELDS)
+        if extra:
+            return await self.error(
+                request, 400, "invalid_request_error", f"{extra[0]}: Extra inputs are not permitted"
+            )
+        failure = self.next_failure()
+        if failure is not None:
+            return await self.answer(request, recorded, failure)
+        tokens = approx_tokens(self.describe(recorded).prompt_text())
+        return await self.json_response(
+            request, 200, {"input_tokens": tokens}, headers=self.response_headers()
+        )
 
     def describe(self, recorded: RecordedRequest) -> RequestView:
         """What a message request asked for (see :class:`~llmx.testing.RequestView`)."""
