@@ -27,7 +27,7 @@ from llmx._errors import (
     UnsupportedFeatureError,
 )
 from llmx._ratelimit import CLIENT_LIMIT_CODE
-from llmx._tokens import input_tokens
+from llmx._tokens import estimate_input_tokens, known_input_tokens
 from llmx._types import Capability
 
 if TYPE_CHECKING:
@@ -72,10 +72,15 @@ class Fallback:
         later: list[Candidate] = []
         now = _monotonic()
         info_of = self._view.info
+        estimate: int | None = None
         for c in candidates:
             info = info_of(c)
             if info is not None and info.context_window is not None:
-                needed = input_tokens(request, c.instance, c.model)
+                needed = known_input_tokens(request, c.instance, c.model)
+                if needed is None:
+                    if estimate is None:
+                        estimate = estimate_input_tokens(request)
+                    needed = estimate
                 if needed > info.context_window:
                     skipped.append(
                         f"{c.instance}/{c.model}: skipped, the prompt (~{needed} tokens) exceeds "
