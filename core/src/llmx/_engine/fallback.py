@@ -329,6 +329,11 @@ def check_capabilities(request: Request, inst: Instance, info: ModelInfo | None)
         needs.append(("structured output (json_schema)", Capability.JSON_SCHEMA))
     if not info.supports(Capability.VISION) and request.has_images():  # scan parts last
         needs.append(("image input", Capability.VISION))
+    if not info.supports(Capability.PROMPT_CACHING) and (
+        request.prompt_cache_key is not None or request.cache_breakpoints()
+    ):
+        what = "prompt caching (cache= breakpoints, prompt_cache_key)"
+        needs.append((what, Capability.PROMPT_CACHING))
     if needs:
         what, cap = needs[0]
         msg = (

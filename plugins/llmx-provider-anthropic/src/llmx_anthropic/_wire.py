@@ -12,6 +12,7 @@ from typing import Any
 
 from llmx import (
     BadRequestError,
+    CacheControl,
     FinishReason,
     Image,
     Message,
@@ -99,12 +100,86 @@ def _tool_input(call: ToolCall, provider: str) -> Any:
     return value
 
 
+# -- prompt caching: cache_control on blocks, the system prompt and tools -------------------
+
+MAX_BREAKPOINTS = 4
+"""The most ``cache_control`` breakpoints one Messages request may carry."""
+
+
+def _cache_control(cache: CacheControl) -> dict[str, str]:
+    # The default TTL (5m) is left implicit, as Anthropic's own examples do.
+    return {"type": "ephemeral", "ttl": "1h"} if cache.ttl == "1h" else {"type": "ephemeral"}
+
+
+def _system_blocks(request: Request) -> list[dict[str, Any]] | None:
+    """The system prompt as text blocks when it carries a breakpoint (None: a string will do)."""
+    systems = [m for m in request.messages if m.role == "system"]
+    if not any(
+        m.cache is not None or any(type(p) is Text and p.cache is not None for p in m.content)
+        for m in systems
+    ):
+        return None
+    blocks: list[dict[str, Any]] = []
+    for m in systems:
+        for p in m.content:
+            if type(p) is Text and p.text:
+                block: dict[str, Any] = {"type": "text", "text": p.text}
+                if p.cache is not None:
+                    block["cache_control"] = _cache_control(p.cache)
+                blocks.append(block)
+        if m.cache is not None and blocks:
+            blocks[-1]["cache_control"] = _cache_control(m.cache)
+    return blocks
+
+
+def check_breakpoints(body: dict[str, Any], provider: str, model: str) -> None:
+    """Refuse, before sending, more than :data:`MAX_BREAKPOINTS` breakpoints, or a one-hour
+    breakpoint after a five-minute one (Anthropic reads tools, system, then messages,
+    and wants longer TTLs first)."""
+    ttls = [b["cache_control"].get("ttl", "5m") for b in _cached_blocks(body)]
+    if len(ttls) > MAX_BREAKPOINTS:
+        msg = (
+            f"{provider}/{model}: Anthropic takes at most {MAX_BREAKPOINTS} prompt-cache "
+            f"breakpoints per request and this one has {len(ttls)} (cache= on tools, the "
+            "system prompt, messages and text parts); remove some"
+        )
+        raise UnsupportedFeatureError(msg, provider=provider, model=model, feature="prompt_caching")
+    if "5m" in ttls and "1h" in ttls[ttls.index("5m") :]:
+        msg = (
+            f"{provider}/{model}: a one-hour prompt-cache breakpoint follows a five-minute "
+            "one; Anthropic wants the longer TTL first (tools, then system, then messages)"
+        )
+        raise UnsupportedFeatureError(msg, provider=provider, model=model, feature="prompt_caching")
+
+
+def _cached_blocks(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The blocks of ``body`` carrying ``cache_control``, in the order Anthropic reads them."""
+    out = [t for t in body.get("tools", ()) if "cache_control" in t]
+    system = body.get("system")
+    if isinstance(system, list):
+        out.extend(b for b in system if "cache_control" in b)
+    for turn in body["messages"]:
+        content = turn["content"]
+        if isinstance(content, list):
+            out.extend(b for b in content if "cache_control" in b)
+    return out
+
+
 def _blocks(message: Message, provider: str, model: str) -> list[dict[str, Any]]:
     blocks: list[dict[str, Any]] = []
     for part in message.content:
         if type(part) is Text:
             if part.text:
-                blocks.append({"type": "text", "text": part.text})
+                if part.cache is not None:
+                    blocks.append(
+                        {
+                            "type": "text",
+                            "text": part.text,
+                            "cache_control": _cache_control(part.cache),
+                        }
+                    )
+                else:
+                    blocks.append({"type": "text", "text": part.text})
         elif type(part) is Image:
             blocks.append(_image_block(part, provider, model))
         elif type(part) is ToolCall:
@@ -125,6 +200,8 @@ def _blocks(message: Message, provider: str, model: str) -> list[dict[str, Any]]
             if part.is_error:
                 block["is_error"] = True
             blocks.append(block)
+    if message.cache is not None and blocks:
+        blocks[-1]["cache_control"] = _cache_control(message.cache)
     return blocks
 
 
@@ -146,7 +223,7 @@ def _messages(request: Request, provider: str) -> tuple[str | None, list[dict[st
         if turn["role"] == "user":
             # Tool results come first in a user turn, before any text.
             content.sort(key=lambda b: b["type"] != "tool_result")
-        if len(content) == 1 and content[0]["type"] == "text":
+        if len(content) == 1 and content[0]["type"] == "text" and "cache_control" not in content[0]:
             turn["content"] = content[0]["text"]
     return system, turns
 
@@ -190,7 +267,7 @@ def build_body(
         "messages": messages,
     }
     if system is not None:
-        body["system"] = system
+        body["system"] = _system_blocks(request) or system
     if request.temperature is not None:
         body["temperature"] = request.temperature
     if request.top_p is not None:
@@ -206,6 +283,8 @@ def build_body(
             tool["input_schema"] = dict(t.parameters)
             if t.strict is not None:
                 tool["strict"] = t.strict
+            if t.cache is not None:
+                tool["cache_control"] = _cache_control(t.cache)
             tools.append(tool)
         body["tools"] = tools
     choice = request.tool_choice
@@ -223,6 +302,8 @@ def build_body(
         body["stream"] = True
     if request.extra:
         body.update(request.extra)
+    if request.cache_breakpoints():
+        check_breakpoints(body, provider, model)
     return body
 
 
@@ -230,7 +311,9 @@ def build_body(
 
 
 def parse_usage(usage: Any, provider: str, model: str | None) -> Usage:
-    """Anthropic's ``usage`` as llmx's: ``input_tokens`` includes cache reads and writes."""
+    """Anthropic's ``usage`` as llmx's: ``input_tokens`` includes cache reads and writes
+    (Anthropic's excludes them), ``cache_write_1h_tokens`` is
+    ``cache_creation.ephemeral_1h_input_tokens``."""
     if usage is None:
         return Usage()
     if type(usage) is not dict:
@@ -250,12 +333,25 @@ def parse_usage(usage: Any, provider: str, model: str | None) -> Usage:
         if type(details) is dict
         else 0
     )
+    creation = usage.get("cache_creation")
+    written_1h = (
+        token_count(
+            creation,
+            "ephemeral_1h_input_tokens",
+            provider=provider,
+            model=model,
+            where="usage.cache_creation",
+        )
+        if type(creation) is dict
+        else 0
+    )
     return Usage(
         token_count(usage, "input_tokens", provider=provider, model=model) + cached + written,
         token_count(usage, "output_tokens", provider=provider, model=model),
         cached,
         written,
         thinking,
+        written_1h,
     )
 
 

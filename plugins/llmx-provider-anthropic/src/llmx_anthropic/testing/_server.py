@@ -357,8 +357,8 @@ class FakeAnthropicServer(FakeServer):
             "cache_creation_input_tokens": written,
             "cache_read_input_tokens": cached,
             "cache_creation": {
-                "ephemeral_5m_input_tokens": written,
-                "ephemeral_1h_input_tokens": 0,
+                "ephemeral_5m_input_tokens": written - reply.cache_write_1h_tokens,
+                "ephemeral_1h_input_tokens": reply.cache_write_1h_tokens,
             },
             "output_tokens": completion,
             "output_tokens_details": {"thinking_tokens": reply.reasoning_tokens},
