@@ -92,7 +92,7 @@ What a subclass sets (class attributes) or overrides (methods)
         the ``authentication``/``permission`` error tests and the wrong-key test are
         not applicable.
         ``usage_details``: which :class:`llmx.Usage` details the protocol reports
-        (``cache_read``, ``cache_write``, ``reasoning``). ``stream_usage``: whether a
+        (``cache_read``, ``cache_write``, ``cache_write_1h``, ``reasoning``). ``stream_usage``: whether a
         stream reports its usage (else it must be estimated and marked so).
 
     Running: ``hypothesis_examples`` (examples per property test), ``timeout`` (the
@@ -120,6 +120,7 @@ from hypothesis import strategies as st
 
 import llmx
 from llmx.testing._chaos import Fault
+from llmx.testing._conf_prompt_caching import PROMPT_CACHING, PromptCachingConformance
 from llmx.testing._replies import Blocked, ErrorKind, MidStreamError, Reply, Reset, Stall
 from llmx.testing._server import FakeServer, RecordedRequest
 
@@ -183,6 +184,9 @@ class Feature:
     """``list_models()`` from the API."""
     MODEL_INFO = "model_info"
     """Static model infos with prices (``model_info``)."""
+    PROMPT_CACHING = PROMPT_CACHING
+    """Prompt-cache breakpoints (``cache=``) and ``prompt_cache_key``, with cache reads and
+    writes in the usage (:mod:`llmx.testing._conf_prompt_caching`)."""
 
     ALL: ClassVar[frozenset[str]] = frozenset(
         {
@@ -199,6 +203,7 @@ class Feature:
             TEMPERATURE,
             LIST_MODELS,
             MODEL_INFO,
+            PROMPT_CACHING,
         }
     )
 
@@ -247,7 +252,7 @@ async def _drain(stream: llmx.Stream, into: list[llmx.StreamChunk]) -> llmx.Resp
     return stream.response
 
 
-class ProviderConformance:
+class ProviderConformance(PromptCachingConformance):
     """Base class of a provider's conformance tests (see the module docstring)."""
 
     provider_type: ClassVar[str]
@@ -263,7 +268,8 @@ class ProviderConformance:
     supports: ClassVar[frozenset[str]] = Feature.ALL
     """The :class:`Feature` names the provider implements."""
     usage_details: ClassVar[frozenset[str]] = frozenset({"cache_read"})
-    """Which usage details the protocol reports: ``cache_read``, ``cache_write``, ``reasoning``."""
+    """Which usage details the protocol reports: ``cache_read``, ``cache_write``,
+    ``cache_write_1h`` (the one-hour part of the writes), ``reasoning``."""
     stream_usage: ClassVar[bool] = True
     """Whether a streamed answer reports its usage."""
     hypothesis_examples: ClassVar[int] = 12
