@@ -68,6 +68,9 @@ def _to_cache(value: bool | CacheControl | None) -> CacheControl | None:
         return None
     if value is True:
         return _DEFAULT_CACHE
+    if not isinstance(value, CacheControl):
+        msg = f"cache= takes True, False, None or a CacheControl, not {value!r}"
+        raise TypeError(msg)
     return value
 
 
@@ -191,7 +194,7 @@ class Message:
     def user(cls, *content: str | Part, cache: bool | CacheControl | None = None) -> Message:
         """A user message from text and images (``cache=True``: a prompt-cache
         breakpoint after it)."""
-        return cls("user", content, cache=cache)
+        return cls("user", content) if cache is None else cls("user", content, cache=cache)
 
     @classmethod
     def assistant(cls, text: str = "", *, tool_calls: Sequence[ToolCall] = ()) -> Message:
@@ -379,11 +382,18 @@ class Request:
     def cache_breakpoints(self) -> int:
         """How many prompt-cache breakpoints (``cache=``) the tools, messages and text
         parts carry."""
-        count = sum(t.cache is not None for t in self.tools)
+        # Plain loops, no generators: 1.0 -> 0.4 us for four messages (the check runs
+        # on every request to a model without prompt caching; bench_facts.py).
+        count = 0
+        for t in self.tools:
+            if t.cache is not None:
+                count += 1
         for m in self.messages:
             if m.cache is not None:
                 count += 1
-            count += sum(type(p) is Text and p.cache is not None for p in m.content)
+            for p in m.content:
+                if type(p) is Text and p.cache is not None:
+                    count += 1
         return count
 
 
@@ -617,10 +627,24 @@ class ModelInfo:
         input_price, output_price = self.input_price, self.output_price
         if input_price is None or output_price is None:
             return None
+        read, written = usage.cache_read_tokens, usage.cache_write_tokens
+        tiers = self.price_tiers
+        tiered = bool(tiers) and usage.input_tokens > tiers[0].above
+        if not tiered and self.reasoning_price is None and not usage.cache_write_1h_tokens:
+            # The common case, in the formula's shortest form (0.39 -> 0.25 us a call;
+            # it runs once per answer).
+            read_price = self.cache_read_price
+            write_price = self.cache_write_price
+            return (
+                max(usage.input_tokens - read - written, 0) * input_price
+                + read * (input_price if read_price is None else read_price)
+                + written * (input_price if write_price is None else write_price)
+                + usage.output_tokens * output_price
+            ) / 1_000_000
         read_price, write_price = self.cache_read_price, self.cache_write_price
         write_1h_price = self.cache_write_1h_price
-        if self.price_tiers:
-            for tier in reversed(self.price_tiers):
+        if tiered:
+            for tier in reversed(tiers):
                 if usage.input_tokens > tier.above:
                     if tier.input_price is not None:
                         input_price = tier.input_price
@@ -636,7 +660,6 @@ class ModelInfo:
             write_price = input_price
         if write_1h_price is None:
             write_1h_price = write_price
-        read, written = usage.cache_read_tokens, usage.cache_write_tokens
         written_1h = min(usage.cache_write_1h_tokens, written)
         total = (
             max(usage.input_tokens - read - written, 0) * input_price
