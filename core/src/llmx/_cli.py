@@ -436,7 +436,7 @@ def models_info(state: _State, model: str, as_json: bool) -> None:
             f"nothing is known about {model!r}: its provider has no facts about it; add "
             f'[providers.INSTANCE.model_info."MODEL"] to the config to give some'
         )
-        raise click.ClickException(msg)
+        _fail(msg)
     data = to_json(info)
     data["source"] = info.source
     if as_json:
