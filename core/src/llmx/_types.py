@@ -68,8 +68,8 @@ def _to_cache(value: bool | CacheControl | None) -> CacheControl | None:
         return None
     if value is True:
         return _DEFAULT_CACHE
-    if not isinstance(value, CacheControl):
-        msg = f"cache= takes True, False, None or a CacheControl, not {value!r}"
+    if not isinstance(value, CacheControl):  # type: ignore[unreachable, unused-ignore]
+        msg = f"cache= takes True, False, None or a CacheControl, not {value!r}"  # type: ignore[unreachable, unused-ignore]
         raise TypeError(msg)
     return value
 
