@@ -7,6 +7,7 @@ the release named as its source). Offline: the wheels here are built from small
 
 from __future__ import annotations
 
+import ast
 import datetime
 import importlib
 import re
@@ -19,6 +20,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests._support import REPO
 
@@ -95,12 +98,7 @@ TODAY = datetime.date(2026, 12, 1)
 @pytest.fixture(scope="module")
 def script() -> ModuleType:
     """scripts/update-model-facts, loaded as a module."""
-    path = REPO / "scripts" / "update-model-facts"
-    loader = SourceFileLoader("update_model_facts", str(path))
-    module = ModuleType(loader.name)
-    module.__file__ = str(path)
-    loader.exec_module(module)
-    return module
+    return _script()
 
 
 def _wheel(tmp_path: Path, data: str = DATA, version: str = "9.9.9") -> Path:
@@ -233,3 +231,99 @@ def test_committed_tables_price_listed_models_from_a_named_release(module: str) 
             assert info.input_price == facts.FACTS[model_id]["input_price"]
         else:
             assert info.source == f"{module} table"
+
+
+# -- properties of the reader and the writer ---------------------------------------------------
+
+_names = st.from_regex(r"[a-z][a-z_0-9]{0,8}", fullmatch=True)
+_decimals = st.decimals(0, 10_000, places=4, allow_nan=False, allow_infinity=False)
+_leaves = st.one_of(st.integers(-(10**9), 10**9), st.text(max_size=8), st.booleans(), st.none())
+_data = st.recursive(
+    _leaves,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3),
+        st.dictionaries(st.text(max_size=4), inner, max_size=3),
+        st.builds(
+            lambda name, kwargs: ("call", name, kwargs),
+            st.sampled_from(["ModelPrice", "TieredPrices", "Tier", "ClauseEquals"]),
+            st.dictionaries(_names, inner, max_size=3),
+        ),
+    ),
+    max_leaves=12,
+)
+
+
+def _source(value: Any) -> str:
+    """``value`` written as genai-prices' generator writes it (calls with keywords)."""
+    if isinstance(value, tuple):
+        _, name, kwargs = value
+        return f"{name}(" + ", ".join(f"{k}={_source(v)}" for k, v in kwargs.items()) + ")"
+    if isinstance(value, list):
+        return "[" + ", ".join(_source(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {_source(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
+def _expected(value: Any) -> Any:
+    if isinstance(value, tuple):
+        _, name, kwargs = value
+        return {"__call__": name, **{k: _expected(v) for k, v in kwargs.items()}}
+    if isinstance(value, list):
+        return [_expected(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _expected(v) for k, v in value.items()}
+    return value
+
+
+@given(_data)
+def test_any_generated_expression_reads_back_as_its_data(value: Any) -> None:
+    script = _script()
+    assert script.literal(ast.parse(_source(value), mode="eval").body) == _expected(value)
+
+
+@given(_decimals)
+def test_decimals_read_as_their_digits(value: Any) -> None:
+    script = _script()
+    node = ast.parse(f"Decimal({str(value)!r})", mode="eval").body
+    assert script.literal(node) == str(value)
+
+
+_facts = st.dictionaries(
+    _names,
+    st.dictionaries(
+        _names,
+        st.one_of(
+            st.integers(0, 10**7),
+            st.floats(0, 1000, allow_nan=False),
+            st.lists(
+                st.dictionaries(_names, st.floats(0, 100, allow_nan=False), max_size=3), max_size=2
+            ),
+        ),
+        max_size=4,
+    ),
+    max_size=3,
+)
+
+
+@given(_facts)
+def test_emitted_tables_read_back_as_what_was_written(facts: dict[str, Any]) -> None:
+    script = _script()
+    namespace: dict[str, Any] = {}
+    exec(compile("FACTS = " + script.emit(facts), "<emit>", "exec"), namespace)
+    assert namespace["FACTS"] == facts
+
+
+_loaded: list[ModuleType] = []
+
+
+def _script() -> ModuleType:
+    """The script module (loaded once; hypothesis tests take no fixtures)."""
+    if not _loaded:
+        path = REPO / "scripts" / "update-model-facts"
+        loader = SourceFileLoader("update_model_facts", str(path))
+        module = ModuleType(loader.name)
+        module.__file__ = str(path)
+        loader.exec_module(module)
+        _loaded.append(module)
+    return _loaded[0]

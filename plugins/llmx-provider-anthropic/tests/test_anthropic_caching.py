@@ -13,8 +13,12 @@ from typing import Any
 
 import aiohttp
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from llmx_anthropic._models import MODELS
+from llmx_anthropic._wire import build_body, parse_usage
 from llmx_anthropic.testing import FakeAnthropicServer
+from llmx_anthropic.testing._server import count_breakpoints
 
 import llmx
 from llmx.testing import Reply
@@ -182,3 +186,72 @@ async def test_config_overrides_a_models_prices(
     assert info.output_price == MODELS[MODEL].output_price  # the rest is kept
     assert info.source == f"{MODELS[MODEL].source} + config"
     assert answer.cost == pytest.approx((500 * 1.0 + 500 * 2.5) / 1_000_000)
+
+
+# -- properties --------------------------------------------------------------------------------
+
+_tokens = st.integers(0, 10**9)
+
+
+@given(_tokens, _tokens, _tokens, _tokens, _tokens, _tokens)
+def test_any_usage_is_normalised_with_the_cache_in_the_prompt(
+    plain: int, read: int, five: int, hour: int, output: int, thinking: int
+) -> None:
+    usage = {
+        "input_tokens": plain,
+        "cache_read_input_tokens": read,
+        "cache_creation_input_tokens": five + hour,
+        "cache_creation": {"ephemeral_5m_input_tokens": five, "ephemeral_1h_input_tokens": hour},
+        "output_tokens": output,
+        "output_tokens_details": {"thinking_tokens": thinking},
+    }
+    assert parse_usage(usage, "p", "m") == llmx.Usage(
+        plain + read + five + hour,
+        output,
+        cache_read_tokens=read,
+        cache_write_tokens=five + hour,
+        cache_write_1h_tokens=hour,
+        reasoning_tokens=thinking,
+    )
+
+
+_marks = st.none() | st.just(True) | st.just(llmx.CacheControl(ttl="1h"))
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["user", "assistant"]), st.lists(_marks, min_size=1, max_size=3), _marks
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    st.lists(_marks, max_size=2),
+    _marks,
+)
+def test_every_breakpoint_reaches_the_wire_or_the_request_is_refused(
+    turns: list[tuple[str, list[Any], Any]], tool_marks: list[Any], system_mark: Any
+) -> None:
+    messages = [llmx.Message.system("sys", cache=system_mark)]
+    for role, part_marks, message_mark in turns:
+        parts = [llmx.Text(f"t{i}", cache=m) for i, m in enumerate(part_marks)]
+        messages.append(llmx.Message(role, parts, cache=message_mark))  # type: ignore[arg-type]
+    tools = [llmx.Tool(f"f{i}", cache=m) for i, m in enumerate(tool_marks)]
+    request = llmx.Request(MODEL, messages, tools=tools)
+    try:
+        body = build_body(request, provider="p", max_tokens=10, stream=False, fixed_sampling=False)
+    except llmx.UnsupportedFeatureError:
+        # refused only for a reason: more than four, or a 1h one after a 5m one
+        marks = [m for m in (*tool_marks, system_mark) if m is not None]
+        for _, part_marks, message_mark in turns:
+            last = part_marks[-1]
+            marks += [m for m in part_marks[:-1] if m is not None]
+            marks += [message_mark or last] if (message_mark or last) is not None else []
+        ttls = ["1h" if isinstance(m, llmx.CacheControl) and m.ttl == "1h" else "5m" for m in marks]
+        assert len(ttls) > 4 or ("5m" in ttls and "1h" in ttls[ttls.index("5m") :])
+        return
+    vendor_validator("anthropic", "official").check("/v1/messages", "post", body)
+    sent = count_breakpoints(body)
+    assert 0 < sent <= 4 or request.cache_breakpoints() == 0
+    # a message mark on a text part that is marked itself lands on the same block
+    assert sent <= request.cache_breakpoints()
