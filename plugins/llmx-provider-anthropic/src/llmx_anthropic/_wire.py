@@ -39,7 +39,9 @@ from llmx.http import (
 __all__ = [
     "EVENT_TYPES",
     "IMAGE_TYPES",
+    "MAX_BREAKPOINTS",
     "build_body",
+    "check_breakpoints",
     "error_from_event",
     "map_stop_reason",
     "parse_message",
@@ -144,7 +146,7 @@ def check_breakpoints(body: dict[str, Any], provider: str, model: str) -> None:
     """Refuse, before sending, more than :data:`MAX_BREAKPOINTS` breakpoints, or a one-hour
     breakpoint after a five-minute one (Anthropic reads tools, system, then messages,
     and wants longer TTLs first)."""
-    ttls = [b["cache_control"].get("ttl", "5m") for b in _cached_blocks(body)]
+    ttls = [str((b["cache_control"] or {}).get("ttl", "5m")) for b in _cached_blocks(body)]
     if len(ttls) > MAX_BREAKPOINTS:
         msg = (
             f"{provider}/{model}: Anthropic takes at most {MAX_BREAKPOINTS} prompt-cache "
@@ -162,14 +164,14 @@ def check_breakpoints(body: dict[str, Any], provider: str, model: str) -> None:
 
 def _cached_blocks(body: dict[str, Any]) -> list[dict[str, Any]]:
     """The blocks of ``body`` carrying ``cache_control``, in the order Anthropic reads them."""
-    out = [t for t in body.get("tools", ()) if "cache_control" in t]
+    out = [t for t in body.get("tools") or () if isinstance(t, dict) and "cache_control" in t]
     system = body.get("system")
     if isinstance(system, list):
-        out.extend(b for b in system if "cache_control" in b)
-    for turn in body["messages"]:
-        content = turn["content"]
+        out.extend(b for b in system if isinstance(b, dict) and "cache_control" in b)
+    for turn in body.get("messages") or ():  # ``extra`` may have replaced anything
+        content = turn.get("content") if isinstance(turn, dict) else None
         if isinstance(content, list):
-            out.extend(b for b in content if "cache_control" in b)
+            out.extend(b for b in content if isinstance(b, dict) and "cache_control" in b)
     return out
 
 
@@ -277,7 +279,7 @@ def build_body(
             msg = f"{model} does not accept top_p below 0.99; remove top_p="
             raise UnsupportedFeatureError(msg, provider=provider, model=model, feature="top_p")
     # Breakpoints are noticed while the blocks are built, not by another scan of the
-    # request (bench_facts.py: build_body 3.9 -> 2.6 us for four messages without any).
+    # request (timeit, process time: build_body 3.9 -> 2.7 us for four messages, none marked).
     marked = [False]
     system, messages = _messages(request, provider, marked)
     body: dict[str, Any] = {
