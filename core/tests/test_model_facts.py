@@ -298,3 +298,17 @@ async def test_prompt_caching_is_refused_before_sending_to_a_model_without_it(
         await client.complete(model="scripted/caching", **kwargs)  # type: ignore[arg-type]
         await client.complete(model="scripted/unknown", **kwargs)  # type: ignore[arg-type]
     assert len(provider.requests) == 2
+
+
+async def test_an_alias_passes_over_a_candidate_without_prompt_caching() -> None:
+    caps = [llmx.Capability.STREAMING]
+    models = {
+        "plain": llmx.ModelInfo("plain", capabilities=caps),
+        "caching": llmx.ModelInfo("caching", capabilities=[*caps, "prompt_caching"]),
+    }
+    provider = ScriptedProvider([])
+    config = {"aliases": {"a": ["scripted/plain", "scripted/caching"]}}
+    async with scripted_client(provider, models=models, config=config) as client:
+        answer = await client.complete(model="a", messages=[llmx.Message.user("hi", cache=True)])
+    assert answer.model == "caching"
+    assert [r.model for r in provider.requests] == ["caching"]
