@@ -13,8 +13,9 @@ from llmx.testing.conformance import Feature, ProviderConformance
 
 
 class TestConformance(ProviderConformance):
-    """Every optional feature but images, JSON schemas and token counting; no cache or
-    reasoning tokens."""
+    """Every optional feature but images, JSON schemas, token counting (the estimate) and
+    prompt caching (refused before sending: the model infos list no ``prompt_caching``);
+    no cache or reasoning tokens."""
 
     provider_type = "template"  # the entry point's name
     model = "tmpl-small"  # a model model_info knows
@@ -24,6 +25,7 @@ class TestConformance(ProviderConformance):
         Feature.IMAGE_URLS,
         Feature.JSON_SCHEMA,
         Feature.TOKEN_COUNTING,
+        Feature.PROMPT_CACHING,
     }
     usage_details = frozenset()
     hypothesis_examples = 12

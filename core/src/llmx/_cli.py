@@ -418,6 +418,55 @@ def models_pull(
     click.echo(str(path))
 
 
+@models_cmd.command("info")
+@click.argument("model")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def models_info(state: _State, model: str, as_json: bool) -> None:
+    """Show what llmx knows about MODEL (instance/model or an alias's first candidate):
+    limits, capabilities, prices per million tokens, and where they come from (the
+    provider's table, genai-prices and its release, or the config's model_info)."""
+    from llmx._client import Client
+    from llmx._convert import to_json
+
+    client = Client(state.config_path)
+    info = client.model_info(model)
+    if info is None:
+        msg = (
+            f"nothing is known about {model!r}: its provider has no facts about it; add "
+            f'[providers.INSTANCE.model_info."MODEL"] to the config to give some'
+        )
+        _fail(msg)
+    data = to_json(info)
+    data["source"] = info.source
+    if as_json:
+        _echo_json(data)
+        return
+    click.echo(f"{model}  ({info.id})")
+    click.echo(f"  source: {info.source or 'the provider'}")
+    for name in ("context_window", "max_output_tokens"):
+        if data.get(name) is not None:
+            click.echo(f"  {name.replace('_', ' ')}: {data[name]:,}")
+    if info.capabilities:
+        click.echo(f"  capabilities: {', '.join(sorted(info.capabilities))}")
+    prices = [
+        (k.removesuffix("_price").replace("_", " "), v)
+        for k, v in data.items()
+        if k.endswith("_price") and v is not None
+    ]
+    if prices:
+        click.echo("  USD per million tokens:")
+        for name, value in prices:
+            click.echo(f"    {name}: {value:g}")
+    for tier in info.price_tiers:
+        given = ", ".join(
+            f"{k.removesuffix('_price').replace('_', ' ')} {v:g}"
+            for k, v in to_json(tier).items()
+            if k != "above" and v is not None
+        )
+        click.echo(f"    above {tier.above:,} prompt tokens: {given}")
+
+
 def _model_facts(m: dict[str, Any]) -> str:
     facts = []
     if m.get("context_window"):

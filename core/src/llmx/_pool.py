@@ -168,7 +168,8 @@ class Instance:
         static ``model_info``), so routing can use prices without a connection.
         When ``model`` is a provider-side name the instance's ``models`` mapping renames
         to (an Azure deployment such as ``prod-chat`` for ``gpt-4o``), the facts of the
-        name it was mapped from are used.
+        name it was mapped from are used. The instance's ``model_info`` config table
+        (:class:`~llmx._config.ModelFacts`) overrides them, field by field.
         """
         try:
             return self._info_cache[model]
@@ -189,6 +190,8 @@ class Instance:
                         info = source(alias)
                         if info is not None:
                             break
+        if self.config.model_info:
+            info = _overridden(self.config, model, info)
         if self.provider is not None or info is not None:
             self._info_cache[model] = info
         return info
@@ -401,3 +404,24 @@ def _answers_unbuilt(factory: object) -> bool:
     import inspect
 
     return not inspect.isfunction(inspect.getattr_static(factory, "model_info"))
+
+
+def _overridden(config: ProviderConfig, model: str, info: ModelInfo | None) -> ModelInfo | None:
+    """``info`` with the config's ``model_info`` facts for ``model`` (by its own name or a
+    name the ``models`` mapping renames to it) applied; a model the provider does not
+    know gets an info of the config's facts alone."""
+    facts = config.model_info.get(model)
+    if facts is None:
+        for alias, target in config.models.items():
+            if target == model and alias in config.model_info:
+                facts = config.model_info[alias]
+                break
+    if facts is None:
+        return info
+    given = facts.given()
+    if info is None:
+        from llmx._types import ModelInfo
+
+        return ModelInfo(model).with_facts(given, source="config")
+    source = f"{info.source} + config" if info.source else "config"
+    return info.with_facts(given, source=source)

@@ -66,6 +66,7 @@ _EXPORTS: dict[str, str] = {
     "ModelInfoProvider": "llmx._components",
     "ModelListingProvider": "llmx._components",
     "TokenCountingProvider": "llmx._components",
+    "PriceTier": "llmx._types",
     "Closable": "llmx._components",
     "InProcessAcquire": "llmx._components",
     "InProcessRelease": "llmx._components",
@@ -148,6 +149,7 @@ if TYPE_CHECKING:
     from llmx._sse import SSEParser as SSEParser
     from llmx._sse import aiter_sse as aiter_sse
     from llmx._stream import ResponseBuilder as ResponseBuilder
+    from llmx._types import PriceTier as PriceTier
     from llmx.hookspecs import CONTRACT_VERSION as CONTRACT_VERSION
     from llmx.hookspecs import Register as Register
     from llmx.hookspecs import hookimpl as hookimpl

@@ -22,7 +22,7 @@ class TestAnthropicConformance(ProviderConformance):
     model = "claude-sonnet-4-6"
     server_class = FakeAnthropicServer
     supports = Feature.ALL - {Feature.JSON_MODE}
-    usage_details = frozenset({"cache_read", "cache_write", "reasoning"})
+    usage_details = frozenset({"cache_read", "cache_write", "cache_write_1h", "reasoning"})
 
     def validate_request(self, server: FakeServer, recorded: RecordedRequest) -> None:
         """Every body matches its path's operation in Anthropic's OpenAPI document

@@ -319,6 +319,9 @@ def _retry_decider(
     return on
 
 
+_PROMPT_CACHING = Capability.PROMPT_CACHING.value
+
+
 def check_capabilities(request: Request, inst: Instance, info: ModelInfo | None) -> None:
     """Refuse, before sending, what the model is known not to support."""
     if info is None or not info.capabilities:
@@ -332,6 +335,11 @@ def check_capabilities(request: Request, inst: Instance, info: ModelInfo | None)
         needs.append(("structured output (json_schema)", Capability.JSON_SCHEMA))
     if not info.supports(Capability.VISION) and request.has_images():  # scan parts last
         needs.append(("image input", Capability.VISION))
+    if _PROMPT_CACHING not in info.capabilities and (
+        request.prompt_cache_key is not None or request.cache_breakpoints()
+    ):
+        what = "prompt caching (cache= breakpoints, prompt_cache_key)"
+        needs.append((what, Capability.PROMPT_CACHING))
     if needs:
         what, cap = needs[0]
         msg = (

@@ -6,9 +6,10 @@ Reproduces, from Anthropic's API reference ("Messages", "Streaming Messages", "E
 * ``POST /v1/messages`` answering a ``message`` object (``content`` blocks of type
   ``text`` and ``tool_use``, ``stop_reason`` ``end_turn``/``max_tokens``/
   ``stop_sequence``/``tool_use``/``refusal``, ``usage`` with ``input_tokens``,
-  ``output_tokens``, ``cache_creation_input_tokens``, ``cache_read_input_tokens`` and
-  ``output_tokens_details.thinking_tokens``; ``input_tokens`` counts only the tokens
-  *not* read from or written to the cache);
+  ``output_tokens``, ``cache_creation_input_tokens`` (by TTL in ``cache_creation``:
+  ``ephemeral_5m_input_tokens``, ``ephemeral_1h_input_tokens``),
+  ``cache_read_input_tokens`` and ``output_tokens_details.thinking_tokens``;
+  ``input_tokens`` counts only the tokens *not* read from or written to the cache);
 * with ``"stream": true`` a ``text/event-stream`` of named events: ``message_start``
   (the message with empty content and the input usage), ``ping``, per content block
   ``content_block_start``, ``content_block_delta`` (``text_delta``, or
@@ -22,6 +23,8 @@ Reproduces, from Anthropic's API reference ("Messages", "Streaming Messages", "E
   answer and ``request_id`` in error bodies;
 * required body fields ``model``, ``messages`` and ``max_tokens`` (400
   ``invalid_request_error`` naming the field, e.g. ``max_tokens: Field required``);
+  more than four ``cache_control`` breakpoints are a 400 too (``A maximum of 4 blocks
+  with cache_control may be provided. Found 5.``);
 * errors as ``{"type": "error", "error": {"type", "message"}, "request_id"}`` with
   Anthropic's statuses: 400 ``invalid_request_error``, 401 ``authentication_error``,
   403 ``permission_error``, 404 ``not_found_error``, 413 ``request_too_large``, 429
@@ -171,6 +174,21 @@ def _view_parts(content: Any) -> list[ViewPart]:
                 )
             )
     return parts
+
+
+def count_breakpoints(body: Mapping[str, Any]) -> int:
+    """The blocks of a Messages request body that carry ``cache_control`` (tools, system
+    blocks, message content blocks)."""
+
+    def blocks(value: Any) -> list[Any]:
+        return value if isinstance(value, list) else []
+
+    found = [t for t in blocks(body.get("tools")) if isinstance(t, dict)]
+    found += [b for b in blocks(body.get("system")) if isinstance(b, dict)]
+    for m in blocks(body.get("messages")):
+        if isinstance(m, dict):
+            found += [b for b in blocks(m.get("content")) if isinstance(b, dict)]
+    return sum("cache_control" in b for b in found)
 
 
 class FakeAnthropicServer(FakeServer):
@@ -325,6 +343,14 @@ class FakeAnthropicServer(FakeServer):
                     "invalid_request_error",
                     f"{field}: Input should be a valid {kind.__name__}",
                 )
+        breakpoints = count_breakpoints(body)
+        if breakpoints > 4:
+            return await self.error(
+                request,
+                400,
+                "invalid_request_error",
+                f"A maximum of 4 blocks with cache_control may be provided. Found {breakpoints}.",
+            )
         return await self.answer_model_request(request, recorded)
 
     async def _count_tokens(
@@ -399,8 +425,8 @@ class FakeAnthropicServer(FakeServer):
             "cache_creation_input_tokens": written,
             "cache_read_input_tokens": cached,
             "cache_creation": {
-                "ephemeral_5m_input_tokens": written,
-                "ephemeral_1h_input_tokens": 0,
+                "ephemeral_5m_input_tokens": written - reply.cache_write_1h_tokens,
+                "ephemeral_1h_input_tokens": reply.cache_write_1h_tokens,
             },
             "output_tokens": completion,
             "output_tokens_details": {"thinking_tokens": reply.reasoning_tokens},
