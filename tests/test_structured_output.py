@@ -313,7 +313,7 @@ async def test_a_stream_that_never_validates_raises(
             max_validation_retries=0,
         )
         async with stream:
-            with pytest.raises(llmx.StructuredOutputError) as info:
+            with pytest.raises(llmx.structured.StructuredOutputError) as info:
                 await stream.parsed()
     assert info.value.text == BAD
     assert info.value.errors == ('$.level: "medium" is not one of "easy", "hard"',)

@@ -393,7 +393,7 @@ def test_the_structured_namespace() -> None:
         value = getattr(llmx.structured, name)
         assert vars(value).get("__doc__") if isinstance(value, type) else value.__doc__, name
     assert set(llmx.structured.__all__).isdisjoint(llmx.__all__)
-    assert "StructuredOutputError" in llmx.__all__
+    assert issubclass(llmx.structured.StructuredOutputError, llmx.LlmxError)
     code = "import llmx.structured, sys; print(sorted({'aiohttp', 'cattrs', 'llmx._structured'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

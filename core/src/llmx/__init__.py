@@ -48,6 +48,7 @@ _EXPORTS: dict[str, str] = {
     # value types
     "Message": "llmx._types",
     "Text": "llmx._types",
+    "CacheControl": "llmx._types",
     "Image": "llmx._types",
     "ToolCall": "llmx._types",
     "ToolResult": "llmx._types",
@@ -93,7 +94,6 @@ _EXPORTS: dict[str, str] = {
     "AllCandidatesFailedError": "llmx._errors",
     "CircuitOpenError": "llmx._errors",
     "DeadlineExceededError": "llmx._errors",
-    "StructuredOutputError": "llmx._errors",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -148,7 +148,6 @@ if TYPE_CHECKING:
     from llmx._errors import ProviderTimeoutError as ProviderTimeoutError
     from llmx._errors import RateLimitError as RateLimitError
     from llmx._errors import ServerError as ServerError
-    from llmx._errors import StructuredOutputError as StructuredOutputError
     from llmx._errors import UnsupportedFeatureError as UnsupportedFeatureError
     from llmx._health import HealthStatus as HealthStatus
     from llmx._registry import Registry as Registry
@@ -159,6 +158,7 @@ if TYPE_CHECKING:
     from llmx._stream import Stream as Stream
     from llmx._sync import SyncClient as SyncClient
     from llmx._types import Attempt as Attempt
+    from llmx._types import CacheControl as CacheControl
     from llmx._types import Capability as Capability
     from llmx._types import FinishReason as FinishReason
     from llmx._types import Image as Image

@@ -24,7 +24,7 @@ One type in, one JSON schema out, one instance back:
   ``$.items[2].price``) and built into the type (attrs validators and converters run;
   a Pydantic model validates itself). A failure is a list of messages that the re-ask
   sends back to the model (:func:`complete_structured`, ``max_validation_retries``), or
-  that :class:`~llmx.StructuredOutputError` carries with the raw text.
+  that :class:`~llmx.structured.StructuredOutputError` carries with the raw text.
 """
 
 from __future__ import annotations
@@ -867,7 +867,7 @@ class StructuredStream(Stream, Generic[T]):
 
     async def parsed(self) -> T:
         """The answer as an instance of the response model (see the class docstring);
-        raises :class:`~llmx.StructuredOutputError` when it never validated."""
+        raises :class:`~llmx.structured.StructuredOutputError` when it never validated."""
         if self._result is None:
             if not self._state:
                 gen = self._gen if self._gen is not None else self._chunks()

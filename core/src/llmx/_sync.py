@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from llmx._config import Config
     from llmx._registry import Registry
     from llmx._structured import ParsedResponse, StructuredStream
-    from llmx._types import ModelInfo, Request, Response, StreamChunk
+    from llmx._types import ModelInfo, Request, Response, StreamChunk, Usage
 
 T = TypeVar("T")
 
@@ -106,6 +106,10 @@ class SyncClient:
             if not self._closed:
                 self._run(stream.aclose())
 
+    def count_tokens(self, request: Request | None = None, /, **kwargs: Any) -> Usage:
+        """Like :meth:`Client.count_tokens`, blocking."""
+        return self._run(self._client.count_tokens(request, **kwargs))
+
     def model_info(self, model_ref: str) -> ModelInfo | None:
         """Like :meth:`Client.model_info`."""
         return self._client.model_info(model_ref)
@@ -156,7 +160,7 @@ class SyncStructuredStream(Generic[T]):
 
     def parsed(self) -> T:
         """The answer as an instance of the response model (re-asked if it did not
-        validate); raises :class:`~llmx.StructuredOutputError` when it never did."""
+        validate); raises :class:`~llmx.structured.StructuredOutputError` when it never did."""
         return self._sync._run(self._stream.parsed())
 
     @property

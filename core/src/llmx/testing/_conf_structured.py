@@ -9,7 +9,7 @@ sending. What each test checks: the schema arrives (in the vendor's strict form:
 fakes refuse what their vendor refuses), the reply is parsed into an instance, an
 answer that fails validation is asked again with the errors in the next user turn
 (counted in ``validation_retries``), one that never validates raises
-:class:`~llmx.StructuredOutputError` with the raw text, and a stream yields the JSON
+:class:`~llmx.structured.StructuredOutputError` with the raw text, and a stream yields the JSON
 text and then the instance.
 """
 
@@ -22,6 +22,7 @@ import attrs
 import pytest
 
 import llmx
+import llmx.structured
 from llmx.testing._replies import Reply
 
 if TYPE_CHECKING:
@@ -135,7 +136,7 @@ class StructuredOutputConformance:
 
         async def scenario(server: FakeServer, client: llmx.Client) -> None:
             server.enqueue(Reply(BAD))
-            with pytest.raises(llmx.StructuredOutputError) as info:
+            with pytest.raises(llmx.structured.StructuredOutputError) as info:
                 await client.complete(
                     model=self.ref_for("json_schema"),
                     prompt="a pet?",
