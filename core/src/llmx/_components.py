@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import aiohttp
 
     from llmx._config import ProviderConfig
+    from llmx._embedding import EmbeddingLimits, EmbeddingRequest, EmbeddingResponse
     from llmx._types import ModelInfo, Request, Response, StreamChunk
 
 
@@ -51,7 +52,9 @@ class Provider(Protocol):
     :data:`~llmx.StreamChunk`; without it the core streams the complete answer as one
     chunk), ``model_info(model) -> ModelInfo | None`` (static data for cost and
     capability checks: :class:`ModelInfoProvider`), ``async list_models() ->
-    Sequence[ModelInfo]`` (live from the API) and ``async aclose()`` (:class:`Closable`).
+    Sequence[ModelInfo]`` (live from the API), ``embedding_limits`` with ``async
+    embed(request)`` (embeddings: :class:`EmbeddingProvider`) and ``async aclose()``
+    (:class:`Closable`).
     """
 
     async def complete(self, request: Request) -> Response:
@@ -89,6 +92,26 @@ class ModelListingProvider(Protocol):
 
     async def list_models(self) -> Sequence[ModelInfo]:
         """The models the API lists, with what is known about each."""
+        ...
+
+
+@runtime_checkable
+class EmbeddingProvider(Protocol):
+    """A provider that makes embeddings (``Client.embed``): both members, checked once
+    when the provider is built (one without the other is refused, naming the plugin).
+
+    ``embedding_limits`` says what one request may hold; the core splits larger requests
+    into batches within it, so :meth:`embed` never receives more than
+    ``embedding_limits.max_inputs`` inputs, nor ``dimensions`` when
+    ``embedding_limits.dimensions`` is false. A provider without this ability has
+    ``Client.embed`` refused before sending (:class:`~llmx.UnsupportedFeatureError`).
+    """
+
+    embedding_limits: EmbeddingLimits
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        """Embed ``request.input`` with ``request.model`` (the provider's own model name):
+        one vector per input, in input order, with the usage the API reported."""
         ...
 
 
@@ -385,7 +408,13 @@ class LayeredStrategy(Protocol):
 
 
 OPTIONAL: Mapping[str, tuple[type, ...]] = {
-    "provider": (StreamingProvider, ModelInfoProvider, ModelListingProvider, Closable),
+    "provider": (
+        StreamingProvider,
+        ModelInfoProvider,
+        ModelListingProvider,
+        EmbeddingProvider,
+        Closable,
+    ),
     "cache": (ScopedCache, Closable),
     "limiter": (InProcessAcquire, InProcessRelease, Closable),
     "breaker_store": (ScopedBreakerStore, Closable),

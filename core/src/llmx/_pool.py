@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmx._components import (
     Closable,
+    EmbeddingProvider,
     InProcessAcquire,
     ModelInfoProvider,
     ModelListingProvider,
@@ -53,6 +54,7 @@ class Instance:
         "_info_cache",
         "breaker",
         "budget",
+        "can_embed",
         "can_list",
         "can_stream",
         "config",
@@ -90,6 +92,7 @@ class Instance:
         self.session: aiohttp.ClientSession | None = None
         self.can_stream = False
         self.can_list = False
+        self.can_embed = False
         self.has_info = False
         self._info_cache: dict[str, ModelInfo | None] = {}
         self.breaker = breaker
@@ -152,6 +155,7 @@ class Instance:
         self.registration.check(provider)
         self.can_stream = isinstance(provider, StreamingProvider)
         self.can_list = isinstance(provider, ModelListingProvider)
+        self.can_embed = isinstance(provider, EmbeddingProvider)
         self.has_info = isinstance(provider, ModelInfoProvider)
         self.provider = provider
         return provider  # type: ignore[no-any-return]

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from llmx._types import Image, Text, ToolCall, ToolResult
+from llmx._types import Image, Request, Text, ToolCall, ToolResult
 
 if TYPE_CHECKING:
-    from llmx._types import Request
+    from llmx._embedding import EmbeddingRequest
 
 CHARS_PER_TOKEN = 4
 MESSAGE_OVERHEAD = 4
@@ -22,8 +22,11 @@ IMAGE_TOKENS = (
 )
 
 
-def estimate_input_tokens(request: Request) -> int:
-    """An estimate of the prompt tokens ``request`` will be billed for."""
+def estimate_input_tokens(request: Request | EmbeddingRequest) -> int:
+    """An estimate of the prompt tokens ``request`` will be billed for (an
+    :class:`~llmx.EmbeddingRequest`: its inputs)."""
+    if not isinstance(request, Request):
+        return -(-sum([len(text) for text in request.input]) // CHARS_PER_TOKEN)
     chars = 0
     tokens = 0
     for message in request.messages:
@@ -47,6 +50,9 @@ def estimate_text_tokens(text: str) -> int:
     return -(-len(text) // CHARS_PER_TOKEN)
 
 
-def estimate_output_tokens(request: Request, default: int = 256) -> int:
-    """The output tokens to plan for: ``max_tokens`` when set, else ``default``."""
+def estimate_output_tokens(request: Request | EmbeddingRequest, default: int = 256) -> int:
+    """The output tokens to plan for: ``max_tokens`` when set, else ``default`` (none
+    for an :class:`~llmx.EmbeddingRequest`)."""
+    if not isinstance(request, Request):
+        return 0
     return request.max_tokens if request.max_tokens is not None else default

@@ -32,6 +32,7 @@ class Capability(str, Enum):
     JSON_MODE = "json_mode"
     JSON_SCHEMA = "json_schema"
     SYSTEM_PROMPT = "system_prompt"
+    EMBEDDINGS = "embeddings"
 
 
 # -- content parts ---------------------------------------------------------------------

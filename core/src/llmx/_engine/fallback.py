@@ -28,7 +28,7 @@ from llmx._errors import (
 )
 from llmx._ratelimit import CLIENT_LIMIT_CODE
 from llmx._tokens import estimate_input_tokens
-from llmx._types import Capability
+from llmx._types import Capability, Request
 
 if TYPE_CHECKING:
     from llmx._components import Candidate, HedgingStrategy
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from llmx._engine.view import LiveView
     from llmx._pool import Instance, ProviderPool
     from llmx._registry import Registry
-    from llmx._types import ModelInfo, Request
+    from llmx._types import ModelInfo
 
 _T = TypeVar("_T")
 _monotonic = time.monotonic
@@ -319,6 +319,16 @@ def _retry_decider(
 def check_capabilities(request: Request, inst: Instance, info: ModelInfo | None) -> None:
     """Refuse, before sending, what the model is known not to support."""
     if info is None or not info.capabilities:
+        return
+    if type(request) is not Request:  # an EmbeddingRequest (Client.embed)
+        if not info.supports(Capability.EMBEDDINGS):
+            msg = (
+                f"{inst.name}/{info.id} does not make embeddings; choose a model with the "
+                f"'embeddings' capability"
+            )
+            raise UnsupportedFeatureError(
+                msg, provider=inst.name, model=info.id, feature=Capability.EMBEDDINGS.value
+            )
         return
     needs = []
     if request.tools and not info.supports(Capability.TOOLS):
