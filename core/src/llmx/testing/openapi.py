@@ -294,9 +294,18 @@ class SchemaValidator:
                 content = ((op.get("requestBody") or {}).get("content") or {}).get(
                     "application/json"
                 )
-                ref = ((content or {}).get("schema") or {}).get("$ref", "")
+                schema = (content or {}).get("schema") or {}
+                ref = schema.get("$ref", "")
                 if ref.startswith("#/components/schemas/"):
                     operations[(path, method.lower())] = ref.rsplit("/", 1)[1]
+                elif schema:
+                    # An inline body schema (Azure's 2024-10-21 embeddings): validated
+                    # under a name of its own, ``<operationId>.request`` (a JSON pointer
+                    # segment, so no "/").
+                    op_id = str(op.get("operationId") or f"{method}{path}").replace("/", ".")
+                    name = f"{op_id.replace('~', '.')}.request"
+                    converted[name] = openapi_to_json_schema(schema, version=version)
+                    operations[(path, method.lower())] = name
         root = {"components": {"schemas": converted}}
         return cls(
             root,
