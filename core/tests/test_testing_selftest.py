@@ -70,8 +70,15 @@ NOT_APPLICABLE = {
 }
 """What ``auth``, ``refusals`` and ``context_length_errors = False`` report as not applicable."""
 
-UNSUPPORTED = {"test_json_schema"}
-"""The test of the one feature Acme lacks (images by URL are checked inside test_images)."""
+UNSUPPORTED = {
+    "test_json_schema",
+    "test_embeddings",
+    "test_embeddings_split_to_the_provider_limit",
+    "test_embeddings_dimensions",
+    "test_embedding_errors_are_typed",
+}
+"""The tests of the features Acme lacks: JSON schemas and embeddings (images by URL are
+checked inside test_images; embeddings being refused, in their own test)."""
 
 
 def _install(site: Path) -> None:

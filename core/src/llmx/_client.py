@@ -238,7 +238,7 @@ class Client:
         """Embed ``input`` (a string or several) with ``model`` and return the vectors,
         one per input, in input order (see :class:`EmbeddingResponse`).
 
-        Pass an :class:`EmbeddingRequest`, or keyword arguments: ``model``
+        Pass an :class:`~llmx.plugin.EmbeddingRequest`, or keyword arguments: ``model``
         (``"instance/model"`` or an alias, as for :meth:`complete`; no default),
         ``input``, ``dimensions`` (shorter vectors, where the model can), ``task`` (a
         hint for providers that tune embeddings to a use) and ``extra`` (provider

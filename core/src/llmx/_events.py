@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 @attrs.frozen
 class RequestStart:
     """A request entered the pipeline. ``started`` is a ``time.perf_counter()`` value.
-    ``request`` is an :class:`~llmx.EmbeddingRequest` for ``Client.embed``."""
+    ``request`` is an :class:`~llmx.plugin.EmbeddingRequest` for ``Client.embed``."""
 
     request_id: str
     request: Request | EmbeddingRequest

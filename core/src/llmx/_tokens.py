@@ -24,7 +24,7 @@ IMAGE_TOKENS = (
 
 def estimate_input_tokens(request: Request | EmbeddingRequest) -> int:
     """An estimate of the prompt tokens ``request`` will be billed for (an
-    :class:`~llmx.EmbeddingRequest`: its inputs)."""
+    :class:`~llmx.plugin.EmbeddingRequest`: its inputs)."""
     if not isinstance(request, Request):
         return -(-sum([len(text) for text in request.input]) // CHARS_PER_TOKEN)
     chars = 0
@@ -52,7 +52,7 @@ def estimate_text_tokens(text: str) -> int:
 
 def estimate_output_tokens(request: Request | EmbeddingRequest, default: int = 256) -> int:
     """The output tokens to plan for: ``max_tokens`` when set, else ``default`` (none
-    for an :class:`~llmx.EmbeddingRequest`)."""
+    for an :class:`~llmx.plugin.EmbeddingRequest`)."""
     if not isinstance(request, Request):
         return 0
     return request.max_tokens if request.max_tokens is not None else default

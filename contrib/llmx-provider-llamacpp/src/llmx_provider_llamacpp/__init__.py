@@ -541,7 +541,7 @@ class LlamaCppProvider:
             f"llamacpp-{uuid.uuid4().hex[:16]}",
         )
 
-    async def embed(self, request: llmx.EmbeddingRequest) -> llmx.EmbeddingResponse:
+    async def embed(self, request: llmx.plugin.EmbeddingRequest) -> llmx.EmbeddingResponse:
         """Embed the inputs with the model in embedding mode (loaded once, beside the
         chat one; on its worker thread): the mean of each input's token embeddings, not
         normalised; usage is the exact token count, cost 0."""
@@ -573,7 +573,10 @@ class LlamaCppProvider:
         )
 
     def _error(
-        self, err: BaseException, model: LoadedModel, request: llmx.Request | llmx.EmbeddingRequest
+        self,
+        err: BaseException,
+        model: LoadedModel,
+        request: llmx.Request | llmx.plugin.EmbeddingRequest,
     ) -> BaseException:
         if isinstance(err, llmx.LlmxError):
             return err

@@ -21,13 +21,12 @@ from typing import Any
 
 from llmx import (
     Capability,
-    EmbeddingRequest,
     EmbeddingResponse,
     MalformedResponseError,
     ModelInfo,
     Usage,
 )
-from llmx.plugin import EmbeddingLimits
+from llmx.plugin import EmbeddingLimits, EmbeddingRequest
 
 __all__ = [
     "EMBEDDING_LIMITS",

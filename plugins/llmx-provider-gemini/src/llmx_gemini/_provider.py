@@ -10,7 +10,6 @@ from urllib.parse import quote
 from yarl import URL
 
 from llmx import (
-    EmbeddingRequest,
     EmbeddingResponse,
     ModelInfo,
     Request,
@@ -21,6 +20,7 @@ from llmx import (
     ToolCallDelta,
 )
 from llmx.http import Endpoint, api_key, base_url, collect_pages, dumps
+from llmx.plugin import EmbeddingRequest
 from llmx_gemini._embed import (
     EMBEDDING_LIMITS,
     build_embedding_body,

@@ -15,8 +15,9 @@ from urllib.parse import quote
 
 from yarl import URL
 
-from llmx import ConfigError, EmbeddingRequest, ModelInfo, Request
+from llmx import ConfigError, ModelInfo, Request
 from llmx.http import Endpoint, api_key, base_url, dumps
+from llmx.plugin import EmbeddingRequest
 from llmx_openai._embed import build_embedding_body, embedding_lookup
 from llmx_openai._models import lookup
 from llmx_openai._provider import OpenAIProvider

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 from yarl import URL
 
 from llmx import (
-    EmbeddingRequest,
     EmbeddingResponse,
     MalformedResponseError,
     ModelInfo,
@@ -21,6 +20,7 @@ from llmx import (
     ToolCallDelta,
 )
 from llmx.http import Endpoint, api_key, base_url, dumps
+from llmx.plugin import EmbeddingRequest
 from llmx_openai._embed import (
     EMBEDDING_LIMITS,
     build_embedding_body,
