@@ -564,8 +564,31 @@ def _azure_json_schema_required(document: dict[str, Any]) -> dict[str, Any]:
     return {**document, "components": {**document["components"], "schemas": schemas}}
 
 
+def _openai_base64_embedding(document: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI: ``Embedding.embedding`` is only an array of numbers, but with
+    ``encoding_format: "base64"`` (which ``CreateEmbeddingRequest`` offers, and the
+    official SDKs ask for by default) the API sends each vector as a base64 string of
+    float32 bytes. Corrected to ``anyOf: [array of numbers, string]``.
+    """
+    schemas = dict(document["components"]["schemas"])
+    embedding = dict(schemas["Embedding"])
+    props = dict(embedding["properties"])
+    floats = props["embedding"]
+    props["embedding"] = {
+        "description": floats.get("description", ""),
+        "anyOf": [
+            {k: v for k, v in floats.items() if k != "description"},
+            {"type": "string", "description": "base64 of little-endian float32 bytes"},
+        ],
+    }
+    embedding["properties"] = props
+    schemas["Embedding"] = embedding
+    return {**document, "components": {**document["components"], "schemas": schemas}}
+
+
 ERRATA: dict[tuple[str, str], tuple[Any, ...]] = {
     ("openai", "azure"): (_azure_json_schema_required,),
+    ("openai", "official"): (_openai_base64_embedding,),
 }
 """Corrections applied to vendor documents before use, each documented and each tested
 to still be needed (the tests fail once a vendor fixes its document)."""

@@ -3,9 +3,10 @@
 The wire: ``{"model", "input": [...], "encoding_format", "dimensions"?}`` in, a ``list``
 of ``{"object": "embedding", "index", "embedding"}`` and ``usage.prompt_tokens`` out.
 ``encoding_format: "base64"`` asks for each vector as the base64 of its little-endian
-float32 bytes, which decodes straight into an ``array("f")``: about 30 times faster to
-read than the same vector as JSON numbers, and a third of the bytes on the wire
-(see ``bench`` in the docs page). api.openai.com and Azure get base64; another
+float32 bytes, which decodes straight into an ``array("f")`` without a float object per
+number. Measured (256 vectors of 1,536 numbers, in-process ``time.process_time``):
+4.6 ms to read as base64 against 29 ms as JSON numbers of 9 significant digits (71 ms
+with full ``repr`` doubles), and 2.1 MB on the wire against 5.8 MB. api.openai.com and Azure get base64; another
 OpenAI-compatible server gets ``float`` unless ``embedding_encoding`` says otherwise,
 since not every one of them implements base64.
 
