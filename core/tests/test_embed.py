@@ -277,6 +277,21 @@ async def test_fallback_skips_a_provider_without_embeddings_and_a_failing_one() 
     ]
 
 
+async def test_batches_that_arrived_for_a_candidate_that_then_failed_are_billed() -> None:
+    plugin = VecPlugin()
+    plugin.models["m"] = llmx.ModelInfo("m", input_price=1e6, output_price=0.0)  # $1/token
+    plugin.delay = 0.01
+    plugin.fail("a", TEXTS[6], unavailable("a"))  # the last of three batches fails on a
+    async with client_for(plugin, TWO) as client:
+        response = await client.embed(model="emb", input=TEXTS)
+        (a,) = client.stats().for_instance("a")
+        (b,) = client.stats().for_instance("b")
+    assert response.provider == "b"
+    arrived_on_a = sum(len(t) for t in TEXTS[:6])
+    assert a.abandoned_cost == pytest.approx(arrived_on_a)
+    assert (a.cost, b.cost) == (0.0, pytest.approx(sum(len(t) for t in TEXTS)))
+
+
 async def test_a_provider_without_embeddings_is_refused_before_sending() -> None:
     plugin = VecPlugin()
     async with client_for(plugin, TWO) as client:

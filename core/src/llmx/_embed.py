@@ -20,7 +20,8 @@ tokens estimated from the inputs, stats, cost). What differs is the one attempt,
   under way are cancelled). The batches that did arrive are kept for the same candidate:
   a retry of the attempt sends only the batches still missing, so a transient failure
   of one batch never pays for the others twice. A fallback to another candidate starts
-  over: vectors of two models are never mixed.
+  over: vectors of two models are never mixed. The batches a candidate answered but
+  that went unused are counted in its ``abandoned_cost`` (the provider billed them).
 
 The cache keys an embedding request on the candidate (instance and model), the inputs
 in order, ``dimensions``, ``task`` and ``extra``; a hit returns the stored vectors
@@ -50,7 +51,8 @@ if TYPE_CHECKING:
     from llmx._engine.call import Call
     from llmx._engine.pipeline import Pipeline
     from llmx._engine.resolve import Route
-    from llmx._types import Request, Response
+    from llmx._stats import StatsRecorder
+    from llmx._types import ModelInfo, Request, Response
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -104,11 +106,29 @@ class Embedder:
     provider needs (see the module docstring). Holds the batches that arrived, per
     candidate, across the request's attempts."""
 
-    __slots__ = ("_done", "concurrency")
+    __slots__ = ("_done", "_infos", "concurrency")
 
     def __init__(self, concurrency: int = DEFAULT_CONCURRENCY) -> None:
         self.concurrency = concurrency
         self._done: dict[tuple[str, str], dict[int, EmbeddingResponse]] = {}
+        self._infos: dict[tuple[str, str], ModelInfo | None] = {}
+
+    def settle(self, stats: StatsRecorder, used: EmbeddingResponse | None) -> None:
+        """Count the batches that arrived but went unused (their candidate failed for
+        good, or the request did) as ``abandoned_cost``: the provider billed them.
+        ``used``: the answer the caller got (its batches are in its own cost)."""
+        winner = None
+        if used is not None and used.attempts:
+            last = used.attempts[-1]
+            winner = (last.provider, last.model)
+        for candidate, parts in self._done.items():
+            if candidate == winner or not parts:
+                continue
+            info = self._infos.get(candidate)
+            usage = Usage(sum(p.usage.input_tokens for p in parts.values()), 0)
+            cost = info.cost(usage) if info is not None else None
+            if cost:
+                stats.counters(*candidate).abandoned_cost += cost
 
     async def __call__(self, call: Call, sent: Request) -> EmbeddingResponse:
         request = cast("EmbeddingRequest", sent)  # the Run carries an EmbeddingRequest
@@ -132,6 +152,7 @@ class Embedder:
             raise UnsupportedFeatureError(
                 msg, provider=inst.name, model=call.model, feature="dimensions"
             )
+        self._infos[(inst.name, call.model)] = call.info
         await call.admit()
         try:
             dog = _deadline_watchdog(call.run, inst, call.model)
@@ -318,7 +339,11 @@ async def embed(
         if layer is not None and slots is not None:
             response = await _lookup(layer, slots)
         if response is None:
-            response = await pipeline.fallback.run(route, run, Embedder(concurrency))
+            embedder = Embedder(concurrency)
+            try:
+                response = await pipeline.fallback.run(route, run, embedder)
+            finally:
+                embedder.settle(pipeline.stats, response)
             if layer is not None and slots is not None:
                 last = response.attempts[-1]  # the candidate that answered
                 await layer.store_value(slots, last.provider, last.model, encode_entry(response))

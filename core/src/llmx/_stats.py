@@ -101,7 +101,8 @@ class ModelStats:
     those that were retries. ``cost`` is the USD of answered attempts;
     ``abandoned_attempts`` and ``abandoned_cost`` count attempts that may have been
     billed although their answer was never used (timed out after sending, cancelled
-    hedges, streams cut short), with the cost estimated from the prompt.
+    hedges, streams cut short, embedding batches of an attempt that failed and was not
+    retried on the same candidate), with the cost estimated from the prompt.
     ``estimated_usage`` counts
     answers whose usage the provider did not report and llmx estimated (their tokens
     and cost are included above; see ``llmx.Usage.estimated``). ``embeds`` counts
