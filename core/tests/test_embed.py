@@ -292,6 +292,17 @@ async def test_batches_that_arrived_for_a_candidate_that_then_failed_are_billed(
     assert (a.cost, b.cost) == (0.0, pytest.approx(sum(len(t) for t in TEXTS)))
 
 
+async def test_a_context_window_is_compared_with_each_input_not_their_sum() -> None:
+    plugin = VecPlugin()
+    plugin.models["small"] = llmx.ModelInfo("small", context_window=5)  # tokens
+    config = {**TWO, "aliases": {"emb": ["a/small", "b/m"]}}
+    async with client_for(plugin, config) as client:
+        fits = await client.embed(model="emb", input=TEXTS)  # 4 tokens at most each
+        too_long = await client.embed(model="emb", input=[*TEXTS, "y" * 40])
+    assert fits.provider == "a"
+    assert too_long.provider == "b"
+
+
 async def test_a_provider_without_embeddings_is_refused_before_sending() -> None:
     plugin = VecPlugin()
     async with client_for(plugin, TWO) as client:

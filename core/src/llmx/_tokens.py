@@ -45,6 +45,15 @@ def estimate_input_tokens(request: Request | EmbeddingRequest) -> int:
     return tokens + -(-chars // CHARS_PER_TOKEN)
 
 
+def estimate_context_tokens(request: Request | EmbeddingRequest) -> int:
+    """What must fit a model's context window: the whole prompt of a chat request; the
+    longest input of an :class:`~llmx.plugin.EmbeddingRequest` (each input is embedded
+    on its own, however many there are)."""
+    if not isinstance(request, Request):
+        return -(-max([len(text) for text in request.input]) // CHARS_PER_TOKEN)
+    return estimate_input_tokens(request)
+
+
 def estimate_text_tokens(text: str) -> int:
     """An estimate of the tokens in ``text`` (for answers whose usage was not reported)."""
     return -(-len(text) // CHARS_PER_TOKEN)

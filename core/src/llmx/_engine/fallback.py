@@ -27,7 +27,7 @@ from llmx._errors import (
     UnsupportedFeatureError,
 )
 from llmx._ratelimit import CLIENT_LIMIT_CODE
-from llmx._tokens import estimate_input_tokens
+from llmx._tokens import estimate_context_tokens
 from llmx._types import Capability, Request
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ class Fallback:
             info = info_of(c)
             if info is not None and info.context_window is not None:
                 if needed is None:
-                    needed = estimate_input_tokens(request)
+                    needed = estimate_context_tokens(request)
                 if needed > info.context_window:
                     run.skipped.append(
                         f"{c.instance}/{c.model}: skipped, the prompt (~{needed} tokens) exceeds "

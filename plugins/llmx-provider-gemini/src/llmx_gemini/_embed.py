@@ -51,9 +51,13 @@ TASK_TYPES = {
 
 
 def _m(model_id: str, price: float) -> ModelInfo:
-    # No context_window: the 2,048-token limit is per input, not per request.
+    # The context window is per input: the planner compares it with the longest input.
     return ModelInfo(
-        model_id, capabilities=(Capability.EMBEDDINGS,), input_price=price, output_price=0.0
+        model_id,
+        context_window=2048,
+        capabilities=(Capability.EMBEDDINGS,),
+        input_price=price,
+        output_price=0.0,
     )
 
 

@@ -45,10 +45,10 @@ EMBEDDING_LIMITS = EmbeddingLimits(max_inputs=2048, max_tokens=300_000, dimensio
 
 
 def _m(model_id: str, price: float) -> ModelInfo:
-    # No context_window: the 8,192-token limit is per input, not per request, and the
-    # planner would compare it with the whole request's tokens.
+    # The context window is per input: the planner compares it with the longest input.
     return ModelInfo(
         model_id,
+        context_window=8192,
         capabilities=(Capability.EMBEDDINGS,),
         input_price=price,
         output_price=0.0,
