@@ -11,6 +11,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from llmx_gemini.testing import FakeGeminiServer
 
 import llmx
@@ -133,3 +135,29 @@ async def test_a_chat_model_is_refused_before_sending(
     with pytest.raises(llmx.UnsupportedFeatureError, match="does not make embeddings"):
         await client.embed(model="fake/gemini-2.5-flash", input="x")
     assert not server.model_requests
+
+
+@given(
+    vectors=st.lists(
+        st.lists(st.floats(width=32, allow_nan=False, allow_infinity=False), max_size=8),
+        min_size=1,
+        max_size=6,
+    ),
+    usage=st.none() | st.integers(0, 10_000),
+)
+def test_any_answer_parses_to_its_vectors(vectors: list[list[float]], usage: int | None) -> None:
+    from llmx_gemini._embed import parse_embeddings
+
+    from llmx.plugin import EmbeddingRequest
+
+    body: dict[str, Any] = {"embeddings": [{"values": v} for v in vectors]}
+    if usage is not None:
+        body["usageMetadata"] = {"promptTokenCount": usage}
+    texts = ["abcd" * (i + 1) for i in range(len(vectors))]
+    response = parse_embeddings(json.dumps(body).encode(), EmbeddingRequest("m", texts), "p")
+    assert [list(v) for v in response.vectors] == vectors
+    if usage is None:
+        assert response.usage.estimated
+        assert response.usage.input_tokens == sum(len(t) for t in texts) // 4
+    else:
+        assert response.usage == llmx.Usage(usage, 0)

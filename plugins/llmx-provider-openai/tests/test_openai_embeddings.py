@@ -17,6 +17,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import llmx
 from llmx.testing import ErrorReply, RawReply, Reply, fake_embedding
@@ -243,3 +245,38 @@ async def test_azure_embeddings_use_the_deployment_path() -> None:
     assert recorded.json == {"input": ["a", "b"], "encoding_format": "base64"}
     assert recorded.headers["api-key"] == KEY
     spec.check("/deployments/{deployment-id}/embeddings", "post", recorded.json)
+
+
+_FLOAT32 = st.floats(width=32, allow_nan=False, allow_infinity=False)
+
+
+@given(
+    vectors=st.lists(st.lists(_FLOAT32, max_size=8), min_size=1, max_size=6),
+    encoding=st.sampled_from(["float", "base64"]),
+    order=st.randoms(use_true_random=False),
+)
+def test_any_answer_parses_to_its_vectors_in_index_order(
+    vectors: list[list[float]], encoding: str, order: Any
+) -> None:
+    from llmx.plugin import EmbeddingRequest
+    from llmx_openai._embed import parse_embeddings
+
+    def encode(v: list[float]) -> Any:
+        if encoding == "float":
+            return v
+        return base64.b64encode(struct.pack(f"<{len(v)}f", *v)).decode()
+
+    data = [
+        {"object": "embedding", "index": i, "embedding": encode(v)} for i, v in enumerate(vectors)
+    ]
+    order.shuffle(data)
+    body = {
+        "object": "list",
+        "data": data,
+        "model": "m",
+        "usage": {"prompt_tokens": 3, "total_tokens": 3},
+    }
+    request = EmbeddingRequest("m", [str(i) for i in range(len(vectors))])
+    response = parse_embeddings(json.dumps(body).encode(), request, "p")
+    assert [list(v) for v in response.vectors] == vectors
+    assert response.usage == llmx.Usage(3, 0)
