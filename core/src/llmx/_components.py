@@ -354,6 +354,8 @@ class RoutingStrategy(Protocol):
 
     ``view`` answers questions about live state (in-flight counts, latency estimates,
     estimated cost): see :class:`llmx.plugin.RoutingView`. Strategies do no I/O.
+    ``request`` is an :class:`~llmx.plugin.EmbeddingRequest` for ``Client.embed``
+    (``model`` and ``input``, no ``messages``).
     """
 
     def order(
