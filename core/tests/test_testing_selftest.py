@@ -2,7 +2,7 @@
 its bug, and passes a correct provider whose API streams NDJSON.
 
 ``kit_selftest/llmx_kit_selftest`` is a small real provider for an imaginary NDJSON API
-(raw aiohttp), five deliberately broken variants of it, and its fake server on the kit's
+(raw aiohttp), six deliberately broken variants of it, and its fake server on the kit's
 base. The test installs it as a distribution (a ``.dist-info`` with its ``llmx`` entry
 points, on the subprocess's path), runs ``kit_selftest/acme_conformance.py`` with pytest
 in a subprocess and checks every test's outcome.
@@ -28,16 +28,19 @@ PROVIDER_TYPES = [
     "acme_swallowed_error",
     "acme_leaky",
     "acme_reordered",
+    "acme_reordered_vectors",
 ]
 
 EXPECTED_FAILURES = {
     "TestAcmeWrongError": {
+        "test_embedding_errors_are_typed",
         "test_errors[complete-rate_limit]",
         "test_errors[stream-rate_limit]",
         "test_rate_limit_with_and_without_retry_after[None]",
         "test_rate_limit_with_and_without_retry_after[2]",
     },
     "TestAcmeLostRetryAfter": {
+        "test_embedding_errors_are_typed",
         "test_errors[complete-rate_limit]",
         "test_errors[stream-rate_limit]",
         "test_rate_limit_with_and_without_retry_after[2]",
@@ -52,6 +55,10 @@ EXPECTED_FAILURES = {
         "test_streamed_equals_complete",
         "test_any_read_boundaries_give_the_same_answer",
         "test_unicode_round_trips",
+    },
+    "TestAcmeReorderedVectors": {
+        "test_embeddings",
+        "test_embeddings_split_to_the_provider_limit",
     },
     "TestAcme": set(),
     "TestAcmeWithoutFacts": set(),
@@ -70,15 +77,9 @@ NOT_APPLICABLE = {
 }
 """What ``auth``, ``refusals`` and ``context_length_errors = False`` report as not applicable."""
 
-UNSUPPORTED = {
-    "test_json_schema",
-    "test_embeddings",
-    "test_embeddings_split_to_the_provider_limit",
-    "test_embeddings_dimensions",
-    "test_embedding_errors_are_typed",
-}
-"""The tests of the features Acme lacks: JSON schemas and embeddings (images by URL are
-checked inside test_images; embeddings being refused, in their own test)."""
+UNSUPPORTED = {"test_json_schema", "test_embeddings_refused_before_sending_when_unsupported"}
+"""The test of the one feature Acme lacks (images by URL are checked inside test_images),
+and the refusal test of embeddings, which Acme makes."""
 
 
 def _install(site: Path) -> None:

@@ -17,9 +17,12 @@ class TestAcme(ProviderConformance):
 
     provider_type = "acme"
     model = "acme-large"
-    models: ClassVar[Mapping[str, str]] = {Feature.IMAGES: "acme-vision"}
+    models: ClassVar[Mapping[str, str]] = {
+        Feature.IMAGES: "acme-vision",
+        Feature.EMBEDDINGS: "acme-embed",
+    }
     server_class = FakeAcmeServer
-    supports = Feature.ALL - {Feature.IMAGE_URLS, Feature.JSON_SCHEMA}
+    supports = (Feature.ALL | {Feature.EMBEDDINGS}) - {Feature.IMAGE_URLS, Feature.JSON_SCHEMA}
     usage_details = frozenset()
     tool_call_ids = False
     hypothesis_examples = 6
@@ -57,3 +60,8 @@ class TestAcmeLeaky(TestAcme):
 class TestAcmeReordered(TestAcme):
     provider_type = "acme_reordered"
     hypothesis_examples = 12
+
+
+class TestAcmeReorderedVectors(TestAcme):
+    provider_type = "acme_reordered_vectors"
+    hypothesis_examples = 2

@@ -96,8 +96,10 @@ class EmbeddingsConformance:
             whole = await client.embed(model=ref, input=texts, dimensions=dimensions)
             assert len(whole.vectors) == count
             assert len(server.model_requests) == 2
-            first = await client.embed(model=ref, input=texts[-1], dimensions=dimensions)
-            assert whole.vectors[-1] == first.vectors[0]
+            first = await client.embed(model=ref, input=texts[0], dimensions=dimensions)
+            last = await client.embed(model=ref, input=texts[-1], dimensions=dimensions)
+            assert whole.vectors[0] == first.vectors[0], "input order"
+            assert whole.vectors[-1] == last.vectors[0], "input order"
             assert whole.usage.input_tokens > first.usage.input_tokens
 
         self.run(scenario)
