@@ -256,6 +256,8 @@ async def test_an_answer_with_too_few_vectors_is_malformed() -> None:
     async with client_for(plugin, TWO) as client:
         with pytest.raises(llmx.MalformedResponseError, match="2 vectors for the 3 inputs"):
             await client.embed(model="a/m", input=TEXTS[:5])
+        with pytest.raises(llmx.MalformedResponseError, match="1 vectors for 2 inputs"):
+            await client.embed(model="a/m", input=TEXTS[:2])  # one batch
 
 
 # -- fallback and refusals -------------------------------------------------------------------

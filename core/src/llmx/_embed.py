@@ -177,7 +177,14 @@ class Embedder:
     ) -> EmbeddingResponse:
         parts = split(request.input, limits)
         if len(parts) == 1:
-            return cast("EmbeddingResponse", await provider.embed(request))
+            whole: EmbeddingResponse = await provider.embed(request)
+            if len(whole.vectors) != len(request.input):
+                msg = (
+                    f"the provider answered {len(whole.vectors)} vectors for "
+                    f"{len(request.input)} inputs"
+                )
+                raise MalformedResponseError(msg, provider=candidate[0], model=candidate[1])
+            return whole
         done = self._done.setdefault(candidate, {})
         gate = asyncio.Semaphore(self.concurrency)
 
