@@ -63,7 +63,7 @@ class VecProvider:
         plugin.in_flight += 1
         plugin.most_in_flight = max(plugin.most_in_flight, plugin.in_flight)
         try:
-            await asyncio.sleep(plugin.delay)
+            await asyncio.sleep(plugin.delays.get(self.ctx.instance, plugin.delay))
             failure = plugin.failures.get((self.ctx.instance, request.input[0]))
             if failure:
                 raise failure.pop(0)
@@ -101,6 +101,7 @@ class VecPlugin:
         self.limits: dict[str, EmbeddingLimits] = {}
         self.models: dict[str, llmx.ModelInfo] = {}
         self.delay = 0.0
+        self.delays: dict[str, float] = {}
         self.in_flight = 0
         self.most_in_flight = 0
         self.short_answer = False
@@ -358,6 +359,35 @@ def test_a_half_implemented_embedding_provider_is_refused_when_built() -> None:
 
     with pytest.raises(llmx.PluginError, match="without embedding_limits"):
         asyncio.run(main())
+
+
+async def test_a_hedged_alias_takes_the_first_vectors_and_cancels_the_other() -> None:
+    plugin = VecPlugin()
+    plugin.delays["a"] = 1.0
+    config = {
+        **TWO,
+        "aliases": {"emb": {"candidates": ["a/m", "b/m"], "strategy": "hedged"}},
+        "routing": {"strategy": "hedged", "base": "priority", "delay": 0.05, "budget": 1.0},
+    }
+    async with client_for(plugin, config) as client:
+        response = await client.embed(model="emb", input=TEXTS)
+        stats = client.stats()
+    assert response.provider == "b"
+    assert list(response.vectors) == [expected(t) for t in TEXTS]
+    (a,) = stats.for_instance("a")
+    assert a.abandoned_attempts == 1
+    assert stats.instances["a"].in_flight == 0
+
+
+async def test_the_deadline_bounds_every_batch() -> None:
+    plugin = VecPlugin()
+    plugin.delay = 1.0
+    async with client_for(plugin, TWO) as client:
+        with pytest.raises(llmx.DeadlineExceededError):
+            await client.embed(model="a/m", input=TEXTS, timeout=0.1)
+        (a,) = client.stats().for_instance("a")
+    assert a.abandoned_attempts == 1
+    assert plugin.in_flight == 0, "the batches in flight were cancelled"
 
 
 # -- cache, limits, breaker, stats, cost, events -------------------------------------------
