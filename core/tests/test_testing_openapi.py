@@ -332,6 +332,36 @@ def test_azure_erratum_is_still_needed() -> None:
     assert vendor_validator("openai", "azure").request_errors(AZURE_CHAT, "post", body) == []
 
 
+def test_openai_base64_embedding_erratum_is_still_needed() -> None:
+    """OpenAI's Embedding.embedding allows numbers only; base64 answers are strings."""
+    answer = {
+        "object": "list",
+        "model": "text-embedding-3-small",
+        "data": [{"object": "embedding", "index": 0, "embedding": "AACAPwAAAEA="}],
+        "usage": {"prompt_tokens": 1, "total_tokens": 1},
+    }
+    raw = vendor_validator("openai", "official", errata=False).errors(
+        "CreateEmbeddingResponse", answer
+    )
+    assert any("is not of type 'array'" in p for p in raw)
+    fixed = vendor_validator("openai", "official")
+    assert fixed.errors("CreateEmbeddingResponse", answer) == []
+    answer["data"][0]["embedding"] = [1.0, 2.0]
+    assert fixed.errors("CreateEmbeddingResponse", answer) == []
+    answer["data"][0]["embedding"] = 3
+    assert fixed.errors("CreateEmbeddingResponse", answer) != []
+
+
+def test_inline_request_bodies_are_validated() -> None:
+    """Azure's embeddings operation declares its body inline: still checked, strictly."""
+    path = "/deployments/{deployment-id}/embeddings"
+    azure = vendor_validator("openai", "azure")
+    assert azure.request_errors(path, "post", {"input": ["a"], "dimensions": 8}) == []
+    problems = azure.request_errors(path, "post", {"input": [""], "model_name": "x"})
+    assert any("should be non-empty" in p for p in problems)
+    assert any("'model_name' is not a parameter" in p for p in problems)
+
+
 # -- integrity of the vendor documents -------------------------------------------------------------
 
 

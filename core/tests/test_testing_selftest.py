@@ -2,7 +2,7 @@
 its bug, and passes a correct provider whose API streams NDJSON.
 
 ``kit_selftest/llmx_kit_selftest`` is a small real provider for an imaginary NDJSON API
-(raw aiohttp), five deliberately broken variants of it, and its fake server on the kit's
+(raw aiohttp), six deliberately broken variants of it, and its fake server on the kit's
 base. The test installs it as a distribution (a ``.dist-info`` with its ``llmx`` entry
 points, on the subprocess's path), runs ``kit_selftest/acme_conformance.py`` with pytest
 in a subprocess and checks every test's outcome.
@@ -28,16 +28,19 @@ PROVIDER_TYPES = [
     "acme_swallowed_error",
     "acme_leaky",
     "acme_reordered",
+    "acme_reordered_vectors",
 ]
 
 EXPECTED_FAILURES = {
     "TestAcmeWrongError": {
+        "test_embedding_errors_are_typed",
         "test_errors[complete-rate_limit]",
         "test_errors[stream-rate_limit]",
         "test_rate_limit_with_and_without_retry_after[None]",
         "test_rate_limit_with_and_without_retry_after[2]",
     },
     "TestAcmeLostRetryAfter": {
+        "test_embedding_errors_are_typed",
         "test_errors[complete-rate_limit]",
         "test_errors[stream-rate_limit]",
         "test_rate_limit_with_and_without_retry_after[2]",
@@ -54,6 +57,10 @@ EXPECTED_FAILURES = {
         "test_unicode_round_trips",
     },
     "TestAcmeClaimsCaching": {"test_prompt_caching", "test_prompt_caching_in_model_info"},
+    "TestAcmeReorderedVectors": {
+        "test_embeddings",
+        "test_embeddings_split_to_the_provider_limit",
+    },
     "TestAcme": set(),
     "TestAcmeWithoutFacts": set(),
 }
@@ -71,9 +78,14 @@ NOT_APPLICABLE = {
 }
 """What ``auth``, ``refusals`` and ``context_length_errors = False`` report as not applicable."""
 
-UNSUPPORTED = {"test_json_schema", "test_count_tokens_of_a_whole_request"}
+UNSUPPORTED = {
+    "test_json_schema",
+    "test_count_tokens_of_a_whole_request",
+    "test_embeddings_refused_before_sending_when_unsupported",
+}
 """The tests of the features Acme lacks (images by URL are checked inside test_images;
-without token counting, test_count_tokens checks that the estimate sends nothing)."""
+without token counting, test_count_tokens checks that the estimate sends nothing), and
+the refusal test of embeddings, which Acme makes."""
 
 
 def _install(site: Path) -> None:

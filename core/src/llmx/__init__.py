@@ -58,6 +58,7 @@ _EXPORTS: dict[str, str] = {
     "ResponseFormat": "llmx._types",
     "Request": "llmx._types",
     "Response": "llmx._types",
+    "EmbeddingResponse": "llmx._embedding",
     "Usage": "llmx._types",
     "Attempt": "llmx._types",
     "TextDelta": "llmx._types",
@@ -124,6 +125,7 @@ if TYPE_CHECKING:
     from llmx._config import Config as Config
     from llmx._config import ProviderConfig as ProviderConfig
     from llmx._config import load_config as load_config
+    from llmx._embedding import EmbeddingResponse as EmbeddingResponse
     from llmx._errors import AllCandidatesFailedError as AllCandidatesFailedError
     from llmx._errors import AuthenticationError as AuthenticationError
     from llmx._errors import BadRequestError as BadRequestError

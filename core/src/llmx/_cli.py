@@ -690,6 +690,79 @@ def tokens_cmd(
         click.echo(f"{usage.input_tokens} input tokens (counted by {chosen}'s provider)")
 
 
+# -- embed ----------------------------------------------------------------------------------
+
+
+@cli.command("embed")
+@click.argument("texts", nargs=-1)
+@click.option(
+    "-m", "--model", help="Model reference 'instance/model' or alias (default: the local model)."
+)
+@click.option(
+    "-d", "--dimensions", type=click.IntRange(min=1), help="Shorter vectors, where the model can."
+)
+@click.option(
+    "--task",
+    type=click.Choice(["query", "document", "similarity", "classification", "clustering"]),
+    help="What the vectors are for (a hint for the providers that take one).",
+)
+@click.pass_obj
+def embed_cmd(
+    state: _State,
+    texts: tuple[str, ...],
+    model: str | None,
+    dimensions: int | None,
+    task: str | None,
+) -> None:
+    """Embed TEXTS (or each line of standard input) and print JSON: the vectors in input
+    order, the model and instance that made them, usage, cost and whether they came from
+    the cache."""
+    inputs = list(texts)
+    if not inputs:
+        if sys.stdin is None or sys.stdin.isatty():
+            msg = "give TEXTS arguments or pipe them on standard input, one per line"
+            raise click.UsageError(msg)
+        inputs = [line for line in sys.stdin.read().splitlines() if line.strip()]
+    if not inputs:
+        msg = "nothing to embed"
+        raise click.UsageError(msg)
+    from llmx._client import Client
+
+    client = Client(state.config_path)
+    chosen = model
+    if not chosen:
+        chosen, _ = _local_fallback(client)
+    import asyncio
+
+    async def run() -> Any:
+        async with client:
+            return await client.embed(
+                model=chosen,
+                input=inputs,
+                dimensions=dimensions,
+                task=task,  # type: ignore[arg-type]
+            )
+
+    response = asyncio.run(run())
+    usage = response.usage
+    data = {
+        "model": response.model,
+        "provider": response.provider,
+        "dimensions": response.dimensions,
+        "usage": {"input_tokens": usage.input_tokens, "estimated": usage.estimated},
+        "cost": response.cost,
+        "cached": response.cached,
+        "vectors": [v.tolist() for v in response.vectors],
+    }
+    try:
+        click.echo(json.dumps(data))
+    except BrokenPipeError:
+        _stdout_gone()
+        sys.exit(EXIT_BROKEN_PIPE)
+    except OSError as err:
+        _fail_write(err)
+
+
 # -- batch ----------------------------------------------------------------------------------
 
 

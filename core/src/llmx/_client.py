@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from llmx._config import Config, load_config
+from llmx._embedding import EmbeddingRequest
 from llmx._engine.pipeline import Pipeline
 from llmx._errors import ClientClosedError, ConfigError
 from llmx._pool import ProviderPool
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     import os
     from types import TracebackType
 
+    from llmx._embedding import EmbeddingResponse, EmbeddingTask
     from llmx._health import HealthStatus
     from llmx._settings import CacheMode, CachePolicy
     from llmx._stream import Stream
@@ -257,6 +259,53 @@ class Client:
             params=params,
         )
         return await self._pipeline.count_tokens(req)
+
+    async def embed(
+        self,
+        request: EmbeddingRequest | None = None,
+        /,
+        *,
+        model: str | None = None,
+        input: str | Iterable[str] | None = None,
+        dimensions: int | None = None,
+        task: EmbeddingTask | None = None,
+        timeout: float | None = None,
+        cache: CachePolicy | CacheMode | None = None,
+        concurrency: int = 4,
+        extra: Mapping[str, Any] | None = None,
+    ) -> EmbeddingResponse:
+        """Embed ``input`` (a string or several) with ``model`` and return the vectors,
+        one per input, in input order (see :class:`EmbeddingResponse`).
+
+        Pass an :class:`~llmx.plugin.EmbeddingRequest`, or keyword arguments: ``model``
+        (``"instance/model"`` or an alias, as for :meth:`complete`; no default),
+        ``input``, ``dimensions`` (shorter vectors, where the model can), ``task`` (a
+        hint for providers that tune embeddings to a use) and ``extra`` (provider
+        fields). The request goes through the same pipeline as :meth:`complete`:
+        routing, fallback, retries, breaker, rate limits, the response cache
+        (``cache``), stats (``embeds``) and cost. More inputs than the provider takes in
+        one request are sent as several batches, ``concurrency`` at a time, and put back
+        in order. A provider without embeddings is refused before sending
+        (:class:`UnsupportedFeatureError`).
+        """
+        if self._state is not _State.OPENED:
+            self._check_open()
+        if request is None:
+            if model is None or input is None:
+                msg = "pass model='instance/model' and input=[...] (or an EmbeddingRequest)"
+                raise TypeError(msg)
+            request = EmbeddingRequest(model, input, dimensions, task, extra or {})
+        elif model is not None or input is not None or dimensions is not None or task:
+            msg = "pass either an EmbeddingRequest or keyword arguments, not both"
+            raise TypeError(msg)
+        if concurrency < 1:
+            msg = f"concurrency must be at least 1, not {concurrency!r}"
+            raise ValueError(msg)
+        from llmx._embed import embed
+
+        return await embed(
+            self._pipeline, request, timeout=timeout, cache=cache, concurrency=concurrency
+        )
 
     def model_info(self, model_ref: str) -> ModelInfo | None:
         """What is known about the first candidate of ``model_ref`` (no network)."""

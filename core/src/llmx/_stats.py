@@ -101,10 +101,13 @@ class ModelStats:
     those that were retries. ``cost`` is the USD of answered attempts;
     ``abandoned_attempts`` and ``abandoned_cost`` count attempts that may have been
     billed although their answer was never used (timed out after sending, cancelled
-    hedges, streams cut short), with the cost estimated from the prompt.
+    hedges, streams cut short, embedding batches of an attempt that failed and was not
+    retried on the same candidate), with the cost estimated from the prompt.
     ``estimated_usage`` counts
     answers whose usage the provider did not report and llmx estimated (their tokens
-    and cost are included above; see ``llmx.Usage.estimated``).
+    and cost are included above; see ``llmx.Usage.estimated``). ``embeds`` counts
+    the answered attempts that were embeddings (``Client.embed``; they are among
+    ``successes``, and their tokens and cost in the totals above).
     """
 
     instance: str
@@ -122,6 +125,7 @@ class ModelStats:
     latency: Quantiles | None
     ttft: Quantiles | None
     estimated_usage: int = 0
+    embeds: int = 0
 
 
 @attrs.frozen
@@ -187,6 +191,7 @@ class ModelCounters:
         "abandoned_attempts",
         "abandoned_cost",
         "cost",
+        "embeds",
         "errors",
         "estimated_usage",
         "input_tokens",
@@ -209,6 +214,7 @@ class ModelCounters:
         self.abandoned_attempts = 0
         self.abandoned_cost = 0.0
         self.estimated_usage = 0
+        self.embeds = 0
         self.latency = Histogram()
         self.ttft = Histogram()
 
@@ -231,6 +237,7 @@ class ModelCounters:
             latency=self.latency.summary(),
             ttft=self.ttft.summary(),
             estimated_usage=self.estimated_usage,
+            embeds=self.embeds,
         )
 
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from llmx._config import Config
+    from llmx._embedding import EmbeddingRequest, EmbeddingResponse
     from llmx._registry import Registry
     from llmx._types import ModelInfo, Request, Response, StreamChunk, Usage
 
@@ -66,6 +67,10 @@ class SyncClient:
     def complete(self, request: Request | None = None, /, **kwargs: Any) -> Response:
         """Like :meth:`Client.complete`, blocking."""
         return self._run(self._client.complete(request, **kwargs))
+
+    def embed(self, request: EmbeddingRequest | None = None, /, **kwargs: Any) -> EmbeddingResponse:
+        """Like :meth:`Client.embed`, blocking."""
+        return self._run(self._client.embed(request, **kwargs))
 
     def stream(self, request: Request | None = None, /, **kwargs: Any) -> Iterator[StreamChunk]:
         """Like :meth:`Client.stream`, as a blocking iterator of chunks.

@@ -33,6 +33,7 @@ class Capability(str, Enum):
     JSON_SCHEMA = "json_schema"
     SYSTEM_PROMPT = "system_prompt"
     PROMPT_CACHING = "prompt_caching"
+    EMBEDDINGS = "embeddings"
 
 
 # -- prompt caching --------------------------------------------------------------------

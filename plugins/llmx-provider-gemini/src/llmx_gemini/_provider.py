@@ -9,8 +9,24 @@ from urllib.parse import quote
 
 from yarl import URL
 
-from llmx import ModelInfo, Request, Response, StreamChunk, StreamEnd, TextDelta, ToolCallDelta
+from llmx import (
+    EmbeddingResponse,
+    ModelInfo,
+    Request,
+    Response,
+    StreamChunk,
+    StreamEnd,
+    TextDelta,
+    ToolCallDelta,
+)
 from llmx.http import Endpoint, api_key, base_url, collect_pages, dumps, json_object
+from llmx.plugin import EmbeddingRequest
+from llmx_gemini._embed import (
+    EMBEDDING_LIMITS,
+    build_embedding_body,
+    embedding_lookup,
+    parse_embeddings,
+)
 from llmx_gemini._models import lookup
 from llmx_gemini._settings import GeminiSettings
 from llmx_gemini._wire import (
@@ -126,6 +142,9 @@ class GeminiProvider:
 
     __slots__ = ("_http", "_models_url", "_safety")
 
+    embedding_limits = EMBEDDING_LIMITS
+    """What one ``batchEmbedContents`` call takes: 100 inputs (see :meth:`embed`)."""
+
     def __init__(self, ctx: ProviderContext) -> None:
         settings = ctx.settings if isinstance(ctx.settings, GeminiSettings) else GeminiSettings()
         key = api_key(ctx, env=(settings.api_key_env, "GOOGLE_API_KEY"))
@@ -147,7 +166,7 @@ class GeminiProvider:
     @staticmethod
     def model_info(model: str) -> ModelInfo | None:
         """Limits, capabilities and prices of a Gemini model (None if unknown)."""
-        return lookup(model)
+        return lookup(model) or embedding_lookup(model)
 
     def _url(self, model: str, method: str) -> URL:
         name = quote(model.removeprefix("models/"), safe="-._~@")
@@ -194,6 +213,17 @@ class GeminiProvider:
         if type(tokens) is not int or tokens < 0:
             raise http.malformed(what="token count", data=data, model=model)
         return tokens
+
+    # -- embeddings ----------------------------------------------------------------------
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        """``models/{model}:batchEmbedContents``: one vector per input, in input order (at
+        most :attr:`embedding_limits` per call: the core splits larger requests)."""
+        model = request.model
+        http = self._http
+        body = dumps(build_embedding_body(request))
+        data = await http.post(self._url(model, "batchEmbedContents"), body, model)
+        return parse_embeddings(data, request, http.name, host=http.host)
 
     # -- models --------------------------------------------------------------------------
 

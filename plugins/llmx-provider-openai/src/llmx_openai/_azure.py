@@ -17,6 +17,8 @@ from yarl import URL
 
 from llmx import ConfigError, ModelInfo, Request
 from llmx.http import Endpoint, api_key, base_url, dumps
+from llmx.plugin import EmbeddingRequest
+from llmx_openai._embed import build_embedding_body, embedding_lookup
 from llmx_openai._models import lookup
 from llmx_openai._provider import OpenAIProvider
 from llmx_openai._settings import AzureSettings
@@ -67,10 +69,12 @@ class AzureOpenAIProvider(OpenAIProvider):
             )
         self._endpoint = raw
         self._api_version = settings.api_version
+        encoding = settings.embedding_encoding
         self._setup(
             Endpoint(ctx, base_url=raw, headers=headers, secret=token or key),
             field,
             settings.stream_usage,
+            "base64" if encoding == "auto" else encoding,
         )
         self._models_url = self._http.url("/openai/models", **{"api-version": self._api_version})
 
@@ -81,7 +85,7 @@ class AzureOpenAIProvider(OpenAIProvider):
         A deployment with another name is unknown (None); name deployments after their
         model, or map names with ``models`` in the config, to get costs and checks.
         """
-        return lookup(model)
+        return lookup(model) or embedding_lookup(model)
 
     def _chat_url_for(self, model: str) -> URL:
         """``{endpoint}/openai/deployments/{deployment}/chat/completions?api-version=...``."""
@@ -89,6 +93,19 @@ class AzureOpenAIProvider(OpenAIProvider):
         return URL(
             f"{self._endpoint}/openai/deployments/{deployment}/chat/completions", encoded=True
         ).with_query({"api-version": self._api_version})
+
+    def _embed_url_for(self, model: str) -> URL:
+        """``{endpoint}/openai/deployments/{deployment}/embeddings?api-version=...``."""
+        deployment = quote(model, safe="-._~")
+        return URL(
+            f"{self._endpoint}/openai/deployments/{deployment}/embeddings", encoded=True
+        ).with_query({"api-version": self._api_version})
+
+    def _embed_body(self, request: EmbeddingRequest) -> bytes:
+        with_model = "model" in request.extra  # else the deployment in the URL decides
+        return dumps(
+            build_embedding_body(request, encoding=self._embedding_encoding, with_model=with_model)
+        )
 
     def _body(self, request: Request, stream: bool) -> bytes:
         body = build_body(

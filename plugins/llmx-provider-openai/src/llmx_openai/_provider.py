@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from yarl import URL
 
 from llmx import (
+    EmbeddingResponse,
     MalformedResponseError,
     ModelInfo,
     Request,
@@ -19,6 +20,13 @@ from llmx import (
     ToolCallDelta,
 )
 from llmx.http import Endpoint, api_key, base_url, dumps
+from llmx.plugin import EmbeddingRequest
+from llmx_openai._embed import (
+    EMBEDDING_LIMITS,
+    build_embedding_body,
+    embedding_lookup,
+    parse_embeddings,
+)
 from llmx_openai._models import lookup
 from llmx_openai._settings import OpenAISettings
 from llmx_openai._wire import (
@@ -150,7 +158,18 @@ class OpenAIProvider:
     ``Authorization`` header is sent then).
     """
 
-    __slots__ = ("_chat_url", "_http", "_max_tokens_field", "_models_url", "_stream_usage")
+    __slots__ = (
+        "_chat_url",
+        "_embed_url",
+        "_embedding_encoding",
+        "_http",
+        "_max_tokens_field",
+        "_models_url",
+        "_stream_usage",
+    )
+
+    embedding_limits = EMBEDDING_LIMITS
+    """What one embeddings request takes: 2,048 inputs, 300,000 tokens (see :meth:`embed`)."""
 
     def __init__(self, ctx: ProviderContext) -> None:
         settings = ctx.settings if isinstance(ctx.settings, OpenAISettings) else OpenAISettings()
@@ -169,18 +188,24 @@ class OpenAIProvider:
         field = settings.max_tokens_field
         if field == "auto":
             field = "max_completion_tokens" if official else "max_tokens"
+        encoding = settings.embedding_encoding
         self._setup(
             Endpoint(ctx, base_url=base, headers=headers, secret=key),
             field,
             settings.stream_usage,
+            ("base64" if official else "float") if encoding == "auto" else encoding,
         )
 
-    def _setup(self, http: Endpoint, max_tokens_field: str, stream_usage: bool) -> None:
+    def _setup(
+        self, http: Endpoint, max_tokens_field: str, stream_usage: bool, embedding_encoding: str
+    ) -> None:
         self._http = http
         self._chat_url = http.url("/chat/completions")
+        self._embed_url = http.url("/embeddings")
         self._models_url = http.url("/models")
         self._max_tokens_field = max_tokens_field
         self._stream_usage = stream_usage
+        self._embedding_encoding = embedding_encoding
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(instance={self._http.name!r}, host={self._http.host!r})"
@@ -190,7 +215,7 @@ class OpenAIProvider:
     @staticmethod
     def model_info(model: str) -> ModelInfo | None:
         """Limits, capabilities and prices of an OpenAI model (None if unknown)."""
-        return lookup(model)
+        return lookup(model) or embedding_lookup(model)
 
     # -- requests ------------------------------------------------------------------------
 
@@ -240,6 +265,23 @@ class OpenAIProvider:
             framing="sse-data",
             whole=whole,
         )
+
+    # -- embeddings ----------------------------------------------------------------------
+
+    def _embed_url_for(self, model: str) -> URL:
+        """The embeddings URL for ``model`` (one URL for OpenAI; Azure's varies)."""
+        return self._embed_url
+
+    def _embed_body(self, request: EmbeddingRequest) -> bytes:
+        return dumps(build_embedding_body(request, encoding=self._embedding_encoding))
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        """``POST /embeddings``: one vector per input, in input order (at most
+        :attr:`embedding_limits` per call: the core splits larger requests)."""
+        model = request.model
+        http = self._http
+        data = await http.post(self._embed_url_for(model), self._embed_body(request), model)
+        return parse_embeddings(data, request, http.name, host=http.host)
 
     # -- models --------------------------------------------------------------------------
 

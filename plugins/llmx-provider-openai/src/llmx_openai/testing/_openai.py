@@ -18,6 +18,7 @@ and the behaviour the official ``openai-python`` SDK relies on:
   a refused prompt as HTTP 400 ``content_policy_violation``;
 * ``Authorization: Bearer KEY``: no key gives 401 with ``code: null``, a wrong key
   401 ``invalid_api_key`` (the key masked in the message, as OpenAI does);
+* ``POST /v1/embeddings`` (see :mod:`llmx_openai.testing._embed`);
 * ``GET /v1/models`` (``{"object": "list", "data": [...]}``) and
   ``GET /v1/models/{id}``; unknown URLs give 404 ``Invalid URL (METHOD /path)``.
 
@@ -258,9 +259,12 @@ class FakeOpenAIServer(FakeServer):
     # -- routing and auth ----------------------------------------------------------------
 
     def route(self, method: str, path: str) -> Handler | None:
-        """``POST /v1/chat/completions``, ``GET /v1/models`` and ``GET /v1/models/{id}``."""
+        """``POST /v1/chat/completions``, ``POST /v1/embeddings``, ``GET /v1/models`` and
+        ``GET /v1/models/{id}``."""
         if path == "/v1/chat/completions" and method == "POST":
             return self._chat
+        if path == "/v1/embeddings" and method == "POST":
+            return self._embeddings
         if method == "GET" and (path == "/v1/models" or path.startswith("/v1/models/")):
             return self._models
         return None
@@ -395,6 +399,13 @@ class FakeOpenAIServer(FakeServer):
         if refused is not None:
             return refused
         return await self.answer_model_request(request, recorded)
+
+    async def _embeddings(
+        self, request: web.BaseRequest, recorded: RecordedRequest
+    ) -> web.StreamResponse:
+        from llmx_openai.testing._embed import answer_embeddings
+
+        return await answer_embeddings(self, request, recorded)
 
     async def render(
         self, request: web.BaseRequest, body: dict[str, Any], reply: ReplyItem
