@@ -90,6 +90,7 @@ def _completed(
         attempts,
         response.raw,
         cached=response.cached,
+        reasoning=response.reasoning,
     )
 
 

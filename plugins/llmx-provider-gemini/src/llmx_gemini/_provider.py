@@ -9,11 +9,21 @@ from urllib.parse import quote
 
 from yarl import URL
 
-from llmx import ModelInfo, Request, Response, StreamChunk, StreamEnd, TextDelta, ToolCallDelta
+from llmx import (
+    ModelInfo,
+    ReasoningDelta,
+    Request,
+    Response,
+    StreamChunk,
+    StreamEnd,
+    TextDelta,
+    ToolCallDelta,
+)
 from llmx.http import Endpoint, api_key, base_url, collect_pages, dumps
 from llmx_gemini._models import lookup
 from llmx_gemini._settings import GeminiSettings
 from llmx_gemini._wire import (
+    PROTOCOL,
     Chunk,
     build_body,
     describe,
@@ -59,7 +69,7 @@ class _Decoder:
     body is read to its end.
     """
 
-    __slots__ = ("answer_model", "calls", "finish", "http", "id", "model", "usage")
+    __slots__ = ("answer_model", "calls", "finish", "http", "id", "model", "signatures", "usage")
 
     final_event = "a finishReason"
     finished = False
@@ -72,6 +82,7 @@ class _Decoder:
         self.id: Any = None
         self.answer_model: Any = None
         self.calls = 0
+        self.signatures = 0  # reasoning index 0 holds the thoughts, 1.. the signatures
 
     def feed(self, data: str) -> Sequence[StreamChunk]:
         obj = json.loads(data)
@@ -88,7 +99,10 @@ class _Decoder:
             self.answer_model = self.answer_model or obj.get("modelVersion")
             return (TextDelta(text),) if text else ()
         chunk = Chunk(obj, self.http.name, self.model, self.calls)
-        out: list[StreamChunk] = [TextDelta(text) for text in chunk.texts if text]
+        out: list[StreamChunk] = []
+        if chunk.thoughts or chunk.thought_signature or chunk.signatures:
+            out.extend(self._reasoning(chunk))
+        out.extend(TextDelta(text) for text in chunk.texts if text)
         for call in chunk.calls:
             out.append(ToolCallDelta(self.calls, call.id, call.name, call.arguments))
             self.calls += 1
@@ -98,6 +112,15 @@ class _Decoder:
             self.usage = chunk.usage
         self.id = self.id or chunk.id
         self.answer_model = self.answer_model or chunk.model
+        return out
+
+    def _reasoning(self, chunk: Chunk) -> list[ReasoningDelta]:
+        out = [ReasoningDelta(thought, 0, protocol=PROTOCOL) for thought in chunk.thoughts]
+        if chunk.thought_signature:
+            out.append(ReasoningDelta("", 0, signature=chunk.thought_signature, protocol=PROTOCOL))
+        for signature in chunk.signatures:
+            self.signatures += 1
+            out.append(ReasoningDelta("", self.signatures, signature=signature, protocol=PROTOCOL))
         return out
 
     def end(self) -> StreamEnd | None:
