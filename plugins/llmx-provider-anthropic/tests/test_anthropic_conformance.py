@@ -24,6 +24,10 @@ class TestAnthropicConformance(ProviderConformance):
     supports = Feature.ALL - {Feature.JSON_MODE}
     usage_details = frozenset({"cache_read", "cache_write", "reasoning"})
 
+    def make_server(self) -> FakeServer:
+        """The fake, adding a redacted thinking block to each thinking block."""
+        return FakeAnthropicServer(api_key=self.api_key, redact_thinking=True)
+
     def validate_request(self, server: FakeServer, recorded: RecordedRequest) -> None:
         """Every body matches ``POST /v1/messages`` of Anthropic's OpenAPI document."""
         vendor_validator("anthropic", "official").check("/v1/messages", "post", recorded.json)

@@ -10,8 +10,11 @@ chat/completions``, api-version 2024-10-21).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 from llmx.testing import FakeServer, RecordedRequest
-from llmx.testing.conformance import ProviderConformance
+from llmx.testing.conformance import Feature, ProviderConformance
 from llmx.testing.openapi import vendor_validator
 from llmx_openai.testing import FakeAzureOpenAIServer, FakeOpenAIServer, OpenAIQuirks
 
@@ -21,8 +24,10 @@ class TestOpenAIConformance(ProviderConformance):
 
     provider_type = "openai"
     model = "gpt-4o-mini"
+    models: ClassVar[Mapping[str, str]] = {Feature.REASONING: "o4-mini"}
     server_class = FakeOpenAIServer
     usage_details = frozenset({"cache_read", "reasoning"})
+    reasoning_text = False  # Chat Completions shows no reasoning, only its token count
 
     def validate_request(self, server: FakeServer, recorded: RecordedRequest) -> None:
         """Every body matches ``POST /chat/completions`` of OpenAI's OpenAPI document."""
@@ -36,6 +41,8 @@ class TestAzureConformance(ProviderConformance):
     model = "gpt-4o"
     server_class = FakeAzureOpenAIServer
     usage_details = frozenset({"cache_read", "reasoning"})
+    # api-version 2024-10-21 (the default) has no reasoning_effort: refused before sending.
+    supports = Feature.ALL - {Feature.REASONING}
 
     def validate_request(self, server: FakeServer, recorded: RecordedRequest) -> None:
         """Every body matches Azure's ``createChatCompletionRequest`` (api-version 2024-10-21)."""
@@ -62,12 +69,16 @@ class TestQuirkyCompatibleServer(TestOpenAIConformance):
 
 class TestVllmStyleServer(TestOpenAIConformance):
     """An OpenAI-compatible server answering errors as vLLM does
-    (``{"object": "error", "message", "type", "code": STATUS}``), repeating tool-call ids.
+    (``{"object": "error", "message", "type", "code": STATUS}``), repeating tool-call ids,
+    with the reasoning text in ``reasoning_content``.
     (Ollama's ``{"error": "..."}`` bodies are covered in test_openai_errors.py.)"""
 
     hypothesis_examples = 8
+    reasoning_text = True
 
     def make_server(self) -> FakeServer:
         """The fake OpenAI server with vLLM's error bodies."""
-        quirks = OpenAIQuirks(repeat_tool_call_ids=True, error_shape="vllm")
+        quirks = OpenAIQuirks(
+            repeat_tool_call_ids=True, error_shape="vllm", reasoning_field="reasoning_content"
+        )
         return FakeOpenAIServer(api_key=self.api_key, quirks=quirks)

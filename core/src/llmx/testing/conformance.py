@@ -120,6 +120,7 @@ from hypothesis import strategies as st
 
 import llmx
 from llmx.testing._chaos import Fault
+from llmx.testing._conf_reasoning import ReasoningConformance
 from llmx.testing._replies import Blocked, ErrorKind, MidStreamError, Reply, Reset, Stall
 from llmx.testing._server import FakeServer, RecordedRequest
 
@@ -183,6 +184,9 @@ class Feature:
     """``list_models()`` from the API."""
     MODEL_INFO = "model_info"
     """Static model infos with prices (``model_info``)."""
+    REASONING = "reasoning"
+    """``reasoning=`` (effort or budget), reasoning parts and deltas, reasoning state kept
+    across a tool loop (``_conf_reasoning``)."""
 
     ALL: ClassVar[frozenset[str]] = frozenset(
         {
@@ -199,6 +203,7 @@ class Feature:
             TEMPERATURE,
             LIST_MODELS,
             MODEL_INFO,
+            REASONING,
         }
     )
 
@@ -247,7 +252,7 @@ async def _drain(stream: llmx.Stream, into: list[llmx.StreamChunk]) -> llmx.Resp
     return stream.response
 
 
-class ProviderConformance:
+class ProviderConformance(ReasoningConformance):
     """Base class of a provider's conformance tests (see the module docstring)."""
 
     provider_type: ClassVar[str]

