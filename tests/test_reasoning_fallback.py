@@ -76,59 +76,59 @@ async def test_fallback_mid_tool_loop_sends_no_foreign_state(
     alias whose ``first`` candidate fails, and ``then`` answers: accepted, with none of
     ``first``'s reasoning text, signatures or encrypted data in its request."""
     (first_cls, first_model), (then_cls, then_model) = FAKES[first], FAKES[then]
-    async with first_cls(redact_thinking=True) if first == "anthropic" else first_cls() as a:  # type: ignore[call-arg]
-        async with then_cls() as b:
-            config = {
-                "providers": {
-                    "one": {"type": first, "base_url": a.base_url, "api_key": "test-key"},
-                    "two": {"type": then, "base_url": b.base_url, "api_key": "test-key"},
-                },
-                "aliases": {"agent": {"candidates": [f"one/{first_model}", f"two/{then_model}"]}},
-                "retry": {"attempts": 1},
-            }
-            async with llmx.Client(config) as client:
-                a.enqueue(
-                    Reply(
-                        reasoning="SECRET-PLAN: look the weather up first.",
-                        tool_calls=[("call_1", "get_weather", '{"city":"Paris"}')],
-                        chunk_size=7,
-                    )
+    server_a = FakeAnthropicServer(redact_thinking=True) if first == "anthropic" else first_cls()
+    async with server_a as a, then_cls() as b:
+        config = {
+            "providers": {
+                "one": {"type": first, "base_url": a.base_url, "api_key": "test-key"},
+                "two": {"type": then, "base_url": b.base_url, "api_key": "test-key"},
+            },
+            "aliases": {"agent": {"candidates": [f"one/{first_model}", f"two/{then_model}"]}},
+            "retry": {"attempts": 1},
+        }
+        async with llmx.Client(config) as client:
+            a.enqueue(
+                Reply(
+                    reasoning="SECRET-PLAN: look the weather up first.",
+                    tool_calls=[("call_1", "get_weather", '{"city":"Paris"}')],
+                    chunk_size=7,
                 )
-                question = llmx.Message.user("Weather in Paris?")
-                ask = {"tools": [WEATHER], "reasoning": "high"}
-                if streamed:
-                    turn1 = await client.stream(
-                        model=f"one/{first_model}", messages=[question], **ask
-                    ).collect()
-                else:
-                    turn1 = await client.complete(
-                        model=f"one/{first_model}", messages=[question], **ask
-                    )
-                assert turn1.tool_calls
-                if first != "openai":
-                    assert turn1.reasoning, "the first vendor returned reasoning state"
-                opaque = {
-                    value
-                    for part in turn1.reasoning
-                    for value in (part.text, part.signature, part.data)
-                    if value
-                }
-                convo = [question, turn1.message, llmx.Message.tool("call_1", '{"sky":"sunny"}')]
-                a.enqueue(ErrorReply(503))  # the first vendor is down for turn 2
-                b.enqueue(Reply("Sunny in Paris.", reasoning="The tool said sunny."))
-                if streamed:
-                    turn2 = await client.stream(model="agent", messages=convo, **ask).collect()
-                else:
-                    turn2 = await client.complete(model="agent", messages=convo, **ask)
-                assert turn2.text == "Sunny in Paris."
-                assert turn2.provider == "two"
-                (sent,) = b.model_requests
-                _validate(then, sent.json)
-                leaked = opaque & _strings(sent.json)
-                assert not leaked, f"{first}'s reasoning state reached {then}: {leaked}"
-                assert b"SECRET-PLAN" not in sent.body
-                text = json.dumps(sent.json)
-                assert "get_weather" in text, "the tool call itself is kept"
+            )
+            question = llmx.Message.user("Weather in Paris?")
+            ask = {"tools": [WEATHER], "reasoning": "high"}
+            if streamed:
+                turn1 = await client.stream(
+                    model=f"one/{first_model}", messages=[question], **ask
+                ).collect()
+            else:
+                turn1 = await client.complete(
+                    model=f"one/{first_model}", messages=[question], **ask
+                )
+            assert turn1.tool_calls
+            if first != "openai":
+                assert turn1.reasoning, "the first vendor returned reasoning state"
+            opaque = {
+                value
+                for part in turn1.reasoning
+                for value in (part.text, part.signature, part.data)
+                if value
+            }
+            convo = [question, turn1.message, llmx.Message.tool("call_1", '{"sky":"sunny"}')]
+            a.enqueue(ErrorReply(503))  # the first vendor is down for turn 2
+            b.enqueue(Reply("Sunny in Paris.", reasoning="The tool said sunny."))
+            if streamed:
+                turn2 = await client.stream(model="agent", messages=convo, **ask).collect()
+            else:
+                turn2 = await client.complete(model="agent", messages=convo, **ask)
+            assert turn2.text == "Sunny in Paris."
+            assert turn2.provider == "two"
+            (sent,) = b.model_requests
+            _validate(then, sent.json)
+            leaked = opaque & _strings(sent.json)
+            assert not leaked, f"{first}'s reasoning state reached {then}: {leaked}"
+            assert b"SECRET-PLAN" not in sent.body
+            text = json.dumps(sent.json)
+            assert "get_weather" in text, "the tool call itself is kept"
 
 
 async def test_same_vendor_keeps_its_state_across_instances() -> None:
