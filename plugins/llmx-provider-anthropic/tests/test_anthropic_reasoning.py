@@ -170,59 +170,59 @@ async def test_multi_turn_tool_use_with_thinking(streamed: bool) -> None:
     """Two tool calls in a row, then the answer: each follow-up carries the thinking and
     redacted blocks back; the fake checks their signatures and that the last assistant
     turn starts with them."""
-    async with FakeAnthropicServer(redact_thinking=True) as server:
-        async with llmx.Client(_config(server)) as client:
-            server.enqueue(
-                Reply(
-                    reasoning="Paris first.",
-                    tool_calls=[("c1", "get_weather", '{"city":"Paris"}')],
-                    reasoning_tokens=4,
-                    usage=(10, 20),
-                    chunk_size=3,
-                ),
-                Reply(reasoning="Now Rome.", tool_calls=[("c2", "get_weather", '{"city":"Rome"}')]),
-                Reply("Both sunny.", reasoning="Done."),
-            )
-            convo: list[llmx.Message] = [llmx.Message.user("Paris and Rome?")]
-            for call_id in ("c1", "c2"):
-                if streamed:
-                    chunks: list[llmx.StreamChunk] = []
-                    stream = client.stream(
-                        model="claude/claude-sonnet-4-6",
-                        messages=convo,
-                        tools=[WEATHER],
-                        reasoning="low",
-                    )
-                    async with stream:
-                        chunks.extend([c async for c in stream])
-                    turn = stream.response
-                    assert turn is not None
-                    kinds = {type(c) for c in chunks}
-                    assert llmx.ReasoningDelta in kinds
-                else:
-                    turn = await client.complete(
-                        model="claude/claude-sonnet-4-6",
-                        messages=convo,
-                        tools=[WEATHER],
-                        reasoning="low",
-                    )
-                assert [r.redacted for r in turn.reasoning] == [False, True]
-                assert turn.reasoning[0].signature == thinking_signature(turn.reasoning_text)
-                convo += [turn.message, llmx.Message.tool(call_id, "sunny")]
-            final = await client.complete(
-                model="claude/claude-sonnet-4-6", messages=convo, tools=[WEATHER], reasoning="low"
-            )
-            assert final.text == "Both sunny."
-            assert final.reasoning_text == "Done."
-            for recorded in server.model_requests:
-                vendor_validator("anthropic", "official").check(
-                    "/v1/messages", "post", recorded.json
+    async with (
+        FakeAnthropicServer(redact_thinking=True) as server,
+        llmx.Client(_config(server)) as client,
+    ):
+        server.enqueue(
+            Reply(
+                reasoning="Paris first.",
+                tool_calls=[("c1", "get_weather", '{"city":"Paris"}')],
+                reasoning_tokens=4,
+                usage=(10, 20),
+                chunk_size=3,
+            ),
+            Reply(reasoning="Now Rome.", tool_calls=[("c2", "get_weather", '{"city":"Rome"}')]),
+            Reply("Both sunny.", reasoning="Done."),
+        )
+        convo: list[llmx.Message] = [llmx.Message.user("Paris and Rome?")]
+        for call_id in ("c1", "c2"):
+            if streamed:
+                chunks: list[llmx.StreamChunk] = []
+                stream = client.stream(
+                    model="claude/claude-sonnet-4-6",
+                    messages=convo,
+                    tools=[WEATHER],
+                    reasoning="low",
                 )
-            last = server.model_requests[-1].json
-            assistant = [m for m in last["messages"] if m["role"] == "assistant"]
-            assert [[b["type"] for b in m["content"]] for m in assistant] == [
-                ["thinking", "redacted_thinking", "tool_use"]
-            ] * 2
+                async with stream:
+                    chunks.extend([c async for c in stream])
+                turn = stream.response
+                assert turn is not None
+                kinds = {type(c) for c in chunks}
+                assert llmx.ReasoningDelta in kinds
+            else:
+                turn = await client.complete(
+                    model="claude/claude-sonnet-4-6",
+                    messages=convo,
+                    tools=[WEATHER],
+                    reasoning="low",
+                )
+            assert [r.redacted for r in turn.reasoning] == [False, True]
+            assert turn.reasoning[0].signature == thinking_signature(turn.reasoning_text)
+            convo += [turn.message, llmx.Message.tool(call_id, "sunny")]
+        final = await client.complete(
+            model="claude/claude-sonnet-4-6", messages=convo, tools=[WEATHER], reasoning="low"
+        )
+        assert final.text == "Both sunny."
+        assert final.reasoning_text == "Done."
+        for recorded in server.model_requests:
+            vendor_validator("anthropic", "official").check("/v1/messages", "post", recorded.json)
+        last = server.model_requests[-1].json
+        assistant = [m for m in last["messages"] if m["role"] == "assistant"]
+        assert [[b["type"] for b in m["content"]] for m in assistant] == [
+            ["thinking", "redacted_thinking", "tool_use"]
+        ] * 2
 
 
 async def test_the_fake_refuses_a_follow_up_without_the_thinking_blocks() -> None:

@@ -128,7 +128,8 @@ async def test_multi_turn_tool_use_with_reasoning(streamed: bool) -> None:
         convo += [first.message, llmx.Message.tool("call_1", "grey")]
         second = await client.complete(model="o/o4-mini", messages=convo, **ask)
         assert second.text == "Grey."
-        assert second.cost is not None and second.cost > 0
+        assert second.cost is not None
+        assert second.cost > 0
         body = server.model_requests[-1].json
         vendor_validator("openai", "official").check("/chat/completions", "post", body)
         assert body["reasoning_effort"] == "high"
