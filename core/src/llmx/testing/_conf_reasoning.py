@@ -149,6 +149,10 @@ class ReasoningConformance:
             convo = [question, first.message, llmx.Message.tool(call.id, '{"sky": "sunny"}')]
             second = await client.complete(model=ref, messages=convo, **kwargs)
             assert second.text == "Sunny in Paris."
+            if self.reasoning_text:
+                assert second.reasoning_text == "The tool answered.", (
+                    "the follow-up reasons too (its state was kept, so reasoning stays on)"
+                )
             view = self.view(server)
             assert [t.role for t in view.turns] == ["user", "assistant", "user"]
 

