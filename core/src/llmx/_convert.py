@@ -72,7 +72,7 @@ def converter() -> cattrs.Converter:
 def _str_or_int(value: Any) -> str | int | None:
     """``Request.reasoning`` as stored: a level, a budget or None (checked by Request)."""
     if value is None or isinstance(value, str) or type(value) is int:
-        return value  # type: ignore[no-any-return]
+        return value
     msg = f"expected a string, an integer or null, got {type(value).__name__}"
     raise TypeError(msg)
 

@@ -25,6 +25,7 @@ from llmx_gemini._settings import GeminiSettings
 from llmx_gemini._wire import (
     PROTOCOL,
     Chunk,
+    Thinking,
     build_body,
     describe,
     map_finish_reason,
@@ -100,8 +101,8 @@ class _Decoder:
             return (TextDelta(text),) if text else ()
         chunk = Chunk(obj, self.http.name, self.model, self.calls)
         out: list[StreamChunk] = []
-        if chunk.thoughts or chunk.thought_signature or chunk.signatures:
-            out.extend(self._reasoning(chunk))
+        if chunk.thinking is not None:
+            out.extend(self._reasoning(chunk.thinking))
         out.extend(TextDelta(text) for text in chunk.texts if text)
         for call in chunk.calls:
             out.append(ToolCallDelta(self.calls, call.id, call.name, call.arguments))
@@ -114,11 +115,12 @@ class _Decoder:
         self.answer_model = self.answer_model or chunk.model
         return out
 
-    def _reasoning(self, chunk: Chunk) -> list[ReasoningDelta]:
-        out = [ReasoningDelta(thought, 0, protocol=PROTOCOL) for thought in chunk.thoughts]
-        if chunk.thought_signature:
-            out.append(ReasoningDelta("", 0, signature=chunk.thought_signature, protocol=PROTOCOL))
-        for signature in chunk.signatures:
+    def _reasoning(self, thinking: Thinking) -> list[ReasoningDelta]:
+        out = [ReasoningDelta(thought, 0, protocol=PROTOCOL) for thought in thinking.thoughts]
+        if thinking.thought_signature:
+            signature = thinking.thought_signature
+            out.append(ReasoningDelta("", 0, signature=signature, protocol=PROTOCOL))
+        for signature in thinking.signatures:
             self.signatures += 1
             out.append(ReasoningDelta("", self.signatures, signature=signature, protocol=PROTOCOL))
         return out

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import mimetypes
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from llmx import (
@@ -242,7 +242,9 @@ def _parts(
             elif part.signature is not None:
                 signatures.append(part.signature)
         else:
-            out.extend(_plain_parts(part, names, provider, model))
+            wire = _plain_part(part, names, provider, model)
+            if wire is not None:
+                out.append(wire)
     if signatures:
         _sign(out, signatures)
     return out
@@ -263,20 +265,20 @@ def _sign(parts: list[dict[str, Any]], signatures: list[str]) -> None:
     parts.extend({"text": "", "thoughtSignature": signature} for signature in rest)
 
 
-def _plain_parts(
+def _plain_part(
     part: Any, names: Mapping[str, str], provider: str, model: str
-) -> Iterator[dict[str, Any]]:
+) -> dict[str, Any] | None:
+    """One part of a message as Gemini's (None: nothing to send, e.g. empty text)."""
     if type(part) is Text:
-        if part.text:
-            yield {"text": part.text}
-    elif type(part) is Image:
-        yield _image_part(part, provider, model)
-    elif type(part) is ToolCall:
+        return {"text": part.text} if part.text else None
+    if type(part) is Image:
+        return _image_part(part, provider, model)
+    if type(part) is ToolCall:
         call: dict[str, Any] = {"name": part.name, "args": _args(part, provider)}
         if not part.id.startswith(SYNTHETIC_ID):
             call["id"] = part.id
-        yield {"functionCall": call}
-    elif type(part) is ToolResult:
+        return {"functionCall": call}
+    if type(part) is ToolResult:
         name = names.get(part.tool_call_id) or part.name
         if not name:
             msg = (
@@ -288,7 +290,8 @@ def _plain_parts(
         response: dict[str, Any] = {"name": name, "response": _result_object(part)}
         if not part.tool_call_id.startswith(SYNTHETIC_ID):
             response["id"] = part.tool_call_id
-        yield {"functionResponse": response}
+        return {"functionResponse": response}
+    return None
 
 
 def _contents(request: Request, provider: str) -> tuple[str | None, list[dict[str, Any]]]:
@@ -449,6 +452,18 @@ def blocked_error(feedback: Mapping[str, Any], provider: str, model: str) -> Con
     return ContentFilterError(msg, provider=provider, model=model, status=200, code=reason)
 
 
+class Thinking:
+    """A chunk's reasoning state: thought texts, a thought part's signature, and the
+    signatures of its other parts in order."""
+
+    __slots__ = ("signatures", "thought_signature", "thoughts")
+
+    def __init__(self) -> None:
+        self.thoughts: list[str] = []
+        self.thought_signature: str | None = None
+        self.signatures: list[str] = []
+
+
 class Chunk:
     """What one ``GenerateContentResponse`` contributes: text, calls, finish, usage."""
 
@@ -457,10 +472,8 @@ class Chunk:
         "finish",
         "id",
         "model",
-        "signatures",
         "texts",
-        "thought_signature",
-        "thoughts",
+        "thinking",
         "usage",
     )
 
@@ -478,9 +491,7 @@ class Chunk:
             raise blocked_error(feedback, provider, model)
         self.texts: list[str] = []
         self.calls: list[ToolCall] = []
-        self.thoughts: list[str] = []  # thought parts' text (thought summaries)
-        self.thought_signature: str | None = None
-        self.signatures: list[str] = []  # of the other parts, in order
+        self.thinking: Thinking | None = None  # made when a part has thoughts or a signature
         self.finish: Any = None
         self.usage = obj.get("usageMetadata")
         self.id = obj.get("responseId")
@@ -504,16 +515,19 @@ class Chunk:
             if type(part) is not dict:
                 msg = "a part is not an object"
                 raise unexpected(msg, provider=provider, model=model)
-            signature = part.get("thoughtSignature")
-            if part.get("thought") is True:
-                thought = part.get("text")
-                if isinstance(thought, str) and thought:
-                    self.thoughts.append(thought)
+            if len(part) > 1:  # a thought, or a part with a signature (plain text: 1 key)
+                signature = part.get("thoughtSignature")
+                if part.get("thought") is True:
+                    thinking = self.thinking = self.thinking or Thinking()
+                    thought = part.get("text")
+                    if isinstance(thought, str) and thought:
+                        thinking.thoughts.append(thought)
+                    if isinstance(signature, str) and signature:
+                        thinking.thought_signature = signature
+                    continue
                 if isinstance(signature, str) and signature:
-                    self.thought_signature = signature
-                continue
-            if isinstance(signature, str) and signature:
-                self.signatures.append(signature)
+                    thinking = self.thinking = self.thinking or Thinking()
+                    thinking.signatures.append(signature)
             text = part.get("text")
             if isinstance(text, str):
                 self.texts.append(text)
@@ -529,6 +543,16 @@ class Chunk:
                 self.calls.append(ToolCall(call_id, name, _dumps(call.get("args") or {})))
 
 
+def _reasoning_of(thinking: Thinking) -> tuple[Reasoning, ...]:
+    """The thoughts (one part), then one signature-only part per signature, in order."""
+    parts = []
+    if thinking.thoughts or thinking.thought_signature:
+        text = "".join(thinking.thoughts)
+        parts.append(Reasoning(text, signature=thinking.thought_signature, protocol=PROTOCOL))
+    parts.extend(Reasoning(signature=s, protocol=PROTOCOL) for s in thinking.signatures)
+    return tuple(parts)
+
+
 def parse_response(data: bytes, request: Request, provider: str) -> Response:
     """A ``GenerateContentResponse`` body as a Response (``raw`` kept if asked)."""
     model = request.model
@@ -537,12 +561,7 @@ def parse_response(data: bytes, request: Request, provider: str) -> Response:
     if chunk.finish is None and not chunk.texts and not chunk.calls:
         msg = "no candidate in the answer"
         raise unexpected(msg, provider=provider, model=model)
-    reasoning: list[Reasoning] = []
-    if chunk.thoughts or chunk.thought_signature:
-        reasoning.append(
-            Reasoning("".join(chunk.thoughts), signature=chunk.thought_signature, protocol=PROTOCOL)
-        )
-    reasoning.extend(Reasoning(signature=s, protocol=PROTOCOL) for s in chunk.signatures)
+    reasoning = () if chunk.thinking is None else _reasoning_of(chunk.thinking)
     return Response(
         text="".join(chunk.texts),
         model=chunk.model if isinstance(chunk.model, str) and chunk.model else model,
@@ -552,7 +571,7 @@ def parse_response(data: bytes, request: Request, provider: str) -> Response:
         usage=parse_usage(chunk.usage, provider, model) or Usage(),
         id=chunk.id if isinstance(chunk.id, str) else None,
         raw=obj if request.include_raw else None,
-        reasoning=tuple(reasoning),
+        reasoning=reasoning,
     )
 
 

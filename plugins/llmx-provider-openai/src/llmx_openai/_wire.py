@@ -328,9 +328,10 @@ def parse_completion(data: bytes, request: Request, provider: str) -> Response:
             )
         calls = tuple(out)
     reasoning: tuple[Reasoning, ...] = ()
-    thought = reasoning_text(message)
-    if thought:
-        reasoning = (Reasoning(thought, protocol=PROTOCOL),)
+    if "reasoning_content" in message or "reasoning" in message:  # compatible servers
+        thought = reasoning_text(message)
+        if thought:
+            reasoning = (Reasoning(thought, protocol=PROTOCOL),)
     answer_id = obj.get("id")
     answer_model = obj.get("model")
     return Response(

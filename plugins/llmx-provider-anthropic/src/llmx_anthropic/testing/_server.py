@@ -426,7 +426,8 @@ class FakeAnthropicServer(FakeServer):
                 str(choice.get("type")), choice.get("name")
             )
         fmt = (body.get("output_config") or {}).get("format") or {}
-        thinking = body.get("thinking") if isinstance(body.get("thinking"), dict) else {}
+        raw_thinking = body.get("thinking")
+        thinking = raw_thinking if isinstance(raw_thinking, dict) else {}
         reasoning = {"enabled": thinking.get("budget_tokens"), "disabled": "none"}.get(
             str(thinking.get("type"))
         )

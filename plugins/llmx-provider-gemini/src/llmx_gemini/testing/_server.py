@@ -624,10 +624,10 @@ class FakeGeminiServer(FakeServer):
         if calls:
             self._sign(calls, recorded)
         elif texts:
-            last = texts[-1][0]
-            self._sign([last], recorded)
-            if "thoughtSignature" in last:  # signed for the whole text, as the whole answer
-                last["thoughtSignature"] = thought_signature({"text": reply.text})
+            final_text = texts[-1][0]
+            self._sign([final_text], recorded)
+            if "thoughtSignature" in final_text:  # signed for the whole text, as the whole answer
+                final_text["thoughtSignature"] = thought_signature({"text": reply.text})
         chunks.extend(texts)
         if calls:
             chunks.append(calls)
