@@ -192,3 +192,13 @@ async def test_a_model_known_not_to_reason_is_refused_before_sending() -> None:
         assert (
             await client.complete(model="scripted/thinker", prompt="q", reasoning=4096)
         ).text == "b"
+
+
+async def test_stats_count_reasoning_tokens_within_output_tokens() -> None:
+    usage = llmx.Usage(10, 50, reasoning_tokens=40)
+    answer = llmx.Response("ok", "m", "scripted", usage=usage, reasoning=PARTS)
+    async with scripted_client([answer, answer]) as client:
+        await client.complete(model="scripted/m", prompt="q", reasoning="high")
+        await client.stream(model="scripted/m", prompt="q", reasoning="high").collect()
+        (stats,) = client.stats().models
+    assert (stats.output_tokens, stats.reasoning_tokens) == (100, 80)

@@ -104,7 +104,8 @@ class ModelStats:
     hedges, streams cut short), with the cost estimated from the prompt.
     ``estimated_usage`` counts
     answers whose usage the provider did not report and llmx estimated (their tokens
-    and cost are included above; see ``llmx.Usage.estimated``).
+    and cost are included above; see ``llmx.Usage.estimated``). ``reasoning_tokens``
+    are the part of ``output_tokens`` the models spent reasoning.
     """
 
     instance: str
@@ -122,6 +123,7 @@ class ModelStats:
     latency: Quantiles | None
     ttft: Quantiles | None
     estimated_usage: int = 0
+    reasoning_tokens: int = 0
 
 
 @attrs.frozen
@@ -192,6 +194,7 @@ class ModelCounters:
         "input_tokens",
         "latency",
         "output_tokens",
+        "reasoning_tokens",
         "requests",
         "retries",
         "successes",
@@ -205,6 +208,7 @@ class ModelCounters:
         self.errors: dict[str, int] = {}
         self.input_tokens = 0
         self.output_tokens = 0
+        self.reasoning_tokens = 0
         self.cost = 0.0
         self.abandoned_attempts = 0
         self.abandoned_cost = 0.0
@@ -231,6 +235,7 @@ class ModelCounters:
             latency=self.latency.summary(),
             ttft=self.ttft.summary(),
             estimated_usage=self.estimated_usage,
+            reasoning_tokens=self.reasoning_tokens,
         )
 
 

@@ -241,6 +241,7 @@ class Call:
         counters.successes += 1
         counters.input_tokens += usage.input_tokens
         counters.output_tokens += usage.output_tokens
+        counters.reasoning_tokens += usage.reasoning_tokens
         if usage.estimated:
             counters.estimated_usage += 1
         if cost is not None:

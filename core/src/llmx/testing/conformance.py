@@ -29,7 +29,9 @@ error class (401, 403, 404 model, 400, context length, 429 with Retry-After,
 500/502/503/529, timeout, connection reset, dropped and truncated streams, a
 mid-stream error event, malformed bodies), safety refusals, cancellation (a stream
 left early closes its connection), features the model lacks refused before sending,
-model infos and live model lists, and hypothesis properties (any TCP chunking of a
+reasoning (``reasoning=`` sent, reasoning parts and deltas, the vendor's state kept
+across a tool loop, another vendor's state never sent; ``_conf_reasoning``), model
+infos and live model lists, and hypothesis properties (any TCP chunking of a
 body gives the same answer; any unicode text round-trips). The kit's own self-test
 (``core/tests/test_testing_selftest.py``) shows it failing deliberately broken
 providers: a 429 mapped to ServerError, a lost Retry-After, a swallowed mid-stream
@@ -92,7 +94,8 @@ What a subclass sets (class attributes) or overrides (methods)
         the ``authentication``/``permission`` error tests and the wrong-key test are
         not applicable.
         ``usage_details``: which :class:`llmx.Usage` details the protocol reports
-        (``cache_read``, ``cache_write``, ``reasoning``). ``stream_usage``: whether a
+        (``cache_read``, ``cache_write``, ``reasoning``). ``reasoning_text``: whether
+        the API returns the reasoning's text (False: only its tokens are checked). ``stream_usage``: whether a
         stream reports its usage (else it must be estimated and marked so).
 
     Running: ``hypothesis_examples`` (examples per property test), ``timeout`` (the
