@@ -202,3 +202,29 @@ async def test_stats_count_reasoning_tokens_within_output_tokens() -> None:
         await client.stream(model="scripted/m", prompt="q", reasoning="high").collect()
         (stats,) = client.stats().models
     assert (stats.output_tokens, stats.reasoning_tokens) == (100, 80)
+
+
+def test_batch_lines_carry_reasoning() -> None:
+    """``llmx batch``: a line's ``reasoning`` (and an OpenAI batch line's
+    ``reasoning_effort``) becomes ``Request.reasoning``, so any provider takes it."""
+    import json
+
+    from llmx._batch import parse_line
+
+    plain = parse_line(json.dumps({"id": "a", "prompt": "q", "reasoning": "high"}))
+    assert plain.request.reasoning == "high"
+    openai_line = {
+        "custom_id": "b",
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {
+            "model": "o3",
+            "messages": [{"role": "user", "content": "q"}],
+            "reasoning_effort": "low",
+        },
+    }
+    item = parse_line(json.dumps(openai_line))
+    assert item.request.reasoning == "low"
+    assert "reasoning_effort" not in item.request.extra
+    with pytest.raises(ValueError, match="reasoning="):
+        parse_line(json.dumps({"id": "c", "prompt": "q", "reasoning": "max"}))
