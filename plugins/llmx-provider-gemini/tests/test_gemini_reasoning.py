@@ -237,3 +237,66 @@ def test_streamed_thoughts_reassemble_for_any_split(text: str, size: int) -> Non
     whole, streamed = asyncio.run(main())
     assert whole.reasoning == streamed.reasoning
     assert streamed.reasoning_text == text
+
+
+async def test_gemini3_tool_loop_without_asking_for_reasoning() -> None:
+    """Gemini 3 always thinks and signs its calls: without ``reasoning=`` the signatures
+    still come back in ``response.message``, so the loop is accepted."""
+    async with FakeGeminiServer() as server, llmx.Client(_config(server)) as client:
+        server.enqueue(
+            Reply(tool_calls=[("call_1", "get_weather", '{"city":"Oslo"}')]), Reply("Grey.")
+        )
+        ref = "g/gemini-3-pro-preview"
+        question = llmx.Message.user("Oslo?")
+        first = await client.complete(model=ref, messages=[question], tools=[WEATHER])
+        assert [r.text for r in first.reasoning] == [""]
+        assert first.reasoning[0].signature
+        convo = [question, first.message, llmx.Message.tool("call_1", "grey")]
+        assert (await client.complete(model=ref, messages=convo, tools=[WEATHER])).text == "Grey."
+        body = server.model_requests[-1].json
+        assert "generationConfig" not in body
+        (call,) = [p for c in body["contents"] for p in c["parts"] if "functionCall" in p]
+        assert call["thoughtSignature"] == first.reasoning[0].signature
+
+
+_sig = st.from_regex(r"[A-Za-z0-9+/]{4,12}={0,2}", fullmatch=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    thoughts=st.lists(st.text(min_size=1, max_size=10), max_size=2),
+    text=st.text(max_size=10),
+    calls=st.integers(0, 3),
+    signature=_sig,
+    text_signature=st.booleans(),
+)
+def test_a_parsed_answer_goes_back_as_gemini_sent_it(
+    thoughts: list[str], text: str, calls: int, signature: str, text_signature: bool
+) -> None:
+    """parse -> Response.message -> request: the non-thought parts come back exactly as
+    Gemini sent them, signature on the same part; the thoughts as one thought part."""
+    parts: list[dict[str, Any]] = [{"text": t, "thought": True} for t in thoughts]
+    answer: list[dict[str, Any]] = [{"text": text}] if text else []
+    answer += [
+        {"functionCall": {"name": f"f{i}", "args": {"i": i}, "id": f"c{i}"}} for i in range(calls)
+    ]
+    if answer and (calls or text_signature):
+        target = next((p for p in answer if "functionCall" in p), answer[-1])
+        target["thoughtSignature"] = signature
+    parts += answer
+    if not parts:
+        return
+    data = json.dumps(
+        {"candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": "STOP"}]}
+    ).encode()
+    response = parse_response(data, llmx.Request("gemini-2.5-flash", "x"), "g")
+    convo = [llmx.Message.user("q"), response.message]
+    if calls:
+        convo.append(llmx.Message("tool", [llmx.ToolResult(f"c{i}", "ok") for i in range(calls)]))
+    else:
+        convo.append(llmx.Message.user("more"))
+    sent = build_body(llmx.Request("gemini-2.5-flash", convo), provider="g", safety_settings={})
+    model_parts = sent["contents"][1]["parts"] if len(sent["contents"]) > 2 else []
+    sent_thoughts = [p for p in model_parts if p.get("thought")]
+    assert [p["text"] for p in sent_thoughts] == (["".join(thoughts)] if thoughts else [])
+    assert [p for p in model_parts if not p.get("thought")] == answer

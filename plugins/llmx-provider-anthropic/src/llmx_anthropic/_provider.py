@@ -100,6 +100,8 @@ class _Decoder:
             return (ReasoningDelta("", index, data=block["data"], protocol=PROTOCOL),)
         thinking = block.get("thinking") or ""
         signature = block.get("signature") or None
+        if not thinking and signature is None:
+            return _NONE  # the usual empty start: the deltas follow
         return (ReasoningDelta(thinking, index, signature=signature, protocol=PROTOCOL),)
 
     def _dispatch(self, name: str, obj: Any) -> Sequence[StreamChunk]:
