@@ -308,3 +308,13 @@ def test_streamed_thinking_reassembles_for_any_split(text: str, size: int) -> No
     whole, streamed = asyncio.run(main())
     assert whole.reasoning == streamed.reasoning
     assert streamed.reasoning_text == text
+
+
+async def test_none_on_a_model_that_does_not_think_sends_nothing() -> None:
+    async with FakeAnthropicServer() as server, llmx.Client(_config(server)) as client:
+        await client.complete(model="claude/claude-3-haiku-20240307", prompt="hi", reasoning="none")
+        assert "thinking" not in server.model_requests[-1].json
+        with pytest.raises(llmx.UnsupportedFeatureError):
+            await client.complete(
+                model="claude/claude-3-haiku-20240307", prompt="hi", reasoning=2048
+            )

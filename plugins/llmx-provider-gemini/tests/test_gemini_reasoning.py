@@ -300,3 +300,11 @@ def test_a_parsed_answer_goes_back_as_gemini_sent_it(
     sent_thoughts = [p for p in model_parts if p.get("thought")]
     assert [p["text"] for p in sent_thoughts] == (["".join(thoughts)] if thoughts else [])
     assert [p for p in model_parts if not p.get("thought")] == answer
+
+
+async def test_none_on_a_model_that_does_not_think_sends_nothing() -> None:
+    async with FakeGeminiServer() as server, llmx.Client(_config(server)) as client:
+        await client.complete(model="g/gemini-2.0-flash", prompt="hi", reasoning="none")
+        assert "generationConfig" not in server.model_requests[-1].json
+        with pytest.raises(llmx.UnsupportedFeatureError):
+            await client.complete(model="g/gemini-2.0-flash", prompt="hi", reasoning="low")

@@ -6,7 +6,10 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from llmx import (
+    Capability,
     ModelInfo,
     ReasoningDelta,
     Request,
@@ -18,6 +21,7 @@ from llmx import (
     Usage,
 )
 from llmx.http import Endpoint, api_key, base_url, collect_pages, dumps
+from llmx.plugin import reasoning_off
 from llmx_anthropic._models import FIXED_SAMPLING, base_id, lookup
 from llmx_anthropic._settings import AnthropicSettings
 from llmx_anthropic._wire import (
@@ -161,6 +165,16 @@ class _Decoder:
         return _NONE  # ping and unknown events: ignored, as Anthropic's versioning policy asks
 
 
+def _thinking_off_unsaid(request: Request) -> Request:
+    """``reasoning="none"`` for a model known not to think: nothing to turn off, so
+    nothing is sent (the API would refuse a thinking setting it does not have)."""
+    if reasoning_off(request.reasoning):
+        info = lookup(request.model)
+        if info is not None and not info.supports(Capability.REASONING):
+            return attrs.evolve(request, reasoning=None)
+    return request
+
+
 class AnthropicProvider:
     """Anthropic's Messages API (``POST /v1/messages``), streaming and not.
 
@@ -217,6 +231,8 @@ class AnthropicProvider:
     # -- requests ------------------------------------------------------------------------
 
     def _body(self, request: Request, stream: bool) -> bytes:
+        if request.reasoning is not None:
+            request = _thinking_off_unsaid(request)
         return dumps(
             build_body(
                 request,

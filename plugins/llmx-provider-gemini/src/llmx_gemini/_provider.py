@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+import attrs
 from yarl import URL
 
 from llmx import (
+    Capability,
     ModelInfo,
     ReasoningDelta,
     Request,
@@ -20,6 +22,7 @@ from llmx import (
     ToolCallDelta,
 )
 from llmx.http import Endpoint, api_key, base_url, collect_pages, dumps
+from llmx.plugin import reasoning_off
 from llmx_gemini._models import lookup
 from llmx_gemini._settings import GeminiSettings
 from llmx_gemini._wire import (
@@ -137,6 +140,16 @@ class _Decoder:
         )
 
 
+def _thinking_off_unsaid(request: Request) -> Request:
+    """``reasoning="none"`` for a model known not to think: nothing to turn off, so
+    nothing is sent (the API would refuse a thinking setting it does not have)."""
+    if reasoning_off(request.reasoning):
+        info = lookup(request.model)
+        if info is not None and not info.supports(Capability.REASONING):
+            return attrs.evolve(request, reasoning=None)
+    return request
+
+
 class GeminiProvider:
     """Google's Gemini API: ``models/{model}:generateContent`` and
     ``:streamGenerateContent?alt=sse``.
@@ -179,6 +192,8 @@ class GeminiProvider:
         return URL(f"{self._http.url_base}/models/{name}:{method}", encoded=False)
 
     def _body(self, request: Request) -> bytes:
+        if request.reasoning is not None:
+            request = _thinking_off_unsaid(request)
         return dumps(build_body(request, provider=self._http.name, safety_settings=self._safety))
 
     # -- requests ------------------------------------------------------------------------
