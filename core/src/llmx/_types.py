@@ -157,6 +157,7 @@ ReasoningLevel = Literal["none", "minimal", "low", "medium", "high"]
 """The reasoning effort levels a :class:`Request` may ask for."""
 
 REASONING_LEVELS: tuple[str, ...] = ("none", "minimal", "low", "medium", "high")
+"""The values of :data:`ReasoningLevel`, lowest first."""
 
 
 def _to_reasoning(value: str | int | None) -> str | int | None:
