@@ -185,14 +185,8 @@ class ReasoningConformance:
         reasoning = "low" if REASONING in self.supports else None
 
         async def scenario(server: FakeServer, client: llmx.Client) -> None:
-            ref = self.ref_for(REASONING, "tools") if reasoning and tools else None
-            ref = ref or (
-                self.ref_for(REASONING)
-                if reasoning
-                else self.ref_for("tools")
-                if tools
-                else self.ref_for()
-            )
+            features = [f for f, used in ((REASONING, reasoning), ("tools", tools)) if used]
+            ref = self.ref_for(*features)
             kwargs: dict[str, Any] = {"tools": [tool]} if tools else {}
             if reasoning:
                 kwargs["reasoning"] = reasoning
