@@ -177,9 +177,11 @@ def test_a_renamed_copy_installs_and_passes_its_own_tests(
     # The only tests not run are of the features the template's API lacks and the
     # opt-in embeddings (whose refusal test runs), said so.
     skipped = re.findall(r"^SKIPPED .*$", tests.stdout, re.M)
-    assert len(skipped) == 4, skipped
+    assert len(skipped) == 5, skipped
     assert all(
-        re.search(f"{NAME} does not support (images|json_schema|token_counting|embeddings)$", s)
+        re.search(
+            f"{NAME} does not support (images|json_schema|token_counting|embeddings|reasoning)$", s
+        )
         for s in skipped
     )
     assert plugins.returncode == 0, plugins.stderr

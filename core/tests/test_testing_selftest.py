@@ -82,10 +82,15 @@ UNSUPPORTED = {
     "test_json_schema",
     "test_count_tokens_of_a_whole_request",
     "test_embeddings_refused_before_sending_when_unsupported",
+    *(f"test_reasoning_is_sent[{v}]" for v in ("low", "medium", "high", "4096", "none")),
+    "test_reasoning_parts_and_deltas",
+    "test_reasoning_tool_loop[complete]",
+    "test_reasoning_tool_loop[stream]",
 }
 """The tests of the features Acme lacks (images by URL are checked inside test_images;
-without token counting, test_count_tokens checks that the estimate sends nothing), and
-the refusal test of embeddings, which Acme makes."""
+without token counting, test_count_tokens checks that the estimate sends nothing;
+reasoning's refusal by test_reasoning_refused_when_unsupported, which runs), and the
+refusal test of embeddings, which Acme makes."""
 
 
 def _install(site: Path) -> None:

@@ -26,6 +26,7 @@ class TestConformance(ProviderConformance):
         Feature.JSON_SCHEMA,
         Feature.TOKEN_COUNTING,
         Feature.PROMPT_CACHING,
+        Feature.REASONING,
     }
     usage_details = frozenset()
     hypothesis_examples = 12

@@ -69,6 +69,9 @@ _EXPORTS: dict[str, str] = {
     "Capability": "llmx._types",
     "Role": "llmx._types",
     "FinishReason": "llmx._types",
+    # reasoning (issue 15, item 1)
+    "Reasoning": "llmx._types",
+    "ReasoningDelta": "llmx._types",
     # errors
     "LlmxError": "llmx._errors",
     "ConfigError": "llmx._errors",
@@ -167,6 +170,8 @@ if TYPE_CHECKING:
     from llmx._types import Message as Message
     from llmx._types import ModelInfo as ModelInfo
     from llmx._types import Part as Part
+    from llmx._types import Reasoning as Reasoning
+    from llmx._types import ReasoningDelta as ReasoningDelta
     from llmx._types import Request as Request
     from llmx._types import Response as Response
     from llmx._types import ResponseFormat as ResponseFormat

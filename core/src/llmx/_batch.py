@@ -98,6 +98,7 @@ _PLAIN_KEYS = frozenset(
         "stop",
         "seed",
         "response_format",
+        "reasoning",
     }
 )
 
@@ -288,8 +289,10 @@ def _parse_openai_line(data: dict[str, Any], number: int) -> BatchItem:
         rest.pop(key, None)
     if "max_completion_tokens" in rest:
         rest["max_tokens"] = rest.pop("max_completion_tokens")
+    if "reasoning_effort" in rest:  # provider-neutral, so any provider can take the line
+        rest["reasoning"] = rest.pop("reasoning_effort")
     params = _params(rest)
-    for key in ("max_tokens", "temperature", "top_p", "stop", "seed"):
+    for key in ("max_tokens", "temperature", "top_p", "stop", "seed", "reasoning"):
         rest.pop(key, None)
     if "tools" in rest:
         params["tools"] = _tools(rest.pop("tools"))
@@ -343,6 +346,8 @@ def _params(data: Mapping[str, Any]) -> dict[str, Any]:
             msg = "'stop' must be a string or a list of strings"
             raise _LineError(msg)
         params["stop"] = tuple(stop)
+    if data.get("reasoning") is not None:  # checked by Request (a level or a budget)
+        params["reasoning"] = data["reasoning"]
     return params
 
 

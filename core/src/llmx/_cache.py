@@ -179,6 +179,7 @@ def _answer_only(
         cost,
         response.id,
         cached=cached,
+        reasoning=response.reasoning,
     )
 
 
@@ -238,7 +239,7 @@ def _structure(data: Any, cls: Any) -> Any:
 
 
 _RESPONSE_KEYS = frozenset(
-    {"text", "model", "provider", "tool_calls", "finish_reason", "usage", "id"}
+    {"text", "model", "provider", "tool_calls", "finish_reason", "usage", "id", "reasoning"}
 )
 _FINISH_REASONS = frozenset(get_args(FinishReason))
 _TOOL_CALL_KEYS = frozenset({"id", "name", "arguments"})
@@ -285,8 +286,8 @@ def _direct_response(data: Any) -> Response | None:
         return None
     usage = _direct_usage(data["usage"])
     calls = data["tool_calls"]
-    if usage is None or type(calls) is not list:
-        return None
+    if usage is None or type(calls) is not list or data["reasoning"] != []:
+        return None  # reasoning parts: through cattrs
     tool_calls = []
     for call in calls:
         if type(call) is not dict or call.keys() != _TOOL_CALL_KEYS:

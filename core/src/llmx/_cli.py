@@ -511,6 +511,11 @@ async def _live_models(client: Any) -> tuple[dict[str, list[dict[str, Any]]], li
 @click.option("-s", "--system", help="System prompt.")
 @click.option("--max-tokens", type=int, help="Maximum tokens to generate.")
 @click.option("-t", "--temperature", type=float, help="Sampling temperature.")
+@click.option(
+    "-r",
+    "--reasoning",
+    help="How much the model reasons: none, minimal, low, medium, high, or a token budget.",
+)
 @click.option("--no-stream", is_flag=True, help="Wait for the whole answer instead of streaming.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full response as JSON.")
 @click.pass_obj
@@ -521,10 +526,14 @@ def chat_cmd(
     system: str | None,
     max_tokens: int | None,
     temperature: float | None,
+    reasoning: str | None,
     no_stream: bool,
     as_json: bool,
 ) -> None:
-    """Send PROMPT (or standard input) to a model and print the answer, streamed."""
+    """Send PROMPT (or standard input) to a model and print the answer, streamed.
+
+    With ``--reasoning``, the model's reasoning is not printed (``--json`` includes it).
+    """
     if prompt is None:
         if sys.stdin is None or sys.stdin.isatty():
             msg = "give a PROMPT argument or pipe one on standard input"
@@ -546,6 +555,15 @@ def chat_cmd(
         params["max_tokens"] = max_tokens
     if temperature is not None:
         params["temperature"] = temperature
+    if reasoning is not None:
+        from llmx._types import _to_reasoning
+
+        try:
+            params["reasoning"] = _to_reasoning(
+                int(reasoning) if reasoning.isdigit() else reasoning
+            )
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--reasoning") from None
     import asyncio
 
     try:

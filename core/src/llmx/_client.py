@@ -169,7 +169,7 @@ class Client:
         Pass a :class:`Request`, or keyword arguments: ``model`` (``"instance/model"`` or
         an alias; defaults to the config's ``default_model``), ``messages`` or ``prompt``,
         ``system``, and any :class:`Request` field (``max_tokens``, ``temperature``,
-        ``tools``, ``response_format``, ...). ``timeout`` bounds the whole request,
+        ``tools``, ``response_format``, ``reasoning``, ...). ``timeout`` bounds the whole request,
         retries and fallbacks included (default: the alias's or config's ``deadline``).
         ``cache`` overrides the response-cache policy for this call: a mode
         (``"off"``, ``"read_only"``, ``"refresh"``, ``"read_write"``) or a

@@ -107,7 +107,8 @@ class ModelStats:
     answers whose usage the provider did not report and llmx estimated (their tokens
     and cost are included above; see ``llmx.Usage.estimated``). ``embeds`` counts
     the answered attempts that were embeddings (``Client.embed``; they are among
-    ``successes``, and their tokens and cost in the totals above).
+    ``successes``, and their tokens and cost in the totals above). ``reasoning_tokens``
+    are the part of ``output_tokens`` the models spent reasoning.
     """
 
     instance: str
@@ -126,6 +127,7 @@ class ModelStats:
     ttft: Quantiles | None
     estimated_usage: int = 0
     embeds: int = 0
+    reasoning_tokens: int = 0
 
 
 @attrs.frozen
@@ -197,6 +199,7 @@ class ModelCounters:
         "input_tokens",
         "latency",
         "output_tokens",
+        "reasoning_tokens",
         "requests",
         "retries",
         "successes",
@@ -210,6 +213,7 @@ class ModelCounters:
         self.errors: dict[str, int] = {}
         self.input_tokens = 0
         self.output_tokens = 0
+        self.reasoning_tokens = 0
         self.cost = 0.0
         self.abandoned_attempts = 0
         self.abandoned_cost = 0.0
@@ -238,6 +242,7 @@ class ModelCounters:
             ttft=self.ttft.summary(),
             estimated_usage=self.estimated_usage,
             embeds=self.embeds,
+            reasoning_tokens=self.reasoning_tokens,
         )
 
 

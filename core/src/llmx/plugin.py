@@ -102,6 +102,11 @@ _EXPORTS: dict[str, str] = {
     "SSEEvent": "llmx._sse",
     "aiter_sse": "llmx._sse",
     "ResponseBuilder": "llmx._stream",
+    "REASONING_BUDGETS": "llmx._reasoning",
+    "reasoning_budget": "llmx._reasoning",
+    "reasoning_effort": "llmx._reasoning",
+    "reasoning_off": "llmx._reasoning",
+    "own_reasoning": "llmx._reasoning",
     "error_class_for_status": "llmx._errors",
     "parse_retry_after": "llmx._errors",
     "cache_key": "llmx._cachekey",
@@ -150,6 +155,11 @@ if TYPE_CHECKING:
     from llmx._events import RequestStart as RequestStart
     from llmx._model_sources import DefaultModel as DefaultModel
     from llmx._model_sources import ModelSource as ModelSource
+    from llmx._reasoning import REASONING_BUDGETS as REASONING_BUDGETS
+    from llmx._reasoning import own_reasoning as own_reasoning
+    from llmx._reasoning import reasoning_budget as reasoning_budget
+    from llmx._reasoning import reasoning_effort as reasoning_effort
+    from llmx._reasoning import reasoning_off as reasoning_off
     from llmx._registry import PluginInfo as PluginInfo
     from llmx._registry import Registration as Registration
     from llmx._sse import SSEEvent as SSEEvent

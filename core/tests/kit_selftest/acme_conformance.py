@@ -27,6 +27,7 @@ class TestAcme(ProviderConformance):
         Feature.JSON_SCHEMA,
         Feature.TOKEN_COUNTING,
         Feature.PROMPT_CACHING,
+        Feature.REASONING,
     }
     usage_details = frozenset()
     tool_call_ids = False

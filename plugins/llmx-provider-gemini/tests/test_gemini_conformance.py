@@ -23,10 +23,14 @@ class TestGeminiConformance(ProviderConformance):
 
     provider_type = "gemini"
     model = "gemini-2.5-flash"
-    models: ClassVar[Mapping[str, str]] = {Feature.EMBEDDINGS: "gemini-embedding-001"}
     server_class = FakeGeminiServer
     supports = ProviderConformance.supports | {Feature.EMBEDDINGS}
     usage_details = frozenset({"cache_read", "reasoning"})
+    # Gemini 3 enforces thought signatures on the calls of the current turn.
+    models: ClassVar[Mapping[str, str]] = {
+        Feature.EMBEDDINGS: "gemini-embedding-001",
+        Feature.REASONING: "gemini-3-pro-preview",
+    }
 
     def validate_request(self, server: FakeServer, recorded: RecordedRequest) -> None:
         """Every body matches ``GenerateContentRequest`` of the discovery document."""

@@ -27,11 +27,15 @@ class TestOpenAIConformance(ProviderConformance):
 
     provider_type = "openai"
     model = "gpt-4o-mini"
-    models: ClassVar[Mapping[str, str]] = {Feature.EMBEDDINGS: "text-embedding-3-small"}
+    models: ClassVar[Mapping[str, str]] = {
+        Feature.EMBEDDINGS: "text-embedding-3-small",
+        Feature.REASONING: "o4-mini",
+    }
     server_class = FakeOpenAIServer
     supports = (Feature.ALL | {Feature.EMBEDDINGS}) - {Feature.TOKEN_COUNTING}
     settings: ClassVar[Mapping[str, Any]] = {"embedding_encoding": "base64"}
     usage_details = frozenset({"cache_read", "reasoning"})
+    reasoning_text = False  # Chat Completions shows no reasoning, only its token count
 
     def validate_request(self, server: FakeServer, recorded: RecordedRequest) -> None:
         """Every body matches ``POST /chat/completions`` or ``POST /embeddings`` of
@@ -47,7 +51,8 @@ class TestAzureConformance(ProviderConformance):
     model = "gpt-4o"
     models: ClassVar[Mapping[str, str]] = {Feature.EMBEDDINGS: "text-embedding-3-small"}
     server_class = FakeAzureOpenAIServer
-    supports = (Feature.ALL | {Feature.EMBEDDINGS}) - {Feature.TOKEN_COUNTING}
+    # api-version 2024-10-21 (the default) has no reasoning_effort: refused before sending.
+    supports = (Feature.ALL | {Feature.EMBEDDINGS}) - {Feature.TOKEN_COUNTING, Feature.REASONING}
     usage_details = frozenset({"cache_read", "reasoning"})
 
     def validate_request(self, server: FakeServer, recorded: RecordedRequest) -> None:
@@ -78,12 +83,16 @@ class TestQuirkyCompatibleServer(TestOpenAIConformance):
 
 class TestVllmStyleServer(TestOpenAIConformance):
     """An OpenAI-compatible server answering errors as vLLM does
-    (``{"object": "error", "message", "type", "code": STATUS}``), repeating tool-call ids.
+    (``{"object": "error", "message", "type", "code": STATUS}``), repeating tool-call ids,
+    with the reasoning text in ``reasoning_content``.
     (Ollama's ``{"error": "..."}`` bodies are covered in test_openai_errors.py.)"""
 
     hypothesis_examples = 8
+    reasoning_text = True
 
     def make_server(self) -> FakeServer:
         """The fake OpenAI server with vLLM's error bodies."""
-        quirks = OpenAIQuirks(repeat_tool_call_ids=True, error_shape="vllm")
+        quirks = OpenAIQuirks(
+            repeat_tool_call_ids=True, error_shape="vllm", reasoning_field="reasoning_content"
+        )
         return FakeOpenAIServer(api_key=self.api_key, quirks=quirks)

@@ -91,6 +91,7 @@ def _completed(
         attempts,
         response.raw,
         cached=response.cached,
+        reasoning=response.reasoning,
     )
 
 
@@ -241,6 +242,7 @@ class Call:
         counters.successes += 1
         counters.input_tokens += usage.input_tokens
         counters.output_tokens += usage.output_tokens
+        counters.reasoning_tokens += usage.reasoning_tokens
         if usage.estimated:
             counters.estimated_usage += 1
         if cost is not None:

@@ -343,6 +343,8 @@ def check_capabilities(request: Request, inst: Instance, info: ModelInfo | None)
         needs.append(("JSON mode", Capability.JSON_MODE))
     if request.response_format.type == "json_schema" and not info.supports(Capability.JSON_SCHEMA):
         needs.append(("structured output (json_schema)", Capability.JSON_SCHEMA))
+    if request.reasoning not in (None, "none", 0) and not info.supports(Capability.REASONING):
+        needs.append(("reasoning", Capability.REASONING))
     if not info.supports(Capability.VISION) and request.has_images():  # scan parts last
         needs.append(("image input", Capability.VISION))
     if _PROMPT_CACHING not in info.capabilities and (

@@ -31,7 +31,8 @@ mid-stream error event, malformed bodies), safety refusals, cancellation (a stre
 left early closes its connection), features the model lacks refused before sending,
 prompt caching (breakpoints and a cache key answered with their usage and cost, or
 refused before sending), embeddings (split to the provider's limit, in input order; or
-refused unsent), model infos and live model lists, and hypothesis properties
+refused unsent), reasoning (``reasoning=`` sent, reasoning parts and deltas, the vendor's
+state kept across a tool loop, another vendor's state never sent), model infos and live model lists, and hypothesis properties
 (any TCP chunking of a body gives the same answer; any unicode text round-trips). The
 kit's own self-test (``core/tests/test_testing_selftest.py``) shows it failing
 deliberately broken providers: a 429 mapped to ServerError, a lost Retry-After, a
@@ -95,7 +96,9 @@ What a subclass sets (class attributes) or overrides (methods)
         the ``authentication``/``permission`` error tests and the wrong-key test are
         not applicable.
         ``usage_details``: which :class:`llmx.Usage` details the protocol reports
-        (``cache_read``, ``cache_write``, ``cache_write_1h``, ``reasoning``). ``stream_usage``: whether a
+        (``cache_read``, ``cache_write``, ``cache_write_1h``, ``reasoning``).
+        ``reasoning_text``: whether
+        the API returns the reasoning's text (False: only its tokens are checked). ``stream_usage``: whether a
         stream reports its usage (else it must be estimated and marked so).
 
     Running: ``hypothesis_examples`` (examples per property test), ``timeout`` (the
@@ -125,6 +128,7 @@ import llmx
 from llmx.testing._chaos import Fault
 from llmx.testing._conf_embeddings import EMBEDDINGS, EmbeddingsConformance
 from llmx.testing._conf_prompt_caching import PROMPT_CACHING, PromptCachingConformance
+from llmx.testing._conf_reasoning import ReasoningConformance
 from llmx.testing._conf_tokens import TOKEN_COUNTING, TokenCountingConformance
 from llmx.testing._replies import Blocked, ErrorKind, MidStreamError, Reply, Reset, Stall
 from llmx.testing._server import FakeServer, RecordedRequest
@@ -197,6 +201,9 @@ class Feature:
     EMBEDDINGS = EMBEDDINGS
     """Embeddings (``Client.embed``; an :class:`~llmx.plugin.EmbeddingProvider`). Opt-in
     (:attr:`OPT_IN`): a second capability, not a chat option."""
+    REASONING = "reasoning"
+    """``reasoning=`` (effort or budget), reasoning parts and deltas, reasoning state kept
+    across a tool loop (``_conf_reasoning``)."""
 
     ALL: ClassVar[frozenset[str]] = frozenset(
         {
@@ -215,6 +222,7 @@ class Feature:
             MODEL_INFO,
             TOKEN_COUNTING,
             PROMPT_CACHING,
+            REASONING,
         }
     )
     """The chat features (the default ``supports``)."""
@@ -271,7 +279,10 @@ async def _drain(stream: llmx.Stream, into: list[llmx.StreamChunk]) -> llmx.Resp
 
 
 class ProviderConformance(
-    TokenCountingConformance, PromptCachingConformance, EmbeddingsConformance
+    TokenCountingConformance,
+    PromptCachingConformance,
+    EmbeddingsConformance,
+    ReasoningConformance,
 ):
     """Base class of a provider's conformance tests (see the module docstring)."""
 

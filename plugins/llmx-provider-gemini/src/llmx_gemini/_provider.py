@@ -7,11 +7,14 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+import attrs
 from yarl import URL
 
 from llmx import (
+    Capability,
     EmbeddingResponse,
     ModelInfo,
+    ReasoningDelta,
     Request,
     Response,
     StreamChunk,
@@ -20,7 +23,7 @@ from llmx import (
     ToolCallDelta,
 )
 from llmx.http import Endpoint, api_key, base_url, collect_pages, dumps, json_object
-from llmx.plugin import EmbeddingRequest
+from llmx.plugin import EmbeddingRequest, reasoning_off
 from llmx_gemini._embed import (
     EMBEDDING_LIMITS,
     build_embedding_body,
@@ -30,7 +33,9 @@ from llmx_gemini._embed import (
 from llmx_gemini._models import lookup
 from llmx_gemini._settings import GeminiSettings
 from llmx_gemini._wire import (
+    PROTOCOL,
     Chunk,
+    Thinking,
     build_body,
     describe,
     map_finish_reason,
@@ -75,7 +80,7 @@ class _Decoder:
     body is read to its end.
     """
 
-    __slots__ = ("answer_model", "calls", "finish", "http", "id", "model", "usage")
+    __slots__ = ("answer_model", "calls", "finish", "http", "id", "model", "signatures", "usage")
 
     final_event = "a finishReason"
     finished = False
@@ -88,6 +93,7 @@ class _Decoder:
         self.id: Any = None
         self.answer_model: Any = None
         self.calls = 0
+        self.signatures = 0  # reasoning index 0 holds the thoughts, 1.. the signatures
 
     def feed(self, data: str) -> Sequence[StreamChunk]:
         obj = json.loads(data)
@@ -104,7 +110,10 @@ class _Decoder:
             self.answer_model = self.answer_model or obj.get("modelVersion")
             return (TextDelta(text),) if text else ()
         chunk = Chunk(obj, self.http.name, self.model, self.calls)
-        out: list[StreamChunk] = [TextDelta(text) for text in chunk.texts if text]
+        out: list[StreamChunk] = []
+        if chunk.thinking is not None:
+            out.extend(self._reasoning(chunk.thinking))
+        out.extend(TextDelta(text) for text in chunk.texts if text)
         for call in chunk.calls:
             out.append(ToolCallDelta(self.calls, call.id, call.name, call.arguments))
             self.calls += 1
@@ -114,6 +123,16 @@ class _Decoder:
             self.usage = chunk.usage
         self.id = self.id or chunk.id
         self.answer_model = self.answer_model or chunk.model
+        return out
+
+    def _reasoning(self, thinking: Thinking) -> list[ReasoningDelta]:
+        out = [ReasoningDelta(thought, 0, protocol=PROTOCOL) for thought in thinking.thoughts]
+        if thinking.thought_signature:
+            signature = thinking.thought_signature
+            out.append(ReasoningDelta("", 0, signature=signature, protocol=PROTOCOL))
+        for signature in thinking.signatures:
+            self.signatures += 1
+            out.append(ReasoningDelta("", self.signatures, signature=signature, protocol=PROTOCOL))
         return out
 
     def end(self) -> StreamEnd | None:
@@ -126,6 +145,16 @@ class _Decoder:
             model if isinstance(model, str) and model else self.model,
             self.id if isinstance(self.id, str) else None,
         )
+
+
+def _thinking_off_unsaid(request: Request) -> Request:
+    """``reasoning="none"`` for a model known not to think: nothing to turn off, so
+    nothing is sent (the API would refuse a thinking setting it does not have)."""
+    if reasoning_off(request.reasoning):
+        info = lookup(request.model)
+        if info is not None and not info.supports(Capability.REASONING):
+            return attrs.evolve(request, reasoning=None)
+    return request
 
 
 class GeminiProvider:
@@ -173,6 +202,8 @@ class GeminiProvider:
         return URL(f"{self._http.url_base}/models/{name}:{method}", encoded=False)
 
     def _body(self, request: Request) -> bytes:
+        if request.reasoning is not None:
+            request = _thinking_off_unsaid(request)
         return dumps(build_body(request, provider=self._http.name, safety_settings=self._safety))
 
     # -- requests ------------------------------------------------------------------------

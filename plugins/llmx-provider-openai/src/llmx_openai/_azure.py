@@ -13,14 +13,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+import attrs
 from yarl import URL
 
-from llmx import ConfigError, ModelInfo, Request
+from llmx import ConfigError, ModelInfo, Request, UnsupportedFeatureError
 from llmx.http import Endpoint, api_key, base_url, dumps
-from llmx.plugin import EmbeddingRequest
+from llmx.plugin import EmbeddingRequest, reasoning_off
 from llmx_openai._embed import build_embedding_body, embedding_lookup
 from llmx_openai._models import lookup
-from llmx_openai._provider import OpenAIProvider
+from llmx_openai._provider import OpenAIProvider, _efforts
 from llmx_openai._settings import AzureSettings
 from llmx_openai._wire import build_body
 
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
     from llmx.plugin import ProviderContext
 
 __all__ = ["AzureOpenAIProvider"]
+
+
+REASONING_API_VERSION = "2024-12-01-preview"
+"""The first Azure OpenAI api-version that takes ``reasoning_effort``."""
 
 
 class AzureOpenAIProvider(OpenAIProvider):
@@ -108,12 +113,24 @@ class AzureOpenAIProvider(OpenAIProvider):
         )
 
     def _body(self, request: Request, stream: bool) -> bytes:
+        if request.reasoning is not None and self._api_version < REASONING_API_VERSION:
+            if not reasoning_off(request.reasoning):
+                msg = (
+                    f"{self._http.name}/{request.model}: Azure OpenAI takes reasoning_effort "
+                    f"from api-version {REASONING_API_VERSION} on; set api_version = "
+                    f'"{REASONING_API_VERSION}" (or later) in [providers.{self._http.name}]'
+                )
+                raise UnsupportedFeatureError(
+                    msg, provider=self._http.name, model=request.model, feature="reasoning"
+                )
+            request = attrs.evolve(request, reasoning=None)  # off: what it does anyway
         body = build_body(
             request,
             provider=self._http.name,
             max_tokens_field=self._max_tokens_field,
             stream=stream,
             stream_usage=self._stream_usage,
+            efforts=_efforts(request),
         )
         if "model" not in request.extra:
             del body["model"]  # the deployment in the URL decides

@@ -12,6 +12,7 @@ from llmx import (
     EmbeddingResponse,
     MalformedResponseError,
     ModelInfo,
+    ReasoningDelta,
     Request,
     Response,
     StreamChunk,
@@ -27,15 +28,17 @@ from llmx_openai._embed import (
     embedding_lookup,
     parse_embeddings,
 )
-from llmx_openai._models import lookup
+from llmx_openai._models import lookup, reasoning_efforts
 from llmx_openai._settings import OpenAISettings
 from llmx_openai._wire import (
     EVENT_TYPES,
+    PROTOCOL,
     arguments_text,
     build_body,
     map_finish_reason,
     parse_completion,
     parse_usage,
+    reasoning_text,
 )
 
 if TYPE_CHECKING:
@@ -53,6 +56,13 @@ _NONE: tuple[StreamChunk, ...] = ()
 def _is_openai(url: URL) -> bool:
     host = url.host or ""
     return host == "api.openai.com" or host.endswith(".api.openai.com")
+
+
+def _efforts(request: Request) -> tuple[str, ...] | None:
+    """The reasoning efforts of a known model (None: unknown, or reasoning not asked)."""
+    if request.reasoning is None or lookup(request.model) is None:
+        return None
+    return reasoning_efforts(request.model)
 
 
 class _Decoder:
@@ -103,6 +113,9 @@ class _Decoder:
             return out
         if text and type(text) is str:
             return (TextDelta(text),)
+        thought = reasoning_text(delta)  # compatible servers' reasoning, in its own chunks
+        if thought:
+            return (ReasoningDelta(thought, 0, protocol=PROTOCOL),)
         return _NONE
 
     def _tool_deltas(self, calls: Any) -> list[ToolCallDelta]:
@@ -231,6 +244,7 @@ class OpenAIProvider:
                 max_tokens_field=self._max_tokens_field,
                 stream=stream,
                 stream_usage=self._stream_usage,
+                efforts=_efforts(request),
             )
         )
 
@@ -249,7 +263,12 @@ class OpenAIProvider:
         def whole(data: bytes) -> list[StreamChunk]:
             # A server that ignored "stream": a whole answer (or an error) as JSON.
             response = parse_completion(data, request, http.name)
-            out: list[StreamChunk] = [TextDelta(response.text)] if response.text else []
+            out: list[StreamChunk] = [
+                ReasoningDelta(r.text, i, protocol=r.protocol)
+                for i, r in enumerate(response.reasoning)
+            ]
+            if response.text:
+                out.append(TextDelta(response.text))
             for index, call in enumerate(response.tool_calls):
                 out.append(ToolCallDelta(index, call.id, call.name, call.arguments))
             out.append(

@@ -20,7 +20,10 @@ and the behaviour the official ``openai-python`` SDK relies on:
   401 ``invalid_api_key`` (the key masked in the message, as OpenAI does);
 * ``POST /v1/embeddings`` (see :mod:`llmx_openai.testing._embed`);
 * ``GET /v1/models`` (``{"object": "list", "data": [...]}``) and
-  ``GET /v1/models/{id}``; unknown URLs give 404 ``Invalid URL (METHOD /path)``.
+  ``GET /v1/models/{id}``; unknown URLs give 404 ``Invalid URL (METHOD /path)``;
+* ``reasoning_effort``: refused with 400 ``unsupported_parameter`` for a model that does
+  not reason (GPT-4o, GPT-4.1); the reasoning itself is never shown (only counted in
+  ``completion_tokens_details.reasoning_tokens``).
 
 :class:`OpenAIQuirks` makes it behave like the OpenAI-compatible servers that deviate
 from this (vLLM, Ollama, LiteLLM, FastAPI-based gateways).
@@ -117,12 +120,15 @@ class OpenAIQuirks:
     (servers that ignore ``stream_options``). ``error_shape``: error bodies as
     FastAPI's ``{"detail": "..."}`` (``"detail"``), Ollama's ``{"error": "..."}``
     (``"string"``), vLLM's ``{"object": "error", "message", "type", "code": STATUS}``
-    (``"vllm"``), or OpenAI's own (``"openai"``).
+    (``"vllm"``), or OpenAI's own (``"openai"``). ``reasoning_field``: the message and
+    delta field carrying a reply's ``reasoning`` text (DeepSeek's and vLLM's
+    ``reasoning_content``, OpenRouter's ``reasoning``); OpenAI sends none (None).
     """
 
     repeat_tool_call_ids: bool = False
     omit_stream_usage: bool = False
     error_shape: Literal["openai", "detail", "string", "vllm"] = "openai"
+    reasoning_field: str | None = None
 
 
 def _text_of(content: Any) -> str:
@@ -222,6 +228,7 @@ def describe_chat_body(body: Any, *, model: str | None = None) -> RequestView:
         max_tokens=max_tokens if isinstance(max_tokens, int) else None,
         temperature=body.get("temperature"),
         stop=(stop,) if isinstance(stop, str) else tuple(stop or ()),
+        reasoning=body.get("reasoning_effort"),
     )
 
 
@@ -389,6 +396,14 @@ class FakeOpenAIServer(FakeServer):
         if not isinstance(body.get("messages"), list):
             return await self.error(
                 request, 400, "Missing required parameter: 'messages'.", param="messages"
+            )
+        if "reasoning_effort" in body and str(body["model"]).startswith(("gpt-4", "gpt-3")):
+            return await self.error(
+                request,
+                400,
+                "Unsupported parameter: 'reasoning_effort' is not supported with this model.",
+                param="reasoning_effort",
+                code="unsupported_parameter",
             )
         return None
 
@@ -567,6 +582,9 @@ class FakeOpenAIServer(FakeServer):
             "refusal": None,
             "annotations": [],
         }
+        field = self.quirks.reasoning_field
+        if field is not None and reply.reasoning:
+            message[field] = reply.reasoning
         if reply.tool_calls:
             message["tool_calls"] = [
                 {
@@ -643,6 +661,11 @@ class FakeOpenAIServer(FakeServer):
 
         events = self.leading_events(base, le)
         events.append(chunk({"role": "assistant", "content": "", "refusal": None}))
+        if quirks.reasoning_field is not None:
+            events.extend(
+                chunk({"content": None, quirks.reasoning_field: piece})
+                for piece in reply.reasoning_pieces()
+            )
         events.extend(chunk({"content": piece}) for piece in reply.text_pieces())
         repeat = reply.repeat_tool_call_ids or quirks.repeat_tool_call_ids
         for index, call in enumerate(reply.tool_calls):
