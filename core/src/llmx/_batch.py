@@ -989,6 +989,14 @@ class BatchOptions:
     strict: bool = False
     quiet: bool = False
     config: str | None = None
+    provider_batch: bool = False
+    """Run through the providers' batch APIs (:mod:`llmx._provider_batch`)."""
+    poll_interval: float = 10.0
+    """``provider_batch``: seconds between polls at first (backing off to 30x when nothing changes)."""
+    timeout: float | None = None
+    """``provider_batch``: stop waiting after this many seconds (the batches go on; rerun to resume)."""
+    cancel: bool = False
+    """``provider_batch``: cancel the recorded batches, then write what they answered."""
 
 
 def default_output(input_path: Path) -> Path:
@@ -1076,9 +1084,12 @@ def check_output_path(output: Path) -> None:
     raise BatchError(msg)
 
 
-async def _run_command(options: BatchOptions, echo: Callable[[str], None]) -> int:
-    import signal
-
+def prepare(
+    options: BatchOptions, echo: Callable[[str], None]
+) -> tuple[Any, Path, BatchInput, list[InputProblem], list[BatchItem]]:
+    """What every ``llmx batch`` run starts with: the client, the results file, the parsed
+    input (bad lines reported, or refused with ``strict``) and the items with their models
+    resolved (an unknown instance or alias fails here, once)."""
     from llmx._client import Client
 
     output = options.output or default_output(options.input)
@@ -1105,7 +1116,17 @@ async def _run_command(options: BatchOptions, echo: Callable[[str], None]) -> in
     )
     for ref in sorted({item.request.model for item in items}):
         client.model_info(ref)  # an unknown instance or alias fails here, once, not per line
+    return client, output, parsed, problems, items
 
+
+async def _run_command(options: BatchOptions, echo: Callable[[str], None]) -> int:
+    import signal
+
+    if options.provider_batch:
+        from llmx._provider_batch import run_command as run_provider_command
+
+        return await run_provider_command(options, echo)
+    client, output, parsed, problems, items = prepare(options, echo)
     writer = ResultWriter(output)
     try:
         try:

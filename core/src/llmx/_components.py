@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import attrs
 
+from llmx import _batchapi
+
 if TYPE_CHECKING:
     import aiohttp
 
@@ -385,7 +387,13 @@ class LayeredStrategy(Protocol):
 
 
 OPTIONAL: Mapping[str, tuple[type, ...]] = {
-    "provider": (StreamingProvider, ModelInfoProvider, ModelListingProvider, Closable),
+    "provider": (
+        StreamingProvider,
+        ModelInfoProvider,
+        ModelListingProvider,
+        Closable,
+        _batchapi.BatchProvider,
+    ),
     "cache": (ScopedCache, Closable),
     "limiter": (InProcessAcquire, InProcessRelease, Closable),
     "breaker_store": (ScopedBreakerStore, Closable),

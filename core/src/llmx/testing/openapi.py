@@ -294,9 +294,16 @@ class SchemaValidator:
                 content = ((op.get("requestBody") or {}).get("content") or {}).get(
                     "application/json"
                 )
-                ref = ((content or {}).get("schema") or {}).get("$ref", "")
+                schema = (content or {}).get("schema") or {}
+                ref = schema.get("$ref", "")
                 if ref.startswith("#/components/schemas/"):
                     operations[(path, method.lower())] = ref.rsplit("/", 1)[1]
+                elif schema.get("type") == "object" and "properties" in schema:
+                    # An inline body schema (OpenAI's createBatch): kept under a name
+                    # of its own, as if it were a component.
+                    name = f"_inline_{method.lower()}{path.replace('/', '_')}"
+                    converted[name] = openapi_to_json_schema(schema, version=version)
+                    operations[(path, method.lower())] = name
         root = {"components": {"schemas": converted}}
         return cls(
             root,

@@ -18,7 +18,7 @@ from yarl import URL
 from llmx import ConfigError, ModelInfo, Request
 from llmx.http import Endpoint, api_key, base_url, dumps
 from llmx_openai._models import lookup
-from llmx_openai._provider import OpenAIProvider
+from llmx_openai._provider import OpenAIChatProvider
 from llmx_openai._settings import AzureSettings
 from llmx_openai._wire import build_body
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["AzureOpenAIProvider"]
 
 
-class AzureOpenAIProvider(OpenAIProvider):
+class AzureOpenAIProvider(OpenAIChatProvider):
     """Azure OpenAI chat completions (provider type ``azure``).
 
     The request's model is the deployment name. ``base_url`` is the resource endpoint

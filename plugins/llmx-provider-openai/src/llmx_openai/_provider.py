@@ -19,6 +19,7 @@ from llmx import (
     ToolCallDelta,
 )
 from llmx.http import Endpoint, api_key, base_url, dumps
+from llmx_openai._batch import OpenAIBatchMixin
 from llmx_openai._models import lookup
 from llmx_openai._settings import OpenAISettings
 from llmx_openai._wire import (
@@ -33,7 +34,7 @@ from llmx_openai._wire import (
 if TYPE_CHECKING:
     from llmx.plugin import ProviderContext
 
-__all__ = ["DEFAULT_BASE_URL", "OpenAIProvider"]
+__all__ = ["DEFAULT_BASE_URL", "OpenAIChatProvider", "OpenAIProvider"]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 """Where requests go unless ``base_url`` or ``$OPENAI_BASE_URL`` says otherwise."""
@@ -139,7 +140,7 @@ class _Decoder:
         )
 
 
-class OpenAIProvider:
+class OpenAIChatProvider:
     """OpenAI Chat Completions, for api.openai.com and OpenAI-compatible servers.
 
     Built by the core from ``[providers.NAME]`` with ``type = "openai"``: it borrows the
@@ -253,3 +254,14 @@ class OpenAIProvider:
                 what="model list", data=json.dumps(page), model=None
             ) from err
         return [lookup(model_id) or ModelInfo(model_id) for model_id in ids]
+
+
+class OpenAIProvider(OpenAIBatchMixin, OpenAIChatProvider):
+    """OpenAI Chat Completions (see :class:`OpenAIChatProvider`) and OpenAI's Batch API
+    for ``llmx batch --provider-batch`` (:mod:`llmx_openai._batch`).
+
+    The batch API is OpenAI's: an OpenAI-compatible server without ``/files`` and
+    ``/batches`` answers the upload with its own error (typically 404).
+    """
+
+    __slots__ = ()
