@@ -240,7 +240,7 @@ class ProviderBatchRun:
         output: Path,
         *,
         poll_interval: float = 10.0,
-        max_poll_interval: float = 300.0,
+        max_poll_interval: float | None = None,
         timeout: float | None = None,
         cancel: bool = False,
         echo: Callable[[str], None] = lambda line: None,
@@ -249,7 +249,11 @@ class ProviderBatchRun:
         self.items = list(items)
         self.output = output
         self.poll_interval = poll_interval
-        self.max_poll_interval = max(max_poll_interval, poll_interval)
+        self.max_poll_interval = (
+            max_poll_interval
+            if max_poll_interval is not None
+            else max(min(30 * poll_interval, 300.0), poll_interval)
+        )
         self.timeout = timeout
         self.cancel = cancel
         self.echo = echo
