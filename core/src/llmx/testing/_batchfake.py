@@ -7,8 +7,8 @@ in :class:`FakeBatches` and adds its routes; a test steers the lifecycle:
 * :attr:`FakeBatches.batch_lifecycle`: the vendor states a new batch goes through, one
   step per poll (the last is where it ends: ``completed``, ``expired``, ``failed``...);
 * :attr:`FakeBatches.batch_answer_before_end`: with an end that is not a success
-  (``expired``, ``cancelled``), how many requests were answered before it (the others
-  expire or are cancelled);
+  (``expired``, ``cancelled``, or :attr:`FakeBatches.batch_expire` set), how many
+  requests were answered before it (the others expire or are cancelled);
 * :attr:`FakeBatches.batch_hold`: seconds to stall a stage's answer *after* the server
   acted on it (``upload``, ``create``, ``poll``, ``results``): a test kills the client
   while it waits, and checks the rerun creates nothing twice;
@@ -89,6 +89,9 @@ class FakeBatches:
         self.batch_creates = 0
         """How many creates the server accepted."""
         self.batch_answer_before_end = 0
+        self.batch_expire = False
+        """Whether the batches expire at the end of their lifecycle (Anthropic's and
+        Gemini's end in one state, their requests expiring within it)."""
         self.batch_hold: dict[str, float] = {}
         self._batch_ids = itertools.count(1)
 
@@ -118,7 +121,11 @@ class FakeBatches:
 
     def finish(self, batch: FakeBatch) -> None:
         """Answer each request as a normal call would be answered (or expire/cancel it)."""
-        success = batch.state in self.batch_success_states
+        success = (
+            batch.state in self.batch_success_states
+            and not batch.cancelled
+            and not self.batch_expire
+        )
         outcomes = []
         for index, (custom_id, body) in enumerate(batch.items):
             if not success and index >= self.batch_answer_before_end:

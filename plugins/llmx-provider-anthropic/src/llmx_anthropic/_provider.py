@@ -17,6 +17,7 @@ from llmx import (
     Usage,
 )
 from llmx.http import Endpoint, api_key, base_url, collect_pages, dumps
+from llmx_anthropic._batch import AnthropicBatchMixin
 from llmx_anthropic._models import FIXED_SAMPLING, base_id, lookup
 from llmx_anthropic._settings import AnthropicSettings
 from llmx_anthropic._wire import (
@@ -130,7 +131,7 @@ class _Decoder:
         return _NONE  # ping and unknown events: ignored, as Anthropic's versioning policy asks
 
 
-class AnthropicProvider:
+class AnthropicProvider(AnthropicBatchMixin):
     """Anthropic's Messages API (``POST /v1/messages``), streaming and not.
 
     Built by the core from ``[providers.NAME]`` with ``type = "anthropic"``: it borrows

@@ -11,6 +11,7 @@ from yarl import URL
 
 from llmx import ModelInfo, Request, Response, StreamChunk, StreamEnd, TextDelta, ToolCallDelta
 from llmx.http import Endpoint, api_key, base_url, collect_pages, dumps
+from llmx_gemini._batch import GeminiBatchMixin
 from llmx_gemini._models import lookup
 from llmx_gemini._settings import GeminiSettings
 from llmx_gemini._wire import (
@@ -112,7 +113,7 @@ class _Decoder:
         )
 
 
-class GeminiProvider:
+class GeminiProvider(GeminiBatchMixin):
     """Google's Gemini API: ``models/{model}:generateContent`` and
     ``:streamGenerateContent?alt=sse``.
 

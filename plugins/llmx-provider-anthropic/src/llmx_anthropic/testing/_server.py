@@ -52,6 +52,7 @@ from llmx.testing import (
     ViewPart,
     merge_turns,
 )
+from llmx_anthropic.testing._batch import AnthropicBatchFake
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -160,7 +161,7 @@ def _view_parts(content: Any) -> list[ViewPart]:
     return parts
 
 
-class FakeAnthropicServer(FakeServer):
+class FakeAnthropicServer(AnthropicBatchFake, FakeServer):
     """A fake Anthropic API on 127.0.0.1 (see the module docstring for what it reproduces).
 
     ``base_url`` is ``http://127.0.0.1:PORT`` (the API's paths start with ``/v1``, as
@@ -180,6 +181,7 @@ class FakeAnthropicServer(FakeServer):
         super().__init__(api_key=api_key, host=host, port=port)
         self.models: list[tuple[str, str]] = list(models)
         """The ``(id, display_name)`` pairs ``GET /v1/models`` lists, newest first."""
+        self.init_batches()
 
     # -- routing, headers and auth --------------------------------------------------------
 
@@ -189,7 +191,7 @@ class FakeAnthropicServer(FakeServer):
             return self._messages
         if method == "GET" and (path == "/v1/models" or path.startswith("/v1/models/")):
             return self._models
-        return None
+        return self.batch_route(method, path)
 
     def response_headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """``request-id`` and ``anthropic-organization-id``, plus ``extra``."""
