@@ -49,6 +49,18 @@ _STATES: dict[str, BatchState] = {
     "canceling": "canceling",
     "ended": "ended",
 }
+_STATUS = {
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "overloaded_error": 529,
+}
+"""The HTTP status of each error type (Anthropic's errors page), as a result has none."""
 _KINDS = frozenset({"succeeded", "errored", "canceled", "expired"})
 
 
@@ -197,7 +209,14 @@ class AnthropicBatchMixin:
         if kind == "errored":
             error = result.get("error")
             inner = error.get("error") if isinstance(error, dict) and "error" in error else error
+            status = _STATUS.get(inner.get("type")) if isinstance(inner, dict) else None
+            if status is None:
+                return BatchResult(
+                    custom_id, "errored", error=error_from_event(inner, name, request.model)
+                )
+            # The error the Messages API would have answered with that status and body.
+            body = dumps({"type": "error", "error": inner})
             return BatchResult(
-                custom_id, "errored", error=error_from_event(inner, name, request.model)
+                custom_id, "errored", error=self._http.error(status, {}, body, request.model)
             )
         return BatchResult(custom_id, kind)
