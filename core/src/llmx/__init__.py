@@ -58,6 +58,7 @@ _EXPORTS: dict[str, str] = {
     "Request": "llmx._types",
     "Response": "llmx._types",
     "Usage": "llmx._types",
+    "ProviderBatchReport": "llmx._provider_batch",
     "Attempt": "llmx._types",
     "TextDelta": "llmx._types",
     "ToolCallDelta": "llmx._types",
@@ -149,6 +150,7 @@ if TYPE_CHECKING:
     from llmx._errors import ServerError as ServerError
     from llmx._errors import UnsupportedFeatureError as UnsupportedFeatureError
     from llmx._health import HealthStatus as HealthStatus
+    from llmx._provider_batch import ProviderBatchReport as ProviderBatchReport
     from llmx._registry import Registry as Registry
     from llmx._secret import Secret as Secret
     from llmx._settings import CacheMode as CacheMode

@@ -20,9 +20,11 @@ from llmx._validate import validate
 
 if TYPE_CHECKING:
     import os
+    from collections.abc import Callable
     from types import TracebackType
 
     from llmx._health import HealthStatus
+    from llmx._provider_batch import ProviderBatchReport
     from llmx._settings import CacheMode, CachePolicy
     from llmx._stream import Stream
     from llmx._types import ModelInfo, Response
@@ -218,6 +220,40 @@ class Client:
             params=params,
         )
         return self._pipeline.stream(req, timeout=timeout, cache=cache)
+
+    async def provider_batch(
+        self,
+        input: str | os.PathLike[str],
+        output: str | os.PathLike[str] | None = None,
+        *,
+        model: str | None = None,
+        poll_interval: float = 10.0,
+        timeout: float | None = None,
+        cancel: bool = False,
+        echo: Callable[[str], None] | None = None,
+    ) -> ProviderBatchReport:
+        """Run the JSONL file ``input`` (what ``llmx batch`` takes) through the providers'
+        batch APIs into the results file ``output`` (default ``INPUT.results.jsonl``),
+        as ``llmx batch --provider-batch`` does: resumable (call it again after a crash:
+        nothing is submitted twice), every id written exactly once. Returns when every
+        batch ended, or when ``timeout`` seconds passed (``report.waiting`` counts what
+        is still running; call again to resume). ``model`` overrides the lines' models;
+        ``echo`` receives the progress lines. A provider without a batch API is refused
+        before anything is sent (:class:`UnsupportedFeatureError`).
+        """
+        self._check_open()
+        from llmx._provider_batch import run_file
+
+        return await run_file(
+            self,
+            input,
+            output,
+            model=model,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            cancel=cancel,
+            echo=echo,
+        )
 
     def model_info(self, model_ref: str) -> ModelInfo | None:
         """What is known about the first candidate of ``model_ref`` (no network)."""

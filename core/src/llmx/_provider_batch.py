@@ -490,10 +490,10 @@ class ProviderBatchRun:
         self, chunk: Chunk, target: _Target, status: BatchStatus, writer: ResultWriter
     ) -> None:
         assert chunk.job is not None
-        wanted = {vendor_id(i): i for i in chunk.ids}
+        wanted: dict[str, str | None] = {vendor_id(i): i for i in chunk.ids}
         requests: dict[str, Request] = {}
         for vid, item_id in wanted.items():
-            request = self._request(item_id, chunk.model)
+            request = self._request(item_id or "", chunk.model)
             if request is not None:
                 requests[vid] = request
         async for result in target.provider.batch_results(chunk.job, requests):
@@ -504,7 +504,7 @@ class ProviderBatchRun:
             if self.stop_event.is_set():
                 return
         for item_id in wanted.values():  # no result for these: the batch's own end says why
-            if item_id in self.done or item_id not in self._by_id:
+            if item_id is None or item_id in self.done or item_id not in self._by_id:
                 continue
             err = _missing_error(chunk, status)
             self._write(writer, error_record(self._by_id[item_id], err))
@@ -613,6 +613,56 @@ async def run_provider_batch(
             runner.state.path.unlink()
             _fsync_dir(output.parent)
     return attrs.evolve(report, skipped=len(items) - len(pending))
+
+
+def _paths(
+    input: str | os.PathLike[str],
+    output: str | os.PathLike[str] | None,
+    default: Callable[[Path], Path],
+) -> tuple[Path, Path]:
+    source = Path(input)
+    out = Path(output) if output is not None else default(source)
+    if out.resolve() == source.resolve():
+        msg = "the results file must not be the input file"
+        raise BatchError(msg)
+    return source, out
+
+
+async def run_file(
+    client: Client,
+    input: str | os.PathLike[str],
+    output: str | os.PathLike[str] | None = None,
+    *,
+    model: str | None = None,
+    poll_interval: float = 10.0,
+    timeout: float | None = None,
+    cancel: bool = False,
+    echo: Callable[[str], None] | None = None,
+) -> ProviderBatchReport:
+    """:meth:`llmx.Client.provider_batch`: parse ``input`` as ``llmx batch`` does (bad lines
+    reported through ``echo`` and skipped), resolve the models, run."""
+    from llmx._batch import _problem_lines, default_output, read_input, resolve_models
+
+    say = echo or (lambda line: None)
+    source, out = _paths(input, output, default_output)
+    parsed = read_input(source)
+    for line in _problem_lines([*parsed.malformed, *parsed.duplicates]):
+        say(f"llmx: warning: {source}: {line} (skipped)")
+    items = resolve_models(
+        parsed.items,
+        override=model,
+        default_model=client.config.default_model,
+        aliases=client.config.aliases,
+    )
+    return await run_provider_batch(
+        client,
+        items,
+        out,
+        poll_interval=poll_interval,
+        timeout=timeout,
+        cancel=cancel,
+        echo=say,
+    )
 
 
 async def run_command(options: BatchOptions, echo: Callable[[str], None]) -> int:

@@ -31,7 +31,13 @@ import attrs
 from llmx.testing._replies import ErrorReply, Reply, ReplyItem, Stall
 
 if TYPE_CHECKING:
-    from llmx.testing._server import RecordedRequest
+    from aiohttp import web
+
+    from llmx.testing._server import FakeServer, RecordedRequest
+
+    _Server = FakeServer
+else:
+    _Server = object
 
 __all__ = ["FakeBatch", "FakeBatches", "ItemOutcome"]
 
@@ -75,8 +81,9 @@ class FakeBatch:
         return self.step >= len(self.lifecycle) - 1
 
 
-class FakeBatches:
-    """The batch store a vendor fake mixes in (see the module docstring)."""
+class FakeBatches(_Server):
+    """The batch store a vendor fake mixes in (see the module docstring): a mixin of a
+    :class:`~llmx.testing.FakeServer` subclass."""
 
     batch_lifecycle: Sequence[str] = ()
     batch_cancel_states: Sequence[str] = ()
@@ -133,11 +140,11 @@ class FakeBatches:
                 outcomes.append(ItemOutcome(custom_id, kind))
                 continue
             recorded = self.item_recorded(batch, body)
-            reply: ReplyItem | None = self.next_reply()  # type: ignore[attr-defined]
+            reply: ReplyItem | None = self.next_reply()
             if reply is None:
-                reply = self.default_reply(recorded)  # type: ignore[attr-defined]
+                reply = self.default_reply(recorded)
             while isinstance(reply, Stall):
-                reply = reply.then if reply.then is not None else self.default_reply(recorded)  # type: ignore[attr-defined]
+                reply = reply.then if reply.then is not None else self.default_reply(recorded)
             if isinstance(reply, ErrorReply):
                 outcomes.append(ItemOutcome(custom_id, "errored", error=reply, recorded=recorded))
             elif isinstance(reply, Reply):
@@ -166,7 +173,9 @@ class FakeBatches:
         """The path a batch item would have been sent to on its own."""
         raise NotImplementedError
 
-    async def send_results(self, request: Any, content: bytes, content_type: str) -> Any:
+    async def send_results(
+        self, request: web.BaseRequest, content: bytes, content_type: str
+    ) -> web.StreamResponse:
         """Send a results body; with ``batch_hold["results"]`` set, its first half, then
         a stall (a client killed now has written some results), then the rest."""
         from aiohttp import web
@@ -179,7 +188,7 @@ class FakeBatches:
         lines = content.splitlines(keepends=True)
         half = len(lines) // 2
         await response.write(b"".join(lines[:half]))
-        await self.sleep(seconds)  # type: ignore[attr-defined]
+        await self.sleep(seconds)
         await response.write(b"".join(lines[half:]))
         await response.write_eof()
         return response
@@ -188,7 +197,7 @@ class FakeBatches:
         """Stall ``stage``'s answer for :attr:`batch_hold` seconds, if set."""
         seconds = self.batch_hold.get(stage)
         if seconds:
-            await self.sleep(seconds)  # type: ignore[attr-defined]
+            await self.sleep(seconds)
 
     def counts(self, batch: FakeBatch) -> dict[str, int]:
         """Requests by outcome (``processing`` until the batch ended)."""

@@ -12,6 +12,7 @@ requests of an ended batch expire.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +38,19 @@ class AnthropicBatchFake(FakeBatches):
     batch_lifecycle = ("in_progress", "in_progress", "ended")
     batch_cancel_states = ("canceling", "ended")
     batch_success_states = frozenset({"ended"})
+
+    if TYPE_CHECKING:  # the Anthropic fake's, which this is mixed into
+
+        async def error(
+            self,
+            request: web.BaseRequest,
+            status: int,
+            type: str,
+            message: str,
+            headers: Mapping[str, str] | None = None,
+        ) -> web.StreamResponse: ...
+
+        def _error_object(self, status: int) -> dict[str, str]: ...
 
     def batch_route(self, method: str, path: str) -> Handler | None:
         """The handler of a Message Batches URL, or None."""
@@ -74,7 +88,7 @@ class AnthropicBatchFake(FakeBatches):
         await self.hold("create")
         return await self.json_response(
             request, 200, self._object(batch), headers=self.response_headers()
-        )  # type: ignore[attr-defined]
+        )
 
     async def _list(
         self, request: web.BaseRequest, recorded: RecordedRequest
@@ -91,14 +105,14 @@ class AnthropicBatchFake(FakeBatches):
             "first_id": page[0].id if page else None,
             "last_id": page[-1].id if page else None,
         }
-        return await self.json_response(request, 200, body, headers=self.response_headers())  # type: ignore[attr-defined]
+        return await self.json_response(request, 200, body, headers=self.response_headers())
 
     def _find(self, path: str) -> FakeBatch | None:
         rest = path.removeprefix(_PATH + "/")
         return self.batches.get(rest.split("/", 1)[0])
 
     async def _missing(self, request: web.BaseRequest) -> web.StreamResponse:
-        return await self.error(request, 404, "not_found_error", "Message batch not found")  # type: ignore[attr-defined]
+        return await self.error(request, 404, "not_found_error", "Message batch not found")
 
     async def _retrieve(
         self, request: web.BaseRequest, recorded: RecordedRequest
@@ -110,7 +124,7 @@ class AnthropicBatchFake(FakeBatches):
         await self.hold("poll")
         return await self.json_response(
             request, 200, self._object(batch), headers=self.response_headers()
-        )  # type: ignore[attr-defined]
+        )
 
     async def _cancel(
         self, request: web.BaseRequest, recorded: RecordedRequest
@@ -123,7 +137,7 @@ class AnthropicBatchFake(FakeBatches):
             batch.step += 1
         return await self.json_response(
             request, 200, self._object(batch), headers=self.response_headers()
-        )  # type: ignore[attr-defined]
+        )
 
     async def _results(
         self, request: web.BaseRequest, recorded: RecordedRequest
@@ -134,17 +148,17 @@ class AnthropicBatchFake(FakeBatches):
         if batch.outcomes is None:
             return await self.error(
                 request, 400, "invalid_request_error", f"Message Batch {batch.id} has not yet ended"
-            )  # type: ignore[attr-defined]
+            )
         rows = []
         for outcome in batch.outcomes:
             result: dict[str, Any] = {"type": outcome.kind}
             if outcome.kind == "succeeded":
                 assert outcome.reply is not None
                 assert outcome.recorded is not None
-                result["message"] = self.reply_body(outcome.reply, outcome.recorded)  # type: ignore[attr-defined]
+                result["message"] = self.reply_body(outcome.reply, outcome.recorded)
             elif outcome.kind == "errored":
                 assert outcome.error is not None
-                error = self._error_object(outcome.error.status)  # type: ignore[attr-defined]
+                error = self._error_object(outcome.error.status)
                 error = {
                     "type": outcome.error.type or error["type"],
                     "message": outcome.error.message or error["message"],
@@ -168,5 +182,5 @@ class AnthropicBatchFake(FakeBatches):
             "expires_at": _rfc3339(batch.created_at + 86400),
             "archived_at": None,
             "cancel_initiated_at": _rfc3339(batch.created_at) if batch.cancelled else None,
-            "results_url": f"{self.url}{_PATH}/{batch.id}/results" if ended else None,  # type: ignore[attr-defined]
+            "results_url": f"{self.url}{_PATH}/{batch.id}/results" if ended else None,
         }

@@ -11,6 +11,7 @@ done ``response.inlinedResponses``), ``POST /v1beta/batches/{id}:cancel``. The l
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +49,21 @@ class GeminiBatchFake(FakeBatches):
     batch_lifecycle = ("BATCH_STATE_PENDING", "BATCH_STATE_RUNNING", "BATCH_STATE_SUCCEEDED")
     batch_cancel_states = ("BATCH_STATE_CANCELLED",)
     batch_success_states = frozenset({"BATCH_STATE_SUCCEEDED"})
+
+    if TYPE_CHECKING:  # the Gemini fake's, which this is mixed into
+
+        async def error(
+            self,
+            request: web.BaseRequest,
+            status: int,
+            message: str,
+            *,
+            status_name: str | None = None,
+            details: Sequence[Mapping[str, Any]] = (),
+            headers: Mapping[str, str] | None = None,
+        ) -> web.StreamResponse: ...
+
+        def _error_object(self, status: int) -> dict[str, Any]: ...
 
     def batch_route(self, method: str, path: str) -> Handler | None:
         """The handler of a batch mode URL, or None."""
@@ -91,7 +107,7 @@ class GeminiBatchFake(FakeBatches):
         await self.hold("create")
         return await self.json_response(
             request, 200, self._operation(batch), headers=self.response_headers()
-        )  # type: ignore[attr-defined]
+        )
 
     async def _list(
         self, request: web.BaseRequest, recorded: RecordedRequest
@@ -103,13 +119,13 @@ class GeminiBatchFake(FakeBatches):
         body: dict[str, Any] = {"operations": [self._operation(b) for b in page]}
         if start + size < len(batches):
             body["nextPageToken"] = str(start + size)
-        return await self.json_response(request, 200, body, headers=self.response_headers())  # type: ignore[attr-defined]
+        return await self.json_response(request, 200, body, headers=self.response_headers())
 
     def _find(self, path: str) -> FakeBatch | None:
         return self.batches.get(path.removeprefix("/v1beta/").removesuffix(":cancel"))
 
     async def _missing(self, request: web.BaseRequest) -> web.StreamResponse:
-        return await self.error(request, 404, "Batch not found")  # type: ignore[attr-defined]
+        return await self.error(request, 404, "Batch not found")
 
     async def _retrieve(
         self, request: web.BaseRequest, recorded: RecordedRequest
@@ -124,7 +140,7 @@ class GeminiBatchFake(FakeBatches):
             await self.hold("results")
         return await self.json_response(
             request, 200, self._operation(batch), headers=self.response_headers()
-        )  # type: ignore[attr-defined]
+        )
 
     async def _cancel(
         self, request: web.BaseRequest, recorded: RecordedRequest
@@ -137,7 +153,7 @@ class GeminiBatchFake(FakeBatches):
             batch.step += 1
         if batch.at_end and batch.outcomes is None:
             self.finish(batch)
-        return await self.json_response(request, 200, {}, headers=self.response_headers())  # type: ignore[attr-defined]
+        return await self.json_response(request, 200, {}, headers=self.response_headers())
 
     def _operation(self, batch: FakeBatch) -> dict[str, Any]:
         counts = self.counts(batch)
@@ -166,10 +182,10 @@ class GeminiBatchFake(FakeBatches):
                 if outcome.kind == "succeeded":
                     assert outcome.reply is not None
                     assert outcome.recorded is not None
-                    row["response"] = self.reply_body(outcome.reply, outcome.recorded)  # type: ignore[attr-defined]
+                    row["response"] = self.reply_body(outcome.reply, outcome.recorded)
                 elif outcome.kind == "errored":
                     assert outcome.error is not None
-                    error = self._error_object(outcome.error.status)  # type: ignore[attr-defined]
+                    error = self._error_object(outcome.error.status)
                     row["error"] = {
                         "code": _HTTP_TO_GRPC.get(outcome.error.status, 2),
                         "message": outcome.error.message or error["message"],

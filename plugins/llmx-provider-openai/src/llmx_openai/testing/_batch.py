@@ -36,9 +36,10 @@ def _form(recorded: RecordedRequest) -> dict[str, tuple[str | None, bytes]]:
     head = f"Content-Type: {recorded.headers.get('content-type', '')}\r\n\r\n".encode()
     message = BytesParser(policy=HTTP).parsebytes(head + recorded.body)
     out: dict[str, tuple[str | None, bytes]] = {}
-    for part in message.iter_parts():  # type: ignore[attr-defined]
+    for part in message.iter_parts():
         name = part.get_param("name", header="content-disposition")
-        out[str(name)] = (part.get_filename(), part.get_payload(decode=True) or b"")
+        payload = part.get_payload(decode=True)
+        out[str(name)] = (part.get_filename(), payload if isinstance(payload, bytes) else b"")
     return out
 
 
@@ -48,6 +49,24 @@ class OpenAIBatchFake(FakeBatches):
     batch_lifecycle = ("validating", "in_progress", "finalizing", "completed")
     batch_cancel_states = ("cancelling", "cancelled")
     batch_success_states = frozenset({"completed"})
+
+    if TYPE_CHECKING:  # the OpenAI fake's, which this is mixed into
+
+        async def error(
+            self,
+            request: web.BaseRequest,
+            status: int,
+            message: str,
+            *,
+            type: str | None = ...,
+            code: str | None = ...,
+            param: str | None = ...,
+            headers: Any = ...,
+        ) -> web.StreamResponse: ...
+
+        def _headers(self, extra: Any = None) -> dict[str, str]: ...
+
+        def _error_object(self, status: int) -> dict[str, Any]: ...
 
     def init_openai_batches(self) -> None:
         """Set up the files and batches (called by the fake's ``__init__``)."""
@@ -89,7 +108,7 @@ class OpenAIBatchFake(FakeBatches):
         purpose = form.get("purpose", (None, b""))[1].decode()
         filename, content = form.get("file", (None, b""))
         if purpose not in ("assistants", "batch", "fine-tune", "vision", "user_data", "evals"):
-            return await self.error(request, 400, f"Invalid purpose {purpose!r}", param="purpose")  # type: ignore[attr-defined]
+            return await self.error(request, 400, f"Invalid purpose {purpose!r}", param="purpose")
         if purpose == "batch":
             validator = self._validator()
             seen = set()
@@ -116,14 +135,14 @@ class OpenAIBatchFake(FakeBatches):
             "status": "processed",
         }
         await self.hold("upload")
-        return await self.json_response(request, 200, body, headers=self._headers())  # type: ignore[attr-defined]
+        return await self.json_response(request, 200, body, headers=self._headers())
 
     async def _content(
         self, request: web.BaseRequest, recorded: RecordedRequest
     ) -> web.StreamResponse:
         file_id = recorded.path.removeprefix("/v1/files/").removesuffix("/content")
         if file_id not in self.files:
-            return await self.error(request, 404, f"No such File object: {file_id}", param="id")  # type: ignore[attr-defined]
+            return await self.error(request, 404, f"No such File object: {file_id}", param="id")
         return await self.send_results(request, self.files[file_id][1], "application/octet-stream")
 
     async def _create(
@@ -135,7 +154,7 @@ class OpenAIBatchFake(FakeBatches):
         if file_id not in self.files:
             return await self.error(
                 request, 400, f"No such File object: {file_id}", param="input_file_id"
-            )  # type: ignore[attr-defined]
+            )
         lines = [json.loads(line) for line in self.files[file_id][1].splitlines()]
         items = [(row["custom_id"], row["body"]) for row in lines]
         model = items[0][1].get("model") if items else None
@@ -147,7 +166,7 @@ class OpenAIBatchFake(FakeBatches):
         await self.hold("create")
         return await self.json_response(
             request, 200, self._batch_object(batch), headers=self._headers()
-        )  # type: ignore[attr-defined]
+        )
 
     async def _list(
         self, request: web.BaseRequest, recorded: RecordedRequest
@@ -165,7 +184,7 @@ class OpenAIBatchFake(FakeBatches):
             "last_id": page[-1].id if page else None,
             "has_more": len(batches) > limit,
         }
-        return await self.json_response(request, 200, body, headers=self._headers())  # type: ignore[attr-defined]
+        return await self.json_response(request, 200, body, headers=self._headers())
 
     def _find(self, path: str) -> FakeBatch | None:
         batch_id = path.removeprefix("/v1/batches/").removesuffix("/cancel")
@@ -176,25 +195,25 @@ class OpenAIBatchFake(FakeBatches):
     ) -> web.StreamResponse:
         batch = self._find(recorded.path)
         if batch is None:
-            return await self.error(request, 404, "No batch found", type="invalid_request_error")  # type: ignore[attr-defined]
+            return await self.error(request, 404, "No batch found", type="invalid_request_error")
         self.advance(batch)
         await self.hold("poll")
         return await self.json_response(
             request, 200, self._batch_object(batch), headers=self._headers()
-        )  # type: ignore[attr-defined]
+        )
 
     async def _cancel(
         self, request: web.BaseRequest, recorded: RecordedRequest
     ) -> web.StreamResponse:
         batch = self._find(recorded.path)
         if batch is None:
-            return await self.error(request, 404, "No batch found")  # type: ignore[attr-defined]
+            return await self.error(request, 404, "No batch found")
         self.cancel(batch)
         if not batch.at_end:
             batch.step += 1  # cancelling
         return await self.json_response(
             request, 200, self._batch_object(batch), headers=self._headers()
-        )  # type: ignore[attr-defined]
+        )
 
     def _batch_object(self, batch: FakeBatch) -> dict[str, Any]:
         state = batch.state
@@ -263,7 +282,7 @@ class OpenAIBatchFake(FakeBatches):
             if outcome.kind == "succeeded":
                 assert outcome.reply is not None
                 assert outcome.recorded is not None
-                body = self.reply_body(outcome.reply, outcome.recorded)  # type: ignore[attr-defined]
+                body = self.reply_body(outcome.reply, outcome.recorded)
                 row |= {
                     "response": {"status_code": 200, "request_id": f"req_{n}", "body": body},
                     "error": None,
@@ -271,7 +290,7 @@ class OpenAIBatchFake(FakeBatches):
                 output.append(json.dumps(row).encode())
             elif outcome.kind == "errored":
                 assert outcome.error is not None
-                error = self._error_object(outcome.error.status)  # type: ignore[attr-defined]
+                error = self._error_object(outcome.error.status)
                 if outcome.error.message is not None:
                     error["message"] = outcome.error.message
                 if outcome.error.code is not None:
@@ -292,5 +311,4 @@ class OpenAIBatchFake(FakeBatches):
                 )
                 row |= {"response": None, "error": {"code": code, "message": message}}
                 failed.append(json.dumps(row).encode())
-        join = lambda rows: b"".join(r + b"\n" for r in rows)  # noqa: E731
-        return join(output), join(failed)
+        return b"".join(r + b"\n" for r in output), b"".join(r + b"\n" for r in failed)
