@@ -70,7 +70,7 @@ NOT_APPLICABLE = {
 }
 """What ``auth``, ``refusals`` and ``context_length_errors = False`` report as not applicable."""
 
-UNSUPPORTED = {"test_json_schema"}
+UNSUPPORTED = {"test_json_schema", "test_provider_batch"}
 """The test of the one feature Acme lacks (images by URL are checked inside test_images)."""
 
 

@@ -18,6 +18,11 @@ class TestConformance(ProviderConformance):
     provider_type = "template"  # the entry point's name
     model = "tmpl-small"  # a model model_info knows
     server_class = FakeTemplateServer
-    supports = Feature.ALL - {Feature.IMAGES, Feature.IMAGE_URLS, Feature.JSON_SCHEMA}
+    supports = Feature.ALL - {
+        Feature.IMAGES,
+        Feature.IMAGE_URLS,
+        Feature.JSON_SCHEMA,
+        Feature.PROVIDER_BATCH,
+    }
     usage_details = frozenset()
     hypothesis_examples = 12

@@ -19,7 +19,7 @@ class TestAcme(ProviderConformance):
     model = "acme-large"
     models: ClassVar[Mapping[str, str]] = {Feature.IMAGES: "acme-vision"}
     server_class = FakeAcmeServer
-    supports = Feature.ALL - {Feature.IMAGE_URLS, Feature.JSON_SCHEMA}
+    supports = Feature.ALL - {Feature.IMAGE_URLS, Feature.JSON_SCHEMA, Feature.PROVIDER_BATCH}
     usage_details = frozenset()
     tool_call_ids = False
     hypothesis_examples = 6

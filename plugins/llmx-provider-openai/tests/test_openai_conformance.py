@@ -11,7 +11,7 @@ chat/completions``, api-version 2024-10-21).
 from __future__ import annotations
 
 from llmx.testing import FakeServer, RecordedRequest
-from llmx.testing.conformance import ProviderConformance
+from llmx.testing.conformance import Feature, ProviderConformance
 from llmx.testing.openapi import vendor_validator
 from llmx_openai.testing import FakeAzureOpenAIServer, FakeOpenAIServer, OpenAIQuirks
 
@@ -35,6 +35,7 @@ class TestAzureConformance(ProviderConformance):
     provider_type = "azure"
     model = "gpt-4o"
     server_class = FakeAzureOpenAIServer
+    supports = Feature.ALL - {Feature.PROVIDER_BATCH}  # Azure's batch API is not mapped
     usage_details = frozenset({"cache_read", "reasoning"})
 
     def validate_request(self, server: FakeServer, recorded: RecordedRequest) -> None:

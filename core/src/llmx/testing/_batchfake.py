@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from llmx.testing._replies import ErrorReply, Reply, ReplyItem, Stall
+from llmx.testing._server import _CURRENT
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -140,7 +141,13 @@ class FakeBatches(_Server):
                 outcomes.append(ItemOutcome(custom_id, kind))
                 continue
             recorded = self.item_recorded(batch, body)
-            reply: ReplyItem | None = self.next_reply()
+            # Taken as a model request of its own: recorded in model_requests (so a
+            # conformance suite's validate_request checks each item's body), faults applied.
+            token = _CURRENT.set(recorded)
+            try:
+                reply: ReplyItem | None = self.next_reply()
+            finally:
+                _CURRENT.reset(token)
             if reply is None:
                 reply = self.default_reply(recorded)
             while isinstance(reply, Stall):
@@ -149,9 +156,9 @@ class FakeBatches(_Server):
                 outcomes.append(ItemOutcome(custom_id, "errored", error=reply, recorded=recorded))
             elif isinstance(reply, Reply):
                 outcomes.append(ItemOutcome(custom_id, "succeeded", reply=reply, recorded=recorded))
-            else:
-                msg = f"a batch request cannot be answered with {type(reply).__name__}"
-                raise TypeError(msg)
+            else:  # a reset, raw bytes, a refusal: inside a batch, that request's server error
+                error = ErrorReply(500, message=f"the request failed ({type(reply).__name__})")
+                outcomes.append(ItemOutcome(custom_id, "errored", error=error, recorded=recorded))
         batch.outcomes = outcomes
 
     def item_recorded(self, batch: FakeBatch, body: Any) -> RecordedRequest:

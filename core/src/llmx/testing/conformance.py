@@ -120,6 +120,7 @@ from hypothesis import strategies as st
 
 import llmx
 from llmx.testing._chaos import Fault
+from llmx.testing._conf_provider_batch import ProviderBatchTests
 from llmx.testing._replies import Blocked, ErrorKind, MidStreamError, Reply, Reset, Stall
 from llmx.testing._server import FakeServer, RecordedRequest
 
@@ -183,6 +184,8 @@ class Feature:
     """``list_models()`` from the API."""
     MODEL_INFO = "model_info"
     """Static model infos with prices (``model_info``)."""
+    PROVIDER_BATCH = "provider_batch"
+    """The vendor's batch API (:class:`llmx.plugin.BatchProvider`, ``--provider-batch``)."""
 
     ALL: ClassVar[frozenset[str]] = frozenset(
         {
@@ -199,6 +202,7 @@ class Feature:
             TEMPERATURE,
             LIST_MODELS,
             MODEL_INFO,
+            PROVIDER_BATCH,
         }
     )
 
@@ -247,7 +251,7 @@ async def _drain(stream: llmx.Stream, into: list[llmx.StreamChunk]) -> llmx.Resp
     return stream.response
 
 
-class ProviderConformance:
+class ProviderConformance(ProviderBatchTests):
     """Base class of a provider's conformance tests (see the module docstring)."""
 
     provider_type: ClassVar[str]
@@ -302,7 +306,12 @@ class ProviderConformance:
         if unknown:
             msg = f"{cls.__name__}.supports names unknown features {sorted(unknown)}; known: {sorted(Feature.ALL)}"
             raise TypeError(msg)
-        per_model = Feature.ALL - {Feature.STREAMING, Feature.LIST_MODELS, Feature.MODEL_INFO}
+        per_model = Feature.ALL - {
+            Feature.STREAMING,
+            Feature.LIST_MODELS,
+            Feature.MODEL_INFO,
+            Feature.PROVIDER_BATCH,
+        }
         for feature in cls.models:
             if feature not in per_model:
                 msg = f"{cls.__name__}.models: {feature!r} is not a per-model feature; use one of {sorted(per_model)}"
