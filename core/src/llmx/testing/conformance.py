@@ -29,7 +29,8 @@ error class (401, 403, 404 model, 400, context length, 429 with Retry-After,
 500/502/503/529, timeout, connection reset, dropped and truncated streams, a
 mid-stream error event, malformed bodies), safety refusals, cancellation (a stream
 left early closes its connection), features the model lacks refused before sending,
-model infos and live model lists, and hypothesis properties (any TCP chunking of a
+model infos and live model lists, the vendor's batch API (``Feature.PROVIDER_BATCH``),
+and hypothesis properties (any TCP chunking of a
 body gives the same answer; any unicode text round-trips). The kit's own self-test
 (``core/tests/test_testing_selftest.py``) shows it failing deliberately broken
 providers: a 429 mapped to ServerError, a lost Retry-After, a swallowed mid-stream
