@@ -220,7 +220,7 @@ async def test_a_create_whose_answer_was_lost_is_found_not_repeated(
             )
     assert server.batch_creates == 1
     assert report.succeeded == 5
-    assert any("created by the interrupted run" in line for line in lines)
+    assert any("not creating it again" in line for line in lines)
     check_once(rows(tmp_path / "in.results.jsonl"), ids)
 
 
@@ -355,3 +355,27 @@ def _bare(vendor: str) -> Any:
     provider = MagicMock()
     provider._http = Endpoint(ctx, base_url="https://api.example.com")
     return provider
+
+
+async def test_a_lost_create_answer_and_failing_polls_are_retried_without_a_second_batch(
+    vendor: str, tmp_path: Path
+) -> None:
+    """The vendor made the batch but its answer was a 500; then two polls answer 503. The
+    create is retried only after looking for the batch, the polls simply again."""
+    fake, model, _, _ = VENDORS[vendor]
+    ids = [f"r{i}" for i in range(3)]
+    write(tmp_path / "in.jsonl", ids)
+    async with fake() as server:
+        server.batch_lose_creates = 1
+        server.batch_poll_errors = 2
+        lines: list[str] = []
+        async with llmx.Client(config(vendor, server)) as client:
+            report = await client.provider_batch(
+                tmp_path / "in.jsonl", model=f"v/{model}", poll_interval=0.001, echo=lines.append
+            )
+    assert server.batch_creates == 1
+    assert report.succeeded == 3
+    assert sum("trying again" in line for line in lines) == 1
+    assert sum("polling again" in line for line in lines) == 2
+    assert any("not creating it again" in line for line in lines)
+    check_once(rows(tmp_path / "in.results.jsonl"), ids)

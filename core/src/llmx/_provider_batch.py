@@ -77,6 +77,8 @@ FEATURE = "provider_batch"
 """The feature name in :class:`~llmx.UnsupportedFeatureError` and the conformance kit."""
 
 STATE_VERSION = 1
+SUBMIT_ATTEMPTS = 4
+"""Attempts to submit a chunk when the vendor answers with a retryable error."""
 EXIT_STILL_RUNNING = 75
 """Exit status when ``--timeout`` passed with batches still running (``EX_TEMPFAIL``)."""
 
@@ -244,6 +246,7 @@ class ProviderBatchRun:
         timeout: float | None = None,
         cancel: bool = False,
         echo: Callable[[str], None] = lambda line: None,
+        progress: bool = True,
     ) -> None:
         self.client = client
         self.items = list(items)
@@ -257,6 +260,7 @@ class ProviderBatchRun:
         self.timeout = timeout
         self.cancel = cancel
         self.echo = echo
+        self.show_progress = progress
         self.state = StateFile(state_path(output))
         self.stop_event = asyncio.Event()
         self.stopped_by: int | None = None
@@ -357,7 +361,26 @@ class ProviderBatchRun:
     # -- submitting --------------------------------------------------------------------
 
     async def submit(self, chunk: Chunk) -> None:
-        """Submit ``chunk`` once: adopt the batch an interrupted create made, else create."""
+        """Submit ``chunk`` once, retrying what may pass (a 429, a 5xx, a timeout): each
+        attempt after a failed create first looks for the batch that create may have made
+        (:meth:`_submit_once`), so a create that timed out is never repeated blindly."""
+        for attempt in range(1, SUBMIT_ATTEMPTS + 1):
+            try:
+                await self._submit_once(chunk)
+                return
+            except ProviderError as err:
+                if not err.retryable or attempt == SUBMIT_ATTEMPTS or self.stop_event.is_set():
+                    raise
+                wait = err.retry_after or min(self.poll_interval * 2.0**attempt, 60.0)
+                self.echo(
+                    f"llmx: submitting to {chunk.instance} failed ({type(err).__name__}: "
+                    f"{err.message}); trying again in {wait:g} s"
+                )
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.stop_event.wait(), wait)
+
+    async def _submit_once(self, chunk: Chunk) -> None:
+        """Adopt the batch an interrupted create made, else create."""
         target = self._chunk_target(chunk)
         provider = target.provider
         if chunk.status == "submitting" and chunk.since is not None:
@@ -370,8 +393,8 @@ class ProviderBatchRun:
                 chunk.status = "submitted"
                 self.state.save()
                 self.echo(
-                    f"llmx: found batch {found.id} created by the interrupted run "
-                    f"({len(chunk.ids)} requests); not creating it again"
+                    f"llmx: found batch {found.id}, made by an earlier create whose answer "
+                    f"was lost ({len(chunk.ids)} requests); not creating it again"
                 )
                 return
         lines = []
@@ -431,12 +454,23 @@ class ProviderBatchRun:
             for chunk in open_chunks:
                 assert chunk.job is not None
                 target = self._chunk_target(chunk)
-                status = await target.provider.poll_batch(chunk.job)
+                try:
+                    status = await target.provider.poll_batch(chunk.job)
+                except ProviderError as err:
+                    if not err.retryable:
+                        raise
+                    # A 429, a 5xx or a timeout while polling: the batch runs on; so do we.
+                    self.echo(
+                        f"llmx: polling batch {chunk.job.id} failed ({type(err).__name__}: "
+                        f"{err.message}); polling again"
+                    )
+                    continue
                 view = (status.vendor_state, tuple(sorted(status.counts.items())))
                 if shown.get(chunk.key) != view:
                     shown[chunk.key] = view
                     changed = True
-                    self._progress(chunk, status)
+                    if self.show_progress:
+                        self._progress(chunk, status)
                 if chunk.vendor_state != status.vendor_state:
                     chunk.vendor_state = status.vendor_state
                     self.state.save()
@@ -574,6 +608,8 @@ async def run_provider_batch(
     cancel: bool = False,
     echo: Callable[[str], None] = lambda line: None,
     on_run: Callable[[ProviderBatchRun], None] | None = None,
+    progress: bool = True,
+    order: str = "input",
 ) -> ProviderBatchReport:
     """Run ``items`` (resolved, see :func:`llmx._batch.resolve_models`) through their
     providers' batch APIs into the results file ``output``; resumable (see the module
@@ -595,6 +631,7 @@ async def run_provider_batch(
         timeout=timeout,
         cancel=cancel,
         echo=echo,
+        progress=progress,
     )
     if on_run is not None:
         on_run(runner)
@@ -608,7 +645,8 @@ async def run_provider_batch(
     finally:
         writer.close()
     if not report.waiting and not report.stopped:
-        rewrite_results(output, lambda rec: True, [item.id for item in items])
+        if order == "input":
+            rewrite_results(output, lambda rec: True, [item.id for item in items])
         with contextlib.suppress(FileNotFoundError):
             runner.state.path.unlink()
             _fsync_dir(output.parent)
@@ -703,6 +741,8 @@ async def run_command(options: BatchOptions, echo: Callable[[str], None]) -> int
                 cancel=options.cancel,
                 echo=echo,
                 on_run=runs.append,
+                progress=not options.quiet,
+                order=options.order,
             )
     finally:
         for sig in handled:

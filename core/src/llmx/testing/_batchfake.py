@@ -9,6 +9,8 @@ in :class:`FakeBatches` and adds its routes; a test steers the lifecycle:
 * :attr:`FakeBatches.batch_answer_before_end`: with an end that is not a success
   (``expired``, ``cancelled``, or :attr:`FakeBatches.batch_expire` set), how many
   requests were answered before it (the others expire or are cancelled);
+* :attr:`FakeBatches.batch_lose_creates`, :attr:`FakeBatches.batch_poll_errors`: creates
+  that make their batch but answer 500, polls that answer 503;
 * :attr:`FakeBatches.batch_hold`: seconds to stall a stage's answer *after* the server
   acted on it (``upload``, ``create``, ``poll``, ``results``): a test kills the client
   while it waits, and checks the rerun creates nothing twice;
@@ -101,6 +103,10 @@ class FakeBatches(_Server):
         """Whether the batches expire at the end of their lifecycle (Anthropic's and
         Gemini's end in one state, their requests expiring within it)."""
         self.batch_hold: dict[str, float] = {}
+        self.batch_lose_creates = 0
+        """How many of the next creates make their batch but answer 500 (the answer lost)."""
+        self.batch_poll_errors = 0
+        """How many of the next polls answer 503."""
         self._batch_ids = itertools.count(1)
 
     def new_batch(
@@ -199,6 +205,26 @@ class FakeBatches(_Server):
         await response.write(b"".join(lines[half:]))
         await response.write_eof()
         return response
+
+    async def after_create(
+        self, request: web.BaseRequest, recorded: RecordedRequest
+    ) -> web.StreamResponse | None:
+        """What answers a create instead of the batch: :attr:`batch_lose_creates`' 500, or
+        None (then :attr:`batch_hold` ``create`` applies)."""
+        if self.batch_lose_creates:
+            self.batch_lose_creates -= 1
+            return await self.answer(request, recorded, ErrorReply(500))
+        await self.hold("create")
+        return None
+
+    async def before_poll(
+        self, request: web.BaseRequest, recorded: RecordedRequest
+    ) -> web.StreamResponse | None:
+        """:attr:`batch_poll_errors`' 503 instead of a poll's answer, or None."""
+        if self.batch_poll_errors:
+            self.batch_poll_errors -= 1
+            return await self.answer(request, recorded, ErrorReply(503))
+        return None
 
     async def hold(self, stage: str) -> None:
         """Stall ``stage``'s answer for :attr:`batch_hold` seconds, if set."""

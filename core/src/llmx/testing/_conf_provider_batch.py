@@ -14,7 +14,7 @@ import json
 import tempfile
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pytest
 
@@ -32,8 +32,8 @@ class ProviderBatchTests:
     """The ``provider_batch`` tests (see the module docstring)."""
 
     if TYPE_CHECKING:  # ProviderConformance's, which this is mixed into
-        provider_type: str
-        supports: frozenset[str]
+        provider_type: ClassVar[str]
+        supports: ClassVar[frozenset[str]]
 
         def run(self, scenario: Any, **options: Any) -> Any: ...
         def needs(self, *features: str) -> None: ...

@@ -85,7 +85,9 @@ class AnthropicBatchFake(FakeBatches):
         items = [(r["custom_id"], r["params"]) for r in body["requests"]]
         model = items[0][1].get("model") if items else None
         batch = self.new_batch("msgbatch_fake", None, model, items)
-        await self.hold("create")
+        lost = await self.after_create(request, recorded)
+        if lost is not None:
+            return lost
         return await self.json_response(
             request, 200, self._object(batch), headers=self.response_headers()
         )
@@ -120,6 +122,9 @@ class AnthropicBatchFake(FakeBatches):
         batch = self._find(recorded.path)
         if batch is None:
             return await self._missing(request)
+        failed = await self.before_poll(request, recorded)
+        if failed is not None:
+            return failed
         self.advance(batch)
         await self.hold("poll")
         return await self.json_response(

@@ -104,7 +104,9 @@ class GeminiBatchFake(FakeBatches):
         ]
         batch = self.new_batch("batches/fake", batch_spec["displayName"], model, items)
         batch.extra["display_name"] = batch_spec["displayName"]
-        await self.hold("create")
+        lost = await self.after_create(request, recorded)
+        if lost is not None:
+            return lost
         return await self.json_response(
             request, 200, self._operation(batch), headers=self.response_headers()
         )
@@ -133,6 +135,9 @@ class GeminiBatchFake(FakeBatches):
         batch = self._find(recorded.path)
         if batch is None:
             return await self._missing(request)
+        failed = await self.before_poll(request, recorded)
+        if failed is not None:
+            return failed
         if batch.outcomes is None:
             self.advance(batch)
             await self.hold("poll")

@@ -163,7 +163,9 @@ class OpenAIBatchFake(FakeBatches):
         if self.batch_failure is not None:
             batch.lifecycle = ["validating", "failed"]
         batch.extra = {"input_file_id": file_id, "metadata": metadata}
-        await self.hold("create")
+        lost = await self.after_create(request, recorded)
+        if lost is not None:
+            return lost
         return await self.json_response(
             request, 200, self._batch_object(batch), headers=self._headers()
         )
@@ -196,6 +198,9 @@ class OpenAIBatchFake(FakeBatches):
         batch = self._find(recorded.path)
         if batch is None:
             return await self.error(request, 404, "No batch found", type="invalid_request_error")
+        failed = await self.before_poll(request, recorded)
+        if failed is not None:
+            return failed
         self.advance(batch)
         await self.hold("poll")
         return await self.json_response(
