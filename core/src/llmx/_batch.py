@@ -1016,14 +1016,16 @@ EXIT_WRITE_FAILED = 74
 """Exit status when the results file could not be written (``EX_IOERR`` of sysexits.h)."""
 
 
-def run_command(options: BatchOptions, echo: Callable[[str], None]) -> int:
+def run_command(
+    options: BatchOptions, echo: Callable[[str], None], make_client: ClientFactory
+) -> int:
     """Run ``llmx batch`` and return its exit status: 0 when every request has an answer,
     1 when some failed or input lines were skipped, 128 + the signal number when stopped
     by SIGINT (130) or SIGTERM (143), :data:`EXIT_WRITE_FAILED` (74) when writing the
     results file failed. ``echo`` prints a line to standard error; if standard error
     is closed (its reader went away), the lines are dropped and the batch goes on: its
     output is the results file."""
-    return asyncio.run(_run_command(options, _tolerant(echo)))
+    return asyncio.run(_run_command(options, _tolerant(echo), make_client))
 
 
 def _tolerant(echo: Callable[[str], None]) -> Callable[[str], None]:
@@ -1084,20 +1086,23 @@ def check_output_path(output: Path) -> None:
     raise BatchError(msg)
 
 
+ClientFactory = Callable[[Any], Any]
+"""Builds the client from ``BatchOptions.config`` (``llmx.Client``: the command passes it,
+so this module does not import the client, which imports the batch modules)."""
+
+
 def prepare(
-    options: BatchOptions, echo: Callable[[str], None]
+    options: BatchOptions, echo: Callable[[str], None], make_client: ClientFactory
 ) -> tuple[Any, Path, BatchInput, list[InputProblem], list[BatchItem]]:
     """What every ``llmx batch`` run starts with: the client, the results file, the parsed
     input (bad lines reported, or refused with ``strict``) and the items with their models
     resolved (an unknown instance or alias fails here, once)."""
-    from llmx._client import Client
-
     output = options.output or default_output(options.input)
     check_output_path(output)
     if output.resolve() == options.input.resolve():
         msg = "the results file (-o) must not be the input file"
         raise BatchError(msg)
-    client = Client(options.config)
+    client = make_client(options.config)
     parsed = read_input(options.input)
     problems = [*parsed.malformed, *parsed.duplicates]
     if problems and options.strict:
@@ -1119,14 +1124,12 @@ def prepare(
     return client, output, parsed, problems, items
 
 
-async def _run_command(options: BatchOptions, echo: Callable[[str], None]) -> int:
+async def _run_command(
+    options: BatchOptions, echo: Callable[[str], None], make_client: ClientFactory
+) -> int:
     import signal
 
-    if options.provider_batch:
-        from llmx._provider_batch import run_command as run_provider_command
-
-        return await run_provider_command(options, echo)
-    client, output, parsed, problems, items = prepare(options, echo)
+    client, output, parsed, problems, items = prepare(options, echo, make_client)
     writer = ResultWriter(output)
     try:
         try:

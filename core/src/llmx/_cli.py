@@ -700,7 +700,13 @@ def batch_cmd(
     )
     if (timeout is not None or cancel) and not provider_batch:
         _fail("--timeout and --cancel apply to --provider-batch only")
-    code = run_command(options, lambda line: click.echo(line, err=True))
+    if provider_batch:
+        from llmx._provider_batch import run_provider_command
+
+        run_command = run_provider_command
+    from llmx._client import Client
+
+    code = run_command(options, lambda line: click.echo(line, err=True), Client)
     if code:
         sys.exit(code)
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from llmx._health import HealthStatus
-    from llmx._provider_batch import ProviderBatchReport
+    from llmx._provider_batch import Backend, ProviderBatchReport
     from llmx._settings import CacheMode, CachePolicy
     from llmx._stream import Stream
     from llmx._types import ModelInfo, Response
@@ -245,7 +245,7 @@ class Client:
         from llmx._provider_batch import run_file
 
         return await run_file(
-            self,
+            self.backend(),
             input,
             output,
             model=model,
@@ -254,6 +254,13 @@ class Client:
             cancel=cancel,
             echo=echo,
         )
+
+    def backend(self) -> Backend:
+        """The routes, provider instances and config of this client, for the batch module
+        (:mod:`llmx._provider_batch`), which does not import the client."""
+        from llmx._provider_batch import Backend
+
+        return Backend(self._pipeline.route, self._pool, self._config)
 
     def model_info(self, model_ref: str) -> ModelInfo | None:
         """What is known about the first candidate of ``model_ref`` (no network)."""

@@ -51,6 +51,7 @@ from llmx._batch import (
     BatchError,
     BatchItem,
     BatchOptions,
+    ClientFactory,
     ResultWriter,
     _fsync_dir,
     error_record,
@@ -69,8 +70,9 @@ from llmx._errors import (
 )
 
 if TYPE_CHECKING:
-    from llmx._client import Client
-    from llmx._pool import Instance
+    from llmx._config import Config
+    from llmx._engine.resolve import Route
+    from llmx._pool import Instance, ProviderPool
     from llmx._types import ModelInfo, Request, Response, Usage
 
 FEATURE = "provider_batch"
@@ -198,6 +200,16 @@ class ProviderBatchReport:
     stopped: bool = False
 
 
+@attrs.frozen
+class Backend:
+    """What a run needs of the client: its routes, its provider instances, its config
+    (the client passes its own; the batch module does not import the client)."""
+
+    route: Callable[[str], Route]
+    pool: ProviderPool
+    config: Config
+
+
 @attrs.define
 class _Target:
     instance: Instance
@@ -237,7 +249,7 @@ class ProviderBatchRun:
 
     def __init__(
         self,
-        client: Client,
+        backend: Backend,
         items: Sequence[BatchItem],
         output: Path,
         *,
@@ -248,7 +260,7 @@ class ProviderBatchRun:
         echo: Callable[[str], None] = lambda line: None,
         progress: bool = True,
     ) -> None:
-        self.client = client
+        self.backend = backend
         self.items = list(items)
         self.output = output
         self.poll_interval = poll_interval
@@ -276,11 +288,10 @@ class ProviderBatchRun:
 
     def _target(self, item: BatchItem) -> tuple[str, str]:
         """(instance, provider model) of ``item``: its route's first candidate."""
-        pipeline = self.client._pipeline
-        candidate = pipeline.route(item.request.model).candidates[0]
+        candidate = self.backend.route(item.request.model).candidates[0]
         key = (candidate.instance, candidate.model)
         if key not in self._targets:
-            inst = self.client._pool.get(candidate.instance)
+            inst = self.backend.pool.get(candidate.instance)
             provider = inst.open()
             if not isinstance(provider, BatchProvider):
                 raise _refusal(inst, candidate.model)
@@ -347,7 +358,7 @@ class ProviderBatchRun:
         key = (chunk.instance, chunk.model)
         target = self._targets.get(key)
         if target is None:
-            inst = self.client._pool.get(chunk.instance)
+            inst = self.backend.pool.get(chunk.instance)
             provider = inst.open()
             if not isinstance(provider, BatchProvider):
                 raise _refusal(inst, chunk.model)
@@ -599,7 +610,7 @@ def _missing_error(chunk: Chunk, status: BatchStatus) -> LlmxError:
 
 
 async def run_provider_batch(
-    client: Client,
+    backend: Backend,
     items: Sequence[BatchItem],
     output: Path,
     *,
@@ -624,7 +635,7 @@ async def run_provider_batch(
     done = set(results.done)
     pending = [item for item in items if item.id not in done]
     runner = ProviderBatchRun(
-        client,
+        backend,
         items,
         output,
         poll_interval=poll_interval,
@@ -667,7 +678,7 @@ def _paths(
 
 
 async def run_file(
-    client: Client,
+    backend: Backend,
     input: str | os.PathLike[str],
     output: str | os.PathLike[str] | None = None,
     *,
@@ -689,11 +700,11 @@ async def run_file(
     items = resolve_models(
         parsed.items,
         override=model,
-        default_model=client.config.default_model,
-        aliases=client.config.aliases,
+        default_model=backend.config.default_model,
+        aliases=backend.config.aliases,
     )
     return await run_provider_batch(
-        client,
+        backend,
         items,
         out,
         poll_interval=poll_interval,
@@ -703,7 +714,19 @@ async def run_file(
     )
 
 
-async def run_command(options: BatchOptions, echo: Callable[[str], None]) -> int:
+def run_provider_command(
+    options: BatchOptions, echo: Callable[[str], None], make_client: ClientFactory
+) -> int:
+    """Run ``llmx batch --provider-batch`` (:func:`run_command`) and return its exit status;
+    ``echo`` prints a line to standard error (dropped once nobody reads it)."""
+    from llmx._batch import _tolerant
+
+    return asyncio.run(run_command(options, _tolerant(echo), make_client))
+
+
+async def run_command(
+    options: BatchOptions, echo: Callable[[str], None], make_client: ClientFactory
+) -> int:
     """``llmx batch --provider-batch``: exit 0 when every id has an answer, 1 when some
     failed or lines were skipped, :data:`EXIT_STILL_RUNNING` (75) when ``--timeout``
     passed with batches running, 128 + the signal when stopped (the batches go on at the
@@ -713,7 +736,7 @@ async def run_command(options: BatchOptions, echo: Callable[[str], None]) -> int
 
     from llmx._batch import _run_command, prepare
 
-    client, output, _parsed, problems, items = prepare(options, echo)
+    client, output, _parsed, problems, items = prepare(options, echo, make_client)
     runs: list[ProviderBatchRun] = []
     loop = asyncio.get_running_loop()
 
@@ -733,7 +756,7 @@ async def run_command(options: BatchOptions, echo: Callable[[str], None]) -> int
     try:
         async with client:
             report = await run_provider_batch(
-                client,
+                client.backend(),
                 items,
                 output,
                 poll_interval=options.poll_interval,
@@ -775,7 +798,7 @@ async def run_command(options: BatchOptions, echo: Callable[[str], None]) -> int
     failed = set(load_results(output).failed) & {item.id for item in items}
     if failed and options.retry_failed:
         echo(f"llmx: {len(failed)} request(s) failed in the batches; running them again normally")
-        return await _run_command(attrs.evolve(options, provider_batch=False), echo)
+        return await _run_command(attrs.evolve(options, provider_batch=False), echo, make_client)
     if failed:
         echo(
             f"llmx: {len(failed)} request(s) failed; re-run with --retry-failed to run them "
