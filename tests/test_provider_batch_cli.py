@@ -344,3 +344,69 @@ def test_sigint_while_polling_stops_and_a_rerun_resumes(
     assert resumed.returncode == 0, resumed.stderr
     assert_exactly_once(results(tmp_path / "in.results.jsonl"), ids)
     assert server.creates() == 1
+
+
+def _other_vendor_config(tmp_path: Path, vendor: str, base_url: str) -> Path:
+    path = tmp_path / "llmx.toml"
+    path.write_text(
+        f'[providers.fake]\ntype = "{vendor}"\nbase_url = "{base_url}"\napi_key = "test-key"\n'
+    )
+    return path
+
+
+@pytest.mark.parametrize("vendor", ["anthropic", "gemini"])
+@pytest.mark.parametrize("stage", ["create", "poll", "results"])
+def test_sigkill_at_each_stage_anthropic_and_gemini(
+    tmp_path: Path, vendor: str, stage: str
+) -> None:
+    """The same kills for the APIs without an upload: after the create (its answer held:
+    Anthropic's batch is found by its time and size, Gemini's by its display name), while
+    polling, while the results are read."""
+    from llmx_anthropic.testing import FakeAnthropicServer
+    from llmx_gemini.testing import FakeGeminiServer
+
+    fake: Any = FakeAnthropicServer if vendor == "anthropic" else FakeGeminiServer
+    model = "claude-sonnet-4-5" if vendor == "anthropic" else "gemini-2.5-flash"
+    ids = write_requests(tmp_path / "in.jsonl", 30)
+    out = tmp_path / "in.results.jsonl"
+    with fake().in_thread() as server:
+        config = _other_vendor_config(tmp_path, vendor, server.base_url)
+        reached: dict[str, Callable[[], bool]] = {
+            "create": lambda: server.batch_creates == 1,
+            "poll": lambda: any(b.step >= 1 for b in server.batches.values()),
+            "results": lambda: (
+                any(b.outcomes is not None for b in server.batches.values())
+                and len([r for r in server.requests if r.method == "GET"]) >= 3
+            ),
+        }
+        server.batch_hold[stage] = 60.0
+        cmd = args(config, "-q")
+        cmd[cmd.index("fake/gpt-4o-mini")] = f"fake/{model}"
+        proc = subprocess.Popen(
+            cmd, cwd=tmp_path, env=env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + 60
+        while not reached[stage]():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, f"never reached {stage}"
+            time.sleep(0.01)
+        time.sleep(0.1)
+        proc.kill()
+        proc.wait(timeout=10)
+        proc.stderr.close()  # type: ignore[union-attr]
+        assert (tmp_path / "in.results.jsonl.batch-state.json").exists()
+
+        server.batch_hold.clear()
+        rerun = subprocess.run(
+            cmd, cwd=tmp_path, env=env(tmp_path), capture_output=True, text=True, timeout=120
+        )
+        assert rerun.returncode == 0, rerun.stderr
+        rows = results(out)
+        assert_exactly_once(rows, ids)
+        assert server.batch_creates == 1, "a batch was created twice"
+        normal_calls = [
+            r
+            for r in server.requests
+            if r.method == "POST" and r.path.endswith(("/v1/messages", ":generateContent"))
+        ]
+        assert normal_calls == []  # everything went through the batch
