@@ -312,7 +312,7 @@ json_values = st.recursive(
             "response": json_values,
             "error": json_values,
             "result": json_values,
-            "metadata": json_values,
+            "metadata": json_values | st.fixed_dictionaries({"key": st.just("a") | json_values}),
         },
     ),
 )
@@ -320,6 +320,7 @@ def test_any_result_line_is_an_answer_or_a_typed_error(vendor: str, row: dict[st
     """Whatever a vendor's result line holds, reading it gives a result or raises an llmx
     error, never anything else (the batch goes on with the other lines)."""
     from llmx_anthropic._batch import AnthropicBatchMixin
+    from llmx_gemini._batch import GeminiBatchMixin
 
     from llmx_openai._batch import OpenAIBatchMixin
 
@@ -332,6 +333,14 @@ def test_any_result_line_is_an_answer_or_a_typed_error(vendor: str, row: dict[st
         elif vendor == "anthropic":
             result = AnthropicBatchMixin._result(provider, line, {"a": request})
         else:
+            op = {
+                "name": "batches/x",
+                "metadata": {"state": "BATCH_STATE_SUCCEEDED"},
+                "response": {"inlinedResponses": {"inlinedResponses": [row.get("result"), row]}},
+            }
+            results = list(GeminiBatchMixin._results_of(provider, op, {"a": request}))
+            assert all(r.custom_id == "a" for r in results)
+            assert all(r.error is None or isinstance(r.error, llmx.LlmxError) for r in results)
             return
     except llmx.LlmxError:
         return

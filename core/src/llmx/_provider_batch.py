@@ -273,6 +273,8 @@ class ProviderBatchRun:
         self.cancel = cancel
         self.echo = echo
         self.show_progress = progress
+        self.done: set[str] = set()
+        """Ids with a result in the results file (read before the run, added as written)."""
         self.state = StateFile(state_path(output))
         self.stop_event = asyncio.Event()
         self.stopped_by: int | None = None
@@ -440,10 +442,9 @@ class ProviderBatchRun:
 
     # -- waiting -----------------------------------------------------------------------
 
-    async def run(self, writer: ResultWriter, done: set[str]) -> ProviderBatchReport:
+    async def run(self, writer: ResultWriter) -> ProviderBatchReport:
         """Submit what is not submitted, poll until every batch ended (or the timeout, or
         :meth:`stop`), write each ended batch's results; the report."""
-        self.done = done
         for chunk in self.state.chunks:
             if chunk.status in ("new", "submitting"):
                 if self.stop_event.is_set():
@@ -545,14 +546,14 @@ class ProviderBatchRun:
             item_id = wanted.pop(result.custom_id, None)
             if item_id is None or item_id in self.done or item_id not in self._by_id:
                 continue
-            self._write(writer, self._record(chunk, target, item_id, result))
+            self.write(writer, self._record(chunk, target, item_id, result))
             if self.stop_event.is_set():
                 return
         for item_id in wanted.values():  # no result for these: the batch's own end says why
             if item_id is None or item_id in self.done or item_id not in self._by_id:
                 continue
             err = _missing_error(chunk, status)
-            self._write(writer, error_record(self._by_id[item_id], err))
+            self.write(writer, error_record(self._by_id[item_id], err))
         writer.sync()
         chunk.status = "written"
         self.state.save()
@@ -577,7 +578,8 @@ class ProviderBatchRun:
             err = _missing_error(chunk, BatchStatus("ended", result.status))
         return error_record(item, err)
 
-    def _write(self, writer: ResultWriter, record: dict[str, Any]) -> None:
+    def write(self, writer: ResultWriter, record: dict[str, Any]) -> None:
+        """Write one result record and count it."""
         writer.write(record)
         self.done.add(record["id"])
         if record["error"] is None:
@@ -644,15 +646,15 @@ async def run_provider_batch(
         echo=echo,
         progress=progress,
     )
+    runner.done = done
     if on_run is not None:
         on_run(runner)
     refused = runner.plan(pending)
     writer = ResultWriter(output)
     try:
         for item, err in refused:
-            runner.done = done
-            runner._write(writer, error_record(item, err))
-        report = await runner.run(writer, done)
+            runner.write(writer, error_record(item, err))
+        report = await runner.run(writer)
     finally:
         writer.close()
     if not report.waiting and not report.stopped:

@@ -21,7 +21,7 @@ and ``models.batchGenerateContent`` / ``batches.*`` in the discovery document):
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -69,6 +69,10 @@ _GRPC_TO_HTTP = {
     16: 401,
 }
 """google.rpc.Code -> the HTTP status Google's REST mapping gives it."""
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _int(value: Any) -> int:
@@ -182,20 +186,31 @@ class GeminiBatchMixin:
     ) -> AsyncIterator[BatchResult]:
         """The inline responses of the done operation, in input order."""
         op = await self._http.get(self._batch_url(job.id), doing="reading batch results")
+        for result in self._results_of(op, requests):
+            yield result
+
+    def _results_of(
+        self, op: Mapping[str, Any], requests: Mapping[str, Request]
+    ) -> Iterator[BatchResult]:
+        """The results in a done operation (see :meth:`batch_results`)."""
         status = self._status(op)
-        holder = op.get("response") or (op.get("metadata") or {}).get("output") or {}
-        inlined = (holder.get("inlinedResponses") or {}).get("inlinedResponses") or []
+        holder = _dict(op.get("response")) or _dict(_dict(op.get("metadata")).get("output"))
+        inlined = _dict(holder.get("inlinedResponses")).get("inlinedResponses")
+        if not isinstance(inlined, list):
+            inlined = []
         order = list(requests)
         name = self._http.name
+        answered: set[str] = set()
         for index, row in enumerate(inlined):
             if not isinstance(row, dict):
                 continue
-            key = (row.get("metadata") or {}).get("key")
+            key = _dict(row.get("metadata")).get("key")
             if not isinstance(key, str):
                 key = order[index] if index < len(order) else None
             request = requests.get(key) if isinstance(key, str) else None
             if request is None or key is None:
                 continue
+            answered.add(key)
             if isinstance(row.get("response"), dict):
                 try:
                     answer = parse_response(dumps(row["response"]), request, name)
@@ -212,9 +227,6 @@ class GeminiBatchMixin:
                 )
         if status.vendor_state in ("BATCH_STATE_EXPIRED", "BATCH_STATE_CANCELLED"):
             kind = "expired" if status.vendor_state.endswith("EXPIRED") else "canceled"
-            answered = {
-                (r.get("metadata") or {}).get("key") for r in inlined if isinstance(r, dict)
-            }
             for key in order:
                 if key not in answered:
                     yield BatchResult(key, kind)  # type: ignore[arg-type]
