@@ -84,6 +84,7 @@ async def test_partial_errors_typed_like_the_normal_path(vendor: str, tmp_path: 
             report = await client.provider_batch(
                 tmp_path / "in.jsonl", model=f"v/{model}", poll_interval=0.001, echo=lines.append
             )
+            stats = {(m.instance, m.model): m for m in client.stats().models}
         assert server.errors == []
     assert normal is not None
     assert (report.succeeded, report.failed, report.waiting) == (4, 1, 0)
@@ -99,6 +100,10 @@ async def test_partial_errors_typed_like_the_normal_path(vendor: str, tmp_path: 
     assert good["cost"] is not None
     assert good["batch"] == {"id": report.batches[0], "price": "normal"}
     assert any("submitted batch" in line for line in lines)
+    counted = stats[("v", model)]  # the normal call, then the batch's five results
+    assert (counted.requests, counted.successes) == (1 + 5, 4)
+    assert counted.errors == {type(normal).__name__: 1 + 1}
+    assert counted.cost > 0
     assert not state_path(tmp_path / "in.results.jsonl").exists()
 
 

@@ -410,3 +410,13 @@ def test_sigkill_at_each_stage_anthropic_and_gemini(
             if r.method == "POST" and r.path.endswith(("/v1/messages", ":generateContent"))
         ]
         assert normal_calls == []  # everything went through the batch
+
+
+def test_timeout_and_cancel_need_provider_batch(tmp_path: Path, config: Path) -> None:
+    write_requests(tmp_path / "in.jsonl", 1)
+    cmd = [sys.executable, "-m", "llmx", "--config", str(config), "batch", "in.jsonl", "--cancel"]
+    result = subprocess.run(
+        cmd, cwd=tmp_path, env=env(tmp_path), capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 1
+    assert "--timeout and --cancel apply to --provider-batch only" in result.stderr

@@ -260,7 +260,7 @@ class Client:
         (:mod:`llmx._provider_batch`), which does not import the client."""
         from llmx._provider_batch import Backend
 
-        return Backend(self._pipeline.route, self._pool, self._config)
+        return Backend(self._pipeline.route, self._pool, self._config, self._pipeline.stats)
 
     def model_info(self, model_ref: str) -> ModelInfo | None:
         """What is known about the first candidate of ``model_ref`` (no network)."""

@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     from llmx._config import Config
     from llmx._engine.resolve import Route
     from llmx._pool import Instance, ProviderPool
+    from llmx._stats import StatsRecorder
     from llmx._types import ModelInfo, Request, Response, Usage
 
 FEATURE = "provider_batch"
@@ -208,6 +209,8 @@ class Backend:
     route: Callable[[str], Route]
     pool: ProviderPool
     config: Config
+    stats: StatsRecorder | None = None
+    """Where each result is counted (``client.stats()``), if anywhere."""
 
 
 @attrs.define
@@ -546,14 +549,15 @@ class ProviderBatchRun:
             item_id = wanted.pop(result.custom_id, None)
             if item_id is None or item_id in self.done or item_id not in self._by_id:
                 continue
-            self.write(writer, self._record(chunk, target, item_id, result))
+            record = self._record(chunk, target, item_id, result)
+            self.write(writer, record, chunk.instance, chunk.model)
             if self.stop_event.is_set():
                 return
         for item_id in wanted.values():  # no result for these: the batch's own end says why
             if item_id is None or item_id in self.done or item_id not in self._by_id:
                 continue
             err = _missing_error(chunk, status)
-            self.write(writer, error_record(self._by_id[item_id], err))
+            self.write(writer, error_record(self._by_id[item_id], err), chunk.instance, chunk.model)
         writer.sync()
         chunk.status = "written"
         self.state.save()
@@ -578,9 +582,30 @@ class ProviderBatchRun:
             err = _missing_error(chunk, BatchStatus("ended", result.status))
         return error_record(item, err)
 
-    def write(self, writer: ResultWriter, record: dict[str, Any]) -> None:
-        """Write one result record and count it."""
+    def write(
+        self,
+        writer: ResultWriter,
+        record: dict[str, Any],
+        instance: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        """Write one result record and count it (in the client's stats too, under
+        ``instance``/``model``, as the pipeline counts a call)."""
         writer.write(record)
+        stats = self.backend.stats
+        if stats is not None and instance is not None and model is not None:
+            counters = stats.counters(instance, model)
+            counters.requests += 1
+            response = record["response"]
+            if response is None:
+                kind = record["error"]["type"]
+                counters.errors[kind] = counters.errors.get(kind, 0) + 1
+            else:
+                counters.successes += 1
+                counters.input_tokens += response["usage"]["input_tokens"]
+                counters.output_tokens += response["usage"]["output_tokens"]
+                if response["cost"] is not None:
+                    counters.cost += response["cost"]
         self.done.add(record["id"])
         if record["error"] is None:
             self.succeeded += 1
