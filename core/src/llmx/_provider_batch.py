@@ -144,6 +144,9 @@ class StateFile:
 
     def load(self) -> None:
         """Read the chunks recorded by earlier runs (none if the file does not exist)."""
+        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):  # a save cut short
+            with contextlib.suppress(OSError):
+                stale.unlink()
         try:
             data = json.loads(self.path.read_bytes())
         except FileNotFoundError:
@@ -283,7 +286,6 @@ class ProviderBatchRun:
         self.stopped_by: int | None = None
         self._targets: dict[tuple[str, str], _Target] = {}
         self._by_id = {item.id: item for item in self.items}
-        self._requests: dict[str, Request] = {}
         self.succeeded = 0
         self.failed = 0
         self.cost = 0.0
@@ -505,7 +507,7 @@ class ProviderBatchRun:
             )
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self.stop_event.wait(), wait)
-        waiting = sum(len(c.ids) for c in self._open_chunks() if c.status != "written")
+        waiting = sum(len(c.ids) for c in self.state.chunks if c.status != "written")
         priced = "mixed" if len(self.priced) > 1 else next(iter(self.priced), "normal")
         return ProviderBatchReport(
             self.succeeded,
