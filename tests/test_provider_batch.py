@@ -393,3 +393,72 @@ async def test_a_lost_create_answer_and_failing_polls_are_retried_without_a_seco
     assert sum("polling again" in line for line in lines) == 2
     assert any("not creating it again" in line for line in lines)
     check_once(rows(tmp_path / "in.results.jsonl"), ids)
+
+
+async def test_the_fakes_answer_in_the_vendors_published_shapes(tmp_path: Path) -> None:
+    """The fakes' batch objects and result lines match the vendors' schemas (so a
+    provider tested against them is tested against what the vendor sends)."""
+    import aiohttp
+
+    from llmx.testing.openapi import vendor_validator
+
+    write(tmp_path / "in.jsonl", ["a", "b"])
+
+    async with FakeOpenAIServer() as server, aiohttp.ClientSession() as http:
+        server.enqueue(Reply("prompt of a"), ErrorReply(429))
+        async with llmx.Client(config("openai", server)) as client:
+            await client.provider_batch(
+                tmp_path / "in.jsonl", tmp_path / "o1.jsonl", model="v/gpt-4o-mini", poll_interval=0
+            )
+        spec = vendor_validator("openai", "official")
+        auth = {"authorization": "Bearer test-key"}
+        async with http.get(f"{server.base_url}/batches/batch_fake000001", headers=auth) as r:
+            batch = await r.json()
+        spec.check_schema("Batch", batch)
+        for field in ("output_file_id", "error_file_id"):
+            url = f"{server.base_url}/files/{batch[field]}/content"
+            async with http.get(url, headers=auth) as r:
+                for line in (await r.read()).splitlines():
+                    row = json.loads(line)
+                    if row["response"] is not None and row["response"]["status_code"] == 200:
+                        spec.check_schema("CreateChatCompletionResponse", row["response"]["body"])
+
+    async with FakeAnthropicServer() as server, aiohttp.ClientSession() as http:
+        server.enqueue(Reply("prompt of a"), ErrorReply(400))
+        async with llmx.Client(config("anthropic", server)) as client:
+            await client.provider_batch(
+                tmp_path / "in.jsonl",
+                tmp_path / "o2.jsonl",
+                model="v/claude-sonnet-4-5",
+                poll_interval=0,
+            )
+        spec = vendor_validator("anthropic", "official")
+        auth = {"x-api-key": "test-key", "anthropic-version": "2023-06-01"}
+        async with http.get(f"{server.base_url}/v1/messages/batches", headers=auth) as r:
+            spec.check_schema("ListResponse_MessageBatch_", await r.json())
+        url = f"{server.base_url}/v1/messages/batches/msgbatch_fake000001/results"
+        async with http.get(url, headers=auth) as r:
+            for line in (await r.read()).splitlines():
+                spec.check_schema("MessageBatchIndividualResponse", json.loads(line))
+
+    async with FakeGeminiServer() as server, aiohttp.ClientSession() as http:
+        server.enqueue(Reply("prompt of a"), ErrorReply(500))
+        async with llmx.Client(config("gemini", server)) as client:
+            await client.provider_batch(
+                tmp_path / "in.jsonl",
+                tmp_path / "o3.jsonl",
+                model="v/gemini-2.5-flash",
+                poll_interval=0,
+            )
+        spec = vendor_validator("gemini", "official")
+        auth = {"x-goog-api-key": "test-key"}
+        async with http.get(f"{server.base_url}/batches/fake000001", headers=auth) as r:
+            op = await r.json()
+        spec.check_schema("Operation", op)
+        meta = {k: v for k, v in op["metadata"].items() if k != "@type"}
+        # "Required." in the discovery document is about creates: an operation's metadata
+        # does not repeat the inline requests.
+        problems = spec.errors("GenerateContentBatch", meta)
+        assert problems == ["$: 'inputConfig' is a required property"], problems
+        output = {k: v for k, v in op["response"].items() if k != "@type"}
+        spec.check_schema("GenerateContentBatchOutput", output)

@@ -168,7 +168,11 @@ class AnthropicBatchFake(FakeBatches):
                     "type": outcome.error.type or error["type"],
                     "message": outcome.error.message or error["message"],
                 }
-                result["error"] = {"type": "error", "error": error}
+                result["error"] = {
+                    "type": "error",
+                    "error": error,
+                    "request_id": f"req_011CFakeBatch{self.next_id():010d}",
+                }
             rows.append(
                 json.dumps({"custom_id": outcome.custom_id, "result": result}).encode() + b"\n"
             )
