@@ -462,3 +462,24 @@ async def test_the_fakes_answer_in_the_vendors_published_shapes(tmp_path: Path) 
         assert problems == ["$: 'inputConfig' is a required property"], problems
         output = {k: v for k, v in op["response"].items() if k != "@type"}
         spec.check_schema("GenerateContentBatchOutput", output)
+
+
+async def test_a_batch_of_more_than_a_megabyte(vendor: str, tmp_path: Path) -> None:
+    """Uploads and creates are large (the vendors take 200-256 MB; the fakes 300 MB)."""
+    fake, model, _, _ = VENDORS[vendor]
+    ids = [f"r{i}" for i in range(1500)]
+    (tmp_path / "in.jsonl").write_text(
+        "".join(
+            json.dumps({"id": i, "prompt": f"prompt of {i}", "system": "s" * 800}) + "\n"
+            for i in ids
+        )
+    )
+    async with fake() as server:
+        async with llmx.Client(config(vendor, server)) as client:
+            report = await client.provider_batch(
+                tmp_path / "in.jsonl", model=f"v/{model}", poll_interval=0.001
+            )
+        sent = sum(len(r.body) for r in server.requests if r.method == "POST")
+    assert sent > 2**20
+    assert (report.succeeded, report.failed) == (1500, 0)
+    check_once(rows(tmp_path / "in.results.jsonl"), ids)

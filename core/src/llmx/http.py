@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import ipaddress
 import json
 import os
@@ -137,6 +138,9 @@ __all__ = [
 T = TypeVar("T")
 
 Framing = Literal["sse", "sse-data", "ndjson"]
+
+_ONE_WRITE = 2**20
+"""The largest body posted as bytes (aiohttp's threshold for its large-body warning)."""
 
 
 # -- settings --------------------------------------------------------------------------
@@ -813,7 +817,12 @@ class Endpoint:
         """
         try:
             async with self.session.post(
-                url, data=body, headers=self.headers, allow_redirects=False
+                url,
+                # aiohttp writes bytes in one go and warns past 1 MiB (a batch create, a
+                # request with large images): a larger body is streamed from a buffer.
+                data=body if len(body) <= _ONE_WRITE else io.BytesIO(body),
+                headers=self.headers,
+                allow_redirects=False,
             ) as resp:
                 if resp.status >= 300:
                     raise await self._error_of(resp, model)

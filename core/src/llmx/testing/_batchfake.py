@@ -26,7 +26,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import attrs
 
@@ -88,6 +88,8 @@ class FakeBatches(_Server):
     """The batch store a vendor fake mixes in (see the module docstring): a mixin of a
     :class:`~llmx.testing.FakeServer` subclass."""
 
+    max_request_bytes: ClassVar[int | None] = 300 * 2**20
+    """Batch uploads and creates are large: the vendors take 200-256 MB."""
     batch_lifecycle: Sequence[str] = ()
     batch_cancel_states: Sequence[str] = ()
     batch_success_states: frozenset[str] = frozenset()

@@ -21,6 +21,7 @@ The wire (https://platform.openai.com/docs/api-reference/batch, and ``createBatc
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -104,7 +105,7 @@ class OpenAIBatchMixin:
             form.add_field("purpose", "batch")
             form.add_field(
                 "file",
-                b"".join(line + b"\n" for line in lines),
+                io.BytesIO(b"".join(line + b"\n" for line in lines)),  # streamed, not one write
                 filename=f"{key}.jsonl",
                 content_type="application/jsonl",
             )
