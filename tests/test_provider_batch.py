@@ -483,3 +483,48 @@ async def test_a_batch_of_more_than_a_megabyte(vendor: str, tmp_path: Path) -> N
     assert sent > 2**20
     assert (report.succeeded, report.failed) == (1500, 0)
     check_once(rows(tmp_path / "in.results.jsonl"), ids)
+
+
+async def test_lines_for_two_providers_make_a_batch_each(tmp_path: Path) -> None:
+    lines = [
+        {"id": "o1", "prompt": "prompt of o1", "model": "oa/gpt-4o-mini"},
+        {"id": "a1", "prompt": "prompt of a1", "model": "an/claude-sonnet-4-5"},
+        {"id": "o2", "prompt": "prompt of o2", "model": "oa/gpt-4o-mini"},
+    ]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    async with FakeOpenAIServer() as openai, FakeAnthropicServer() as anthropic:
+        cfg = {
+            "providers": {
+                "oa": {"type": "openai", "base_url": openai.base_url, "api_key": "test-key"},
+                "an": {"type": "anthropic", "base_url": anthropic.base_url, "api_key": "test-key"},
+            }
+        }
+        async with llmx.Client(cfg) as client:
+            report = await client.provider_batch(tmp_path / "in.jsonl", poll_interval=0.001)
+    assert (openai.batch_creates, anthropic.batch_creates) == (1, 1)
+    assert [len(b.items) for b in openai.batches.values()] == [2]
+    assert report.succeeded == 3
+    out = rows(tmp_path / "in.results.jsonl")
+    check_once(out, ["o1", "a1", "o2"])
+    assert {r["id"]: r["response"]["provider"] for r in out} == {"o1": "oa", "a1": "an", "o2": "oa"}
+
+
+async def test_a_line_larger_than_a_whole_batch_is_an_error_the_others_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("llmx_openai._batch.MAX_BYTES", 2000)
+    lines = [
+        {"id": "small", "prompt": "prompt of small"},
+        {"id": "huge", "prompt": "x" * 5000},
+    ]
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    async with FakeOpenAIServer() as server, llmx.Client(config("openai", server)) as client:
+        report = await client.provider_batch(
+            tmp_path / "in.jsonl", model="v/gpt-4o-mini", poll_interval=0.001
+        )
+    assert (report.succeeded, report.failed) == (1, 1)
+    out = {r["id"]: r for r in rows(tmp_path / "in.results.jsonl")}
+    assert out["small"]["response"]["text"] == "prompt of small"
+    assert out["huge"]["error"]["type"] == "BatchError"
+    assert "more than one batch of v takes (2,000 bytes)" in out["huge"]["error"]["message"]
+    assert [len(b.items) for b in server.batches.values()] == [1]
