@@ -317,7 +317,7 @@ class ProviderBatchRun:
         self.state.load()
         covered = {i for c in self.state.chunks if c.status != "written" for i in c.ids}
         refused: list[tuple[BatchItem, BaseException]] = []
-        groups: dict[tuple[str, str], list[tuple[str, bytes]]] = {}
+        groups: dict[tuple[str, str], list[tuple[str, int]]] = {}  # ids and line sizes
         for item in pending:
             if item.id in covered:
                 continue
@@ -330,14 +330,16 @@ class ProviderBatchRun:
             except (UnsupportedFeatureError, ProviderError) as err:
                 refused.append((item, err))
                 continue
-            groups.setdefault((instance, model), []).append((item.id, line))
+            # Only the size is kept: the lines are encoded again when their chunk is
+            # submitted, so a large input is never held in memory whole.
+            groups.setdefault((instance, model), []).append((item.id, len(line)))
         run = uuid.uuid4().hex[:12]
         for (instance, model), lines in groups.items():
             limits = self._targets[(instance, model)].provider.batch_limits(model)
             chunk_ids: list[str] = []
             size = limits.base_overhead
-            for item_id, line in lines:
-                grow = len(line) + limits.line_overhead
+            for item_id, line_size in lines:
+                grow = line_size + limits.line_overhead
                 if chunk_ids and (
                     len(chunk_ids) >= limits.max_requests or size + grow > limits.max_bytes
                 ):
@@ -345,7 +347,7 @@ class ProviderBatchRun:
                     chunk_ids, size = [], limits.base_overhead
                 if limits.base_overhead + grow > limits.max_bytes:
                     msg = (
-                        f"request {item_id!r} is {len(line):,} bytes, more than one batch of "
+                        f"request {item_id!r} is {line_size:,} bytes, more than one batch of "
                         f"{instance} takes ({limits.max_bytes:,} bytes)"
                     )
                     refused.append((self._by_id[item_id], BatchError(msg)))
