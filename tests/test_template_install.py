@@ -177,13 +177,9 @@ def test_a_renamed_copy_installs_and_passes_its_own_tests(
     # The only tests not run are of the features the template's API lacks and the
     # opt-in embeddings (whose refusal test runs), said so.
     skipped = re.findall(r"^SKIPPED .*$", tests.stdout, re.M)
-    assert len(skipped) == 5, skipped
-    assert all(
-        re.search(
-            f"{NAME} does not support (images|json_schema|token_counting|embeddings|reasoning)$", s
-        )
-        for s in skipped
-    )
+    assert len(skipped) == 6, skipped
+    features = "images|json_schema|token_counting|embeddings|reasoning|provider_batch"
+    assert all(re.search(f"{NAME} does not support ({features})$", s) for s in skipped)
     assert plugins.returncode == 0, plugins.stderr
     rows = {row["name"]: row for row in json.loads(plugins.stdout)}
     assert rows[NAME]["distribution"] == f"llmx-provider-{NAME}"

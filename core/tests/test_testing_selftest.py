@@ -86,6 +86,7 @@ UNSUPPORTED = {
     "test_reasoning_parts_and_deltas",
     "test_reasoning_tool_loop[complete]",
     "test_reasoning_tool_loop[stream]",
+    "test_provider_batch",
 }
 """The tests of the features Acme lacks (images by URL are checked inside test_images;
 without token counting, test_count_tokens checks that the estimate sends nothing;

@@ -27,6 +27,7 @@ class TestConformance(ProviderConformance):
         Feature.TOKEN_COUNTING,
         Feature.PROMPT_CACHING,
         Feature.REASONING,
+        Feature.PROVIDER_BATCH,
     }
     usage_details = frozenset()
     hypothesis_examples = 12

@@ -60,6 +60,7 @@ _EXPORTS: dict[str, str] = {
     "Response": "llmx._types",
     "EmbeddingResponse": "llmx._embedding",
     "Usage": "llmx._types",
+    "ProviderBatchReport": "llmx._provider_batch",
     "Attempt": "llmx._types",
     "TextDelta": "llmx._types",
     "ToolCallDelta": "llmx._types",
@@ -155,6 +156,7 @@ if TYPE_CHECKING:
     from llmx._errors import ServerError as ServerError
     from llmx._errors import UnsupportedFeatureError as UnsupportedFeatureError
     from llmx._health import HealthStatus as HealthStatus
+    from llmx._provider_batch import ProviderBatchReport as ProviderBatchReport
     from llmx._registry import Registry as Registry
     from llmx._secret import Secret as Secret
     from llmx._settings import CacheMode as CacheMode

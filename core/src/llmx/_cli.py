@@ -815,6 +815,25 @@ def embed_cmd(
 @click.option("--retry-failed", is_flag=True, help="Run the ids whose result is an error again.")
 @click.option("--strict", is_flag=True, help="Refuse to start if any input line is bad.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar; a one-line summary.")
+@click.option(
+    "--provider-batch",
+    is_flag=True,
+    help="Submit through the providers' batch APIs (about half the price, answers within 24 h).",
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="--provider-batch: seconds between polls (backing off while nothing changes).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="--provider-batch: stop waiting after SECONDS (exit 75; run again to resume).",
+)
+@click.option("--cancel", is_flag=True, help="--provider-batch: cancel the running batches.")
 @click.pass_obj
 def batch_cmd(
     state: _State,
@@ -826,6 +845,10 @@ def batch_cmd(
     retry_failed: bool,
     strict: bool,
     quiet: bool,
+    provider_batch: bool,
+    poll_interval: float,
+    timeout: float | None,
+    cancel: bool,
 ) -> None:
     """Run every request of the JSONL file INPUT_PATH and write one result line per id.
 
@@ -837,6 +860,12 @@ def batch_cmd(
     The results file must be a regular file, not a pipe or a device. Exit status: 0 all
     answered, 1 some failed or lines were skipped, 74 writing the results file failed
     (the run stopped; run it again to resume), 130/143 interrupted.
+
+    With --provider-batch the lines go through the providers' batch APIs (OpenAI,
+    Anthropic, Gemini): split to each vendor's limits, submitted once (the batch ids are
+    recorded next to the results file before waiting, so a re-run resumes polling),
+    polled, and written in the same format; --retry-failed then runs failed or expired
+    ids through the normal pipeline. Exit 75: --timeout passed, batches still running.
     """
     from llmx._batch import BatchOptions, run_command
 
@@ -850,8 +879,20 @@ def batch_cmd(
         strict=strict,
         quiet=quiet,
         config=state.config_path,
+        provider_batch=provider_batch,
+        poll_interval=poll_interval,
+        timeout=timeout,
+        cancel=cancel,
     )
-    code = run_command(options, lambda line: click.echo(line, err=True))
+    if (timeout is not None or cancel) and not provider_batch:
+        _fail("--timeout and --cancel apply to --provider-batch only")
+    if provider_batch:
+        from llmx._provider_batch import run_provider_command
+
+        run_command = run_provider_command
+    from llmx._client import Client
+
+    code = run_command(options, lambda line: click.echo(line, err=True), Client)
     if code:
         sys.exit(code)
 

@@ -21,10 +21,12 @@ from llmx._validate import validate
 
 if TYPE_CHECKING:
     import os
+    from collections.abc import Callable
     from types import TracebackType
 
     from llmx._embedding import EmbeddingResponse, EmbeddingTask
     from llmx._health import HealthStatus
+    from llmx._provider_batch import Backend, ProviderBatchReport
     from llmx._settings import CacheMode, CachePolicy
     from llmx._stream import Stream
     from llmx._types import ModelInfo, Response, Usage
@@ -306,6 +308,47 @@ class Client:
         return await embed(
             self._pipeline, request, timeout=timeout, cache=cache, concurrency=concurrency
         )
+
+    async def provider_batch(
+        self,
+        input: str | os.PathLike[str],
+        output: str | os.PathLike[str] | None = None,
+        *,
+        model: str | None = None,
+        poll_interval: float = 10.0,
+        timeout: float | None = None,
+        cancel: bool = False,
+        echo: Callable[[str], None] | None = None,
+    ) -> ProviderBatchReport:
+        """Run the JSONL file ``input`` (what ``llmx batch`` takes) through the providers'
+        batch APIs into the results file ``output`` (default ``INPUT.results.jsonl``),
+        as ``llmx batch --provider-batch`` does: resumable (call it again after a crash:
+        nothing is submitted twice), every id written exactly once. Returns when every
+        batch ended, or when ``timeout`` seconds passed (``report.waiting`` counts what
+        is still running; call again to resume). ``model`` overrides the lines' models;
+        ``echo`` receives the progress lines. A provider without a batch API is refused
+        before anything is sent (:class:`UnsupportedFeatureError`).
+        """
+        self._check_open()
+        from llmx._provider_batch import run_file
+
+        return await run_file(
+            self.backend(),
+            input,
+            output,
+            model=model,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            cancel=cancel,
+            echo=echo,
+        )
+
+    def backend(self) -> Backend:
+        """The routes, provider instances and config of this client, for the batch module
+        (:mod:`llmx._provider_batch`), which does not import the client."""
+        from llmx._provider_batch import Backend
+
+        return Backend(self._pipeline.route, self._pool, self._config, self._pipeline.stats)
 
     def model_info(self, model_ref: str) -> ModelInfo | None:
         """What is known about the first candidate of ``model_ref`` (no network)."""

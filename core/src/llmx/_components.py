@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import attrs
 
+from llmx import _batchapi
+
 if TYPE_CHECKING:
     import aiohttp
 
@@ -434,6 +436,7 @@ OPTIONAL: Mapping[str, tuple[type, ...]] = {
         TokenCountingProvider,
         EmbeddingProvider,
         Closable,
+        _batchapi.BatchProvider,
     ),
     "cache": (ScopedCache, Closable),
     "limiter": (InProcessAcquire, InProcessRelease, Closable),

@@ -23,7 +23,9 @@
 * **Component protocols**: :class:`Provider` (one required method) and its optional
   abilities (:class:`StreamingProvider`, :class:`ModelInfoProvider`,
   :class:`ModelListingProvider`, :class:`EmbeddingProvider` with :class:`EmbeddingLimits`
-  and the :class:`EmbeddingRequest` it receives, :class:`Closable`), :class:`Cache` (and the optional
+  and the :class:`EmbeddingRequest` it receives, :class:`Closable`, and
+  :class:`BatchProvider` with :class:`BatchLimits`, :class:`BatchJob`, :class:`BatchStatus`,
+  :class:`BatchResult` for provider batch APIs), :class:`Cache` (and the optional
   :class:`ScopedCache`),
   :class:`RateLimiter` with :class:`Bucket` (and the optional :class:`InProcessAcquire`,
   :class:`InProcessRelease`), :class:`BreakerStore` with :class:`SharedBreakerState` (and
@@ -72,6 +74,12 @@ _EXPORTS: dict[str, str] = {
     "EmbeddingLimits": "llmx._embedding",
     "EmbeddingRequest": "llmx._embedding",
     "Closable": "llmx._components",
+    "BatchProvider": "llmx._batchapi",
+    "BatchLimits": "llmx._batchapi",
+    "BatchJob": "llmx._batchapi",
+    "BatchStatus": "llmx._batchapi",
+    "BatchResult": "llmx._batchapi",
+    "BatchState": "llmx._batchapi",
     "InProcessAcquire": "llmx._components",
     "InProcessRelease": "llmx._components",
     "ScopedBreakerStore": "llmx._components",
@@ -120,6 +128,12 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:
+    from llmx._batchapi import BatchJob as BatchJob
+    from llmx._batchapi import BatchLimits as BatchLimits
+    from llmx._batchapi import BatchProvider as BatchProvider
+    from llmx._batchapi import BatchResult as BatchResult
+    from llmx._batchapi import BatchState as BatchState
+    from llmx._batchapi import BatchStatus as BatchStatus
     from llmx._cachekey import cache_key as cache_key
     from llmx._components import BreakerStore as BreakerStore
     from llmx._components import Bucket as Bucket

@@ -28,6 +28,7 @@ class TestAcme(ProviderConformance):
         Feature.TOKEN_COUNTING,
         Feature.PROMPT_CACHING,
         Feature.REASONING,
+        Feature.PROVIDER_BATCH,
     }
     usage_details = frozenset()
     tool_call_ids = False

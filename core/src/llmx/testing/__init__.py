@@ -14,6 +14,8 @@
   API: ``llmx_openai.testing`` (``FakeOpenAIServer``, ``FakeAzureOpenAIServer``),
   ``llmx_anthropic.testing`` (``FakeAnthropicServer``) and ``llmx_gemini.testing``
   (``FakeGeminiServer``), with their pytest fixtures.
+* :class:`FakeBatches`: the batch store and scripted lifecycle a fake mixes in to
+  implement its vendor's batch API (the first-party fakes do).
 * Fault injection on every fake server: :class:`Faults` (random, seeded),
   :class:`Fault` schedules and a "down" switch, with counters of what was injected.
 * :mod:`llmx.testing.conformance`: the test suite every provider plugin runs
@@ -40,6 +42,7 @@ _EXPORTS: dict[str, str] = {
     "scripted_client": "llmx.testing._scripted",
     "FakeServer": "llmx.testing._server",
     "FakeServerError": "llmx.testing._server",
+    "FakeBatches": "llmx.testing._batchfake",
     "Event": "llmx.testing._server",
     "Framing": "llmx.testing._server",
     "Handler": "llmx.testing._server",
@@ -73,6 +76,7 @@ __all__ = [
     "ErrorKind",
     "ErrorReply",
     "Event",
+    "FakeBatches",
     "FakeServer",
     "FakeServerError",
     "Fault",
@@ -107,6 +111,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:
+    from llmx.testing._batchfake import FakeBatches as FakeBatches
     from llmx.testing._chaos import Fault, FaultKind, Faults, Injection
     from llmx.testing._embeddings import fake_embedding
     from llmx.testing._replies import TOOL_REPLY as TOOL_REPLY

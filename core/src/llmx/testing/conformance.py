@@ -32,7 +32,8 @@ left early closes its connection), features the model lacks refused before sendi
 prompt caching (breakpoints and a cache key answered with their usage and cost, or
 refused before sending), embeddings (split to the provider's limit, in input order; or
 refused unsent), reasoning (``reasoning=`` sent, reasoning parts and deltas, the vendor's
-state kept across a tool loop, another vendor's state never sent), model infos and live model lists, and hypothesis properties
+state kept across a tool loop, another vendor's state never sent), model infos and
+live model lists, the vendor's batch API (``Feature.PROVIDER_BATCH``), and hypothesis properties
 (any TCP chunking of a body gives the same answer; any unicode text round-trips). The
 kit's own self-test (``core/tests/test_testing_selftest.py``) shows it failing
 deliberately broken providers: a 429 mapped to ServerError, a lost Retry-After, a
@@ -128,6 +129,7 @@ import llmx
 from llmx.testing._chaos import Fault
 from llmx.testing._conf_embeddings import EMBEDDINGS, EmbeddingsConformance
 from llmx.testing._conf_prompt_caching import PROMPT_CACHING, PromptCachingConformance
+from llmx.testing._conf_provider_batch import ProviderBatchTests
 from llmx.testing._conf_reasoning import ReasoningConformance
 from llmx.testing._conf_tokens import TOKEN_COUNTING, TokenCountingConformance
 from llmx.testing._replies import Blocked, ErrorKind, MidStreamError, Reply, Reset, Stall
@@ -204,6 +206,8 @@ class Feature:
     REASONING = "reasoning"
     """``reasoning=`` (effort or budget), reasoning parts and deltas, reasoning state kept
     across a tool loop (``_conf_reasoning``)."""
+    PROVIDER_BATCH = "provider_batch"
+    """The vendor's batch API (:class:`llmx.plugin.BatchProvider`, ``--provider-batch``)."""
 
     ALL: ClassVar[frozenset[str]] = frozenset(
         {
@@ -223,6 +227,7 @@ class Feature:
             TOKEN_COUNTING,
             PROMPT_CACHING,
             REASONING,
+            PROVIDER_BATCH,
         }
     )
     """The chat features (the default ``supports``)."""
@@ -283,6 +288,7 @@ class ProviderConformance(
     PromptCachingConformance,
     EmbeddingsConformance,
     ReasoningConformance,
+    ProviderBatchTests,
 ):
     """Base class of a provider's conformance tests (see the module docstring)."""
 
@@ -340,7 +346,12 @@ class ProviderConformance(
         if unknown:
             msg = f"{cls.__name__}.supports names unknown features {sorted(unknown)}; known: {sorted(Feature.KNOWN)}"
             raise TypeError(msg)
-        per_model = Feature.KNOWN - {Feature.STREAMING, Feature.LIST_MODELS, Feature.MODEL_INFO}
+        per_model = Feature.KNOWN - {
+            Feature.STREAMING,
+            Feature.LIST_MODELS,
+            Feature.MODEL_INFO,
+            Feature.PROVIDER_BATCH,
+        }
         for feature in cls.models:
             if feature not in per_model:
                 msg = f"{cls.__name__}.models: {feature!r} is not a per-model feature; use one of {sorted(per_model)}"

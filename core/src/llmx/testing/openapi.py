@@ -586,9 +586,39 @@ def _openai_base64_embedding(document: dict[str, Any]) -> dict[str, Any]:
     return {**document, "components": {**document["components"], "schemas": schemas}}
 
 
+_BATCH_NULLABLE = (
+    "errors",
+    "output_file_id",
+    "error_file_id",
+    "in_progress_at",
+    "expires_at",
+    "finalizing_at",
+    "completed_at",
+    "failed_at",
+    "expired_at",
+    "cancelling_at",
+    "cancelled_at",
+)
+
+
+def _openai_batch_nullable(document: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI: ``Batch``'s timestamps, file ids and ``errors`` are declared as integers,
+    strings and an object, but the API answers ``null`` until the batch gets there — the
+    document's own example response for ``POST /batches`` shows ``"errors": null``,
+    ``"output_file_id": null``, ``"in_progress_at": null``... Corrected to nullable."""
+    schemas = dict(document["components"]["schemas"])
+    batch = dict(schemas["Batch"])
+    props = dict(batch["properties"])
+    for name in _BATCH_NULLABLE:
+        props[name] = {**props[name], "nullable": True}
+    batch["properties"] = props
+    schemas["Batch"] = batch
+    return {**document, "components": {**document["components"], "schemas": schemas}}
+
+
 ERRATA: dict[tuple[str, str], tuple[Any, ...]] = {
     ("openai", "azure"): (_azure_json_schema_required,),
-    ("openai", "official"): (_openai_base64_embedding,),
+    ("openai", "official"): (_openai_base64_embedding, _openai_batch_nullable),
 }
 """Corrections applied to vendor documents before use, each documented and each tested
 to still be needed (the tests fail once a vendor fixes its document)."""

@@ -22,6 +22,7 @@ from llmx import (
 )
 from llmx.http import Endpoint, api_key, base_url, collect_pages, dumps, json_object
 from llmx.plugin import reasoning_off
+from llmx_anthropic._batch import AnthropicBatchMixin
 from llmx_anthropic._models import FIXED_SAMPLING, base_id, lookup
 from llmx_anthropic._settings import AnthropicSettings
 from llmx_anthropic._wire import (
@@ -181,7 +182,7 @@ def _thinking_off_unsaid(request: Request) -> Request:
     return request
 
 
-class AnthropicProvider:
+class AnthropicProvider(AnthropicBatchMixin):
     """Anthropic's Messages API (``POST /v1/messages``), streaming and not.
 
     Built by the core from ``[providers.NAME]`` with ``type = "anthropic"``: it borrows

@@ -24,6 +24,7 @@ from llmx import (
 )
 from llmx.http import Endpoint, api_key, base_url, collect_pages, dumps, json_object
 from llmx.plugin import EmbeddingRequest, reasoning_off
+from llmx_gemini._batch import GeminiBatchMixin
 from llmx_gemini._embed import (
     EMBEDDING_LIMITS,
     build_embedding_body,
@@ -157,7 +158,7 @@ def _thinking_off_unsaid(request: Request) -> Request:
     return request
 
 
-class GeminiProvider:
+class GeminiProvider(GeminiBatchMixin):
     """Google's Gemini API: ``models/{model}:generateContent`` and
     ``:streamGenerateContent?alt=sse``.
 

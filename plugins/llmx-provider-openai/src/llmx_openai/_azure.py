@@ -21,7 +21,7 @@ from llmx.http import Endpoint, api_key, base_url, dumps
 from llmx.plugin import EmbeddingRequest, reasoning_off
 from llmx_openai._embed import build_embedding_body, embedding_lookup
 from llmx_openai._models import lookup
-from llmx_openai._provider import OpenAIProvider, _efforts
+from llmx_openai._provider import OpenAIChatProvider, _efforts
 from llmx_openai._settings import AzureSettings
 from llmx_openai._wire import build_body
 
@@ -35,7 +35,7 @@ REASONING_API_VERSION = "2024-12-01-preview"
 """The first Azure OpenAI api-version that takes ``reasoning_effort``."""
 
 
-class AzureOpenAIProvider(OpenAIProvider):
+class AzureOpenAIProvider(OpenAIChatProvider):
     """Azure OpenAI chat completions (provider type ``azure``).
 
     The request's model is the deployment name. ``base_url`` is the resource endpoint

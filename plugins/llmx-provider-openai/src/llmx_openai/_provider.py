@@ -22,6 +22,7 @@ from llmx import (
 )
 from llmx.http import Endpoint, api_key, base_url, dumps
 from llmx.plugin import EmbeddingRequest
+from llmx_openai._batch import OpenAIBatchMixin
 from llmx_openai._embed import (
     EMBEDDING_LIMITS,
     build_embedding_body,
@@ -44,7 +45,7 @@ from llmx_openai._wire import (
 if TYPE_CHECKING:
     from llmx.plugin import ProviderContext
 
-__all__ = ["DEFAULT_BASE_URL", "OpenAIProvider"]
+__all__ = ["DEFAULT_BASE_URL", "OpenAIChatProvider", "OpenAIProvider"]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 """Where requests go unless ``base_url`` or ``$OPENAI_BASE_URL`` says otherwise."""
@@ -160,7 +161,7 @@ class _Decoder:
         )
 
 
-class OpenAIProvider:
+class OpenAIChatProvider:
     """OpenAI Chat Completions, for api.openai.com and OpenAI-compatible servers.
 
     Built by the core from ``[providers.NAME]`` with ``type = "openai"``: it borrows the
@@ -314,3 +315,14 @@ class OpenAIProvider:
                 what="model list", data=json.dumps(page), model=None
             ) from err
         return [lookup(model_id) or ModelInfo(model_id) for model_id in ids]
+
+
+class OpenAIProvider(OpenAIBatchMixin, OpenAIChatProvider):
+    """OpenAI Chat Completions (see :class:`OpenAIChatProvider`) and OpenAI's Batch API
+    for ``llmx batch --provider-batch`` (:mod:`llmx_openai._batch`).
+
+    The batch API is OpenAI's: an OpenAI-compatible server without ``/files`` and
+    ``/batches`` answers the upload with its own error (typically 404).
+    """
+
+    __slots__ = ()

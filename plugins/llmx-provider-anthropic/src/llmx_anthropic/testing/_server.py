@@ -73,6 +73,7 @@ from llmx.testing import (
     approx_tokens,
     merge_turns,
 )
+from llmx_anthropic.testing._batch import AnthropicBatchFake
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -278,7 +279,7 @@ def count_breakpoints(body: Mapping[str, Any]) -> int:
     return sum("cache_control" in b for b in found)
 
 
-class FakeAnthropicServer(FakeServer):
+class FakeAnthropicServer(AnthropicBatchFake, FakeServer):
     """A fake Anthropic API on 127.0.0.1 (see the module docstring for what it reproduces).
 
     ``base_url`` is ``http://127.0.0.1:PORT`` (the API's paths start with ``/v1``, as
@@ -301,6 +302,7 @@ class FakeAnthropicServer(FakeServer):
         """The ``(id, display_name)`` pairs ``GET /v1/models`` lists, newest first."""
         self.redact_thinking = redact_thinking
         """Add a ``redacted_thinking`` block after each thinking block."""
+        self.init_batches()
 
     # -- routing, headers and auth --------------------------------------------------------
 
@@ -313,7 +315,7 @@ class FakeAnthropicServer(FakeServer):
             return self._count_tokens
         if method == "GET" and (path == "/v1/models" or path.startswith("/v1/models/")):
             return self._models
-        return None
+        return self.batch_route(method, path)
 
     def response_headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """``request-id`` and ``anthropic-organization-id``, plus ``extra``."""

@@ -73,6 +73,7 @@ from llmx.testing import (
     approx_tokens,
     merge_turns,
 )
+from llmx_gemini.testing._batch import GeminiBatchFake
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -277,7 +278,7 @@ def _part_view(part: Any) -> ViewPart | None:
     return None
 
 
-class FakeGeminiServer(FakeServer):
+class FakeGeminiServer(GeminiBatchFake, FakeServer):
     """A fake Gemini API on 127.0.0.1 (see the module docstring for what it reproduces).
 
     ``base_url`` is ``http://127.0.0.1:PORT/v1beta`` (what
@@ -303,6 +304,7 @@ class FakeGeminiServer(FakeServer):
         """The thought signatures this server gave function calls (see ``_signature_error``)."""
         self.models: list[tuple[str, int, int]] = list(models)
         """The ``(id, inputTokenLimit, outputTokenLimit)`` triples the fake lists."""
+        self.init_batches()
 
     @property
     def base_url(self) -> str:
@@ -312,8 +314,11 @@ class FakeGeminiServer(FakeServer):
     # -- routing, headers and auth --------------------------------------------------------
 
     def route(self, method: str, path: str) -> Handler | None:
-        """``:generateContent``, ``:streamGenerateContent``, ``:batchEmbedContents`` and the
-        models endpoints."""
+        """``:generateContent``, ``:streamGenerateContent``, ``:batchEmbedContents``, the
+        models endpoints and batch mode."""
+        batch = self.batch_route(method, path)
+        if batch is not None:
+            return batch
         if not path.startswith("/v1beta/models"):
             return None
         if method == "POST" and path.startswith("/v1beta/models/"):

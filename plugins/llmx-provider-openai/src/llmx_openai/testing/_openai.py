@@ -53,6 +53,7 @@ from llmx.testing import (
     ViewPart,
     merge_turns,
 )
+from llmx_openai.testing._batch import OpenAIBatchFake
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -232,7 +233,7 @@ def describe_chat_body(body: Any, *, model: str | None = None) -> RequestView:
     )
 
 
-class FakeOpenAIServer(FakeServer):
+class FakeOpenAIServer(OpenAIBatchFake, FakeServer):
     """A fake OpenAI API on 127.0.0.1 (see the module docstring for what it reproduces).
 
     ``base_url`` is ``http://127.0.0.1:PORT/v1``. Script answers with
@@ -257,6 +258,7 @@ class FakeOpenAIServer(FakeServer):
         """The model ids ``GET /v1/models`` lists."""
         self.quirks = quirks or OpenAIQuirks()
         """How this server deviates from OpenAI's documented behaviour."""
+        self.init_openai_batches()
 
     @property
     def base_url(self) -> str:
@@ -274,7 +276,7 @@ class FakeOpenAIServer(FakeServer):
             return self._embeddings
         if method == "GET" and (path == "/v1/models" or path.startswith("/v1/models/")):
             return self._models
-        return None
+        return self.batch_route(method, path)
 
     def response_headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """``x-request-id``, ``openai-version`` and ``openai-processing-ms``, plus ``extra``."""
