@@ -161,3 +161,37 @@ def test_tokens_reports_a_provider_error_in_one_line(
     assert result.stderr.startswith("llmx: error: ")
     assert "Traceback" not in result.stderr
     assert KEY not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("model", "option", "sent"),
+    [
+        ("anthropic/claude-sonnet-4-6", "2048", 2048),
+        ("gemini/gemini-2.5-flash", "low", 2048),
+        ("anthropic/claude-sonnet-4-6", "none", "none"),
+    ],
+)
+def test_chat_reasoning_prints_the_answer_only(
+    workdir: Path, servers: dict[str, FakeServer], model: str, option: str, sent: object
+) -> None:
+    """``--reasoning`` reaches the vendor's parameter; the reasoning is not printed."""
+    server = servers[model.split("/")[0]]
+    server.enqueue(Reply("forty-two", reasoning="six times seven", chunk_size=3))
+    result = llmx(["chat", "-m", model, "--reasoning", option, "question"], workdir)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "forty-two\n"
+    assert server.describe(server.model_requests[-1]).reasoning == sent
+
+
+def test_chat_reasoning_json_includes_it_and_bad_values_are_refused(
+    workdir: Path, servers: dict[str, FakeServer]
+) -> None:
+    servers["anthropic"].enqueue(Reply("forty-two", reasoning="six times seven"))
+    model = "anthropic/claude-sonnet-4-6"
+    result = llmx(["chat", "-m", model, "--json", "-r", "HIGH", "question"], workdir)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert [r["text"] for r in answer["reasoning"]] == ["six times seven"]
+    refused = llmx(["chat", "-m", model, "--reasoning", "max", "question"], workdir)
+    assert refused.returncode == 2
+    assert "--reasoning" in refused.stderr

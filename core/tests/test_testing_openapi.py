@@ -332,6 +332,36 @@ def test_azure_erratum_is_still_needed() -> None:
     assert vendor_validator("openai", "azure").request_errors(AZURE_CHAT, "post", body) == []
 
 
+def test_openai_base64_embedding_erratum_is_still_needed() -> None:
+    """OpenAI's Embedding.embedding allows numbers only; base64 answers are strings."""
+    answer = {
+        "object": "list",
+        "model": "text-embedding-3-small",
+        "data": [{"object": "embedding", "index": 0, "embedding": "AACAPwAAAEA="}],
+        "usage": {"prompt_tokens": 1, "total_tokens": 1},
+    }
+    raw = vendor_validator("openai", "official", errata=False).errors(
+        "CreateEmbeddingResponse", answer
+    )
+    assert any("is not of type 'array'" in p for p in raw)
+    fixed = vendor_validator("openai", "official")
+    assert fixed.errors("CreateEmbeddingResponse", answer) == []
+    answer["data"][0]["embedding"] = [1.0, 2.0]
+    assert fixed.errors("CreateEmbeddingResponse", answer) == []
+    answer["data"][0]["embedding"] = 3
+    assert fixed.errors("CreateEmbeddingResponse", answer) != []
+
+
+def test_inline_request_bodies_are_validated() -> None:
+    """Azure's embeddings operation declares its body inline: still checked, strictly."""
+    path = "/deployments/{deployment-id}/embeddings"
+    azure = vendor_validator("openai", "azure")
+    assert azure.request_errors(path, "post", {"input": ["a"], "dimensions": 8}) == []
+    problems = azure.request_errors(path, "post", {"input": [""], "model_name": "x"})
+    assert any("should be non-empty" in p for p in problems)
+    assert any("'model_name' is not a parameter" in p for p in problems)
+
+
 # -- integrity of the vendor documents -------------------------------------------------------------
 
 
@@ -417,3 +447,32 @@ def test_the_installed_documents_are_verified() -> None:
     document = load_vendor_spec("gemini", "official")
     assert document["discoveryVersion"] == "v1"
     assert copy.deepcopy(load_vendor_spec("openai", "official"))["openapi"].startswith("3.")
+
+
+def test_openai_batch_erratum_is_still_needed() -> None:
+    """OpenAI's ``Batch`` declares its timestamps and file ids non-null, but the API (and
+    the document's own example) answers ``null`` until the batch gets there."""
+    batch = {
+        "id": "batch_abc123",
+        "object": "batch",
+        "endpoint": "/v1/chat/completions",
+        "errors": None,
+        "input_file_id": "file-abc123",
+        "completion_window": "24h",
+        "status": "validating",
+        "output_file_id": None,
+        "error_file_id": None,
+        "created_at": 1711471533,
+        "in_progress_at": None,
+        "expires_at": None,
+        "finalizing_at": None,
+        "completed_at": None,
+        "failed_at": None,
+        "expired_at": None,
+        "cancelling_at": None,
+        "cancelled_at": None,
+        "request_counts": {"total": 0, "completed": 0, "failed": 0},
+    }
+    raw = vendor_validator("openai", "official", errata=False).errors("Batch", batch)
+    assert any("None is not of type 'integer'" in p for p in raw)
+    assert vendor_validator("openai", "official").errors("Batch", batch) == []

@@ -2,7 +2,7 @@
 its bug, and passes a correct provider whose API streams NDJSON.
 
 ``kit_selftest/llmx_kit_selftest`` is a small real provider for an imaginary NDJSON API
-(raw aiohttp), five deliberately broken variants of it, and its fake server on the kit's
+(raw aiohttp), six deliberately broken variants of it, and its fake server on the kit's
 base. The test installs it as a distribution (a ``.dist-info`` with its ``llmx`` entry
 points, on the subprocess's path), runs ``kit_selftest/acme_conformance.py`` with pytest
 in a subprocess and checks every test's outcome.
@@ -28,16 +28,19 @@ PROVIDER_TYPES = [
     "acme_swallowed_error",
     "acme_leaky",
     "acme_reordered",
+    "acme_reordered_vectors",
 ]
 
 EXPECTED_FAILURES = {
     "TestAcmeWrongError": {
+        "test_embedding_errors_are_typed",
         "test_errors[complete-rate_limit]",
         "test_errors[stream-rate_limit]",
         "test_rate_limit_with_and_without_retry_after[None]",
         "test_rate_limit_with_and_without_retry_after[2]",
     },
     "TestAcmeLostRetryAfter": {
+        "test_embedding_errors_are_typed",
         "test_errors[complete-rate_limit]",
         "test_errors[stream-rate_limit]",
         "test_rate_limit_with_and_without_retry_after[2]",
@@ -54,6 +57,10 @@ EXPECTED_FAILURES = {
         "test_unicode_round_trips",
     },
     "TestAcmeClaimsCaching": {"test_prompt_caching", "test_prompt_caching_in_model_info"},
+    "TestAcmeReorderedVectors": {
+        "test_embeddings",
+        "test_embeddings_split_to_the_provider_limit",
+    },
     "TestAcme": set(),
     "TestAcmeWithoutFacts": set(),
 }
@@ -74,6 +81,12 @@ NOT_APPLICABLE = {
 UNSUPPORTED = {
     "test_json_schema",
     "test_count_tokens_of_a_whole_request",
+    "test_embeddings_refused_before_sending_when_unsupported",
+    *(f"test_reasoning_is_sent[{v}]" for v in ("low", "medium", "high", "4096", "none")),
+    "test_reasoning_parts_and_deltas",
+    "test_reasoning_tool_loop[complete]",
+    "test_reasoning_tool_loop[stream]",
+    "test_provider_batch",
     "test_response_model_parsed",
     "test_response_model_reasks_with_the_errors",
     "test_response_model_still_invalid",
@@ -81,8 +94,9 @@ UNSUPPORTED = {
 }
 """The tests of the features Acme lacks (images by URL are checked inside test_images;
 without token counting, test_count_tokens checks that the estimate sends nothing;
-without JSON schemas, the typed output built on them is refused before sending, and
-that test passes)."""
+reasoning's refusal by test_reasoning_refused_when_unsupported, which runs; without JSON
+schemas, the typed output built on them is refused before sending, which runs too), and
+the refusal test of embeddings, which Acme makes."""
 
 
 def _install(site: Path) -> None:

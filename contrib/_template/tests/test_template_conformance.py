@@ -26,6 +26,8 @@ class TestConformance(ProviderConformance):
         Feature.JSON_SCHEMA,
         Feature.TOKEN_COUNTING,
         Feature.PROMPT_CACHING,
+        Feature.REASONING,
+        Feature.PROVIDER_BATCH,
     }
     usage_details = frozenset()
     hypothesis_examples = 12

@@ -377,3 +377,51 @@ async def test_count_tokens_is_exact(client: llmx.Client) -> None:
     assert counted.input_tokens == reply.usage.input_tokens
     longer = await client.count_tokens(model="local/smollm2", prompt=QUESTION * 3)
     assert longer.input_tokens > counted.input_tokens
+
+
+# -- embeddings ------------------------------------------------------------------------------
+
+
+def cosine(a: Any, b: Any) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    return dot / (sum(x * x for x in a) ** 0.5 * sum(y * y for y in b) ** 0.5)
+
+
+async def test_embeddings_put_similar_texts_closer_than_dissimilar_ones(
+    client: llmx.Client,
+) -> None:
+    texts = [
+        "The cat sat on the mat.",
+        "A cat is sitting on a rug.",
+        "Quarterly revenue rose by eight percent.",
+        "How do I bake bread at home?",
+        "A recipe for baking a loaf of bread.",
+    ]
+    response = await client.embed(model="local/smollm2", input=texts)
+    cat, cat2, revenue, bread, bread2 = response.vectors
+
+    assert len(response.vectors) == len(texts)
+    assert response.dimensions == 576  # SmolLM2-135M's hidden size
+    assert (response.provider, response.model, response.cost) == ("local", "smollm2", 0.0)
+    assert response.usage.input_tokens >= sum(len(t.split()) for t in texts)
+    assert cosine(cat, cat2) > cosine(cat, revenue)
+    assert cosine(cat, cat2) > cosine(cat, bread2)
+    assert cosine(bread, bread2) > cosine(bread, revenue)
+    assert cosine(bread, bread2) > cosine(bread, cat)
+
+
+async def test_embeddings_are_deterministic_batched_or_not(client: llmx.Client) -> None:
+    texts = [f"sentence number {i} about llamas" for i in range(70)]  # two calls of <= 64
+    whole = await client.embed(model="local/smollm2", input=texts)
+    one = await client.embed(model="local/smollm2", input=texts[65])
+
+    assert len(whole.vectors) == 70
+    assert cosine(whole.vectors[65], one.vectors[0]) > 0.9999
+    assert client.stats().for_instance("local")[0].embeds == 2
+
+
+async def test_embeddings_refuse_dimensions_and_over_long_inputs(client: llmx.Client) -> None:
+    with pytest.raises(llmx.UnsupportedFeatureError, match="dimensions"):
+        await client.embed(model="local/smollm2", input="x", dimensions=8)
+    with pytest.raises(llmx.ContextWindowExceededError, match="too long to embed"):
+        await client.embed(model="local/smollm2", input="word " * 3000)

@@ -58,7 +58,9 @@ _EXPORTS: dict[str, str] = {
     "ResponseFormat": "llmx._types",
     "Request": "llmx._types",
     "Response": "llmx._types",
+    "EmbeddingResponse": "llmx._embedding",
     "Usage": "llmx._types",
+    "ProviderBatchReport": "llmx._provider_batch",
     "Attempt": "llmx._types",
     "TextDelta": "llmx._types",
     "ToolCallDelta": "llmx._types",
@@ -68,6 +70,9 @@ _EXPORTS: dict[str, str] = {
     "Capability": "llmx._types",
     "Role": "llmx._types",
     "FinishReason": "llmx._types",
+    # reasoning (issue 15, item 1)
+    "Reasoning": "llmx._types",
+    "ReasoningDelta": "llmx._types",
     # errors
     "LlmxError": "llmx._errors",
     "ConfigError": "llmx._errors",
@@ -124,6 +129,7 @@ if TYPE_CHECKING:
     from llmx._config import Config as Config
     from llmx._config import ProviderConfig as ProviderConfig
     from llmx._config import load_config as load_config
+    from llmx._embedding import EmbeddingResponse as EmbeddingResponse
     from llmx._errors import AllCandidatesFailedError as AllCandidatesFailedError
     from llmx._errors import AuthenticationError as AuthenticationError
     from llmx._errors import BadRequestError as BadRequestError
@@ -150,6 +156,7 @@ if TYPE_CHECKING:
     from llmx._errors import ServerError as ServerError
     from llmx._errors import UnsupportedFeatureError as UnsupportedFeatureError
     from llmx._health import HealthStatus as HealthStatus
+    from llmx._provider_batch import ProviderBatchReport as ProviderBatchReport
     from llmx._registry import Registry as Registry
     from llmx._secret import Secret as Secret
     from llmx._settings import CacheMode as CacheMode
@@ -165,6 +172,8 @@ if TYPE_CHECKING:
     from llmx._types import Message as Message
     from llmx._types import ModelInfo as ModelInfo
     from llmx._types import Part as Part
+    from llmx._types import Reasoning as Reasoning
+    from llmx._types import ReasoningDelta as ReasoningDelta
     from llmx._types import Request as Request
     from llmx._types import Response as Response
     from llmx._types import ResponseFormat as ResponseFormat

@@ -98,6 +98,7 @@ _PLAIN_KEYS = frozenset(
         "stop",
         "seed",
         "response_format",
+        "reasoning",
     }
 )
 
@@ -288,8 +289,10 @@ def _parse_openai_line(data: dict[str, Any], number: int) -> BatchItem:
         rest.pop(key, None)
     if "max_completion_tokens" in rest:
         rest["max_tokens"] = rest.pop("max_completion_tokens")
+    if "reasoning_effort" in rest:  # provider-neutral, so any provider can take the line
+        rest["reasoning"] = rest.pop("reasoning_effort")
     params = _params(rest)
-    for key in ("max_tokens", "temperature", "top_p", "stop", "seed"):
+    for key in ("max_tokens", "temperature", "top_p", "stop", "seed", "reasoning"):
         rest.pop(key, None)
     if "tools" in rest:
         params["tools"] = _tools(rest.pop("tools"))
@@ -343,6 +346,8 @@ def _params(data: Mapping[str, Any]) -> dict[str, Any]:
             msg = "'stop' must be a string or a list of strings"
             raise _LineError(msg)
         params["stop"] = tuple(stop)
+    if data.get("reasoning") is not None:  # checked by Request (a level or a budget)
+        params["reasoning"] = data["reasoning"]
     return params
 
 
@@ -989,6 +994,14 @@ class BatchOptions:
     strict: bool = False
     quiet: bool = False
     config: str | None = None
+    provider_batch: bool = False
+    """Run through the providers' batch APIs (:mod:`llmx._provider_batch`)."""
+    poll_interval: float = 10.0
+    """``provider_batch``: seconds between polls at first (backing off to 30x when nothing changes)."""
+    timeout: float | None = None
+    """``provider_batch``: stop waiting after this many seconds (the batches go on; rerun to resume)."""
+    cancel: bool = False
+    """``provider_batch``: cancel the recorded batches, then write what they answered."""
 
 
 def default_output(input_path: Path) -> Path:
@@ -1008,14 +1021,16 @@ EXIT_WRITE_FAILED = 74
 """Exit status when the results file could not be written (``EX_IOERR`` of sysexits.h)."""
 
 
-def run_command(options: BatchOptions, echo: Callable[[str], None]) -> int:
+def run_command(
+    options: BatchOptions, echo: Callable[[str], None], make_client: ClientFactory
+) -> int:
     """Run ``llmx batch`` and return its exit status: 0 when every request has an answer,
     1 when some failed or input lines were skipped, 128 + the signal number when stopped
     by SIGINT (130) or SIGTERM (143), :data:`EXIT_WRITE_FAILED` (74) when writing the
     results file failed. ``echo`` prints a line to standard error; if standard error
     is closed (its reader went away), the lines are dropped and the batch goes on: its
     output is the results file."""
-    return asyncio.run(_run_command(options, _tolerant(echo)))
+    return asyncio.run(_run_command(options, _tolerant(echo), make_client))
 
 
 def _tolerant(echo: Callable[[str], None]) -> Callable[[str], None]:
@@ -1076,17 +1091,23 @@ def check_output_path(output: Path) -> None:
     raise BatchError(msg)
 
 
-async def _run_command(options: BatchOptions, echo: Callable[[str], None]) -> int:
-    import signal
+ClientFactory = Callable[[Any], Any]
+"""Builds the client from ``BatchOptions.config`` (``llmx.Client``: the command passes it,
+so this module does not import the client, which imports the batch modules)."""
 
-    from llmx._client import Client
 
+def prepare(
+    options: BatchOptions, echo: Callable[[str], None], make_client: ClientFactory
+) -> tuple[Any, Path, BatchInput, list[InputProblem], list[BatchItem]]:
+    """What every ``llmx batch`` run starts with: the client, the results file, the parsed
+    input (bad lines reported, or refused with ``strict``) and the items with their models
+    resolved (an unknown instance or alias fails here, once)."""
     output = options.output or default_output(options.input)
     check_output_path(output)
     if output.resolve() == options.input.resolve():
         msg = "the results file (-o) must not be the input file"
         raise BatchError(msg)
-    client = Client(options.config)
+    client = make_client(options.config)
     parsed = read_input(options.input)
     problems = [*parsed.malformed, *parsed.duplicates]
     if problems and options.strict:
@@ -1105,7 +1126,15 @@ async def _run_command(options: BatchOptions, echo: Callable[[str], None]) -> in
     )
     for ref in sorted({item.request.model for item in items}):
         client.model_info(ref)  # an unknown instance or alias fails here, once, not per line
+    return client, output, parsed, problems, items
 
+
+async def _run_command(
+    options: BatchOptions, echo: Callable[[str], None], make_client: ClientFactory
+) -> int:
+    import signal
+
+    client, output, parsed, problems, items = prepare(options, echo, make_client)
     writer = ResultWriter(output)
     try:
         try:

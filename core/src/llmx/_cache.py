@@ -179,6 +179,7 @@ def _answer_only(
         cost,
         response.id,
         cached=cached,
+        reasoning=response.reasoning,
     )
 
 
@@ -238,7 +239,7 @@ def _structure(data: Any, cls: Any) -> Any:
 
 
 _RESPONSE_KEYS = frozenset(
-    {"text", "model", "provider", "tool_calls", "finish_reason", "usage", "id"}
+    {"text", "model", "provider", "tool_calls", "finish_reason", "usage", "id", "reasoning"}
 )
 _FINISH_REASONS = frozenset(get_args(FinishReason))
 _TOOL_CALL_KEYS = frozenset({"id", "name", "arguments"})
@@ -285,8 +286,8 @@ def _direct_response(data: Any) -> Response | None:
         return None
     usage = _direct_usage(data["usage"])
     calls = data["tool_calls"]
-    if usage is None or type(calls) is not list:
-        return None
+    if usage is None or type(calls) is not list or data["reasoning"] != []:
+        return None  # reasoning parts: through cattrs
     tool_calls = []
     for call in calls:
         if type(call) is not dict or call.keys() != _TOOL_CALL_KEYS:
@@ -543,6 +544,103 @@ class CacheLayer:
                 return
         try:
             value = encode_entry(response, chunks)
+            if guard is not None:
+                task = asyncio.get_running_loop().create_task(self._write(slot.key, value, expires))
+                self._writing[slot.key] = task
+                self._writes.add(task)
+                task.add_done_callback(self._writes.discard)
+                return
+            await self.backend.set(slot.key, value, ttl=expires)
+        except Exception as err:
+            self._failed("set", err)
+            return
+        self.stores += 1
+
+    # -- other kinds of answers (embeddings: llmx._embed) ----------------------------------
+
+    def plan_body(
+        self,
+        model_ref: str,
+        body: str,
+        candidates: Sequence[Candidate],
+        override: CachePolicy | None,
+    ) -> list[CacheSlot] | None:
+        """Like :meth:`plan`, for an answer whose canonical ``body`` the caller made (an
+        embedding request): the same policies, keys under the same namespace."""
+        slots: list[CacheSlot] = []
+        for candidate in candidates:
+            policy = self._policy(model_ref, candidate.instance)
+            if override is not None:
+                policy = override.over(policy)
+            if policy.mode == "off":
+                continue
+            key = key_for(
+                body, instance=candidate.instance, model=candidate.model, namespace=self._namespace
+            )
+            slots.append(CacheSlot(candidate, key, policy))
+        if not slots:
+            self.bypassed += 1
+            return None
+        return slots
+
+    async def lookup_value(self, slots: Sequence[CacheSlot]) -> tuple[CacheSlot, bytes] | None:
+        """Like :meth:`lookup`, returning the first stored value and its slot undecoded
+        (the caller decodes it, and counts a value it cannot read with :meth:`unreadable`)."""
+        readable = False
+        guard = self.guard
+        for slot in slots:
+            if not slot.readable:
+                continue
+            readable = True
+            try:
+                if guard is None:
+                    value = await self.backend.get(slot.key)
+                elif guard.allow():
+                    writing = self._writing.get(slot.key)
+                    if writing is not None:
+                        await asyncio.wait((writing,), timeout=guard.settings.timeout)
+                    value = await guard.call(self.backend.get(slot.key))
+                else:
+                    self.degraded_lookups += 1
+                    continue
+            except Exception as err:
+                self._failed("get", err)
+                continue
+            if value is not None:
+                self.hits += 1
+                return slot, value
+        if readable:
+            self.misses += 1
+        return None
+
+    def unreadable(self, err: ValueError) -> None:
+        """A value :meth:`lookup_value` returned could not be decoded: a failure, not a hit."""
+        self.hits -= 1
+        self.misses += 1
+        self._failed("decode", err)
+
+    async def store_value(
+        self, slots: Sequence[CacheSlot], instance: str, model: str, value: bytes
+    ) -> None:
+        """Like :meth:`store`, for a value the caller encoded: under the key of the
+        candidate (``instance``, ``model``) that answered."""
+        for slot in slots:
+            c = slot.candidate
+            if slot.writable and c.instance == instance and c.model == model:
+                break
+        else:
+            return
+        ttl = slot.policy.ttl
+        expires = None if ttl is None or ttl == math.inf else ttl
+        guard = self.guard
+        if guard is not None:
+            if len(self._writes) >= MAX_PENDING_WRITES:
+                self.dropped_writes += 1
+                return
+            if not guard.allow():
+                self.skipped_writes += 1
+                return
+        try:
             if guard is not None:
                 task = asyncio.get_running_loop().create_task(self._write(slot.key, value, expires))
                 self._writing[slot.key] = task

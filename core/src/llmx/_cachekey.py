@@ -106,6 +106,8 @@ def canonical_body_general(request: Request) -> str:
             part.pop("cache", None)
     for tool in data.get("tools", ()):
         tool.pop("cache", None)
+    if data.get("reasoning") is None:
+        data.pop("reasoning", None)  # keys of requests without it stay as they were
     data["extra"] = {k: v for k, v in data.get("extra", {}).items() if k not in IGNORED_EXTRA}
     # Messages hold only strings and booleans once unstructured; numbers live in the
     # open mappings: extra, tool parameter schemas, response format schemas.
@@ -131,6 +133,9 @@ _BODY = (
     '{{"extra":{},"max_tokens":{},"messages":{},"response_format":{},"seed":{},'
     '"stop":{},"temperature":{},"tool_choice":{},"tools":{},"top_p":{}}}'
 )
+_BODY_REASONING = _BODY.replace('"messages":{},', '"messages":{},"reasoning":{},')
+"""The body of a request with ``reasoning`` set (omitted when None, so the keys of
+requests without it did not change when the field was added)."""
 
 
 def _plain(value: Any) -> Any:
@@ -316,7 +321,16 @@ def _direct_body(request: Request) -> str | None:
     )
     if None in fields:
         return None
-    return _BODY.format(*fields)
+    reasoning = request.reasoning
+    if reasoning is None:
+        return _BODY.format(*fields)
+    if type(reasoning) is int:
+        value = int.__repr__(reasoning)
+    elif type(reasoning) is str:
+        value = _str(reasoning)
+    else:
+        return None
+    return _BODY_REASONING.format(*fields[:3], value, *fields[3:])
 
 
 def key_for(body: str, *, instance: str, model: str, namespace: str = "") -> str:

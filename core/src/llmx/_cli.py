@@ -511,6 +511,11 @@ async def _live_models(client: Any) -> tuple[dict[str, list[dict[str, Any]]], li
 @click.option("-s", "--system", help="System prompt.")
 @click.option("--max-tokens", type=int, help="Maximum tokens to generate.")
 @click.option("-t", "--temperature", type=float, help="Sampling temperature.")
+@click.option(
+    "-r",
+    "--reasoning",
+    help="How much the model reasons: none, minimal, low, medium, high, or a token budget.",
+)
 @click.option("--no-stream", is_flag=True, help="Wait for the whole answer instead of streaming.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full response as JSON.")
 @click.pass_obj
@@ -521,10 +526,14 @@ def chat_cmd(
     system: str | None,
     max_tokens: int | None,
     temperature: float | None,
+    reasoning: str | None,
     no_stream: bool,
     as_json: bool,
 ) -> None:
-    """Send PROMPT (or standard input) to a model and print the answer, streamed."""
+    """Send PROMPT (or standard input) to a model and print the answer, streamed.
+
+    With ``--reasoning``, the model's reasoning is not printed (``--json`` includes it).
+    """
     if prompt is None:
         if sys.stdin is None or sys.stdin.isatty():
             msg = "give a PROMPT argument or pipe one on standard input"
@@ -546,6 +555,15 @@ def chat_cmd(
         params["max_tokens"] = max_tokens
     if temperature is not None:
         params["temperature"] = temperature
+    if reasoning is not None:
+        from llmx._types import _to_reasoning
+
+        try:
+            params["reasoning"] = _to_reasoning(
+                int(reasoning) if reasoning.isdigit() else reasoning
+            )
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--reasoning") from None
     import asyncio
 
     try:
@@ -690,6 +708,79 @@ def tokens_cmd(
         click.echo(f"{usage.input_tokens} input tokens (counted by {chosen}'s provider)")
 
 
+# -- embed ----------------------------------------------------------------------------------
+
+
+@cli.command("embed")
+@click.argument("texts", nargs=-1)
+@click.option(
+    "-m", "--model", help="Model reference 'instance/model' or alias (default: the local model)."
+)
+@click.option(
+    "-d", "--dimensions", type=click.IntRange(min=1), help="Shorter vectors, where the model can."
+)
+@click.option(
+    "--task",
+    type=click.Choice(["query", "document", "similarity", "classification", "clustering"]),
+    help="What the vectors are for (a hint for the providers that take one).",
+)
+@click.pass_obj
+def embed_cmd(
+    state: _State,
+    texts: tuple[str, ...],
+    model: str | None,
+    dimensions: int | None,
+    task: str | None,
+) -> None:
+    """Embed TEXTS (or each line of standard input) and print JSON: the vectors in input
+    order, the model and instance that made them, usage, cost and whether they came from
+    the cache."""
+    inputs = list(texts)
+    if not inputs:
+        if sys.stdin is None or sys.stdin.isatty():
+            msg = "give TEXTS arguments or pipe them on standard input, one per line"
+            raise click.UsageError(msg)
+        inputs = [line for line in sys.stdin.read().splitlines() if line.strip()]
+    if not inputs:
+        msg = "nothing to embed"
+        raise click.UsageError(msg)
+    from llmx._client import Client
+
+    client = Client(state.config_path)
+    chosen = model
+    if not chosen:
+        chosen, _ = _local_fallback(client)
+    import asyncio
+
+    async def run() -> Any:
+        async with client:
+            return await client.embed(
+                model=chosen,
+                input=inputs,
+                dimensions=dimensions,
+                task=task,  # type: ignore[arg-type]
+            )
+
+    response = asyncio.run(run())
+    usage = response.usage
+    data = {
+        "model": response.model,
+        "provider": response.provider,
+        "dimensions": response.dimensions,
+        "usage": {"input_tokens": usage.input_tokens, "estimated": usage.estimated},
+        "cost": response.cost,
+        "cached": response.cached,
+        "vectors": [v.tolist() for v in response.vectors],
+    }
+    try:
+        click.echo(json.dumps(data))
+    except BrokenPipeError:
+        _stdout_gone()
+        sys.exit(EXIT_BROKEN_PIPE)
+    except OSError as err:
+        _fail_write(err)
+
+
 # -- batch ----------------------------------------------------------------------------------
 
 
@@ -724,6 +815,25 @@ def tokens_cmd(
 @click.option("--retry-failed", is_flag=True, help="Run the ids whose result is an error again.")
 @click.option("--strict", is_flag=True, help="Refuse to start if any input line is bad.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar; a one-line summary.")
+@click.option(
+    "--provider-batch",
+    is_flag=True,
+    help="Submit through the providers' batch APIs (about half the price, answers within 24 h).",
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="--provider-batch: seconds between polls (backing off while nothing changes).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="--provider-batch: stop waiting after SECONDS (exit 75; run again to resume).",
+)
+@click.option("--cancel", is_flag=True, help="--provider-batch: cancel the running batches.")
 @click.pass_obj
 def batch_cmd(
     state: _State,
@@ -735,6 +845,10 @@ def batch_cmd(
     retry_failed: bool,
     strict: bool,
     quiet: bool,
+    provider_batch: bool,
+    poll_interval: float,
+    timeout: float | None,
+    cancel: bool,
 ) -> None:
     """Run every request of the JSONL file INPUT_PATH and write one result line per id.
 
@@ -746,6 +860,12 @@ def batch_cmd(
     The results file must be a regular file, not a pipe or a device. Exit status: 0 all
     answered, 1 some failed or lines were skipped, 74 writing the results file failed
     (the run stopped; run it again to resume), 130/143 interrupted.
+
+    With --provider-batch the lines go through the providers' batch APIs (OpenAI,
+    Anthropic, Gemini): split to each vendor's limits, submitted once (the batch ids are
+    recorded next to the results file before waiting, so a re-run resumes polling),
+    polled, and written in the same format; --retry-failed then runs failed or expired
+    ids through the normal pipeline. Exit 75: --timeout passed, batches still running.
     """
     from llmx._batch import BatchOptions, run_command
 
@@ -759,8 +879,20 @@ def batch_cmd(
         strict=strict,
         quiet=quiet,
         config=state.config_path,
+        provider_batch=provider_batch,
+        poll_interval=poll_interval,
+        timeout=timeout,
+        cancel=cancel,
     )
-    code = run_command(options, lambda line: click.echo(line, err=True))
+    if (timeout is not None or cancel) and not provider_batch:
+        _fail("--timeout and --cancel apply to --provider-batch only")
+    if provider_batch:
+        from llmx._provider_batch import run_provider_command
+
+        run_command = run_provider_command
+    from llmx._client import Client
+
+    code = run_command(options, lambda line: click.echo(line, err=True), Client)
     if code:
         sys.exit(code)
 

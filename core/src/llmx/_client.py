@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from llmx._config import Config, load_config
+from llmx._embedding import EmbeddingRequest
 from llmx._engine.pipeline import Pipeline
 from llmx._errors import ClientClosedError, ConfigError
 from llmx._pool import ProviderPool
@@ -20,9 +21,12 @@ from llmx._validate import validate
 
 if TYPE_CHECKING:
     import os
+    from collections.abc import Callable
     from types import TracebackType
 
+    from llmx._embedding import EmbeddingResponse, EmbeddingTask
     from llmx._health import HealthStatus
+    from llmx._provider_batch import Backend, ProviderBatchReport
     from llmx._settings import CacheMode, CachePolicy
     from llmx._stream import Stream
     from llmx._structured import ParsedResponse, StructuredStream
@@ -204,7 +208,7 @@ class Client:
         Pass a :class:`Request`, or keyword arguments: ``model`` (``"instance/model"`` or
         an alias; defaults to the config's ``default_model``), ``messages`` or ``prompt``,
         ``system``, and any :class:`Request` field (``max_tokens``, ``temperature``,
-        ``tools``, ``response_format``, ...). ``timeout`` bounds the whole request,
+        ``tools``, ``response_format``, ``reasoning``, ...). ``timeout`` bounds the whole request,
         retries and fallbacks included (default: the alias's or config's ``deadline``).
         ``cache`` overrides the response-cache policy for this call: a mode
         (``"off"``, ``"read_only"``, ``"refresh"``, ``"read_write"``) or a
@@ -354,6 +358,94 @@ class Client:
             params=params,
         )
         return await self._pipeline.count_tokens(req)
+
+    async def embed(
+        self,
+        request: EmbeddingRequest | None = None,
+        /,
+        *,
+        model: str | None = None,
+        input: str | Iterable[str] | None = None,
+        dimensions: int | None = None,
+        task: EmbeddingTask | None = None,
+        timeout: float | None = None,
+        cache: CachePolicy | CacheMode | None = None,
+        concurrency: int = 4,
+        extra: Mapping[str, Any] | None = None,
+    ) -> EmbeddingResponse:
+        """Embed ``input`` (a string or several) with ``model`` and return the vectors,
+        one per input, in input order (see :class:`EmbeddingResponse`).
+
+        Pass an :class:`~llmx.plugin.EmbeddingRequest`, or keyword arguments: ``model``
+        (``"instance/model"`` or an alias, as for :meth:`complete`; no default),
+        ``input``, ``dimensions`` (shorter vectors, where the model can), ``task`` (a
+        hint for providers that tune embeddings to a use) and ``extra`` (provider
+        fields). The request goes through the same pipeline as :meth:`complete`:
+        routing, fallback, retries, breaker, rate limits, the response cache
+        (``cache``), stats (``embeds``) and cost. More inputs than the provider takes in
+        one request are sent as several batches, ``concurrency`` at a time, and put back
+        in order. A provider without embeddings is refused before sending
+        (:class:`UnsupportedFeatureError`).
+        """
+        if self._state is not _State.OPENED:
+            self._check_open()
+        if request is None:
+            if model is None or input is None:
+                msg = "pass model='instance/model' and input=[...] (or an EmbeddingRequest)"
+                raise TypeError(msg)
+            request = EmbeddingRequest(model, input, dimensions, task, extra or {})
+        elif model is not None or input is not None or dimensions is not None or task:
+            msg = "pass either an EmbeddingRequest or keyword arguments, not both"
+            raise TypeError(msg)
+        if concurrency < 1:
+            msg = f"concurrency must be at least 1, not {concurrency!r}"
+            raise ValueError(msg)
+        from llmx._embed import embed
+
+        return await embed(
+            self._pipeline, request, timeout=timeout, cache=cache, concurrency=concurrency
+        )
+
+    async def provider_batch(
+        self,
+        input: str | os.PathLike[str],
+        output: str | os.PathLike[str] | None = None,
+        *,
+        model: str | None = None,
+        poll_interval: float = 10.0,
+        timeout: float | None = None,
+        cancel: bool = False,
+        echo: Callable[[str], None] | None = None,
+    ) -> ProviderBatchReport:
+        """Run the JSONL file ``input`` (what ``llmx batch`` takes) through the providers'
+        batch APIs into the results file ``output`` (default ``INPUT.results.jsonl``),
+        as ``llmx batch --provider-batch`` does: resumable (call it again after a crash:
+        nothing is submitted twice), every id written exactly once. Returns when every
+        batch ended, or when ``timeout`` seconds passed (``report.waiting`` counts what
+        is still running; call again to resume). ``model`` overrides the lines' models;
+        ``echo`` receives the progress lines. A provider without a batch API is refused
+        before anything is sent (:class:`UnsupportedFeatureError`).
+        """
+        self._check_open()
+        from llmx._provider_batch import run_file
+
+        return await run_file(
+            self.backend(),
+            input,
+            output,
+            model=model,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            cancel=cancel,
+            echo=echo,
+        )
+
+    def backend(self) -> Backend:
+        """The routes, provider instances and config of this client, for the batch module
+        (:mod:`llmx._provider_batch`), which does not import the client."""
+        from llmx._provider_batch import Backend
+
+        return Backend(self._pipeline.route, self._pool, self._config, self._pipeline.stats)
 
     def model_info(self, model_ref: str) -> ModelInfo | None:
         """What is known about the first candidate of ``model_ref`` (no network)."""

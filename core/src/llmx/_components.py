@@ -15,10 +15,13 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import attrs
 
+from llmx import _batchapi
+
 if TYPE_CHECKING:
     import aiohttp
 
     from llmx._config import ProviderConfig
+    from llmx._embedding import EmbeddingLimits, EmbeddingRequest, EmbeddingResponse
     from llmx._types import ModelInfo, Request, Response, StreamChunk
 
 
@@ -52,7 +55,9 @@ class Provider(Protocol):
     chunk), ``model_info(model) -> ModelInfo | None`` (static data for cost and
     capability checks: :class:`ModelInfoProvider`), ``async list_models() ->
     Sequence[ModelInfo]`` (live from the API), ``async count_tokens(request) -> int``
-    (:class:`TokenCountingProvider`) and ``async aclose()`` (:class:`Closable`).
+    (:class:`TokenCountingProvider`), ``embedding_limits`` with ``async
+    embed(request)`` (embeddings: :class:`EmbeddingProvider`) and ``async aclose()``
+    (:class:`Closable`).
     """
 
     async def complete(self, request: Request) -> Response:
@@ -106,6 +111,26 @@ class TokenCountingProvider(Protocol):
 
     async def count_tokens(self, request: Request) -> int:
         """The input tokens ``request`` (``model`` is the provider's name) is billed for."""
+        ...
+
+
+@runtime_checkable
+class EmbeddingProvider(Protocol):
+    """A provider that makes embeddings (``Client.embed``): both members, checked once
+    when the provider is built (one without the other is refused, naming the plugin).
+
+    ``embedding_limits`` says what one request may hold; the core splits larger requests
+    into batches within it, so :meth:`embed` never receives more than
+    ``embedding_limits.max_inputs`` inputs, nor ``dimensions`` when
+    ``embedding_limits.dimensions`` is false. A provider without this ability has
+    ``Client.embed`` refused before sending (:class:`~llmx.UnsupportedFeatureError`).
+    """
+
+    embedding_limits: EmbeddingLimits
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        """Embed ``request.input`` with ``request.model`` (the provider's own model name):
+        one vector per input, in input order, with the usage the API reported."""
         ...
 
 
@@ -348,6 +373,8 @@ class RoutingStrategy(Protocol):
 
     ``view`` answers questions about live state (in-flight counts, latency estimates,
     estimated cost): see :class:`llmx.plugin.RoutingView`. Strategies do no I/O.
+    ``request`` is an :class:`~llmx.plugin.EmbeddingRequest` for ``Client.embed``
+    (``model`` and ``input``, no ``messages``).
     """
 
     def order(
@@ -407,7 +434,9 @@ OPTIONAL: Mapping[str, tuple[type, ...]] = {
         ModelInfoProvider,
         ModelListingProvider,
         TokenCountingProvider,
+        EmbeddingProvider,
         Closable,
+        _batchapi.BatchProvider,
     ),
     "cache": (ScopedCache, Closable),
     "limiter": (InProcessAcquire, InProcessRelease, Closable),

@@ -19,6 +19,8 @@ from cattrs.strategies import configure_tagged_union
 from llmx._types import (
     Image,
     Part,
+    Reasoning,
+    ReasoningDelta,
     StreamChunk,
     StreamEnd,
     Text,
@@ -35,11 +37,13 @@ _PART_TAGS: dict[type, str] = {
     Image: "image",
     ToolCall: "tool_call",
     ToolResult: "tool_result",
+    Reasoning: "reasoning",
 }
 _CHUNK_TAGS: dict[type, str] = {
     TextDelta: "text_delta",
     ToolCallDelta: "tool_call_delta",
     StreamEnd: "end",
+    ReasoningDelta: "reasoning_delta",
 }
 
 
@@ -55,11 +59,22 @@ def converter() -> cattrs.Converter:
     conv.register_structure_hook_func(
         lambda t: t == Mapping[str, Any], lambda v, _: dict(_require_mapping(v))
     )
+    conv.register_structure_hook_func(
+        lambda t: t == (str | int | None), lambda v, _: _str_or_int(v)
+    )
     configure_tagged_union(Part, conv, tag_generator=_PART_TAGS.__getitem__, tag_name="type")
     configure_tagged_union(
         StreamChunk, conv, tag_generator=_CHUNK_TAGS.__getitem__, tag_name="type"
     )
     return conv
+
+
+def _str_or_int(value: Any) -> str | int | None:
+    """``Request.reasoning`` as stored: a level, a budget or None (checked by Request)."""
+    if value is None or isinstance(value, str) or type(value) is int:
+        return value
+    msg = f"expected a string, an integer or null, got {type(value).__name__}"
+    raise TypeError(msg)
 
 
 def _require_mapping(value: Any) -> Mapping[str, Any]:

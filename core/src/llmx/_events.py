@@ -11,15 +11,17 @@ from typing import TYPE_CHECKING
 import attrs
 
 if TYPE_CHECKING:
+    from llmx._embedding import EmbeddingRequest, EmbeddingResponse
     from llmx._types import Request, Response, Usage
 
 
 @attrs.frozen
 class RequestStart:
-    """A request entered the pipeline. ``started`` is a ``time.perf_counter()`` value."""
+    """A request entered the pipeline. ``started`` is a ``time.perf_counter()`` value.
+    ``request`` is an :class:`~llmx.plugin.EmbeddingRequest` for ``Client.embed``."""
 
     request_id: str
-    request: Request
+    request: Request | EmbeddingRequest
     stream: bool
     started: float
 
@@ -45,10 +47,11 @@ class AttemptEnd:
 
 @attrs.frozen
 class RequestEnd:
-    """A request succeeded; ``response`` is what the caller receives."""
+    """A request succeeded; ``response`` is what the caller receives (an
+    :class:`~llmx.EmbeddingResponse` for ``Client.embed``)."""
 
     request_id: str
-    response: Response
+    response: Response | EmbeddingResponse
     duration: float
 
 

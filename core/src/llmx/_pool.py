@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmx._components import (
     Closable,
+    EmbeddingProvider,
     InProcessAcquire,
     ModelInfoProvider,
     ModelListingProvider,
@@ -55,6 +56,7 @@ class Instance:
         "breaker",
         "budget",
         "can_count",
+        "can_embed",
         "can_list",
         "can_stream",
         "config",
@@ -93,6 +95,7 @@ class Instance:
         self.can_stream = False
         self.can_list = False
         self.can_count = False
+        self.can_embed = False
         self.has_info = False
         self._info_cache: dict[str, ModelInfo | None] = {}
         self.breaker = breaker
@@ -156,6 +159,7 @@ class Instance:
         self.can_stream = isinstance(provider, StreamingProvider)
         self.can_list = isinstance(provider, ModelListingProvider)
         self.can_count = isinstance(provider, TokenCountingProvider)
+        self.can_embed = isinstance(provider, EmbeddingProvider)
         self.has_info = isinstance(provider, ModelInfoProvider)
         self.provider = provider
         return provider  # type: ignore[no-any-return]

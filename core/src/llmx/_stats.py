@@ -101,10 +101,14 @@ class ModelStats:
     those that were retries. ``cost`` is the USD of answered attempts;
     ``abandoned_attempts`` and ``abandoned_cost`` count attempts that may have been
     billed although their answer was never used (timed out after sending, cancelled
-    hedges, streams cut short), with the cost estimated from the prompt.
+    hedges, streams cut short, embedding batches of an attempt that failed and was not
+    retried on the same candidate), with the cost estimated from the prompt.
     ``estimated_usage`` counts
     answers whose usage the provider did not report and llmx estimated (their tokens
-    and cost are included above; see ``llmx.Usage.estimated``).
+    and cost are included above; see ``llmx.Usage.estimated``). ``embeds`` counts
+    the answered attempts that were embeddings (``Client.embed``; they are among
+    ``successes``, and their tokens and cost in the totals above). ``reasoning_tokens``
+    are the part of ``output_tokens`` the models spent reasoning.
     ``validation_retries`` counts answers to a ``response_model=`` request that did not
     match its schema and were asked again (each re-ask is also a request above).
     """
@@ -124,6 +128,8 @@ class ModelStats:
     latency: Quantiles | None
     ttft: Quantiles | None
     estimated_usage: int = 0
+    embeds: int = 0
+    reasoning_tokens: int = 0
     validation_retries: int = 0
 
 
@@ -190,11 +196,13 @@ class ModelCounters:
         "abandoned_attempts",
         "abandoned_cost",
         "cost",
+        "embeds",
         "errors",
         "estimated_usage",
         "input_tokens",
         "latency",
         "output_tokens",
+        "reasoning_tokens",
         "requests",
         "retries",
         "successes",
@@ -209,10 +217,12 @@ class ModelCounters:
         self.errors: dict[str, int] = {}
         self.input_tokens = 0
         self.output_tokens = 0
+        self.reasoning_tokens = 0
         self.cost = 0.0
         self.abandoned_attempts = 0
         self.abandoned_cost = 0.0
         self.estimated_usage = 0
+        self.embeds = 0
         self.validation_retries = 0
         self.latency = Histogram()
         self.ttft = Histogram()
@@ -236,6 +246,8 @@ class ModelCounters:
             latency=self.latency.summary(),
             ttft=self.ttft.summary(),
             estimated_usage=self.estimated_usage,
+            embeds=self.embeds,
+            reasoning_tokens=self.reasoning_tokens,
             validation_retries=self.validation_retries,
         )
 

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from llmx._types import (
     FinishReason,
+    Reasoning,
+    ReasoningDelta,
     Response,
     StreamChunk,
     StreamEnd,
@@ -27,7 +29,7 @@ class ResponseBuilder:
     client uses it to offer ``stream.response`` after the last chunk.
     """
 
-    __slots__ = ("_calls", "finish_reason", "id", "model", "parts", "usage")
+    __slots__ = ("_calls", "_reasoning", "finish_reason", "id", "model", "parts", "usage")
 
     def __init__(self, model: str = "") -> None:
         self.parts: list[str] = []
@@ -37,6 +39,7 @@ class ResponseBuilder:
         self.usage: Usage | None = None
         self.model = model
         self.id: str | None = None
+        self._reasoning: dict[int, list[Any]] | None = None  # index -> [texts, fields]
 
     def add(self, chunk: StreamChunk) -> None:
         """Fold one chunk in."""
@@ -63,6 +66,32 @@ class ResponseBuilder:
                 self.model = chunk.model
             if chunk.id:
                 self.id = chunk.id
+        elif type(chunk) is ReasoningDelta:
+            self._add_reasoning(chunk)
+
+    def _add_reasoning(self, chunk: ReasoningDelta) -> None:
+        parts = self._reasoning
+        if parts is None:
+            parts = self._reasoning = {}
+        part = parts.get(chunk.index)
+        if part is None:
+            part = parts[chunk.index] = [[], {}]
+        if chunk.text:
+            part[0].append(chunk.text)
+        fields = part[1]
+        for name in ("signature", "data", "id", "protocol"):
+            value = getattr(chunk, name)
+            if value is not None:
+                fields[name] = value
+
+    def reasoning(self) -> tuple[Reasoning, ...]:
+        """The reasoning parts so far, by index."""
+        if not self._reasoning:
+            return ()
+        return tuple(
+            Reasoning("".join(texts), **fields)
+            for _, (texts, fields) in sorted(self._reasoning.items())
+        )
 
     @property
     def text(self) -> str:
@@ -87,11 +116,21 @@ class ResponseBuilder:
             usage=self.usage or Usage(),
             id=self.id,
             raw=raw,
+            reasoning=self.reasoning(),
         )
 
 
 async def chunks_of(response: Response) -> AsyncIterator[StreamChunk]:
     """A whole response replayed as stream chunks (for providers that cannot stream)."""
+    for index, part in enumerate(response.reasoning):
+        yield ReasoningDelta(
+            part.text,
+            index,
+            signature=part.signature,
+            data=part.data,
+            id=part.id,
+            protocol=part.protocol,
+        )
     if response.text:
         yield TextDelta(response.text)
     for index, call in enumerate(response.tool_calls):

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from llmx._config import Config
+    from llmx._embedding import EmbeddingRequest, EmbeddingResponse
     from llmx._registry import Registry
     from llmx._structured import ParsedResponse, StructuredStream
     from llmx._types import ModelInfo, Request, Response, StreamChunk, Usage
@@ -74,6 +75,10 @@ class SyncClient:
         """Like :meth:`Client.complete`, blocking (``response_model=`` included)."""
         response: Response = self._run(self._client.complete(request, **kwargs))
         return response
+
+    def embed(self, request: EmbeddingRequest | None = None, /, **kwargs: Any) -> EmbeddingResponse:
+        """Like :meth:`Client.embed`, blocking."""
+        return self._run(self._client.embed(request, **kwargs))
 
     @overload
     def stream(

@@ -22,10 +22,10 @@ import json
 import weakref
 from typing import TYPE_CHECKING
 
-from llmx._types import Image, Text, ToolCall, ToolResult
+from llmx._types import Image, Request, Text, ToolCall, ToolResult
 
 if TYPE_CHECKING:
-    from llmx._types import Request
+    from llmx._embedding import EmbeddingRequest
 
 CHARS_PER_TOKEN = 4
 EXTRA_BYTE_CHARS = 1.5  # per UTF-8 byte beyond a character's first (see the module docstring)
@@ -35,8 +35,11 @@ IMAGE_TOKENS = (
 )
 
 
-def estimate_input_tokens(request: Request) -> int:
-    """An estimate of the prompt tokens ``request`` will be billed for."""
+def estimate_input_tokens(request: Request | EmbeddingRequest) -> int:
+    """An estimate of the prompt tokens ``request`` will be billed for (an
+    :class:`~llmx.plugin.EmbeddingRequest`: its inputs)."""
+    if not isinstance(request, Request):
+        return -(-sum([len(text) for text in request.input]) // CHARS_PER_TOKEN)
     chars = 0
     tokens = 0
     for message in request.messages:
@@ -102,6 +105,15 @@ def input_tokens(request: Request, instance: str, model: str) -> int:
     return estimate_input_tokens(request)
 
 
+def estimate_context_tokens(request: Request | EmbeddingRequest) -> int:
+    """What must fit a model's context window: the whole prompt of a chat request; the
+    longest input of an :class:`~llmx.plugin.EmbeddingRequest` (each input is embedded
+    on its own, however many there are)."""
+    if not isinstance(request, Request):
+        return -(-max([len(text) for text in request.input]) // CHARS_PER_TOKEN)
+    return estimate_input_tokens(request)
+
+
 def estimate_text_tokens(text: str) -> int:
     """An estimate of the tokens in ``text`` (for answers whose usage was not reported)."""
     return -(-_weight(text) // CHARS_PER_TOKEN)
@@ -115,6 +127,9 @@ def _weight(text: str) -> int:
     return chars + int(EXTRA_BYTE_CHARS * (len(text.encode("utf-8", "surrogatepass")) - chars))
 
 
-def estimate_output_tokens(request: Request, default: int = 256) -> int:
-    """The output tokens to plan for: ``max_tokens`` when set, else ``default``."""
+def estimate_output_tokens(request: Request | EmbeddingRequest, default: int = 256) -> int:
+    """The output tokens to plan for: ``max_tokens`` when set, else ``default`` (none
+    for an :class:`~llmx.plugin.EmbeddingRequest`)."""
+    if not isinstance(request, Request):
+        return 0
     return request.max_tokens if request.max_tokens is not None else default

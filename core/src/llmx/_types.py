@@ -33,6 +33,8 @@ class Capability(str, Enum):
     JSON_SCHEMA = "json_schema"
     SYSTEM_PROMPT = "system_prompt"
     PROMPT_CACHING = "prompt_caching"
+    EMBEDDINGS = "embeddings"
+    REASONING = "reasoning"
 
 
 # -- prompt caching --------------------------------------------------------------------
@@ -160,14 +162,71 @@ class ToolResult:
     is_error: bool = False
 
 
-Part = Text | Image | ToolCall | ToolResult
+# -- reasoning (issue 15, item 1) ---------------------------------------------------------
+
+
+@attrs.frozen
+class Reasoning:
+    """What a model thought before answering, as one content part of its message.
+
+    ``text`` is the reasoning the vendor shows (Anthropic's thinking, Gemini's thought
+    summaries; empty when it shows none). The other fields are the vendor's opaque state,
+    which it needs back, unchanged and in order, to continue a conversation (above all a
+    tool-use loop): ``signature`` (Anthropic's thinking ``signature``, Gemini's
+    ``thoughtSignature``), ``data`` (an encrypted payload: Anthropic's
+    ``redacted_thinking``, OpenAI's encrypted reasoning items) and ``id`` (the vendor's
+    id of the item, where it has one). ``protocol`` names the wire protocol that
+    produced the part (``"anthropic"``, ``"gemini"``, ``"openai"``): a provider sends
+    back only the parts of its own protocol and drops the others, so a fallback never
+    hands one vendor's state to another (docs/features/reasoning.md).
+
+    :attr:`Response.message` puts these parts where they belong in the assistant
+    message a caller appends to the conversation.
+    """
+
+    text: str = ""
+    signature: str | None = attrs.field(default=None, kw_only=True, repr=False)
+    data: str | None = attrs.field(default=None, kw_only=True, repr=False)
+    id: str | None = attrs.field(default=None, kw_only=True)
+    protocol: str | None = attrs.field(default=None, kw_only=True)
+
+    @property
+    def redacted(self) -> bool:
+        """Whether this is encrypted reasoning only (``data``, no readable text)."""
+        return self.data is not None and not self.text
+
+
+ReasoningLevel = Literal["none", "minimal", "low", "medium", "high"]
+"""The reasoning effort levels a :class:`Request` may ask for."""
+
+REASONING_LEVELS: tuple[str, ...] = ("none", "minimal", "low", "medium", "high")
+"""The values of :data:`ReasoningLevel`, lowest first."""
+
+
+def _to_reasoning(value: str | int | None) -> str | int | None:
+    """``Request.reasoning``: an effort level (lower-cased) or a token budget (>= 0)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        level = value.strip().lower()
+        if level in REASONING_LEVELS:
+            return level
+        msg = f"reasoning={value!r}: use one of {', '.join(REASONING_LEVELS)} or a token budget"
+        raise ValueError(msg)
+    if type(value) is int and value >= 0:
+        return value
+    msg = f"reasoning={value!r}: a token budget is an integer >= 0 (0 turns reasoning off)"
+    raise ValueError(msg)
+
+
+Part = Text | Image | ToolCall | ToolResult | Reasoning
 """Any content part of a message."""
 
 
 def _to_parts(value: str | Part | Iterable[str | Part]) -> tuple[Part, ...]:
     if isinstance(value, str):
         return (Text(value),)
-    if isinstance(value, (Text, Image, ToolCall, ToolResult)):
+    if isinstance(value, (Text, Image, ToolCall, ToolResult, Reasoning)):
         return (value,)
     return tuple(Text(p) if isinstance(p, str) else p for p in value)
 
@@ -197,9 +256,21 @@ class Message:
         return cls("user", content) if cache is None else cls("user", content, cache=cache)
 
     @classmethod
-    def assistant(cls, text: str = "", *, tool_calls: Sequence[ToolCall] = ()) -> Message:
-        """An assistant message (e.g. a previous answer, or the tool calls it made)."""
-        parts: list[Part] = [Text(text)] if text else []
+    def assistant(
+        cls,
+        text: str = "",
+        *,
+        tool_calls: Sequence[ToolCall] = (),
+        reasoning: Sequence[Reasoning] = (),
+    ) -> Message:
+        """An assistant message (e.g. a previous answer, or the tool calls it made).
+
+        ``reasoning`` parts come first, as the vendors want them back
+        (:attr:`Response.message` builds this from an answer).
+        """
+        parts: list[Part] = list(reasoning)
+        if text:
+            parts.append(Text(text))
         parts.extend(tool_calls)
         return cls("assistant", parts)
 
@@ -356,6 +427,11 @@ class Request:
     """A hint that groups requests sharing a long prompt prefix, so the vendor routes
     them to the same prompt cache (OpenAI's ``prompt_cache_key``; ignored by vendors
     without one). It never changes the answer and is not part of llmx's cache key."""
+    reasoning: str | int | None = attrs.field(default=None, kw_only=True, converter=_to_reasoning)
+    """How much the model should reason: an effort level (``"none"``, ``"minimal"``,
+    ``"low"``, ``"medium"``, ``"high"``) or a token budget (0: off); None leaves it to
+    the model. Each provider maps it onto its vendor's parameter
+    (docs/features/reasoning.md has the table)."""
 
     def with_model(self, model: str) -> Request:
         """The same request for another model (used when resolving refs and aliases)."""
@@ -373,6 +449,7 @@ class Request:
             self.extra,
             include_raw=self.include_raw,
             prompt_cache_key=self.prompt_cache_key,
+            reasoning=self.reasoning,
         )
 
     def has_images(self) -> bool:
@@ -483,10 +560,23 @@ class Response:
     attempts: tuple[Attempt, ...] = ()
     raw: Any = attrs.field(default=None, eq=False, repr=False)
     cached: bool = attrs.field(default=False, kw_only=True)
+    reasoning: tuple[Reasoning, ...] = attrs.field(default=(), kw_only=True)
+    """The model's reasoning parts, in the vendor's order (text and opaque state)."""
 
     def json(self) -> Any:
         """The text parsed as JSON (for JSON mode and structured output)."""
         return json.loads(self.text)
+
+    @property
+    def reasoning_text(self) -> str:
+        """The readable reasoning, concatenated ("" when the model showed none)."""
+        return "".join(r.text for r in self.reasoning)
+
+    @property
+    def message(self) -> Message:
+        """This answer as the assistant message to append to the conversation: its
+        reasoning parts (with the vendor's opaque state), text and tool calls."""
+        return Message.assistant(self.text, tool_calls=self.tool_calls, reasoning=self.reasoning)
 
 
 # -- streaming --------------------------------------------------------------------------
@@ -523,7 +613,25 @@ class StreamEnd:
     id: str | None = None
 
 
-StreamChunk = TextDelta | ToolCallDelta | StreamEnd
+@attrs.frozen
+class ReasoningDelta:
+    """A piece of the model's reasoning, streamed before (or between) the answer's parts.
+
+    ``index`` ties the pieces of one :class:`Reasoning` part together; ``text`` pieces
+    concatenate to its text; ``signature``, ``data`` and ``id`` (the vendor's opaque
+    state) arrive whole, in one of its pieces; ``protocol`` is set on each piece.
+    ``Stream.text()`` never yields reasoning.
+    """
+
+    text: str = ""
+    index: int = 0
+    signature: str | None = attrs.field(default=None, kw_only=True, repr=False)
+    data: str | None = attrs.field(default=None, kw_only=True, repr=False)
+    id: str | None = attrs.field(default=None, kw_only=True)
+    protocol: str | None = attrs.field(default=None, kw_only=True)
+
+
+StreamChunk = TextDelta | ToolCallDelta | StreamEnd | ReasoningDelta
 """Anything a stream yields."""
 
 

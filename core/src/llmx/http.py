@@ -61,6 +61,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import ipaddress
 import json
 import os
@@ -137,6 +138,9 @@ __all__ = [
 T = TypeVar("T")
 
 Framing = Literal["sse", "sse-data", "ndjson"]
+
+_ONE_WRITE = 2**20
+"""The largest body posted as bytes (aiohttp's threshold for its large-body warning)."""
 
 
 # -- settings --------------------------------------------------------------------------
@@ -813,7 +817,12 @@ class Endpoint:
         """
         try:
             async with self.session.post(
-                url, data=body, headers=self.headers, allow_redirects=False
+                url,
+                # aiohttp writes bytes in one go and warns past 1 MiB (a batch create, a
+                # request with large images): a larger body is streamed from a buffer.
+                data=body if len(body) <= _ONE_WRITE else io.BytesIO(body),
+                headers=self.headers,
+                allow_redirects=False,
             ) as resp:
                 if resp.status >= 300:
                     raise await self._error_of(resp, model)
@@ -844,6 +853,51 @@ class Endpoint:
         except ValueError as err:
             msg = f"{self.host} answered with something that is not JSON while {doing}: {snippet(data)!r}"
             raise MalformedResponseError(msg, provider=self.name, status=status) from err
+
+    async def post_form(
+        self, url: URL, form: aiohttp.FormData, model: str | None, *, doing: str
+    ) -> bytes:
+        """POST a multipart ``form`` (a file upload) and return the 2xx answer's bytes
+        (else raise its error); ``doing`` says what for, in transport errors."""
+        headers = self.get_headers  # aiohttp sets the multipart Content-Type
+        try:
+            async with self.session.post(
+                url, data=form, headers=headers, allow_redirects=False
+            ) as resp:
+                if resp.status >= 300:
+                    raise await self._error_of(resp, model)
+                return await self._read_capped(resp, model)
+        except (asyncio.TimeoutError, aiohttp.ClientError) as err:
+            raise self._transport_error(err, model, doing) from err
+
+    async def get_lines(self, url: URL, *, doing: str) -> AsyncIterator[bytes]:
+        """GET ``url`` and yield the lines of its body (JSONL, such as a batch's results,
+        of any total size), without their line ends; a line longer than
+        ``max_event_bytes`` is refused (:meth:`too_large`)."""
+        cap = self.max_event
+        try:
+            async with self.session.get(
+                url, headers=self.get_headers, allow_redirects=False
+            ) as resp:
+                if resp.status >= 300:
+                    raise await self._error_of(resp, None)
+                buffer = bytearray()
+                async for part in resp.content.iter_any():
+                    buffer += part
+                    start = 0
+                    while (end := buffer.find(b"\n", start)) >= 0:
+                        line = bytes(buffer[start:end]).rstrip(b"\r")
+                        start = end + 1
+                        if line.strip():
+                            yield line
+                    del buffer[:start]
+                    if len(buffer) > cap:
+                        resp.close()
+                        raise self.too_large(what="line", size=len(buffer), cap=cap, model=None)
+                if buffer.strip():
+                    yield bytes(buffer).rstrip(b"\r")
+        except (asyncio.TimeoutError, aiohttp.ClientError) as err:
+            raise self._transport_error(err, None, doing) from err
 
     async def _read_capped(self, resp: aiohttp.ClientResponse, model: str | None) -> bytes:
         """The body, read until ``max_response_bytes`` at most (then the connection is

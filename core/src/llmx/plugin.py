@@ -22,7 +22,10 @@
   receives; the hook specifications themselves are documented in :mod:`llmx.hookspecs`.
 * **Component protocols**: :class:`Provider` (one required method) and its optional
   abilities (:class:`StreamingProvider`, :class:`ModelInfoProvider`,
-  :class:`ModelListingProvider`, :class:`Closable`), :class:`Cache` (and the optional
+  :class:`ModelListingProvider`, :class:`EmbeddingProvider` with :class:`EmbeddingLimits`
+  and the :class:`EmbeddingRequest` it receives, :class:`Closable`, and
+  :class:`BatchProvider` with :class:`BatchLimits`, :class:`BatchJob`, :class:`BatchStatus`,
+  :class:`BatchResult` for provider batch APIs), :class:`Cache` (and the optional
   :class:`ScopedCache`),
   :class:`RateLimiter` with :class:`Bucket` (and the optional :class:`InProcessAcquire`,
   :class:`InProcessRelease`), :class:`BreakerStore` with :class:`SharedBreakerState` (and
@@ -67,7 +70,16 @@ _EXPORTS: dict[str, str] = {
     "ModelListingProvider": "llmx._components",
     "TokenCountingProvider": "llmx._components",
     "PriceTier": "llmx._types",
+    "EmbeddingProvider": "llmx._components",
+    "EmbeddingLimits": "llmx._embedding",
+    "EmbeddingRequest": "llmx._embedding",
     "Closable": "llmx._components",
+    "BatchProvider": "llmx._batchapi",
+    "BatchLimits": "llmx._batchapi",
+    "BatchJob": "llmx._batchapi",
+    "BatchStatus": "llmx._batchapi",
+    "BatchResult": "llmx._batchapi",
+    "BatchState": "llmx._batchapi",
     "InProcessAcquire": "llmx._components",
     "InProcessRelease": "llmx._components",
     "ScopedBreakerStore": "llmx._components",
@@ -98,6 +110,11 @@ _EXPORTS: dict[str, str] = {
     "SSEEvent": "llmx._sse",
     "aiter_sse": "llmx._sse",
     "ResponseBuilder": "llmx._stream",
+    "REASONING_BUDGETS": "llmx._reasoning",
+    "reasoning_budget": "llmx._reasoning",
+    "reasoning_effort": "llmx._reasoning",
+    "reasoning_off": "llmx._reasoning",
+    "own_reasoning": "llmx._reasoning",
     "error_class_for_status": "llmx._errors",
     "parse_retry_after": "llmx._errors",
     "cache_key": "llmx._cachekey",
@@ -112,12 +129,19 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:
+    from llmx._batchapi import BatchJob as BatchJob
+    from llmx._batchapi import BatchLimits as BatchLimits
+    from llmx._batchapi import BatchProvider as BatchProvider
+    from llmx._batchapi import BatchResult as BatchResult
+    from llmx._batchapi import BatchState as BatchState
+    from llmx._batchapi import BatchStatus as BatchStatus
     from llmx._cachekey import cache_key as cache_key
     from llmx._components import BreakerStore as BreakerStore
     from llmx._components import Bucket as Bucket
     from llmx._components import Cache as Cache
     from llmx._components import Candidate as Candidate
     from llmx._components import Closable as Closable
+    from llmx._components import EmbeddingProvider as EmbeddingProvider
     from llmx._components import HedgingStrategy as HedgingStrategy
     from llmx._components import InProcessAcquire as InProcessAcquire
     from llmx._components import InProcessRelease as InProcessRelease
@@ -135,6 +159,8 @@ if TYPE_CHECKING:
     from llmx._components import SharedBreakerState as SharedBreakerState
     from llmx._components import StreamingProvider as StreamingProvider
     from llmx._components import TokenCountingProvider as TokenCountingProvider
+    from llmx._embedding import EmbeddingLimits as EmbeddingLimits
+    from llmx._embedding import EmbeddingRequest as EmbeddingRequest
     from llmx._errors import error_class_for_status as error_class_for_status
     from llmx._errors import parse_retry_after as parse_retry_after
     from llmx._events import AttemptEnd as AttemptEnd
@@ -144,6 +170,11 @@ if TYPE_CHECKING:
     from llmx._events import RequestStart as RequestStart
     from llmx._model_sources import DefaultModel as DefaultModel
     from llmx._model_sources import ModelSource as ModelSource
+    from llmx._reasoning import REASONING_BUDGETS as REASONING_BUDGETS
+    from llmx._reasoning import own_reasoning as own_reasoning
+    from llmx._reasoning import reasoning_budget as reasoning_budget
+    from llmx._reasoning import reasoning_effort as reasoning_effort
+    from llmx._reasoning import reasoning_off as reasoning_off
     from llmx._registry import PluginInfo as PluginInfo
     from llmx._registry import Registration as Registration
     from llmx._sse import SSEEvent as SSEEvent

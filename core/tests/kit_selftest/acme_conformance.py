@@ -17,13 +17,18 @@ class TestAcme(ProviderConformance):
 
     provider_type = "acme"
     model = "acme-large"
-    models: ClassVar[Mapping[str, str]] = {Feature.IMAGES: "acme-vision"}
+    models: ClassVar[Mapping[str, str]] = {
+        Feature.IMAGES: "acme-vision",
+        Feature.EMBEDDINGS: "acme-embed",
+    }
     server_class = FakeAcmeServer
-    supports = Feature.ALL - {
+    supports = (Feature.ALL | {Feature.EMBEDDINGS}) - {
         Feature.IMAGE_URLS,
         Feature.JSON_SCHEMA,
         Feature.TOKEN_COUNTING,
         Feature.PROMPT_CACHING,
+        Feature.REASONING,
+        Feature.PROVIDER_BATCH,
     }
     usage_details = frozenset()
     tool_call_ids = False
@@ -69,4 +74,8 @@ class TestAcmeClaimsCaching(TestAcme):
     so llmx refuses such requests: the kit's two prompt-caching tests catch the claim."""
 
     supports = TestAcme.supports | {Feature.PROMPT_CACHING}
+
+
+class TestAcmeReorderedVectors(TestAcme):
+    provider_type = "acme_reordered_vectors"
     hypothesis_examples = 2

@@ -24,6 +24,10 @@ class TestAnthropicConformance(ProviderConformance):
     supports = Feature.ALL - {Feature.JSON_MODE}
     usage_details = frozenset({"cache_read", "cache_write", "cache_write_1h", "reasoning"})
 
+    def make_server(self) -> FakeServer:
+        """The fake, adding a redacted thinking block to each thinking block."""
+        return FakeAnthropicServer(api_key=self.api_key, redact_thinking=True)
+
     def validate_request(self, server: FakeServer, recorded: RecordedRequest) -> None:
         """Every body matches its path's operation in Anthropic's OpenAPI document
         (``POST /v1/messages``, ``POST /v1/messages/count_tokens``)."""

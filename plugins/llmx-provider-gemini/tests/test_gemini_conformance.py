@@ -8,10 +8,13 @@ behaviour (Gemini API reference): see ``llmx_gemini.testing.FakeGeminiServer``.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 from llmx_gemini.testing import FakeGeminiServer
 
 from llmx.testing import FakeServer, RecordedRequest
-from llmx.testing.conformance import ProviderConformance
+from llmx.testing.conformance import Feature, ProviderConformance
 from llmx.testing.openapi import vendor_validator
 
 
@@ -21,7 +24,13 @@ class TestGeminiConformance(ProviderConformance):
     provider_type = "gemini"
     model = "gemini-2.5-flash"
     server_class = FakeGeminiServer
+    supports = ProviderConformance.supports | {Feature.EMBEDDINGS}
     usage_details = frozenset({"cache_read", "reasoning"})
+    # Gemini 3 enforces thought signatures on the calls of the current turn.
+    models: ClassVar[Mapping[str, str]] = {
+        Feature.EMBEDDINGS: "gemini-embedding-001",
+        Feature.REASONING: "gemini-3-pro-preview",
+    }
 
     def validate_request(self, server: FakeServer, recorded: RecordedRequest) -> None:
         """Every body matches ``GenerateContentRequest`` of the discovery document."""

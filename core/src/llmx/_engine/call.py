@@ -25,6 +25,7 @@ from types import AsyncGeneratorType
 from typing import TYPE_CHECKING, Literal
 
 from llmx._components import Closable
+from llmx._embedding import EmbeddingResponse
 from llmx._errors import (
     AuthenticationError,
     CircuitOpenError,
@@ -90,6 +91,7 @@ def _completed(
         attempts,
         response.raw,
         cached=response.cached,
+        reasoning=response.reasoning,
     )
 
 
@@ -240,6 +242,7 @@ class Call:
         counters.successes += 1
         counters.input_tokens += usage.input_tokens
         counters.output_tokens += usage.output_tokens
+        counters.reasoning_tokens += usage.reasoning_tokens
         if usage.estimated:
             counters.estimated_usage += 1
         if cost is not None:
@@ -263,6 +266,53 @@ class Call:
                 )
             )
         return _completed(response, inst.name, duration, cost, attempts)
+
+    def embedded(self, response: EmbeddingResponse) -> EmbeddingResponse:
+        """An embedding attempt's vectors arrived: the same accounting as
+        :meth:`succeeded` (breaker, stats, cost at the input price, latency, the
+        ``AttemptEnd`` event), counted in ``embeds`` as well; the response the caller
+        receives. (A method of its own, so the chat path stays as it is.)"""
+        usage = response.usage
+        duration = self._end("ok", usage.total_tokens or None)
+        inst, counters, info = self.inst, self.counters, self.info
+        inst.breaker.record_success()
+        cost = response.cost
+        if cost is None and info is not None:
+            cost = info.cost(usage)
+        counters.successes += 1
+        counters.embeds += 1
+        counters.input_tokens += usage.input_tokens
+        if usage.estimated:
+            counters.estimated_usage += 1
+        if cost is not None:
+            counters.cost += cost
+        counters.latency.record(duration)
+        self.view.observe_latency(inst.name, self.model, duration)
+        attempts = self._record(Attempt(inst.name, self.model, duration))
+        hook = self.events.attempt
+        if hook is not None:
+            hook(
+                event=AttemptEnd(
+                    self.run.request_id,
+                    inst.name,
+                    self.model,
+                    self.number,
+                    self.t0,
+                    duration,
+                    usage,
+                    None,
+                    None,
+                )
+            )
+        return EmbeddingResponse(
+            response.vectors,
+            response.model,
+            inst.name,
+            usage,
+            duration,
+            cost,
+            attempts,
+        )
 
     def failed(self, err: BaseException) -> BaseException:
         """The provider raised ``err``: account for it; the typed error to raise."""

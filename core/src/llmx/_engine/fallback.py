@@ -27,8 +27,8 @@ from llmx._errors import (
     UnsupportedFeatureError,
 )
 from llmx._ratelimit import CLIENT_LIMIT_CODE
-from llmx._tokens import estimate_input_tokens, known_input_tokens
-from llmx._types import Capability
+from llmx._tokens import estimate_context_tokens, known_input_tokens
+from llmx._types import Capability, Request
 
 if TYPE_CHECKING:
     from llmx._components import Candidate, HedgingStrategy
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from llmx._engine.view import LiveView
     from llmx._pool import Instance, ProviderPool
     from llmx._registry import Registry
-    from llmx._types import ModelInfo, Request
+    from llmx._types import ModelInfo
 
 _T = TypeVar("_T")
 _monotonic = time.monotonic
@@ -79,7 +79,7 @@ class Fallback:
                 needed = known_input_tokens(request, c.instance, c.model)
                 if needed is None:
                     if estimate is None:
-                        estimate = estimate_input_tokens(request)
+                        estimate = estimate_context_tokens(request)
                     needed = estimate
                 if needed > info.context_window:
                     skipped.append(
@@ -326,6 +326,16 @@ def check_capabilities(request: Request, inst: Instance, info: ModelInfo | None)
     """Refuse, before sending, what the model is known not to support."""
     if info is None or not info.capabilities:
         return
+    if type(request) is not Request:  # an EmbeddingRequest (Client.embed)
+        if not info.supports(Capability.EMBEDDINGS):
+            msg = (
+                f"{inst.name}/{info.id} does not make embeddings; choose a model with the "
+                f"'embeddings' capability"
+            )
+            raise UnsupportedFeatureError(
+                msg, provider=inst.name, model=info.id, feature=Capability.EMBEDDINGS.value
+            )
+        return
     needs = []
     if request.tools and not info.supports(Capability.TOOLS):
         needs.append(("tools", Capability.TOOLS))
@@ -333,6 +343,8 @@ def check_capabilities(request: Request, inst: Instance, info: ModelInfo | None)
         needs.append(("JSON mode", Capability.JSON_MODE))
     if request.response_format.type == "json_schema" and not info.supports(Capability.JSON_SCHEMA):
         needs.append(("structured output (json_schema)", Capability.JSON_SCHEMA))
+    if request.reasoning not in (None, "none", 0) and not info.supports(Capability.REASONING):
+        needs.append(("reasoning", Capability.REASONING))
     if not info.supports(Capability.VISION) and request.has_images():  # scan parts last
         needs.append(("image input", Capability.VISION))
     if _PROMPT_CACHING not in info.capabilities and (

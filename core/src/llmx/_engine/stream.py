@@ -223,4 +223,5 @@ def _assembled(builder: ResponseBuilder, call: Call) -> Response:
         response.finish_reason,
         usage,
         id=response.id,
+        reasoning=response.reasoning,
     )

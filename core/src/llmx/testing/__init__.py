@@ -9,10 +9,13 @@
   :class:`MidStreamError`, :class:`Stall`, :class:`Reset`, :class:`Blocked`), including
   wire faults (split TCP reads, dropped connections, truncated streams). A fake records
   what arrived and describes it provider-neutrally (:class:`RequestView`,
-  :func:`merge_turns`). Each provider distribution ships the fake of its own vendor's
+  :func:`merge_turns`); embeddings requests are answered with :func:`fake_embedding`
+  vectors. Each provider distribution ships the fake of its own vendor's
   API: ``llmx_openai.testing`` (``FakeOpenAIServer``, ``FakeAzureOpenAIServer``),
   ``llmx_anthropic.testing`` (``FakeAnthropicServer``) and ``llmx_gemini.testing``
   (``FakeGeminiServer``), with their pytest fixtures.
+* :class:`FakeBatches`: the batch store and scripted lifecycle a fake mixes in to
+  implement its vendor's batch API (the first-party fakes do).
 * Fault injection on every fake server: :class:`Faults` (random, seeded),
   :class:`Fault` schedules and a "down" switch, with counters of what was injected.
 * :mod:`llmx.testing.conformance`: the test suite every provider plugin runs
@@ -39,6 +42,7 @@ _EXPORTS: dict[str, str] = {
     "scripted_client": "llmx.testing._scripted",
     "FakeServer": "llmx.testing._server",
     "FakeServerError": "llmx.testing._server",
+    "FakeBatches": "llmx.testing._batchfake",
     "Event": "llmx.testing._server",
     "Framing": "llmx.testing._server",
     "Handler": "llmx.testing._server",
@@ -63,6 +67,7 @@ _EXPORTS: dict[str, str] = {
     "approx_tokens": "llmx.testing._replies",
     "TOOL_REPLY": "llmx.testing._replies",
     "sse_events": "llmx.testing._replies",
+    "fake_embedding": "llmx.testing._embeddings",
 }
 
 __all__ = [
@@ -71,6 +76,7 @@ __all__ = [
     "ErrorKind",
     "ErrorReply",
     "Event",
+    "FakeBatches",
     "FakeServer",
     "FakeServerError",
     "Fault",
@@ -93,6 +99,7 @@ __all__ = [
     "ViewPart",
     "ViewTurn",
     "approx_tokens",
+    "fake_embedding",
     "merge_turns",
     "scripted_client",
     "scripted_plugin",
@@ -104,7 +111,9 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:
+    from llmx.testing._batchfake import FakeBatches as FakeBatches
     from llmx.testing._chaos import Fault, FaultKind, Faults, Injection
+    from llmx.testing._embeddings import fake_embedding
     from llmx.testing._replies import TOOL_REPLY as TOOL_REPLY
     from llmx.testing._replies import (
         Blocked,

@@ -130,6 +130,10 @@ class Reply:
     omit_done: bool = attrs.field(default=False, kw_only=True)
     repeat_tool_call_ids: bool = attrs.field(default=False, kw_only=True)
     headers: Mapping[str, str] = attrs.field(factory=dict, converter=_headers, kw_only=True)
+    reasoning: str = attrs.field(default="", kw_only=True)
+    """The model's reasoning text, rendered the vendor's way when the request asked for
+    reasoning (Anthropic thinking blocks with a signature, Gemini thought parts;
+    OpenAI's own API shows none) and streamed in pieces like the text."""
 
     def __attrs_post_init__(self) -> None:
         if self.line_ending not in ("\n", "\r\n", "\r"):
@@ -149,6 +153,14 @@ class Reply:
     def text_pieces(self) -> list[str]:
         """The text as the content deltas of a stream (see ``chunk_size``)."""
         text = self.text
+        if not text:
+            return []
+        size = self.chunk_size or max(1, -(-len(text) // 3))
+        return [text[i : i + size] for i in range(0, len(text), size)]
+
+    def reasoning_pieces(self) -> list[str]:
+        """The reasoning text as the deltas of a stream (see ``chunk_size``)."""
+        text = self.reasoning
         if not text:
             return []
         size = self.chunk_size or max(1, -(-len(text) // 3))

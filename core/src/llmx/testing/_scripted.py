@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmx._types import (
     ModelInfo,
+    ReasoningDelta,
     Request,
     Response,
     StreamChunk,
@@ -108,6 +109,15 @@ class ScriptedProvider:
     async def stream(self, request: Request) -> AsyncIterator[StreamChunk]:
         """The next scripted answer as chunks: a few text deltas, tool calls, the end."""
         response = self._next(request)
+        for index, part in enumerate(response.reasoning):
+            yield ReasoningDelta(
+                part.text,
+                index,
+                signature=part.signature,
+                data=part.data,
+                id=part.id,
+                protocol=part.protocol,
+            )
         text = response.text
         if text:
             size = max(1, -(-len(text) // 3))

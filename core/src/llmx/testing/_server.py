@@ -221,6 +221,8 @@ class FakeServer(abc.ABC):
     """The request header carrying the key (lower case), or None for an API without auth."""
     auth_scheme: ClassVar[str | None] = "Bearer"
     """The scheme before the key in :attr:`auth_header` (``Bearer KEY``), or None (the bare key)."""
+    max_request_bytes: ClassVar[int | None] = None
+    """The largest request body read (None: aiohttp's 1 MiB); a larger one gets a 413."""
 
     def __init__(
         self, *, api_key: str | None = "test-key", host: str = "127.0.0.1", port: int = 0
@@ -422,7 +424,19 @@ class FakeServer(abc.ABC):
         if self._runner is not None:
             msg = f"{type(self).__name__} is already started"
             raise RuntimeError(msg)
-        server = web.Server(self._dispatch, access_log=None, handler_cancellation=False)
+        factory = None
+        limit = self.max_request_bytes
+        if limit is not None:
+            loop = asyncio.get_running_loop()
+
+            def factory(message: Any, payload: Any, protocol: Any, writer: Any, task: Any) -> Any:
+                return web.BaseRequest(
+                    message, payload, protocol, writer, task, loop, client_max_size=limit
+                )
+
+        server = web.Server(
+            self._dispatch, access_log=None, handler_cancellation=False, request_factory=factory
+        )
         runner = web.ServerRunner(server, shutdown_timeout=1.0)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self._port)

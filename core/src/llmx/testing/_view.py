@@ -81,6 +81,10 @@ class RequestView:
     max_tokens: int | None = None
     temperature: float | None = None
     stop: tuple[str, ...] = ()
+    reasoning: str | int | None = None
+    """The reasoning the request asked for, as the vendor's parameter says it: an effort
+    level (``"low"``, ...) or a token budget; ``"none"`` when it turns reasoning off;
+    None when the request set nothing."""
 
     def last_user_text(self) -> str:
         """The text of the last user turn (what the fake servers echo by default)."""

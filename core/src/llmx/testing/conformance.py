@@ -31,7 +31,10 @@ error class (401, 403, 404 model, 400, context length, 429 with Retry-After,
 mid-stream error event, malformed bodies), safety refusals, cancellation (a stream
 left early closes its connection), features the model lacks refused before sending,
 prompt caching (breakpoints and a cache key answered with their usage and cost, or
-refused before sending), model infos and live model lists, and hypothesis properties
+refused before sending), embeddings (split to the provider's limit, in input order; or
+refused unsent), reasoning (``reasoning=`` sent, reasoning parts and deltas, the vendor's
+state kept across a tool loop, another vendor's state never sent), model infos and
+live model lists, the vendor's batch API (``Feature.PROVIDER_BATCH``), and hypothesis properties
 (any TCP chunking of a body gives the same answer; any unicode text round-trips). The
 kit's own self-test (``core/tests/test_testing_selftest.py``) shows it failing
 deliberately broken providers: a 429 mapped to ServerError, a lost Retry-After, a
@@ -95,7 +98,9 @@ What a subclass sets (class attributes) or overrides (methods)
         the ``authentication``/``permission`` error tests and the wrong-key test are
         not applicable.
         ``usage_details``: which :class:`llmx.Usage` details the protocol reports
-        (``cache_read``, ``cache_write``, ``cache_write_1h``, ``reasoning``). ``stream_usage``: whether a
+        (``cache_read``, ``cache_write``, ``cache_write_1h``, ``reasoning``).
+        ``reasoning_text``: whether
+        the API returns the reasoning's text (False: only its tokens are checked). ``stream_usage``: whether a
         stream reports its usage (else it must be estimated and marked so).
 
     Running: ``hypothesis_examples`` (examples per property test), ``timeout`` (the
@@ -123,7 +128,10 @@ from hypothesis import strategies as st
 
 import llmx
 from llmx.testing._chaos import Fault
+from llmx.testing._conf_embeddings import EMBEDDINGS, EmbeddingsConformance
 from llmx.testing._conf_prompt_caching import PROMPT_CACHING, PromptCachingConformance
+from llmx.testing._conf_provider_batch import ProviderBatchTests
+from llmx.testing._conf_reasoning import ReasoningConformance
 from llmx.testing._conf_structured import StructuredOutputConformance
 from llmx.testing._conf_tokens import TOKEN_COUNTING, TokenCountingConformance
 from llmx.testing._replies import Blocked, ErrorKind, MidStreamError, Reply, Reset, Stall
@@ -194,6 +202,14 @@ class Feature:
     PROMPT_CACHING = PROMPT_CACHING
     """Prompt-cache breakpoints (``cache=``) and ``prompt_cache_key``, with cache reads and
     writes in the usage (:mod:`llmx.testing._conf_prompt_caching`)."""
+    EMBEDDINGS = EMBEDDINGS
+    """Embeddings (``Client.embed``; an :class:`~llmx.plugin.EmbeddingProvider`). Opt-in
+    (:attr:`OPT_IN`): a second capability, not a chat option."""
+    REASONING = "reasoning"
+    """``reasoning=`` (effort or budget), reasoning parts and deltas, reasoning state kept
+    across a tool loop (``_conf_reasoning``)."""
+    PROVIDER_BATCH = "provider_batch"
+    """The vendor's batch API (:class:`llmx.plugin.BatchProvider`, ``--provider-batch``)."""
 
     ALL: ClassVar[frozenset[str]] = frozenset(
         {
@@ -212,8 +228,17 @@ class Feature:
             MODEL_INFO,
             TOKEN_COUNTING,
             PROMPT_CACHING,
+            REASONING,
+            PROVIDER_BATCH,
         }
     )
+    """The chat features (the default ``supports``)."""
+    OPT_IN: ClassVar[frozenset[str]] = frozenset({EMBEDDINGS})
+    """Features beyond chat, which a subclass adds to ``supports`` when its provider has
+    them (``ProviderConformance.supports | {Feature.EMBEDDINGS}``); without them, the
+    kit checks they are refused before sending."""
+    KNOWN: ClassVar[frozenset[str]] = ALL | OPT_IN
+    """Every feature name ``supports`` and ``models`` may use."""
 
 
 _ERRORS: list[tuple[ErrorKind, type[llmx.ProviderError], bool]] = [
@@ -261,7 +286,12 @@ async def _drain(stream: llmx.Stream, into: list[llmx.StreamChunk]) -> llmx.Resp
 
 
 class ProviderConformance(
-    TokenCountingConformance, PromptCachingConformance, StructuredOutputConformance
+    TokenCountingConformance,
+    PromptCachingConformance,
+    EmbeddingsConformance,
+    ReasoningConformance,
+    ProviderBatchTests,
+    StructuredOutputConformance,
 ):
     """Base class of a provider's conformance tests (see the module docstring)."""
 
@@ -276,7 +306,8 @@ class ProviderConformance(
     settings: ClassVar[Mapping[str, Any]] = {}
     """Extra keys of the ``[providers.conf]`` table (type-specific settings)."""
     supports: ClassVar[frozenset[str]] = Feature.ALL
-    """The :class:`Feature` names the provider implements."""
+    """The :class:`Feature` names the provider implements (default: every chat feature,
+    :attr:`Feature.ALL`; add ``Feature.EMBEDDINGS`` for a provider that embeds)."""
     usage_details: ClassVar[frozenset[str]] = frozenset({"cache_read"})
     """Which usage details the protocol reports: ``cache_read``, ``cache_write``,
     ``cache_write_1h`` (the one-hour part of the writes), ``reasoning``."""
@@ -314,11 +345,16 @@ class ProviderConformance(
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Check the subclass's settings when it is defined (a typo fails collection)."""
         super().__init_subclass__(**kwargs)
-        unknown = set(cls.supports) - Feature.ALL
+        unknown = set(cls.supports) - Feature.KNOWN
         if unknown:
-            msg = f"{cls.__name__}.supports names unknown features {sorted(unknown)}; known: {sorted(Feature.ALL)}"
+            msg = f"{cls.__name__}.supports names unknown features {sorted(unknown)}; known: {sorted(Feature.KNOWN)}"
             raise TypeError(msg)
-        per_model = Feature.ALL - {Feature.STREAMING, Feature.LIST_MODELS, Feature.MODEL_INFO}
+        per_model = Feature.KNOWN - {
+            Feature.STREAMING,
+            Feature.LIST_MODELS,
+            Feature.MODEL_INFO,
+            Feature.PROVIDER_BATCH,
+        }
         for feature in cls.models:
             if feature not in per_model:
                 msg = f"{cls.__name__}.models: {feature!r} is not a per-model feature; use one of {sorted(per_model)}"

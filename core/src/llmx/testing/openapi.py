@@ -294,9 +294,18 @@ class SchemaValidator:
                 content = ((op.get("requestBody") or {}).get("content") or {}).get(
                     "application/json"
                 )
-                ref = ((content or {}).get("schema") or {}).get("$ref", "")
+                schema = (content or {}).get("schema") or {}
+                ref = schema.get("$ref", "")
                 if ref.startswith("#/components/schemas/"):
                     operations[(path, method.lower())] = ref.rsplit("/", 1)[1]
+                elif schema:
+                    # An inline body schema (Azure's 2024-10-21 embeddings): validated
+                    # under a name of its own, ``<operationId>.request`` (a JSON pointer
+                    # segment, so no "/").
+                    op_id = str(op.get("operationId") or f"{method}{path}").replace("/", ".")
+                    name = f"{op_id.replace('~', '.')}.request"
+                    converted[name] = openapi_to_json_schema(schema, version=version)
+                    operations[(path, method.lower())] = name
         root = {"components": {"schemas": converted}}
         return cls(
             root,
@@ -555,8 +564,61 @@ def _azure_json_schema_required(document: dict[str, Any]) -> dict[str, Any]:
     return {**document, "components": {**document["components"], "schemas": schemas}}
 
 
+def _openai_base64_embedding(document: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI: ``Embedding.embedding`` is only an array of numbers, but with
+    ``encoding_format: "base64"`` (which ``CreateEmbeddingRequest`` offers, and the
+    official SDKs ask for by default) the API sends each vector as a base64 string of
+    float32 bytes. Corrected to ``anyOf: [array of numbers, string]``.
+    """
+    schemas = dict(document["components"]["schemas"])
+    embedding = dict(schemas["Embedding"])
+    props = dict(embedding["properties"])
+    floats = props["embedding"]
+    props["embedding"] = {
+        "description": floats.get("description", ""),
+        "anyOf": [
+            {k: v for k, v in floats.items() if k != "description"},
+            {"type": "string", "description": "base64 of little-endian float32 bytes"},
+        ],
+    }
+    embedding["properties"] = props
+    schemas["Embedding"] = embedding
+    return {**document, "components": {**document["components"], "schemas": schemas}}
+
+
+_BATCH_NULLABLE = (
+    "errors",
+    "output_file_id",
+    "error_file_id",
+    "in_progress_at",
+    "expires_at",
+    "finalizing_at",
+    "completed_at",
+    "failed_at",
+    "expired_at",
+    "cancelling_at",
+    "cancelled_at",
+)
+
+
+def _openai_batch_nullable(document: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI: ``Batch``'s timestamps, file ids and ``errors`` are declared as integers,
+    strings and an object, but the API answers ``null`` until the batch gets there — the
+    document's own example response for ``POST /batches`` shows ``"errors": null``,
+    ``"output_file_id": null``, ``"in_progress_at": null``... Corrected to nullable."""
+    schemas = dict(document["components"]["schemas"])
+    batch = dict(schemas["Batch"])
+    props = dict(batch["properties"])
+    for name in _BATCH_NULLABLE:
+        props[name] = {**props[name], "nullable": True}
+    batch["properties"] = props
+    schemas["Batch"] = batch
+    return {**document, "components": {**document["components"], "schemas": schemas}}
+
+
 ERRATA: dict[tuple[str, str], tuple[Any, ...]] = {
     ("openai", "azure"): (_azure_json_schema_required,),
+    ("openai", "official"): (_openai_base64_embedding, _openai_batch_nullable),
 }
 """Corrections applied to vendor documents before use, each documented and each tested
 to still be needed (the tests fail once a vendor fixes its document)."""

@@ -1,5 +1,5 @@
 """A small provider for the (imaginary) Acme API, whose streams are newline-delimited
-JSON, and five deliberately broken variants of it: the kit's self-test
+JSON, and six deliberately broken variants of it: the kit's self-test
 (``core/tests/test_testing_selftest.py``) runs the conformance suite against each and
 checks that it fails exactly the tests that catch the bug.
 
@@ -12,6 +12,8 @@ The Acme API: ``POST {base_url}/chat`` with ``{"model", "messages", "tools",
 "error", "error": {"message", "code"}}``. Tool calls have no ids (results go back by
 name); ``GET {base_url}/models`` lists ``{"models": [{"id"}]}``. Errors are HTTP 4xx/5xx
 ``{"error": {"message", "type", "code"}}``; a refused prompt is 400 ``content_filter``.
+``POST {base_url}/embed`` with ``{"model", "input": [...], "dimensions"?}`` (at most 8
+inputs) answers ``{"model", "vectors": [[...]], "usage": {"input"}}``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from array import array
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, ClassVar
 
@@ -26,6 +29,8 @@ import aiohttp
 
 import llmx
 from llmx.plugin import (
+    EmbeddingLimits,
+    EmbeddingRequest,
     ProviderContext,
     Register,
     error_class_for_status,
@@ -50,6 +55,9 @@ MODELS = {
         input_price=2.0,
         output_price=4.0,
     ),
+    "acme-embed": llmx.ModelInfo(
+        "acme-embed", 8_000, None, ["embeddings"], input_price=0.1, output_price=0.0
+    ),
 }
 _FINISH = {
     "stop": "stop",
@@ -65,6 +73,7 @@ class AcmeProvider:
     """The Acme API, correctly: the conformance suite passes."""
 
     leaked: ClassVar[list[aiohttp.ClientResponse]] = []
+    embedding_limits = EmbeddingLimits(max_inputs=8)
 
     def __init__(self, ctx: ProviderContext) -> None:
         self._name = ctx.instance
@@ -298,6 +307,39 @@ class AcmeProvider:
             raise
         resp.release()
 
+    # -- embeddings -------------------------------------------------------------------------
+
+    def vectors(self, vectors: list[Any]) -> list[Any]:
+        """The vectors of an answer, in the order they are returned."""
+        return vectors
+
+    async def embed(self, request: EmbeddingRequest) -> llmx.EmbeddingResponse:
+        """``POST /embed``: one vector per input, in input order."""
+        model = request.model
+        body: dict[str, Any] = {"model": model, "input": list(request.input)}
+        if request.dimensions is not None:
+            body["dimensions"] = request.dimensions
+        try:
+            async with self._session.post(
+                f"{self._base}/embed", json=body, headers=self._headers
+            ) as resp:
+                raw = await resp.read()
+                if resp.status >= 400:
+                    raise self._http_error(resp, raw, model)
+        except asyncio.TimeoutError as err:
+            raise llmx.ProviderTimeoutError(
+                "no answer in time", provider=self._name, model=model
+            ) from err
+        except aiohttp.ClientError as err:
+            raise self._connection_error(err, model) from err
+        try:
+            data = json.loads(raw)
+            vectors = tuple(array("f", v) for v in self.vectors(data["vectors"]))
+            usage = llmx.Usage(int(data["usage"]["input"]), 0)
+        except (ValueError, KeyError, TypeError) as err:
+            raise self._malformed(raw, model) from err
+        return llmx.EmbeddingResponse(vectors, data.get("model") or model, self._name, usage)
+
     async def list_models(self) -> list[llmx.ModelInfo]:
         """The models the API lists."""
         try:
@@ -352,6 +394,14 @@ class ReorderedChunks(AcmeProvider):
         return deltas[::-1]
 
 
+class ReorderedVectors(AcmeProvider):
+    """Broken: the vectors of a batch come back in reverse order."""
+
+    def vectors(self, vectors: list[Any]) -> list[Any]:
+        """Reversed."""
+        return vectors[::-1]
+
+
 VARIANTS: dict[str, type[AcmeProvider]] = {
     "acme": AcmeProvider,
     "acme_wrong_error": WrongErrorType,
@@ -359,6 +409,7 @@ VARIANTS: dict[str, type[AcmeProvider]] = {
     "acme_swallowed_error": SwallowedStreamError,
     "acme_leaky": LeakyStream,
     "acme_reordered": ReorderedChunks,
+    "acme_reordered_vectors": ReorderedVectors,
 }
 """Provider type → class; each type is also an entry point naming this module."""
 

@@ -16,6 +16,8 @@ from llmx.testing import (
     Reply,
     RequestView,
     ViewPart,
+    approx_tokens,
+    fake_embedding,
     merge_turns,
 )
 
@@ -29,7 +31,8 @@ def _usage(reply: Reply, view: RequestView) -> dict[str, int]:
 
 
 class FakeAcmeServer(FakeServer):
-    """``POST /v1/chat`` (JSON, or NDJSON lines when ``"stream": true``) and ``GET /v1/models``."""
+    """``POST /v1/chat`` (JSON, or NDJSON lines when ``"stream": true``), ``POST /v1/embed``
+    and ``GET /v1/models``."""
 
     framing = "ndjson"
 
@@ -42,9 +45,33 @@ class FakeAcmeServer(FakeServer):
         """The chat and models endpoints."""
         if (method, path) == ("POST", "/v1/chat"):
             return self.answer_model_request
+        if (method, path) == ("POST", "/v1/embed"):
+            return self._embed
         if (method, path) == ("GET", "/v1/models"):
             return self._models
         return None
+
+    async def _embed(
+        self, request: web.BaseRequest, recorded: RecordedRequest
+    ) -> web.StreamResponse:
+        body = recorded.json if isinstance(recorded.json, dict) else {}
+        inputs = body.get("input")
+        if not isinstance(inputs, list) or not 1 <= len(inputs) <= 8:
+            error = ErrorReply(400, message="input: 1 to 8 strings", code="invalid_input")
+            return await self.render_error(request, recorded, error)
+        reply = self.next_reply()
+        if reply is not None and not isinstance(reply, Reply):
+            return await self.answer(request, recorded, reply)
+        size = body.get("dimensions") or 8
+        tokens = sum(approx_tokens(t) for t in inputs)
+        if reply is not None and reply.usage:
+            tokens = reply.usage[0]
+        answer = {
+            "model": body.get("model"),
+            "vectors": [fake_embedding(t, size) for t in inputs],
+            "usage": {"input": tokens},
+        }
+        return await self.json_response(request, 200, answer)
 
     async def _models(
         self, request: web.BaseRequest, recorded: RecordedRequest

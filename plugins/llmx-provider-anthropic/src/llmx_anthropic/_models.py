@@ -46,12 +46,16 @@ def _m(
     price_out: float | None,
     *,
     structured: bool = True,
+    thinking: bool = True,
 ) -> ModelInfo:
+    capabilities = _STRUCTURED if structured else _BASE
+    if thinking:  # extended thinking (Capability.REASONING)
+        capabilities = (*capabilities, Capability.REASONING)
     info = ModelInfo(
         id=model_id,
         context_window=context,
         max_output_tokens=output,
-        capabilities=_STRUCTURED if structured else _BASE,
+        capabilities=capabilities,
         input_price=price_in,
         output_price=price_out,
         cache_read_price=None if price_in is None else round(price_in / 10, 6),
@@ -77,7 +81,15 @@ MODELS: dict[str, ModelInfo] = {
         _m("claude-opus-4-1", 200_000, 32_000, 15.00, 75.00),
         _m("claude-opus-4-0", 200_000, 32_000, 15.00, 75.00, structured=False),
         _m("claude-sonnet-4-0", 200_000, 64_000, 3.00, 15.00, structured=False),
-        _m("claude-3-haiku-20240307", 200_000, 4_096, 0.25, 1.25, structured=False),
+        _m(
+            "claude-3-haiku-20240307",
+            200_000,
+            4_096,
+            0.25,
+            1.25,
+            structured=False,
+            thinking=False,
+        ),
     )
 }
 """The known models by id (aliases; dated snapshots resolve through :func:`lookup`)."""

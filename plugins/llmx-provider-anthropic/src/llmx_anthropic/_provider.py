@@ -6,8 +6,12 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from llmx import (
+    Capability,
     ModelInfo,
+    ReasoningDelta,
     Request,
     Response,
     StreamChunk,
@@ -17,10 +21,13 @@ from llmx import (
     Usage,
 )
 from llmx.http import Endpoint, api_key, base_url, collect_pages, dumps, json_object
+from llmx.plugin import reasoning_off
+from llmx_anthropic._batch import AnthropicBatchMixin
 from llmx_anthropic._models import FIXED_SAMPLING, base_id, lookup
 from llmx_anthropic._settings import AnthropicSettings
 from llmx_anthropic._wire import (
     EVENT_TYPES,
+    PROTOCOL,
     build_body,
     compact_json,
     map_stop_reason,
@@ -56,7 +63,9 @@ class _Decoder:
         "http",
         "id",
         "model",
+        "next_reasoning",
         "next_tool",
+        "thinking",
         "usage",
     )
 
@@ -72,6 +81,8 @@ class _Decoder:
         self.answer_model: Any = None
         self.blocks: dict[int, list[Any]] = {}  # index -> [tool index, json pieces]
         self.next_tool = 0
+        self.thinking: dict[int, int] = {}  # block index -> reasoning index
+        self.next_reasoning = 0
 
     def feed(self, data: str) -> Sequence[StreamChunk]:
         # Every event's data names its type, as its SSE event name does.
@@ -93,6 +104,17 @@ class _Decoder:
             self.id if isinstance(self.id, str) else None,
         )
 
+    def _reasoning_start(self, block_index: int, block: Any) -> Sequence[StreamChunk]:
+        index = self.thinking[block_index] = self.next_reasoning
+        self.next_reasoning += 1
+        if block["type"] == "redacted_thinking":
+            return (ReasoningDelta("", index, data=block["data"], protocol=PROTOCOL),)
+        thinking = block.get("thinking") or ""
+        signature = block.get("signature") or None
+        if not thinking and signature is None:
+            return _NONE  # the usual empty start: the deltas follow
+        return (ReasoningDelta(thinking, index, signature=signature, protocol=PROTOCOL),)
+
     def _dispatch(self, name: str, obj: Any) -> Sequence[StreamChunk]:
         if name == "content_block_delta":
             delta = obj["delta"]
@@ -104,6 +126,18 @@ class _Decoder:
                 block = self.blocks.get(obj["index"])
                 if block is not None:
                     block[1].append(delta["partial_json"])
+                return _NONE
+            if kind == "thinking_delta":
+                thinking = delta["thinking"]
+                index = self.thinking.get(obj["index"])
+                if index is None or not thinking:
+                    return _NONE
+                return (ReasoningDelta(thinking, index, protocol=PROTOCOL),)
+            if kind == "signature_delta":
+                index = self.thinking.get(obj["index"])
+                if index is None:
+                    return _NONE
+                return (ReasoningDelta("", index, signature=delta["signature"], protocol=PROTOCOL),)
             return _NONE
         if name == "content_block_start":
             block = obj["content_block"]
@@ -114,6 +148,8 @@ class _Decoder:
                 return [ToolCallDelta(tool_index, block["id"], block["name"])]
             if block.get("type") == "text" and block.get("text"):
                 return [TextDelta(block["text"])]
+            if block.get("type") in ("thinking", "redacted_thinking"):
+                return self._reasoning_start(obj["index"], block)
             return _NONE
         if name == "content_block_stop":
             block = self.blocks.pop(obj["index"], None)
@@ -136,7 +172,17 @@ class _Decoder:
         return _NONE  # ping and unknown events: ignored, as Anthropic's versioning policy asks
 
 
-class AnthropicProvider:
+def _thinking_off_unsaid(request: Request) -> Request:
+    """``reasoning="none"`` for a model known not to think: nothing to turn off, so
+    nothing is sent (the API would refuse a thinking setting it does not have)."""
+    if reasoning_off(request.reasoning):
+        info = lookup(request.model)
+        if info is not None and not info.supports(Capability.REASONING):
+            return attrs.evolve(request, reasoning=None)
+    return request
+
+
+class AnthropicProvider(AnthropicBatchMixin):
     """Anthropic's Messages API (``POST /v1/messages``), streaming and not.
 
     Built by the core from ``[providers.NAME]`` with ``type = "anthropic"``: it borrows
@@ -185,15 +231,23 @@ class AnthropicProvider:
             return 4096
         return min(info.max_output_tokens, 8192)
 
+    @staticmethod
+    def _output_limit(model: str) -> int | None:
+        info = lookup(model)
+        return info.max_output_tokens if info is not None else None
+
     # -- requests ------------------------------------------------------------------------
 
     def _body_dict(self, request: Request, stream: bool) -> dict[str, Any]:
+        if request.reasoning is not None:
+            request = _thinking_off_unsaid(request)
         return build_body(
             request,
             provider=self._http.name,
             max_tokens=self._max_tokens(request.model),
             stream=stream,
             fixed_sampling=base_id(request.model) in FIXED_SAMPLING,
+            output_limit=self._output_limit(request.model),
         )
 
     def _body(self, request: Request, stream: bool) -> bytes:

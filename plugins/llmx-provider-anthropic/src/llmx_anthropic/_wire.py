@@ -19,6 +19,7 @@ from llmx import (
     Message,
     PermissionDeniedError,
     ProviderError,
+    Reasoning,
     Request,
     Response,
     Text,
@@ -36,9 +37,11 @@ from llmx.http import (
     token_count,
     unexpected,
 )
+from llmx.plugin import reasoning_budget, reasoning_off
 
 __all__ = [
     "EVENT_TYPES",
+    "PROTOCOL",
     "IMAGE_TYPES",
     "MAX_BREAKPOINTS",
     "build_body",
@@ -48,6 +51,12 @@ __all__ = [
     "parse_message",
     "parse_usage",
 ]
+
+PROTOCOL = "anthropic"
+"""The ``protocol`` of the :class:`llmx.Reasoning` parts this provider makes and sends back."""
+
+MIN_THINKING_BUDGET = 1024
+"""Anthropic's smallest ``thinking.budget_tokens``."""
 
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 """The image media types the Messages API accepts."""
@@ -206,6 +215,10 @@ def _blocks(
                     "input": _tool_input(part, provider),
                 }
             )
+        elif type(part) is Reasoning:
+            thinking = _thinking_block(part, message.role)
+            if thinking is not None:
+                blocks.append(thinking)
         elif type(part) is ToolResult:
             block: dict[str, Any] = {
                 "type": "tool_result",
@@ -219,6 +232,95 @@ def _blocks(
         marked[0] = True
         blocks[-1]["cache_control"] = _cache_control(message.cache)
     return blocks
+
+
+def _thinking_block(part: Reasoning, role: str) -> dict[str, Any] | None:
+    """A reasoning part as the block Anthropic wants back, or None to drop it: another
+    vendor's state, or thinking without the signature Anthropic requires."""
+    if part.protocol != PROTOCOL or role != "assistant":
+        return None
+    if part.data is not None and not part.text:
+        return {"type": "redacted_thinking", "data": part.data}
+    if part.signature is None:
+        return None
+    return {"type": "thinking", "thinking": part.text, "signature": part.signature}
+
+
+def _in_tool_loop_without_thinking(messages: list[dict[str, Any]]) -> bool:
+    """Whether the last assistant turn calls tools but does not start with a thinking
+    block: Anthropic then refuses extended thinking ("a final assistant message must
+    start with a thinking block"), as the turn began without it (or elsewhere)."""
+    for turn in reversed(messages):
+        if turn["role"] != "assistant":
+            continue
+        content = turn["content"]
+        if not isinstance(content, list) or not any(b["type"] == "tool_use" for b in content):
+            return False
+        return content[0]["type"] not in ("thinking", "redacted_thinking")
+    return False
+
+
+def _thinking(
+    request: Request,
+    body: dict[str, Any],
+    *,
+    provider: str,
+    limit: int | None,
+) -> None:
+    """Set ``thinking`` (and adjust ``max_tokens``) for ``request.reasoning``.
+
+    The rules (docs/features/reasoning.md): ``"none"``/0 sends ``{"type": "disabled"}``;
+    otherwise the budget (the effort's, or the one given) is at least 1024. Without
+    ``max_tokens`` in the request, ``max_tokens`` becomes the budget plus the default
+    answer allowance (at most the model's output limit); a budget not below
+    ``max_tokens`` is halved to ``max_tokens // 2``, and refused when that is under 1024.
+    Thinking accepts no ``temperature`` other than 1, no ``top_p`` below 0.95 and only
+    ``tool_choice`` auto or none: such requests are refused. A tool loop whose last
+    assistant turn has no thinking block (begun without reasoning, or by another
+    vendor) continues without thinking, as Anthropic requires.
+    """
+    value = request.reasoning
+    model = request.model
+    if value is None:
+        return
+    if reasoning_off(value):
+        body["thinking"] = {"type": "disabled"}
+        return
+    if _in_tool_loop_without_thinking(body["messages"]):
+        return
+    if request.temperature is not None and request.temperature != 1:
+        msg = (
+            f"{provider}/{model}: Anthropic's extended thinking takes no temperature other "
+            "than 1; remove temperature= or reasoning="
+        )
+        raise UnsupportedFeatureError(msg, provider=provider, model=model, feature="temperature")
+    if request.top_p is not None and not 0.95 <= request.top_p <= 1:
+        msg = f"{provider}/{model}: with extended thinking, top_p must be between 0.95 and 1"
+        raise UnsupportedFeatureError(msg, provider=provider, model=model, feature="top_p")
+    choice = request.tool_choice
+    if choice is not None and choice.mode in ("required", "tool"):
+        msg = (
+            f"{provider}/{model}: with extended thinking, Anthropic takes tool_choice "
+            "'auto' or 'none' only"
+        )
+        raise UnsupportedFeatureError(msg, provider=provider, model=model, feature="tool_choice")
+    budget = max(reasoning_budget(value) or 0, MIN_THINKING_BUDGET)
+    max_tokens = body["max_tokens"]
+    if request.max_tokens is None:
+        max_tokens = budget + max_tokens
+        if limit is not None:
+            max_tokens = min(max_tokens, limit)
+        body["max_tokens"] = max_tokens
+    if budget >= max_tokens:
+        budget = max_tokens // 2
+        if budget < MIN_THINKING_BUDGET:
+            msg = (
+                f"{provider}/{model}: max_tokens={max_tokens} leaves no room for Anthropic's "
+                f"minimum thinking budget ({MIN_THINKING_BUDGET} tokens) plus an answer; "
+                "raise max_tokens or leave reasoning= unset"
+            )
+            raise UnsupportedFeatureError(msg, provider=provider, model=model, feature="reasoning")
+    body["thinking"] = {"type": "enabled", "budget_tokens": budget}
 
 
 def _messages(
@@ -349,11 +451,14 @@ def build_body(
     max_tokens: int,
     stream: bool,
     fixed_sampling: bool,
+    output_limit: int | None = None,
 ) -> dict[str, Any]:
     """The JSON body of a Messages request (None fields omitted, ``extra`` last).
 
     ``fixed_sampling``: the model rejects sampling parameters, so a ``temperature``
     other than 1 or a ``top_p`` below 0.99 is refused here, before sending.
+    ``output_limit``: the model's output limit, if known (for ``max_tokens`` with
+    thinking).
     """
     model = request.model
     if request.seed is not None:
@@ -388,6 +493,8 @@ def build_body(
         if blocks is not None:
             marked[0] = True
         body["system"] = blocks or system
+    if request.reasoning is not None:
+        _thinking(request, body, provider=provider, limit=output_limit)
     if request.temperature is not None:
         body["temperature"] = request.temperature
     if request.top_p is not None:
@@ -491,6 +598,7 @@ def parse_message(data: bytes, request: Request, provider: str) -> Response:
         raise unexpected(msg, provider=provider, model=model)
     texts: list[str] = []
     calls: list[ToolCall] = []
+    reasoning: list[Reasoning] = []
     for i, block in enumerate(content):
         if type(block) is not dict:
             msg = f"content[{i}] is not an object"
@@ -506,6 +614,18 @@ def parse_message(data: bytes, request: Request, provider: str) -> Response:
                 msg = f"content[{i}] (tool_use) has no id or name"
                 raise unexpected(msg, provider=provider, model=model)
             calls.append(ToolCall(block["id"], block["name"], _dumps(block.get("input", {}))))
+        elif kind == "thinking":
+            thinking, signature = block.get("thinking"), block.get("signature")
+            if not isinstance(thinking, str) or not isinstance(signature, str):
+                msg = f"content[{i}] (thinking) has no thinking text or signature"
+                raise unexpected(msg, provider=provider, model=model)
+            reasoning.append(Reasoning(thinking, signature=signature, protocol=PROTOCOL))
+        elif kind == "redacted_thinking":
+            data = block.get("data")
+            if not isinstance(data, str):
+                msg = f"content[{i}] (redacted_thinking) has no data"
+                raise unexpected(msg, provider=provider, model=model)
+            reasoning.append(Reasoning(data=data, protocol=PROTOCOL))
     answer_model = obj.get("model")
     answer_id = obj.get("id")
     return Response(
@@ -517,6 +637,7 @@ def parse_message(data: bytes, request: Request, provider: str) -> Response:
         usage=parse_usage(obj.get("usage"), provider, model),
         id=answer_id if isinstance(answer_id, str) else None,
         raw=obj if request.include_raw else None,
+        reasoning=tuple(reasoning),
     )
 
 

@@ -40,11 +40,12 @@ def _m(
     price_out: float,
     cached: float | None,
 ) -> ModelInfo:
+    thinks = not model_id.startswith("gemini-2.0")  # 2.5 and 3 think (Capability.REASONING)
     info = ModelInfo(
         id=model_id,
         context_window=context,
         max_output_tokens=output,
-        capabilities=_ALL,
+        capabilities=(*_ALL, Capability.REASONING) if thinks else _ALL,
         input_price=price_in,
         output_price=price_out,
         cache_read_price=cached,

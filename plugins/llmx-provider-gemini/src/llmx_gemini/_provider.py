@@ -7,14 +7,36 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+import attrs
 from yarl import URL
 
-from llmx import ModelInfo, Request, Response, StreamChunk, StreamEnd, TextDelta, ToolCallDelta
+from llmx import (
+    Capability,
+    EmbeddingResponse,
+    ModelInfo,
+    ReasoningDelta,
+    Request,
+    Response,
+    StreamChunk,
+    StreamEnd,
+    TextDelta,
+    ToolCallDelta,
+)
 from llmx.http import Endpoint, api_key, base_url, collect_pages, dumps, json_object
+from llmx.plugin import EmbeddingRequest, reasoning_off
+from llmx_gemini._batch import GeminiBatchMixin
+from llmx_gemini._embed import (
+    EMBEDDING_LIMITS,
+    build_embedding_body,
+    embedding_lookup,
+    parse_embeddings,
+)
 from llmx_gemini._models import lookup
 from llmx_gemini._settings import GeminiSettings
 from llmx_gemini._wire import (
+    PROTOCOL,
     Chunk,
+    Thinking,
     build_body,
     describe,
     map_finish_reason,
@@ -59,7 +81,7 @@ class _Decoder:
     body is read to its end.
     """
 
-    __slots__ = ("answer_model", "calls", "finish", "http", "id", "model", "usage")
+    __slots__ = ("answer_model", "calls", "finish", "http", "id", "model", "signatures", "usage")
 
     final_event = "a finishReason"
     finished = False
@@ -72,6 +94,7 @@ class _Decoder:
         self.id: Any = None
         self.answer_model: Any = None
         self.calls = 0
+        self.signatures = 0  # reasoning index 0 holds the thoughts, 1.. the signatures
 
     def feed(self, data: str) -> Sequence[StreamChunk]:
         obj = json.loads(data)
@@ -88,7 +111,10 @@ class _Decoder:
             self.answer_model = self.answer_model or obj.get("modelVersion")
             return (TextDelta(text),) if text else ()
         chunk = Chunk(obj, self.http.name, self.model, self.calls)
-        out: list[StreamChunk] = [TextDelta(text) for text in chunk.texts if text]
+        out: list[StreamChunk] = []
+        if chunk.thinking is not None:
+            out.extend(self._reasoning(chunk.thinking))
+        out.extend(TextDelta(text) for text in chunk.texts if text)
         for call in chunk.calls:
             out.append(ToolCallDelta(self.calls, call.id, call.name, call.arguments))
             self.calls += 1
@@ -98,6 +124,16 @@ class _Decoder:
             self.usage = chunk.usage
         self.id = self.id or chunk.id
         self.answer_model = self.answer_model or chunk.model
+        return out
+
+    def _reasoning(self, thinking: Thinking) -> list[ReasoningDelta]:
+        out = [ReasoningDelta(thought, 0, protocol=PROTOCOL) for thought in thinking.thoughts]
+        if thinking.thought_signature:
+            signature = thinking.thought_signature
+            out.append(ReasoningDelta("", 0, signature=signature, protocol=PROTOCOL))
+        for signature in thinking.signatures:
+            self.signatures += 1
+            out.append(ReasoningDelta("", self.signatures, signature=signature, protocol=PROTOCOL))
         return out
 
     def end(self) -> StreamEnd | None:
@@ -112,7 +148,17 @@ class _Decoder:
         )
 
 
-class GeminiProvider:
+def _thinking_off_unsaid(request: Request) -> Request:
+    """``reasoning="none"`` for a model known not to think: nothing to turn off, so
+    nothing is sent (the API would refuse a thinking setting it does not have)."""
+    if reasoning_off(request.reasoning):
+        info = lookup(request.model)
+        if info is not None and not info.supports(Capability.REASONING):
+            return attrs.evolve(request, reasoning=None)
+    return request
+
+
+class GeminiProvider(GeminiBatchMixin):
     """Google's Gemini API: ``models/{model}:generateContent`` and
     ``:streamGenerateContent?alt=sse``.
 
@@ -125,6 +171,9 @@ class GeminiProvider:
     """
 
     __slots__ = ("_http", "_models_url", "_safety")
+
+    embedding_limits = EMBEDDING_LIMITS
+    """What one ``batchEmbedContents`` call takes: 100 inputs (see :meth:`embed`)."""
 
     def __init__(self, ctx: ProviderContext) -> None:
         settings = ctx.settings if isinstance(ctx.settings, GeminiSettings) else GeminiSettings()
@@ -147,13 +196,15 @@ class GeminiProvider:
     @staticmethod
     def model_info(model: str) -> ModelInfo | None:
         """Limits, capabilities and prices of a Gemini model (None if unknown)."""
-        return lookup(model)
+        return lookup(model) or embedding_lookup(model)
 
     def _url(self, model: str, method: str) -> URL:
         name = quote(model.removeprefix("models/"), safe="-._~@")
         return URL(f"{self._http.url_base}/models/{name}:{method}", encoded=False)
 
     def _body(self, request: Request) -> bytes:
+        if request.reasoning is not None:
+            request = _thinking_off_unsaid(request)
         return dumps(build_body(request, provider=self._http.name, safety_settings=self._safety))
 
     # -- requests ------------------------------------------------------------------------
@@ -194,6 +245,17 @@ class GeminiProvider:
         if type(tokens) is not int or tokens < 0:
             raise http.malformed(what="token count", data=data, model=model)
         return tokens
+
+    # -- embeddings ----------------------------------------------------------------------
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        """``models/{model}:batchEmbedContents``: one vector per input, in input order (at
+        most :attr:`embedding_limits` per call: the core splits larger requests)."""
+        model = request.model
+        http = self._http
+        body = dumps(build_embedding_body(request))
+        data = await http.post(self._url(model, "batchEmbedContents"), body, model)
+        return parse_embeddings(data, request, http.name, host=http.host)
 
     # -- models --------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import mimetypes
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from llmx import (
@@ -22,6 +22,7 @@ from llmx import (
     MalformedResponseError,
     Message,
     ProviderError,
+    Reasoning,
     Request,
     Response,
     Text,
@@ -39,8 +40,10 @@ from llmx.http import (
     token_count,
     unexpected,
 )
+from llmx.plugin import reasoning_budget, reasoning_effort, reasoning_off
 
 __all__ = [
+    "PROTOCOL",
     "build_body",
     "describe",
     "error_from_object",
@@ -50,6 +53,30 @@ __all__ = [
 
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"})
 """The image media types Gemini accepts."""
+
+PROTOCOL = "gemini"
+"""The ``protocol`` of the :class:`llmx.Reasoning` parts this provider makes and sends back."""
+
+SKIP_SIGNATURE = "skip_thought_signature_validator"
+"""The stand-in ``thoughtSignature`` Google documents for a function call Gemini did not
+make (another vendor's, or written by hand): Gemini 3 refuses a call of the current
+turn without a signature."""
+
+_LEVELS = {
+    "none": "MINIMAL",
+    "minimal": "MINIMAL",
+    "low": "LOW",
+    "medium": "MEDIUM",
+    "high": "HIGH",
+}
+
+
+def uses_levels(model: str) -> bool:
+    """Whether ``model`` takes ``thinkingLevel`` (Gemini 3 and later) rather than a budget,
+    and requires thought signatures on the function calls of the current turn."""
+    name = model.removeprefix("models/")
+    return name.startswith("gemini-") and name[7:8].isdigit() and int(name[7:8]) >= 3
+
 
 SYNTHETIC_ID = "gemini-call-"
 """Prefix of the tool-call ids llmx makes up when the API sends none."""
@@ -225,31 +252,74 @@ def _result_object(result: ToolResult) -> dict[str, Any]:
 
 def _parts(
     message: Message, names: Mapping[str, str], provider: str, model: str
-) -> Iterator[dict[str, Any]]:
+) -> list[dict[str, Any]]:
+    """The parts of one message, Gemini's reasoning state put back where Gemini had it:
+    thought parts first, and each signature of a non-thought part on the function call
+    it came with (Gemini signs the first call of a step), else on the last text part."""
+    out: list[dict[str, Any]] = []
+    signatures: list[str] = []
     for part in message.content:
-        if type(part) is Text:
+        if type(part) is Reasoning:
+            if part.protocol != PROTOCOL or message.role != "assistant":
+                continue  # another vendor's state: never sent
             if part.text:
-                yield {"text": part.text}
-        elif type(part) is Image:
-            yield _image_part(part, provider, model)
-        elif type(part) is ToolCall:
-            call: dict[str, Any] = {"name": part.name, "args": _args(part, provider)}
-            if not part.id.startswith(SYNTHETIC_ID):
-                call["id"] = part.id
-            yield {"functionCall": call}
-        elif type(part) is ToolResult:
-            name = names.get(part.tool_call_id) or part.name
-            if not name:
-                msg = (
-                    f"the tool result for {part.tool_call_id!r} answers no tool call of the "
-                    "conversation; Gemini needs the function's name: include the assistant "
-                    "message with the call, or give ToolResult(name=...)"
-                )
-                raise BadRequestError(msg, provider=provider, model=model)
-            response: dict[str, Any] = {"name": name, "response": _result_object(part)}
-            if not part.tool_call_id.startswith(SYNTHETIC_ID):
-                response["id"] = part.tool_call_id
-            yield {"functionResponse": response}
+                thought: dict[str, Any] = {"text": part.text, "thought": True}
+                if part.signature is not None:
+                    thought["thoughtSignature"] = part.signature
+                out.append(thought)
+            elif part.signature is not None:
+                signatures.append(part.signature)
+        else:
+            wire = _plain_part(part, names, provider, model)
+            if wire is not None:
+                out.append(wire)
+    if signatures:
+        _sign(out, signatures)
+    return out
+
+
+def _sign(parts: list[dict[str, Any]], signatures: list[str]) -> None:
+    pending = iter(signatures)
+    for part in parts:
+        if "functionCall" in part and "thoughtSignature" not in part:
+            signature = next(pending, None)
+            if signature is None:
+                return
+            part["thoughtSignature"] = signature
+    rest = list(pending)
+    texts = [p for p in parts if "text" in p and not p.get("thought")]
+    if rest and texts and "thoughtSignature" not in texts[-1]:
+        texts[-1]["thoughtSignature"] = rest.pop(0)
+    parts.extend({"text": "", "thoughtSignature": signature} for signature in rest)
+
+
+def _plain_part(
+    part: Any, names: Mapping[str, str], provider: str, model: str
+) -> dict[str, Any] | None:
+    """One part of a message as Gemini's (None: nothing to send, e.g. empty text)."""
+    if type(part) is Text:
+        return {"text": part.text} if part.text else None
+    if type(part) is Image:
+        return _image_part(part, provider, model)
+    if type(part) is ToolCall:
+        call: dict[str, Any] = {"name": part.name, "args": _args(part, provider)}
+        if not part.id.startswith(SYNTHETIC_ID):
+            call["id"] = part.id
+        return {"functionCall": call}
+    if type(part) is ToolResult:
+        name = names.get(part.tool_call_id) or part.name
+        if not name:
+            msg = (
+                f"the tool result for {part.tool_call_id!r} answers no tool call of the "
+                "conversation; Gemini needs the function's name: include the assistant "
+                "message with the call, or give ToolResult(name=...)"
+            )
+            raise BadRequestError(msg, provider=provider, model=model)
+        response: dict[str, Any] = {"name": name, "response": _result_object(part)}
+        if not part.tool_call_id.startswith(SYNTHETIC_ID):
+            response["id"] = part.tool_call_id
+        return {"functionResponse": response}
+    return None
 
 
 def _contents(request: Request, provider: str) -> tuple[str | None, list[dict[str, Any]]]:
@@ -258,7 +328,7 @@ def _contents(request: Request, provider: str) -> tuple[str | None, list[dict[st
     contents: list[dict[str, Any]] = []
     for message in messages:
         role = "model" if message.role == "assistant" else "user"
-        parts = list(_parts(message, names, provider, request.model))
+        parts = _parts(message, names, provider, request.model)
         if not parts:
             continue
         if contents and contents[-1]["role"] == role:
@@ -266,6 +336,41 @@ def _contents(request: Request, provider: str) -> tuple[str | None, list[dict[st
         else:
             contents.append({"role": role, "parts": parts})
     return system, contents
+
+
+def _sign_current_turn(contents: list[dict[str, Any]]) -> None:
+    """Give the first function call of each model step of the current turn (after the
+    last user prompt) the documented stand-in signature when it has none of Gemini's."""
+    start = 0
+    for i, content in enumerate(contents):
+        if content["role"] == "user" and any("functionResponse" not in p for p in content["parts"]):
+            start = i + 1
+    for content in contents[start:]:
+        if content["role"] != "model":
+            continue
+        for part in content["parts"]:
+            if "functionCall" in part:
+                part.setdefault("thoughtSignature", SKIP_SIGNATURE)
+                break
+
+
+def _thinking_config(request: Request) -> dict[str, Any]:
+    """``generationConfig.thinkingConfig`` for ``request.reasoning`` (docs/features/reasoning.md):
+    Gemini 3 a ``thinkingLevel`` ("none" is its lowest, ``MINIMAL``: it cannot stop
+    thinking), earlier models a ``thinkingBudget`` (0 turns thinking off; 2.5 Pro cannot,
+    and gets its minimum, 128); thoughts included unless reasoning is off."""
+    value = request.reasoning
+    config: dict[str, Any] = {}
+    if uses_levels(request.model):
+        config["thinkingLevel"] = _LEVELS[reasoning_effort(value) or "medium"]
+    else:
+        budget = reasoning_budget(value) or 0
+        if budget == 0 and "-pro" in request.model:
+            budget = 128
+        config["thinkingBudget"] = budget
+    if not reasoning_off(value):
+        config["includeThoughts"] = True
+    return config
 
 
 def _declaration(tool: Any) -> dict[str, Any]:
@@ -287,6 +392,8 @@ def build_body(
     if not contents:
         msg = "Gemini needs at least one user or assistant message with content"
         raise BadRequestError(msg, provider=provider, model=request.model)
+    if uses_levels(request.model):
+        _sign_current_turn(contents)
     body: dict[str, Any] = {"contents": contents}
     if system is not None:
         body["systemInstruction"] = {"parts": [{"text": system}]}
@@ -316,6 +423,8 @@ def build_body(
         generation["stopSequences"] = list(request.stop)
     if request.seed is not None:
         generation["seed"] = request.seed
+    if request.reasoning is not None:
+        generation["thinkingConfig"] = _thinking_config(request)
     fmt = request.response_format
     if fmt.type in ("json", "json_schema"):
         generation["responseMimeType"] = "application/json"
@@ -371,10 +480,30 @@ def blocked_error(feedback: Mapping[str, Any], provider: str, model: str) -> Con
     return ContentFilterError(msg, provider=provider, model=model, status=200, code=reason)
 
 
+class Thinking:
+    """A chunk's reasoning state: thought texts, a thought part's signature, and the
+    signatures of its other parts in order."""
+
+    __slots__ = ("signatures", "thought_signature", "thoughts")
+
+    def __init__(self) -> None:
+        self.thoughts: list[str] = []
+        self.thought_signature: str | None = None
+        self.signatures: list[str] = []
+
+
 class Chunk:
     """What one ``GenerateContentResponse`` contributes: text, calls, finish, usage."""
 
-    __slots__ = ("calls", "finish", "id", "model", "texts", "usage")
+    __slots__ = (
+        "calls",
+        "finish",
+        "id",
+        "model",
+        "texts",
+        "thinking",
+        "usage",
+    )
 
     # ``usage`` is the raw ``usageMetadata`` (parse it with :func:`parse_usage`): a stream
     # repeats it in every chunk and only the last one counts (bench: 50-chunk stream).
@@ -390,6 +519,7 @@ class Chunk:
             raise blocked_error(feedback, provider, model)
         self.texts: list[str] = []
         self.calls: list[ToolCall] = []
+        self.thinking: Thinking | None = None  # made when a part has thoughts or a signature
         self.finish: Any = None
         self.usage = obj.get("usageMetadata")
         self.id = obj.get("responseId")
@@ -413,8 +543,19 @@ class Chunk:
             if type(part) is not dict:
                 msg = "a part is not an object"
                 raise unexpected(msg, provider=provider, model=model)
-            if part.get("thought") is True:
-                continue
+            if len(part) > 1:  # a thought, or a part with a signature (plain text: 1 key)
+                signature = part.get("thoughtSignature")
+                if part.get("thought") is True:
+                    thinking = self.thinking = self.thinking or Thinking()
+                    thought = part.get("text")
+                    if isinstance(thought, str) and thought:
+                        thinking.thoughts.append(thought)
+                    if isinstance(signature, str) and signature:
+                        thinking.thought_signature = signature
+                    continue
+                if isinstance(signature, str) and signature:
+                    thinking = self.thinking = self.thinking or Thinking()
+                    thinking.signatures.append(signature)
             text = part.get("text")
             if isinstance(text, str):
                 self.texts.append(text)
@@ -430,6 +571,16 @@ class Chunk:
                 self.calls.append(ToolCall(call_id, name, _dumps(call.get("args") or {})))
 
 
+def _reasoning_of(thinking: Thinking) -> tuple[Reasoning, ...]:
+    """The thoughts (one part), then one signature-only part per signature, in order."""
+    parts = []
+    if thinking.thoughts or thinking.thought_signature:
+        text = "".join(thinking.thoughts)
+        parts.append(Reasoning(text, signature=thinking.thought_signature, protocol=PROTOCOL))
+    parts.extend(Reasoning(signature=s, protocol=PROTOCOL) for s in thinking.signatures)
+    return tuple(parts)
+
+
 def parse_response(data: bytes, request: Request, provider: str) -> Response:
     """A ``GenerateContentResponse`` body as a Response (``raw`` kept if asked)."""
     model = request.model
@@ -438,6 +589,7 @@ def parse_response(data: bytes, request: Request, provider: str) -> Response:
     if chunk.finish is None and not chunk.texts and not chunk.calls:
         msg = "no candidate in the answer"
         raise unexpected(msg, provider=provider, model=model)
+    reasoning = () if chunk.thinking is None else _reasoning_of(chunk.thinking)
     return Response(
         text="".join(chunk.texts),
         model=chunk.model if isinstance(chunk.model, str) and chunk.model else model,
@@ -447,6 +599,7 @@ def parse_response(data: bytes, request: Request, provider: str) -> Response:
         usage=parse_usage(chunk.usage, provider, model) or Usage(),
         id=chunk.id if isinstance(chunk.id, str) else None,
         raw=obj if request.include_raw else None,
+        reasoning=reasoning,
     )
 
 

@@ -13,12 +13,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
+import attrs
 from yarl import URL
 
-from llmx import ConfigError, ModelInfo, Request
+from llmx import ConfigError, ModelInfo, Request, UnsupportedFeatureError
 from llmx.http import Endpoint, api_key, base_url, dumps
+from llmx.plugin import EmbeddingRequest, reasoning_off
+from llmx_openai._embed import build_embedding_body, embedding_lookup
 from llmx_openai._models import lookup
-from llmx_openai._provider import OpenAIProvider
+from llmx_openai._provider import OpenAIChatProvider, _efforts
 from llmx_openai._settings import AzureSettings
 from llmx_openai._wire import build_body
 
@@ -28,7 +31,11 @@ if TYPE_CHECKING:
 __all__ = ["AzureOpenAIProvider"]
 
 
-class AzureOpenAIProvider(OpenAIProvider):
+REASONING_API_VERSION = "2024-12-01-preview"
+"""The first Azure OpenAI api-version that takes ``reasoning_effort``."""
+
+
+class AzureOpenAIProvider(OpenAIChatProvider):
     """Azure OpenAI chat completions (provider type ``azure``).
 
     The request's model is the deployment name. ``base_url`` is the resource endpoint
@@ -67,10 +74,12 @@ class AzureOpenAIProvider(OpenAIProvider):
             )
         self._endpoint = raw
         self._api_version = settings.api_version
+        encoding = settings.embedding_encoding
         self._setup(
             Endpoint(ctx, base_url=raw, headers=headers, secret=token or key),
             field,
             settings.stream_usage,
+            "base64" if encoding == "auto" else encoding,
         )
         self._models_url = self._http.url("/openai/models", **{"api-version": self._api_version})
 
@@ -81,7 +90,7 @@ class AzureOpenAIProvider(OpenAIProvider):
         A deployment with another name is unknown (None); name deployments after their
         model, or map names with ``models`` in the config, to get costs and checks.
         """
-        return lookup(model)
+        return lookup(model) or embedding_lookup(model)
 
     def _chat_url_for(self, model: str) -> URL:
         """``{endpoint}/openai/deployments/{deployment}/chat/completions?api-version=...``."""
@@ -90,13 +99,38 @@ class AzureOpenAIProvider(OpenAIProvider):
             f"{self._endpoint}/openai/deployments/{deployment}/chat/completions", encoded=True
         ).with_query({"api-version": self._api_version})
 
+    def _embed_url_for(self, model: str) -> URL:
+        """``{endpoint}/openai/deployments/{deployment}/embeddings?api-version=...``."""
+        deployment = quote(model, safe="-._~")
+        return URL(
+            f"{self._endpoint}/openai/deployments/{deployment}/embeddings", encoded=True
+        ).with_query({"api-version": self._api_version})
+
+    def _embed_body(self, request: EmbeddingRequest) -> bytes:
+        with_model = "model" in request.extra  # else the deployment in the URL decides
+        return dumps(
+            build_embedding_body(request, encoding=self._embedding_encoding, with_model=with_model)
+        )
+
     def _body(self, request: Request, stream: bool) -> bytes:
+        if request.reasoning is not None and self._api_version < REASONING_API_VERSION:
+            if not reasoning_off(request.reasoning):
+                msg = (
+                    f"{self._http.name}/{request.model}: Azure OpenAI takes reasoning_effort "
+                    f"from api-version {REASONING_API_VERSION} on; set api_version = "
+                    f'"{REASONING_API_VERSION}" (or later) in [providers.{self._http.name}]'
+                )
+                raise UnsupportedFeatureError(
+                    msg, provider=self._http.name, model=request.model, feature="reasoning"
+                )
+            request = attrs.evolve(request, reasoning=None)  # off: what it does anyway
         body = build_body(
             request,
             provider=self._http.name,
             max_tokens_field=self._max_tokens_field,
             stream=stream,
             stream_usage=self._stream_usage,
+            efforts=_efforts(request),
         )
         if "model" not in request.extra:
             del body["model"]  # the deployment in the URL decides

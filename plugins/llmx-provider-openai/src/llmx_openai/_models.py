@@ -18,7 +18,22 @@ import re
 from llmx import Capability, ModelInfo
 from llmx_openai._facts import FACTS, SOURCE
 
-__all__ = ["MODELS", "lookup"]
+__all__ = ["MODELS", "lookup", "reasoning_efforts"]
+
+
+def reasoning_efforts(model: str) -> tuple[str, ...]:
+    """The ``reasoning_effort`` values ``model`` takes, lowest first (() for a model that
+    does not reason): the o-series ``low``..``high``, GPT-5 adds ``minimal``, GPT-5.1
+    and later ``none`` instead (OpenAI's reasoning guide)."""
+    if re.match(r"o\d", model):
+        return ("low", "medium", "high")
+    match = re.match(r"gpt-5(?:\.(\d+))?", model)
+    if match is None:
+        return ()
+    if match.group(1) and int(match.group(1)) >= 1:
+        return ("none", "low", "medium", "high")
+    return ("minimal", "low", "medium", "high")
+
 
 _CHAT = (
     Capability.STREAMING,
@@ -45,11 +60,14 @@ def _m(
     *,
     vision: bool = True,
 ) -> ModelInfo:
+    capabilities = _VISION if vision else _CHAT
+    if reasoning_efforts(model_id):  # o-series and GPT-5 (Capability.REASONING)
+        capabilities = (*capabilities, Capability.REASONING)
     info = ModelInfo(
         id=model_id,
         context_window=context,
         max_output_tokens=output,
-        capabilities=_VISION if vision else _CHAT,
+        capabilities=capabilities,
         input_price=price_in,
         output_price=price_out,
         cache_read_price=price_cached,

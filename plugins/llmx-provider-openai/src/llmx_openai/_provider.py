@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 from yarl import URL
 
 from llmx import (
+    EmbeddingResponse,
     MalformedResponseError,
     ModelInfo,
+    ReasoningDelta,
     Request,
     Response,
     StreamChunk,
@@ -19,21 +21,31 @@ from llmx import (
     ToolCallDelta,
 )
 from llmx.http import Endpoint, api_key, base_url, dumps
-from llmx_openai._models import lookup
+from llmx.plugin import EmbeddingRequest
+from llmx_openai._batch import OpenAIBatchMixin
+from llmx_openai._embed import (
+    EMBEDDING_LIMITS,
+    build_embedding_body,
+    embedding_lookup,
+    parse_embeddings,
+)
+from llmx_openai._models import lookup, reasoning_efforts
 from llmx_openai._settings import OpenAISettings
 from llmx_openai._wire import (
     EVENT_TYPES,
+    PROTOCOL,
     arguments_text,
     build_body,
     map_finish_reason,
     parse_completion,
     parse_usage,
+    reasoning_text,
 )
 
 if TYPE_CHECKING:
     from llmx.plugin import ProviderContext
 
-__all__ = ["DEFAULT_BASE_URL", "OpenAIProvider"]
+__all__ = ["DEFAULT_BASE_URL", "OpenAIChatProvider", "OpenAIProvider"]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 """Where requests go unless ``base_url`` or ``$OPENAI_BASE_URL`` says otherwise."""
@@ -45,6 +57,13 @@ _NONE: tuple[StreamChunk, ...] = ()
 def _is_openai(url: URL) -> bool:
     host = url.host or ""
     return host == "api.openai.com" or host.endswith(".api.openai.com")
+
+
+def _efforts(request: Request) -> tuple[str, ...] | None:
+    """The reasoning efforts of a known model (None: unknown, or reasoning not asked)."""
+    if request.reasoning is None or lookup(request.model) is None:
+        return None
+    return reasoning_efforts(request.model)
 
 
 class _Decoder:
@@ -95,6 +114,9 @@ class _Decoder:
             return out
         if text and type(text) is str:
             return (TextDelta(text),)
+        thought = reasoning_text(delta)  # compatible servers' reasoning, in its own chunks
+        if thought:
+            return (ReasoningDelta(thought, 0, protocol=PROTOCOL),)
         return _NONE
 
     def _tool_deltas(self, calls: Any) -> list[ToolCallDelta]:
@@ -139,7 +161,7 @@ class _Decoder:
         )
 
 
-class OpenAIProvider:
+class OpenAIChatProvider:
     """OpenAI Chat Completions, for api.openai.com and OpenAI-compatible servers.
 
     Built by the core from ``[providers.NAME]`` with ``type = "openai"``: it borrows the
@@ -150,7 +172,18 @@ class OpenAIProvider:
     ``Authorization`` header is sent then).
     """
 
-    __slots__ = ("_chat_url", "_http", "_max_tokens_field", "_models_url", "_stream_usage")
+    __slots__ = (
+        "_chat_url",
+        "_embed_url",
+        "_embedding_encoding",
+        "_http",
+        "_max_tokens_field",
+        "_models_url",
+        "_stream_usage",
+    )
+
+    embedding_limits = EMBEDDING_LIMITS
+    """What one embeddings request takes: 2,048 inputs, 300,000 tokens (see :meth:`embed`)."""
 
     def __init__(self, ctx: ProviderContext) -> None:
         settings = ctx.settings if isinstance(ctx.settings, OpenAISettings) else OpenAISettings()
@@ -169,18 +202,24 @@ class OpenAIProvider:
         field = settings.max_tokens_field
         if field == "auto":
             field = "max_completion_tokens" if official else "max_tokens"
+        encoding = settings.embedding_encoding
         self._setup(
             Endpoint(ctx, base_url=base, headers=headers, secret=key),
             field,
             settings.stream_usage,
+            ("base64" if official else "float") if encoding == "auto" else encoding,
         )
 
-    def _setup(self, http: Endpoint, max_tokens_field: str, stream_usage: bool) -> None:
+    def _setup(
+        self, http: Endpoint, max_tokens_field: str, stream_usage: bool, embedding_encoding: str
+    ) -> None:
         self._http = http
         self._chat_url = http.url("/chat/completions")
+        self._embed_url = http.url("/embeddings")
         self._models_url = http.url("/models")
         self._max_tokens_field = max_tokens_field
         self._stream_usage = stream_usage
+        self._embedding_encoding = embedding_encoding
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(instance={self._http.name!r}, host={self._http.host!r})"
@@ -190,7 +229,7 @@ class OpenAIProvider:
     @staticmethod
     def model_info(model: str) -> ModelInfo | None:
         """Limits, capabilities and prices of an OpenAI model (None if unknown)."""
-        return lookup(model)
+        return lookup(model) or embedding_lookup(model)
 
     # -- requests ------------------------------------------------------------------------
 
@@ -206,6 +245,7 @@ class OpenAIProvider:
                 max_tokens_field=self._max_tokens_field,
                 stream=stream,
                 stream_usage=self._stream_usage,
+                efforts=_efforts(request),
             )
         )
 
@@ -224,7 +264,12 @@ class OpenAIProvider:
         def whole(data: bytes) -> list[StreamChunk]:
             # A server that ignored "stream": a whole answer (or an error) as JSON.
             response = parse_completion(data, request, http.name)
-            out: list[StreamChunk] = [TextDelta(response.text)] if response.text else []
+            out: list[StreamChunk] = [
+                ReasoningDelta(r.text, i, protocol=r.protocol)
+                for i, r in enumerate(response.reasoning)
+            ]
+            if response.text:
+                out.append(TextDelta(response.text))
             for index, call in enumerate(response.tool_calls):
                 out.append(ToolCallDelta(index, call.id, call.name, call.arguments))
             out.append(
@@ -241,6 +286,23 @@ class OpenAIProvider:
             whole=whole,
         )
 
+    # -- embeddings ----------------------------------------------------------------------
+
+    def _embed_url_for(self, model: str) -> URL:
+        """The embeddings URL for ``model`` (one URL for OpenAI; Azure's varies)."""
+        return self._embed_url
+
+    def _embed_body(self, request: EmbeddingRequest) -> bytes:
+        return dumps(build_embedding_body(request, encoding=self._embedding_encoding))
+
+    async def embed(self, request: EmbeddingRequest) -> EmbeddingResponse:
+        """``POST /embeddings``: one vector per input, in input order (at most
+        :attr:`embedding_limits` per call: the core splits larger requests)."""
+        model = request.model
+        http = self._http
+        data = await http.post(self._embed_url_for(model), self._embed_body(request), model)
+        return parse_embeddings(data, request, http.name, host=http.host)
+
     # -- models --------------------------------------------------------------------------
 
     async def list_models(self) -> Sequence[ModelInfo]:
@@ -253,3 +315,14 @@ class OpenAIProvider:
                 what="model list", data=json.dumps(page), model=None
             ) from err
         return [lookup(model_id) or ModelInfo(model_id) for model_id in ids]
+
+
+class OpenAIProvider(OpenAIBatchMixin, OpenAIChatProvider):
+    """OpenAI Chat Completions (see :class:`OpenAIChatProvider`) and OpenAI's Batch API
+    for ``llmx batch --provider-batch`` (:mod:`llmx_openai._batch`).
+
+    The batch API is OpenAI's: an OpenAI-compatible server without ``/files`` and
+    ``/batches`` answers the upload with its own error (typically 404).
+    """
+
+    __slots__ = ()

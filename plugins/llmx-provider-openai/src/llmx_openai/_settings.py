@@ -9,6 +9,7 @@ import attrs
 from llmx import Secret
 
 MaxTokensField = Literal["auto", "max_tokens", "max_completion_tokens"]
+EmbeddingEncoding = Literal["auto", "base64", "float"]
 
 
 @attrs.frozen
@@ -27,6 +28,10 @@ class OpenAISettings:
     (older vLLM, llama.cpp, LM Studio, some gateways) only know ``max_tokens``. The
     default ``"auto"`` therefore sends ``max_completion_tokens`` to api.openai.com and
     ``max_tokens`` to every other base URL; set it explicitly to override.
+
+    ``embedding_encoding`` is the ``encoding_format`` of embeddings requests: ``"auto"``
+    asks api.openai.com for ``base64`` (float32 bytes, much faster to read) and other
+    servers, not all of which implement base64, for ``float``.
     """
 
     organization: str | None = None
@@ -34,6 +39,7 @@ class OpenAISettings:
     stream_usage: bool = True
     max_tokens_field: MaxTokensField = "auto"
     api_key_env: str = "OPENAI_API_KEY"
+    embedding_encoding: EmbeddingEncoding = "auto"
 
 
 @attrs.frozen
@@ -49,7 +55,8 @@ class AzureSettings:
     ``stream_usage`` asks for the usage chunk of a stream (``stream_options``);
     ``max_tokens_field`` is the request field carrying ``max_tokens`` (``"auto"``:
     ``max_completion_tokens`` from api-version 2024-09-01 on, which the o-series
-    deployments require, else ``max_tokens``).
+    deployments require, else ``max_tokens``). ``embedding_encoding``: the
+    ``encoding_format`` of embeddings requests (``"auto"``: ``base64``).
     """
 
     api_version: str = "2024-10-21"
@@ -57,3 +64,4 @@ class AzureSettings:
     stream_usage: bool = True
     max_tokens_field: MaxTokensField = "auto"
     api_key_env: str = "AZURE_OPENAI_API_KEY"
+    embedding_encoding: EmbeddingEncoding = "auto"

@@ -18,6 +18,7 @@ from llmx import (
     Message,
     ProviderError,
     RateLimitError,
+    Reasoning,
     Request,
     Response,
     Text,
@@ -27,16 +28,27 @@ from llmx import (
     Usage,
 )
 from llmx.http import ERROR_TYPES, error_from_payload, json_object, token_count, unexpected
-from llmx.plugin import strict_json_schema
+from llmx.plugin import reasoning_effort, strict_json_schema
 
 __all__ = [
     "EVENT_TYPES",
+    "PROTOCOL",
     "build_body",
     "error_from_event",
     "map_finish_reason",
     "parse_completion",
     "parse_usage",
 ]
+
+PROTOCOL = "openai"
+"""The ``protocol`` of the :class:`llmx.Reasoning` parts this provider makes. Chat
+Completions takes no reasoning back (it has no reasoning input), so none is sent."""
+
+REASONING_FIELDS = ("reasoning_content", "reasoning")
+"""Where OpenAI-compatible servers put the reasoning text (DeepSeek and vLLM:
+``reasoning_content``; OpenRouter and newer vLLM: ``reasoning``); OpenAI sends none."""
+
+_LEVELS = ("none", "minimal", "low", "medium", "high")
 
 _FINISH: dict[str, FinishReason] = {
     "stop": "stop",
@@ -148,6 +160,26 @@ def _schema(schema: Any, strict: bool, provider: str, model: str) -> dict[str, A
     return strict_schema
 
 
+def effort_for(value: str | int, efforts: tuple[str, ...] | None) -> str | None:
+    """The ``reasoning_effort`` to send for ``Request.reasoning``: its level (a budget
+    through the table); for a known model, the nearest level it takes (the next higher
+    one, else its highest; ``efforts`` lowest first), and nothing for ``"none"`` on a
+    model that does not reason. ``efforts`` None: an unknown model, sent as asked."""
+    level = reasoning_effort(value)
+    assert level is not None
+    if efforts is None:
+        return level
+    if not efforts:
+        return None  # a model without reasoning: "none" is what it does anyway
+    if level in efforts:
+        return level
+    wanted = _LEVELS.index(level)
+    for candidate in efforts:
+        if _LEVELS.index(candidate) >= wanted:
+            return candidate
+    return efforts[-1]
+
+
 def build_body(
     request: Request,
     *,
@@ -155,11 +187,15 @@ def build_body(
     max_tokens_field: str,
     stream: bool,
     stream_usage: bool,
+    efforts: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     """The JSON body of a chat completion request (None fields omitted, ``extra`` last).
 
     Prompt caching is automatic on OpenAI (every prompt prefix of 1024 tokens or more):
     ``cache=`` breakpoints have nothing to map to, ``prompt_cache_key`` is sent as is.
+    ``efforts``: the ``reasoning_effort`` levels the model takes, if known (see
+    :func:`effort_for`). Reasoning parts in the conversation are never sent: Chat
+    Completions has no field for them.
     """
     body: dict[str, Any] = {
         "model": request.model,
@@ -175,6 +211,10 @@ def build_body(
         body["stop"] = list(request.stop)
     if request.seed is not None:
         body["seed"] = request.seed
+    if request.reasoning is not None:
+        effort = effort_for(request.reasoning, efforts)
+        if effort is not None:
+            body["reasoning_effort"] = effort
     if request.tools:
         tools = []
         for t in request.tools:
@@ -271,6 +311,16 @@ def _content_text(content: Any, provider: str, model: str | None) -> str:
     raise unexpected(msg, provider=provider, model=model)
 
 
+def reasoning_text(message: Any) -> str:
+    """The reasoning text of a message or a stream delta from an OpenAI-compatible server
+    (:data:`REASONING_FIELDS`), or ""."""
+    for field in REASONING_FIELDS:
+        value = message.get(field)
+        if type(value) is str and value:
+            return value
+    return ""
+
+
 def parse_completion(data: bytes, request: Request, provider: str) -> Response:
     """A ``chat.completion`` body as a Response (``raw`` kept if the request asks)."""
     model = request.model
@@ -312,6 +362,11 @@ def parse_completion(data: bytes, request: Request, provider: str) -> Response:
                 )
             )
         calls = tuple(out)
+    reasoning: tuple[Reasoning, ...] = ()
+    if "reasoning_content" in message or "reasoning" in message:  # compatible servers
+        thought = reasoning_text(message)
+        if thought:
+            reasoning = (Reasoning(thought, protocol=PROTOCOL),)
     answer_id = obj.get("id")
     answer_model = obj.get("model")
     return Response(
@@ -323,6 +378,7 @@ def parse_completion(data: bytes, request: Request, provider: str) -> Response:
         usage=parse_usage(obj.get("usage"), provider, model) or Usage(),
         id=answer_id if isinstance(answer_id, str) else None,
         raw=obj if request.include_raw else None,
+        reasoning=reasoning,
     )
 
 

