@@ -13,7 +13,6 @@ from typing import Any
 from llmx import (
     BadRequestError,
     CacheControl,
-    FinishReason,
     Image,
     Message,
     PermissionDeniedError,
@@ -37,6 +36,7 @@ from llmx.http import (
     unexpected,
 )
 from llmx.plugin import reasoning_budget, reasoning_off
+from llmx.types import FinishReason
 
 __all__ = [
     "EVENT_TYPES",

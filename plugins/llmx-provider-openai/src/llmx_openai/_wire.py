@@ -13,7 +13,6 @@ from typing import Any
 
 from llmx import (
     BadRequestError,
-    FinishReason,
     Image,
     Message,
     ProviderError,
@@ -28,6 +27,7 @@ from llmx import (
 )
 from llmx.http import ERROR_TYPES, error_from_payload, json_object, token_count, unexpected
 from llmx.plugin import reasoning_effort
+from llmx.types import FinishReason
 
 __all__ = [
     "EVENT_TYPES",
