@@ -33,7 +33,7 @@ from llmx_openai._wire import (
 if TYPE_CHECKING:
     from llmx.plugin import ProviderContext
 
-__all__ = ["DEFAULT_BASE_URL", "OpenAIProvider"]
+__all__ = ["DEFAULT_BASE_URL", "OpenAIProvider", "list_openai_models", "openai_endpoint"]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 """Where requests go unless ``base_url`` or ``$OPENAI_BASE_URL`` says otherwise."""
@@ -45,6 +45,40 @@ _NONE: tuple[StreamChunk, ...] = ()
 def _is_openai(url: URL) -> bool:
     host = url.host or ""
     return host == "api.openai.com" or host.endswith(".api.openai.com")
+
+
+def openai_endpoint(
+    ctx: ProviderContext, *, api_key_env: str, organization: str | None, project: str | None
+) -> tuple[Endpoint, bool]:
+    """The Endpoint of an OpenAI(-compatible) instance, and whether it is api.openai.com.
+
+    ``base_url`` defaults to ``$OPENAI_BASE_URL``, else :data:`DEFAULT_BASE_URL`; the key
+    (``api_key``, else ``$api_key_env``) is required by api.openai.com only and sent as
+    ``Authorization: Bearer``; ``organization`` and ``project`` as OpenAI's headers.
+    Shared by the ``openai`` and ``openai-responses`` provider types.
+    """
+    base = base_url(ctx, env="OPENAI_BASE_URL", default=DEFAULT_BASE_URL, example="https://host/v1")
+    official = _is_openai(URL(base))
+    key = api_key(ctx, env=api_key_env, required=official)
+    headers = {}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    if organization:
+        headers["OpenAI-Organization"] = organization
+    if project:
+        headers["OpenAI-Project"] = project
+    return Endpoint(ctx, base_url=base, headers=headers, secret=key), official
+
+
+async def list_openai_models(http: Endpoint, url: URL) -> Sequence[ModelInfo]:
+    """The models ``GET /models`` lists (OpenAI's format), with the static facts known
+    about each (shared by the ``openai`` and ``openai-responses`` provider types)."""
+    page = await http.get(url)
+    try:
+        ids = sorted({e["id"] for e in page["data"] if isinstance(e["id"], str)})
+    except (KeyError, TypeError) as err:
+        raise http.malformed(what="model list", data=json.dumps(page), model=None) from err
+    return [lookup(model_id) or ModelInfo(model_id) for model_id in ids]
 
 
 class _Decoder:
@@ -154,26 +188,16 @@ class OpenAIProvider:
 
     def __init__(self, ctx: ProviderContext) -> None:
         settings = ctx.settings if isinstance(ctx.settings, OpenAISettings) else OpenAISettings()
-        base = base_url(
-            ctx, env="OPENAI_BASE_URL", default=DEFAULT_BASE_URL, example="https://host/v1"
+        http, official = openai_endpoint(
+            ctx,
+            api_key_env=settings.api_key_env,
+            organization=settings.organization,
+            project=settings.project,
         )
-        official = _is_openai(URL(base))
-        key = api_key(ctx, env=settings.api_key_env, required=official)
-        headers = {}
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        if settings.organization:
-            headers["OpenAI-Organization"] = settings.organization
-        if settings.project:
-            headers["OpenAI-Project"] = settings.project
         field = settings.max_tokens_field
         if field == "auto":
             field = "max_completion_tokens" if official else "max_tokens"
-        self._setup(
-            Endpoint(ctx, base_url=base, headers=headers, secret=key),
-            field,
-            settings.stream_usage,
-        )
+        self._setup(http, field, settings.stream_usage)
 
     def _setup(self, http: Endpoint, max_tokens_field: str, stream_usage: bool) -> None:
         self._http = http
@@ -245,11 +269,4 @@ class OpenAIProvider:
 
     async def list_models(self) -> Sequence[ModelInfo]:
         """The models ``GET /models`` lists, with the static facts known about each."""
-        page = await self._http.get(self._models_url)
-        try:
-            ids = sorted({e["id"] for e in page["data"] if isinstance(e["id"], str)})
-        except (KeyError, TypeError) as err:
-            raise self._http.malformed(
-                what="model list", data=json.dumps(page), model=None
-            ) from err
-        return [lookup(model_id) or ModelInfo(model_id) for model_id in ids]
+        return await list_openai_models(self._http, self._models_url)
