@@ -71,6 +71,7 @@ class _Decoder:
     __slots__ = (
         "answer_model",
         "calls",
+        "count",
         "finish",
         "finished",
         "http",
@@ -91,7 +92,8 @@ class _Decoder:
         self.id: Any = None
         self.answer_model: Any = None
         self.refused = False
-        self.calls: dict[Any, list[Any]] = {}  # output_index -> [tool index, args sent]
+        self.calls: dict[Any, list[Any]] = {}  # output_index, item id -> [index, args sent]
+        self.count = 0  # tool calls seen
 
     def feed(self, data: str) -> Sequence[StreamChunk]:
         event = json.loads(data)
@@ -135,7 +137,7 @@ class _Decoder:
         if obj.get("usage"):
             self.usage = parse_usage(obj["usage"], self.http.name, self.model)
         if obj.get("status") in ("completed", "incomplete"):
-            self.finish = finish_of(obj, tool_calls=bool(self.calls), refused=self.refused)
+            self.finish = finish_of(obj, tool_calls=self.count > 0, refused=self.refused)
 
     def _key(self, event: dict[str, Any]) -> Any:
         index = event.get("output_index")
@@ -151,7 +153,8 @@ class _Decoder:
             if not isinstance(name, str) or not name:
                 msg = f"a function_call item without a name: {item!r:.200}"
                 raise ValueError(msg)
-            index = len(self.calls)
+            index = self.count
+            self.count += 1
             state = self.calls[key] = [index, 0]
             if isinstance(item.get("id"), str):
                 self.calls.setdefault(item["id"], state)

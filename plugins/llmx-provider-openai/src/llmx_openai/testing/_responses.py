@@ -221,9 +221,10 @@ def response_object(
         "tools": body.get("tools", []),
         "top_p": body.get("top_p", 1.0),
         "truncation": "disabled",
-        "usage": None if status or reply.omit_usage else _usage(reply, body),
         "metadata": {},
     }
+    if not status and not reply.omit_usage:
+        obj["usage"] = _usage(reply, body)  # not nullable: absent until the end
     return obj
 
 
