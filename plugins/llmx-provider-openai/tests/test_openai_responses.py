@@ -63,7 +63,14 @@ async def responses(
     def make(**options: Any) -> llmx.Client:
         return make_client(type="openai-responses", **options)
 
-    yield make
+    return make
+
+
+async def ask(client: llmx.Client, streamed: bool, **options: Any) -> llmx.Response:
+    """One request for MODEL, streamed (collected) or not."""
+    if streamed:
+        return await client.stream(model=MODEL, prompt="x", **options).collect()
+    return await client.complete(model=MODEL, prompt="x", **options)
 
 
 @pytest.fixture
@@ -125,7 +132,9 @@ async def test_system_messages_become_instructions_and_turns_input_items(
     assert "include" not in body  # gpt-4o-mini is no reasoning model
 
 
-async def test_tools_tool_choice_and_options(rclient: llmx.Client, server: FakeOpenAIServer) -> None:
+async def test_tools_tool_choice_and_options(
+    rclient: llmx.Client, server: FakeOpenAIServer
+) -> None:
     strict = llmx.Tool("now", parameters={"type": "object", "properties": {}}, strict=True)
     await rclient.complete(
         model=MODEL,
@@ -197,10 +206,7 @@ async def test_what_the_api_lacks_is_refused_before_sending(
     streamed: bool,
 ) -> None:
     with pytest.raises(llmx.UnsupportedFeatureError) as info:
-        if streamed:
-            await rclient.stream(model=MODEL, prompt="x", **options).collect()
-        else:
-            await rclient.complete(model=MODEL, prompt="x", **options)
+        await ask(rclient, streamed, **options)
     assert info.value.feature == feature
     assert info.value.provider == "fake"
     assert info.value.model == "gpt-4o-mini"
@@ -217,7 +223,8 @@ async def test_store_and_previous_response_id_are_opt_in(
     stateful = responses(store=True)
     first = await stateful.complete(model=MODEL, prompt="My name is Ada.")
     assert sent(server)["store"] is True
-    assert first.id is not None and first.id.startswith("resp_")
+    assert first.id is not None
+    assert first.id.startswith("resp_")
     await stateful.complete(
         model=MODEL, prompt="What is my name?", extra={"previous_response_id": first.id}
     )
@@ -264,7 +271,8 @@ async def test_reasoning_items_go_back_before_the_last_assistant_turn(
         model="fake/o4-mini", messages=ask, tools=[WEATHER], include_raw=True
     )
     reasoning = [i for i in first.raw["output"] if i["type"] == "reasoning"]
-    assert reasoning and reasoning[0]["encrypted_content"]
+    assert reasoning
+    assert reasoning[0]["encrypted_content"]
     assert first.usage.reasoning_tokens == 12
     history = [
         *ask,
@@ -293,7 +301,9 @@ async def test_reasoning_items_go_back_before_the_last_assistant_turn(
     }
 
 
-async def test_reasoning_items_must_be_a_list(rclient: llmx.Client, server: FakeOpenAIServer) -> None:
+async def test_reasoning_items_must_be_a_list(
+    rclient: llmx.Client, server: FakeOpenAIServer
+) -> None:
     with pytest.raises(llmx.BadRequestError, match="reasoning_items"):
         await rclient.complete(model=MODEL, prompt="x", extra={"reasoning_items": "rs_1"})
     assert server.model_requests == []
@@ -311,14 +321,12 @@ async def test_status_and_incomplete_reason_give_the_finish_reason(
     rclient: llmx.Client, server: FakeOpenAIServer, finish: str, expected: str, streamed: bool
 ) -> None:
     server.enqueue(Reply("Partial answ", finish_reason=finish, usage=(9, 4), cached_tokens=2))
-    if streamed:
-        reply = await rclient.stream(model=MODEL, prompt="x").collect()
-    else:
-        reply = await rclient.complete(model=MODEL, prompt="x")
+    reply = await ask(rclient, streamed)
     assert reply.text == "Partial answ"
     assert reply.finish_reason == expected
     assert reply.usage == llmx.Usage(9, 4, cache_read_tokens=2)
-    assert reply.id is not None and reply.id.startswith("resp_fake")
+    assert reply.id is not None
+    assert reply.id.startswith("resp_fake")
 
 
 def _raw_response(output: list[dict[str, Any]], **fields: Any) -> dict[str, Any]:
@@ -378,7 +386,6 @@ async def test_function_calls_whole_and_streamed(
     whole = await rclient.complete(model=MODEL, prompt="x", tools=[WEATHER])
     server.enqueue(Reply("Checking.", tool_calls=calls, chunk_size=4))
     chunks = [c async for c in rclient.stream(model=MODEL, prompt="x", tools=[WEATHER])]
-    streamed = llmx.ToolCall
     assert [(c.id, c.name, c.arguments) for c in whole.tool_calls] == calls
     deltas = [c for c in chunks if isinstance(c, llmx.ToolCallDelta)]
     assert [d.index for d in deltas if d.id] == [0, 1]
@@ -387,8 +394,8 @@ async def test_function_calls_whole_and_streamed(
     assert args == [calls[0][2], calls[1][2]]
     assert len([d for d in deltas if d.index == 0 and d.arguments]) > 1  # arrived in pieces
     assert whole.finish_reason == "tool_calls"
-    assert isinstance(chunks[-1], llmx.StreamEnd) and chunks[-1].finish_reason == "tool_calls"
-    assert streamed is llmx.ToolCall
+    assert isinstance(chunks[-1], llmx.StreamEnd)
+    assert chunks[-1].finish_reason == "tool_calls"
 
 
 async def test_a_gateway_sending_whole_function_calls_only(
@@ -453,10 +460,7 @@ async def test_a_failed_response_is_a_typed_error(
     else:
         server.enqueue(RawReply(200, json.dumps(failed)))
     with pytest.raises(error) as info:
-        if streamed:
-            await rclient.stream(model=MODEL, prompt="x").collect()
-        else:
-            await rclient.complete(model=MODEL, prompt="x")
+        await ask(rclient, streamed)
     assert info.value.provider == "fake"
     assert f"it failed: {code}" in str(info.value)
 
@@ -466,12 +470,17 @@ async def test_an_error_event_mid_stream_is_a_typed_error(
 ) -> None:
     server.enqueue(MidStreamError(after_events=6))  # created ... two text deltas
     chunks: list[llmx.StreamChunk] = []
-    with pytest.raises(llmx.ServerError) as info:
+
+    async def read() -> None:
         async for chunk in rclient.stream(model=MODEL, prompt="x"):
-            chunks.append(chunk)  # noqa: PERF401
+            chunks.append(chunk)  # noqa: PERF401 - keep what arrived before the error
+
+    with pytest.raises(llmx.ServerError) as info:
+        await read()
     assert info.value.provider == "fake"
     assert "The server had an error" in str(info.value)
-    assert chunks and all(isinstance(c, llmx.TextDelta) for c in chunks)
+    assert chunks
+    assert all(isinstance(c, llmx.TextDelta) for c in chunks)
     server.enqueue(
         MidStreamError(after_events=2, error={"code": "rate_limit_exceeded", "message": "slow"})
     )
@@ -651,9 +660,7 @@ async def test_fallback_between_the_responses_and_chat_completions_providers(
                         spec().check("/chat/completions", "post", recorded.json)
 
 
-async def test_the_response_cache_keys_on_extra(
-    server: FakeOpenAIServer, tmp_path: Any
-) -> None:
+async def test_the_response_cache_keys_on_extra(server: FakeOpenAIServer, tmp_path: Any) -> None:
     """Two requests differing only in ``previous_response_id`` are two cache entries."""
     config = {
         "providers": {

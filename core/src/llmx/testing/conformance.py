@@ -28,7 +28,8 @@ result → answer), tool choice, images, JSON mode and schemas, usage details, e
 error class (401, 403, 404 model, 400, context length, 429 with Retry-After,
 500/502/503/529, timeout, connection reset, dropped and truncated streams, a
 mid-stream error event, malformed bodies), safety refusals, cancellation (a stream
-left early closes its connection), features the model lacks refused before sending,
+left early closes its connection), features the model lacks refused before sending
+(``stop`` too, for an API without stop sequences),
 model infos and live model lists, and hypothesis properties (any TCP chunking of a
 body gives the same answer; any unicode text round-trips). The kit's own self-test
 (``core/tests/test_testing_selftest.py``) shows it failing deliberately broken
@@ -120,6 +121,7 @@ from hypothesis import strategies as st
 
 import llmx
 from llmx.testing._chaos import Fault
+from llmx.testing._conf_options import OptionsConformance
 from llmx.testing._replies import Blocked, ErrorKind, MidStreamError, Reply, Reset, Stall
 from llmx.testing._server import FakeServer, RecordedRequest
 
@@ -247,7 +249,7 @@ async def _drain(stream: llmx.Stream, into: list[llmx.StreamChunk]) -> llmx.Resp
     return stream.response
 
 
-class ProviderConformance:
+class ProviderConformance(OptionsConformance):
     """Base class of a provider's conformance tests (see the module docstring)."""
 
     provider_type: ClassVar[str]
