@@ -402,7 +402,8 @@ async def test_a_gateway_sending_whole_function_calls_only(
     rclient: llmx.Client, server: FakeOpenAIServer
 ) -> None:
     """No ``output_item.added`` and no argument deltas: the finished item gives the call
-    once; a later ``.done`` repeating the arguments adds nothing."""
+    once, whether ``function_call_arguments.done`` comes after it (adding nothing) or
+    before it (nothing to attach it to yet)."""
     item = {
         "id": "fc_1",
         "type": "function_call",
@@ -427,6 +428,21 @@ async def test_a_gateway_sending_whole_function_calls_only(
     reply = await rclient.stream(model=MODEL, prompt="x", tools=[WEATHER]).collect()
     assert reply.tool_calls == (llmx.ToolCall("call_1", "get_weather", '{"city":"Oslo"}'),)
     assert reply.finish_reason == "tool_calls"
+    server.enqueue(
+        _sse(
+            {
+                "type": "response.function_call_arguments.done",
+                "item_id": "fc_1",
+                "output_index": 0,
+                "name": "get_weather",
+                "arguments": '{"city":"Oslo"}',
+            },
+            {"type": "response.output_item.done", "output_index": 0, "item": item},
+            {"type": "response.completed", "response": _raw_response([item])},
+        )
+    )
+    again = await rclient.stream(model=MODEL, prompt="x", tools=[WEATHER]).collect()
+    assert again.tool_calls == reply.tool_calls
 
 
 @pytest.mark.parametrize("streamed", [False, True])

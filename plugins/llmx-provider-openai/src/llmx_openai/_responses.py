@@ -168,6 +168,8 @@ class _Decoder:
         if state is None:
             state = self.calls.get(event.get("item_id"))
         if state is None:
+            if whole:  # the finished item (output_item.done) will bring the call
+                return _NONE
             msg = "function call arguments for an item that was never added"
             raise ValueError(msg)
         if not isinstance(text, str) or not text:
