@@ -24,7 +24,9 @@ class TestOpenAIResponsesConformance(ProviderConformance):
     provider_type = "openai-responses"
     model = "gpt-4o-mini"
     server_class = FakeOpenAIServer
-    supports = Feature.ALL - {Feature.STOP}
+    # No stop sequences in this API. "token_counting" (Feature.TOKEN_COUNTING on main):
+    # not implemented yet, though the API has POST /responses/input_tokens.
+    supports = Feature.ALL - {Feature.STOP, "token_counting"}
     usage_details = frozenset({"cache_read", "reasoning"})
 
     def validate_request(self, server: FakeServer, recorded: RecordedRequest) -> None:
@@ -41,7 +43,9 @@ class TestAzureResponsesConformance(ProviderConformance):
     provider_type = "openai-responses"
     model = "gpt-4o"
     server_class = FakeAzureOpenAIServer
-    supports = Feature.ALL - {Feature.STOP}
+    # No stop sequences in this API. "token_counting" (Feature.TOKEN_COUNTING on main):
+    # not implemented yet, though the API has POST /responses/input_tokens.
+    supports = Feature.ALL - {Feature.STOP, "token_counting"}
     usage_details = frozenset({"cache_read", "reasoning"})
 
     def provider_config(self, server: FakeServer, **options: Any) -> dict[str, Any]:
