@@ -122,3 +122,42 @@ def test_chat_reports_a_provider_error_in_one_line(
     assert result.stderr.startswith("llmx: error: ")
     assert "Overloaded" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("model", "counted"),
+    [
+        ("anthropic/claude-sonnet-4-6", True),
+        ("gemini/gemini-2.5-flash", True),
+        ("azure/gpt-4o", False),  # no counting endpoint: the estimate, said so, nothing sent
+    ],
+)
+def test_tokens_counts_before_sending(
+    workdir: Path, servers: dict[str, FakeServer], model: str, counted: bool
+) -> None:
+    server = servers[model.split("/")[0]]
+    prompt = "How many tokens is this prompt?"
+    result = llmx(["tokens", "-m", model, "-s", "Be brief.", "--json", prompt], workdir)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["estimated"] is not counted
+    text = llmx(["tokens", "-m", model, "-s", "Be brief.", prompt], workdir).stdout
+    if counted:
+        assert len(server.requests) == 2
+        assert "count" in server.requests[0].path.lower()
+        assert server.model_requests == []  # nothing generated
+        assert text == f"{answer['input_tokens']} input tokens (counted by {model}'s provider)\n"
+    else:
+        assert server.requests == []
+        assert text.startswith(f"~{answer['input_tokens']} input tokens (an estimate")
+
+
+def test_tokens_reports_a_provider_error_in_one_line(
+    workdir: Path, servers: dict[str, FakeServer]
+) -> None:
+    servers["anthropic"].enqueue(servers["anthropic"].error_for("rate_limit", retry_after=3))
+    result = llmx(["tokens", "-m", "anthropic/claude-sonnet-4-6", "hi"], workdir)
+    assert result.returncode == 1
+    assert result.stderr.startswith("llmx: error: ")
+    assert "Traceback" not in result.stderr
+    assert KEY not in result.stderr

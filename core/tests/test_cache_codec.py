@@ -17,7 +17,7 @@ from llmx._convert import from_json
 
 texts = st.text(max_size=10)
 counts = st.integers(0, 10**9)
-usages = st.builds(llmx.Usage, counts, counts, counts, counts, counts)
+usages = st.builds(llmx.Usage, counts, counts, counts, counts, counts, counts)
 reasons = st.none() | st.sampled_from(["stop", "length", "tool_calls", "content_filter", "other"])
 responses = st.builds(
     llmx.Response,

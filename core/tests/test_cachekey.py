@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import attrs
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -150,3 +151,30 @@ def test_keys_are_what_they_were() -> None:
     weird = llmx.Request("x", "y", temperature=math.nan, extra={"b": b"\x00", "s": {1, 2}})
     assert _direct_body(weird) is None  # the general path's business
     assert canonical_body(weird) == canonical_body_general(weird)
+
+
+caches = st.none() | st.just(True) | st.builds(llmx.CacheControl, st.sampled_from(["5m", "1h"]))
+
+
+@given(requests, st.data())
+def test_prompt_cache_controls_never_change_the_key(
+    request: llmx.Request, data: st.DataObject
+) -> None:
+    """Breakpoints and ``prompt_cache_key`` steer the vendor's cache, not the answer."""
+
+    def mark(part: llmx.Part) -> llmx.Part:
+        if type(part) is llmx.Text:
+            return attrs.evolve(part, cache=data.draw(caches))
+        return part
+
+    marked = attrs.evolve(
+        request,
+        messages=[
+            attrs.evolve(m, content=[mark(p) for p in m.content], cache=data.draw(caches))
+            for m in request.messages
+        ],
+        tools=[attrs.evolve(t, cache=data.draw(caches)) for t in request.tools],
+        prompt_cache_key=data.draw(st.none() | texts),
+    )
+    assert canonical_body(marked) == canonical_body_general(marked) == canonical_body(request)
+    assert cache_key(marked, instance="i", model="m") == cache_key(request, instance="i", model="m")

@@ -13,11 +13,19 @@ from llmx.testing.conformance import Feature, ProviderConformance
 
 
 class TestConformance(ProviderConformance):
-    """Every optional feature but images and JSON schemas; no cache or reasoning tokens."""
+    """Every optional feature but images, JSON schemas, token counting (the estimate) and
+    prompt caching (refused before sending: the model infos list no ``prompt_caching``);
+    no cache or reasoning tokens."""
 
     provider_type = "template"  # the entry point's name
     model = "tmpl-small"  # a model model_info knows
     server_class = FakeTemplateServer
-    supports = Feature.ALL - {Feature.IMAGES, Feature.IMAGE_URLS, Feature.JSON_SCHEMA}
+    supports = Feature.ALL - {
+        Feature.IMAGES,
+        Feature.IMAGE_URLS,
+        Feature.JSON_SCHEMA,
+        Feature.TOKEN_COUNTING,
+        Feature.PROMPT_CACHING,
+    }
     usage_details = frozenset()
     hypothesis_examples = 12

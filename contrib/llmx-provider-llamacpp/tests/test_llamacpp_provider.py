@@ -361,3 +361,19 @@ def test_discovered_through_its_entry_point() -> None:
     plugins = {p.name: p for p in llmx.Registry().plugins()}
 
     assert plugins["llamacpp"].distribution == DISTRIBUTION
+
+
+async def test_count_tokens_is_exact(client: llmx.Client) -> None:
+    """The model's tokenizer over the chat template's prompt: what generation reports."""
+    request = llmx.Request(
+        "local/smollm2",
+        [llmx.Message.system("Answer in one word."), llmx.Message.user(QUESTION)],
+        max_tokens=3,
+        seed=1,
+    )
+    counted = await client.count_tokens(request)
+    reply = await client.complete(request)
+    assert not counted.estimated
+    assert counted.input_tokens == reply.usage.input_tokens
+    longer = await client.count_tokens(model="local/smollm2", prompt=QUESTION * 3)
+    assert longer.input_tokens > counted.input_tokens

@@ -48,6 +48,7 @@ _EXPORTS: dict[str, str] = {
     # value types
     "Message": "llmx._types",
     "Text": "llmx._types",
+    "CacheControl": "llmx._types",
     "Image": "llmx._types",
     "ToolCall": "llmx._types",
     "ToolResult": "llmx._types",
@@ -157,6 +158,7 @@ if TYPE_CHECKING:
     from llmx._stream import Stream as Stream
     from llmx._sync import SyncClient as SyncClient
     from llmx._types import Attempt as Attempt
+    from llmx._types import CacheControl as CacheControl
     from llmx._types import Capability as Capability
     from llmx._types import FinishReason as FinishReason
     from llmx._types import Image as Image

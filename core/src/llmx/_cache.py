@@ -245,9 +245,10 @@ _TOOL_CALL_KEYS = frozenset({"id", "name", "arguments"})
 
 
 def _direct_usage(data: Any) -> Usage | None:
-    """``Usage`` from a dict of exactly its fields (what encode_entry writes): five ints
-    and the ``estimated`` flag."""
-    if type(data) is not dict or len(data) != 6:
+    """``Usage`` from a dict of exactly its fields (what encode_entry writes): six ints
+    and the ``estimated`` flag (entries written before ``cache_write_1h_tokens`` have
+    five)."""
+    if type(data) is not dict or len(data) != 6 + ("cache_write_1h_tokens" in data):
         return None
     try:
         counts = (
@@ -256,6 +257,7 @@ def _direct_usage(data: Any) -> Usage | None:
             data["cache_read_tokens"],
             data["cache_write_tokens"],
             data["reasoning_tokens"],
+            data.get("cache_write_1h_tokens", 0),
         )
         estimated = data["estimated"]
     except KeyError:

@@ -3,7 +3,9 @@
 The canonical document holds what changes a model's output and nothing else: the
 model *as resolved* (the provider instance and the provider's model name), the
 messages, and every generation parameter. It never holds credentials (a
-:class:`~llmx.Request` carries none), request ids, timeouts or ``include_raw``.
+:class:`~llmx.Request` carries none), request ids, timeouts, ``include_raw``, or the
+prompt-cache controls (``cache=`` breakpoints, ``prompt_cache_key``), which change
+what the vendor caches and bills, not the answer.
 
 Canonical JSON: keys sorted, fixed separators, ASCII only; float fields are
 normalised (``1`` and ``1.0`` are the same temperature), and numbers in open
@@ -95,6 +97,15 @@ def canonical_body_general(request: Request) -> str:
     data = to_json(request)
     data.pop("model", None)
     data.pop("include_raw", None)
+    # Prompt-cache breakpoints and the prompt-cache key steer the vendor's cache, never
+    # the answer: left out, so a request hits llmx's cache with or without them.
+    data.pop("prompt_cache_key", None)
+    for message in data.get("messages", ()):
+        message.pop("cache", None)
+        for part in message.get("content", ()):
+            part.pop("cache", None)
+    for tool in data.get("tools", ()):
+        tool.pop("cache", None)
     data["extra"] = {k: v for k, v in data.get("extra", {}).items() if k not in IGNORED_EXTRA}
     # Messages hold only strings and booleans once unstructured; numbers live in the
     # open mappings: extra, tool parameter schemas, response format schemas.

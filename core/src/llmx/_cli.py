@@ -418,6 +418,55 @@ def models_pull(
     click.echo(str(path))
 
 
+@models_cmd.command("info")
+@click.argument("model")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def models_info(state: _State, model: str, as_json: bool) -> None:
+    """Show what llmx knows about MODEL (instance/model or an alias's first candidate):
+    limits, capabilities, prices per million tokens, and where they come from (the
+    provider's table, genai-prices and its release, or the config's model_info)."""
+    from llmx._client import Client
+    from llmx._convert import to_json
+
+    client = Client(state.config_path)
+    info = client.model_info(model)
+    if info is None:
+        msg = (
+            f"nothing is known about {model!r}: its provider has no facts about it; add "
+            f'[providers.INSTANCE.model_info."MODEL"] to the config to give some'
+        )
+        _fail(msg)
+    data = to_json(info)
+    data["source"] = info.source
+    if as_json:
+        _echo_json(data)
+        return
+    click.echo(f"{model}  ({info.id})")
+    click.echo(f"  source: {info.source or 'the provider'}")
+    for name in ("context_window", "max_output_tokens"):
+        if data.get(name) is not None:
+            click.echo(f"  {name.replace('_', ' ')}: {data[name]:,}")
+    if info.capabilities:
+        click.echo(f"  capabilities: {', '.join(sorted(info.capabilities))}")
+    prices = [
+        (k.removesuffix("_price").replace("_", " "), v)
+        for k, v in data.items()
+        if k.endswith("_price") and v is not None
+    ]
+    if prices:
+        click.echo("  USD per million tokens:")
+        for name, value in prices:
+            click.echo(f"    {name}: {value:g}")
+    for tier in info.price_tiers:
+        given = ", ".join(
+            f"{k.removesuffix('_price').replace('_', ' ')} {v:g}"
+            for k, v in to_json(tier).items()
+            if k != "above" and v is not None
+        )
+        click.echo(f"    above {tier.above:,} prompt tokens: {given}")
+
+
 def _model_facts(m: dict[str, Any]) -> str:
     facts = []
     if m.get("context_window"):
@@ -593,6 +642,52 @@ async def _chat(
                     out.flush()
         out.write(printable("", final=True) + "\n")
         out.flush()
+
+
+@cli.command("tokens")
+@click.argument("prompt", required=False)
+@click.option(
+    "-m", "--model", help="Model reference 'instance/model' or alias (default: default_model)."
+)
+@click.option("-s", "--system", help="System prompt.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def tokens_cmd(
+    state: _State, prompt: str | None, model: str | None, system: str | None, as_json: bool
+) -> None:
+    """Count the input tokens of PROMPT (or standard input) before sending it.
+
+    Counted by the provider where it can count (Anthropic, Gemini, a local model), else
+    llmx's estimate, said as such. Nothing is generated.
+    """
+    if prompt is None:
+        if sys.stdin is None or sys.stdin.isatty():
+            msg = "give a PROMPT argument or pipe one on standard input"
+            raise click.UsageError(msg)
+        prompt = sys.stdin.read()
+    from llmx._client import Client
+
+    client = Client(state.config_path)
+    chosen = model or client.config.default_model or os.environ.get("LLMX_MODEL")
+    if not chosen:
+        chosen, _ = _local_fallback(client)
+    import asyncio
+
+    async def count() -> Any:
+        async with client:
+            return await client.count_tokens(model=chosen, prompt=prompt, system=system)
+
+    usage = asyncio.run(count())
+    if as_json:
+        _echo_json(
+            {"model": chosen, "input_tokens": usage.input_tokens, "estimated": usage.estimated}
+        )
+    elif usage.estimated:
+        click.echo(
+            f"~{usage.input_tokens} input tokens (an estimate: {chosen}'s provider cannot count)"
+        )
+    else:
+        click.echo(f"{usage.input_tokens} input tokens (counted by {chosen}'s provider)")
 
 
 # -- batch ----------------------------------------------------------------------------------

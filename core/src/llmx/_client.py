@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from llmx._health import HealthStatus
     from llmx._settings import CacheMode, CachePolicy
     from llmx._stream import Stream
-    from llmx._types import ModelInfo, Response
+    from llmx._types import ModelInfo, Response, Usage
 
 
 class _State(enum.Enum):
@@ -218,6 +218,45 @@ class Client:
             params=params,
         )
         return self._pipeline.stream(req, timeout=timeout, cache=cache)
+
+    async def count_tokens(
+        self,
+        request: Request | None = None,
+        /,
+        *,
+        model: str | None = None,
+        messages: Iterable[Message | Mapping[str, Any]] | str | None = None,
+        prompt: str | None = None,
+        system: str | None = None,
+        **params: Any,
+    ) -> Usage:
+        """The input tokens a request would be billed for, before sending it (same
+        arguments as :meth:`complete`).
+
+        Counted on the candidate the request would go to first (for an alias: the
+        first in routing order), by its provider when the provider can count
+        (:class:`llmx.plugin.TokenCountingProvider`: Anthropic's ``count_tokens`` and
+        Gemini's ``countTokens`` endpoints, a local model's tokenizer): then
+        ``usage.estimated`` is False. Otherwise llmx's own estimate (about four
+        characters per token, erring high), with ``usage.estimated`` True. Only
+        ``input_tokens`` is filled in.
+
+        An exact count of a :class:`Request` object is remembered: sending that same
+        object afterwards plans its rate limits and context-window checks with it
+        instead of the estimate. A provider's failure raises its typed error.
+        """
+        if self._state is not _State.OPENED:
+            self._check_open()
+        req = build_request(
+            request,
+            model=model,
+            messages=messages,
+            prompt=prompt,
+            system=system,
+            default_model=self._config.default_model,
+            params=params,
+        )
+        return await self._pipeline.count_tokens(req)
 
     def model_info(self, model_ref: str) -> ModelInfo | None:
         """What is known about the first candidate of ``model_ref`` (no network)."""

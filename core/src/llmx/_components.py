@@ -51,7 +51,8 @@ class Provider(Protocol):
     :data:`~llmx.StreamChunk`; without it the core streams the complete answer as one
     chunk), ``model_info(model) -> ModelInfo | None`` (static data for cost and
     capability checks: :class:`ModelInfoProvider`), ``async list_models() ->
-    Sequence[ModelInfo]`` (live from the API) and ``async aclose()`` (:class:`Closable`).
+    Sequence[ModelInfo]`` (live from the API), ``async count_tokens(request) -> int``
+    (:class:`TokenCountingProvider`) and ``async aclose()`` (:class:`Closable`).
     """
 
     async def complete(self, request: Request) -> Response:
@@ -89,6 +90,22 @@ class ModelListingProvider(Protocol):
 
     async def list_models(self) -> Sequence[ModelInfo]:
         """The models the API lists, with what is known about each."""
+        ...
+
+
+@runtime_checkable
+class TokenCountingProvider(Protocol):
+    """A provider that counts a request's input tokens exactly, before sending it:
+    with the vendor's counting endpoint (Anthropic ``count_tokens``, Gemini
+    ``countTokens``) or its own tokenizer (a local model).
+
+    :meth:`llmx.Client.count_tokens` calls it; without it, the client answers with
+    its estimate (marked ``usage.estimated``). Raise :class:`~llmx.ProviderError`
+    subclasses for failures, as :meth:`Provider.complete` does.
+    """
+
+    async def count_tokens(self, request: Request) -> int:
+        """The input tokens ``request`` (``model`` is the provider's name) is billed for."""
         ...
 
 
@@ -385,7 +402,13 @@ class LayeredStrategy(Protocol):
 
 
 OPTIONAL: Mapping[str, tuple[type, ...]] = {
-    "provider": (StreamingProvider, ModelInfoProvider, ModelListingProvider, Closable),
+    "provider": (
+        StreamingProvider,
+        ModelInfoProvider,
+        ModelListingProvider,
+        TokenCountingProvider,
+        Closable,
+    ),
     "cache": (ScopedCache, Closable),
     "limiter": (InProcessAcquire, InProcessRelease, Closable),
     "breaker_store": (ScopedBreakerStore, Closable),

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         RetryBudgetSettings,
         StoreSettings,
     )
+    from llmx._types import PriceTier
 
 ENV_PREFIX = "LLMX_"
 """The environment namespace llmx reserves. ``LLMX_<KEY>`` overrides a top-level key of
@@ -192,11 +193,50 @@ def _adaptive(value: bool | AdaptiveConfig | None) -> AdaptiveConfig | None:
 
 
 @attrs.frozen
+class ModelFacts:
+    """``[providers.NAME.model_info."MODEL"]``: facts about one model of an instance that
+    replace what its provider knows (or give facts about a model it does not know):
+    limits, capabilities and prices in USD per million tokens, as in
+    :class:`~llmx.ModelInfo`. A key left out keeps the provider's fact.
+
+    ``price_tiers`` is a list of tables (``[{ above = 200000, input_price = 6.0 }]``).
+    """
+
+    context_window: int | None = None
+    max_output_tokens: int | None = None
+    capabilities: tuple[str, ...] | None = None
+    input_price: float | None = None
+    output_price: float | None = None
+    cache_read_price: float | None = None
+    cache_write_price: float | None = None
+    cache_write_1h_price: float | None = None
+    reasoning_price: float | None = None
+    price_tiers: tuple[PriceTier, ...] | None = None
+    batch_input_price: float | None = None
+    batch_output_price: float | None = None
+
+    def __attrs_post_init__(self) -> None:
+        for f in attrs.fields(ModelFacts):
+            value = getattr(self, f.name)
+            if isinstance(value, (int, float)) and not value >= 0:  # "not >=" rejects NaN
+                msg = f"{f.name} must be a number >= 0"
+                raise ValueError(msg)
+
+    def given(self) -> dict[str, Any]:
+        """The facts that are set (not None), by field name."""
+        return {
+            f.name: v for f in attrs.fields(ModelFacts) if (v := getattr(self, f.name)) is not None
+        }
+
+
+@attrs.frozen
 class ProviderConfig:
     """``[providers.NAME]``: one provider instance.
 
     ``type`` names the provider plugin; ``models`` maps the model names callers use
-    to the provider's own. Timeouts (seconds): ``timeout`` bounds one attempt,
+    to the provider's own; ``model_info`` overrides the facts (limits, capabilities,
+    prices) the provider has about a model (see :class:`ModelFacts`), by the model's
+    name as callers write it. Timeouts (seconds): ``timeout`` bounds one attempt,
     ``connect_timeout`` the connection set-up, ``first_byte_timeout`` the wait for the
     first streamed chunk (time to first token), ``idle_timeout`` the silence between
     chunks. ``max_concurrent`` caps in-flight requests to this instance;
@@ -225,6 +265,7 @@ class ProviderConfig:
     priority: int = 0
     weight: float = 1.0
     models: Mapping[str, str] = attrs.field(factory=dict)
+    model_info: Mapping[str, ModelFacts] = attrs.field(factory=dict)
     timeout: float = 600.0
     connect_timeout: float = 10.0
     first_byte_timeout: float | None = None
@@ -402,7 +443,10 @@ def _converter() -> Any:
     )
 
     # The annotations naming these classes are strings (see the TYPE_CHECKING import).
+    from llmx._types import PriceTier
+
     late = {
+        "PriceTier": PriceTier,
         "CachePolicy": CachePolicy,
         "LimitSettings": LimitSettings,
         "AdaptiveSettings": AdaptiveSettings,
@@ -410,7 +454,7 @@ def _converter() -> Any:
         "RetryBudgetSettings": RetryBudgetSettings,
         "StoreSettings": StoreSettings,
     }
-    for cls in (ProviderConfig, AliasConfig, ComponentConfig, CacheConfig, Config):
+    for cls in (ModelFacts, ProviderConfig, AliasConfig, ComponentConfig, CacheConfig, Config):
         attrs.resolve_types(cls, globalns=globals(), localns=late)
 
     conv = cattrs.Converter(forbid_extra_keys=True)
@@ -761,7 +805,9 @@ def _describe(config: Config) -> dict[str, Any]:
             if f.name in ("type", "api_key", "options", "headers", "adaptive_concurrency"):
                 continue
             value = getattr(p, f.name)
-            if isinstance(value, Mapping):
+            if f.name == "model_info":
+                out[f.name] = {m: facts.given() for m, facts in value.items()}
+            elif isinstance(value, Mapping):
                 out[f.name] = _redact(value)
             elif f.name in ("breaker", "limits", "cache"):
                 out[f.name] = _table(value)

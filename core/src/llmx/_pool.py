@@ -20,6 +20,7 @@ from llmx._components import (
     ProviderContext,
     ScopedBreakerStore,
     StreamingProvider,
+    TokenCountingProvider,
 )
 from llmx._config import Config, ProviderConfig, structure_settings
 from llmx._errors import ConfigError, PluginError
@@ -53,6 +54,7 @@ class Instance:
         "_info_cache",
         "breaker",
         "budget",
+        "can_count",
         "can_list",
         "can_stream",
         "config",
@@ -90,6 +92,7 @@ class Instance:
         self.session: aiohttp.ClientSession | None = None
         self.can_stream = False
         self.can_list = False
+        self.can_count = False
         self.has_info = False
         self._info_cache: dict[str, ModelInfo | None] = {}
         self.breaker = breaker
@@ -152,6 +155,7 @@ class Instance:
         self.registration.check(provider)
         self.can_stream = isinstance(provider, StreamingProvider)
         self.can_list = isinstance(provider, ModelListingProvider)
+        self.can_count = isinstance(provider, TokenCountingProvider)
         self.has_info = isinstance(provider, ModelInfoProvider)
         self.provider = provider
         return provider  # type: ignore[no-any-return]
@@ -164,7 +168,8 @@ class Instance:
         static ``model_info``), so routing can use prices without a connection.
         When ``model`` is a provider-side name the instance's ``models`` mapping renames
         to (an Azure deployment such as ``prod-chat`` for ``gpt-4o``), the facts of the
-        name it was mapped from are used.
+        name it was mapped from are used. The instance's ``model_info`` config table
+        (:class:`~llmx._config.ModelFacts`) overrides them, field by field.
         """
         try:
             return self._info_cache[model]
@@ -185,6 +190,8 @@ class Instance:
                         info = source(alias)
                         if info is not None:
                             break
+        if self.config.model_info:
+            info = _overridden(self.config, model, info)
         if self.provider is not None or info is not None:
             self._info_cache[model] = info
         return info
@@ -397,3 +404,24 @@ def _answers_unbuilt(factory: object) -> bool:
     import inspect
 
     return not inspect.isfunction(inspect.getattr_static(factory, "model_info"))
+
+
+def _overridden(config: ProviderConfig, model: str, info: ModelInfo | None) -> ModelInfo | None:
+    """``info`` with the config's ``model_info`` facts for ``model`` (by its own name or a
+    name the ``models`` mapping renames to it) applied; a model the provider does not
+    know gets an info of the config's facts alone."""
+    facts = config.model_info.get(model)
+    if facts is None:
+        for alias, target in config.models.items():
+            if target == model and alias in config.model_info:
+                facts = config.model_info[alias]
+                break
+    if facts is None:
+        return info
+    given = facts.given()
+    if info is None:
+        from llmx._types import ModelInfo
+
+        return ModelInfo(model).with_facts(given, source="config")
+    source = f"{info.source} + config" if info.source else "config"
+    return info.with_facts(given, source=source)

@@ -50,7 +50,7 @@ from llmx._ids import ORIGIN
 from llmx._settings import LimitSettings, StoreSettings
 from llmx._state import StoreGuard
 from llmx._stats import LimiterStats
-from llmx._tokens import estimate_input_tokens, estimate_output_tokens
+from llmx._tokens import estimate_output_tokens, input_tokens
 
 if TYPE_CHECKING:
     from llmx._types import Request
@@ -491,7 +491,9 @@ class InstanceLimiter:
         plan = self._plan(model)
         if not plan.token_buckets:
             return list(plan.buckets)
-        return plan.buckets_for(estimate_input_tokens(request) + estimate_output_tokens(request))
+        return plan.buckets_for(
+            input_tokens(request, self.instance, model) + estimate_output_tokens(request)
+        )
 
     def describe(self, model: str) -> str:
         """The limits that apply to ``model``, for messages (``rpm 120, tpm 30000``)."""
@@ -510,7 +512,7 @@ class InstanceLimiter:
         plan = self._plans.get(model) or self._plan(model)
         tokens = 0
         if plan.token_buckets:
-            tokens = estimate_input_tokens(request) + estimate_output_tokens(request)
+            tokens = input_tokens(request, self.instance, model) + estimate_output_tokens(request)
         grant = f"{ORIGIN}:{next(_grants)}"
         bound = plan.bound
         if bound is not None:
@@ -532,7 +534,7 @@ class InstanceLimiter:
         tokens = 0
         buckets: Sequence[Bucket] = plan.buckets
         if plan.token_buckets:
-            tokens = estimate_input_tokens(request) + estimate_output_tokens(request)
+            tokens = input_tokens(request, self.instance, model) + estimate_output_tokens(request)
             buckets = plan.buckets_for(tokens)
         grant = f"{ORIGIN}:{next(_grants)}"
         queue = self._queues.get(model)

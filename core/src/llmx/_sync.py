@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from llmx._config import Config
     from llmx._registry import Registry
-    from llmx._types import ModelInfo, Request, Response, StreamChunk
+    from llmx._types import ModelInfo, Request, Response, StreamChunk, Usage
 
 T = TypeVar("T")
 
@@ -82,6 +82,10 @@ class SyncClient:
         finally:
             if not self._closed:
                 self._run(stream.aclose())
+
+    def count_tokens(self, request: Request | None = None, /, **kwargs: Any) -> Usage:
+        """Like :meth:`Client.count_tokens`, blocking."""
+        return self._run(self._client.count_tokens(request, **kwargs))
 
     def model_info(self, model_ref: str) -> ModelInfo | None:
         """Like :meth:`Client.model_info`."""

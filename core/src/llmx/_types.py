@@ -32,6 +32,46 @@ class Capability(str, Enum):
     JSON_MODE = "json_mode"
     JSON_SCHEMA = "json_schema"
     SYSTEM_PROMPT = "system_prompt"
+    PROMPT_CACHING = "prompt_caching"
+
+
+# -- prompt caching --------------------------------------------------------------------
+
+
+@attrs.frozen
+class CacheControl:
+    """A prompt-cache breakpoint: the vendor may cache the prompt up to and including
+    the marked text, message, system prompt or tool list, for ``ttl`` (``"5m"`` or
+    ``"1h"``).
+
+    Pass ``cache=True`` (the default TTL) or ``cache=CacheControl(ttl="1h")`` to
+    :class:`Text`, :class:`Message` or :class:`Tool`. Anthropic caches only at such
+    breakpoints (at most four per request); OpenAI and Gemini cache every long prompt
+    prefix on their own, so there a breakpoint changes nothing on the wire. Breakpoints
+    never change the answer, so they are not part of llmx's response-cache key
+    (docs/features/prompt-caching.md).
+    """
+
+    ttl: Literal["5m", "1h"] = "5m"
+
+    def __attrs_post_init__(self) -> None:
+        if self.ttl not in ("5m", "1h"):
+            msg = f"CacheControl(ttl={self.ttl!r}): the TTL is '5m' or '1h'"
+            raise ValueError(msg)
+
+
+_DEFAULT_CACHE = CacheControl()
+
+
+def _to_cache(value: bool | CacheControl | None) -> CacheControl | None:
+    if value is None or value is False:
+        return None
+    if value is True:
+        return _DEFAULT_CACHE
+    if not isinstance(value, CacheControl):  # type: ignore[unreachable, unused-ignore]
+        msg = f"cache= takes True, False, None or a CacheControl, not {value!r}"  # type: ignore[unreachable, unused-ignore]
+        raise TypeError(msg)
+    return value
 
 
 # -- content parts ---------------------------------------------------------------------
@@ -39,9 +79,11 @@ class Capability(str, Enum):
 
 @attrs.frozen
 class Text:
-    """A piece of plain text in a message."""
+    """A piece of plain text in a message; ``cache`` makes it a prompt-cache breakpoint
+    (:class:`CacheControl`)."""
 
     text: str
+    cache: CacheControl | None = attrs.field(default=None, converter=_to_cache, kw_only=True)
 
 
 def _optional_bytes(value: bytes | bytearray | memoryview | str | None) -> bytes | None:
@@ -135,20 +177,24 @@ class Message:
     """One message of a conversation: a role and its content parts.
 
     ``content`` accepts a plain string, one part or a sequence of parts and strings.
+    ``cache`` makes the end of the message a prompt-cache breakpoint
+    (:class:`CacheControl`): on a system message, the system prompt is cached.
     """
 
     role: Role
     content: tuple[Part, ...] = attrs.field(converter=_to_parts)
+    cache: CacheControl | None = attrs.field(default=None, converter=_to_cache, kw_only=True)
 
     @classmethod
-    def system(cls, text: str) -> Message:
-        """A system message."""
-        return cls("system", text)
+    def system(cls, text: str, *, cache: bool | CacheControl | None = None) -> Message:
+        """A system message (``cache=True``: a prompt-cache breakpoint after it)."""
+        return cls("system", text, cache=cache)
 
     @classmethod
-    def user(cls, *content: str | Part) -> Message:
-        """A user message from text and images."""
-        return cls("user", content)
+    def user(cls, *content: str | Part, cache: bool | CacheControl | None = None) -> Message:
+        """A user message from text and images (``cache=True``: a prompt-cache
+        breakpoint after it)."""
+        return cls("user", content) if cache is None else cls("user", content, cache=cache)
 
     @classmethod
     def assistant(cls, text: str = "", *, tool_calls: Sequence[ToolCall] = ()) -> Message:
@@ -177,7 +223,11 @@ def _frozen_mapping(value: Mapping[str, Any] | None) -> Mapping[str, Any]:
 
 @attrs.frozen
 class Tool:
-    """A function the model may call; ``parameters`` is a JSON Schema object."""
+    """A function the model may call; ``parameters`` is a JSON Schema object.
+
+    ``cache`` on a tool makes the tool list up to it a prompt-cache breakpoint
+    (:class:`CacheControl`; mark the last tool to cache them all).
+    """
 
     name: str
     description: str = ""
@@ -185,6 +235,7 @@ class Tool:
         factory=lambda: {"type": "object", "properties": {}}, converter=_frozen_mapping
     )
     strict: bool | None = None
+    cache: CacheControl | None = attrs.field(default=None, converter=_to_cache, kw_only=True)
 
 
 @attrs.frozen
@@ -301,6 +352,10 @@ class Request:
     extra: Mapping[str, Any] = attrs.field(factory=dict, converter=_frozen_mapping)
     include_raw: bool = attrs.field(default=False, kw_only=True)
     """Keep the provider's raw response payload in :attr:`Response.raw`."""
+    prompt_cache_key: str | None = attrs.field(default=None, kw_only=True)
+    """A hint that groups requests sharing a long prompt prefix, so the vendor routes
+    them to the same prompt cache (OpenAI's ``prompt_cache_key``; ignored by vendors
+    without one). It never changes the answer and is not part of llmx's cache key."""
 
     def with_model(self, model: str) -> Request:
         """The same request for another model (used when resolving refs and aliases)."""
@@ -317,11 +372,29 @@ class Request:
             self.response_format,
             self.extra,
             include_raw=self.include_raw,
+            prompt_cache_key=self.prompt_cache_key,
         )
 
     def has_images(self) -> bool:
         """Whether any message carries an image."""
         return any(isinstance(p, Image) for m in self.messages for p in m.content)
+
+    def cache_breakpoints(self) -> int:
+        """How many prompt-cache breakpoints (``cache=``) the tools, messages and text
+        parts carry."""
+        # Plain loops, no generators: 1.0 -> 0.4 us for four messages (the check runs
+        # on every request to a model without prompt caching; timeit, process time).
+        count = 0
+        for t in self.tools:
+            if t.cache is not None:
+                count += 1
+        for m in self.messages:
+            if m.cache is not None:
+                count += 1
+            for p in m.content:
+                if type(p) is Text and p.cache is not None:
+                    count += 1
+        return count
 
 
 # -- usage and response ----------------------------------------------------------------
@@ -336,6 +409,10 @@ class Usage:
     OpenAI's ``prompt_tokens`` does; providers that report them separately (Anthropic)
     are normalised to this. ``reasoning_tokens`` are part of ``output_tokens``.
 
+    ``cache_write_1h_tokens`` are the part of ``cache_write_tokens`` written to a
+    one-hour cache (Anthropic's ``ttl: "1h"``, priced higher than the default
+    five-minute cache).
+
     ``estimated`` is True when the provider reported no usage (some servers send none
     in a stream) and llmx estimated the counts from the prompt and the answer's text
     (about four characters per token): the cost computed from it is an estimate too,
@@ -347,6 +424,7 @@ class Usage:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_1h_tokens: int = 0
     estimated: bool = attrs.field(default=False, kw_only=True)
 
     @property
@@ -361,6 +439,7 @@ class Usage:
             self.cache_read_tokens + other.cache_read_tokens,
             self.cache_write_tokens + other.cache_write_tokens,
             self.reasoning_tokens + other.reasoning_tokens,
+            self.cache_write_1h_tokens + other.cache_write_1h_tokens,
             estimated=self.estimated or other.estimated,
         )
 
@@ -456,8 +535,40 @@ def _to_capabilities(value: Iterable[str | Capability]) -> frozenset[str]:
 
 
 @attrs.frozen
+class PriceTier:
+    """Prices (USD per million tokens) that apply to *all* tokens of a request whose
+    prompt (``Usage.input_tokens``) is longer than ``above`` tokens: the long-context
+    prices of some models (e.g. above 200K tokens). A price left None is the model's
+    base price for that kind of token.
+    """
+
+    above: int
+    input_price: float | None = None
+    output_price: float | None = None
+    cache_read_price: float | None = None
+    cache_write_price: float | None = None
+    cache_write_1h_price: float | None = None
+
+
+def _to_tiers(value: Iterable[PriceTier]) -> tuple[PriceTier, ...]:
+    return tuple(sorted(value, key=lambda t: t.above))
+
+
+@attrs.frozen
 class ModelInfo:
-    """What is known about a model: limits, capabilities and prices (USD per million tokens)."""
+    """What is known about a model: limits, capabilities and prices (USD per million tokens).
+
+    Prices: ``input_price`` (prompt tokens not read from or written to the prompt
+    cache), ``output_price`` (answer tokens, reasoning included), ``cache_read_price``
+    (prompt tokens read from the cache; None: the input price), ``cache_write_price``
+    (written to the cache, or to its default five-minute one; None: the input price),
+    ``cache_write_1h_price`` (written to a one-hour cache; None: the cache write
+    price), ``reasoning_price`` (reasoning tokens, where a vendor prices them apart;
+    None: the output price), ``price_tiers`` (long-context prices, see
+    :class:`PriceTier`), ``batch_input_price``/``batch_output_price`` (the vendor's
+    batch API). ``source`` says where the facts come from (``"genai-prices 0.2.5"``,
+    ``"config"``, ...), as ``llmx models info`` shows.
+    """
 
     id: str
     context_window: int | None = None
@@ -467,6 +578,12 @@ class ModelInfo:
     output_price: float | None = None
     cache_read_price: float | None = None
     cache_write_price: float | None = None
+    cache_write_1h_price: float | None = attrs.field(default=None, kw_only=True)
+    reasoning_price: float | None = attrs.field(default=None, kw_only=True)
+    price_tiers: tuple[PriceTier, ...] = attrs.field(default=(), converter=_to_tiers, kw_only=True)
+    batch_input_price: float | None = attrs.field(default=None, kw_only=True)
+    batch_output_price: float | None = attrs.field(default=None, kw_only=True)
+    source: str | None = attrs.field(default=None, kw_only=True, eq=False)
 
     def renamed(self, model_id: str) -> ModelInfo:
         """These facts under another id, every other field kept (prices included): what
@@ -479,20 +596,88 @@ class ModelInfo:
         value = capability.value if isinstance(capability, Capability) else capability
         return value in self.capabilities
 
+    def with_facts(self, facts: Mapping[str, Any], *, source: str | None = None) -> ModelInfo:
+        """These facts with some replaced: ``facts`` maps field names (every field but
+        ``id`` and ``source``) to values, ``price_tiers`` as PriceTier objects or their
+        keywords; ``source`` (None: kept) says where the new ones come from. An unknown
+        field name is a ``ValueError`` naming the known ones."""
+        known = _FACT_FIELDS
+        unknown = sorted(set(facts) - known)
+        if unknown:
+            msg = f"unknown model facts {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            raise ValueError(msg)
+        changes = dict(facts)
+        if "price_tiers" in changes:
+            changes["price_tiers"] = tuple(
+                t if isinstance(t, PriceTier) else PriceTier(**t) for t in changes["price_tiers"]
+            )
+        if source is not None:
+            changes["source"] = source
+        return attrs.evolve(self, **changes)
+
     def cost(self, usage: Usage) -> float | None:
-        """The USD cost of ``usage`` at this model's prices, or None if they are unknown."""
-        if self.input_price is None or self.output_price is None:
+        """The USD cost of ``usage`` at this model's prices, or None if they are unknown.
+
+        ``usage`` is llmx's normalised one (every provider's counts mapped so that
+        ``input_tokens`` includes cache reads and writes and ``output_tokens`` includes
+        reasoning): uncached input + cache reads + cache writes (five-minute and
+        one-hour) + output + reasoning, each at its price; when the prompt is longer
+        than a :class:`PriceTier`'s ``above``, that tier's prices apply to every token.
+        """
+        input_price, output_price = self.input_price, self.output_price
+        if input_price is None or output_price is None:
             return None
         read, written = usage.cache_read_tokens, usage.cache_write_tokens
-        read_price = (
-            self.cache_read_price if self.cache_read_price is not None else self.input_price
-        )
-        write_price = (
-            self.cache_write_price if self.cache_write_price is not None else self.input_price
-        )
-        return (
-            max(usage.input_tokens - read - written, 0) * self.input_price
+        tiers = self.price_tiers
+        tiered = bool(tiers) and usage.input_tokens > tiers[0].above
+        if not tiered and self.reasoning_price is None and not usage.cache_write_1h_tokens:
+            # The common case, in the formula's shortest form (0.39 -> 0.25 us a call;
+            # it runs once per answer).
+            read_price = self.cache_read_price
+            write_price = self.cache_write_price
+            return (
+                max(usage.input_tokens - read - written, 0) * input_price
+                + read * (input_price if read_price is None else read_price)
+                + written * (input_price if write_price is None else write_price)
+                + usage.output_tokens * output_price
+            ) / 1_000_000
+        read_price, write_price = self.cache_read_price, self.cache_write_price
+        write_1h_price = self.cache_write_1h_price
+        if tiered:
+            for tier in reversed(tiers):
+                if usage.input_tokens > tier.above:
+                    if tier.input_price is not None:
+                        input_price = tier.input_price
+                    if tier.output_price is not None:
+                        output_price = tier.output_price
+                    read_price = _or(tier.cache_read_price, read_price)
+                    write_price = _or(tier.cache_write_price, write_price)
+                    write_1h_price = _or(tier.cache_write_1h_price, write_1h_price)
+                    break
+        if read_price is None:
+            read_price = input_price
+        if write_price is None:
+            write_price = input_price
+        if write_1h_price is None:
+            write_1h_price = write_price
+        written_1h = min(usage.cache_write_1h_tokens, written)
+        total = (
+            max(usage.input_tokens - read - written, 0) * input_price
             + read * read_price
-            + written * write_price
-            + usage.output_tokens * self.output_price
-        ) / 1_000_000
+            + (written - written_1h) * write_price
+            + written_1h * write_1h_price
+            + usage.output_tokens * output_price
+        )
+        reasoning_price = self.reasoning_price
+        if reasoning_price is not None and usage.reasoning_tokens:
+            reasoning = min(usage.reasoning_tokens, usage.output_tokens)
+            total += reasoning * (reasoning_price - output_price)
+        return total / 1_000_000
+
+
+def _or(value: float | None, default: float | None) -> float | None:
+    return default if value is None else value
+
+
+_FACT_FIELDS = frozenset(f.name for f in attrs.fields(ModelInfo)) - {"id", "source"}
+"""The fields :meth:`ModelInfo.with_facts` (and a config's ``model_info`` table) may set."""

@@ -65,6 +65,8 @@ _EXPORTS: dict[str, str] = {
     "StreamingProvider": "llmx._components",
     "ModelInfoProvider": "llmx._components",
     "ModelListingProvider": "llmx._components",
+    "TokenCountingProvider": "llmx._components",
+    "PriceTier": "llmx._types",
     "Closable": "llmx._components",
     "InProcessAcquire": "llmx._components",
     "InProcessRelease": "llmx._components",
@@ -131,6 +133,7 @@ if TYPE_CHECKING:
     from llmx._components import ScopedCache as ScopedCache
     from llmx._components import SharedBreakerState as SharedBreakerState
     from llmx._components import StreamingProvider as StreamingProvider
+    from llmx._components import TokenCountingProvider as TokenCountingProvider
     from llmx._errors import error_class_for_status as error_class_for_status
     from llmx._errors import parse_retry_after as parse_retry_after
     from llmx._events import AttemptEnd as AttemptEnd
@@ -146,6 +149,7 @@ if TYPE_CHECKING:
     from llmx._sse import SSEParser as SSEParser
     from llmx._sse import aiter_sse as aiter_sse
     from llmx._stream import ResponseBuilder as ResponseBuilder
+    from llmx._types import PriceTier as PriceTier
     from llmx.hookspecs import CONTRACT_VERSION as CONTRACT_VERSION
     from llmx.hookspecs import Register as Register
     from llmx.hookspecs import hookimpl as hookimpl

@@ -19,7 +19,12 @@ class TestAcme(ProviderConformance):
     model = "acme-large"
     models: ClassVar[Mapping[str, str]] = {Feature.IMAGES: "acme-vision"}
     server_class = FakeAcmeServer
-    supports = Feature.ALL - {Feature.IMAGE_URLS, Feature.JSON_SCHEMA}
+    supports = Feature.ALL - {
+        Feature.IMAGE_URLS,
+        Feature.JSON_SCHEMA,
+        Feature.TOKEN_COUNTING,
+        Feature.PROMPT_CACHING,
+    }
     usage_details = frozenset()
     tool_call_ids = False
     hypothesis_examples = 6
@@ -57,3 +62,11 @@ class TestAcmeLeaky(TestAcme):
 class TestAcmeReordered(TestAcme):
     provider_type = "acme_reordered"
     hypothesis_examples = 12
+
+
+class TestAcmeClaimsCaching(TestAcme):
+    """Says it supports prompt caching, but Acme's model facts list no ``prompt_caching``,
+    so llmx refuses such requests: the kit's two prompt-caching tests catch the claim."""
+
+    supports = TestAcme.supports | {Feature.PROMPT_CACHING}
+    hypothesis_examples = 2

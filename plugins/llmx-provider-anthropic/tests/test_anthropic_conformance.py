@@ -22,8 +22,9 @@ class TestAnthropicConformance(ProviderConformance):
     model = "claude-sonnet-4-6"
     server_class = FakeAnthropicServer
     supports = Feature.ALL - {Feature.JSON_MODE}
-    usage_details = frozenset({"cache_read", "cache_write", "reasoning"})
+    usage_details = frozenset({"cache_read", "cache_write", "cache_write_1h", "reasoning"})
 
     def validate_request(self, server: FakeServer, recorded: RecordedRequest) -> None:
-        """Every body matches ``POST /v1/messages`` of Anthropic's OpenAPI document."""
-        vendor_validator("anthropic", "official").check("/v1/messages", "post", recorded.json)
+        """Every body matches its path's operation in Anthropic's OpenAPI document
+        (``POST /v1/messages``, ``POST /v1/messages/count_tokens``)."""
+        vendor_validator("anthropic", "official").check(recorded.path, "post", recorded.json)

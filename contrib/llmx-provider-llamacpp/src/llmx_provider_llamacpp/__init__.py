@@ -261,6 +261,36 @@ def _messages(request: llmx.Request, instance: str) -> list[dict[str, str]]:
     return out
 
 
+def _format_prompt(
+    llama: Any, req: llmx.Request, instance: str, chat_template: str | None
+) -> tuple[Any, list[int]]:
+    """The prompt the model's chat template makes of ``req``, and its tokens (the
+    model's own tokenizer: what generation starts from, so its length is exact)."""
+    from llama_cpp import llama_chat_format
+
+    template = chat_template or llama.metadata.get("tokenizer.chat_template")
+    if not template:
+        msg = "the model has no chat template in its GGUF metadata; set chat_template"
+        raise llmx.BadRequestError(msg, provider=instance, model=req.model)
+    eos, bos = llama.token_eos(), llama.token_bos()
+    formatter = llama_chat_format.Jinja2ChatFormatter(
+        template=template,
+        eos_token=_token_text(llama, eos),
+        bos_token=_token_text(llama, bos),
+        stop_token_ids=[eos],
+    )
+    messages = _messages(req, instance)
+    try:
+        formatted = formatter(messages=messages)
+    except Exception as err:  # jinja2 errors, e.g. a template refusing a role
+        msg = f"the model's chat template refused the conversation: {type(err).__name__}: {err}"
+        raise llmx.BadRequestError(msg, provider=instance, model=req.model) from err
+    prompt = llama.tokenize(
+        formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special, special=True
+    )
+    return formatted, prompt
+
+
 @attrs.define
 class _Generation:
     """What one generation needs and reports (built on the loop, run on the worker)."""
@@ -275,31 +305,12 @@ class _Generation:
     completion_tokens: int = 0
 
     def run(self, llama: Any) -> None:
-        from llama_cpp import llama_chat_format, llama_cpp
+        from llama_cpp import llama_cpp
 
         if self.cancel.is_set():
             raise _Cancelled
         req = self.request
-        template = self.chat_template or llama.metadata.get("tokenizer.chat_template")
-        if not template:
-            msg = "the model has no chat template in its GGUF metadata; set chat_template"
-            raise llmx.BadRequestError(msg, provider=self.instance, model=req.model)
-        eos, bos = llama.token_eos(), llama.token_bos()
-        formatter = llama_chat_format.Jinja2ChatFormatter(
-            template=template,
-            eos_token=_token_text(llama, eos),
-            bos_token=_token_text(llama, bos),
-            stop_token_ids=[eos],
-        )
-        messages = _messages(req, self.instance)
-        try:
-            formatted = formatter(messages=messages)
-        except Exception as err:  # jinja2 errors, e.g. a template refusing a role
-            msg = f"the model's chat template refused the conversation: {type(err).__name__}: {err}"
-            raise llmx.BadRequestError(msg, provider=self.instance, model=req.model) from err
-        prompt = llama.tokenize(
-            formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special, special=True
-        )
+        formatted, prompt = _format_prompt(llama, req, self.instance, self.chat_template)
         self.prompt_tokens = len(prompt)
         n_ctx = llama.n_ctx()
         room = n_ctx - len(prompt)
@@ -510,6 +521,20 @@ class LlamaCppProvider:
             request.model,
             f"llamacpp-{uuid.uuid4().hex[:16]}",
         )
+
+    async def count_tokens(self, request: llmx.Request) -> int:
+        """The input tokens of ``request``: the model's own tokenizer over the prompt its
+        chat template makes (exact; on the model's worker thread, loading it if needed)."""
+        model = self._model(request)
+        instance, template = self._instance, self._settings.chat_template
+        future = model.submit(
+            lambda llama: len(_format_prompt(llama, request, instance, template)[1])
+        )
+        try:
+            tokens: int = await asyncio.wrap_future(future)
+        except Exception as err:
+            raise self._error(err, model, request) from err
+        return tokens
 
     def _error(
         self, err: BaseException, model: LoadedModel, request: llmx.Request

@@ -39,7 +39,7 @@ from llmx._errors import (
     ServerError,
 )
 from llmx._events import AttemptEnd
-from llmx._tokens import estimate_input_tokens
+from llmx._tokens import input_tokens
 from llmx._types import Attempt, Response, Usage
 
 if TYPE_CHECKING:
@@ -351,7 +351,8 @@ class Call:
         counters = self.counters
         counters.abandoned_attempts += 1
         if self.info is not None:
-            estimate = self.info.cost(Usage(estimate_input_tokens(self.run.request), 0))
+            tokens = input_tokens(self.run.request, self.inst.name, self.model)
+            estimate = self.info.cost(Usage(tokens, 0))
             if estimate is not None:
                 counters.abandoned_cost += estimate
 

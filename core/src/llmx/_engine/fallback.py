@@ -27,7 +27,7 @@ from llmx._errors import (
     UnsupportedFeatureError,
 )
 from llmx._ratelimit import CLIENT_LIMIT_CODE
-from llmx._tokens import estimate_input_tokens
+from llmx._tokens import estimate_input_tokens, known_input_tokens
 from llmx._types import Capability
 
 if TYPE_CHECKING:
@@ -59,10 +59,10 @@ class Fallback:
 
     # -- the plan ---------------------------------------------------------------------------
 
-    def plan(self, route: Route, run: Run) -> list[Candidate]:
+    def plan(self, route: Route, request: Request, skipped: list[str]) -> list[Candidate]:
         """Candidates in routing order; open breakers and cooling instances go last,
-        candidates whose context window is known to be too small are left out."""
-        request = run.request
+        candidates whose context window is known to be too small are left out (and
+        said in ``skipped``)."""
         candidates: Sequence[Candidate] = route.candidates
         if route.strategy is not None and len(candidates) > 1:
             candidates = route.strategy.order(candidates, request, self._view)
@@ -71,15 +71,18 @@ class Fallback:
         ready: list[Candidate] = []
         later: list[Candidate] = []
         now = _monotonic()
-        needed: int | None = None
         info_of = self._view.info
+        estimate: int | None = None
         for c in candidates:
             info = info_of(c)
             if info is not None and info.context_window is not None:
+                needed = known_input_tokens(request, c.instance, c.model)
                 if needed is None:
-                    needed = estimate_input_tokens(request)
+                    if estimate is None:
+                        estimate = estimate_input_tokens(request)
+                    needed = estimate
                 if needed > info.context_window:
-                    run.skipped.append(
+                    skipped.append(
                         f"{c.instance}/{c.model}: skipped, the prompt (~{needed} tokens) exceeds "
                         f"its context window ({info.context_window})"
                     )
@@ -105,7 +108,7 @@ class Fallback:
             except LlmxError as err:
                 self._may_fall_back(route, run, err, [only], 0)
             raise self._final_error(run, 1)
-        plan = self.plan(route, run)
+        plan = self.plan(route, run.request, run.skipped)
         if route.hedge is not None and len(plan) > 1:
             return await self._hedged(route, run, plan, route.hedge, once)
         last = len(plan) - 1
@@ -316,6 +319,9 @@ def _retry_decider(
     return on
 
 
+_PROMPT_CACHING = Capability.PROMPT_CACHING.value
+
+
 def check_capabilities(request: Request, inst: Instance, info: ModelInfo | None) -> None:
     """Refuse, before sending, what the model is known not to support."""
     if info is None or not info.capabilities:
@@ -329,6 +335,11 @@ def check_capabilities(request: Request, inst: Instance, info: ModelInfo | None)
         needs.append(("structured output (json_schema)", Capability.JSON_SCHEMA))
     if not info.supports(Capability.VISION) and request.has_images():  # scan parts last
         needs.append(("image input", Capability.VISION))
+    if _PROMPT_CACHING not in info.capabilities and (
+        request.prompt_cache_key is not None or request.cache_breakpoints()
+    ):
+        what = "prompt caching (cache= breakpoints, prompt_cache_key)"
+        needs.append((what, Capability.PROMPT_CACHING))
     if needs:
         what, cap = needs[0]
         msg = (

@@ -28,15 +28,18 @@ from llmx._engine.resolve import Resolver, Route
 from llmx._engine.run import Run
 from llmx._engine.stream import stream_request
 from llmx._engine.view import LiveView
-from llmx._errors import ConfigError
+from llmx._errors import ConfigError, LlmxError, ProviderError
 from llmx._events import BreakerTransition
 from llmx._settings import CachePolicy
 from llmx._stream import Stream
 from llmx._timeouts import Watchdog
+from llmx._tokens import estimate_input_tokens, remember_input_tokens
+from llmx._types import Usage
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator
+    from collections.abc import AsyncGenerator, Sequence
 
+    from llmx._components import Candidate
     from llmx._config import Config
     from llmx._pool import Instance, ProviderPool
     from llmx._registry import Registry
@@ -48,11 +51,12 @@ if TYPE_CHECKING:
 class Pipeline:
     """Runs the requests of one client (see the module docstring)."""
 
-    __slots__ = ("_config", "_fallback", "_registry", "_resolver", "cache", "view")
+    __slots__ = ("_config", "_fallback", "_pool", "_registry", "_resolver", "cache", "view")
 
     def __init__(self, config: Config, registry: Registry, pool: ProviderPool) -> None:
         self._config = config
         self._registry = registry
+        self._pool = pool
         self.view = LiveView(pool)
         self._resolver = Resolver(config, registry, pool)
         self._fallback = Fallback(pool, self.view, registry)
@@ -136,6 +140,49 @@ class Pipeline:
             return stream_request(self, request, state, timeout, cache, text_only)
 
         return Stream(start, state)
+
+    # -- counting tokens before sending --------------------------------------------------
+
+    async def count_tokens(self, request: Request) -> Usage:
+        """``request``'s input tokens on the candidate it would be sent to first: the
+        provider's exact count when it can count (remembered for this Request object, see
+        :mod:`llmx._tokens`), else the estimate, marked ``estimated``."""
+        route = self._resolver.route(request.model)
+        candidates: Sequence[Candidate] = route.candidates
+        if route.strategy is not None and len(candidates) > 1:
+            # Routing order, without the plan's context-window check: that check uses
+            # the estimate, which the count is there to replace.
+            candidates = route.strategy.order(candidates, request, self.view)
+        first = candidates[0]
+        inst = self._pool.get(first.instance)
+        factory = inst.registration.factory
+        if isinstance(factory, type) and not hasattr(factory, "count_tokens"):
+            # A provider class that cannot count: estimate without building it (which
+            # would need its credentials).
+            return Usage(estimate_input_tokens(request), estimated=True)
+        provider = inst.open()
+        if not inst.can_count:
+            return Usage(estimate_input_tokens(request), estimated=True)
+        sent = request if request.model == first.model else request.with_model(first.model)
+        try:
+            tokens = await provider.count_tokens(sent)  # type: ignore[attr-defined]
+        except LlmxError:
+            raise
+        except Exception as err:
+            msg = (
+                f"provider {inst.registration.origin} raised {type(err).__name__} counting "
+                f"tokens: {err} (a provider bug: providers should raise llmx.ProviderError "
+                "subclasses)"
+            )
+            raise ProviderError(msg, provider=inst.name, model=first.model) from err
+        if type(tokens) is not int or tokens < 0:
+            msg = (
+                f"provider {inst.registration.origin} counted {tokens!r} tokens (a provider "
+                "bug: count_tokens must return a non-negative int)"
+            )
+            raise ProviderError(msg, provider=inst.name, model=first.model)
+        remember_input_tokens(request, first.instance, first.model, tokens)
+        return Usage(tokens)
 
     # -- steps shared with streams (stream_request) ---------------------------------------
 

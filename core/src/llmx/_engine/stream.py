@@ -16,7 +16,7 @@ from llmx._engine.run import Run
 from llmx._errors import ProviderError
 from llmx._stream import ResponseBuilder, chunks_of
 from llmx._timeouts import Watchdog
-from llmx._tokens import estimate_input_tokens, estimate_text_tokens
+from llmx._tokens import estimate_text_tokens, input_tokens
 from llmx._types import Response, StreamChunk, StreamEnd, TextDelta, Usage
 
 if TYPE_CHECKING:
@@ -211,7 +211,7 @@ def _assembled(builder: ResponseBuilder, call: Call) -> Response:
     if builder.usage is not None or not (response.text or response.tool_calls):
         return response
     usage = Usage(
-        estimate_input_tokens(call.run.request),
+        input_tokens(call.run.request, call.inst.name, call.model),
         estimate_text_tokens(response.text),
         estimated=True,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from llmx._stats import StatsRecorder
-from llmx._tokens import estimate_input_tokens, estimate_output_tokens
+from llmx._tokens import estimate_output_tokens, input_tokens
 from llmx._types import Usage
 
 if TYPE_CHECKING:
@@ -73,5 +73,6 @@ class LiveView:
         info = self.info(candidate)
         if info is None:
             return None
-        usage = Usage(estimate_input_tokens(request), estimate_output_tokens(request))
+        tokens = input_tokens(request, candidate.instance, candidate.model)
+        usage = Usage(tokens, estimate_output_tokens(request))
         return info.cost(usage)

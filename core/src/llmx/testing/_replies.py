@@ -73,7 +73,8 @@ class Reply:
         ``"tool_calls"`` when there are tool calls, else ``"stop"``), ``usage`` as
         ``(prompt_tokens, completion_tokens)`` or None to compute both with
         :func:`approx_tokens`, ``cached_tokens`` (prompt tokens read from a cache),
-        ``cache_write_tokens`` (prompt tokens written to a cache) and
+        ``cache_write_tokens`` (prompt tokens written to a cache; of them,
+        ``cache_write_1h_tokens`` to a one-hour cache) and
         ``reasoning_tokens`` (completion tokens spent thinking), ``model`` (None
         echoes the requested model) and ``id`` (None: a fresh id per response).
 
@@ -114,6 +115,7 @@ class Reply:
     usage: tuple[int, int] | None = attrs.field(default=None, kw_only=True)
     cached_tokens: int = attrs.field(default=0, kw_only=True)
     cache_write_tokens: int = attrs.field(default=0, kw_only=True)
+    cache_write_1h_tokens: int = attrs.field(default=0, kw_only=True)
     reasoning_tokens: int = attrs.field(default=0, kw_only=True)
     model: str | None = attrs.field(default=None, kw_only=True)
     id: str | None = attrs.field(default=None, kw_only=True)

@@ -334,6 +334,17 @@ class FakeServer(abc.ABC):
             _FAULT.set(fault)
         return self._pop()
 
+    def next_failure(self) -> ReplyItem | None:
+        """For an auxiliary endpoint (counting tokens, say) that answers from the
+        request alone: pop the next queued reply only if it is a scripted failure (an
+        :class:`ErrorReply`, :class:`RawReply`, :class:`Reset`, :class:`Stall`...),
+        to be sent with :meth:`answer`; None (nothing popped) when the queue is empty
+        or its head is a :class:`Reply` kept for a model request."""
+        with self._lock:
+            if not self._queue or isinstance(self._queue[0], Reply):
+                return None
+            return self._queue.popleft()
+
     def _pop(self) -> ReplyItem | None:
         try:
             return self._queue.popleft()

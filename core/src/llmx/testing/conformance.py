@@ -28,13 +28,7 @@ result → answer), tool choice, images, JSON mode and schemas, usage details, e
 error class (401, 403, 404 model, 400, context length, 429 with Retry-After,
 500/502/503/529, timeout, connection reset, dropped and truncated streams, a
 mid-stream error event, malformed bodies), safety refusals, cancellation (a stream
-left early closes its connection), features the model lacks refused before sending
-(``stop`` too, for an API without stop sequences),
-model infos and live model lists, and hypothesis properties (any TCP chunking of a
-body gives the same answer; any unicode text round-trips). The kit's own self-test
-(``core/tests/test_testing_selftest.py``) shows it failing deliberately broken
-providers: a 429 mapped to ServerError, a lost Retry-After, a swallowed mid-stream
-error, a stream leaked on cancel, reordered deltas.
+class ProviderConformance(OptionsConformance, TokenCountingConformance):
 
 The fake server
     A :class:`~llmx.testing.FakeServer` subclass speaking the API's wire format. The
@@ -93,7 +87,7 @@ What a subclass sets (class attributes) or overrides (methods)
         the ``authentication``/``permission`` error tests and the wrong-key test are
         not applicable.
         ``usage_details``: which :class:`llmx.Usage` details the protocol reports
-        (``cache_read``, ``cache_write``, ``reasoning``). ``stream_usage``: whether a
+        (``cache_read``, ``cache_write``, ``cache_write_1h``, ``reasoning``). ``stream_usage``: whether a
         stream reports its usage (else it must be estimated and marked so).
 
     Running: ``hypothesis_examples`` (examples per property test), ``timeout`` (the
@@ -122,6 +116,8 @@ from hypothesis import strategies as st
 import llmx
 from llmx.testing._chaos import Fault
 from llmx.testing._conf_options import OptionsConformance
+from llmx.testing._conf_prompt_caching import PROMPT_CACHING, PromptCachingConformance
+from llmx.testing._conf_tokens import TOKEN_COUNTING, TokenCountingConformance
 from llmx.testing._replies import Blocked, ErrorKind, MidStreamError, Reply, Reset, Stall
 from llmx.testing._server import FakeServer, RecordedRequest
 
@@ -185,6 +181,11 @@ class Feature:
     """``list_models()`` from the API."""
     MODEL_INFO = "model_info"
     """Static model infos with prices (``model_info``)."""
+    TOKEN_COUNTING = TOKEN_COUNTING
+    """Exact input-token counts before sending (``count_tokens``)."""
+    PROMPT_CACHING = PROMPT_CACHING
+    """Prompt-cache breakpoints (``cache=``) and ``prompt_cache_key``, with cache reads and
+    writes in the usage (:mod:`llmx.testing._conf_prompt_caching`)."""
 
     ALL: ClassVar[frozenset[str]] = frozenset(
         {
@@ -201,6 +202,8 @@ class Feature:
             TEMPERATURE,
             LIST_MODELS,
             MODEL_INFO,
+            TOKEN_COUNTING,
+            PROMPT_CACHING,
         }
     )
 
@@ -249,7 +252,7 @@ async def _drain(stream: llmx.Stream, into: list[llmx.StreamChunk]) -> llmx.Resp
     return stream.response
 
 
-class ProviderConformance(OptionsConformance):
+class ProviderConformance(OptionsConformance, TokenCountingConformance):
     """Base class of a provider's conformance tests (see the module docstring)."""
 
     provider_type: ClassVar[str]
@@ -265,7 +268,8 @@ class ProviderConformance(OptionsConformance):
     supports: ClassVar[frozenset[str]] = Feature.ALL
     """The :class:`Feature` names the provider implements."""
     usage_details: ClassVar[frozenset[str]] = frozenset({"cache_read"})
-    """Which usage details the protocol reports: ``cache_read``, ``cache_write``, ``reasoning``."""
+    """Which usage details the protocol reports: ``cache_read``, ``cache_write``,
+    ``cache_write_1h`` (the one-hour part of the writes), ``reasoning``."""
     stream_usage: ClassVar[bool] = True
     """Whether a streamed answer reports its usage."""
     hypothesis_examples: ClassVar[int] = 12

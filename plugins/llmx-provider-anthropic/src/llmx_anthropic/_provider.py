@@ -16,7 +16,7 @@ from llmx import (
     ToolCallDelta,
     Usage,
 )
-from llmx.http import Endpoint, api_key, base_url, collect_pages, dumps
+from llmx.http import Endpoint, api_key, base_url, collect_pages, dumps, json_object
 from llmx_anthropic._models import FIXED_SAMPLING, base_id, lookup
 from llmx_anthropic._settings import AnthropicSettings
 from llmx_anthropic._wire import (
@@ -37,6 +37,12 @@ DEFAULT_BASE_URL = "https://api.anthropic.com"
 """Where requests go unless ``base_url`` or ``$ANTHROPIC_BASE_URL`` says otherwise."""
 
 _NONE: tuple[StreamChunk, ...] = ()
+
+_COUNT_FIELDS = frozenset(
+    {"model", "messages", "system", "tools", "tool_choice", "thinking", "output_config"}
+)
+"""What ``POST /v1/messages/count_tokens`` takes of a Messages body
+(``CountMessageTokensParams``): what the prompt is made of, not how to sample."""
 
 
 class _Decoder:
@@ -140,7 +146,7 @@ class AnthropicProvider:
     sent as ``x-api-key`` with ``anthropic-version``.
     """
 
-    __slots__ = ("_default_max_tokens", "_http", "_messages_url", "_models_url")
+    __slots__ = ("_count_url", "_default_max_tokens", "_http", "_messages_url", "_models_url")
 
     def __init__(self, ctx: ProviderContext) -> None:
         settings = (
@@ -158,6 +164,7 @@ class AnthropicProvider:
         )
         self._messages_url = http.url("/v1/messages")
         self._models_url = http.url("/v1/models")
+        self._count_url = http.url("/v1/messages/count_tokens")
         self._default_max_tokens = settings.default_max_tokens
 
     def __repr__(self) -> str:
@@ -180,16 +187,17 @@ class AnthropicProvider:
 
     # -- requests ------------------------------------------------------------------------
 
-    def _body(self, request: Request, stream: bool) -> bytes:
-        return dumps(
-            build_body(
-                request,
-                provider=self._http.name,
-                max_tokens=self._max_tokens(request.model),
-                stream=stream,
-                fixed_sampling=base_id(request.model) in FIXED_SAMPLING,
-            )
+    def _body_dict(self, request: Request, stream: bool) -> dict[str, Any]:
+        return build_body(
+            request,
+            provider=self._http.name,
+            max_tokens=self._max_tokens(request.model),
+            stream=stream,
+            fixed_sampling=base_id(request.model) in FIXED_SAMPLING,
         )
+
+    def _body(self, request: Request, stream: bool) -> bytes:
+        return dumps(self._body_dict(request, stream))
 
     async def complete(self, request: Request) -> Response:
         """Send ``request`` and return the whole answer."""
@@ -211,6 +219,20 @@ class AnthropicProvider:
             _Decoder(self._http, model),
             framing="sse-data",
         )
+
+    async def count_tokens(self, request: Request) -> int:
+        """The input tokens of ``request``, from ``POST /v1/messages/count_tokens`` (free,
+        with rate limits of its own): the body is the Messages body's prompt fields, so
+        the count includes the system prompt, tools and images as a message would."""
+        body = self._body_dict(request, False)
+        counted = {key: value for key, value in body.items() if key in _COUNT_FIELDS}
+        http = self._http
+        data = await http.post(self._count_url, dumps(counted), request.model)
+        obj = json_object(data, provider=http.name, model=request.model)
+        tokens = obj.get("input_tokens")
+        if type(tokens) is not int or tokens < 0:
+            raise http.malformed(what="token count", data=data, model=request.model)
+        return tokens
 
     # -- models --------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from llmx import (
     BadRequestError,
+    CacheControl,
     FinishReason,
     Image,
     Message,
@@ -38,7 +39,9 @@ from llmx.http import (
 __all__ = [
     "EVENT_TYPES",
     "IMAGE_TYPES",
+    "MAX_BREAKPOINTS",
     "build_body",
+    "check_breakpoints",
     "error_from_event",
     "map_stop_reason",
     "parse_message",
@@ -99,12 +102,98 @@ def _tool_input(call: ToolCall, provider: str) -> Any:
     return value
 
 
-def _blocks(message: Message, provider: str, model: str) -> list[dict[str, Any]]:
+# -- prompt caching: cache_control on blocks, the system prompt and tools -------------------
+
+MAX_BREAKPOINTS = 4
+"""The most ``cache_control`` breakpoints one Messages request may carry."""
+
+
+def _cache_control(cache: CacheControl) -> dict[str, str]:
+    # The default TTL (5m) is left implicit, as Anthropic's own examples do.
+    return {"type": "ephemeral", "ttl": "1h"} if cache.ttl == "1h" else {"type": "ephemeral"}
+
+
+def _system_marked(request: Request) -> bool:
+    for m in request.messages:
+        if m.role == "system":
+            if m.cache is not None:
+                return True
+            for p in m.content:
+                if type(p) is Text and p.cache is not None:
+                    return True
+    return False
+
+
+def _system_blocks(request: Request) -> list[dict[str, Any]] | None:
+    """The system prompt as text blocks when it carries a breakpoint (None: a string will do)."""
+    if not _system_marked(request):
+        return None
+    systems = [m for m in request.messages if m.role == "system"]
+    blocks: list[dict[str, Any]] = []
+    for m in systems:
+        for p in m.content:
+            if type(p) is Text and p.text:
+                block: dict[str, Any] = {"type": "text", "text": p.text}
+                if p.cache is not None:
+                    block["cache_control"] = _cache_control(p.cache)
+                blocks.append(block)
+        if m.cache is not None and blocks:
+            blocks[-1]["cache_control"] = _cache_control(m.cache)
+    return blocks
+
+
+def check_breakpoints(body: dict[str, Any], provider: str, model: str) -> None:
+    """Refuse, before sending, more than :data:`MAX_BREAKPOINTS` breakpoints, or a one-hour
+    breakpoint after a five-minute one (Anthropic reads tools, system, then messages,
+    and wants longer TTLs first)."""
+    ttls = [str((b["cache_control"] or {}).get("ttl", "5m")) for b in _cached_blocks(body)]
+    if len(ttls) > MAX_BREAKPOINTS:
+        msg = (
+            f"{provider}/{model}: Anthropic takes at most {MAX_BREAKPOINTS} prompt-cache "
+            f"breakpoints per request and this one has {len(ttls)} (cache= on tools, the "
+            "system prompt, messages and text parts); remove some"
+        )
+        raise UnsupportedFeatureError(msg, provider=provider, model=model, feature="prompt_caching")
+    if "5m" in ttls and "1h" in ttls[ttls.index("5m") :]:
+        msg = (
+            f"{provider}/{model}: a one-hour prompt-cache breakpoint follows a five-minute "
+            "one; Anthropic wants the longer TTL first (tools, then system, then messages)"
+        )
+        raise UnsupportedFeatureError(msg, provider=provider, model=model, feature="prompt_caching")
+
+
+def _cached_blocks(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The blocks of ``body`` carrying ``cache_control``, in the order Anthropic reads them."""
+    out = [t for t in body.get("tools") or () if isinstance(t, dict) and "cache_control" in t]
+    system = body.get("system")
+    if isinstance(system, list):
+        out.extend(b for b in system if isinstance(b, dict) and "cache_control" in b)
+    for turn in body.get("messages") or ():  # ``extra`` may have replaced anything
+        content = turn.get("content") if isinstance(turn, dict) else None
+        if isinstance(content, list):
+            out.extend(b for b in content if isinstance(b, dict) and "cache_control" in b)
+    return out
+
+
+def _blocks(
+    message: Message, provider: str, model: str, marked: list[bool]
+) -> list[dict[str, Any]]:
+    """The content blocks of ``message``; ``marked[0]`` is set if one carries a breakpoint."""
     blocks: list[dict[str, Any]] = []
     for part in message.content:
         if type(part) is Text:
             if part.text:
-                blocks.append({"type": "text", "text": part.text})
+                if part.cache is not None:
+                    marked[0] = True
+                    blocks.append(
+                        {
+                            "type": "text",
+                            "text": part.text,
+                            "cache_control": _cache_control(part.cache),
+                        }
+                    )
+                else:
+                    blocks.append({"type": "text", "text": part.text})
         elif type(part) is Image:
             blocks.append(_image_block(part, provider, model))
         elif type(part) is ToolCall:
@@ -125,16 +214,22 @@ def _blocks(message: Message, provider: str, model: str) -> list[dict[str, Any]]
             if part.is_error:
                 block["is_error"] = True
             blocks.append(block)
+    if message.cache is not None and blocks:
+        marked[0] = True
+        blocks[-1]["cache_control"] = _cache_control(message.cache)
     return blocks
 
 
-def _messages(request: Request, provider: str) -> tuple[str | None, list[dict[str, Any]]]:
-    """The system prompt and the alternating user/assistant messages."""
+def _messages(
+    request: Request, provider: str, marked: list[bool]
+) -> tuple[str | None, list[dict[str, Any]]]:
+    """The system prompt and the alternating user/assistant messages (``marked[0]`` set
+    if a message carries a breakpoint)."""
     system, messages = split_system(request, api="Anthropic", provider=provider)
     turns: list[dict[str, Any]] = []
     for message in messages:
         role = "assistant" if message.role == "assistant" else "user"
-        blocks = _blocks(message, provider, request.model)
+        blocks = _blocks(message, provider, request.model, marked)
         if not blocks:
             continue
         if turns and turns[-1]["role"] == role:
@@ -146,7 +241,7 @@ def _messages(request: Request, provider: str) -> tuple[str | None, list[dict[st
         if turn["role"] == "user":
             # Tool results come first in a user turn, before any text.
             content.sort(key=lambda b: b["type"] != "tool_result")
-        if len(content) == 1 and content[0]["type"] == "text":
+        if len(content) == 1 and content[0]["type"] == "text" and "cache_control" not in content[0]:
             turn["content"] = content[0]["text"]
     return system, turns
 
@@ -183,14 +278,20 @@ def build_body(
         if request.top_p is not None and request.top_p < 0.99:
             msg = f"{model} does not accept top_p below 0.99; remove top_p="
             raise UnsupportedFeatureError(msg, provider=provider, model=model, feature="top_p")
-    system, messages = _messages(request, provider)
+    # Breakpoints are noticed while the blocks are built, not by another scan of the
+    # request (timeit, process time: build_body 3.9 -> 2.7 us for four messages, none marked).
+    marked = [False]
+    system, messages = _messages(request, provider, marked)
     body: dict[str, Any] = {
         "model": model,
         "max_tokens": request.max_tokens if request.max_tokens is not None else max_tokens,
         "messages": messages,
     }
     if system is not None:
-        body["system"] = system
+        blocks = _system_blocks(request)
+        if blocks is not None:
+            marked[0] = True
+        body["system"] = blocks or system
     if request.temperature is not None:
         body["temperature"] = request.temperature
     if request.top_p is not None:
@@ -206,6 +307,9 @@ def build_body(
             tool["input_schema"] = dict(t.parameters)
             if t.strict is not None:
                 tool["strict"] = t.strict
+            if t.cache is not None:
+                marked[0] = True
+                tool["cache_control"] = _cache_control(t.cache)
             tools.append(tool)
         body["tools"] = tools
     choice = request.tool_choice
@@ -223,6 +327,8 @@ def build_body(
         body["stream"] = True
     if request.extra:
         body.update(request.extra)
+    if marked[0]:
+        check_breakpoints(body, provider, model)
     return body
 
 
@@ -230,7 +336,9 @@ def build_body(
 
 
 def parse_usage(usage: Any, provider: str, model: str | None) -> Usage:
-    """Anthropic's ``usage`` as llmx's: ``input_tokens`` includes cache reads and writes."""
+    """Anthropic's ``usage`` as llmx's: ``input_tokens`` includes cache reads and writes
+    (Anthropic's excludes them), ``cache_write_1h_tokens`` is
+    ``cache_creation.ephemeral_1h_input_tokens``."""
     if usage is None:
         return Usage()
     if type(usage) is not dict:
@@ -250,12 +358,25 @@ def parse_usage(usage: Any, provider: str, model: str | None) -> Usage:
         if type(details) is dict
         else 0
     )
+    creation = usage.get("cache_creation")
+    written_1h = (
+        token_count(
+            creation,
+            "ephemeral_1h_input_tokens",
+            provider=provider,
+            model=model,
+            where="usage.cache_creation",
+        )
+        if type(creation) is dict
+        else 0
+    )
     return Usage(
         token_count(usage, "input_tokens", provider=provider, model=model) + cached + written,
         token_count(usage, "output_tokens", provider=provider, model=model),
         cached,
         written,
         thinking,
+        written_1h,
     )
 
 

@@ -1,16 +1,19 @@
 """Static facts about Gemini models: limits, capabilities and prices.
 
 Input and output limits are those ``models.list`` reports (``inputTokenLimit``,
-``outputTokenLimit``); prices are USD per million tokens from the Gemini Developer API
-pricing page (paid tier, prompts up to 200K tokens; thinking tokens are billed as
-output), cached input at the context-caching price. Vendors change prices: this table
-feeds cost estimates, it is not an invoice. Not modelled: the higher price above 200K
-prompt tokens (2.5 Pro, 3 Pro), audio input prices, cache storage.
+``outputTokenLimit``). Prices (USD per million tokens: input, output, cached input,
+the higher prices above 200K prompt tokens of 2.5 Pro and 3 Pro; thinking tokens are
+billed as output) come from genai-prices, through ``_facts.py``, which
+``scripts/update-model-facts`` generates; the figures below (the Gemini Developer API
+pricing page, paid tier) are used only for a model genai-prices lacks
+(``ModelInfo.source`` says which). Vendors change prices: these feed cost estimates,
+they are not an invoice. Not modelled: audio input prices, cache storage per hour.
 """
 
 from __future__ import annotations
 
 from llmx import Capability, ModelInfo
+from llmx_gemini._facts import FACTS, SOURCE
 
 __all__ = ["MODELS", "lookup"]
 
@@ -21,7 +24,12 @@ _ALL = (
     Capability.JSON_MODE,
     Capability.JSON_SCHEMA,
     Capability.SYSTEM_PROMPT,
+    Capability.PROMPT_CACHING,
 )
+
+
+_OWN = "llmx_gemini table"
+"""The source of a model's prices when genai-prices lacks it (this module's own figures)."""
 
 
 def _m(
@@ -32,7 +40,7 @@ def _m(
     price_out: float,
     cached: float | None,
 ) -> ModelInfo:
-    return ModelInfo(
+    info = ModelInfo(
         id=model_id,
         context_window=context,
         max_output_tokens=output,
@@ -41,6 +49,10 @@ def _m(
         output_price=price_out,
         cache_read_price=cached,
     )
+    facts = FACTS.get(model_id)
+    if facts is None:
+        return info.with_facts({}, source=_OWN)
+    return info.with_facts(facts, source=SOURCE)
 
 
 MODELS: dict[str, ModelInfo] = {

@@ -10,7 +10,7 @@ from urllib.parse import quote
 from yarl import URL
 
 from llmx import ModelInfo, Request, Response, StreamChunk, StreamEnd, TextDelta, ToolCallDelta
-from llmx.http import Endpoint, api_key, base_url, collect_pages, dumps
+from llmx.http import Endpoint, api_key, base_url, collect_pages, dumps, json_object
 from llmx_gemini._models import lookup
 from llmx_gemini._settings import GeminiSettings
 from llmx_gemini._wire import (
@@ -178,6 +178,22 @@ class GeminiProvider:
         return self._http.stream(
             url, self._body(request), model, _Decoder(self._http, model), framing="sse-data"
         )
+
+    async def count_tokens(self, request: Request) -> int:
+        """The input tokens of ``request``, from ``models/{model}:countTokens`` with the
+        whole ``generateContentRequest`` (so the system instruction and the tools count,
+        as they do when the request is sent)."""
+        model = request.model
+        http = self._http
+        whole = build_body(request, provider=http.name, safety_settings=self._safety)
+        whole["model"] = model if model.startswith("models/") else f"models/{model}"
+        body = dumps({"generateContentRequest": whole})
+        data = await http.post(self._url(model, "countTokens"), body, model)
+        obj = json_object(data, provider=http.name, model=model)
+        tokens = obj.get("totalTokens", 0)  # proto3 JSON leaves out a zero
+        if type(tokens) is not int or tokens < 0:
+            raise http.malformed(what="token count", data=data, model=model)
+        return tokens
 
     # -- models --------------------------------------------------------------------------
 

