@@ -189,6 +189,27 @@ async def test_structured_output_goes_to_text_format(
     assert sent(server)["text"] == {"format": {"type": "json_object"}}
 
 
+async def test_prompt_cache_key_is_sent_and_breakpoints_need_nothing(
+    rclient: llmx.Client, server: FakeOpenAIServer
+) -> None:
+    """OpenAI caches prompt prefixes by itself: ``cache=`` marks change nothing on the
+    wire, ``prompt_cache_key`` is sent; cache reads come back in the usage and cost."""
+    server.enqueue(Reply("ok", usage=(2000, 10), cached_tokens=1500))
+    messages = [
+        llmx.Message.system("Be terse. " * 50, cache=True),
+        llmx.Message.user(llmx.Text("A document. " * 80, cache=True), "Summarise."),
+    ]
+    reply = await rclient.complete(model=MODEL, messages=messages, prompt_cache_key="doc-1")
+    body = sent(server)
+    assert body["prompt_cache_key"] == "doc-1"
+    assert body["instructions"] == "Be terse. " * 50
+    assert body["input"][0]["content"][0] == {"type": "input_text", "text": "A document. " * 80}
+    assert reply.usage.cache_read_tokens == 1500
+    info = rclient.model_info(MODEL)
+    assert info is not None
+    assert reply.cost == pytest.approx(info.cost(reply.usage))
+
+
 @pytest.mark.parametrize(
     ("options", "feature"),
     [

@@ -28,7 +28,15 @@ result → answer), tool choice, images, JSON mode and schemas, usage details, e
 error class (401, 403, 404 model, 400, context length, 429 with Retry-After,
 500/502/503/529, timeout, connection reset, dropped and truncated streams, a
 mid-stream error event, malformed bodies), safety refusals, cancellation (a stream
-class ProviderConformance(OptionsConformance, TokenCountingConformance):
+left early closes its connection), features the model lacks refused before sending
+(``stop`` too, for an API without stop sequences: ``_conf_options``), prompt caching
+(breakpoints and a cache key answered with their usage and cost, or refused before
+sending), model infos and live model lists, and hypothesis properties
+(any TCP chunking of a body gives the same answer; any unicode text round-trips). The
+kit's own self-test (``core/tests/test_testing_selftest.py``) shows it failing
+deliberately broken providers: a 429 mapped to ServerError, a lost Retry-After, a
+swallowed mid-stream error, a stream leaked on cancel, reordered deltas, a claim of
+prompt caching the model facts deny.
 
 The fake server
     A :class:`~llmx.testing.FakeServer` subclass speaking the API's wire format. The
@@ -252,7 +260,7 @@ async def _drain(stream: llmx.Stream, into: list[llmx.StreamChunk]) -> llmx.Resp
     return stream.response
 
 
-class ProviderConformance(OptionsConformance, TokenCountingConformance):
+class ProviderConformance(OptionsConformance, TokenCountingConformance, PromptCachingConformance):
     """Base class of a provider's conformance tests (see the module docstring)."""
 
     provider_type: ClassVar[str]

@@ -237,6 +237,8 @@ def build_body(
     ``store`` is sent as is (llmx's default is false: nothing kept on the vendor's
     side); ``include_reasoning`` asks for ``reasoning.encrypted_content`` so the
     reasoning items can be sent back on the next turn (stateless, with store false).
+    Prompt caching is automatic on OpenAI, as with Chat Completions: ``cache=``
+    breakpoints have nothing to map to, ``prompt_cache_key`` is sent as is.
     """
     if request.stop:
         raise _refuse(request, provider, "stop", "stop sequences (stop=)")
@@ -284,6 +286,8 @@ def build_body(
                 "strict": fmt.strict,
             }
         }
+    if request.prompt_cache_key is not None:
+        body["prompt_cache_key"] = request.prompt_cache_key
     if include_reasoning:
         body["include"] = ["reasoning.encrypted_content"]
     if stream:
