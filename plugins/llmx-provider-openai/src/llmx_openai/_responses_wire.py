@@ -143,7 +143,8 @@ def _reasoning_items(value: Any, request: Request, provider: str) -> list[dict[s
     return [i for i in items if i is not None]
 
 
-def _user_content(message: Message, request: Request, provider: str) -> list[dict[str, Any]]:
+def _user_content(message: Message) -> list[dict[str, Any]]:
+    """A user message's text and images as ``input_text`` / ``input_image`` parts."""
     content: list[dict[str, Any]] = []
     for p in message.content:
         if type(p) is Text:
@@ -201,7 +202,7 @@ def build_input(
                 "llmx.Message.tool(tool_call_id, content)"
             )
             raise BadRequestError(msg, provider=provider, model=request.model)
-        items.append({"role": "user", "content": _user_content(m, request, provider)})
+        items.append({"role": "user", "content": _user_content(m)})
     extra = list(reasoning)
     if extra:
         at = last_assistant if last_assistant >= 0 else len(items)
