@@ -263,6 +263,8 @@ async def test_store_and_previous_response_id_are_opt_in(
         ("o4-mini", {"store": True}, False),
         ("o4-mini", {"encrypted_reasoning": "never"}, False),
         ("gpt-4o-mini", {"encrypted_reasoning": "always"}, True),
+        ("my-reasoner", {"reasoning": "low"}, True),
+        ("my-reasoner", {"reasoning": "none"}, False),
     ],
 )
 async def test_encrypted_reasoning_is_asked_for_reasoning_models_without_store(
@@ -272,42 +274,48 @@ async def test_encrypted_reasoning_is_asked_for_reasoning_models_without_store(
     options: dict[str, Any],
     included: bool,
 ) -> None:
-    await responses(**options).complete(model=f"fake/{model}", prompt="x")
+    asked = {"reasoning": options.pop("reasoning")} if "reasoning" in options else {}
+    await responses(**options).complete(model=f"fake/{model}", prompt="x", **asked)
     body = sent(server)
     assert ("include" in body) is included
     if included:
         assert body["include"] == ["reasoning.encrypted_content"]
 
 
-async def test_reasoning_items_go_back_before_the_last_assistant_turn(
-    rclient: llmx.Client, server: FakeOpenAIServer
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_reasoning_parts_go_back_before_the_assistant_turn(
+    rclient: llmx.Client, server: FakeOpenAIServer, streamed: bool
 ) -> None:
-    """A stateless tool loop with a reasoning model: the encrypted reasoning item of the
-    answer that called the tool is sent back with the call and its result."""
+    """A stateless tool loop with a reasoning model: the answer's reasoning item (summary,
+    encrypted content, id) becomes a Reasoning part, and ``response.message`` sends it
+    back as a ``reasoning`` input item before the call it preceded."""
     server.enqueue(
-        Reply(tool_calls=[("call_9", "get_weather", '{"city":"Oslo"}')], reasoning_tokens=12)
+        Reply(
+            reasoning="Oslo, so the tool.",
+            tool_calls=[("call_9", "get_weather", '{"city":"Oslo"}')],
+            reasoning_tokens=12,
+            chunk_size=4,
+        )
     )
     ask = [llmx.Message.user("Weather in Oslo?")]
-    first = await rclient.complete(
-        model="fake/o4-mini", messages=ask, tools=[WEATHER], include_raw=True
-    )
-    reasoning = [i for i in first.raw["output"] if i["type"] == "reasoning"]
-    assert reasoning
-    assert reasoning[0]["encrypted_content"]
-    assert first.usage.reasoning_tokens == 12
-    history = [
-        *ask,
-        llmx.Message.assistant(tool_calls=first.tool_calls),
-        llmx.Message.tool("call_9", "sunny"),
-    ]
-    await rclient.complete(
-        model="fake/o4-mini",
-        messages=history,
-        tools=[WEATHER],
-        extra={"reasoning_items": first.raw["output"]},
-    )
+    kwargs: dict[str, Any] = {"tools": [WEATHER], "reasoning": "high"}
+    if streamed:
+        first = await rclient.stream(model="fake/o4-mini", messages=ask, **kwargs).collect()
+    else:
+        first = await rclient.complete(model="fake/o4-mini", messages=ask, **kwargs)
     body = sent(server)
-    assert "reasoning_items" not in body
+    assert body["reasoning"] == {"effort": "high", "summary": "auto"}
+    assert body["include"] == ["reasoning.encrypted_content"]
+    (part,) = first.reasoning
+    assert part.text == "Oslo, so the tool."
+    assert part.protocol == "openai-responses"
+    assert part.id is not None
+    assert part.id.startswith("rs_")
+    assert part.data is not None
+    assert first.usage.reasoning_tokens == 12
+    history = [*ask, first.message, llmx.Message.tool("call_9", "sunny")]
+    await rclient.complete(model="fake/o4-mini", messages=history, **kwargs)
+    body = sent(server)
     assert [i.get("type", "message") for i in body["input"]] == [
         "message",
         "reasoning",
@@ -316,18 +324,30 @@ async def test_reasoning_items_go_back_before_the_last_assistant_turn(
     ]
     assert body["input"][1] == {
         "type": "reasoning",
-        "id": reasoning[0]["id"],
-        "summary": [],
-        "encrypted_content": reasoning[0]["encrypted_content"],
+        "id": part.id,
+        "summary": [{"type": "summary_text", "text": "Oslo, so the tool."}],
+        "encrypted_content": part.data,
     }
 
 
-async def test_reasoning_items_must_be_a_list(
+async def test_other_protocols_reasoning_is_dropped_and_forged_state_refused(
     rclient: llmx.Client, server: FakeOpenAIServer
 ) -> None:
-    with pytest.raises(llmx.BadRequestError, match="reasoning_items"):
-        await rclient.complete(model=MODEL, prompt="x", extra={"reasoning_items": "rs_1"})
-    assert server.model_requests == []
+    """Chat Completions' or another vendor's reasoning parts are never sent; encrypted
+    content the API did not issue is answered with 400 (as OpenAI does)."""
+    call = llmx.ToolCall("call_1", "get_weather", "{}")
+    other = llmx.Reasoning("chat thought", protocol="openai")
+    forged = llmx.Reasoning(data="not-from-openai", id="rs_x", protocol="openai-responses")
+    history = [
+        llmx.Message.user("q"),
+        llmx.Message.assistant(tool_calls=[call], reasoning=[other]),
+        llmx.Message.tool("call_1", "r"),
+    ]
+    await rclient.complete(model="fake/o4-mini", messages=history, tools=[WEATHER])
+    assert b"chat thought" not in server.model_requests[-1].body
+    history[1] = llmx.Message.assistant(tool_calls=[call], reasoning=[forged])
+    with pytest.raises(llmx.BadRequestError, match="could not be verified"):
+        await rclient.complete(model="fake/o4-mini", messages=history, tools=[WEATHER])
 
 
 # -- answers --------------------------------------------------------------------------------

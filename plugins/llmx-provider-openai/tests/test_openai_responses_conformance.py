@@ -10,7 +10,8 @@ type, pointed there, passes the kit against the fake Azure resource.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from llmx.testing import FakeServer, RecordedRequest
 from llmx.testing.conformance import Feature, ProviderConformance
@@ -27,6 +28,7 @@ class TestOpenAIResponsesConformance(ProviderConformance):
     # No stop sequences in this API. "token_counting" (Feature.TOKEN_COUNTING on main):
     # not implemented yet, though the API has POST /responses/input_tokens.
     supports = Feature.ALL - {Feature.STOP, "token_counting"}
+    models: ClassVar[Mapping[str, str]] = {Feature.REASONING: "o4-mini"}
     usage_details = frozenset({"cache_read", "reasoning"})
 
     def validate_request(self, server: FakeServer, recorded: RecordedRequest) -> None:
@@ -46,6 +48,7 @@ class TestAzureResponsesConformance(ProviderConformance):
     # No stop sequences in this API. "token_counting" (Feature.TOKEN_COUNTING on main):
     # not implemented yet, though the API has POST /responses/input_tokens.
     supports = Feature.ALL - {Feature.STOP, "token_counting"}
+    models: ClassVar[Mapping[str, str]] = {Feature.REASONING: "o4-mini"}
     usage_details = frozenset({"cache_read", "reasoning"})
 
     def provider_config(self, server: FakeServer, **options: Any) -> dict[str, Any]:

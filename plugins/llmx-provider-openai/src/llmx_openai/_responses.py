@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmx import (
     ModelInfo,
+    ReasoningDelta,
     Request,
     Response,
     StreamChunk,
@@ -25,15 +26,18 @@ from llmx import (
     ToolCallDelta,
 )
 from llmx.http import dumps
-from llmx_openai._models import lookup
+from llmx_openai._models import lookup, reasoning_efforts
 from llmx_openai._provider import list_openai_models, openai_endpoint
 from llmx_openai._responses_wire import (
+    PROTOCOL,
     build_body,
     error_event,
     error_from_failed,
     finish_of,
     parse_response,
     parse_usage,
+    reasoning_part,
+    wants_reasoning,
 )
 from llmx_openai._settings import ResponsesSettings
 
@@ -47,13 +51,18 @@ __all__ = ["OpenAIResponsesProvider", "is_reasoning_model"]
 
 _NONE: tuple[StreamChunk, ...] = ()
 
-_REASONING_PREFIXES = ("o1", "o3", "o4", "gpt-5")
-
 
 def is_reasoning_model(model: str) -> bool:
     """Whether ``model`` is one of OpenAI's reasoning models (o-series, gpt-5 family),
     which return reasoning items (and take ``reasoning.encrypted_content``)."""
-    return model.startswith(_REASONING_PREFIXES) and not model.startswith("gpt-5-chat")
+    return bool(reasoning_efforts(model)) and not model.startswith("gpt-5-chat")
+
+
+def _efforts(request: Request) -> tuple[str, ...] | None:
+    """The reasoning efforts of a known model (None: unknown, or reasoning not asked)."""
+    if request.reasoning is None or lookup(request.model) is None:
+        return None
+    return reasoning_efforts(request.model)
 
 
 class _Decoder:
@@ -65,7 +74,9 @@ class _Decoder:
     argument deltas after; arguments that only arrive whole (``.done`` or the finished
     item, as some gateways send them) are sent then. ``response.completed`` and
     ``response.incomplete`` end the stream; ``response.failed`` and ``error`` raise the
-    typed error naming the provider.
+    typed error naming the provider. Each ``reasoning`` item is one reasoning part
+    (:class:`~llmx.ReasoningDelta` by item): its summary text as it streams, its
+    encrypted content and id when the item is done.
     """
 
     __slots__ = (
@@ -77,7 +88,9 @@ class _Decoder:
         "http",
         "id",
         "model",
+        "reasoning",
         "refused",
+        "summarized",
         "usage",
     )
 
@@ -94,6 +107,8 @@ class _Decoder:
         self.refused = False
         self.calls: dict[Any, list[Any]] = {}  # output_index, item id -> [index, args sent]
         self.count = 0  # tool calls seen
+        self.reasoning: dict[Any, int] = {}  # output_index, item id -> reasoning index
+        self.summarized: set[int] = set()  # reasoning indexes whose summary streamed
 
     def feed(self, data: str) -> Sequence[StreamChunk]:
         event = json.loads(data)
@@ -103,6 +118,16 @@ class _Decoder:
             return (TextDelta(delta),) if delta else _NONE
         if kind == "response.function_call_arguments.delta":
             return self._arguments(event, event["delta"], whole=False)
+        if kind == "response.reasoning_summary_text.delta":
+            delta = event["delta"]
+            index = self._reasoning_index(event, event.get("item_id"))
+            self.summarized.add(index)
+            return (ReasoningDelta(delta, index, protocol=PROTOCOL),) if delta else _NONE
+        if kind == "response.reasoning_summary_part.added":
+            if event.get("summary_index"):  # blank lines between summary parts
+                index = self._reasoning_index(event, event.get("item_id"))
+                return (ReasoningDelta("\n\n", index, protocol=PROTOCOL),)
+            return _NONE
         if kind == "response.output_item.added":
             return self._item(event, event["item"], added=True)
         if kind == "response.function_call_arguments.done":
@@ -143,8 +168,30 @@ class _Decoder:
         index = event.get("output_index")
         return index if type(index) is int else event.get("item_id")
 
+    def _reasoning_index(self, event: dict[str, Any], item_id: Any) -> int:
+        key = self._key(event)
+        index = self.reasoning.get(key)
+        if index is None and item_id is not None:
+            index = self.reasoning.get(item_id)
+        if index is None:
+            index = len(set(self.reasoning.values()))
+            self.reasoning[key] = index
+            if item_id is not None:
+                self.reasoning[item_id] = index
+        return index
+
     def _item(self, event: dict[str, Any], item: Any, *, added: bool) -> Sequence[StreamChunk]:
-        if type(item) is not dict or item.get("type") != "function_call":
+        if type(item) is not dict:
+            return _NONE
+        if item.get("type") == "reasoning":
+            index = self._reasoning_index(event, item.get("id"))
+            if added:
+                return _NONE
+            # Done: the opaque state (and the whole summary, if no delta sent it).
+            part = reasoning_part(item)
+            text = "" if index in self.summarized else part.text
+            return (ReasoningDelta(text, index, data=part.data, id=part.id, protocol=PROTOCOL),)
+        if item.get("type") != "function_call":
             return _NONE
         key = self._key(event)
         state = self.calls.get(key)
@@ -236,10 +283,12 @@ class OpenAIResponsesProvider:
         """The Responses URL for ``model`` (one URL for OpenAI)."""
         return self._url
 
-    def _include_reasoning(self, model: str) -> bool:
+    def _include_reasoning(self, request: Request) -> bool:
         mode = self._reasoning
         if mode == "auto":
-            return not self._store and is_reasoning_model(model)
+            return not self._store and (
+                is_reasoning_model(request.model) or wants_reasoning(request)
+            )
         return mode == "always"
 
     def _body(self, request: Request, stream: bool) -> bytes:
@@ -249,7 +298,8 @@ class OpenAIResponsesProvider:
                 provider=self._http.name,
                 stream=stream,
                 store=self._store,
-                include_reasoning=self._include_reasoning(request.model),
+                include_reasoning=self._include_reasoning(request),
+                efforts=_efforts(request),
             )
         )
 
@@ -267,7 +317,12 @@ class OpenAIResponsesProvider:
         def whole(data: bytes) -> list[StreamChunk]:
             # A server that ignored "stream": a whole answer (or an error) as JSON.
             response = parse_response(data, request, http.name)
-            out: list[StreamChunk] = [TextDelta(response.text)] if response.text else []
+            out: list[StreamChunk] = [
+                ReasoningDelta(r.text, i, data=r.data, id=r.id, protocol=r.protocol)
+                for i, r in enumerate(response.reasoning)
+            ]
+            if response.text:
+                out.append(TextDelta(response.text))
             for index, call in enumerate(response.tool_calls):
                 out.append(ToolCallDelta(index, call.id, call.name, call.arguments))
             out.append(

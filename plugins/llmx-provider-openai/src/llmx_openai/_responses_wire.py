@@ -21,16 +21,16 @@ How llmx's types map:
 * ``stop`` and ``seed`` do not exist in the Responses API: refused before sending
   (:class:`~llmx.UnsupportedFeatureError`).
 
-Encrypted reasoning (until llmx has a provider-neutral reasoning part): the
-``reasoning`` items of an answer are in ``Response.raw["output"]`` (with
-``include_raw``); a request sends them back with ``extra={"reasoning_items": [...]}``
-(any output items; the ``reasoning`` ones are kept), placed before the last assistant
-turn, where the API expects them in a tool loop.
+Reasoning: ``Request.reasoning`` → ``reasoning: {effort, summary: "auto"}`` (the effort
+through :func:`llmx_openai._wire.effort_for`, as Chat Completions'); each ``reasoning``
+output item → one :class:`~llmx.Reasoning` part (``text``: its summary, ``data``: its
+``encrypted_content``, ``id``: the item's id, ``protocol``: :data:`PROTOCOL`), and back:
+the parts of an assistant message that this protocol made go before its text and
+calls, as ``reasoning`` input items; other vendors' parts are dropped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 from llmx import (
@@ -39,6 +39,7 @@ from llmx import (
     Image,
     Message,
     ProviderError,
+    Reasoning,
     Request,
     Response,
     Text,
@@ -48,12 +49,13 @@ from llmx import (
     Usage,
 )
 from llmx.http import error_from_payload, json_object, split_system, token_count, unexpected
-from llmx_openai._wire import EVENT_TYPES, arguments_text
+from llmx.plugin import own_reasoning, reasoning_off
+from llmx_openai._wire import EVENT_TYPES, arguments_text, effort_for
 
 __all__ = [
     "API",
     "MIN_OUTPUT_TOKENS",
-    "REASONING_ITEMS",
+    "PROTOCOL",
     "build_body",
     "build_input",
     "ERROR_TYPES",
@@ -64,6 +66,8 @@ __all__ = [
     "parse_response",
     "parse_usage",
     "reasoning_input_item",
+    "reasoning_part",
+    "wants_reasoning",
 ]
 
 API = "the OpenAI Responses API"
@@ -72,11 +76,10 @@ API = "the OpenAI Responses API"
 MIN_OUTPUT_TOKENS = 16
 """The smallest ``max_output_tokens`` the API accepts (its schema's ``minimum``)."""
 
-REASONING_ITEMS = "reasoning_items"
-"""The ``Request.extra`` key whose output items' ``reasoning`` entries are sent back."""
-
-_LLMX_KEYS = frozenset({REASONING_ITEMS})
-"""``Request.extra`` keys that are llmx's, not API fields (never copied into the body)."""
+PROTOCOL = "openai-responses"
+"""The ``protocol`` of the :class:`llmx.Reasoning` parts this provider makes (and the
+only ones it sends back): encrypted reasoning items are valid for the Responses API
+only."""
 
 ERROR_TYPES: dict[str, type[ProviderError]] = {
     **EVENT_TYPES,
@@ -117,30 +120,45 @@ def _refuse(request: Request, provider: str, feature: str, what: str) -> Unsuppo
 # -- request -----------------------------------------------------------------------------
 
 
-def reasoning_input_item(item: Any) -> dict[str, Any] | None:
-    """A ``reasoning`` output item as an input item (id, summary, encrypted content),
-    or None for any other item. The fields the API fills in on output only
-    (``status``) are left out."""
-    if type(item) is not dict or item.get("type") != "reasoning" or "id" not in item:
+def reasoning_input_item(part: Reasoning) -> dict[str, Any] | None:
+    """A :class:`~llmx.Reasoning` part as a ``reasoning`` input item (None without the
+    item id, which the API requires): its summary and encrypted content."""
+    if part.id is None:
         return None
-    out: dict[str, Any] = {"type": "reasoning", "id": item["id"]}
+    item: dict[str, Any] = {
+        "type": "reasoning",
+        "id": part.id,
+        "summary": [{"type": "summary_text", "text": part.text}] if part.text else [],
+    }
+    if part.data is not None:
+        item["encrypted_content"] = part.data
+    return item
+
+
+def summary_text(item: dict[str, Any]) -> str:
+    """The text of a ``reasoning`` item's summary parts (blank lines between them)."""
     summary = item.get("summary")
-    out["summary"] = summary if type(summary) is list else []
+    if type(summary) is not list:
+        return ""
+    texts = [p["text"] for p in summary if type(p) is dict and isinstance(p.get("text"), str)]
+    return "\n\n".join(texts)
+
+
+def reasoning_part(item: dict[str, Any]) -> Reasoning:
+    """A ``reasoning`` output item as a :class:`~llmx.Reasoning` part."""
     encrypted = item.get("encrypted_content")
-    if isinstance(encrypted, str):
-        out["encrypted_content"] = encrypted
-    return out
+    item_id = item.get("id")
+    return Reasoning(
+        summary_text(item),
+        data=encrypted if isinstance(encrypted, str) else None,
+        id=item_id if isinstance(item_id, str) else None,
+        protocol=PROTOCOL,
+    )
 
 
-def _reasoning_items(value: Any, request: Request, provider: str) -> list[dict[str, Any]]:
-    if not isinstance(value, (list, tuple)):
-        msg = (
-            f"extra[{REASONING_ITEMS!r}] must be a list of output items "
-            "(e.g. response.raw['output']), not " + type(value).__name__
-        )
-        raise BadRequestError(msg, provider=provider, model=request.model)
-    items = (reasoning_input_item(i) for i in value)
-    return [i for i in items if i is not None]
+def wants_reasoning(request: Request) -> bool:
+    """Whether the request asks for reasoning (set, and not turned off)."""
+    return request.reasoning is not None and not reasoning_off(request.reasoning)
 
 
 def _user_content(message: Message) -> list[dict[str, Any]]:
@@ -156,19 +174,18 @@ def _user_content(message: Message) -> list[dict[str, Any]]:
     return content
 
 
-def build_input(
-    request: Request, provider: str, reasoning: Iterable[dict[str, Any]] = ()
-) -> tuple[str | None, list[dict[str, Any]]]:
-    """``(instructions, input items)`` of a request; ``reasoning`` items go before the
-    last assistant turn (or at the end when there is none)."""
+def build_input(request: Request, provider: str) -> tuple[str | None, list[dict[str, Any]]]:
+    """``(instructions, input items)`` of a request."""
     instructions, turns = split_system(request, api=API, provider=provider)
     items: list[dict[str, Any]] = []
-    last_assistant = -1
     for m in turns:
         parts = m.content
         role = m.role
         if role == "assistant":
-            last_assistant = len(items)
+            for part in own_reasoning(m, PROTOCOL):
+                item = reasoning_input_item(part)
+                if item is not None:
+                    items.append(item)
             text = "".join(p.text for p in parts if type(p) is Text)
             if text:
                 items.append({"role": "assistant", "content": text})
@@ -203,10 +220,6 @@ def build_input(
             )
             raise BadRequestError(msg, provider=provider, model=request.model)
         items.append({"role": "user", "content": _user_content(m)})
-    extra = list(reasoning)
-    if extra:
-        at = last_assistant if last_assistant >= 0 else len(items)
-        items[at:at] = extra
     return instructions, items
 
 
@@ -232,6 +245,7 @@ def build_body(
     stream: bool,
     store: bool,
     include_reasoning: bool,
+    efforts: tuple[str, ...] | None = None,
 ) -> dict[str, Any]:
     """The JSON body of ``POST /responses`` (None fields omitted, ``extra`` last).
 
@@ -240,6 +254,8 @@ def build_body(
     reasoning items can be sent back on the next turn (stateless, with store false).
     Prompt caching is automatic on OpenAI, as with Chat Completions: ``cache=``
     breakpoints have nothing to map to, ``prompt_cache_key`` is sent as is.
+    ``efforts``: the effort levels the model takes, if known (see
+    :func:`~llmx_openai._wire.effort_for`).
     """
     if request.stop:
         raise _refuse(request, provider, "stop", "stop sequences (stop=)")
@@ -253,11 +269,7 @@ def build_body(
         raise UnsupportedFeatureError(
             msg, provider=provider, model=request.model, feature="max_tokens"
         )
-    extra = request.extra
-    reasoning: list[dict[str, Any]] = []
-    if extra and REASONING_ITEMS in extra:
-        reasoning = _reasoning_items(extra[REASONING_ITEMS], request, provider)
-    instructions, items = build_input(request, provider, reasoning)
+    instructions, items = build_input(request, provider)
     body: dict[str, Any] = {"model": request.model, "input": items, "store": store}
     if instructions is not None:
         body["instructions"] = instructions
@@ -289,12 +301,18 @@ def build_body(
         }
     if request.prompt_cache_key is not None:
         body["prompt_cache_key"] = request.prompt_cache_key
+    if request.reasoning is not None:
+        effort = effort_for(request.reasoning, efforts)
+        if effort is not None:
+            body["reasoning"] = (
+                {"effort": effort, "summary": "auto"} if effort != "none" else {"effort": effort}
+            )
     if include_reasoning:
         body["include"] = ["reasoning.encrypted_content"]
     if stream:
         body["stream"] = True
-    if extra:
-        body.update((k, v) for k, v in extra.items() if k not in _LLMX_KEYS)
+    if request.extra:
+        body.update(request.extra)
     return body
 
 
@@ -390,8 +408,8 @@ def _message_text(item: dict[str, Any], provider: str, model: str) -> tuple[str,
 
 def parse_output(
     obj: dict[str, Any], provider: str, model: str
-) -> tuple[str, tuple[ToolCall, ...], bool]:
-    """``(text, tool calls, refused)`` of a ``response`` object's ``output`` items."""
+) -> tuple[str, tuple[ToolCall, ...], bool, tuple[Reasoning, ...]]:
+    """``(text, tool calls, refused, reasoning)`` of a ``response`` object's ``output``."""
     output = obj.get("output")
     if output is None:
         output = []
@@ -400,6 +418,7 @@ def parse_output(
         raise unexpected(msg, provider=provider, model=model)
     texts: list[str] = []
     calls: list[ToolCall] = []
+    reasoning: list[Reasoning] = []
     refused = False
     for i, item in enumerate(output):
         if type(item) is not dict:
@@ -423,8 +442,10 @@ def parse_output(
                     arguments_text(item.get("arguments")) or "{}",
                 )
             )
-        # reasoning items and built-in tools' items: kept in ``raw`` only
-    return "".join(texts), tuple(calls), refused
+        elif kind == "reasoning":
+            reasoning.append(reasoning_part(item))
+        # built-in tools' items: kept in ``raw`` only
+    return "".join(texts), tuple(calls), refused, tuple(reasoning)
 
 
 def parse_response(data: bytes, request: Request, provider: str) -> Response:
@@ -439,7 +460,7 @@ def parse_response(data: bytes, request: Request, provider: str) -> Response:
     error = obj.get("error")
     if error and obj.get("object") != "response":
         raise error_from_payload(error, provider=provider, model=model, types=ERROR_TYPES)
-    text, calls, refused = parse_output(obj, provider, model)
+    text, calls, refused, reasoning = parse_output(obj, provider, model)
     answer_id = obj.get("id")
     answer_model = obj.get("model")
     return Response(
@@ -451,6 +472,7 @@ def parse_response(data: bytes, request: Request, provider: str) -> Response:
         usage=parse_usage(obj.get("usage"), provider, model) or Usage(),
         id=answer_id if isinstance(answer_id, str) else None,
         raw=obj if request.include_raw else None,
+        reasoning=reasoning,
     )
 
 

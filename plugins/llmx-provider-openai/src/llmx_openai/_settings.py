@@ -81,7 +81,8 @@ class ResponsesSettings:
 
     ``encrypted_reasoning`` asks for ``include: ["reasoning.encrypted_content"]``, the
     reasoning items a stateless conversation (store false) sends back on its next turn:
-    ``"auto"`` for reasoning models (o-series, gpt-5) when ``store`` is false,
+    ``"auto"`` for reasoning models (o-series, gpt-5) and requests that set
+    ``reasoning=``, when ``store`` is false,
     ``"always"`` or ``"never"`` otherwise (other models refuse the include).
     """
 

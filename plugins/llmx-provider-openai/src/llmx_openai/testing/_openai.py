@@ -58,6 +58,7 @@ from llmx.testing import (
 from llmx_openai.testing._batch import OpenAIBatchFake
 from llmx_openai.testing._responses import (
     describe_responses_body,
+    foreign_reasoning,
     mid_stream_error,
     response_events,
     response_object,
@@ -443,6 +444,14 @@ class FakeOpenAIServer(OpenAIBatchFake, FakeServer):
         if not isinstance(body.get("model"), str):
             return await self.error(
                 request, 400, "Missing required parameter: 'model'.", param="model"
+            )
+        foreign = foreign_reasoning(body)
+        if foreign is not None:
+            return await self.error(
+                request,
+                400,
+                f"The encrypted content for item {foreign} could not be verified.",
+                code="invalid_encrypted_content",
             )
         return await self.answer_model_request(request, recorded)
 

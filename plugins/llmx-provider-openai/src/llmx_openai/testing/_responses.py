@@ -8,8 +8,11 @@ the ``response`` object, ``ResponseStreamEvent``):
   ``max_output_tokens`` / ``content_filter``, from the reply's ``length`` /
   ``content_filter``), ``output`` items (a ``message`` with
   ``output_text`` parts, one ``function_call`` item per tool call with ``call_id``,
-  and a ``reasoning`` item first when the reply spent reasoning tokens and the request
-  included ``reasoning.encrypted_content``), ``usage`` (``input_tokens``,
+  and a ``reasoning`` item first when the reply has reasoning (its text, or reasoning
+  tokens) and the request asked for reasoning or for ``reasoning.encrypted_content``:
+  its summary is the reply's reasoning text when the request asked for a summary, its
+  ``encrypted_content`` (when included) encodes that text, its id is derived from it, so
+  the same reply gives the same item), ``usage`` (``input_tokens``,
   ``output_tokens``, ``input_tokens_details.cached_tokens``,
   ``output_tokens_details.reasoning_tokens``), and the request's settings echoed;
 * a stream of named server-sent events (``event: TYPE`` and ``data: {"type": TYPE,
@@ -17,7 +20,10 @@ the ``response`` object, ``ResponseStreamEvent``):
   per output item ``response.output_item.added``, for a message
   ``response.content_part.added``, ``response.output_text.delta`` pieces,
   ``response.output_text.done`` and ``response.content_part.done``, for a function
-  call ``response.function_call_arguments.delta`` pieces and ``.done``, then
+  call ``response.function_call_arguments.delta`` pieces and ``.done``, for a
+  reasoning item with a summary ``response.reasoning_summary_part.added``,
+  ``response.reasoning_summary_text.delta`` pieces, ``.done`` and
+  ``response.reasoning_summary_part.done``, then
   ``response.output_item.done``; finally ``response.completed`` (or
   ``response.incomplete``) with the whole response and its usage. No ``[DONE]``.
 * a stream failing part-way ends with an ``error`` event (``{"type": "error", "code",
@@ -26,12 +32,21 @@ the ``response`` object, ``ResponseStreamEvent``):
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import time
 from typing import Any
 
 from llmx.testing import Event, MidStreamError, Reply, RequestView, ViewPart, merge_turns
 
-__all__ = ["describe_responses_body", "response_events", "response_object"]
+__all__ = [
+    "decrypts",
+    "describe_responses_body",
+    "encrypt",
+    "foreign_reasoning",
+    "response_events",
+    "response_object",
+]
 
 _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
@@ -132,7 +147,14 @@ def describe_responses_body(body: Any) -> RequestView:
         json_schema=fmt.get("schema") if fmt.get("type") == "json_schema" else None,
         max_tokens=max_tokens if isinstance(max_tokens, int) else None,
         temperature=body.get("temperature"),
+        reasoning=_effort(body),
     )
+
+
+def _effort(body: dict[str, Any]) -> str | None:
+    reasoning = body.get("reasoning")
+    effort = reasoning.get("effort") if isinstance(reasoning, dict) else None
+    return effort if isinstance(effort, str) else None
 
 
 def _usage(reply: Reply, body: dict[str, Any]) -> dict[str, Any]:
@@ -151,18 +173,56 @@ def _wants_encrypted(body: dict[str, Any]) -> bool:
     return isinstance(include, list) and "reasoning.encrypted_content" in include
 
 
+_ENCRYPTED = "gAAAAB-fake-"
+
+
+def encrypt(text: str) -> str:
+    """The fake's ``encrypted_content`` of reasoning ``text`` (it decrypts its own only)."""
+    return _ENCRYPTED + base64.urlsafe_b64encode(text.encode()).decode()
+
+
+def decrypts(value: Any) -> bool:
+    """Whether ``value`` is encrypted content the fake issued (OpenAI rejects any other)."""
+    if not isinstance(value, str) or not value.startswith(_ENCRYPTED):
+        return False
+    try:
+        base64.urlsafe_b64decode(value[len(_ENCRYPTED) :].encode()).decode()
+    except ValueError:
+        return False
+    return True
+
+
+def foreign_reasoning(body: Any) -> str | None:
+    """The id of an input ``reasoning`` item whose encrypted content the fake did not
+    issue (the API answers 400 for it), or None."""
+    items = body.get("input") if isinstance(body, dict) else None
+    for item in items if isinstance(items, list) else ():
+        if (
+            isinstance(item, dict)
+            and item.get("type") == "reasoning"
+            and "encrypted_content" in item
+            and not decrypts(item["encrypted_content"])
+        ):
+            return str(item.get("id"))
+    return None
+
+
 def _output(reply: Reply, body: dict[str, Any], n: int) -> list[dict[str, Any]]:
     """The finished output items of ``reply`` (ids derived from ``n``)."""
     items: list[dict[str, Any]] = []
-    if reply.reasoning_tokens and _wants_encrypted(body):
-        items.append(
-            {
-                "id": f"rs_fake{n:06d}",
-                "type": "reasoning",
-                "summary": [],
-                "encrypted_content": f"gAAAAfake-encrypted-reasoning-{n:06d}",
-            }
-        )
+    asked = isinstance(body.get("reasoning"), dict)
+    if (reply.reasoning or reply.reasoning_tokens) and (asked or _wants_encrypted(body)):
+        digest = hashlib.sha256(f"{reply.reasoning}|{reply.reasoning_tokens}".encode())
+        item: dict[str, Any] = {
+            "id": f"rs_{digest.hexdigest()[:24]}",
+            "type": "reasoning",
+            "summary": [],
+        }
+        if reply.reasoning and asked and body["reasoning"].get("summary"):
+            item["summary"] = [{"type": "summary_text", "text": reply.reasoning}]
+        if _wants_encrypted(body):
+            item["encrypted_content"] = encrypt(reply.reasoning)
+        items.append(item)
     if reply.text or not reply.tool_calls:
         part = {"type": "output_text", "text": reply.text, "annotations": [], "logprobs": []}
         items.append(
@@ -247,11 +307,17 @@ def response_events(reply: Reply, body: dict[str, Any], n: int) -> list[Any]:
     for index, item in enumerate(done):
         kind = item["type"]
         if kind == "reasoning":
-            emit(
-                "response.output_item.added",
-                output_index=index,
-                item={**item, "encrypted_content": None},
-            )
+            added = {**item, "summary": []}
+            added.pop("encrypted_content", None)
+            emit("response.output_item.added", output_index=index, item=added)
+            ids = {"item_id": item["id"], "output_index": index, "summary_index": 0}
+            for summary in item["summary"]:
+                blank = {"type": "summary_text", "text": ""}
+                emit("response.reasoning_summary_part.added", **ids, part=blank)
+                for piece in reply.reasoning_pieces():
+                    emit("response.reasoning_summary_text.delta", **ids, delta=piece)
+                emit("response.reasoning_summary_text.done", **ids, text=summary["text"])
+                emit("response.reasoning_summary_part.done", **ids, part=summary)
         elif kind == "message":
             emit(
                 "response.output_item.added",
