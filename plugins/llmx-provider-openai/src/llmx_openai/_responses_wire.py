@@ -35,7 +35,6 @@ from typing import Any
 
 from llmx import (
     BadRequestError,
-    FinishReason,
     Image,
     Message,
     ProviderError,
@@ -50,6 +49,7 @@ from llmx import (
 )
 from llmx.http import error_from_payload, json_object, split_system, token_count, unexpected
 from llmx.plugin import own_reasoning, reasoning_off
+from llmx.types import FinishReason
 from llmx_openai._wire import EVENT_TYPES, arguments_text, effort_for
 
 __all__ = [
