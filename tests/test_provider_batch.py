@@ -98,7 +98,7 @@ async def test_partial_errors_typed_like_the_normal_path(vendor: str, tmp_path: 
     good = next(r["response"] for r in out if r["id"] == "a")
     assert good["provider"] == "v"
     assert good["cost"] is not None
-    assert good["batch"] == {"id": report.batches[0], "price": "normal"}
+    assert good["batch"] == {"id": report.batches[0], "price": "batch"}  # the facts have them
     assert any("submitted batch" in line for line in lines)
     counted = stats[("v", model)]  # the normal call, then the batch's five results
     assert (counted.requests, counted.successes) == (1 + 5, 4)

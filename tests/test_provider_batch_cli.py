@@ -150,14 +150,14 @@ def test_a_batch_with_partial_errors_then_retry_failed_through_the_pipeline(
     assert (errors["r50"]["type"], errors["r50"]["retryable"]) == ("ServerError", True)
     ok = next(r for r in rows if r["custom_id"] == "r0")["response"]
     assert ok["provider"] == "fake"
-    assert ok["batch"]["price"] == "normal"
+    assert ok["batch"]["price"] == "batch"  # genai-prices has gpt-4o-mini's batch prices
     assert ok["cost"] is not None
     assert ok["usage"]["input_tokens"] > 0
     # progress: counts per state, on stderr
     assert "validating" not in first.stderr or "in_progress" in first.stderr
     assert "completed (total 120, completed 118, failed 2)" in first.stderr
     assert "118 ok, 2 failed" in first.stderr
-    assert "at normal prices (the model facts have no batch prices)" in first.stderr
+    assert "at batch prices" in first.stderr
     assert server.creates() == 1
     assert server.chat_prompts() == Counter()  # nothing went through the normal path
     assert not (tmp_path / "in.results.jsonl.batch-state.json").exists()

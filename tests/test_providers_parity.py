@@ -19,6 +19,12 @@ CASES: list[tuple[str, str, type[FakeServer], dict[str, int]]] = [
     ("openai", "gpt-4o-mini", FakeOpenAIServer, {"cache_read_tokens": 20, "reasoning_tokens": 4}),
     ("azure", "gpt-4o", FakeAzureOpenAIServer, {"cache_read_tokens": 20, "reasoning_tokens": 4}),
     (
+        "openai-responses",
+        "gpt-4o-mini",
+        FakeOpenAIServer,
+        {"cache_read_tokens": 20, "reasoning_tokens": 4},
+    ),
+    (
         "anthropic",
         "claude-sonnet-4-6",
         FakeAnthropicServer,

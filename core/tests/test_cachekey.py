@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 import llmx
 from llmx._cachekey import _direct_body, cache_key, canonical_body, canonical_body_general
+from llmx.types import Part
 
 # Plain JSON, plus what a caller may put in open mappings that only the general path
 # handles (bytes, sets, tuples, non-string keys, non-finite floats).
@@ -162,7 +163,7 @@ def test_prompt_cache_controls_never_change_the_key(
 ) -> None:
     """Breakpoints and ``prompt_cache_key`` steer the vendor's cache, not the answer."""
 
-    def mark(part: llmx.Part) -> llmx.Part:
+    def mark(part: Part) -> Part:
         if type(part) is llmx.Text:
             return attrs.evolve(part, cache=data.draw(caches))
         return part

@@ -146,15 +146,19 @@ def test_plugins_lists_components_and_hooks_of_the_installed_first_party_plugins
     tmp_path: Path,
 ) -> None:
     """The dev environment has the first-party plugins installed; one distribution
-    (llmx-provider-openai) carries two entry points that name one module. ``--load``
+    (llmx-provider-openai) carries three entry points that name one module. ``--load``
     imports them all (plain ``llmx plugins`` imports only what the config loads)."""
     result = run(["plugins", "--json", "--load"], tmp_path)
 
     assert result.returncode == 0, result.stderr
     rows = {row["name"]: row for row in json.loads(result.stdout)}
-    for name in ("openai", "azure"):
+    for name in ("openai", "azure", "openai-responses"):
         assert rows[name]["distribution"] == "llmx-provider-openai"
-        assert rows[name]["registers"] == ["provider:openai", "provider:azure"]
+        assert rows[name]["registers"] == [
+            "provider:openai",
+            "provider:azure",
+            "provider:openai-responses",
+        ]
         assert rows[name]["hooks"] == ["llmx_register_providers"]
     assert rows["redis"]["hooks"] == [
         "llmx_register_breaker_stores",

@@ -1,4 +1,5 @@
-"""The two public namespaces: ``llmx`` for applications, ``llmx.plugin`` for plugin authors.
+"""The public namespaces: ``llmx`` for applications, ``llmx.plugin`` for plugin authors,
+``llmx.types`` for names needed only in annotations.
 
 Both are small, lazy and documented: every exported name resolves, carries its own
 docstring (a class's or function's ``__doc__``, or the string literal after a module-level
@@ -20,8 +21,9 @@ import pytest
 
 import llmx
 import llmx.plugin
+import llmx.types
 
-NAMESPACES = [llmx, llmx.plugin]
+NAMESPACES = [llmx, llmx.plugin, llmx.types]
 
 
 def test_the_app_namespace_stays_small() -> None:
@@ -29,7 +31,15 @@ def test_the_app_namespace_stays_small() -> None:
 
 
 def test_the_namespaces_do_not_overlap() -> None:
-    assert set(llmx.__all__).isdisjoint(llmx.plugin.__all__)
+    for a, b in itertools.combinations(NAMESPACES, 2):
+        assert set(a.__all__).isdisjoint(b.__all__), (a.__name__, b.__name__)
+
+
+def test_a_moved_name_says_where_it_lives() -> None:
+    with pytest.raises(AttributeError, match=r"from llmx\.types import Role"):
+        llmx.Role  # noqa: B018
+    with pytest.raises(AttributeError, match=r"from llmx\.plugin import hookimpl"):
+        llmx.hookimpl  # noqa: B018
 
 
 @cache

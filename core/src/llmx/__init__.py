@@ -11,7 +11,9 @@
 This namespace holds what an application needs: the clients, the value types, the
 errors and the configuration. Writing a plugin (a provider, a cache backend, a routing
 strategy, event hooks)? Its contract lives in :mod:`llmx.plugin`; the value types and
-errors are the same objects in both.
+errors are the same objects in both. Names needed only in annotations (``Role``,
+``Part``, ``FinishReason``, ``CacheMode``, ``HealthStatus``) are in :mod:`llmx.types`,
+and those of typed structured output in :mod:`llmx.structured`.
 
 ``import llmx`` is cheap: names are imported from their private modules on first use,
 and aiohttp, cattrs and the CLI are imported only when a request, a conversion or a
@@ -41,10 +43,8 @@ _EXPORTS: dict[str, str] = {
     "load_config": "llmx._config",
     "Secret": "llmx._secret",
     "CachePolicy": "llmx._settings",
-    "CacheMode": "llmx._settings",
     # what a client reports
     "Stats": "llmx._stats",
-    "HealthStatus": "llmx._health",
     # value types
     "Message": "llmx._types",
     "Text": "llmx._types",
@@ -52,7 +52,6 @@ _EXPORTS: dict[str, str] = {
     "Image": "llmx._types",
     "ToolCall": "llmx._types",
     "ToolResult": "llmx._types",
-    "Part": "llmx._types",
     "Tool": "llmx._types",
     "ToolChoice": "llmx._types",
     "ResponseFormat": "llmx._types",
@@ -68,8 +67,6 @@ _EXPORTS: dict[str, str] = {
     "StreamChunk": "llmx._types",
     "ModelInfo": "llmx._types",
     "Capability": "llmx._types",
-    "Role": "llmx._types",
-    "FinishReason": "llmx._types",
     # reasoning (issue 15, item 1)
     "Reasoning": "llmx._types",
     "ReasoningDelta": "llmx._types",
@@ -105,16 +102,21 @@ __all__ = ["__version__", *sorted(_EXPORTS)]
 
 
 def _hint(name: str) -> str:
-    if not name.startswith("_") and name != "plugin" and name in _plugin_api():
+    if name.startswith("_") or name in ("plugin", "types"):
+        return ""
+    if name in _namespace("llmx.types"):
+        return f"; it is a name for annotations: from llmx.types import {name}"
+    if name in _namespace("llmx.plugin"):
         return f"; it is part of the plugin-author API: from llmx.plugin import {name}"
     return ""
 
 
-def _plugin_api() -> list[str]:
-    """``llmx.plugin.__all__``, for the hint above. ``from llmx import hookspecs`` asks this
-    module's ``__getattr__`` first, so it is skipped for private names and ``plugin`` itself
-    (importing ``llmx.plugin`` by its full name never comes back here)."""
-    return importlib.import_module("llmx.plugin").__all__  # type: ignore[no-any-return]
+def _namespace(module: str) -> list[str]:
+    """``module.__all__`` (``llmx.plugin``, ``llmx.types``), for the hint above. ``from llmx
+    import hookspecs`` asks this module's ``__getattr__`` first, so it is skipped for
+    private names and the namespaces themselves (importing one by its full name never
+    comes back here)."""
+    return importlib.import_module(module).__all__  # type: ignore[no-any-return]
 
 
 __getattr__, _ = lazy_exports("llmx", _EXPORTS, globals(), hint=_hint)
@@ -155,11 +157,9 @@ if TYPE_CHECKING:
     from llmx._errors import RateLimitError as RateLimitError
     from llmx._errors import ServerError as ServerError
     from llmx._errors import UnsupportedFeatureError as UnsupportedFeatureError
-    from llmx._health import HealthStatus as HealthStatus
     from llmx._provider_batch import ProviderBatchReport as ProviderBatchReport
     from llmx._registry import Registry as Registry
     from llmx._secret import Secret as Secret
-    from llmx._settings import CacheMode as CacheMode
     from llmx._settings import CachePolicy as CachePolicy
     from llmx._stats import Stats as Stats
     from llmx._stream import Stream as Stream
@@ -167,17 +167,14 @@ if TYPE_CHECKING:
     from llmx._types import Attempt as Attempt
     from llmx._types import CacheControl as CacheControl
     from llmx._types import Capability as Capability
-    from llmx._types import FinishReason as FinishReason
     from llmx._types import Image as Image
     from llmx._types import Message as Message
     from llmx._types import ModelInfo as ModelInfo
-    from llmx._types import Part as Part
     from llmx._types import Reasoning as Reasoning
     from llmx._types import ReasoningDelta as ReasoningDelta
     from llmx._types import Request as Request
     from llmx._types import Response as Response
     from llmx._types import ResponseFormat as ResponseFormat
-    from llmx._types import Role as Role
     from llmx._types import StreamChunk as StreamChunk
     from llmx._types import StreamEnd as StreamEnd
     from llmx._types import Text as Text

@@ -28,6 +28,7 @@ import attrs
 
 import llmx
 from llmx.http import Endpoint, ErrorInfo, api_key, base_url, collect_pages, dumps, token_count
+from llmx.types import FinishReason
 
 if TYPE_CHECKING:
     from llmx.plugin import ProviderContext
@@ -48,7 +49,7 @@ MODELS = {
 }
 """What is known about each model: window, output limit, capabilities, USD per million tokens."""
 
-_FINISH: dict[str, llmx.FinishReason] = {
+_FINISH: dict[str, FinishReason] = {
     "stop": "stop",
     "length": "length",
     "tool_calls": "tool_calls",

@@ -29,8 +29,8 @@ parsed, re-asked with the errors, still invalid, streamed), usage details, every
 error class (401, 403, 404 model, 400, context length, 429 with Retry-After,
 500/502/503/529, timeout, connection reset, dropped and truncated streams, a
 mid-stream error event, malformed bodies), safety refusals, cancellation (a stream
-left early closes its connection), features the model lacks refused before sending,
-prompt caching (breakpoints and a cache key answered with their usage and cost, or
+left early closes its connection), features the model lacks refused before sending
+(``stop`` too, for an API without stop sequences: ``_conf_options``), prompt caching (breakpoints and a cache key answered with their usage and cost, or
 refused before sending), embeddings (split to the provider's limit, in input order; or
 refused unsent), reasoning (``reasoning=`` sent, reasoning parts and deltas, the vendor's
 state kept across a tool loop, another vendor's state never sent), model infos and
@@ -129,6 +129,7 @@ from hypothesis import strategies as st
 import llmx
 from llmx.testing._chaos import Fault
 from llmx.testing._conf_embeddings import EMBEDDINGS, EmbeddingsConformance
+from llmx.testing._conf_options import OptionsConformance
 from llmx.testing._conf_prompt_caching import PROMPT_CACHING, PromptCachingConformance
 from llmx.testing._conf_provider_batch import ProviderBatchTests
 from llmx.testing._conf_reasoning import ReasoningConformance
@@ -286,6 +287,7 @@ async def _drain(stream: llmx.Stream, into: list[llmx.StreamChunk]) -> llmx.Resp
 
 
 class ProviderConformance(
+    OptionsConformance,
     TokenCountingConformance,
     PromptCachingConformance,
     EmbeddingsConformance,

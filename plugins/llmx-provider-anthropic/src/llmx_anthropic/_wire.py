@@ -14,7 +14,6 @@ from typing import Any
 from llmx import (
     BadRequestError,
     CacheControl,
-    FinishReason,
     Image,
     Message,
     PermissionDeniedError,
@@ -38,6 +37,7 @@ from llmx.http import (
     unexpected,
 )
 from llmx.plugin import reasoning_budget, reasoning_off
+from llmx.types import FinishReason
 
 __all__ = [
     "EVENT_TYPES",

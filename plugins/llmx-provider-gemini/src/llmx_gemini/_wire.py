@@ -17,7 +17,6 @@ from llmx import (
     AuthenticationError,
     BadRequestError,
     ContentFilterError,
-    FinishReason,
     Image,
     MalformedResponseError,
     Message,
@@ -41,6 +40,7 @@ from llmx.http import (
     unexpected,
 )
 from llmx.plugin import reasoning_budget, reasoning_effort, reasoning_off
+from llmx.types import FinishReason
 
 __all__ = [
     "PROTOCOL",

@@ -1,9 +1,9 @@
-"""llmx plugin: the ``openai`` and ``azure`` provider types (OpenAI Chat Completions,
-OpenAI-compatible servers, and Azure OpenAI).
+"""llmx plugin: the ``openai``, ``azure`` and ``openai-responses`` provider types (OpenAI
+Chat Completions, OpenAI-compatible servers, Azure OpenAI, and OpenAI's Responses API).
 
-Registered through the ``llmx`` entry points ``openai = "llmx_openai"`` and
-``azure = "llmx_openai"``; configure an instance with ``type = "openai"`` or
-``type = "azure"`` in ``[providers.NAME]``. Importing this module is cheap: the
+Registered through the ``llmx`` entry points ``openai``, ``azure`` and
+``openai-responses`` (all ``"llmx_openai"``); configure an instance with
+``type = "openai"``, ``"azure"`` or ``"openai-responses"`` in ``[providers.NAME]``. Importing this module is cheap: the
 providers (and aiohttp) load when the registry asks for a provider type.
 """
 
@@ -12,19 +12,22 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from llmx.plugin import hookimpl, lazy_exports
-from llmx_openai._settings import AzureSettings, OpenAISettings
+from llmx_openai._settings import AzureSettings, OpenAISettings, ResponsesSettings
 
 if TYPE_CHECKING:
     from llmx.plugin import Register
     from llmx_openai._azure import AzureOpenAIProvider
     from llmx_openai._provider import DEFAULT_BASE_URL, OpenAIProvider
+    from llmx_openai._responses import OpenAIResponsesProvider
 
 __all__ = [
     "DEFAULT_BASE_URL",
     "AzureOpenAIProvider",
     "AzureSettings",
     "OpenAIProvider",
+    "OpenAIResponsesProvider",
     "OpenAISettings",
+    "ResponsesSettings",
     "llmx_contract",
     "llmx_register_providers",
 ]
@@ -36,18 +39,22 @@ llmx_contract = "1.0"
 
 @hookimpl
 def llmx_register_providers(register: Register) -> None:
-    """Register the ``openai`` and ``azure`` provider types with their settings classes."""
+    """Register the ``openai``, ``azure`` and ``openai-responses`` provider types with
+    their settings classes."""
     from llmx_openai._azure import AzureOpenAIProvider
     from llmx_openai._provider import OpenAIProvider
+    from llmx_openai._responses import OpenAIResponsesProvider
 
     register("openai", OpenAIProvider, settings=OpenAISettings)
     register("azure", AzureOpenAIProvider, settings=AzureSettings)
+    register("openai-responses", OpenAIResponsesProvider, settings=ResponsesSettings)
 
 
 _LAZY = {
     "OpenAIProvider": "llmx_openai._provider",
     "DEFAULT_BASE_URL": "llmx_openai._provider",
     "AzureOpenAIProvider": "llmx_openai._azure",
+    "OpenAIResponsesProvider": "llmx_openai._responses",
 }
 
 # Only __getattr__: pluggy finds the hook implementations above with dir(module).

@@ -45,7 +45,13 @@ from llmx_openai._wire import (
 if TYPE_CHECKING:
     from llmx.plugin import ProviderContext
 
-__all__ = ["DEFAULT_BASE_URL", "OpenAIChatProvider", "OpenAIProvider"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "OpenAIChatProvider",
+    "OpenAIProvider",
+    "list_openai_models",
+    "openai_endpoint",
+]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 """Where requests go unless ``base_url`` or ``$OPENAI_BASE_URL`` says otherwise."""
@@ -64,6 +70,40 @@ def _efforts(request: Request) -> tuple[str, ...] | None:
     if request.reasoning is None or lookup(request.model) is None:
         return None
     return reasoning_efforts(request.model)
+
+
+def openai_endpoint(
+    ctx: ProviderContext, *, api_key_env: str, organization: str | None, project: str | None
+) -> tuple[Endpoint, bool]:
+    """The Endpoint of an OpenAI(-compatible) instance, and whether it is api.openai.com.
+
+    ``base_url`` defaults to ``$OPENAI_BASE_URL``, else :data:`DEFAULT_BASE_URL`; the key
+    (``api_key``, else ``$api_key_env``) is required by api.openai.com only and sent as
+    ``Authorization: Bearer``; ``organization`` and ``project`` as OpenAI's headers.
+    Shared by the ``openai`` and ``openai-responses`` provider types.
+    """
+    base = base_url(ctx, env="OPENAI_BASE_URL", default=DEFAULT_BASE_URL, example="https://host/v1")
+    official = _is_openai(URL(base))
+    key = api_key(ctx, env=api_key_env, required=official)
+    headers = {}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    if organization:
+        headers["OpenAI-Organization"] = organization
+    if project:
+        headers["OpenAI-Project"] = project
+    return Endpoint(ctx, base_url=base, headers=headers, secret=key), official
+
+
+async def list_openai_models(http: Endpoint, url: URL) -> Sequence[ModelInfo]:
+    """The models ``GET /models`` lists (OpenAI's format), with the static facts known
+    about each (shared by the ``openai`` and ``openai-responses`` provider types)."""
+    page = await http.get(url)
+    try:
+        ids = sorted({e["id"] for e in page["data"] if isinstance(e["id"], str)})
+    except (KeyError, TypeError) as err:
+        raise http.malformed(what="model list", data=json.dumps(page), model=None) from err
+    return [lookup(model_id) or ModelInfo(model_id) for model_id in ids]
 
 
 class _Decoder:
@@ -187,24 +227,18 @@ class OpenAIChatProvider:
 
     def __init__(self, ctx: ProviderContext) -> None:
         settings = ctx.settings if isinstance(ctx.settings, OpenAISettings) else OpenAISettings()
-        base = base_url(
-            ctx, env="OPENAI_BASE_URL", default=DEFAULT_BASE_URL, example="https://host/v1"
+        http, official = openai_endpoint(
+            ctx,
+            api_key_env=settings.api_key_env,
+            organization=settings.organization,
+            project=settings.project,
         )
-        official = _is_openai(URL(base))
-        key = api_key(ctx, env=settings.api_key_env, required=official)
-        headers = {}
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        if settings.organization:
-            headers["OpenAI-Organization"] = settings.organization
-        if settings.project:
-            headers["OpenAI-Project"] = settings.project
         field = settings.max_tokens_field
         if field == "auto":
             field = "max_completion_tokens" if official else "max_tokens"
         encoding = settings.embedding_encoding
         self._setup(
-            Endpoint(ctx, base_url=base, headers=headers, secret=key),
+            http,
             field,
             settings.stream_usage,
             ("base64" if official else "float") if encoding == "auto" else encoding,
@@ -307,14 +341,7 @@ class OpenAIChatProvider:
 
     async def list_models(self) -> Sequence[ModelInfo]:
         """The models ``GET /models`` lists, with the static facts known about each."""
-        page = await self._http.get(self._models_url)
-        try:
-            ids = sorted({e["id"] for e in page["data"] if isinstance(e["id"], str)})
-        except (KeyError, TypeError) as err:
-            raise self._http.malformed(
-                what="model list", data=json.dumps(page), model=None
-            ) from err
-        return [lookup(model_id) or ModelInfo(model_id) for model_id in ids]
+        return await list_openai_models(self._http, self._models_url)
 
 
 class OpenAIProvider(OpenAIBatchMixin, OpenAIChatProvider):

