@@ -25,9 +25,9 @@ class TestOpenAIResponsesConformance(ProviderConformance):
     provider_type = "openai-responses"
     model = "gpt-4o-mini"
     server_class = FakeOpenAIServer
-    # No stop sequences in this API. "token_counting" (Feature.TOKEN_COUNTING on main):
-    # not implemented yet, though the API has POST /responses/input_tokens.
-    supports = Feature.ALL - {Feature.STOP, "token_counting"}
+    # No stop sequences in this API. Token counting is not implemented yet (the API has
+    # POST /responses/input_tokens), nor its batch API (llmx's goes through chat).
+    supports = Feature.ALL - {Feature.STOP, Feature.TOKEN_COUNTING, Feature.PROVIDER_BATCH}
     models: ClassVar[Mapping[str, str]] = {Feature.REASONING: "o4-mini"}
     usage_details = frozenset({"cache_read", "reasoning"})
 
@@ -45,9 +45,9 @@ class TestAzureResponsesConformance(ProviderConformance):
     provider_type = "openai-responses"
     model = "gpt-4o"
     server_class = FakeAzureOpenAIServer
-    # No stop sequences in this API. "token_counting" (Feature.TOKEN_COUNTING on main):
-    # not implemented yet, though the API has POST /responses/input_tokens.
-    supports = Feature.ALL - {Feature.STOP, "token_counting"}
+    # No stop sequences in this API. Token counting is not implemented yet (the API has
+    # POST /responses/input_tokens), nor its batch API (llmx's goes through chat).
+    supports = Feature.ALL - {Feature.STOP, Feature.TOKEN_COUNTING, Feature.PROVIDER_BATCH}
     models: ClassVar[Mapping[str, str]] = {Feature.REASONING: "o4-mini"}
     usage_details = frozenset({"cache_read", "reasoning"})
 
