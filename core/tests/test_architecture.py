@@ -181,8 +181,18 @@ def test_the_import_graph_counts_every_kind_of_import(tmp_path: Path) -> None:
     assert cycles(graph) == [["pkg", "pkg.a", "pkg.b", "pkg.d", "pkg.sub.c"]]
 
 
+def _is_overload(node: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """A ``@typing.overload`` signature: a type, not a method of its own."""
+    return any(
+        (isinstance(d, ast.Name) and d.id == "overload")
+        or (isinstance(d, ast.Attribute) and d.attr == "overload")
+        for d in node.decorator_list
+    )
+
+
 def method_counts(root: Path) -> dict[str, int]:
-    """``{module.Class: number of functions defined in its body}`` outside ``.testing``."""
+    """``{module.Class: number of functions defined in its body}`` outside ``.testing``
+    (``@overload`` signatures are not counted: the method they type is)."""
     counts = {}
     for module, path in modules_of(root).items():
         if module.startswith(f"{root.name}.testing"):
@@ -191,7 +201,9 @@ def method_counts(root: Path) -> dict[str, int]:
         for node in ast.walk(tree):
             if isinstance(node, ast.ClassDef):
                 functions = (ast.FunctionDef, ast.AsyncFunctionDef)
-                counts[f"{module}.{node.name}"] = sum(isinstance(b, functions) for b in node.body)
+                counts[f"{module}.{node.name}"] = sum(
+                    isinstance(b, functions) and not _is_overload(b) for b in node.body
+                )
     return counts
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from llmx._config import Config, load_config
 from llmx._embedding import EmbeddingRequest
@@ -29,7 +29,10 @@ if TYPE_CHECKING:
     from llmx._provider_batch import Backend, ProviderBatchReport
     from llmx._settings import CacheMode, CachePolicy
     from llmx._stream import Stream
+    from llmx._structured import ParsedResponse, StructuredStream
     from llmx._types import ModelInfo, Response, Usage
+
+T = TypeVar("T")
 
 
 class _State(enum.Enum):
@@ -153,6 +156,7 @@ class Client:
         finally:
             await self._pipeline.aclose()
 
+    @overload
     async def complete(
         self,
         request: Request | None = None,
@@ -164,6 +168,39 @@ class Client:
         system: str | None = None,
         timeout: float | None = None,
         cache: CachePolicy | CacheMode | None = None,
+        response_model: type[T],
+        max_validation_retries: int = 1,
+        **params: Any,
+    ) -> ParsedResponse[T]: ...
+    @overload
+    async def complete(
+        self,
+        request: Request | None = None,
+        /,
+        *,
+        model: str | None = None,
+        messages: Iterable[Message | Mapping[str, Any]] | str | None = None,
+        prompt: str | None = None,
+        system: str | None = None,
+        timeout: float | None = None,
+        cache: CachePolicy | CacheMode | None = None,
+        response_model: None = None,
+        max_validation_retries: int = 1,
+        **params: Any,
+    ) -> Response: ...
+    async def complete(
+        self,
+        request: Request | None = None,
+        /,
+        *,
+        model: str | None = None,
+        messages: Iterable[Message | Mapping[str, Any]] | str | None = None,
+        prompt: str | None = None,
+        system: str | None = None,
+        timeout: float | None = None,
+        cache: CachePolicy | CacheMode | None = None,
+        response_model: type[Any] | None = None,
+        max_validation_retries: int = 1,
         **params: Any,
     ) -> Response:
         """Send a request and return the whole answer.
@@ -176,6 +213,12 @@ class Client:
         ``cache`` overrides the response-cache policy for this call: a mode
         (``"off"``, ``"read_only"``, ``"refresh"``, ``"read_write"``) or a
         :class:`CachePolicy`; a cached answer has ``response.cached`` set.
+
+        ``response_model`` (an attrs class, dataclass, ``TypedDict``, Pydantic model or
+        plain type such as ``list[Item]``) asks for JSON of its schema, sent in each
+        vendor's strict form, and returns a :class:`~llmx.structured.ParsedResponse` whose ``parsed`` is
+        the instance; an answer that does not match is asked again with the errors, at
+        most ``max_validation_retries`` times, then :class:`~llmx.structured.StructuredOutputError`.
         """
         if self._state is not _State.OPENED:
             self._check_open()
@@ -188,8 +231,21 @@ class Client:
             default_model=self._config.default_model,
             params=params,
         )
+        if response_model is not None:
+            from llmx._structured import complete_structured, structured_output
+
+            spec = structured_output(response_model)
+            return await complete_structured(
+                self._pipeline,
+                spec.request(req),
+                spec,
+                max_validation_retries=max_validation_retries,
+                timeout=timeout,
+                cache=cache,
+            )
         return await self._pipeline.complete(req, timeout=timeout, cache=cache)
 
+    @overload
     def stream(
         self,
         request: Request | None = None,
@@ -201,6 +257,39 @@ class Client:
         system: str | None = None,
         timeout: float | None = None,
         cache: CachePolicy | CacheMode | None = None,
+        response_model: type[T],
+        max_validation_retries: int = 1,
+        **params: Any,
+    ) -> StructuredStream[T]: ...
+    @overload
+    def stream(
+        self,
+        request: Request | None = None,
+        /,
+        *,
+        model: str | None = None,
+        messages: Iterable[Message | Mapping[str, Any]] | str | None = None,
+        prompt: str | None = None,
+        system: str | None = None,
+        timeout: float | None = None,
+        cache: CachePolicy | CacheMode | None = None,
+        response_model: None = None,
+        max_validation_retries: int = 1,
+        **params: Any,
+    ) -> Stream: ...
+    def stream(
+        self,
+        request: Request | None = None,
+        /,
+        *,
+        model: str | None = None,
+        messages: Iterable[Message | Mapping[str, Any]] | str | None = None,
+        prompt: str | None = None,
+        system: str | None = None,
+        timeout: float | None = None,
+        cache: CachePolicy | CacheMode | None = None,
+        response_model: type[Any] | None = None,
+        max_validation_retries: int = 1,
         **params: Any,
     ) -> Stream:
         """Send a request and stream the answer (same arguments as :meth:`complete`).
@@ -209,6 +298,8 @@ class Client:
         ``stream.response`` holds the assembled :class:`Response`. Retries and fallback
         happen only before the first chunk; ``timeout`` bounds the time to it. A cached
         answer replays as the same chunks; a stream is stored only once it completed.
+        With ``response_model``, a :class:`~llmx.structured.StructuredStream`: the JSON text streams as
+        usual and ``await stream.parsed()`` returns the validated instance.
         """
         if self._state is not _State.OPENED:
             self._check_open()
@@ -221,6 +312,12 @@ class Client:
             default_model=self._config.default_model,
             params=params,
         )
+        if response_model is not None:
+            from llmx._structured import stream_structured
+
+            return stream_structured(
+                self._pipeline, req, response_model, max_validation_retries, timeout, cache
+            )
         return self._pipeline.stream(req, timeout=timeout, cache=cache)
 
     async def count_tokens(

@@ -40,6 +40,24 @@ class UnsupportedFeatureError(LlmxError):
         self.feature = feature
 
 
+class StructuredOutputError(LlmxError):
+    """The answer to a request with ``response_model=`` never matched the model's
+    schema, re-asks included.
+
+    ``text`` is the last answer's raw text, ``errors`` what was wrong with it (one
+    message per problem, with its JSON path, e.g. ``$.age: expected integer, got string
+    "ten"``), ``response`` that whole :class:`~llmx.Response`.
+    """
+
+    def __init__(
+        self, message: str, *, text: str, errors: Sequence[str], response: Any = None
+    ) -> None:
+        super().__init__(message)
+        self.text = text
+        self.errors = tuple(errors)
+        self.response = response
+
+
 # -- plugins -----------------------------------------------------------------------------
 
 

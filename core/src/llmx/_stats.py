@@ -109,6 +109,8 @@ class ModelStats:
     the answered attempts that were embeddings (``Client.embed``; they are among
     ``successes``, and their tokens and cost in the totals above). ``reasoning_tokens``
     are the part of ``output_tokens`` the models spent reasoning.
+    ``validation_retries`` counts answers to a ``response_model=`` request that did not
+    match its schema and were asked again (each re-ask is also a request above).
     """
 
     instance: str
@@ -128,6 +130,7 @@ class ModelStats:
     estimated_usage: int = 0
     embeds: int = 0
     reasoning_tokens: int = 0
+    validation_retries: int = 0
 
 
 @attrs.frozen
@@ -204,6 +207,7 @@ class ModelCounters:
         "retries",
         "successes",
         "ttft",
+        "validation_retries",
     )
 
     def __init__(self) -> None:
@@ -219,6 +223,7 @@ class ModelCounters:
         self.abandoned_cost = 0.0
         self.estimated_usage = 0
         self.embeds = 0
+        self.validation_retries = 0
         self.latency = Histogram()
         self.ttft = Histogram()
 
@@ -243,6 +248,7 @@ class ModelCounters:
             estimated_usage=self.estimated_usage,
             embeds=self.embeds,
             reasoning_tokens=self.reasoning_tokens,
+            validation_retries=self.validation_retries,
         )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from llmx._client import Client
 from llmx._errors import ClientClosedError
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from llmx._config import Config
     from llmx._embedding import EmbeddingRequest, EmbeddingResponse
     from llmx._registry import Registry
+    from llmx._structured import ParsedResponse, StructuredStream
     from llmx._types import ModelInfo, Request, Response, StreamChunk, Usage
 
 T = TypeVar("T")
@@ -64,19 +65,41 @@ class SyncClient:
             raise ClientClosedError(msg)
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
+    @overload
+    def complete(
+        self, request: Request | None = None, /, *, response_model: type[T], **kwargs: Any
+    ) -> ParsedResponse[T]: ...
+    @overload
+    def complete(self, request: Request | None = None, /, **kwargs: Any) -> Response: ...
     def complete(self, request: Request | None = None, /, **kwargs: Any) -> Response:
-        """Like :meth:`Client.complete`, blocking."""
-        return self._run(self._client.complete(request, **kwargs))
+        """Like :meth:`Client.complete`, blocking (``response_model=`` included)."""
+        response: Response = self._run(self._client.complete(request, **kwargs))
+        return response
 
     def embed(self, request: EmbeddingRequest | None = None, /, **kwargs: Any) -> EmbeddingResponse:
         """Like :meth:`Client.embed`, blocking."""
         return self._run(self._client.embed(request, **kwargs))
 
-    def stream(self, request: Request | None = None, /, **kwargs: Any) -> Iterator[StreamChunk]:
+    @overload
+    def stream(
+        self, request: Request | None = None, /, *, response_model: type[T], **kwargs: Any
+    ) -> SyncStructuredStream[T]: ...
+    @overload
+    def stream(self, request: Request | None = None, /, **kwargs: Any) -> Iterator[StreamChunk]: ...
+    def stream(
+        self, request: Request | None = None, /, **kwargs: Any
+    ) -> Iterator[StreamChunk] | SyncStructuredStream[Any]:
         """Like :meth:`Client.stream`, as a blocking iterator of chunks.
 
         Stopping early (``break``, or closing the generator) closes the connection.
+        With ``response_model=``, a :class:`SyncStructuredStream`: iterate it for the
+        chunks, then call its ``parsed()`` for the validated instance.
         """
+        if kwargs.get("response_model") is not None:
+            return SyncStructuredStream(self, self._client.stream(request, **kwargs))
+        return self._chunks(request, **kwargs)
+
+    def _chunks(self, request: Request | None, /, **kwargs: Any) -> Iterator[StreamChunk]:
         stream = self._client.stream(request, **kwargs)
         try:
             while True:
@@ -118,3 +141,34 @@ class SyncClient:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class SyncStructuredStream(Generic[T]):
+    """A blocking :class:`~llmx.structured.StructuredStream`: iterate it for the chunks (the JSON
+    text as it arrives), then :meth:`parsed` for the validated instance. Stopping early
+    closes the connection; :meth:`parsed` reads what is left."""
+
+    def __init__(self, sync: SyncClient, stream: StructuredStream[T]) -> None:
+        self._sync = sync
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[StreamChunk]:
+        try:
+            while True:
+                try:
+                    yield self._sync._run(self._stream.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            if not self._sync._closed and self._stream.response is None:
+                self._sync._run(self._stream.aclose())
+
+    def parsed(self) -> T:
+        """The answer as an instance of the response model (re-asked if it did not
+        validate); raises :class:`~llmx.structured.StructuredOutputError` when it never did."""
+        return self._sync._run(self._stream.parsed())
+
+    @property
+    def response(self) -> Response | None:
+        """Like :attr:`llmx.structured.StructuredStream.response`."""
+        return self._stream.response

@@ -118,6 +118,7 @@ _EXPORTS: dict[str, str] = {
     "error_class_for_status": "llmx._errors",
     "parse_retry_after": "llmx._errors",
     "cache_key": "llmx._cachekey",
+    "strict_json_schema": "llmx._strict",
     "lazy_exports": "llmx._lazy",
 }
 
@@ -180,6 +181,7 @@ if TYPE_CHECKING:
     from llmx._sse import SSEParser as SSEParser
     from llmx._sse import aiter_sse as aiter_sse
     from llmx._stream import ResponseBuilder as ResponseBuilder
+    from llmx._strict import strict_json_schema as strict_json_schema
     from llmx._types import PriceTier as PriceTier
     from llmx.hookspecs import CONTRACT_VERSION as CONTRACT_VERSION
     from llmx.hookspecs import Register as Register

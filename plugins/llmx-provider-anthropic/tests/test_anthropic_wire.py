@@ -163,7 +163,8 @@ async def test_structured_output_and_tool_strictness(
         response_format=llmx.ResponseFormat("json_schema", schema),
     )
     body = server.model_requests[-1].json
-    assert body["output_config"] == {"format": {"type": "json_schema", "schema": schema}}
+    closed = {**schema, "additionalProperties": False}  # Anthropic takes closed objects only
+    assert body["output_config"] == {"format": {"type": "json_schema", "schema": closed}}
     assert body["tools"] == [
         {"name": "f", "input_schema": {"type": "object", "properties": {}}, "strict": True}
     ]
@@ -250,3 +251,51 @@ def test_registered_through_the_entry_point() -> None:
 
     assert registration.factory is llmx_anthropic.AnthropicProvider
     assert registration.settings is llmx_anthropic.AnthropicSettings
+
+
+async def test_structured_output_constraints_go_into_the_description(
+    client: llmx.Client, server: FakeAnthropicServer
+) -> None:
+    """Anthropic's structured outputs take no numeric/length bounds, maxItems or a
+    minItems above 1: they are said in the description (llmx still checks them)."""
+    schema = {
+        "type": "object",
+        "properties": {
+            "pair": {
+                "type": "array",
+                "items": {"type": "integer", "minimum": 0},
+                "minItems": 2,
+                "maxItems": 2,
+                "description": "two numbers",
+            }
+        },
+        "required": ["pair"],
+    }
+    server.enqueue(Reply('{"pair": [1, 2]}'))
+    fmt = llmx.ResponseFormat("json_schema", schema)
+    await client.complete(model=MODEL, prompt="two?", response_format=fmt)
+    sent = server.model_requests[-1].json["output_config"]["format"]["schema"]
+    assert sent["properties"]["pair"] == {
+        "type": "array",
+        "items": {"type": "integer", "description": "{minimum: 0}"},
+        "description": "two numbers\n\n{maxItems: 2, minItems: 2}",
+    }
+
+
+async def test_recursive_structured_output_is_refused_before_sending(
+    client: llmx.Client, server: FakeAnthropicServer
+) -> None:
+    schema = {
+        "$defs": {
+            "node": {
+                "type": "object",
+                "properties": {"kids": {"type": "array", "items": {"$ref": "#/$defs/node"}}},
+            }
+        },
+        "type": "object",
+        "properties": {"root": {"$ref": "#/$defs/node"}},
+    }
+    fmt = llmx.ResponseFormat("json_schema", schema)
+    with pytest.raises(llmx.UnsupportedFeatureError, match="recursive"):
+        await client.complete(model=MODEL, prompt="tree?", response_format=fmt)
+    assert server.model_requests == []

@@ -143,8 +143,27 @@ def test_json_schema_to_gemini_schema() -> None:
         "propertyOrdering": ["name", "tags", "age"],
         "required": ["name"],
     }
+    # A $ref to a $defs entry is inlined, X | None is X with nullable (structured output).
+    assert to_gemini_schema(
+        {
+            "$defs": {"item": {"type": "string"}},
+            "type": "object",
+            "properties": {
+                "items": {"type": "array", "items": {"$ref": "#/$defs/item"}},
+                "maybe": {"anyOf": [{"$ref": "#/$defs/item"}, {"type": "null"}]},
+            },
+        }
+    ) == {
+        "type": "OBJECT",
+        "properties": {
+            "items": {"type": "ARRAY", "items": {"type": "STRING"}},
+            "maybe": {"type": "STRING", "nullable": True},
+        },
+        "propertyOrdering": ["items", "maybe"],
+    }
     for bad in (
         {"$ref": "#/$defs/x"},
+        {"anyOf": [{"type": "string"}, {"type": "integer"}, {"type": "null"}]},
         {"type": "object", "additionalProperties": {"type": "string"}},
         {"anyOf": [{"type": "string"}]},
         {"type": "integer", "enum": [1, 2]},
@@ -156,10 +175,15 @@ def test_json_schema_to_gemini_schema() -> None:
 async def test_inexpressible_schemas_go_as_json_schema(
     client: llmx.Client, server: FakeGeminiServer
 ) -> None:
-    schema: dict[str, Any] = {
-        "$defs": {"item": {"type": "string"}},
+    schema: dict[str, Any] = {  # a recursive $ref: Schema cannot inline it
+        "$defs": {
+            "node": {
+                "type": "object",
+                "properties": {"kids": {"type": "array", "items": {"$ref": "#/$defs/node"}}},
+            }
+        },
         "type": "object",
-        "properties": {"items": {"type": "array", "items": {"$ref": "#/$defs/item"}}},
+        "properties": {"root": {"$ref": "#/$defs/node"}},
     }
     tools = [llmx.Tool("no_params"), llmx.Tool("refs", "uses $ref", schema)]
     await client.complete(

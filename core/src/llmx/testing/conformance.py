@@ -24,7 +24,8 @@ suite against the provider, installed and discovered through its entry point, ta
 real HTTP to the fake server on 127.0.0.1: plain completion, system prompt,
 multi-turn, options, streaming (deltas equal the text; usage and finish reason
 arrive; a streamed answer equals the non-streamed one), a tool round trip (call →
-result → answer), tool choice, images, JSON mode and schemas, usage details, every
+result → answer), tool choice, images, JSON mode and schemas (and typed output with ``response_model=``:
+parsed, re-asked with the errors, still invalid, streamed), usage details, every
 error class (401, 403, 404 model, 400, context length, 429 with Retry-After,
 500/502/503/529, timeout, connection reset, dropped and truncated streams, a
 mid-stream error event, malformed bodies), safety refusals, cancellation (a stream
@@ -132,6 +133,7 @@ from llmx.testing._conf_options import OptionsConformance
 from llmx.testing._conf_prompt_caching import PROMPT_CACHING, PromptCachingConformance
 from llmx.testing._conf_provider_batch import ProviderBatchTests
 from llmx.testing._conf_reasoning import ReasoningConformance
+from llmx.testing._conf_structured import StructuredOutputConformance
 from llmx.testing._conf_tokens import TOKEN_COUNTING, TokenCountingConformance
 from llmx.testing._replies import Blocked, ErrorKind, MidStreamError, Reply, Reset, Stall
 from llmx.testing._server import FakeServer, RecordedRequest
@@ -291,6 +293,7 @@ class ProviderConformance(
     EmbeddingsConformance,
     ReasoningConformance,
     ProviderBatchTests,
+    StructuredOutputConformance,
 ):
     """Base class of a provider's conformance tests (see the module docstring)."""
 

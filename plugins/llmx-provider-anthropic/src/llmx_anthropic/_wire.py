@@ -8,6 +8,7 @@ body, ``message`` object, streaming events, errors) and its OpenAPI document.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from llmx import (
@@ -348,6 +349,101 @@ def _messages(
     return system, turns
 
 
+_MOVED = (
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "minLength",
+    "maxLength",
+    "maxItems",
+    "uniqueItems",
+    "minProperties",
+    "maxProperties",
+)
+"""Constraints Anthropic's structured outputs do not take (with ``minItems`` above 1):
+said in the description instead, as Anthropic's own SDK does (llmx still checks the
+answer against the whole schema, and re-asks when it breaks one)."""
+
+
+def _output_schema(schema: Any, provider: str, model: str) -> Any:
+    """The schema as Anthropic's structured outputs take it (:func:`_closed`); a
+    recursive one is refused before sending, as Anthropic does not take those."""
+    defs = schema.get("$defs") if isinstance(schema, Mapping) else None
+    if isinstance(defs, Mapping):
+        for name in defs:
+            if _reaches(defs, name, name, set()):
+                msg = (
+                    f"{provider}/{model}: the schema is recursive ($defs.{name} refers to "
+                    "itself), which Anthropic's structured outputs do not take"
+                )
+                raise UnsupportedFeatureError(
+                    msg, provider=provider, model=model, feature="json_schema"
+                )
+    return _closed(schema, "$", provider, model)
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, list):
+        return [r for item in node for r in _refs(item)]
+    if not isinstance(node, Mapping):
+        return []
+    ref = node.get("$ref")
+    found = [ref.rsplit("/", 1)[-1]] if isinstance(ref, str) else []
+    return found + [r for value in node.values() for r in _refs(value)]
+
+
+def _reaches(defs: Mapping[str, Any], start: str, target: str, seen: set[str]) -> bool:
+    for ref in _refs(defs.get(start)):
+        if ref == target:
+            return True
+        if ref not in seen:
+            seen.add(ref)
+            if _reaches(defs, ref, target, seen):
+                return True
+    return False
+
+
+def _closed(schema: Any, path: str, provider: str, model: str) -> Any:
+    """``schema`` with every object closed (``additionalProperties: false`` added where
+    it is missing) and the constraints Anthropic does not take moved into the
+    description (:data:`_MOVED`); an object that is open on purpose
+    (``additionalProperties`` true or a schema, e.g. a dict) is refused before sending."""
+    if isinstance(schema, list):
+        return [_closed(item, path, provider, model) for item in schema]
+    if not isinstance(schema, Mapping):
+        return schema
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in ("properties", "$defs") and isinstance(value, Mapping):
+            out[key] = {
+                name: _closed(sub, f"{path}.{name}", provider, model) for name, sub in value.items()
+            }
+        else:
+            out[key] = _closed(value, path, provider, model)
+    if out.get("type") == "object" or "properties" in out:
+        extra = out.setdefault("additionalProperties", False)
+        if extra is not False:
+            msg = (
+                f"{provider}/{model}: {path} is an object with open keys "
+                "(additionalProperties, e.g. a dict), which Anthropic's structured outputs "
+                "do not take; use a class with named fields"
+            )
+            raise UnsupportedFeatureError(
+                msg, provider=provider, model=model, feature="json_schema"
+            )
+    moved = [f"{key}: {json.dumps(out.pop(key))}" for key in _MOVED if key in out]
+    low = out.get("minItems")
+    if isinstance(low, int) and low > 1:
+        moved.append(f"minItems: {out.pop('minItems')}")
+    if moved:
+        said = "{" + ", ".join(moved) + "}"
+        text = out.get("description")
+        out["description"] = f"{text}\n\n{said}" if isinstance(text, str) and text else said
+    return out
+
+
 def build_body(
     request: Request,
     *,
@@ -428,7 +524,10 @@ def build_body(
     fmt = request.response_format
     if fmt.type == "json_schema":
         body["output_config"] = {
-            "format": {"type": "json_schema", "schema": dict(fmt.schema or {})}
+            "format": {
+                "type": "json_schema",
+                "schema": _output_schema(fmt.schema or {}, provider, model),
+            }
         }
     if stream:
         body["stream"] = True

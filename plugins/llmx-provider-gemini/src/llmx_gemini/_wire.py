@@ -123,16 +123,44 @@ _TYPES = {
 }
 _PASS = ("description", "title", "format", "minimum", "maximum", "pattern")
 _COUNTS = ("minItems", "maxItems", "minLength", "maxLength", "minProperties", "maxProperties")
-_IGNORED = frozenset({"$schema", "additionalProperties", "default", "examples"})
+_IGNORED = frozenset({"$schema", "$defs", "additionalProperties", "default", "examples"})
+_PASS_SET = frozenset(("description", "title"))
 
 
 def to_gemini_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
     """A JSON Schema as Gemini's ``Schema`` (upper-case types, ``nullable``, ``propertyOrdering``).
 
-    Raises :class:`NotExpressible` for what ``Schema`` lacks (``$ref``, ``allOf``,
+    ``$ref`` into ``$defs`` is inlined and ``anyOf [X, {"type": "null"}]`` becomes X
+    with ``nullable``. Raises :class:`NotExpressible` for what ``Schema`` lacks (a
+    recursive ``$ref``, another ``anyOf``, ``allOf``,
     ``oneOf``, ``const`` on non-strings, open ``additionalProperties``...); the caller
     then sends the JSON Schema as is (``responseJsonSchema`` / ``parametersJsonSchema``).
     """
+    defs = schema.get("$defs")
+    return _to_schema(schema, defs if isinstance(defs, Mapping) else {}, ())
+
+
+def _to_schema(
+    schema: Mapping[str, Any], defs: Mapping[str, Any], seen: tuple[str, ...]
+) -> dict[str, Any]:
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        name = ref[len("#/$defs/") :]
+        if name in seen or name not in defs:
+            msg = "recursive $ref"
+            raise NotExpressible(msg)
+        return _to_schema(defs[name], defs, (*seen, name))  # inlined
+    if "anyOf" in schema:
+        # ``X | None`` (anyOf [X, {"type": "null"}]) is X with ``nullable``.
+        branches = [b for b in schema["anyOf"] if b != {"type": "null"}]
+        rest = {k: v for k, v in schema.items() if k != "anyOf"}
+        if len(branches) != 1 or len(branches) == len(schema["anyOf"]) or set(rest) - _PASS_SET:
+            msg = "anyOf"
+            raise NotExpressible(msg)
+        inner = _to_schema(branches[0], defs, seen)
+        inner["nullable"] = True
+        inner.update(rest)
+        return inner
     out: dict[str, Any] = {}
     kind = schema.get("type")
     kinds = kind if isinstance(kind, list) else [kind] if kind is not None else []
@@ -165,13 +193,13 @@ def to_gemini_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
         out["enum"] = list(values)
     if kinds[0] == "object":
         props = schema.get("properties") or {}
-        out["properties"] = {k: to_gemini_schema(v) for k, v in props.items()}
+        out["properties"] = {k: _to_schema(v, defs, seen) for k, v in props.items()}
         if props:
             out["propertyOrdering"] = list(props)
         if schema.get("required"):
             out["required"] = list(schema["required"])
     if kinds[0] == "array" and "items" in schema:
-        out["items"] = to_gemini_schema(schema["items"])
+        out["items"] = _to_schema(schema["items"], defs, seen)
     return out
 
 

