@@ -5,6 +5,7 @@
     python -m bench                 # full run, < 10 min: results/<timestamp>.json + latest.md
     python -m bench --quick         # smoke run for CI, < 60 s, no peers
     python -m bench profile         # cProfile (and pyinstrument) of llmx's hot paths
+    python -m bench icount          # instructions per request under callgrind (noise-free)
     python -m bench server --port 8000   # the fake server alone, for manual poking
     python -m bench report results/X.json  # re-render latest.md from a saved run
 """
@@ -100,6 +101,10 @@ def main(argv: list[str] | None = None) -> None:
         from bench.profiling import main as profile_main
 
         profile_main(args[1:])
+    elif args and args[0] == "icount":
+        from bench.icount import main as icount_main
+
+        icount_main(args[1:])
     else:
         _run(args[1:] if args and args[0] == "run" else args)
 
