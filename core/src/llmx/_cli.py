@@ -595,7 +595,7 @@ def _fail_write(err: OSError) -> NoReturn:
     sys.exit(EXIT_WRITE_FAILED)
 
 
-def _local_fallback(client: Any) -> tuple[str, int | None]:
+def _local_fallback(client: Any, doing: str = "answering") -> tuple[str, int | None]:
     """With no provider configured, the model a plugin offers for this case (and its
     answer length) if one is ready; else fail saying how to add a hosted provider and how
     to get a local model. The plugins offer it through ``llmx_register_model_sources``."""
@@ -612,7 +612,7 @@ def _local_fallback(client: Any) -> tuple[str, int | None]:
     if offers and offers[0].ready:
         offer = offers[0]
         click.echo(
-            f"llmx: no provider configured: answering with the local model {offer.model} "
+            f"llmx: no provider configured: {doing} with the local model {offer.model} "
             "(pass -m to choose another)",
             err=True,
         )
@@ -688,7 +688,7 @@ def tokens_cmd(
     client = Client(state.config_path)
     chosen = model or client.config.default_model or os.environ.get("LLMX_MODEL")
     if not chosen:
-        chosen, _ = _local_fallback(client)
+        chosen, _ = _local_fallback(client, "counting")
     import asyncio
 
     async def count() -> Any:
@@ -749,7 +749,7 @@ def embed_cmd(
     client = Client(state.config_path)
     chosen = model
     if not chosen:
-        chosen, _ = _local_fallback(client)
+        chosen, _ = _local_fallback(client, "embedding")
     import asyncio
 
     async def run() -> Any:
