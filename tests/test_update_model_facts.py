@@ -8,6 +8,7 @@ the release named as its source). Offline: the wheels here are built from small
 from __future__ import annotations
 
 import ast
+import keyword
 import datetime
 import importlib
 import re
@@ -235,7 +236,9 @@ def test_committed_tables_price_listed_models_from_a_named_release(module: str) 
 
 # -- properties of the reader and the writer ---------------------------------------------------
 
-_names = st.from_regex(r"[a-z][a-z_0-9]{0,8}", fullmatch=True)
+_names = st.from_regex(r"[a-z][a-z_0-9]{0,8}", fullmatch=True).filter(
+    lambda name: not keyword.iskeyword(name)  # a keyword argument cannot be called ``if``
+)
 _decimals = st.decimals(0, 10_000, places=4, allow_nan=False, allow_infinity=False)
 _leaves = st.one_of(st.integers(-(10**9), 10**9), st.text(max_size=8), st.booleans(), st.none())
 _data = st.recursive(
