@@ -8,9 +8,9 @@ the release named as its source). Offline: the wheels here are built from small
 from __future__ import annotations
 
 import ast
-import keyword
 import datetime
 import importlib
+import keyword
 import re
 import subprocess
 import sys
