@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 import llmx
+import llmx.types
 from llmx.http import Endpoint, ErrorInfo, api_key, base_url, collect_pages, dumps, token_count
 from llmx.types import FinishReason
 
@@ -139,7 +140,7 @@ class TemplateProvider:
         except (ValueError, KeyError, TypeError) as err:
             raise self._http.malformed(what="answer", data=data, model=request.model) from err
 
-    def stream(self, request: llmx.Request) -> AsyncIterator[llmx.StreamChunk]:
+    def stream(self, request: llmx.Request) -> AsyncIterator[llmx.types.StreamChunk]:
         """Send ``request`` and yield text and tool-call deltas, then one StreamEnd.
 
         The API streams newline-delimited JSON, hence ``framing="ndjson"``. For an API
@@ -184,7 +185,7 @@ class _Decoder:
         self.finished = False
         self._end: llmx.StreamEnd | None = None
 
-    def feed(self, event: Any) -> Sequence[llmx.StreamChunk]:
+    def feed(self, event: Any) -> Sequence[llmx.types.StreamChunk]:
         """The chunks of one event (a parsed JSON line); a malformed one raises KeyError etc."""
         kind = event["type"]
         if kind == "text":

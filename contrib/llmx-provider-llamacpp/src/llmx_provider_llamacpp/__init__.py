@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 import llmx
+import llmx.types
 import llmx.plugin
 from llmx.plugin import ProviderContext, ResponseBuilder, hookimpl
 from llmx_provider_llamacpp._gguf import GGUFError, context_length, read_metadata
@@ -323,7 +324,7 @@ class _Generation:
     request: llmx.Request
     instance: str
     chat_template: str | None
-    emit: Callable[[llmx.StreamChunk], None]
+    emit: Callable[[llmx.types.StreamChunk], None]
     cancel: threading.Event
     finish_reason: str = "stop"
     prompt_tokens: int = 0
@@ -497,7 +498,7 @@ class LlamaCppProvider:
             builder.add(chunk)
         return builder.build(provider=self._instance)
 
-    async def stream(self, request: llmx.Request) -> AsyncIterator[llmx.StreamChunk]:
+    async def stream(self, request: llmx.Request) -> AsyncIterator[llmx.types.StreamChunk]:
         """Yield the answer token by token; closing the stream stops generation."""
         model = self._model(request)
         loop = asyncio.get_running_loop()

@@ -347,6 +347,12 @@ def check_capabilities(request: Request, inst: Instance, info: ModelInfo | None)
         needs.append(("reasoning", Capability.REASONING))
     if not info.supports(Capability.VISION) and request.has_images():  # scan parts last
         needs.append(("image input", Capability.VISION))
+    if not (info.supports(Capability.DOCUMENTS) and info.supports(Capability.AUDIO)):
+        docs, audio = request.media_kinds()  # scanned only for a model lacking one
+        if docs and not info.supports(Capability.DOCUMENTS):
+            needs.append(("document (PDF) input", Capability.DOCUMENTS))
+        if audio and not info.supports(Capability.AUDIO):
+            needs.append(("audio input", Capability.AUDIO))
     if _PROMPT_CACHING not in info.capabilities and (
         request.prompt_cache_key is not None or request.cache_breakpoints()
     ):
