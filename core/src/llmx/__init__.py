@@ -166,9 +166,9 @@ if TYPE_CHECKING:
     from llmx._stream import Stream as Stream
     from llmx._sync import SyncClient as SyncClient
     from llmx._types import Attempt as Attempt
+    from llmx._types import Audio as Audio
     from llmx._types import CacheControl as CacheControl
     from llmx._types import Capability as Capability
-    from llmx._types import Audio as Audio
     from llmx._types import Document as Document
     from llmx._types import Image as Image
     from llmx._types import Message as Message

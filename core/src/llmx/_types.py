@@ -186,8 +186,7 @@ class Document:
             raise ValueError(msg)
         if self.media_type not in DOCUMENT_TYPES:
             msg = (
-                f"Document(media_type={self.media_type!r}): use one of "
-                f"{', '.join(DOCUMENT_TYPES)}"
+                f"Document(media_type={self.media_type!r}): use one of {', '.join(DOCUMENT_TYPES)}"
             )
             raise ValueError(msg)
 

@@ -39,8 +39,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 import llmx
-import llmx.types
 import llmx.plugin
+import llmx.types
 from llmx.plugin import ProviderContext, ResponseBuilder, hookimpl
 from llmx_provider_llamacpp._gguf import GGUFError, context_length, read_metadata
 
