@@ -225,6 +225,11 @@ def _body(request: llmx.Request, provider: str, *, stream: bool) -> dict[str, An
         feature = "images" if request.has_images() else "json_schema"
         msg = f"the Template API takes no {feature.replace('_', ' ')}"
         raise llmx.UnsupportedFeatureError(msg, provider=provider, model=model, feature=feature)
+    docs, audio = request.media_kinds()
+    if docs or audio:  # a model model_info does not know still gets here
+        feature = "documents" if docs else "audio"
+        msg = f"the Template API takes no {feature}"
+        raise llmx.UnsupportedFeatureError(msg, provider=provider, model=model, feature=feature)
     body: dict[str, Any] = {"model": request.model, "messages": [], "stream": stream}
     for message in request.messages:
         if message.role == "system":

@@ -130,6 +130,7 @@ import llmx
 import llmx.types
 from llmx.testing._chaos import Fault
 from llmx.testing._conf_embeddings import EMBEDDINGS, EmbeddingsConformance
+from llmx.testing._conf_media import AUDIO, DOCUMENT_URLS, DOCUMENTS, MediaConformance
 from llmx.testing._conf_options import OptionsConformance
 from llmx.testing._conf_prompt_caching import PROMPT_CACHING, PromptCachingConformance
 from llmx.testing._conf_provider_batch import ProviderBatchTests
@@ -212,6 +213,12 @@ class Feature:
     across a tool loop (``_conf_reasoning``)."""
     PROVIDER_BATCH = "provider_batch"
     """The vendor's batch API (:class:`llmx.plugin.BatchProvider`, ``--provider-batch``)."""
+    DOCUMENTS = DOCUMENTS
+    """PDF documents given as bytes (:class:`llmx.Document`; ``_conf_media``)."""
+    DOCUMENT_URLS = DOCUMENT_URLS
+    """Documents given by URL."""
+    AUDIO = AUDIO
+    """Audio input (:class:`llmx.Audio`)."""
 
     ALL: ClassVar[frozenset[str]] = frozenset(
         {
@@ -232,6 +239,9 @@ class Feature:
             PROMPT_CACHING,
             REASONING,
             PROVIDER_BATCH,
+            DOCUMENTS,
+            DOCUMENT_URLS,
+            AUDIO,
         }
     )
     """The chat features (the default ``supports``)."""
@@ -295,6 +305,7 @@ class ProviderConformance(
     ReasoningConformance,
     ProviderBatchTests,
     StructuredOutputConformance,
+    MediaConformance,
 ):
     """Base class of a provider's conformance tests (see the module docstring)."""
 
