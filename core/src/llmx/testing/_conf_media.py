@@ -121,7 +121,7 @@ class MediaConformance:
     def test_media_refused_before_sending(self: _Kit) -> None:
         """Documents or audio a provider cannot take fail with UnsupportedFeatureError
         (naming the provider, the model and the feature), unsent."""
-        cases = [
+        cases: list[tuple[str, llmx.Document | llmx.Audio]] = [
             (DOCUMENTS, llmx.Document(data=PDF)),
             (AUDIO, llmx.Audio(data=WAV, format="wav")),
         ]
