@@ -271,6 +271,14 @@ def unload_all() -> None:
 # -- generation (on the worker thread) --------------------------------------------------------
 
 
+_FEATURES: dict[type, str] = {
+    llmx.Image: "vision",
+    llmx.Document: "documents",
+    llmx.Audio: "audio",
+}
+"""The feature a non-text part needs (named in the UnsupportedFeatureError)."""
+
+
 def _messages(request: llmx.Request, instance: str) -> list[dict[str, str]]:
     out = []
     for m in request.messages:
@@ -281,7 +289,7 @@ def _messages(request: llmx.Request, instance: str) -> list[dict[str, str]]:
                     msg,
                     provider=instance,
                     model=request.model,
-                    feature="vision" if isinstance(part, llmx.Image) else "tools",
+                    feature=_FEATURES.get(type(part), "tools"),
                 )
         out.append({"role": m.role, "content": m.text})
     return out
