@@ -328,3 +328,24 @@ async def test_documents_hit_the_response_cache() -> None:
             assert await ask(PDF) == "one"  # the same bytes: from the cache
             assert await ask(PDF + b"\n") == "two"  # other bytes: another key
         assert len(a.model_requests) == 2
+
+
+def test_model_facts_per_provider() -> None:
+    """Who declares documents and audio (the tables behind check_capabilities)."""
+    from llmx_anthropic import AnthropicProvider
+    from llmx_gemini import GeminiProvider
+
+    from llmx_openai import OpenAIProvider, OpenAIResponsesProvider
+
+    def caps(provider: Any, model: str) -> tuple[bool, bool]:
+        info = provider.model_info(model)
+        assert info is not None, model
+        return info.supports(llmx.Capability.DOCUMENTS), info.supports(llmx.Capability.AUDIO)
+
+    assert caps(OpenAIProvider, "gpt-4o-mini") == (True, False)
+    assert caps(OpenAIProvider, "o3-mini") == (False, False)
+    assert caps(OpenAIProvider, "gpt-audio") == (False, True)
+    assert caps(OpenAIResponsesProvider, "gpt-audio") == (False, False)  # no audio part there
+    assert caps(AnthropicProvider, "claude-sonnet-4-6") == (True, False)
+    assert caps(AnthropicProvider, "claude-3-haiku-20240307") == (False, False)
+    assert caps(GeminiProvider, "gemini-2.5-flash") == (True, True)
