@@ -177,8 +177,10 @@ def test_a_renamed_copy_installs_and_passes_its_own_tests(
     # The only tests not run are of the features the template's API lacks and the
     # opt-in embeddings (whose refusal test runs), said so.
     skipped = re.findall(r"^SKIPPED .*$", tests.stdout, re.M)
-    assert len(skipped) == 6, skipped
-    features = "images|json_schema|token_counting|embeddings|reasoning|provider_batch"
+    assert len(skipped) == 8, skipped
+    features = (
+        "images|json_schema|token_counting|embeddings|reasoning|provider_batch|documents|audio"
+    )
     assert all(re.search(f"{NAME} does not support ({features})$", s) for s in skipped)
     assert plugins.returncode == 0, plugins.stderr
     rows = {row["name"]: row for row in json.loads(plugins.stdout)}

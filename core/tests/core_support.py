@@ -9,6 +9,7 @@ from typing import Any
 import attrs
 
 import llmx
+import llmx.types
 from llmx.plugin import ProviderContext, Register, hookimpl
 
 
@@ -53,7 +54,7 @@ class EchoProvider:
 class StreamingEchoProvider(EchoProvider):
     """The echo provider, streaming its answer word by word."""
 
-    async def stream(self, request: llmx.Request) -> AsyncIterator[llmx.StreamChunk]:
+    async def stream(self, request: llmx.Request) -> AsyncIterator[llmx.types.StreamChunk]:
         response = self._answer(request)
         for i, word in enumerate(response.text.split(" ")):
             self.plugin.chunks_sent += 1
@@ -141,7 +142,7 @@ class FlexProvider:
     async def complete(self, request: llmx.Request) -> llmx.Response:
         return self._response(request, await self._next(request))
 
-    async def stream(self, request: llmx.Request) -> AsyncIterator[llmx.StreamChunk]:
+    async def stream(self, request: llmx.Request) -> AsyncIterator[llmx.types.StreamChunk]:
         item = await self._next(request)
         fail = item if isinstance(item, FailAfter) else None
         response = self._response(request, None if fail else item)

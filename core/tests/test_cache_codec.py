@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import llmx
+import llmx.types
 from llmx._cache import _direct_chunk, _direct_response, decode_entry, encode_entry
 from llmx._convert import from_json
 
@@ -50,7 +51,7 @@ def _entry(value: bytes) -> Any:
 def _by_cattrs(value: bytes) -> tuple[Any, Any]:
     entry = _entry(value)
     response = from_json(entry["r"], llmx.Response)
-    stream = [from_json(c, llmx.StreamChunk) for c in entry["c"]] if "c" in entry else None  # type: ignore[arg-type]
+    stream = [from_json(c, llmx.types.StreamChunk) for c in entry["c"]] if "c" in entry else None  # type: ignore[arg-type]
     return response, stream
 
 

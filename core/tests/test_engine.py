@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import llmx
+import llmx.types
 from llmx.plugin import ProviderContext, Register, hookimpl
 
 from core_support import FailAfter, FlexPlugin, Sleep, flex_client
@@ -47,7 +48,7 @@ def registry_with(*plugins: Any) -> llmx.Registry:
     return registry
 
 
-async def drain(stream: llmx.Stream, into: list[llmx.StreamChunk]) -> None:
+async def drain(stream: llmx.Stream, into: list[llmx.types.StreamChunk]) -> None:
     async for chunk in stream:
         into.append(chunk)  # noqa: PERF401 - we want what arrived before an error
 
@@ -62,7 +63,7 @@ async def test_mid_stream_failure_carries_attempts_and_ttft() -> None:
     plugin.scripts["a"] = [FailAfter(2, llmx.ProviderConnectionError("cut", provider="a"))]
     log = AttemptLog()
     async with flex_client(plugin, TWO, registry=registry_with(log)) as client:
-        got: list[llmx.StreamChunk] = []
+        got: list[llmx.types.StreamChunk] = []
         with pytest.raises(llmx.ProviderConnectionError) as info:
             await drain(client.stream(model="a/m", prompt="w1 w2 w3"), got)
         (stats,) = client.stats().for_instance("a")
@@ -117,7 +118,7 @@ class NoUsageProvider:
     async def complete(self, request: llmx.Request) -> llmx.Response:
         return llmx.Response("unused", request.model, self.ctx.instance)
 
-    async def stream(self, request: llmx.Request) -> AsyncIterator[llmx.StreamChunk]:
+    async def stream(self, request: llmx.Request) -> AsyncIterator[llmx.types.StreamChunk]:
         yield llmx.TextDelta("twelve chars")
         yield llmx.StreamEnd("stop", None, request.model)
 

@@ -16,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import llmx
+import llmx.types
 from llmx.http import (
     USER_AGENT,
     Endpoint,
@@ -448,7 +449,7 @@ class _TextDecoder:
         self.finished = False
         self.reason: str | None = None
 
-    def feed(self, item: Any) -> Sequence[llmx.StreamChunk]:
+    def feed(self, item: Any) -> Sequence[llmx.types.StreamChunk]:
         obj = json.loads(item.data) if isinstance(item, SSEEvent) else item
         if "error" in obj:
             raise self.http.payload_error(obj["error"], "m")
@@ -464,7 +465,7 @@ class _TextDecoder:
         return llmx.StreamEnd("stop" if self.reason == "stop" else "other", None, "m", None)
 
 
-async def _collect(it: AsyncIterator[llmx.StreamChunk]) -> list[llmx.StreamChunk]:
+async def _collect(it: AsyncIterator[llmx.types.StreamChunk]) -> list[llmx.types.StreamChunk]:
     return [chunk async for chunk in it]
 
 
@@ -648,7 +649,7 @@ async def test_whole_handles_a_server_that_ignored_the_stream_flag(
     http = _endpoint(server, session)
     server.handlers.append(_json({"text": "all at once"}))
 
-    def whole(data: bytes) -> list[llmx.StreamChunk]:
+    def whole(data: bytes) -> list[llmx.types.StreamChunk]:
         return [llmx.TextDelta(json.loads(data)["text"]), llmx.StreamEnd("stop", None, "m", None)]
 
     chunks = await _collect(

@@ -14,6 +14,7 @@ import pytest
 import stamina
 
 import llmx
+import llmx.types
 from llmx.plugin import AttemptEnd, BreakerTransition, ProviderContext, Register, hookimpl
 
 from core_support import FailAfter, FlexPlugin, Sleep, flex_client, server_error
@@ -398,7 +399,7 @@ async def test_idle_timeout_between_chunks() -> None:
     plugin = FlexPlugin()
     plugin.scripts["a"] = [FailAfter(1, stall=2.0)]
     cfg = {"providers": {"a": {"type": "flex", "idle_timeout": 0.1}}}
-    chunks: list[llmx.StreamChunk] = []
+    chunks: list[llmx.types.StreamChunk] = []
 
     async def consume(stream: llmx.Stream) -> None:
         async for chunk in stream:
@@ -423,7 +424,7 @@ async def test_stream_falls_back_before_first_chunk_only() -> None:
     assert response.provider == "b"
     plugin2 = FlexPlugin()
     plugin2.scripts["a"] = [FailAfter(1, llmx.ProviderConnectionError("cut", provider="a"))]
-    got: list[llmx.StreamChunk] = []
+    got: list[llmx.types.StreamChunk] = []
 
     async def consume(stream: llmx.Stream) -> None:
         async for chunk in stream:

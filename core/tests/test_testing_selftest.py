@@ -91,6 +91,11 @@ UNSUPPORTED = {
     "test_response_model_reasks_with_the_errors",
     "test_response_model_still_invalid",
     "test_response_model_streamed",
+    *(
+        f"test_{media}[{mode}]"
+        for media in ("documents", "audio")
+        for mode in ("whole", "streamed")
+    ),
 }
 """The tests of the features Acme lacks (images by URL are checked inside test_images;
 without token counting, test_count_tokens checks that the estimate sends nothing;

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import llmx
+import llmx.types
 from llmx._convert import from_json, to_json
 
 text = st.text(max_size=30)
@@ -130,8 +131,8 @@ def test_response_round_trip(response: llmx.Response) -> None:
 
 
 @given(chunks)
-def test_chunk_round_trip(chunk: llmx.StreamChunk) -> None:
-    assert through_json(chunk, llmx.StreamChunk) == chunk
+def test_chunk_round_trip(chunk: llmx.types.StreamChunk) -> None:
+    assert through_json(chunk, llmx.types.StreamChunk) == chunk
 
 
 @given(model_infos)

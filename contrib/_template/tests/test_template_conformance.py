@@ -28,6 +28,9 @@ class TestConformance(ProviderConformance):
         Feature.PROMPT_CACHING,
         Feature.REASONING,
         Feature.PROVIDER_BATCH,
+        Feature.DOCUMENTS,
+        Feature.DOCUMENT_URLS,
+        Feature.AUDIO,
     }
     usage_details = frozenset()
     hypothesis_examples = 12

@@ -220,6 +220,14 @@ async def test_unsupported_requests_are_refused_before_generation(client: llmx.C
         await client.complete(model="local/smollm2", prompt="x", tools=[llmx.Tool("f")])
     with pytest.raises(llmx.ContextWindowExceededError):
         await client.complete(model="local/smollm2", prompt="x", max_tokens=100_000)
+    pdf = llmx.Message.user("x", llmx.Document(data=b"%PDF-1.4"))
+    with pytest.raises(llmx.UnsupportedFeatureError) as doc:
+        await client.complete(model="local/smollm2", messages=[pdf])
+    assert doc.value.feature == "documents"
+    wav = llmx.Message.user("x", llmx.Audio(data=b"RIFF", format="wav"))
+    with pytest.raises(llmx.UnsupportedFeatureError) as audio:
+        await client.complete(model="local/smollm2", messages=[wav])
+    assert audio.value.feature == "audio"
 
 
 async def test_a_missing_model_says_how_to_get_it(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ This namespace holds what an application needs: the clients, the value types, th
 errors and the configuration. Writing a plugin (a provider, a cache backend, a routing
 strategy, event hooks)? Its contract lives in :mod:`llmx.plugin`; the value types and
 errors are the same objects in both. Names needed only in annotations (``Role``,
-``Part``, ``FinishReason``, ``CacheMode``, ``HealthStatus``) are in :mod:`llmx.types`,
+``Part``, ``StreamChunk``, ``FinishReason``, ``CacheMode``, ``HealthStatus``) are in :mod:`llmx.types`,
 and those of typed structured output in :mod:`llmx.structured`.
 
 ``import llmx`` is cheap: names are imported from their private modules on first use,
@@ -50,6 +50,8 @@ _EXPORTS: dict[str, str] = {
     "Text": "llmx._types",
     "CacheControl": "llmx._types",
     "Image": "llmx._types",
+    "Document": "llmx._types",
+    "Audio": "llmx._types",
     "ToolCall": "llmx._types",
     "ToolResult": "llmx._types",
     "Tool": "llmx._types",
@@ -64,7 +66,6 @@ _EXPORTS: dict[str, str] = {
     "TextDelta": "llmx._types",
     "ToolCallDelta": "llmx._types",
     "StreamEnd": "llmx._types",
-    "StreamChunk": "llmx._types",
     "ModelInfo": "llmx._types",
     "Capability": "llmx._types",
     # reasoning (issue 15, item 1)
@@ -165,8 +166,10 @@ if TYPE_CHECKING:
     from llmx._stream import Stream as Stream
     from llmx._sync import SyncClient as SyncClient
     from llmx._types import Attempt as Attempt
+    from llmx._types import Audio as Audio
     from llmx._types import CacheControl as CacheControl
     from llmx._types import Capability as Capability
+    from llmx._types import Document as Document
     from llmx._types import Image as Image
     from llmx._types import Message as Message
     from llmx._types import ModelInfo as ModelInfo
@@ -175,7 +178,6 @@ if TYPE_CHECKING:
     from llmx._types import Request as Request
     from llmx._types import Response as Response
     from llmx._types import ResponseFormat as ResponseFormat
-    from llmx._types import StreamChunk as StreamChunk
     from llmx._types import StreamEnd as StreamEnd
     from llmx._types import Text as Text
     from llmx._types import TextDelta as TextDelta

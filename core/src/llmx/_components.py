@@ -51,7 +51,7 @@ class Provider(Protocol):
     call (the pipeline fills in ``provider``, ``latency``, ``cost`` and ``attempts`` on
     it before anyone else sees it). Raise :class:`~llmx.ProviderError` subclasses for
     failures. Optional methods, checked once: ``stream(request)`` (an async iterator of
-    :data:`~llmx.StreamChunk`; without it the core streams the complete answer as one
+    :data:`~llmx.types.StreamChunk`; without it the core streams the complete answer as one
     chunk), ``model_info(model) -> ModelInfo | None`` (static data for cost and
     capability checks: :class:`ModelInfoProvider`), ``async list_models() ->
     Sequence[ModelInfo]`` (live from the API), ``async count_tokens(request) -> int``

@@ -17,6 +17,8 @@ from cattrs.preconf.json import make_converter
 from cattrs.strategies import configure_tagged_union
 
 from llmx._types import (
+    Audio,
+    Document,
     Image,
     Part,
     Reasoning,
@@ -38,6 +40,8 @@ _PART_TAGS: dict[type, str] = {
     ToolCall: "tool_call",
     ToolResult: "tool_result",
     Reasoning: "reasoning",
+    Document: "document",
+    Audio: "audio",
 }
 _CHUNK_TAGS: dict[type, str] = {
     TextDelta: "text_delta",

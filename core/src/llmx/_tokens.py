@@ -22,7 +22,7 @@ import json
 import weakref
 from typing import TYPE_CHECKING
 
-from llmx._types import Image, Request, Text, ToolCall, ToolResult
+from llmx._types import Audio, Document, Image, Request, Text, ToolCall, ToolResult
 
 if TYPE_CHECKING:
     from llmx._embedding import EmbeddingRequest
@@ -33,6 +33,38 @@ MESSAGE_OVERHEAD = 4
 IMAGE_TOKENS = (
     765  # a high-detail 512x512 tile set in OpenAI's accounting; a fair upper-middle guess
 )
+
+DOCUMENT_PAGE_TOKENS = 1500
+"""A guess per PDF page (Anthropic: 1,500-3,000 tokens a page of text plus its image)."""
+PDF_BYTES_PER_PAGE = 50_000
+"""Bytes per page assumed when a PDF's pages cannot be counted."""
+URL_DOCUMENT_PAGES = 10
+"""Pages assumed for a document given by URL (its length is not known before sending)."""
+AUDIO_TOKENS_PER_SECOND = 32
+"""Gemini's figure for audio (32 tokens a second; OpenAI's is of the same order)."""
+AUDIO_BYTES_PER_SECOND = {"wav": 32_000, "aiff": 32_000, "flac": 16_000}
+"""Bytes per second assumed per format (16 kHz 16-bit mono PCM; flac about half);
+compressed formats: 16,000 (128 kbit/s)."""
+
+
+def _document_tokens(doc: Document) -> int:
+    """A fixed guess per page: the PDF's ``/Type /Page`` objects counted, else its size
+    over :data:`PDF_BYTES_PER_PAGE`; plain text is counted as text."""
+    if doc.data is None:
+        return URL_DOCUMENT_PAGES * DOCUMENT_PAGE_TOKENS
+    if doc.media_type == "text/plain":
+        return -(-len(doc.data) // CHARS_PER_TOKEN)
+    pages = doc.data.count(b"/Type /Page") - doc.data.count(b"/Type /Pages")
+    if pages <= 0:
+        pages = max(1, -(-len(doc.data) // PDF_BYTES_PER_PAGE))
+    return pages * DOCUMENT_PAGE_TOKENS
+
+
+def _audio_tokens(audio: Audio) -> int:
+    """:data:`AUDIO_TOKENS_PER_SECOND` times the seconds the bytes hold at the
+    format's assumed rate (:data:`AUDIO_BYTES_PER_SECOND`)."""
+    seconds = -(-len(audio.data) // AUDIO_BYTES_PER_SECOND.get(audio.format, 16_000))
+    return max(1, seconds) * AUDIO_TOKENS_PER_SECOND
 
 
 def estimate_input_tokens(request: Request | EmbeddingRequest) -> int:
@@ -49,6 +81,10 @@ def estimate_input_tokens(request: Request | EmbeddingRequest) -> int:
                 chars += _weight(part.text)
             elif type(part) is Image:
                 tokens += IMAGE_TOKENS
+            elif type(part) is Document:
+                tokens += _document_tokens(part)
+            elif type(part) is Audio:
+                tokens += _audio_tokens(part)
             elif type(part) is ToolCall:
                 chars += len(part.name) + len(part.arguments)
             elif type(part) is ToolResult:

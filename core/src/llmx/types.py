@@ -21,6 +21,7 @@ from llmx._lazy import lazy_exports
 _EXPORTS: dict[str, str] = {
     "Role": "llmx._types",
     "Part": "llmx._types",
+    "StreamChunk": "llmx._types",
     "FinishReason": "llmx._types",
     "CacheMode": "llmx._settings",
     "HealthStatus": "llmx._health",
@@ -36,3 +37,4 @@ if TYPE_CHECKING:
     from llmx._types import FinishReason as FinishReason
     from llmx._types import Part as Part
     from llmx._types import Role as Role
+    from llmx._types import StreamChunk as StreamChunk

@@ -29,6 +29,9 @@ class TestAcme(ProviderConformance):
         Feature.PROMPT_CACHING,
         Feature.REASONING,
         Feature.PROVIDER_BATCH,
+        Feature.DOCUMENTS,
+        Feature.DOCUMENT_URLS,
+        Feature.AUDIO,
     }
     usage_details = frozenset()
     tool_call_ids = False

@@ -21,7 +21,7 @@ class TestAnthropicConformance(ProviderConformance):
     provider_type = "anthropic"
     model = "claude-sonnet-4-6"
     server_class = FakeAnthropicServer
-    supports = Feature.ALL - {Feature.JSON_MODE}
+    supports = Feature.ALL - {Feature.JSON_MODE, Feature.AUDIO}
     usage_details = frozenset({"cache_read", "cache_write", "cache_write_1h", "reasoning"})
 
     def make_server(self) -> FakeServer:

@@ -14,6 +14,7 @@ from llmx_anthropic.testing import FakeAnthropicServer
 from llmx_anthropic.testing._server import thinking_signature
 
 import llmx
+import llmx.types
 from llmx.testing import Reply, sse_events
 from llmx.testing.openapi import vendor_validator
 
@@ -188,7 +189,7 @@ async def test_multi_turn_tool_use_with_thinking(streamed: bool) -> None:
         convo: list[llmx.Message] = [llmx.Message.user("Paris and Rome?")]
         for call_id in ("c1", "c2"):
             if streamed:
-                chunks: list[llmx.StreamChunk] = []
+                chunks: list[llmx.types.StreamChunk] = []
                 stream = client.stream(
                     model="claude/claude-sonnet-4-6",
                     messages=convo,

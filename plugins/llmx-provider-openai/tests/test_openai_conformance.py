@@ -30,9 +30,14 @@ class TestOpenAIConformance(ProviderConformance):
     models: ClassVar[Mapping[str, str]] = {
         Feature.EMBEDDINGS: "text-embedding-3-small",
         Feature.REASONING: "o4-mini",
+        Feature.AUDIO: "gpt-audio",
     }
     server_class = FakeOpenAIServer
-    supports = (Feature.ALL | {Feature.EMBEDDINGS}) - {Feature.TOKEN_COUNTING}
+    # Chat Completions takes documents as bytes only (file_data), audio on audio models
+    supports = (Feature.ALL | {Feature.EMBEDDINGS}) - {
+        Feature.TOKEN_COUNTING,
+        Feature.DOCUMENT_URLS,
+    }
     settings: ClassVar[Mapping[str, Any]] = {"embedding_encoding": "base64"}
     usage_details = frozenset({"cache_read", "reasoning"})
     reasoning_text = False  # Chat Completions shows no reasoning, only its token count
@@ -57,6 +62,9 @@ class TestAzureConformance(ProviderConformance):
         Feature.TOKEN_COUNTING,
         Feature.REASONING,
         Feature.PROVIDER_BATCH,
+        Feature.DOCUMENTS,  # not in api-version 2024-10-21 (issue 15, item 7)
+        Feature.DOCUMENT_URLS,
+        Feature.AUDIO,
     }
     usage_details = frozenset({"cache_read", "reasoning"})
 

@@ -37,6 +37,10 @@ def test_model_table_is_consistent() -> None:
         assert info.input_price is not None
         assert info.output_price is not None
         assert 0 < info.input_price <= info.output_price
+        if info.supports(llmx.Capability.AUDIO):  # the audio models: no prompt caching
+            assert info.cache_read_price is None
+            assert not info.supports(llmx.Capability.PROMPT_CACHING)
+            continue
         assert info.cache_read_price is not None
         assert 0 < info.cache_read_price < info.input_price
         assert info.supports(llmx.Capability.STREAMING)

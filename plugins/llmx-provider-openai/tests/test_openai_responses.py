@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import llmx
+import llmx.types
 from llmx.testing import MidStreamError, RawReply, Reply
 from llmx.testing.openapi import vendor_validator
 from llmx_openai.testing import FakeOpenAIServer
@@ -526,7 +527,7 @@ async def test_an_error_event_mid_stream_is_a_typed_error(
     rclient: llmx.Client, server: FakeOpenAIServer
 ) -> None:
     server.enqueue(MidStreamError(after_events=6))  # created ... two text deltas
-    chunks: list[llmx.StreamChunk] = []
+    chunks: list[llmx.types.StreamChunk] = []
 
     async def read() -> None:
         async for chunk in rclient.stream(model=MODEL, prompt="x"):

@@ -27,7 +27,12 @@ class TestOpenAIResponsesConformance(ProviderConformance):
     server_class = FakeOpenAIServer
     # No stop sequences in this API. Token counting is not implemented yet (the API has
     # POST /responses/input_tokens), nor its batch API (llmx's goes through chat).
-    supports = Feature.ALL - {Feature.STOP, Feature.TOKEN_COUNTING, Feature.PROVIDER_BATCH}
+    supports = Feature.ALL - {
+        Feature.STOP,
+        Feature.TOKEN_COUNTING,
+        Feature.PROVIDER_BATCH,
+        Feature.AUDIO,  # the Responses API has no audio input part
+    }
     models: ClassVar[Mapping[str, str]] = {Feature.REASONING: "o4-mini"}
     usage_details = frozenset({"cache_read", "reasoning"})
 
@@ -47,7 +52,12 @@ class TestAzureResponsesConformance(ProviderConformance):
     server_class = FakeAzureOpenAIServer
     # No stop sequences in this API. Token counting is not implemented yet (the API has
     # POST /responses/input_tokens), nor its batch API (llmx's goes through chat).
-    supports = Feature.ALL - {Feature.STOP, Feature.TOKEN_COUNTING, Feature.PROVIDER_BATCH}
+    supports = Feature.ALL - {
+        Feature.STOP,
+        Feature.TOKEN_COUNTING,
+        Feature.PROVIDER_BATCH,
+        Feature.AUDIO,  # the Responses API has no audio input part
+    }
     models: ClassVar[Mapping[str, str]] = {Feature.REASONING: "o4-mini"}
     usage_details = frozenset({"cache_read", "reasoning"})
 

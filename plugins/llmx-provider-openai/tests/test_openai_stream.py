@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import llmx
+import llmx.types
 from llmx.testing import MidStreamError, RawReply, Reply
 from llmx_openai.testing import FakeOpenAIServer
 
@@ -42,21 +43,21 @@ _calls = st.lists(
 )
 
 
-async def collect(stream: llmx.Stream) -> tuple[list[llmx.StreamChunk], llmx.Response]:
+async def collect(stream: llmx.Stream) -> tuple[list[llmx.types.StreamChunk], llmx.Response]:
     async with stream:
         chunks = [chunk async for chunk in stream]
     assert stream.response is not None
     return chunks, stream.response
 
 
-async def drain(stream: llmx.Stream, into: list[llmx.StreamChunk]) -> None:
+async def drain(stream: llmx.Stream, into: list[llmx.types.StreamChunk]) -> None:
     """Consume ``stream`` into ``into`` (so chunks before an error are kept)."""
     async with stream:
         async for chunk in stream:
             into.append(chunk)  # noqa: PERF401 - keep what arrived before an error
 
 
-def text_of(chunks: list[llmx.StreamChunk]) -> str:
+def text_of(chunks: list[llmx.types.StreamChunk]) -> str:
     return "".join(c.text for c in chunks if isinstance(c, llmx.TextDelta))
 
 
@@ -178,7 +179,7 @@ async def test_stream_ending_without_finish_or_done_is_an_error(
     client: llmx.Client, server: FakeOpenAIServer
 ) -> None:
     server.enqueue(Reply("never finished", chunk_size=2, end_after=3))
-    received: list[llmx.StreamChunk] = []
+    received: list[llmx.types.StreamChunk] = []
     with pytest.raises(llmx.ProviderConnectionError, match="stream ended early") as info:
         await drain(client.stream(model=MODEL, prompt="x"), received)
     assert text_of(received) == "neve"
@@ -188,7 +189,7 @@ async def test_stream_ending_without_finish_or_done_is_an_error(
 
 async def test_connection_dropped_mid_stream(client: llmx.Client, server: FakeOpenAIServer) -> None:
     server.enqueue(Reply("a" * 50, chunk_size=5, drop_after=700))
-    received: list[llmx.StreamChunk] = []
+    received: list[llmx.types.StreamChunk] = []
     with pytest.raises(llmx.ProviderConnectionError, match="reading the stream") as info:
         await drain(client.stream(model=MODEL, prompt="x"), received)
     assert received  # some deltas arrived before the drop
@@ -198,7 +199,7 @@ async def test_connection_dropped_mid_stream(client: llmx.Client, server: FakeOp
 
 async def test_mid_stream_error_event(client: llmx.Client, server: FakeOpenAIServer) -> None:
     server.enqueue(MidStreamError(after_events=3, text="partial answer here"))
-    received: list[llmx.StreamChunk] = []
+    received: list[llmx.types.StreamChunk] = []
     with pytest.raises(llmx.ServerError, match="Sorry about that") as info:
         await drain(client.stream(model=MODEL, prompt="x"), received)
     assert text_of(received)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 import llmx
+import llmx.types
 from llmx.http import Endpoint, ErrorInfo, api_key, base_url, collect_pages, dumps, token_count
 from llmx.types import FinishReason
 
@@ -139,7 +140,7 @@ class TemplateProvider:
         except (ValueError, KeyError, TypeError) as err:
             raise self._http.malformed(what="answer", data=data, model=request.model) from err
 
-    def stream(self, request: llmx.Request) -> AsyncIterator[llmx.StreamChunk]:
+    def stream(self, request: llmx.Request) -> AsyncIterator[llmx.types.StreamChunk]:
         """Send ``request`` and yield text and tool-call deltas, then one StreamEnd.
 
         The API streams newline-delimited JSON, hence ``framing="ndjson"``. For an API
@@ -184,7 +185,7 @@ class _Decoder:
         self.finished = False
         self._end: llmx.StreamEnd | None = None
 
-    def feed(self, event: Any) -> Sequence[llmx.StreamChunk]:
+    def feed(self, event: Any) -> Sequence[llmx.types.StreamChunk]:
         """The chunks of one event (a parsed JSON line); a malformed one raises KeyError etc."""
         kind = event["type"]
         if kind == "text":
@@ -223,6 +224,11 @@ def _body(request: llmx.Request, provider: str, *, stream: bool) -> dict[str, An
     if request.has_images() or request.response_format.type == "json_schema":
         feature = "images" if request.has_images() else "json_schema"
         msg = f"the Template API takes no {feature.replace('_', ' ')}"
+        raise llmx.UnsupportedFeatureError(msg, provider=provider, model=model, feature=feature)
+    docs, audio = request.media_kinds()
+    if docs or audio:  # a model model_info does not know still gets here
+        feature = "documents" if docs else "audio"
+        msg = f"the Template API takes no {feature}"
         raise llmx.UnsupportedFeatureError(msg, provider=provider, model=model, feature=feature)
     body: dict[str, Any] = {"model": request.model, "messages": [], "stream": stream}
     for message in request.messages:

@@ -40,6 +40,7 @@ import attrs
 
 import llmx
 import llmx.plugin
+import llmx.types
 from llmx.plugin import ProviderContext, ResponseBuilder, hookimpl
 from llmx_provider_llamacpp._gguf import GGUFError, context_length, read_metadata
 
@@ -270,6 +271,14 @@ def unload_all() -> None:
 # -- generation (on the worker thread) --------------------------------------------------------
 
 
+_FEATURES: dict[type, str] = {
+    llmx.Image: "vision",
+    llmx.Document: "documents",
+    llmx.Audio: "audio",
+}
+"""The feature a non-text part needs (named in the UnsupportedFeatureError)."""
+
+
 def _messages(request: llmx.Request, instance: str) -> list[dict[str, str]]:
     out = []
     for m in request.messages:
@@ -280,7 +289,7 @@ def _messages(request: llmx.Request, instance: str) -> list[dict[str, str]]:
                     msg,
                     provider=instance,
                     model=request.model,
-                    feature="vision" if isinstance(part, llmx.Image) else "tools",
+                    feature=_FEATURES.get(type(part), "tools"),
                 )
         out.append({"role": m.role, "content": m.text})
     return out
@@ -323,7 +332,7 @@ class _Generation:
     request: llmx.Request
     instance: str
     chat_template: str | None
-    emit: Callable[[llmx.StreamChunk], None]
+    emit: Callable[[llmx.types.StreamChunk], None]
     cancel: threading.Event
     finish_reason: str = "stop"
     prompt_tokens: int = 0
@@ -497,7 +506,7 @@ class LlamaCppProvider:
             builder.add(chunk)
         return builder.build(provider=self._instance)
 
-    async def stream(self, request: llmx.Request) -> AsyncIterator[llmx.StreamChunk]:
+    async def stream(self, request: llmx.Request) -> AsyncIterator[llmx.types.StreamChunk]:
         """Yield the answer token by token; closing the stream stops generation."""
         model = self._model(request)
         loop = asyncio.get_running_loop()

@@ -28,7 +28,7 @@ from llmx._errors import (
 )
 from llmx._ratelimit import CLIENT_LIMIT_CODE
 from llmx._tokens import estimate_context_tokens, known_input_tokens
-from llmx._types import Capability, Request
+from llmx._types import Capability, Request, Text
 
 if TYPE_CHECKING:
     from llmx._components import Candidate, HedgingStrategy
@@ -320,6 +320,8 @@ def _retry_decider(
 
 
 _PROMPT_CACHING = Capability.PROMPT_CACHING.value
+_DOCUMENTS = Capability.DOCUMENTS.value
+_AUDIO = Capability.AUDIO.value
 
 
 def check_capabilities(request: Request, inst: Instance, info: ModelInfo | None) -> None:
@@ -347,6 +349,20 @@ def check_capabilities(request: Request, inst: Instance, info: ModelInfo | None)
         needs.append(("reasoning", Capability.REASONING))
     if not info.supports(Capability.VISION) and request.has_images():  # scan parts last
         needs.append(("image input", Capability.VISION))
+    caps = info.capabilities
+    if _DOCUMENTS not in caps or _AUDIO not in caps:  # scanned only for a model lacking one
+        # Inline, messages of one text part skipped: check_capabilities went from 0.30 to
+        # 0.58 us with a call to media_kinds() per request, 0.44 us this way (four
+        # text messages, gpt-4o-mini; timeit, process time).
+        for m in request.messages:
+            content = m.content
+            if len(content) != 1 or type(content[0]) is not Text:
+                docs, audio = request.media_kinds()
+                if docs and _DOCUMENTS not in caps:
+                    needs.append(("document (PDF) input", Capability.DOCUMENTS))
+                if audio and _AUDIO not in caps:
+                    needs.append(("audio input", Capability.AUDIO))
+                break
     if _PROMPT_CACHING not in info.capabilities and (
         request.prompt_cache_key is not None or request.cache_breakpoints()
     ):

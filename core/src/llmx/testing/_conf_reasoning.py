@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import pytest
 
 import llmx
+import llmx.types
 from llmx.testing._replies import Reply
 
 if TYPE_CHECKING:
@@ -87,7 +88,7 @@ class ReasoningConformance:
             server.enqueue(reply, reply, reply)
             ref = self.ref_for(REASONING)
             whole = await client.complete(model=ref, prompt="q", reasoning="high")
-            chunks: list[llmx.StreamChunk] = []
+            chunks: list[llmx.types.StreamChunk] = []
             async with client.stream(model=ref, prompt="q", reasoning="high") as stream:
                 chunks.extend([chunk async for chunk in stream])
             streamed = stream.response

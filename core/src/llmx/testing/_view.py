@@ -25,10 +25,12 @@ class ViewPart:
     ``media_type``), ``"tool_call"`` (``id``, ``name``, ``arguments`` parsed from JSON)
     or ``"tool_result"`` (``id`` of the call answered, ``name`` where the wire format
     names the tool, ``text`` the result as text — a structured result as compact
-    JSON — and ``is_error``).
+    JSON — and ``is_error``), ``"document"`` (``url``, or ``data`` bytes; ``media_type``;
+    ``name`` the title or file name, where the wire format carries one) or ``"audio"``
+    (``data`` bytes and ``media_type``, e.g. ``audio/wav``).
     """
 
-    kind: Literal["text", "image", "tool_call", "tool_result"]
+    kind: Literal["text", "image", "tool_call", "tool_result", "document", "audio"]
     text: str = ""
     url: str | None = None
     data: bytes | None = attrs.field(default=None, repr=False)

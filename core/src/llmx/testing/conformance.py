@@ -127,8 +127,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import llmx
+import llmx.types
 from llmx.testing._chaos import Fault
 from llmx.testing._conf_embeddings import EMBEDDINGS, EmbeddingsConformance
+from llmx.testing._conf_media import AUDIO, DOCUMENT_URLS, DOCUMENTS, MediaConformance
 from llmx.testing._conf_options import OptionsConformance
 from llmx.testing._conf_prompt_caching import PROMPT_CACHING, PromptCachingConformance
 from llmx.testing._conf_provider_batch import ProviderBatchTests
@@ -211,6 +213,12 @@ class Feature:
     across a tool loop (``_conf_reasoning``)."""
     PROVIDER_BATCH = "provider_batch"
     """The vendor's batch API (:class:`llmx.plugin.BatchProvider`, ``--provider-batch``)."""
+    DOCUMENTS = DOCUMENTS
+    """PDF documents given as bytes (:class:`llmx.Document`; ``_conf_media``)."""
+    DOCUMENT_URLS = DOCUMENT_URLS
+    """Documents given by URL."""
+    AUDIO = AUDIO
+    """Audio input (:class:`llmx.Audio`)."""
 
     ALL: ClassVar[frozenset[str]] = frozenset(
         {
@@ -231,6 +239,9 @@ class Feature:
             PROMPT_CACHING,
             REASONING,
             PROVIDER_BATCH,
+            DOCUMENTS,
+            DOCUMENT_URLS,
+            AUDIO,
         }
     )
     """The chat features (the default ``supports``)."""
@@ -274,11 +285,11 @@ _CALLS = st.lists(
 )
 
 
-def _text_of(chunks: list[llmx.StreamChunk]) -> str:
+def _text_of(chunks: list[llmx.types.StreamChunk]) -> str:
     return "".join(c.text for c in chunks if isinstance(c, llmx.TextDelta))
 
 
-async def _drain(stream: llmx.Stream, into: list[llmx.StreamChunk]) -> llmx.Response:
+async def _drain(stream: llmx.Stream, into: list[llmx.types.StreamChunk]) -> llmx.Response:
     async with stream:
         async for chunk in stream:
             into.append(chunk)  # noqa: PERF401 - keep what arrived before an error
@@ -294,6 +305,7 @@ class ProviderConformance(
     ReasoningConformance,
     ProviderBatchTests,
     StructuredOutputConformance,
+    MediaConformance,
 ):
     """Base class of a provider's conformance tests (see the module docstring)."""
 
@@ -582,7 +594,7 @@ class ProviderConformance(
 
         async def scenario(server: FakeServer, client: llmx.Client) -> None:
             server.enqueue(Reply("Streaming is fun!", chunk_size=3, usage=(12, 5)))
-            chunks: list[llmx.StreamChunk] = []
+            chunks: list[llmx.types.StreamChunk] = []
             response = await _drain(client.stream(model=self.ref, prompt="x"), chunks)
             assert _text_of(chunks) == response.text == "Streaming is fun!"
             assert sum(isinstance(c, llmx.TextDelta) for c in chunks) > 1
@@ -703,7 +715,7 @@ class ProviderConformance(
             server.enqueue(
                 Reply(tool_calls=[("call_s", "get_weather", '{"city": "Oslo"}')], chunk_size=3)
             )
-            chunks: list[llmx.StreamChunk] = []
+            chunks: list[llmx.types.StreamChunk] = []
             response = await _drain(
                 client.stream(model=self.ref_for(Feature.TOOLS), prompt="Oslo?", tools=[WEATHER]),
                 chunks,
@@ -1030,7 +1042,7 @@ class ProviderConformance(
             with pytest.raises(llmx.ProviderConnectionError):
                 await client.complete(model=self.ref, prompt="x")
             if Feature.STREAMING in self.supports:
-                received: list[llmx.StreamChunk] = []
+                received: list[llmx.types.StreamChunk] = []
                 with pytest.raises(llmx.ProviderConnectionError):
                     await _drain(client.stream(model=self.ref, prompt="x"), received)
 
@@ -1066,7 +1078,7 @@ class ProviderConformance(
 
         async def scenario(server: FakeServer, client: llmx.Client) -> None:
             server.enqueue(MidStreamError(after_events=2, text="partial answer here"))
-            received: list[llmx.StreamChunk] = []
+            received: list[llmx.types.StreamChunk] = []
             with pytest.raises(llmx.ServerError) as info:
                 await _drain(client.stream(model=self.ref, prompt="x"), received)
             assert info.value.retryable
@@ -1205,7 +1217,7 @@ class ProviderConformance(
                     server.enqueue(reply(offsets))
                     split_whole = await client.complete(model=ref, prompt="p", tools=tools)
                     assert self._essentials(split_whole) == self._essentials(whole)
-                    chunks: list[llmx.StreamChunk] = []
+                    chunks: list[llmx.types.StreamChunk] = []
                     streamed = await _drain(
                         client.stream(model=ref, prompt="p", tools=tools), chunks
                     )

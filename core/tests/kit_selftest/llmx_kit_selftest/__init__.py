@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import aiohttp
 
 import llmx
+import llmx.types
 from llmx.plugin import (
     EmbeddingLimits,
     EmbeddingRequest,
@@ -244,7 +245,7 @@ class AcmeProvider:
         except (ValueError, KeyError, TypeError) as err:
             raise self._malformed(raw, request.model) from err
 
-    async def stream(self, request: llmx.Request) -> AsyncIterator[llmx.StreamChunk]:
+    async def stream(self, request: llmx.Request) -> AsyncIterator[llmx.types.StreamChunk]:
         """Send ``request`` and yield its deltas as the NDJSON lines arrive, then a StreamEnd."""
         model = request.model
         resp = await self._post(request, True)

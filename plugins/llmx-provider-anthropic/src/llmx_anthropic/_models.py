@@ -51,6 +51,8 @@ def _m(
     capabilities = _STRUCTURED if structured else _BASE
     if thinking:  # extended thinking (Capability.REASONING)
         capabilities = (*capabilities, Capability.REASONING)
+    if not model_id.startswith("claude-3-haiku"):  # PDF support: Claude 3.5 and later
+        capabilities = (*capabilities, Capability.DOCUMENTS)
     info = ModelInfo(
         id=model_id,
         context_window=context,

@@ -14,7 +14,6 @@ from llmx import (
     ReasoningDelta,
     Request,
     Response,
-    StreamChunk,
     StreamEnd,
     TextDelta,
     ToolCallDelta,
@@ -22,6 +21,7 @@ from llmx import (
 )
 from llmx.http import Endpoint, api_key, base_url, collect_pages, dumps, json_object
 from llmx.plugin import reasoning_off
+from llmx.types import StreamChunk
 from llmx_anthropic._batch import AnthropicBatchMixin
 from llmx_anthropic._models import FIXED_SAMPLING, base_id, lookup
 from llmx_anthropic._settings import AnthropicSettings

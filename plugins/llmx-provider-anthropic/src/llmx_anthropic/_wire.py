@@ -12,8 +12,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from llmx import (
+    Audio,
     BadRequestError,
     CacheControl,
+    Document,
     Image,
     Message,
     PermissionDeniedError,
@@ -98,6 +100,34 @@ def _image_block(image: Image, provider: str, model: str) -> dict[str, Any]:
         image, IMAGE_TYPES, api="Anthropic", provider=provider, model=model
     )
     return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
+
+
+# -- documents and audio (issue 15, item 7) -------------------------------------------
+
+
+def _document_block(part: Document | Audio, provider: str, model: str) -> dict[str, Any]:
+    """A ``document`` block: a PDF as ``base64`` or ``url``, plain text as ``text``;
+    audio is refused (the Messages API takes no audio)."""
+    if type(part) is Audio:
+        msg = f"{provider}/{model}: Anthropic's Messages API takes no audio input"
+        raise UnsupportedFeatureError(msg, provider=provider, model=model, feature="audio")
+    assert type(part) is Document
+    source: dict[str, Any]
+    if part.url is not None:
+        source = {"type": "url", "url": part.url}
+    elif part.media_type == "text/plain":
+        assert part.data is not None
+        source = {"type": "text", "media_type": "text/plain", "data": part.data.decode()}
+    else:
+        source = {
+            "type": "base64",
+            "media_type": "application/pdf",
+            "data": part.data_url().partition(",")[2],
+        }
+    block: dict[str, Any] = {"type": "document", "source": source}
+    if part.title:
+        block["title"] = part.title
+    return block
 
 
 def _tool_input(call: ToolCall, provider: str) -> Any:
@@ -206,6 +236,8 @@ def _blocks(
                     blocks.append({"type": "text", "text": part.text})
         elif type(part) is Image:
             blocks.append(_image_block(part, provider, model))
+        elif type(part) is Document or type(part) is Audio:
+            blocks.append(_document_block(part, provider, model))
         elif type(part) is ToolCall:
             blocks.append(
                 {

@@ -25,6 +25,8 @@ _ALL = (
     Capability.JSON_SCHEMA,
     Capability.SYSTEM_PROMPT,
     Capability.PROMPT_CACHING,
+    Capability.DOCUMENTS,  # PDFs inline or by fileUri (every Gemini model)
+    Capability.AUDIO,
 )
 
 

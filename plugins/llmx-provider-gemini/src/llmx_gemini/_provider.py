@@ -17,13 +17,13 @@ from llmx import (
     ReasoningDelta,
     Request,
     Response,
-    StreamChunk,
     StreamEnd,
     TextDelta,
     ToolCallDelta,
 )
 from llmx.http import Endpoint, api_key, base_url, collect_pages, dumps, json_object
 from llmx.plugin import EmbeddingRequest, reasoning_off
+from llmx.types import StreamChunk
 from llmx_gemini._batch import GeminiBatchMixin
 from llmx_gemini._embed import (
     EMBEDDING_LIMITS,

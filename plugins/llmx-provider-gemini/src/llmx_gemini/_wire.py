@@ -14,9 +14,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from llmx import (
+    Audio,
     AuthenticationError,
     BadRequestError,
     ContentFilterError,
+    Document,
     Image,
     MalformedResponseError,
     Message,
@@ -219,6 +221,18 @@ def _image_part(image: Image, provider: str, model: str) -> dict[str, Any]:
     return {"inlineData": {"mimeType": media_type, "data": data}}
 
 
+# -- documents and audio (issue 15, item 7) -------------------------------------------
+
+
+def _media_part(part: Document | Audio) -> dict[str, Any]:
+    """A document or a recording as ``inlineData`` with its media type (the bytes as
+    base64), or a document by URL as ``fileData`` with its ``fileUri``."""
+    if type(part) is Document and part.url is not None:
+        return {"fileData": {"mimeType": part.media_type, "fileUri": part.url}}
+    data = part.base64_data() if type(part) is Audio else part.data_url().partition(",")[2]
+    return {"inlineData": {"mimeType": part.media_type, "data": data}}
+
+
 def _args(call: ToolCall, provider: str) -> Any:
     try:
         value = json.loads(call.arguments) if call.arguments else {}
@@ -301,6 +315,8 @@ def _plain_part(
         return {"text": part.text} if part.text else None
     if type(part) is Image:
         return _image_part(part, provider, model)
+    if type(part) is Document or type(part) is Audio:
+        return _media_part(part)
     if type(part) is ToolCall:
         call: dict[str, Any] = {"name": part.name, "args": _args(part, provider)}
         if not part.id.startswith(SYNTHETIC_ID):

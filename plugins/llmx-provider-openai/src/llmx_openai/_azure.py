@@ -124,6 +124,8 @@ class AzureOpenAIProvider(OpenAIChatProvider):
                     msg, provider=self._http.name, model=request.model, feature="reasoning"
                 )
             request = attrs.evolve(request, reasoning=None)  # off: what it does anyway
+        if self._api_version < MEDIA_API_VERSION:
+            _refuse_media(request, self._http.name, self._api_version)
         body = build_body(
             request,
             provider=self._http.name,
@@ -139,3 +141,23 @@ class AzureOpenAIProvider(OpenAIChatProvider):
             # caches long prompt prefixes on its own all the same.
             body.pop("prompt_cache_key", None)
         return dumps(body)
+
+
+# -- documents and audio (issue 15, item 7) -------------------------------------------
+
+MEDIA_API_VERSION = "2025-01-01-preview"
+"""The first Azure OpenAI api-version whose Chat Completions take ``file`` and
+``input_audio`` content parts (the GA 2024-10-21 takes text and images only)."""
+
+
+def _refuse_media(request: Request, provider: str, api_version: str) -> None:
+    """Refuse documents and audio before sending on an api-version without them."""
+    docs, audio = request.media_kinds()
+    if docs or audio:
+        feature = "documents" if docs else "audio"
+        msg = (
+            f"{provider}/{request.model}: Azure OpenAI api-version {api_version} takes no "
+            f"{'document' if docs else 'audio'} input; set api_version = "
+            f'"{MEDIA_API_VERSION}" (or later) in [providers.{provider}]'
+        )
+        raise UnsupportedFeatureError(msg, provider=provider, model=request.model, feature=feature)

@@ -43,7 +43,14 @@ _CHAT = (
     Capability.SYSTEM_PROMPT,
     Capability.PROMPT_CACHING,
 )
-_VISION = (*_CHAT, Capability.VISION)
+_VISION = (*_CHAT, Capability.VISION, Capability.DOCUMENTS)  # PDF input with vision
+_AUDIO = (
+    Capability.STREAMING,
+    Capability.TOOLS,
+    Capability.SYSTEM_PROMPT,
+    Capability.AUDIO,
+)
+"""The audio models of Chat Completions (``input_audio``; no JSON schema, no images)."""
 
 
 _OWN = "llmx_openai table"
@@ -59,8 +66,9 @@ def _m(
     price_cached: float | None,
     *,
     vision: bool = True,
+    audio: bool = False,
 ) -> ModelInfo:
-    capabilities = _VISION if vision else _CHAT
+    capabilities = _AUDIO if audio else _VISION if vision else _CHAT
     if reasoning_efforts(model_id):  # o-series and GPT-5 (Capability.REASONING)
         capabilities = (*capabilities, Capability.REASONING)
     info = ModelInfo(
@@ -98,6 +106,9 @@ MODELS: dict[str, ModelInfo] = {
         _m("gpt-5-nano", 400_000, 128_000, 0.05, 0.40, 0.005),
         _m("gpt-5.4", 1_050_000, 128_000, 2.50, 15.00, 0.25),
         _m("gpt-5.4-mini", 400_000, 128_000, 0.75, 4.50, 0.075),
+        # audio input (Chat Completions' input_audio; text token prices)
+        _m("gpt-audio", 128_000, 16_384, 2.50, 10.00, None, audio=True),
+        _m("gpt-4o-audio-preview", 128_000, 16_384, 2.50, 10.00, None, audio=True),
     )
 }
 """The known models by id."""

@@ -15,13 +15,13 @@ from llmx import (
     ReasoningDelta,
     Request,
     Response,
-    StreamChunk,
     StreamEnd,
     TextDelta,
     ToolCallDelta,
 )
 from llmx.http import Endpoint, api_key, base_url, dumps
 from llmx.plugin import EmbeddingRequest
+from llmx.types import StreamChunk
 from llmx_openai._batch import OpenAIBatchMixin
 from llmx_openai._embed import (
     EMBEDDING_LIMITS,

@@ -15,17 +15,20 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from llmx import (
+    Capability,
     ModelInfo,
     ReasoningDelta,
     Request,
     Response,
-    StreamChunk,
     StreamEnd,
     TextDelta,
     ToolCallDelta,
 )
 from llmx.http import dumps
+from llmx.types import StreamChunk
 from llmx_openai._models import lookup, reasoning_efforts
 from llmx_openai._provider import list_openai_models, openai_endpoint
 from llmx_openai._responses_wire import (
@@ -276,8 +279,12 @@ class OpenAIResponsesProvider:
 
     @staticmethod
     def model_info(model: str) -> ModelInfo | None:
-        """Limits, capabilities and prices of an OpenAI model (None if unknown)."""
-        return lookup(model)
+        """Limits, capabilities and prices of an OpenAI model (None if unknown); the
+        Responses API takes no audio input, so no model has ``audio`` here."""
+        info = lookup(model)
+        if info is None or Capability.AUDIO not in info.capabilities:
+            return info
+        return attrs.evolve(info, capabilities=info.capabilities - {Capability.AUDIO.value})
 
     def _url_for(self, model: str) -> URL:
         """The Responses URL for ``model`` (one URL for OpenAI)."""

@@ -34,7 +34,9 @@ from __future__ import annotations
 from typing import Any
 
 from llmx import (
+    Audio,
     BadRequestError,
+    Document,
     Image,
     Message,
     ProviderError,
@@ -161,8 +163,9 @@ def wants_reasoning(request: Request) -> bool:
     return request.reasoning is not None and not reasoning_off(request.reasoning)
 
 
-def _user_content(message: Message) -> list[dict[str, Any]]:
-    """A user message's text and images as ``input_text`` / ``input_image`` parts."""
+def _user_content(message: Message, provider: str, model: str) -> list[dict[str, Any]]:
+    """A user message's text, images and documents as ``input_text`` / ``input_image`` /
+    ``input_file`` parts."""
     content: list[dict[str, Any]] = []
     for p in message.content:
         if type(p) is Text:
@@ -171,7 +174,32 @@ def _user_content(message: Message) -> list[dict[str, Any]]:
             content.append(
                 {"type": "input_image", "image_url": p.data_url(), "detail": p.detail or "auto"}
             )
+        elif type(p) is Document or type(p) is Audio:
+            content.append(_media_item(p, provider, model))
     return content
+
+
+# -- documents and audio (issue 15, item 7) -------------------------------------------
+
+
+def _media_item(part: Document | Audio, provider: str, model: str) -> dict[str, Any]:
+    """A document as an ``input_file`` part (``file_data``, a data URL, with its
+    ``filename``; or ``file_url``); audio is refused: the Responses API's input content
+    has no audio part (use the ``openai`` provider's Chat Completions)."""
+    if type(part) is Audio:
+        msg = (
+            f"{provider}/{model}: the Responses API takes no audio input; send audio "
+            f"through the openai provider (Chat Completions, an audio model)"
+        )
+        raise UnsupportedFeatureError(msg, provider=provider, model=model, feature="audio")
+    assert type(part) is Document
+    if part.url is not None:
+        item: dict[str, Any] = {"type": "input_file", "file_url": part.url}
+        if part.title:
+            item["filename"] = part.title
+        return item
+    default = "document.pdf" if part.media_type == "application/pdf" else "document.txt"
+    return {"type": "input_file", "filename": part.title or default, "file_data": part.data_url()}
 
 
 def build_input(request: Request, provider: str) -> tuple[str | None, list[dict[str, Any]]]:
@@ -219,7 +247,7 @@ def build_input(request: Request, provider: str) -> tuple[str | None, list[dict[
                 "llmx.Message.tool(tool_call_id, content)"
             )
             raise BadRequestError(msg, provider=provider, model=request.model)
-        items.append({"role": "user", "content": _user_content(m)})
+        items.append({"role": "user", "content": _user_content(m, provider, request.model)})
     return instructions, items
 
 

@@ -12,7 +12,9 @@ import json
 from typing import Any
 
 from llmx import (
+    Audio,
     BadRequestError,
+    Document,
     Image,
     Message,
     ProviderError,
@@ -72,7 +74,9 @@ def map_finish_reason(value: Any) -> FinishReason | None:
 # -- request -----------------------------------------------------------------------------
 
 
-def _slow_message(message: Message, out: list[dict[str, Any]], provider: str) -> None:
+def _slow_message(
+    message: Message, out: list[dict[str, Any]], provider: str, model: str = ""
+) -> None:
     role = message.role
     parts = message.content
     if role == "assistant":
@@ -119,18 +123,58 @@ def _slow_message(message: Message, out: list[dict[str, Any]], provider: str) ->
             if p.detail is not None:
                 image["detail"] = p.detail
             content.append({"type": "image_url", "image_url": image})
+        elif type(p) is Document or type(p) is Audio:
+            content.append(media_part(p, provider, model))
     out.append({"role": role, "content": content})
 
 
-def _messages(messages: tuple[Message, ...], provider: str) -> list[dict[str, Any]]:
+def _messages(
+    messages: tuple[Message, ...], provider: str, model: str = ""
+) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for m in messages:
         parts = m.content
         if len(parts) == 1 and type(parts[0]) is Text and m.role != "tool":
             out.append({"role": m.role, "content": parts[0].text})
         else:
-            _slow_message(m, out, provider)
+            _slow_message(m, out, provider, model)
     return out
+
+
+# -- documents and audio (issue 15, item 7) -------------------------------------------
+
+CHAT_AUDIO_FORMATS = ("wav", "mp3")
+"""The ``input_audio`` formats Chat Completions takes."""
+
+
+def media_part(part: Document | Audio, provider: str, model: str) -> dict[str, Any]:
+    """A document (``file`` with ``file_data``, a PDF given as bytes) or a recording
+    (``input_audio``, wav or mp3) as a Chat Completions content part; what Chat
+    Completions cannot take (a document by URL, plain text, other audio formats) is
+    refused before sending."""
+    if type(part) is Audio:
+        if part.format not in CHAT_AUDIO_FORMATS:
+            msg = (
+                f"{provider}/{model}: Chat Completions takes audio as wav or mp3, not "
+                f"{part.format!r}; convert the recording first"
+            )
+            raise UnsupportedFeatureError(msg, provider=provider, model=model, feature="audio")
+        return {
+            "type": "input_audio",
+            "input_audio": {"data": part.base64_data(), "format": part.format},
+        }
+    assert type(part) is Document
+    if part.data is None or part.media_type != "application/pdf":
+        what = "a document by URL" if part.data is None else f"{part.media_type!r} documents"
+        msg = (
+            f"{provider}/{model}: Chat Completions does not take {what}; pass the PDF's "
+            f"bytes (llmx.Document(data=...)), or use the openai-responses provider"
+        )
+        raise UnsupportedFeatureError(msg, provider=provider, model=model, feature="documents")
+    return {
+        "type": "file",
+        "file": {"filename": part.title or "document.pdf", "file_data": part.data_url()},
+    }
 
 
 _STRICT: dict[int, tuple[Any, dict[str, Any]]] = {}
@@ -201,7 +245,7 @@ def build_body(
     """
     body: dict[str, Any] = {
         "model": request.model,
-        "messages": _messages(request.messages, provider),
+        "messages": _messages(request.messages, provider, request.model),
     }
     if request.max_tokens is not None:
         body[max_tokens_field] = request.max_tokens

@@ -219,6 +219,19 @@ def _text_blocks(value: Any) -> str:
     return ""
 
 
+def _document_view(block: dict[str, Any]) -> ViewPart:
+    """A ``document`` block: base64 PDF, plain text or URL (issue 15, item 7)."""
+    import base64
+
+    source = block.get("source") or {}
+    title = block.get("title")
+    if source.get("type") == "url":
+        return ViewPart("document", url=source.get("url"), media_type="application/pdf", name=title)
+    data = str(source.get("data", ""))
+    raw = data.encode() if source.get("type") == "text" else base64.b64decode(data)
+    return ViewPart("document", data=raw, media_type=source.get("media_type"), name=title)
+
+
 def _view_parts(content: Any) -> list[ViewPart]:
     import base64
 
@@ -243,6 +256,8 @@ def _view_parts(content: Any) -> list[ViewPart]:
                 )
             elif source.get("type") == "url":
                 parts.append(ViewPart("image", url=source.get("url")))
+        elif kind == "document":
+            parts.append(_document_view(block))
         elif kind == "tool_use":
             parts.append(
                 ViewPart(

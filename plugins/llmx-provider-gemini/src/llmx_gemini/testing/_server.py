@@ -55,7 +55,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
@@ -234,6 +234,15 @@ def _thinking(recorded: RecordedRequest, model: str) -> tuple[bool, bool]:
     return thinks, thinks and config.get("includeThoughts") is True
 
 
+def _kind_of(mime: Any) -> Literal["image", "document", "audio"]:
+    """What an ``inlineData``/``fileData`` part is, by its media type (issue 15, item 7)."""
+    if isinstance(mime, str) and mime.startswith("audio/"):
+        return "audio"
+    if mime in ("application/pdf", "text/plain"):
+        return "document"
+    return "image"
+
+
 def _part_view(part: Any) -> ViewPart | None:
     if not isinstance(part, dict):
         return None
@@ -241,12 +250,14 @@ def _part_view(part: Any) -> ViewPart | None:
         return ViewPart("text", text=part["text"])
     blob = part.get("inlineData")
     if isinstance(blob, dict):
+        mime = blob.get("mimeType")
         return ViewPart(
-            "image", data=base64.b64decode(blob.get("data", "")), media_type=blob.get("mimeType")
+            _kind_of(mime), data=base64.b64decode(blob.get("data", "")), media_type=mime
         )
     file = part.get("fileData")
     if isinstance(file, dict):
-        return ViewPart("image", url=file.get("fileUri"), media_type=file.get("mimeType"))
+        mime = file.get("mimeType")
+        return ViewPart(_kind_of(mime), url=file.get("fileUri"), media_type=mime)
     call = part.get("functionCall")
     if isinstance(call, dict):
         return ViewPart(

@@ -151,6 +151,24 @@ def _text_of(content: Any) -> str:
     return ""
 
 
+def _media_part(part: dict[str, Any]) -> ViewPart:
+    """A ``file`` (``file_data`` a data URL) or ``input_audio`` part (issue 15, item 7)."""
+    if part["type"] == "input_audio":
+        audio = part.get("input_audio") or {}
+        fmt = audio.get("format")
+        return ViewPart(
+            "audio", data=base64.b64decode(audio.get("data", "")), media_type=f"audio/{fmt}"
+        )
+    file = part.get("file") or {}
+    head, _, data = str(file.get("file_data", "")).partition(";base64,")
+    return ViewPart(
+        "document",
+        data=base64.b64decode(data),
+        media_type=head[len("data:") :] or None,
+        name=file.get("filename"),
+    )
+
+
 def _image_part(url: str) -> ViewPart:
     if url.startswith("data:") and ";base64," in url:
         head, _, data = url.partition(";base64,")
@@ -249,6 +267,8 @@ def describe_chat_body(body: Any, *, model: str | None = None) -> RequestView:
                         image = p.get("image_url")
                         if isinstance(image, dict) and isinstance(image.get("url"), str):
                             parts.append(_image_part(image["url"]))
+                    elif p.get("type") in ("file", "input_audio"):
+                        parts.append(_media_part(p))
             for call in m.get("tool_calls") or ():
                 fn = call.get("function") if isinstance(call, dict) else None
                 if isinstance(fn, dict):

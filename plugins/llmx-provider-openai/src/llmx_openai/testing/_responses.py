@@ -83,7 +83,22 @@ def _content_parts(content: Any) -> list[ViewPart]:
             parts.append(ViewPart("text", text=p["text"]))
         elif kind == "input_image" and isinstance(p.get("image_url"), str):
             parts.append(_image(p["image_url"]))
+        elif kind == "input_file":
+            parts.append(_file(p))
     return parts
+
+
+def _file(part: dict[str, Any]) -> ViewPart:
+    """An ``input_file`` part: ``file_data`` (a data URL) or ``file_url``."""
+    import base64
+
+    name = part.get("filename")
+    if isinstance(part.get("file_url"), str):
+        return ViewPart("document", url=part["file_url"], name=name)
+    head, _, data = str(part.get("file_data", "")).partition(";base64,")
+    return ViewPart(
+        "document", data=base64.b64decode(data), media_type=head[len("data:") :] or None, name=name
+    )
 
 
 def describe_responses_body(body: Any) -> RequestView:
