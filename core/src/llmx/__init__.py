@@ -70,6 +70,10 @@ _EXPORTS: dict[str, str] = {
     # reasoning (issue 15, item 1)
     "Reasoning": "llmx._types",
     "ReasoningDelta": "llmx._types",
+    # n > 1, logprobs and refusals (issue 15, item 7)
+    "Choice": "llmx._types",
+    # (TokenLogprob, LogprobsDelta and RefusalDelta live in llmx.types: the
+    # namespace stays within 60 names)
     # errors
     "LlmxError": "llmx._errors",
     "ConfigError": "llmx._errors",
@@ -167,6 +171,7 @@ if TYPE_CHECKING:
     from llmx._types import Attempt as Attempt
     from llmx._types import CacheControl as CacheControl
     from llmx._types import Capability as Capability
+    from llmx._types import Choice as Choice
     from llmx._types import Image as Image
     from llmx._types import Message as Message
     from llmx._types import ModelInfo as ModelInfo

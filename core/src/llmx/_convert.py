@@ -18,9 +18,11 @@ from cattrs.strategies import configure_tagged_union
 
 from llmx._types import (
     Image,
+    LogprobsDelta,
     Part,
     Reasoning,
     ReasoningDelta,
+    RefusalDelta,
     StreamChunk,
     StreamEnd,
     Text,
@@ -44,6 +46,8 @@ _CHUNK_TAGS: dict[type, str] = {
     ToolCallDelta: "tool_call_delta",
     StreamEnd: "end",
     ReasoningDelta: "reasoning_delta",
+    LogprobsDelta: "logprobs_delta",
+    RefusalDelta: "refusal_delta",
 }
 
 

@@ -1,5 +1,7 @@
 """Names an application needs only to annotate: the literal and union aliases of llmx's
-values, and the result type of :meth:`llmx.Client.health`.
+values, the result type of :meth:`llmx.Client.health`, and the logprob and refusal
+values a request with ``logprobs=`` or a refusal yields (:class:`TokenLogprob`,
+:class:`LogprobsDelta`, :class:`RefusalDelta`).
 
 ::
 
@@ -24,6 +26,10 @@ _EXPORTS: dict[str, str] = {
     "FinishReason": "llmx._types",
     "CacheMode": "llmx._settings",
     "HealthStatus": "llmx._health",
+    # what a request with logprobs or a refusal streams (issue 15, item 7)
+    "TokenLogprob": "llmx._types",
+    "LogprobsDelta": "llmx._types",
+    "RefusalDelta": "llmx._types",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -34,5 +40,8 @@ if TYPE_CHECKING:
     from llmx._health import HealthStatus as HealthStatus
     from llmx._settings import CacheMode as CacheMode
     from llmx._types import FinishReason as FinishReason
+    from llmx._types import LogprobsDelta as LogprobsDelta
     from llmx._types import Part as Part
+    from llmx._types import RefusalDelta as RefusalDelta
     from llmx._types import Role as Role
+    from llmx._types import TokenLogprob as TokenLogprob
