@@ -35,6 +35,7 @@ from llmx.http import (
     error_from_payload,
     inline_image,
     json_object,
+    refuse_choices,
     split_system,
     token_count,
     unexpected,
@@ -91,7 +92,22 @@ _FINISH: dict[str, FinishReason] = {
     "SPII": "content_filter",
     "IMAGE_SAFETY": "content_filter",
     "IMAGE_PROHIBITED_CONTENT": "content_filter",
+    "IMAGE_RECITATION": "content_filter",
+    "LANGUAGE": "content_filter",
+    "MALFORMED_FUNCTION_CALL": "error",
+    "UNEXPECTED_TOOL_CALL": "error",
+    "TOO_MANY_TOOL_CALLS": "error",
+    "MISSING_THOUGHT_SIGNATURE": "error",
+    "MALFORMED_RESPONSE": "error",
+    "IMAGE_OTHER": "other",
+    "NO_IMAGE": "other",
+    "ESCALATION": "other",
+    "OTHER": "other",
 }
+"""Every ``Candidate.finishReason`` of Gemini's discovery document as llmx's (but
+``FINISH_REASON_UNSPECIFIED``: no reason yet); tests/test_stop_reasons.py checks that
+none is missing. The safety, recitation, blocklist and language flags are
+``content_filter``; an invalid tool call or response the model made is ``error``."""
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
@@ -388,6 +404,7 @@ def build_body(
     request: Request, *, provider: str, safety_settings: Mapping[str, str]
 ) -> dict[str, Any]:
     """The JSON body of a ``generateContent`` request (None fields omitted, ``extra`` last)."""
+    refuse_choices(request, api="Gemini", provider=provider)
     system, contents = _contents(request, provider)
     if not contents:
         msg = "Gemini needs at least one user or assistant message with content"
