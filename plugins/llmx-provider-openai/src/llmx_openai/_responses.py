@@ -116,7 +116,7 @@ class _Decoder:
         kind = event["type"]
         if kind == "response.output_text.delta":
             delta = event["delta"]
-            return (RefusalDelta(delta),) if delta else _NONE
+            return (TextDelta(delta),) if delta else _NONE
         if kind == "response.function_call_arguments.delta":
             return self._arguments(event, event["delta"], whole=False)
         if kind == "response.reasoning_summary_text.delta":
