@@ -32,7 +32,10 @@ class TestOpenAIConformance(ProviderConformance):
         Feature.REASONING: "o4-mini",
     }
     server_class = FakeOpenAIServer
-    supports = (Feature.ALL | {Feature.EMBEDDINGS}) - {Feature.TOKEN_COUNTING}
+    supports = (Feature.ALL | {Feature.EMBEDDINGS, Feature.CHOICES, Feature.LOGPROBS}) - {
+        Feature.TOKEN_COUNTING
+    }
+    refusal_messages = True
     settings: ClassVar[Mapping[str, Any]] = {"embedding_encoding": "base64"}
     usage_details = frozenset({"cache_read", "reasoning"})
     reasoning_text = False  # Chat Completions shows no reasoning, only its token count
@@ -53,11 +56,12 @@ class TestAzureConformance(ProviderConformance):
     server_class = FakeAzureOpenAIServer
     # api-version 2024-10-21 (the default) has no reasoning_effort: refused before sending;
     # Azure's batch API is not mapped.
-    supports = (Feature.ALL | {Feature.EMBEDDINGS}) - {
+    supports = (Feature.ALL | {Feature.EMBEDDINGS, Feature.CHOICES, Feature.LOGPROBS}) - {
         Feature.TOKEN_COUNTING,
         Feature.REASONING,
         Feature.PROVIDER_BATCH,
     }
+    refusal_messages = True
     usage_details = frozenset({"cache_read", "reasoning"})
 
     def validate_request(self, server: FakeServer, recorded: RecordedRequest) -> None:

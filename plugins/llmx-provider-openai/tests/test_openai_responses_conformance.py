@@ -29,6 +29,7 @@ class TestOpenAIResponsesConformance(ProviderConformance):
     # POST /responses/input_tokens), nor its batch API (llmx's goes through chat).
     supports = Feature.ALL - {Feature.STOP, Feature.TOKEN_COUNTING, Feature.PROVIDER_BATCH}
     models: ClassVar[Mapping[str, str]] = {Feature.REASONING: "o4-mini"}
+    refusal_messages = True  # refusal content parts
     usage_details = frozenset({"cache_read", "reasoning"})
 
     def validate_request(self, server: FakeServer, recorded: RecordedRequest) -> None:
@@ -49,6 +50,7 @@ class TestAzureResponsesConformance(ProviderConformance):
     # POST /responses/input_tokens), nor its batch API (llmx's goes through chat).
     supports = Feature.ALL - {Feature.STOP, Feature.TOKEN_COUNTING, Feature.PROVIDER_BATCH}
     models: ClassVar[Mapping[str, str]] = {Feature.REASONING: "o4-mini"}
+    refusal_messages = True  # refusal content parts
     usage_details = frozenset({"cache_read", "reasoning"})
 
     def provider_config(self, server: FakeServer, **options: Any) -> dict[str, Any]:

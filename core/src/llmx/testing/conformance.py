@@ -128,6 +128,7 @@ from hypothesis import strategies as st
 
 import llmx
 from llmx.testing._chaos import Fault
+from llmx.testing._conf_choices import CHOICES, LOGPROBS, ChoicesConformance
 from llmx.testing._conf_embeddings import EMBEDDINGS, EmbeddingsConformance
 from llmx.testing._conf_options import OptionsConformance
 from llmx.testing._conf_prompt_caching import PROMPT_CACHING, PromptCachingConformance
@@ -211,6 +212,11 @@ class Feature:
     across a tool loop (``_conf_reasoning``)."""
     PROVIDER_BATCH = "provider_batch"
     """The vendor's batch API (:class:`llmx.plugin.BatchProvider`, ``--provider-batch``)."""
+    CHOICES = CHOICES
+    """Several answers per request (``n > 1``, ``Response.choices``). Opt-in: without it,
+    the kit checks ``n`` is refused before sending (``_conf_choices``)."""
+    LOGPROBS = LOGPROBS
+    """Token logprobs (``logprobs=``, ``top_logprobs=``), whole and streamed. Opt-in."""
 
     ALL: ClassVar[frozenset[str]] = frozenset(
         {
@@ -234,7 +240,7 @@ class Feature:
         }
     )
     """The chat features (the default ``supports``)."""
-    OPT_IN: ClassVar[frozenset[str]] = frozenset({EMBEDDINGS})
+    OPT_IN: ClassVar[frozenset[str]] = frozenset({EMBEDDINGS, CHOICES, LOGPROBS})
     """Features beyond chat, which a subclass adds to ``supports`` when its provider has
     them (``ProviderConformance.supports | {Feature.EMBEDDINGS}``); without them, the
     kit checks they are refused before sending."""
@@ -294,6 +300,7 @@ class ProviderConformance(
     ReasoningConformance,
     ProviderBatchTests,
     StructuredOutputConformance,
+    ChoicesConformance,
 ):
     """Base class of a provider's conformance tests (see the module docstring)."""
 
