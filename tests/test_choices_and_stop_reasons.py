@@ -125,9 +125,7 @@ _token = st.fixed_dictionaries(
         "bytes": st.one_of(st.none(), st.lists(st.integers(0, 255), max_size=8)),
     }
 )
-_entry = st.builds(
-    lambda t, top: {**t, "top_logprobs": top}, _token, st.lists(_token, max_size=3)
-)
+_entry = st.builds(lambda t, top: {**t, "top_logprobs": top}, _token, st.lists(_token, max_size=3))
 
 
 @given(st.lists(_entry, max_size=6))
@@ -180,12 +178,16 @@ async def test_n_logprobs_are_sent_and_the_choices_come_back_through_the_cache()
         assert "n" not in server.model_requests[1].json  # another cache key
     assert len(server.model_requests) == 2
     assert [c.text for c in first.choices] == ["ab", "cd", "ef"]
-    assert first.text == "ab" and first.usage == llmx.Usage(10, 6)
-    assert first.cost is not None and first.cost > 0
+    assert first.text == "ab"
+    assert first.usage == llmx.Usage(10, 6)
+    assert first.cost is not None
+    assert first.cost > 0
     assert [t.token for t in first.choices[2].logprobs or ()] == ["e", "f"]
     assert all(len(t.top) == 1 for t in first.logprobs or ())
-    assert again.cached and again.choices == first.choices
-    assert plain.text == "plain" and plain.choices == ()
+    assert again.cached
+    assert again.choices == first.choices
+    assert plain.text == "plain"
+    assert plain.choices == ()
 
 
 async def test_n_falls_back_past_a_provider_that_refuses_it() -> None:
@@ -226,7 +228,11 @@ async def test_streamed_logprobs_and_refusals() -> None:
         RefusalDelta("."),
     ]
     assert refused is not None
-    assert (refused.refusal, refused.text, refused.finish_reason) == ("No.", "No.", "content_filter")
+    assert (refused.refusal, refused.text, refused.finish_reason) == (
+        "No.",
+        "No.",
+        "content_filter",
+    )
     assert pieces == ["x"]  # the fake echoes the prompt when nothing is queued
     assert not any(type(c) is LogprobsDelta for c in refused_chunks)
 
@@ -263,28 +269,29 @@ async def test_anthropic_refusal_and_pause(streamed: bool) -> None:
             conversation = [llmx.Message.user("Look it up"), paused.message]
             done = await ask(conversation)
     assert (refused.finish_reason, refused.refusal, refused.text) == ("content_filter", "", "Sorry")
-    assert paused.finish_reason == "pause" and paused.refusal is None
+    assert paused.finish_reason == "pause"
+    assert paused.refusal is None
     continued = server.model_requests[2].json["messages"]
     assert continued[-1] == {"role": "assistant", "content": "Searching"}
-    assert done.text == "Done" and done.finish_reason == "stop"
+    assert done.text == "Done"
+    assert done.finish_reason == "stop"
 
 
-@pytest.mark.parametrize(
-    "options", [{"n": 2}, {"logprobs": True}, {"top_logprobs": 3}], ids=str
-)
+@pytest.mark.parametrize("options", [{"n": 2}, {"logprobs": True}, {"top_logprobs": 3}], ids=str)
 async def test_gemini_and_anthropic_refuse_before_sending(options: dict[str, Any]) -> None:
     async with (
         FakeAnthropicServer(api_key="k") as claude,
         FakeGeminiServer(api_key="k") as gemini,
+        llmx.Client(_config(claude=claude, gem=gemini)) as client,
     ):
-        async with llmx.Client(_config(claude=claude, gem=gemini)) as client:
-            for model in ("claude/claude-sonnet-4-5", "gem/gemini-2.5-flash"):
-                with pytest.raises(llmx.UnsupportedFeatureError) as info:
-                    await client.complete(model=model, prompt="x", **options)
-                assert info.value.feature == ("n" if "n" in options else "logprobs")
-                assert info.value.provider == model.split("/")[0]
-                assert info.value.model == model.split("/")[1]
-    assert claude.model_requests == [] and gemini.model_requests == []
+        for model in ("claude/claude-sonnet-4-5", "gem/gemini-2.5-flash"):
+            with pytest.raises(llmx.UnsupportedFeatureError) as info:
+                await client.complete(model=model, prompt="x", **options)
+            assert info.value.feature == ("n" if "n" in options else "logprobs")
+            assert info.value.provider == model.split("/")[0]
+            assert info.value.model == model.split("/")[1]
+    assert claude.model_requests == []
+    assert gemini.model_requests == []
 
 
 def test_request_fields_validate() -> None:

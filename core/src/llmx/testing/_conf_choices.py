@@ -133,7 +133,8 @@ class ChoicesConformance:
                 async with client.stream(model=self.ref, prompt="x", logprobs=True) as stream:
                     chunks = [c async for c in stream]
                 streamed = stream.response
-                assert streamed is not None and streamed.logprobs
+                assert streamed is not None
+                assert streamed.logprobs
                 assert any(type(c) is LogprobsDelta for c in chunks)
                 assert "".join(t.token for t in streamed.logprobs) == "Hello there"
 

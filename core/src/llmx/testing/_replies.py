@@ -59,6 +59,10 @@ def _to_bytes(value: str | bytes | bytearray | memoryview) -> bytes:
     return value.encode() if isinstance(value, str) else bytes(value)
 
 
+def _texts(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 def _headers(value: Mapping[str, str] | None) -> Mapping[str, str]:
     return {} if value is None else dict(value)
 
@@ -139,7 +143,7 @@ class Reply:
     """The model's refusal message, sent the vendor's way (OpenAI's ``refusal`` field
     and ``delta.refusal``, an Anthropic ``refusal`` stop reason after it as text, a
     Responses API ``refusal`` part); ``text`` should then be empty."""
-    choices: tuple[str, ...] = attrs.field(default=(), converter=tuple, kw_only=True)
+    choices: tuple[str, ...] = attrs.field(default=(), converter=_texts, kw_only=True)
     """The texts of the further answers of a request with ``n > 1`` (choice 0 is
     ``text``); a fake without ``n`` ignores them. Missing ones repeat ``text``."""
 

@@ -457,7 +457,9 @@ def parse_completion(data: bytes, request: Request, provider: str) -> Response:
     first = _parse_choice(choices[0], 0, provider, model)
     all_choices: tuple[Choice, ...] = ()
     if len(choices) > 1:
-        parsed = [first] + [_parse_choice(c, i, provider, model) for i, c in enumerate(choices) if i]
+        parsed = [first] + [
+            _parse_choice(c, i, provider, model) for i, c in enumerate(choices) if i
+        ]
         parsed.sort(key=lambda c: c[0])
         first = parsed[0]
         all_choices = tuple(Choice(*c[:6]) for c in parsed)

@@ -790,9 +790,7 @@ class FakeOpenAIServer(OpenAIBatchFake, FakeServer):
         if include_usage and not quirks.omit_stream_usage:
             base["usage"] = None
 
-        def chunk(
-            delta: dict[str, Any], finish: str | None = None, logprobs: Any = None
-        ) -> bytes:
+        def chunk(delta: dict[str, Any], finish: str | None = None, logprobs: Any = None) -> bytes:
             choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
             obj = {**base, "choices": [choice]}
             self.decorate_chunk(obj)
@@ -808,7 +806,9 @@ class FakeOpenAIServer(OpenAIBatchFake, FakeServer):
         if reply.refusal is not None:
             pieces = Reply(reply.refusal, chunk_size=reply.chunk_size).text_pieces()
             events.extend(
-                chunk({"content": None, "refusal": piece}, None, self._logprobs_of(reply, body, piece))
+                chunk(
+                    {"content": None, "refusal": piece}, None, self._logprobs_of(reply, body, piece)
+                )
                 for piece in pieces
             )
         else:
