@@ -381,7 +381,7 @@ _Parsed = tuple[
     tuple[TokenLogprob, ...] | None,
     tuple[Reasoning, ...],
 ]
-"""A parsed choice: index, text, tool calls, finish reason, refusal, logprobs, reasoning
+"""A parsed choice: index (its position; ``index`` read only among several), text, tool calls, finish reason, refusal, logprobs, reasoning
 (a tuple, not a Choice: a plain answer builds no Choice)."""
 
 
@@ -393,7 +393,7 @@ def _parse_choice(choice: Any, position: int, provider: str, model: str | None) 
     text = _content_text(message.get("content"), provider, model)
     finish = map_finish_reason(choice.get("finish_reason"))
     refusal = message.get("refusal")
-    if isinstance(refusal, str) and refusal:
+    if refusal and type(refusal) is str:
         # The model refused (OpenAI's refusal field): the message is the text, as it
         # was before Response.refusal existed, and the finish reason content_filter.
         if not text:
@@ -427,10 +427,9 @@ def _parse_choice(choice: Any, position: int, provider: str, model: str | None) 
         thought = reasoning_text(message)
         if thought:
             reasoning = (Reasoning(thought, protocol=PROTOCOL),)
-    index = choice.get("index")
     logprobs = choice.get("logprobs")
     return (
-        index if type(index) is int else position,
+        position,
         text,
         calls,
         finish,
@@ -457,9 +456,14 @@ def parse_completion(data: bytes, request: Request, provider: str) -> Response:
     first = _parse_choice(choices[0], 0, provider, model)
     all_choices: tuple[Choice, ...] = ()
     if len(choices) > 1:
-        parsed = [first] + [
-            _parse_choice(c, i, provider, model) for i, c in enumerate(choices) if i
-        ]
+        parsed = [first]
+        for i, c in enumerate(choices):
+            if i:
+                index = c.get("index") if type(c) is dict else None
+                parsed.append(_parse_choice(c, index if type(index) is int else i, provider, model))
+        index = choices[0].get("index")
+        if type(index) is int:
+            parsed[0] = (index, *first[1:])
         parsed.sort(key=lambda c: c[0])
         first = parsed[0]
         all_choices = tuple(Choice(*c[:6]) for c in parsed)
