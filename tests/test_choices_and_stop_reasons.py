@@ -279,12 +279,15 @@ async def test_anthropic_refusal_and_pause(streamed: bool) -> None:
 
 @pytest.mark.parametrize("options", [{"n": 2}, {"logprobs": True}, {"top_logprobs": 3}], ids=str)
 async def test_gemini_and_anthropic_refuse_before_sending(options: dict[str, Any]) -> None:
+    models = ["claude/claude-sonnet-4-5"]
+    if "n" not in options:  # Gemini maps n to candidateCount
+        models.append("gem/gemini-2.5-flash")
     async with (
         FakeAnthropicServer(api_key="k") as claude,
         FakeGeminiServer(api_key="k") as gemini,
         llmx.Client(_config(claude=claude, gem=gemini)) as client,
     ):
-        for model in ("claude/claude-sonnet-4-5", "gem/gemini-2.5-flash"):
+        for model in models:
             with pytest.raises(llmx.UnsupportedFeatureError) as info:
                 await client.complete(model=model, prompt="x", **options)
             assert info.value.feature == ("n" if "n" in options else "logprobs")
@@ -292,6 +295,25 @@ async def test_gemini_and_anthropic_refuse_before_sending(options: dict[str, Any
             assert info.value.model == model.split("/")[1]
     assert claude.model_requests == []
     assert gemini.model_requests == []
+
+
+async def test_gemini_candidate_count() -> None:
+    async with FakeGeminiServer(api_key="k") as server:
+        server.enqueue(Reply("one", choices=("two",), usage=(5, 4)))
+        async with llmx.Client(_config(gem=server)) as client:
+            answer = await client.complete(model="gem/gemini-2.5-flash", prompt="x", n=2)
+            with pytest.raises(llmx.UnsupportedFeatureError) as info:
+                await client.stream(model="gem/gemini-2.5-flash", prompt="x", n=2).collect()
+        body = server.model_requests[0].json
+    assert len(server.model_requests) == 1  # the stream was refused before sending
+    assert info.value.feature == "n"
+    vendor_validator("gemini", "official").check(
+        "generativelanguage.models.generateContent", "post", body
+    )
+    assert body["generationConfig"]["candidateCount"] == 2
+    assert [c.text for c in answer.choices] == ["one", "two"]
+    assert answer.text == "one"
+    assert answer.usage == llmx.Usage(5, 4)
 
 
 def test_request_fields_validate() -> None:

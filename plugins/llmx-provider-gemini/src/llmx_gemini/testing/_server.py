@@ -670,6 +670,12 @@ class FakeGeminiServer(GeminiBatchFake, FakeServer):
         self._sign(answer, recorded)
         parts = [*self._thought_parts(reply, recorded), *answer]
         payload: dict[str, Any] = {"candidates": [self._candidate(parts, self._finish(reply))]}
+        config = recorded.json.get("generationConfig") if type(recorded.json) is dict else None
+        count = config.get("candidateCount") if type(config) is dict else None
+        for index in range(1, count if type(count) is int else 1):  # Request.n
+            text = reply.choices[index - 1] if index <= len(reply.choices) else reply.text
+            extra = self._candidate([{"text": text}], self._finish(reply))
+            payload["candidates"].append({**extra, "index": index})
         if not reply.omit_usage:
             payload["usageMetadata"] = self.usage(reply, recorded)
         payload["modelVersion"] = reply.model or self.model_of(recorded)
