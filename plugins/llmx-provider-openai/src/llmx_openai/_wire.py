@@ -467,20 +467,21 @@ def parse_completion(data: bytes, request: Request, provider: str) -> Response:
         parsed.sort(key=lambda c: c[0])
         first = parsed[0]
         all_choices = tuple(Choice(*c[:6]) for c in parsed)
-    elif first[4] is not None or first[5] is not None:
+    _, text, calls, finish, refusal, logprobs, reasoning = first
+    if not all_choices and (refusal is not None or logprobs is not None):
         all_choices = (Choice(*first[:6]),)
     answer_id = obj.get("id")
     answer_model = obj.get("model")
     return Response(
-        text=first[1],
+        text=text,
         model=answer_model if isinstance(answer_model, str) and answer_model else model,
         provider=provider,
-        tool_calls=first[2],
-        finish_reason=first[3],
+        tool_calls=calls,
+        finish_reason=finish,
         usage=parse_usage(obj.get("usage"), provider, model) or Usage(),
         id=answer_id if isinstance(answer_id, str) else None,
         raw=obj if request.include_raw else None,
-        reasoning=first[6],
+        reasoning=reasoning,
         choices=all_choices,
     )
 
