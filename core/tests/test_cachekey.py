@@ -179,3 +179,32 @@ def test_prompt_cache_controls_never_change_the_key(
     )
     assert canonical_body(marked) == canonical_body_general(marked) == canonical_body(request)
     assert cache_key(marked, instance="i", model="m") == cache_key(request, instance="i", model="m")
+
+
+@given(
+    st.none() | st.integers(1, 5),
+    st.booleans(),
+    st.none() | st.integers(0, 20),
+    st.none() | st.integers(1, 5),
+    st.booleans(),
+    st.none() | st.integers(0, 20),
+)
+def test_n_and_logprobs_are_in_the_key(
+    n1: int | None,
+    lp1: bool,
+    top1: int | None,
+    n2: int | None,
+    lp2: bool,
+    top2: int | None,
+) -> None:
+    """Several answers and logprobs change the answer, so the key (issue 15, item 7); a
+    request without them keeps the key it had before the fields existed."""
+    a = llmx.Request("a/m", "hi", n=n1, logprobs=lp1, top_logprobs=top1)
+    b = llmx.Request("a/m", "hi", n=n2, logprobs=lp2, top_logprobs=top2)
+    same = (a.n, a.logprobs, a.top_logprobs) == (b.n, b.logprobs, b.top_logprobs)
+    assert (canonical_body(a) == canonical_body(b)) == same
+    assert canonical_body(a) == canonical_body_general(a)
+    if not a.wants_choices:
+        assert canonical_body(a) == canonical_body(llmx.Request("a/m", "hi"))
+        assert '"n"' not in canonical_body(a)
+        assert "logprobs" not in canonical_body(a)

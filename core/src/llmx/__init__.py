@@ -71,6 +71,9 @@ _EXPORTS: dict[str, str] = {
     # reasoning (issue 15, item 1)
     "Reasoning": "llmx._types",
     "ReasoningDelta": "llmx._types",
+    # n > 1, logprobs and refusals (issue 15, item 7)
+    # (TokenLogprob, LogprobsDelta and RefusalDelta live in llmx.types: the
+    # namespace stays within 60 names)
     # errors
     "LlmxError": "llmx._errors",
     "ConfigError": "llmx._errors",

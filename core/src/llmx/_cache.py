@@ -180,6 +180,7 @@ def _answer_only(
         response.id,
         cached=cached,
         reasoning=response.reasoning,
+        choices=response.choices,
     )
 
 
@@ -193,6 +194,8 @@ def encode_entry(response: Response, chunks: Sequence[StreamChunk] | None = None
     data = to_json(bare)
     for name in ("attempts", "latency", "cost", "raw", "cached"):
         data.pop(name, None)
+    if not data.get("choices"):
+        data.pop("choices", None)  # entries of plain answers keep their shape
     entry: dict[str, Any] = {"f": _FORMAT, "r": data}
     if chunks is not None:
         entry["c"] = [to_json(c, _Chunk) for c in chunks]

@@ -108,6 +108,13 @@ def canonical_body_general(request: Request) -> str:
         tool.pop("cache", None)
     if data.get("reasoning") is None:
         data.pop("reasoning", None)  # keys of requests without it stay as they were
+    # n > 1 and logprobs change the answer; left out when unset, likewise.
+    if data.get("n") is None:
+        data.pop("n", None)
+    if not data.get("logprobs"):
+        data.pop("logprobs", None)
+    if data.get("top_logprobs") is None:
+        data.pop("top_logprobs", None)
     data["extra"] = {k: v for k, v in data.get("extra", {}).items() if k not in IGNORED_EXTRA}
     # Messages hold only strings and booleans once unstructured; numbers live in the
     # open mappings: extra, tool parameter schemas, response format schemas.
@@ -304,6 +311,8 @@ def _direct_body(request: Request) -> str | None:
     something only the general path handles."""
     if type(request) is not Request:
         return None
+    if request.n is not None or request.logprobs or request.top_logprobs is not None:
+        return None  # n > 1 and logprobs: the general path
     stop = request.stop
     if type(stop) is not tuple or (stop and any(type(s) is not str for s in stop)):
         return None

@@ -20,9 +20,11 @@ from llmx._types import (
     Audio,
     Document,
     Image,
+    LogprobsDelta,
     Part,
     Reasoning,
     ReasoningDelta,
+    RefusalDelta,
     StreamChunk,
     StreamEnd,
     Text,
@@ -48,6 +50,8 @@ _CHUNK_TAGS: dict[type, str] = {
     ToolCallDelta: "tool_call_delta",
     StreamEnd: "end",
     ReasoningDelta: "reasoning_delta",
+    LogprobsDelta: "logprobs_delta",
+    RefusalDelta: "refusal_delta",
 }
 
 

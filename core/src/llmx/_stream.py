@@ -6,9 +6,12 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from llmx._types import (
+    Choice,
     FinishReason,
+    LogprobsDelta,
     Reasoning,
     ReasoningDelta,
+    RefusalDelta,
     Response,
     StreamChunk,
     StreamEnd,
@@ -29,7 +32,17 @@ class ResponseBuilder:
     client uses it to offer ``stream.response`` after the last chunk.
     """
 
-    __slots__ = ("_calls", "_reasoning", "finish_reason", "id", "model", "parts", "usage")
+    __slots__ = (
+        "_calls",
+        "_logprobs",
+        "_reasoning",
+        "_refusal",
+        "finish_reason",
+        "id",
+        "model",
+        "parts",
+        "usage",
+    )
 
     def __init__(self, model: str = "") -> None:
         self.parts: list[str] = []
@@ -40,6 +53,8 @@ class ResponseBuilder:
         self.model = model
         self.id: str | None = None
         self._reasoning: dict[int, list[Any]] | None = None  # index -> [texts, fields]
+        self._refusal: list[str] | None = None  # RefusalDelta texts (issue 15, item 7)
+        self._logprobs: list[Any] | None = None  # LogprobsDelta tokens
 
     def add(self, chunk: StreamChunk) -> None:
         """Fold one chunk in."""
@@ -68,6 +83,14 @@ class ResponseBuilder:
                 self.id = chunk.id
         elif type(chunk) is ReasoningDelta:
             self._add_reasoning(chunk)
+        elif type(chunk) is LogprobsDelta:
+            if self._logprobs is None:
+                self._logprobs = []
+            self._logprobs.extend(chunk.logprobs)
+        elif type(chunk) is RefusalDelta:
+            if self._refusal is None:
+                self._refusal = []
+            self._refusal.append(chunk.text)
 
     def _add_reasoning(self, chunk: ReasoningDelta) -> None:
         parts = self._reasoning
@@ -106,17 +129,27 @@ class ResponseBuilder:
         )
 
     def build(self, *, provider: str, raw: Any = None) -> Response:
-        """The assembled response."""
+        """The assembled response (a refusal's message is its text, as in a whole answer)."""
+        text = self.text
+        calls = self.tool_calls()
+        choices: tuple[Choice, ...] = ()
+        if self._refusal is not None or self._logprobs is not None:
+            refusal = None if self._refusal is None else "".join(self._refusal)
+            if refusal is not None and not text:
+                text = refusal
+            logprobs = None if self._logprobs is None else tuple(self._logprobs)
+            choices = (Choice(0, text, calls, self.finish_reason, refusal, logprobs),)
         return Response(
-            text=self.text,
+            text=text,
             model=self.model,
             provider=provider,
-            tool_calls=self.tool_calls(),
+            tool_calls=calls,
             finish_reason=self.finish_reason,
             usage=self.usage or Usage(),
             id=self.id,
             raw=raw,
             reasoning=self.reasoning(),
+            choices=choices,
         )
 
 
@@ -131,8 +164,14 @@ async def chunks_of(response: Response) -> AsyncIterator[StreamChunk]:
             id=part.id,
             protocol=part.protocol,
         )
-    if response.text:
+    refusal = response.refusal
+    if refusal is not None:
+        yield RefusalDelta(refusal)
+    elif response.text:
         yield TextDelta(response.text)
+    logprobs = response.logprobs
+    if logprobs is not None:
+        yield LogprobsDelta(logprobs)
     for index, call in enumerate(response.tool_calls):
         yield ToolCallDelta(index, call.id, call.name, call.arguments)
     yield StreamEnd(response.finish_reason, response.usage, response.model, response.id)

@@ -19,8 +19,14 @@ _T = TypeVar("_T")
 Role = Literal["system", "user", "assistant", "tool"]
 """Who wrote a message."""
 
-FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error", "other"]
-"""Why the model stopped: a provider's own reason is mapped onto one of these."""
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error", "other", "pause"]
+"""Why the model stopped: a provider's own reason is mapped onto one of these
+(docs/features/choices-logprobs-and-stop-reasons.md has the table per vendor).
+
+``content_filter`` covers refusals too (the model's own, with its message in
+:attr:`Response.refusal`, and the vendor's filters); ``pause`` is a turn the vendor
+paused (Anthropic's ``pause_turn``): append :attr:`Response.message` and send again to
+let it continue."""
 
 
 class Capability(str, Enum):
@@ -509,6 +515,25 @@ def _to_tools(value: Iterable[Tool]) -> tuple[Tool, ...]:
     return value if type(value) is tuple else tuple(value)
 
 
+def _to_n(value: int | None) -> int | None:
+    """``Request.n``: None for one answer (1 is stored as None: the same request)."""
+    if value is None or value == 1:
+        return None
+    if type(value) is int and value > 1:
+        return value
+    msg = f"n={value!r}: the number of answers is an integer >= 1"
+    raise ValueError(msg)
+
+
+def _to_top_logprobs(value: int | None) -> int | None:
+    if value is None:
+        return None
+    if type(value) is int and 0 <= value <= 20:
+        return value
+    msg = f"top_logprobs={value!r}: an integer from 0 to 20"
+    raise ValueError(msg)
+
+
 # -- request -------------------------------------------------------------------------
 
 
@@ -546,6 +571,17 @@ class Request:
     ``"low"``, ``"medium"``, ``"high"``) or a token budget (0: off); None leaves it to
     the model. Each provider maps it onto its vendor's parameter
     (docs/features/reasoning.md has the table)."""
+    # -- n > 1 and logprobs (issue 15, item 7; docs/features/choices-logprobs-and-stop-reasons.md)
+    n: int | None = attrs.field(default=None, kw_only=True, converter=_to_n)
+    """How many answers to generate (None or 1: one). More than one is OpenAI Chat
+    Completions' ``n`` (whole answers only): they arrive in :attr:`Response.choices`;
+    other providers refuse it before sending."""
+    logprobs: bool = attrs.field(default=False, kw_only=True)
+    """Return the log probability of each output token (:attr:`Response.logprobs`);
+    OpenAI Chat Completions only, refused before sending elsewhere."""
+    top_logprobs: int | None = attrs.field(default=None, kw_only=True, converter=_to_top_logprobs)
+    """Also return the ``top_logprobs`` (0-20) most likely tokens at each position;
+    setting it implies ``logprobs``."""
 
     def with_model(self, model: str) -> Request:
         """The same request for another model (used when resolving refs and aliases)."""
@@ -564,7 +600,16 @@ class Request:
             include_raw=self.include_raw,
             prompt_cache_key=self.prompt_cache_key,
             reasoning=self.reasoning,
+            n=self.n,
+            logprobs=self.logprobs,
+            top_logprobs=self.top_logprobs,
         )
+
+    @property
+    def wants_choices(self) -> bool:
+        """Whether the request asks for more than one answer or for logprobs (what only
+        some providers offer; the others refuse it before sending)."""
+        return self.n is not None or self.logprobs or self.top_logprobs is not None
 
     def has_images(self) -> bool:
         """Whether any message carries an image."""
@@ -669,6 +714,44 @@ class Attempt:
         return f"{self.provider}/{self.model} after {self.duration * 1000:.0f} ms: {outcome}"
 
 
+# -- choices, logprobs and refusals (issue 15, item 7) -----------------------------------
+
+
+@attrs.frozen
+class TokenLogprob:
+    """One output token and its log probability (OpenAI's ``logprobs.content[]``).
+
+    ``bytes`` are the token's UTF-8 bytes (None when the vendor sends none); ``top``
+    the most likely tokens at this position (as many as ``Request.top_logprobs``
+    asked; their own ``top`` is empty).
+    """
+
+    token: str
+    logprob: float
+    bytes: tuple[int, ...] | None = None
+    top: tuple[TokenLogprob, ...] = ()
+
+
+@attrs.frozen
+class Choice:
+    """One of the answers of a request that asked for several (``Request.n``), or the
+    details of a single answer: its ``text``, ``tool_calls``, ``finish_reason``, the
+    model's ``refusal`` message (None: no refusal) and the ``logprobs`` of its tokens
+    (None: not asked for). ``index`` is its place among the answers."""
+
+    index: int
+    text: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: FinishReason | None = None
+    refusal: str | None = None
+    logprobs: tuple[TokenLogprob, ...] | None = None
+
+    @property
+    def message(self) -> Message:
+        """This answer as the assistant message to append to the conversation."""
+        return Message.assistant(self.text, tool_calls=self.tool_calls)
+
+
 @attrs.frozen
 class Response:
     """A model's answer, and where and how it was obtained.
@@ -695,6 +778,25 @@ class Response:
     cached: bool = attrs.field(default=False, kw_only=True)
     reasoning: tuple[Reasoning, ...] = attrs.field(default=(), kw_only=True)
     """The model's reasoning parts, in the vendor's order (text and opaque state)."""
+    choices: tuple[Choice, ...] = attrs.field(default=(), kw_only=True)
+    """Every answer, when there is more to tell than the text: the ``n`` answers of a
+    request with ``n > 1``, or the one answer's logprobs or refusal. Choice 0 is this
+    Response's own text, tool calls and finish reason. Empty for a plain answer (no
+    allocation on the common path): :attr:`refusal` and :attr:`logprobs` read choice 0."""
+
+    @property
+    def refusal(self) -> str | None:
+        """The model's refusal message (OpenAI's ``refusal``, the text of an Anthropic
+        ``refusal`` turn; ``""`` when it gave none), None when it did not refuse. A
+        refusal also has finish reason ``content_filter`` and its message as ``text``."""
+        choices = self.choices
+        return choices[0].refusal if choices else None
+
+    @property
+    def logprobs(self) -> tuple[TokenLogprob, ...] | None:
+        """The log probabilities of the answer's tokens (``Request.logprobs``), or None."""
+        choices = self.choices
+        return choices[0].logprobs if choices else None
 
     def json(self) -> Any:
         """The text parsed as JSON (for JSON mode and structured output)."""
@@ -764,7 +866,24 @@ class ReasoningDelta:
     protocol: str | None = attrs.field(default=None, kw_only=True)
 
 
-StreamChunk = TextDelta | ToolCallDelta | StreamEnd | ReasoningDelta
+@attrs.frozen
+class LogprobsDelta:
+    """The log probabilities of the tokens of the text deltas just before it (streams of
+    a request with ``logprobs``); they concatenate to :attr:`Response.logprobs`."""
+
+    logprobs: tuple[TokenLogprob, ...]
+
+
+@attrs.frozen
+class RefusalDelta:
+    """A piece of the model's refusal message (OpenAI's ``delta.refusal``); they
+    concatenate to :attr:`Response.refusal` (and to its text, which a refusal replaces).
+    ``Stream.text()`` does not yield them."""
+
+    text: str
+
+
+StreamChunk = TextDelta | ToolCallDelta | StreamEnd | ReasoningDelta | LogprobsDelta | RefusalDelta
 """Anything a stream yields."""
 
 

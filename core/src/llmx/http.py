@@ -121,6 +121,7 @@ __all__ = [
     "StreamDecoder",
     "api_key",
     "base_url",
+    "refuse_choices",
     "collect_pages",
     "describe_error",
     "dumps",
@@ -258,6 +259,28 @@ def split_system(request: Request, *, api: str, provider: str) -> tuple[str | No
         elif message.text:
             systems.append(message.text)
     return "\n\n".join(systems) or None, turns
+
+
+def refuse_choices(request: Request, *, api: str, provider: str, n: bool = False) -> None:
+    """Refuse, before anything is sent, ``Request.n > 1`` and ``logprobs`` on an API that
+    has neither (:class:`~llmx.UnsupportedFeatureError` naming ``api``, the instance and
+    the model; ``feature`` is ``"n"`` or ``"logprobs"``). ``n=True``: the API takes
+    ``n``, only logprobs are refused. Cheap when neither is asked (three attribute
+    reads): call it on every request."""
+    if request.n is not None and not n:
+        msg = (
+            f"{provider}/{request.model}: {api} gives one answer per request; n={request.n} "
+            "is OpenAI Chat Completions' (send the request n times instead)"
+        )
+        raise UnsupportedFeatureError(msg, provider=provider, model=request.model, feature="n")
+    if request.logprobs or request.top_logprobs is not None:
+        msg = (
+            f"{provider}/{request.model}: {api} returns no token logprobs; "
+            "logprobs=/top_logprobs= are OpenAI Chat Completions'"
+        )
+        raise UnsupportedFeatureError(
+            msg, provider=provider, model=request.model, feature="logprobs"
+        )
 
 
 def inline_image(

@@ -1,5 +1,8 @@
 """Names an application needs only to annotate: the literal and union aliases of llmx's
-values, and the result type of :meth:`llmx.Client.health`.
+values, the result type of :meth:`llmx.Client.health`, and the values of the rarer
+answers: the answers of a request with ``n > 1`` (:class:`Choice`, in
+``Response.choices``), its logprobs and a refusal's stream chunks
+(:class:`TokenLogprob`, :class:`LogprobsDelta`, :class:`RefusalDelta`).
 
 ::
 
@@ -25,6 +28,11 @@ _EXPORTS: dict[str, str] = {
     "FinishReason": "llmx._types",
     "CacheMode": "llmx._settings",
     "HealthStatus": "llmx._health",
+    # what a request with n > 1, logprobs or a refusal answers and streams
+    "Choice": "llmx._types",
+    "TokenLogprob": "llmx._types",
+    "LogprobsDelta": "llmx._types",
+    "RefusalDelta": "llmx._types",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -34,7 +42,11 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 if TYPE_CHECKING:
     from llmx._health import HealthStatus as HealthStatus
     from llmx._settings import CacheMode as CacheMode
+    from llmx._types import Choice as Choice
     from llmx._types import FinishReason as FinishReason
+    from llmx._types import LogprobsDelta as LogprobsDelta
     from llmx._types import Part as Part
+    from llmx._types import RefusalDelta as RefusalDelta
     from llmx._types import Role as Role
     from llmx._types import StreamChunk as StreamChunk
+    from llmx._types import TokenLogprob as TokenLogprob

@@ -210,7 +210,7 @@ async def test_unknown_stream_events_are_ignored(
     server.enqueue(RawReply(200, b"".join(events), content_type="text/event-stream"))
     response = await client.stream(model=MODEL, prompt="x").collect()
     assert response.text == "ok"
-    assert response.finish_reason == "other"
+    assert response.finish_reason == "pause"  # pause_turn (issue 15, item 7)
     assert response.usage == llmx.Usage(5, 7)
     assert response.id == "msg_1"
 

@@ -34,10 +34,11 @@ class TestOpenAIConformance(ProviderConformance):
     }
     server_class = FakeOpenAIServer
     # Chat Completions takes documents as bytes only (file_data), audio on audio models
-    supports = (Feature.ALL | {Feature.EMBEDDINGS}) - {
+    supports = (Feature.ALL | {Feature.EMBEDDINGS, Feature.CHOICES, Feature.LOGPROBS}) - {
         Feature.TOKEN_COUNTING,
         Feature.DOCUMENT_URLS,
     }
+    refusal_messages = True
     settings: ClassVar[Mapping[str, Any]] = {"embedding_encoding": "base64"}
     usage_details = frozenset({"cache_read", "reasoning"})
     reasoning_text = False  # Chat Completions shows no reasoning, only its token count
@@ -58,7 +59,7 @@ class TestAzureConformance(ProviderConformance):
     server_class = FakeAzureOpenAIServer
     # api-version 2024-10-21 (the default) has no reasoning_effort: refused before sending;
     # Azure's batch API is not mapped.
-    supports = (Feature.ALL | {Feature.EMBEDDINGS}) - {
+    supports = (Feature.ALL | {Feature.EMBEDDINGS, Feature.CHOICES, Feature.LOGPROBS}) - {
         Feature.TOKEN_COUNTING,
         Feature.REASONING,
         Feature.PROVIDER_BATCH,
@@ -66,6 +67,7 @@ class TestAzureConformance(ProviderConformance):
         Feature.DOCUMENT_URLS,
         Feature.AUDIO,
     }
+    refusal_messages = True
     usage_details = frozenset({"cache_read", "reasoning"})
 
     def validate_request(self, server: FakeServer, recorded: RecordedRequest) -> None:

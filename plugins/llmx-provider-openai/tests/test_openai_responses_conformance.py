@@ -34,6 +34,7 @@ class TestOpenAIResponsesConformance(ProviderConformance):
         Feature.AUDIO,  # the Responses API has no audio input part
     }
     models: ClassVar[Mapping[str, str]] = {Feature.REASONING: "o4-mini"}
+    refusal_messages = True  # refusal content parts
     usage_details = frozenset({"cache_read", "reasoning"})
 
     def validate_request(self, server: FakeServer, recorded: RecordedRequest) -> None:
@@ -59,6 +60,7 @@ class TestAzureResponsesConformance(ProviderConformance):
         Feature.AUDIO,  # the Responses API has no audio input part
     }
     models: ClassVar[Mapping[str, str]] = {Feature.REASONING: "o4-mini"}
+    refusal_messages = True  # refusal content parts
     usage_details = frozenset({"cache_read", "reasoning"})
 
     def provider_config(self, server: FakeServer, **options: Any) -> dict[str, Any]:

@@ -28,7 +28,16 @@ import attrs
 
 import llmx
 import llmx.types
-from llmx.http import Endpoint, ErrorInfo, api_key, base_url, collect_pages, dumps, token_count
+from llmx.http import (
+    Endpoint,
+    ErrorInfo,
+    api_key,
+    base_url,
+    collect_pages,
+    dumps,
+    refuse_choices,
+    token_count,
+)
 from llmx.types import FinishReason
 
 if TYPE_CHECKING:
@@ -221,6 +230,9 @@ def _usage(usage: Any, provider: str, model: str) -> llmx.Usage:
 def _body(request: llmx.Request, provider: str, *, stream: bool) -> dict[str, Any]:
     """The Template API's request body for ``request``; what it cannot express is refused."""
     model = request.model
+    # One answer per request, no token logprobs: refused before sending (the helper
+    # raises UnsupportedFeatureError naming the instance, model and feature).
+    refuse_choices(request, api="the Template API", provider=provider)
     if request.has_images() or request.response_format.type == "json_schema":
         feature = "images" if request.has_images() else "json_schema"
         msg = f"the Template API takes no {feature.replace('_', ' ')}"

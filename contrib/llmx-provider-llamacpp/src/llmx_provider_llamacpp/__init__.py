@@ -508,6 +508,10 @@ class LlamaCppProvider:
 
     async def stream(self, request: llmx.Request) -> AsyncIterator[llmx.types.StreamChunk]:
         """Yield the answer token by token; closing the stream stops generation."""
+        # One answer, no logprobs (issue 15, item 7): refused before generating.
+        from llmx.http import refuse_choices
+
+        refuse_choices(request, api="the local llama.cpp provider", provider=self._instance)
         model = self._model(request)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()

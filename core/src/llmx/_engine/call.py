@@ -92,6 +92,7 @@ def _completed(
         response.raw,
         cached=response.cached,
         reasoning=response.reasoning,
+        choices=response.choices,
     )
 
 

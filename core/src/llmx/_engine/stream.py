@@ -224,4 +224,5 @@ def _assembled(builder: ResponseBuilder, call: Call) -> Response:
         usage,
         id=response.id,
         reasoning=response.reasoning,
+        choices=response.choices,
     )

@@ -59,6 +59,10 @@ def _to_bytes(value: str | bytes | bytearray | memoryview) -> bytes:
     return value.encode() if isinstance(value, str) else bytes(value)
 
 
+def _texts(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 def _headers(value: Mapping[str, str] | None) -> Mapping[str, str]:
     return {} if value is None else dict(value)
 
@@ -134,6 +138,33 @@ class Reply:
     """The model's reasoning text, rendered the vendor's way when the request asked for
     reasoning (Anthropic thinking blocks with a signature, Gemini thought parts;
     OpenAI's own API shows none) and streamed in pieces like the text."""
+    # -- n > 1, logprobs, refusals and pauses (issue 15, item 7) --
+    refusal: str | None = attrs.field(default=None, kw_only=True)
+    """The model's refusal message, sent the vendor's way (OpenAI's ``refusal`` field
+    and ``delta.refusal``, an Anthropic ``refusal`` stop reason after it as text, a
+    Responses API ``refusal`` part); ``text`` should then be empty."""
+    choices: tuple[str, ...] = attrs.field(default=(), converter=_texts, kw_only=True)
+    """The texts of the further answers of a request with ``n > 1`` (choice 0 is
+    ``text``); a fake without ``n`` ignores them. Missing ones repeat ``text``."""
+
+    def token_logprobs(self, text: str, top: int) -> list[dict[str, Any]]:
+        """``text`` as OpenAI's ``logprobs.content``: one token per character, each with
+        a made-up log probability and ``top`` alternatives (deterministic)."""
+        out = []
+        for i, ch in enumerate(text):
+            alternatives = [
+                {"token": alt, "logprob": -1.0 - k - (i % 3) / 10, "bytes": list(alt.encode())}
+                for k, alt in enumerate(("x", "y", "z", "w", "v")[:top])
+            ]
+            out.append(
+                {
+                    "token": ch,
+                    "logprob": -(i % 5) / 10,
+                    "bytes": list(ch.encode()),
+                    "top_logprobs": alternatives,
+                }
+            )
+        return out
 
     def __attrs_post_init__(self) -> None:
         if self.line_ending not in ("\n", "\r\n", "\r"):

@@ -129,6 +129,7 @@ from hypothesis import strategies as st
 import llmx
 import llmx.types
 from llmx.testing._chaos import Fault
+from llmx.testing._conf_choices import CHOICES, LOGPROBS, ChoicesConformance
 from llmx.testing._conf_embeddings import EMBEDDINGS, EmbeddingsConformance
 from llmx.testing._conf_media import AUDIO, DOCUMENT_URLS, DOCUMENTS, MediaConformance
 from llmx.testing._conf_options import OptionsConformance
@@ -219,6 +220,11 @@ class Feature:
     """Documents given by URL."""
     AUDIO = AUDIO
     """Audio input (:class:`llmx.Audio`)."""
+    CHOICES = CHOICES
+    """Several answers per request (``n > 1``, ``Response.choices``). Opt-in: without it,
+    the kit checks ``n`` is refused before sending (``_conf_choices``)."""
+    LOGPROBS = LOGPROBS
+    """Token logprobs (``logprobs=``, ``top_logprobs=``), whole and streamed. Opt-in."""
 
     ALL: ClassVar[frozenset[str]] = frozenset(
         {
@@ -245,7 +251,7 @@ class Feature:
         }
     )
     """The chat features (the default ``supports``)."""
-    OPT_IN: ClassVar[frozenset[str]] = frozenset({EMBEDDINGS})
+    OPT_IN: ClassVar[frozenset[str]] = frozenset({EMBEDDINGS, CHOICES, LOGPROBS})
     """Features beyond chat, which a subclass adds to ``supports`` when its provider has
     them (``ProviderConformance.supports | {Feature.EMBEDDINGS}``); without them, the
     kit checks they are refused before sending."""
@@ -306,6 +312,7 @@ class ProviderConformance(
     ProviderBatchTests,
     StructuredOutputConformance,
     MediaConformance,
+    ChoicesConformance,
 ):
     """Base class of a provider's conformance tests (see the module docstring)."""
 

@@ -123,6 +123,10 @@ class AcmeProvider:
 
     def _body(self, request: llmx.Request, stream: bool) -> dict[str, Any]:
         model = request.model
+        if request.n is not None:
+            raise self._fail(model, "n", "several answers per request")
+        if request.logprobs or request.top_logprobs is not None:
+            raise self._fail(model, "logprobs", "token logprobs")
         if request.response_format.type == "json_schema":
             raise self._fail(model, "json_schema", "structured output")
         messages: list[dict[str, Any]] = []

@@ -21,7 +21,7 @@ from llmx import (
 )
 from llmx.http import Endpoint, api_key, base_url, collect_pages, dumps, json_object
 from llmx.plugin import reasoning_off
-from llmx.types import StreamChunk
+from llmx.types import RefusalDelta, StreamChunk
 from llmx_anthropic._batch import AnthropicBatchMixin
 from llmx_anthropic._models import FIXED_SAMPLING, base_id, lookup
 from llmx_anthropic._settings import AnthropicSettings
@@ -44,6 +44,7 @@ DEFAULT_BASE_URL = "https://api.anthropic.com"
 """Where requests go unless ``base_url`` or ``$ANTHROPIC_BASE_URL`` says otherwise."""
 
 _NONE: tuple[StreamChunk, ...] = ()
+_REFUSED: tuple[StreamChunk, ...] = (RefusalDelta(""),)
 
 _COUNT_FIELDS = frozenset(
     {"model", "messages", "system", "tools", "tool_choice", "thinking", "output_config"}
@@ -166,6 +167,8 @@ class _Decoder:
             self.finish = obj["delta"].get("stop_reason")
             usage = obj.get("usage") or {}
             self.usage.update({k: v for k, v in usage.items() if v is not None})
+            if self.finish == "refusal":  # Response.refusal "", as in a whole answer
+                return _REFUSED
             return _NONE
         if name == "message_stop":
             self.finished = True

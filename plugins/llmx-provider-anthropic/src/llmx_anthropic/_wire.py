@@ -34,12 +34,13 @@ from llmx.http import (
     error_from_payload,
     inline_image,
     json_object,
+    refuse_choices,
     split_system,
     token_count,
     unexpected,
 )
 from llmx.plugin import reasoning_budget, reasoning_off
-from llmx.types import FinishReason
+from llmx.types import Choice, FinishReason
 
 __all__ = [
     "EVENT_TYPES",
@@ -70,13 +71,19 @@ _STOP: dict[str, FinishReason] = {
     "model_context_window_exceeded": "length",
     "tool_use": "tool_calls",
     "refusal": "content_filter",
+    "pause_turn": "pause",
+    "compaction": "pause",
 }
+"""Every ``stop_reason`` of Anthropic's published schema (``StopReason`` and
+``BetaStopReason``) as llmx's; tests/test_stop_reasons.py checks that none is missing.
+``pause_turn`` (server tools paused a long turn) and ``compaction`` (the context was
+compacted) both wait for the caller to send the conversation again: ``pause``."""
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def map_stop_reason(value: Any) -> FinishReason | None:
-    """Anthropic's ``stop_reason`` as llmx's finish reason (``pause_turn`` and unknown: other)."""
+    """Anthropic's ``stop_reason`` as llmx's finish reason (unknown values: other)."""
     if value is None:
         return None
     return _STOP.get(value, "other") if isinstance(value, str) else "other"
@@ -493,6 +500,7 @@ def build_body(
     thinking).
     """
     model = request.model
+    refuse_choices(request, api="Anthropic's Messages API", provider=provider)
     if request.seed is not None:
         msg = "Anthropic's Messages API has no seed parameter; remove seed= from the request"
         raise UnsupportedFeatureError(msg, provider=provider, model=model, feature="seed")
@@ -660,16 +668,21 @@ def parse_message(data: bytes, request: Request, provider: str) -> Response:
             reasoning.append(Reasoning(data=data, protocol=PROTOCOL))
     answer_model = obj.get("model")
     answer_id = obj.get("id")
+    stop_reason = obj.get("stop_reason")
+    text = "".join(texts)
+    finish = map_stop_reason(stop_reason)
     return Response(
-        text="".join(texts),
+        text=text,
         model=answer_model if isinstance(answer_model, str) and answer_model else model,
         provider=provider,
         tool_calls=tuple(calls),
-        finish_reason=map_stop_reason(obj.get("stop_reason")),
+        finish_reason=finish,
         usage=parse_usage(obj.get("usage"), provider, model),
         id=answer_id if isinstance(answer_id, str) else None,
         raw=obj if request.include_raw else None,
         reasoning=tuple(reasoning),
+        # A refusal has no message of its own on Anthropic: Response.refusal is "".
+        choices=(Choice(0, text, tuple(calls), finish, ""),) if stop_reason == "refusal" else (),
     )
 
 

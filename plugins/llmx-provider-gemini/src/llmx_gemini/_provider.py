@@ -20,6 +20,7 @@ from llmx import (
     StreamEnd,
     TextDelta,
     ToolCallDelta,
+    UnsupportedFeatureError,
 )
 from llmx.http import Endpoint, api_key, base_url, collect_pages, dumps, json_object
 from llmx.plugin import EmbeddingRequest, reasoning_off
@@ -225,6 +226,12 @@ class GeminiProvider(GeminiBatchMixin):
         (:class:`llmx.ProviderConnectionError`).
         """
         model = request.model
+        if request.n is not None:
+            msg = (
+                f"{self._http.name}/{model}: n={request.n} (several candidates) is not "
+                "streamed; send the request with complete()"
+            )
+            raise UnsupportedFeatureError(msg, provider=self._http.name, model=model, feature="n")
         url = self._url(model, "streamGenerateContent").with_query(alt="sse")
         return self._http.stream(
             url, self._body(request), model, _Decoder(self._http, model), framing="sse-data"

@@ -37,12 +37,13 @@ from llmx.http import (
     error_from_payload,
     inline_image,
     json_object,
+    refuse_choices,
     split_system,
     token_count,
     unexpected,
 )
 from llmx.plugin import reasoning_budget, reasoning_effort, reasoning_off
-from llmx.types import FinishReason
+from llmx.types import Choice, FinishReason
 
 __all__ = [
     "PROTOCOL",
@@ -93,7 +94,22 @@ _FINISH: dict[str, FinishReason] = {
     "SPII": "content_filter",
     "IMAGE_SAFETY": "content_filter",
     "IMAGE_PROHIBITED_CONTENT": "content_filter",
+    "IMAGE_RECITATION": "content_filter",
+    "LANGUAGE": "content_filter",
+    "MALFORMED_FUNCTION_CALL": "error",
+    "UNEXPECTED_TOOL_CALL": "error",
+    "TOO_MANY_TOOL_CALLS": "error",
+    "MISSING_THOUGHT_SIGNATURE": "error",
+    "MALFORMED_RESPONSE": "error",
+    "IMAGE_OTHER": "other",
+    "NO_IMAGE": "other",
+    "ESCALATION": "other",
+    "OTHER": "other",
 }
+"""Every ``Candidate.finishReason`` of Gemini's discovery document as llmx's (but
+``FINISH_REASON_UNSPECIFIED``: no reason yet); tests/test_stop_reasons.py checks that
+none is missing. The safety, recitation, blocklist and language flags are
+``content_filter``; an invalid tool call or response the model made is ``error``."""
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
@@ -404,6 +420,8 @@ def build_body(
     request: Request, *, provider: str, safety_settings: Mapping[str, str]
 ) -> dict[str, Any]:
     """The JSON body of a ``generateContent`` request (None fields omitted, ``extra`` last)."""
+    # n > 1 is candidateCount; logprobs (responseLogprobs) are not mapped yet.
+    refuse_choices(request, api="Gemini", provider=provider, n=True)
     system, contents = _contents(request, provider)
     if not contents:
         msg = "Gemini needs at least one user or assistant message with content"
@@ -439,6 +457,8 @@ def build_body(
         generation["stopSequences"] = list(request.stop)
     if request.seed is not None:
         generation["seed"] = request.seed
+    if request.n is not None:
+        generation["candidateCount"] = request.n
     if request.reasoning is not None:
         generation["thinkingConfig"] = _thinking_config(request)
     fmt = request.response_format
@@ -606,17 +626,48 @@ def parse_response(data: bytes, request: Request, provider: str) -> Response:
         msg = "no candidate in the answer"
         raise unexpected(msg, provider=provider, model=model)
     reasoning = () if chunk.thinking is None else _reasoning_of(chunk.thinking)
+    finish = map_finish_reason(chunk.finish, bool(chunk.calls))
+    text = "".join(chunk.texts)
+    choices: tuple[Choice, ...] = ()
+    if request.n is not None:
+        choices = _choices(obj, provider, model)
     return Response(
-        text="".join(chunk.texts),
+        text=text,
         model=chunk.model if isinstance(chunk.model, str) and chunk.model else model,
         provider=provider,
         tool_calls=tuple(chunk.calls),
-        finish_reason=map_finish_reason(chunk.finish, bool(chunk.calls)),
+        finish_reason=finish,
         usage=parse_usage(chunk.usage, provider, model) or Usage(),
         id=chunk.id if isinstance(chunk.id, str) else None,
         raw=obj if request.include_raw else None,
         reasoning=reasoning,
+        choices=choices,
     )
+
+
+def _choices(obj: dict[str, Any], provider: str, model: str) -> tuple[Choice, ...]:
+    """Every candidate of an answer to ``candidateCount`` (``Request.n``), by ``index``;
+    candidate 0 is also the Response's own text (issue 15, item 7)."""
+    candidates = obj.get("candidates")
+    if type(candidates) is not list:
+        return ()
+    out = []
+    for position, candidate in enumerate(candidates):
+        if type(candidate) is not dict:
+            msg = "candidates is not a list of objects"
+            raise unexpected(msg, provider=provider, model=model)
+        one = Chunk({"candidates": [candidate]}, provider, model, 0)
+        index = candidate.get("index", position)
+        out.append(
+            Choice(
+                index if type(index) is int else position,
+                "".join(one.texts),
+                tuple(one.calls),
+                map_finish_reason(one.finish, bool(one.calls)),
+            )
+        )
+    out.sort(key=lambda c: c.index)
+    return tuple(out)
 
 
 # -- errors ------------------------------------------------------------------------------

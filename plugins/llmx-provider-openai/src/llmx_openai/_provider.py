@@ -18,10 +18,11 @@ from llmx import (
     StreamEnd,
     TextDelta,
     ToolCallDelta,
+    UnsupportedFeatureError,
 )
 from llmx.http import Endpoint, api_key, base_url, dumps
 from llmx.plugin import EmbeddingRequest
-from llmx.types import StreamChunk
+from llmx.types import LogprobsDelta, RefusalDelta, StreamChunk
 from llmx_openai._batch import OpenAIBatchMixin
 from llmx_openai._embed import (
     EMBEDDING_LIMITS,
@@ -38,6 +39,7 @@ from llmx_openai._wire import (
     build_body,
     map_finish_reason,
     parse_completion,
+    parse_logprobs,
     parse_usage,
     reasoning_text,
 )
@@ -109,12 +111,25 @@ async def list_openai_models(http: Endpoint, url: URL) -> Sequence[ModelInfo]:
 class _Decoder:
     """One stream's state: ``chat.completion.chunk`` events in, llmx chunks out."""
 
-    __slots__ = ("answer_model", "finish", "finished", "http", "id", "model", "seen", "usage")
+    __slots__ = (
+        "answer_model",
+        "finish",
+        "finished",
+        "http",
+        "id",
+        "logprobs",
+        "model",
+        "refused",
+        "seen",
+        "usage",
+    )
 
     final_event = "a finish reason or [DONE]"
 
-    def __init__(self, http: Endpoint, model: str) -> None:
+    def __init__(self, http: Endpoint, model: str, logprobs: bool = False) -> None:
         self.http = http
+        self.logprobs = logprobs  # the request asked for them: look for them per chunk
+        self.refused = False
         self.model = model
         self.finished = False
         self.finish: Any = None
@@ -153,11 +168,26 @@ class _Decoder:
             out += self._tool_deltas(calls)
             return out
         if text and type(text) is str:
+            if self.logprobs:
+                return self._with_logprobs(TextDelta(text), choice)
             return (TextDelta(text),)
+        refusal = delta.get("refusal")
+        if refusal and type(refusal) is str:
+            self.refused = True
+            if self.logprobs:
+                return self._with_logprobs(RefusalDelta(refusal), choice)
+            return (RefusalDelta(refusal),)
         thought = reasoning_text(delta)  # compatible servers' reasoning, in its own chunks
         if thought:
             return (ReasoningDelta(thought, 0, protocol=PROTOCOL),)
         return _NONE
+
+    def _with_logprobs(self, chunk: StreamChunk, choice: Any) -> Sequence[StreamChunk]:
+        """A delta and the logprobs of its tokens (a request with ``logprobs``)."""
+        logprobs = parse_logprobs(choice.get("logprobs"), self.http.name, self.model)
+        if not logprobs:
+            return (chunk,)
+        return (chunk, LogprobsDelta(logprobs))
 
     def _tool_deltas(self, calls: Any) -> list[ToolCallDelta]:
         """Tool-call deltas; id and name go out once per index, even if a server repeats them."""
@@ -194,7 +224,7 @@ class _Decoder:
             return None
         model = self.answer_model
         return StreamEnd(
-            self.finish,
+            "content_filter" if self.refused else self.finish,
             self.usage,
             model if isinstance(model, str) and model else self.model,
             self.id if isinstance(self.id, str) else None,
@@ -293,7 +323,14 @@ class OpenAIChatProvider:
         """Send ``request`` and yield text and tool-call deltas, then one StreamEnd."""
         model = request.model
         http = self._http
-        decoder = _Decoder(http, model)
+        if request.n is not None:
+            msg = (
+                f"{http.name}/{model}: n={request.n} (several answers) is not streamed; "
+                "send the request with complete(), or stream one answer at a time"
+            )
+            raise UnsupportedFeatureError(msg, provider=http.name, model=model, feature="n")
+        wants_logprobs = request.logprobs or request.top_logprobs is not None
+        decoder = _Decoder(http, model, wants_logprobs)
 
         def whole(data: bytes) -> list[StreamChunk]:
             # A server that ignored "stream": a whole answer (or an error) as JSON.
@@ -302,8 +339,12 @@ class OpenAIChatProvider:
                 ReasoningDelta(r.text, i, protocol=r.protocol)
                 for i, r in enumerate(response.reasoning)
             ]
-            if response.text:
+            if response.refusal is not None:
+                out.append(RefusalDelta(response.refusal))
+            elif response.text:
                 out.append(TextDelta(response.text))
+            if response.logprobs:
+                out.append(LogprobsDelta(response.logprobs))
             for index, call in enumerate(response.tool_calls):
                 out.append(ToolCallDelta(index, call.id, call.name, call.arguments))
             out.append(

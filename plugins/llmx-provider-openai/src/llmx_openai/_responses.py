@@ -28,7 +28,7 @@ from llmx import (
     ToolCallDelta,
 )
 from llmx.http import dumps
-from llmx.types import StreamChunk
+from llmx.types import RefusalDelta, StreamChunk
 from llmx_openai._models import lookup, reasoning_efforts
 from llmx_openai._provider import list_openai_models, openai_endpoint
 from llmx_openai._responses_wire import (
@@ -71,8 +71,8 @@ def _efforts(request: Request) -> tuple[str, ...] | None:
 class _Decoder:
     """One stream's state: ``response.*`` events in, llmx chunks out.
 
-    Text deltas become :class:`~llmx.TextDelta` (a refusal's too, with the finish
-    reason ``content_filter``); each ``function_call`` output item becomes one tool call
+    Text deltas become :class:`~llmx.TextDelta` (a refusal's
+    :class:`~llmx.types.RefusalDelta`, with the finish reason ``content_filter``); each ``function_call`` output item becomes one tool call
     (index in the order the calls arrive): its id and name when the item is added, its
     argument deltas after; arguments that only arrive whole (``.done`` or the finished
     item, as some gateways send them) are sent then. ``response.completed`` and
@@ -140,7 +140,7 @@ class _Decoder:
         if kind == "response.refusal.delta":
             self.refused = True
             delta = event["delta"]
-            return (TextDelta(delta),) if delta else _NONE
+            return (RefusalDelta(delta),) if delta else _NONE
         if kind in ("response.completed", "response.incomplete"):
             self._answer(event["response"])
             self.finished = True
@@ -328,7 +328,9 @@ class OpenAIResponsesProvider:
                 ReasoningDelta(r.text, i, data=r.data, id=r.id, protocol=r.protocol)
                 for i, r in enumerate(response.reasoning)
             ]
-            if response.text:
+            if response.refusal is not None and response.text == response.refusal:
+                out.append(RefusalDelta(response.refusal))
+            elif response.text:
                 out.append(TextDelta(response.text))
             for index, call in enumerate(response.tool_calls):
                 out.append(ToolCallDelta(index, call.id, call.name, call.arguments))

@@ -49,9 +49,16 @@ from llmx import (
     UnsupportedFeatureError,
     Usage,
 )
-from llmx.http import error_from_payload, json_object, split_system, token_count, unexpected
+from llmx.http import (
+    error_from_payload,
+    json_object,
+    refuse_choices,
+    split_system,
+    token_count,
+    unexpected,
+)
 from llmx.plugin import own_reasoning, reasoning_off
-from llmx.types import FinishReason
+from llmx.types import Choice, FinishReason
 from llmx_openai._wire import EVENT_TYPES, arguments_text, effort_for, schema_for
 
 __all__ = [
@@ -285,6 +292,7 @@ def build_body(
     ``efforts``: the effort levels the model takes, if known (see
     :func:`~llmx_openai._wire.effort_for`).
     """
+    refuse_choices(request, api=API, provider=provider)
     if request.stop:
         raise _refuse(request, provider, "stop", "stop sequences (stop=)")
     if request.seed is not None:
@@ -412,16 +420,16 @@ def error_from_failed(obj: dict[str, Any], provider: str, model: str | None) -> 
     return _error(error.get("code"), error.get("message"), provider, model)
 
 
-def _message_text(item: dict[str, Any], provider: str, model: str) -> tuple[str, bool]:
-    """The text of an output ``message`` item, and whether it holds a refusal."""
+def _message_text(item: dict[str, Any], provider: str, model: str) -> tuple[str, str | None]:
+    """The text of an output ``message`` item, and its refusal (None: not refused)."""
     content = item.get("content")
     if content is None:
-        return "", False
+        return "", None
     if type(content) is not list:
         msg = f"a message item's content is {type(content).__name__}, not a list"
         raise unexpected(msg, provider=provider, model=model)
     text: list[str] = []
-    refused = False
+    refusal: str | None = None
     for part in content:
         if type(part) is not dict:
             continue
@@ -430,14 +438,15 @@ def _message_text(item: dict[str, Any], provider: str, model: str) -> tuple[str,
             text.append(part["text"])
         elif kind == "refusal" and isinstance(part.get("refusal"), str):
             text.append(part["refusal"])
-            refused = True
-    return "".join(text), refused
+            refusal = part["refusal"] if refusal is None else refusal + part["refusal"]
+    return "".join(text), refusal
 
 
 def parse_output(
     obj: dict[str, Any], provider: str, model: str
-) -> tuple[str, tuple[ToolCall, ...], bool, tuple[Reasoning, ...]]:
-    """``(text, tool calls, refused, reasoning)`` of a ``response`` object's ``output``."""
+) -> tuple[str, tuple[ToolCall, ...], str | None, tuple[Reasoning, ...]]:
+    """``(text, tool calls, refusal, reasoning)`` of a ``response`` object's ``output``
+    (refusal: the refusal parts' text, None without any)."""
     output = obj.get("output")
     if output is None:
         output = []
@@ -447,7 +456,7 @@ def parse_output(
     texts: list[str] = []
     calls: list[ToolCall] = []
     reasoning: list[Reasoning] = []
-    refused = False
+    refused: str | None = None
     for i, item in enumerate(output):
         if type(item) is not dict:
             msg = f"output[{i}] is {type(item).__name__}, not an object"
@@ -456,7 +465,8 @@ def parse_output(
         if kind == "message":
             text, refusal = _message_text(item, provider, model)
             texts.append(text)
-            refused = refused or refusal
+            if refusal is not None:
+                refused = refusal if refused is None else refused + refusal
         elif kind == "function_call":
             name = item.get("name")
             if not isinstance(name, str) or not name:
@@ -488,19 +498,21 @@ def parse_response(data: bytes, request: Request, provider: str) -> Response:
     error = obj.get("error")
     if error and obj.get("object") != "response":
         raise error_from_payload(error, provider=provider, model=model, types=ERROR_TYPES)
-    text, calls, refused, reasoning = parse_output(obj, provider, model)
+    text, calls, refusal, reasoning = parse_output(obj, provider, model)
     answer_id = obj.get("id")
     answer_model = obj.get("model")
+    finish = finish_of(obj, tool_calls=bool(calls), refused=refusal is not None)
     return Response(
         text=text,
         model=answer_model if isinstance(answer_model, str) and answer_model else model,
         provider=provider,
         tool_calls=calls,
-        finish_reason=finish_of(obj, tool_calls=bool(calls), refused=refused),
+        finish_reason=finish,
         usage=parse_usage(obj.get("usage"), provider, model) or Usage(),
         id=answer_id if isinstance(answer_id, str) else None,
         raw=obj if request.include_raw else None,
         reasoning=reasoning,
+        choices=() if refusal is None else (Choice(0, text, calls, finish, refusal),),
     )
 
 

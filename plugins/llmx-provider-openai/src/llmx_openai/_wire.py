@@ -30,7 +30,7 @@ from llmx import (
 )
 from llmx.http import ERROR_TYPES, error_from_payload, json_object, token_count, unexpected
 from llmx.plugin import reasoning_effort, strict_json_schema
-from llmx.types import FinishReason
+from llmx.types import Choice, FinishReason, TokenLogprob
 
 __all__ = [
     "EVENT_TYPES",
@@ -39,6 +39,7 @@ __all__ = [
     "error_from_event",
     "map_finish_reason",
     "parse_completion",
+    "parse_logprobs",
     "parse_usage",
     "schema_for",
 ]
@@ -292,6 +293,8 @@ def build_body(
         }
     if request.prompt_cache_key is not None:
         body["prompt_cache_key"] = request.prompt_cache_key
+    if request.n is not None or request.logprobs or request.top_logprobs is not None:
+        _choice_fields(request, body)
     if stream:
         body["stream"] = True
         if stream_usage:
@@ -299,6 +302,17 @@ def build_body(
     if request.extra:
         body.update(request.extra)
     return body
+
+
+def _choice_fields(request: Request, body: dict[str, Any]) -> None:
+    """``n``, ``logprobs`` and ``top_logprobs`` (issue 15, item 7; ``top_logprobs``
+    implies ``logprobs``, which OpenAI requires with it)."""
+    if request.n is not None:
+        body["n"] = request.n
+    if request.logprobs or request.top_logprobs is not None:
+        body["logprobs"] = True
+    if request.top_logprobs is not None:
+        body["top_logprobs"] = request.top_logprobs
 
 
 # -- responses ---------------------------------------------------------------------------
@@ -367,26 +381,69 @@ def reasoning_text(message: Any) -> str:
     return ""
 
 
-def parse_completion(data: bytes, request: Request, provider: str) -> Response:
-    """A ``chat.completion`` body as a Response (``raw`` kept if the request asks)."""
-    model = request.model
-    obj = json_object(data, provider=provider, model=model)
-    if obj.get("error"):
-        raise error_from_event(obj["error"], provider, model)
-    choices = obj.get("choices")
-    if type(choices) is not list or not choices:
-        msg = "no 'choices' in the answer"
-        raise unexpected(msg, provider=provider, model=model)
-    choice = choices[0]
+def _token(entry: Any, top: bool) -> TokenLogprob:
+    token, logprob = entry["token"], entry["logprob"]
+    if type(token) is not str or type(logprob) not in (float, int):
+        raise TypeError(entry)
+    raw_bytes = entry.get("bytes")
+    as_bytes = None
+    if raw_bytes is not None:
+        as_bytes = tuple(raw_bytes)
+        if any(type(b) is not int for b in as_bytes):
+            raise TypeError(raw_bytes)
+    alternatives: tuple[TokenLogprob, ...] = ()
+    if top and entry.get("top_logprobs"):
+        alternatives = tuple(_token(t, False) for t in entry["top_logprobs"])
+    return TokenLogprob(token, float(logprob), as_bytes, alternatives)
+
+
+def parse_logprobs(value: Any, provider: str, model: str | None) -> tuple[TokenLogprob, ...] | None:
+    """A choice's ``logprobs`` (``{"content": [{token, logprob, bytes, top_logprobs}]}``,
+    also in stream chunks) as llmx's tokens; None when absent. ``refusal`` tokens (the
+    logprobs of a refusal message) are kept the same way when there is no content."""
+    if value is None:
+        return None
+    try:
+        entries = value.get("content")
+        if entries is None:
+            entries = value.get("refusal")
+        if entries is None:
+            return ()
+        return tuple(_token(e, True) for e in entries)
+    except (AttributeError, KeyError, TypeError) as err:
+        msg = f"unexpected logprobs in the answer: {value!r:.200}"
+        raise unexpected(msg, provider=provider, model=model) from err
+
+
+_Parsed = tuple[
+    int,
+    str,
+    tuple[ToolCall, ...],
+    FinishReason | None,
+    str | None,
+    tuple[TokenLogprob, ...] | None,
+    tuple[Reasoning, ...],
+]
+"""A parsed choice: index (its position; ``index`` read only among several), text, tool calls, finish reason, refusal, logprobs, reasoning
+(a tuple, not a Choice: a plain answer builds no Choice)."""
+
+
+def _parse_choice(choice: Any, position: int, provider: str, model: str | None) -> _Parsed:
     message = choice.get("message") if type(choice) is dict else None
     if type(message) is not dict:
-        msg = "choices[0].message is missing or not an object"
+        msg = f"choices[{position}].message is missing or not an object"
         raise unexpected(msg, provider=provider, model=model)
     text = _content_text(message.get("content"), provider, model)
     finish = map_finish_reason(choice.get("finish_reason"))
     refusal = message.get("refusal")
-    if not text and isinstance(refusal, str) and refusal:
-        text, finish = refusal, "content_filter"
+    if refusal and type(refusal) is str:
+        # The model refused (OpenAI's refusal field): the message is the text, as it
+        # was before Response.refusal existed, and the finish reason content_filter.
+        if not text:
+            text = refusal
+        finish = "content_filter"
+    else:
+        refusal = None
     calls: tuple[ToolCall, ...] = ()
     raw_calls = message.get("tool_calls")
     if raw_calls:
@@ -413,6 +470,49 @@ def parse_completion(data: bytes, request: Request, provider: str) -> Response:
         thought = reasoning_text(message)
         if thought:
             reasoning = (Reasoning(thought, protocol=PROTOCOL),)
+    logprobs = choice.get("logprobs")
+    return (
+        position,
+        text,
+        calls,
+        finish,
+        refusal,
+        None if logprobs is None else parse_logprobs(logprobs, provider, model),
+        reasoning,
+    )
+
+
+def parse_completion(data: bytes, request: Request, provider: str) -> Response:
+    """A ``chat.completion`` body as a Response (``raw`` kept if the request asks).
+
+    Choice 0 (by ``index``) is the Response's text, tool calls and finish reason; all of
+    them are in ``Response.choices`` when there are several, or logprobs or a refusal
+    (usage is the API's, summed over the choices)."""
+    model = request.model
+    obj = json_object(data, provider=provider, model=model)
+    if obj.get("error"):
+        raise error_from_event(obj["error"], provider, model)
+    choices = obj.get("choices")
+    if type(choices) is not list or not choices:
+        msg = "no 'choices' in the answer"
+        raise unexpected(msg, provider=provider, model=model)
+    first = _parse_choice(choices[0], 0, provider, model)
+    all_choices: tuple[Choice, ...] = ()
+    if len(choices) > 1:
+        parsed = [first]
+        for i, c in enumerate(choices):
+            if i:
+                index = c.get("index") if type(c) is dict else None
+                parsed.append(_parse_choice(c, index if type(index) is int else i, provider, model))
+        index = choices[0].get("index")
+        if type(index) is int:
+            parsed[0] = (index, *first[1:])
+        parsed.sort(key=lambda c: c[0])
+        first = parsed[0]
+        all_choices = tuple(Choice(*c[:6]) for c in parsed)
+    _, text, calls, finish, refusal, logprobs, reasoning = first
+    if not all_choices and (refusal is not None or logprobs is not None):
+        all_choices = (Choice(*first[:6]),)
     answer_id = obj.get("id")
     answer_model = obj.get("model")
     return Response(
@@ -425,6 +525,7 @@ def parse_completion(data: bytes, request: Request, provider: str) -> Response:
         id=answer_id if isinstance(answer_id, str) else None,
         raw=obj if request.include_raw else None,
         reasoning=reasoning,
+        choices=all_choices,
     )
 
 

@@ -123,7 +123,15 @@ _STOP_REASONS = {
     "length": "max_tokens",
     "tool_calls": "tool_use",
     "content_filter": "refusal",
+    "pause": "pause_turn",
 }
+
+
+def _refused(reply: Reply) -> Reply:
+    """A reply's ``refusal`` the Anthropic way: its text, then ``stop_reason: refusal``."""
+    if reply.refusal is None:
+        return reply
+    return attrs.evolve(reply, text=reply.refusal, finish_reason="content_filter", refusal=None)
 
 
 def thinking_signature(thinking: str) -> str:
@@ -658,6 +666,7 @@ class FakeAnthropicServer(AnthropicBatchFake, FakeServer):
 
     def stream_events(self, reply: Reply, recorded: RecordedRequest) -> list[bytes]:
         """The named SSE events of ``reply`` as a stream answering ``recorded``."""
+        reply = _refused(reply)
         le = reply.line_ending
         usage = self.usage(reply, recorded)
         start_usage = {**usage, "output_tokens": 1}
@@ -804,7 +813,7 @@ class FakeAnthropicServer(AnthropicBatchFake, FakeServer):
 
     def reply_body(self, reply: Reply, recorded: RecordedRequest) -> dict[str, Any]:
         """The ``message`` object (the base sends it, or streams :meth:`stream_events`)."""
-        return self.message(reply, recorded)
+        return self.message(_refused(reply), recorded)
 
     async def render_reply(
         self, request: web.BaseRequest, recorded: RecordedRequest, reply: Reply

@@ -289,6 +289,13 @@ def _part_view(part: Any) -> ViewPart | None:
     return None
 
 
+def _refused(reply: Reply) -> Reply:
+    """A reply's ``refusal`` the Gemini way: no message, ``finishReason: SAFETY``."""
+    if reply.refusal is None:
+        return reply
+    return attrs.evolve(reply, text="", finish_reason="content_filter", refusal=None)
+
+
 class FakeGeminiServer(GeminiBatchFake, FakeServer):
     """A fake Gemini API on 127.0.0.1 (see the module docstring for what it reproduces).
 
@@ -674,6 +681,12 @@ class FakeGeminiServer(GeminiBatchFake, FakeServer):
         self._sign(answer, recorded)
         parts = [*self._thought_parts(reply, recorded), *answer]
         payload: dict[str, Any] = {"candidates": [self._candidate(parts, self._finish(reply))]}
+        config = recorded.json.get("generationConfig") if type(recorded.json) is dict else None
+        count = config.get("candidateCount") if type(config) is dict else None
+        for index in range(1, count if type(count) is int else 1):  # Request.n
+            text = reply.choices[index - 1] if index <= len(reply.choices) else reply.text
+            extra = self._candidate([{"text": text}], self._finish(reply))
+            payload["candidates"].append({**extra, "index": index})
         if not reply.omit_usage:
             payload["usageMetadata"] = self.usage(reply, recorded)
         payload["modelVersion"] = reply.model or self.model_of(recorded)
@@ -758,10 +771,11 @@ class FakeGeminiServer(GeminiBatchFake, FakeServer):
 
     def reply_body(self, reply: Reply, recorded: RecordedRequest) -> dict[str, Any]:
         """The ``GenerateContentResponse`` (the base sends it, or streams :meth:`stream_events`)."""
-        return self.generate_response(reply, recorded)
+        return self.generate_response(_refused(reply), recorded)
 
     def stream_events(self, reply: Reply, recorded: RecordedRequest) -> list[bytes]:
         """The SSE events of a streamed answer, lines ending in CRLF as Google's front end sends."""
+        reply = _refused(reply)
         le = "\r\n" if reply.line_ending == "\n" else reply.line_ending
         return [self.event(r, le) for r in self.stream_responses(reply, recorded)]
 

@@ -24,6 +24,10 @@ and the behaviour the official ``openai-python`` SDK relies on:
 * ``reasoning_effort``: refused with 400 ``unsupported_parameter`` for a model that does
   not reason (GPT-4o, GPT-4.1); the reasoning itself is never shown (only counted in
   ``completion_tokens_details.reasoning_tokens``).
+* ``n`` (that many choices: the reply's ``text``, then its ``choices``), ``logprobs``
+  and ``top_logprobs`` (``logprobs.content`` per choice and per stream chunk, one token
+  per character), a reply's ``refusal`` as ``message.refusal`` (``delta.refusal`` in
+  a stream, ``logprobs.refusal`` for its tokens);
 * ``POST /v1/responses``, the Responses API, with the same keys, errors and replies
   (its objects and events: :mod:`llmx_openai.testing._responses`).
 
@@ -701,13 +705,48 @@ class FakeOpenAIServer(OpenAIBatchFake, FakeServer):
         }
 
     def completion(self, reply: Reply, body: dict[str, Any]) -> dict[str, Any]:
-        """The ``chat.completion`` object answering ``body`` with ``reply``."""
+        """The ``chat.completion`` object answering ``body`` with ``reply`` (``n``
+        choices, ``logprobs`` and ``refusal`` as the request and the reply say)."""
+        n = body.get("n")
+        count = n if type(n) is int and n > 1 else 1
+        choices = [self._choice(reply, body, i) for i in range(count)]
+        payload: dict[str, Any] = {
+            "id": reply.id or f"chatcmpl-fake{self.next_id():06d}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": reply.model or self._model_of(body),
+            "choices": choices,
+            "service_tier": "default",
+            "system_fingerprint": "fp_fake",
+        }
+        if not reply.omit_usage:
+            payload["usage"] = self._usage(reply, body)
+        self.decorate_completion(payload)
+        return payload
+
+    @staticmethod
+    def _logprobs_of(reply: Reply, body: dict[str, Any], text: str) -> dict[str, Any] | None:
+        if body.get("logprobs") is not True:
+            return None
+        top = body.get("top_logprobs")
+        tokens = reply.token_logprobs(text, top if type(top) is int else 0)
+        if reply.refusal is not None:
+            return {"content": None, "refusal": tokens}
+        return {"content": tokens, "refusal": None}
+
+    def _choice(self, reply: Reply, body: dict[str, Any], index: int) -> dict[str, Any]:
+        """Choice ``index`` of an answer (0: the reply's text; others: ``reply.choices``)."""
+        text = reply.text
+        if index and index <= len(reply.choices):
+            text = reply.choices[index - 1]
         message: dict[str, Any] = {
             "role": "assistant",
-            "content": reply.text if (reply.text or not reply.tool_calls) else None,
-            "refusal": None,
+            "content": text if (text or not reply.tool_calls) else None,
+            "refusal": reply.refusal,
             "annotations": [],
         }
+        if reply.refusal is not None:
+            message["content"] = None
         field = self.quirks.reasoning_field
         if field is not None and reply.reasoning:
             message[field] = reply.reasoning
@@ -720,25 +759,12 @@ class FakeOpenAIServer(OpenAIBatchFake, FakeServer):
                 }
                 for c in reply.tool_calls
             ]
-        choice: dict[str, Any] = {
-            "index": 0,
+        return {
+            "index": index,
             "message": message,
-            "logprobs": None,
+            "logprobs": self._logprobs_of(reply, body, reply.refusal or text),
             "finish_reason": reply.derived_finish_reason,
         }
-        payload: dict[str, Any] = {
-            "id": reply.id or f"chatcmpl-fake{self.next_id():06d}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": reply.model or self._model_of(body),
-            "choices": [choice],
-            "service_tier": "default",
-            "system_fingerprint": "fp_fake",
-        }
-        if not reply.omit_usage:
-            payload["usage"] = self._usage(reply, body)
-        self.decorate_completion(payload)
-        return payload
 
     def _model_of(self, body: dict[str, Any]) -> str:
         model = body.get("model")
@@ -784,8 +810,8 @@ class FakeOpenAIServer(OpenAIBatchFake, FakeServer):
         if include_usage and not quirks.omit_stream_usage:
             base["usage"] = None
 
-        def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        def chunk(delta: dict[str, Any], finish: str | None = None, logprobs: Any = None) -> bytes:
+            choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
             obj = {**base, "choices": [choice]}
             self.decorate_chunk(obj)
             return self._event(obj, le)
@@ -797,7 +823,19 @@ class FakeOpenAIServer(OpenAIBatchFake, FakeServer):
                 chunk({"content": None, quirks.reasoning_field: piece})
                 for piece in reply.reasoning_pieces()
             )
-        events.extend(chunk({"content": piece}) for piece in reply.text_pieces())
+        if reply.refusal is not None:
+            pieces = Reply(reply.refusal, chunk_size=reply.chunk_size).text_pieces()
+            events.extend(
+                chunk(
+                    {"content": None, "refusal": piece}, None, self._logprobs_of(reply, body, piece)
+                )
+                for piece in pieces
+            )
+        else:
+            events.extend(
+                chunk({"content": piece}, None, self._logprobs_of(reply, body, piece))
+                for piece in reply.text_pieces()
+            )
         repeat = reply.repeat_tool_call_ids or quirks.repeat_tool_call_ids
         for index, call in enumerate(reply.tool_calls):
             head = {

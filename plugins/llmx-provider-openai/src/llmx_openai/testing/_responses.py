@@ -238,7 +238,17 @@ def _output(reply: Reply, body: dict[str, Any], n: int) -> list[dict[str, Any]]:
         if _wants_encrypted(body):
             item["encrypted_content"] = encrypt(reply.reasoning)
         items.append(item)
-    if reply.text or not reply.tool_calls:
+    if reply.refusal is not None:  # a refusal part (issue 15, item 7)
+        items.append(
+            {
+                "id": f"msg_fake{n:06d}",
+                "type": "message",
+                "status": "completed",
+                "role": "assistant",
+                "content": [{"type": "refusal", "refusal": reply.refusal}],
+            }
+        )
+    elif reply.text or not reply.tool_calls:
         part = {"type": "output_text", "text": reply.text, "annotations": [], "logprobs": []}
         items.append(
             {
@@ -341,6 +351,14 @@ def response_events(reply: Reply, body: dict[str, Any], n: int) -> list[Any]:
             )
             part = item["content"][0]
             ids = {"item_id": item["id"], "output_index": index, "content_index": 0}
+            if part["type"] == "refusal":
+                emit("response.content_part.added", **ids, part={"type": "refusal", "refusal": ""})
+                for piece in Reply(part["refusal"], chunk_size=reply.chunk_size).text_pieces():
+                    emit("response.refusal.delta", **ids, delta=piece)
+                emit("response.refusal.done", **ids, refusal=part["refusal"])
+                emit("response.content_part.done", **ids, part=part)
+                emit("response.output_item.done", output_index=index, item=item)
+                continue
             empty = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
             emit("response.content_part.added", **ids, part=empty)
             for piece in reply.text_pieces():
