@@ -54,12 +54,12 @@ from llmx.http import (
     json_object,
     refuse_choices,
     split_system,
-    token_count,
     unexpected,
 )
 from llmx.plugin import own_reasoning, reasoning_off
 from llmx.types import Choice, FinishReason
 from llmx_openai._wire import EVENT_TYPES, arguments_text, effort_for, schema_for
+from llmx_openai._wire import parse_usage as chat_usage
 
 __all__ = [
     "API",
@@ -355,35 +355,13 @@ def build_body(
 # -- answers -----------------------------------------------------------------------------
 
 
+_USAGE_NAMES = ("input_tokens", "output_tokens", "input_tokens_details", "output_tokens_details")
+
+
 def parse_usage(usage: Any, provider: str, model: str | None) -> Usage | None:
-    """The Responses API's ``usage`` as llmx's Usage (None if absent)."""
-    if usage is None:
-        return None
-    if type(usage) is not dict:
-        msg = f"usage is {type(usage).__name__}, not an object"
-        raise unexpected(msg, provider=provider, model=model)
-    cached = reasoning = 0
-    details = usage.get("input_tokens_details")
-    if type(details) is dict:
-        cached = token_count(
-            details, "cached_tokens", provider=provider, model=model, where="input_tokens_details"
-        )
-    details = usage.get("output_tokens_details")
-    if type(details) is dict:
-        reasoning = token_count(
-            details,
-            "reasoning_tokens",
-            provider=provider,
-            model=model,
-            where="output_tokens_details",
-        )
-    return Usage(
-        token_count(usage, "input_tokens", provider=provider, model=model),
-        token_count(usage, "output_tokens", provider=provider, model=model),
-        cached,
-        0,
-        reasoning,
-    )
+    """The Responses API's ``usage`` as llmx's Usage (None if absent): Chat Completions'
+    shape under other names (:func:`llmx_openai._wire.parse_usage`)."""
+    return chat_usage(usage, provider, model, _USAGE_NAMES)
 
 
 def finish_of(obj: dict[str, Any], *, tool_calls: bool, refused: bool) -> FinishReason | None:

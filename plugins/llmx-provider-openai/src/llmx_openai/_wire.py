@@ -318,33 +318,43 @@ def _choice_fields(request: Request, body: dict[str, Any]) -> None:
 # -- responses ---------------------------------------------------------------------------
 
 
-def parse_usage(usage: Any, provider: str, model: str | None) -> Usage | None:
+CHAT_USAGE = (
+    "prompt_tokens",
+    "completion_tokens",
+    "prompt_tokens_details",
+    "completion_tokens_details",
+)
+"""The names of Chat Completions' usage fields: input, output, and their details objects
+(the Responses API has the same shape under other names)."""
+
+
+def parse_usage(
+    usage: Any, provider: str, model: str | None, names: tuple[str, str, str, str] = CHAT_USAGE
+) -> Usage | None:
     """OpenAI's ``usage`` object as llmx's Usage (None if absent): ``prompt_tokens``
     already includes ``prompt_tokens_details.cached_tokens`` (as llmx's ``input_tokens``
-    does), and OpenAI bills no cache writes."""
+    does), and OpenAI bills no cache writes. ``names``: the fields' names (see
+    :data:`CHAT_USAGE`)."""
     if usage is None:
         return None
     if type(usage) is not dict:
         msg = f"usage is {type(usage).__name__}, not an object"
         raise unexpected(msg, provider=provider, model=model)
+    input_name, output_name, input_details, output_details = names
     cached = reasoning = 0
-    details = usage.get("prompt_tokens_details")
+    details = usage.get(input_details)
     if type(details) is dict:
         cached = token_count(
-            details, "cached_tokens", provider=provider, model=model, where="prompt_tokens_details"
+            details, "cached_tokens", provider=provider, model=model, where=input_details
         )
-    details = usage.get("completion_tokens_details")
+    details = usage.get(output_details)
     if type(details) is dict:
         reasoning = token_count(
-            details,
-            "reasoning_tokens",
-            provider=provider,
-            model=model,
-            where="completion_tokens_details",
+            details, "reasoning_tokens", provider=provider, model=model, where=output_details
         )
     return Usage(
-        token_count(usage, "prompt_tokens", provider=provider, model=model),
-        token_count(usage, "completion_tokens", provider=provider, model=model),
+        token_count(usage, input_name, provider=provider, model=model),
+        token_count(usage, output_name, provider=provider, model=model),
         cached,
         0,
         reasoning,
