@@ -24,7 +24,7 @@ import logging
 import math
 import time
 import zlib
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, get_args
 
 import attrs
@@ -534,11 +534,16 @@ class CacheLayer:
         slot = self.slot_for(slots, response)
         if slot is None:
             return
+        await self._put(slot, lambda: encode_entry(response, chunks))
+
+    async def _put(self, slot: CacheSlot, encode: Callable[[], bytes]) -> None:
+        """Write ``encode()`` under ``slot``: to a shared backend in the background (never
+        awaited by the answer; at most ``MAX_PENDING_WRITES`` pending, skipped while the
+        store is degraded), to an in-process one at once; counted either way."""
         ttl = slot.policy.ttl
         expires = None if ttl is None or ttl == math.inf else ttl
         guard = self.guard
         if guard is not None:
-            # A shared backend: written in the background, never awaited by the answer.
             if len(self._writes) >= MAX_PENDING_WRITES:
                 self.dropped_writes += 1
                 return
@@ -546,7 +551,7 @@ class CacheLayer:
                 self.skipped_writes += 1
                 return
         try:
-            value = encode_entry(response, chunks)
+            value = encode()
             if guard is not None:
                 task = asyncio.get_running_loop().create_task(self._write(slot.key, value, expires))
                 self._writing[slot.key] = task
@@ -630,31 +635,8 @@ class CacheLayer:
         for slot in slots:
             c = slot.candidate
             if slot.writable and c.instance == instance and c.model == model:
-                break
-        else:
-            return
-        ttl = slot.policy.ttl
-        expires = None if ttl is None or ttl == math.inf else ttl
-        guard = self.guard
-        if guard is not None:
-            if len(self._writes) >= MAX_PENDING_WRITES:
-                self.dropped_writes += 1
+                await self._put(slot, lambda: value)
                 return
-            if not guard.allow():
-                self.skipped_writes += 1
-                return
-        try:
-            if guard is not None:
-                task = asyncio.get_running_loop().create_task(self._write(slot.key, value, expires))
-                self._writing[slot.key] = task
-                self._writes.add(task)
-                task.add_done_callback(self._writes.discard)
-                return
-            await self.backend.set(slot.key, value, ttl=expires)
-        except Exception as err:
-            self._failed("set", err)
-            return
-        self.stores += 1
 
     async def _write(self, key: str, value: bytes, ttl: float | None) -> None:
         assert self.guard is not None
