@@ -167,6 +167,12 @@ def _fill(value: Any, schema: dict[str, Any], *, nullable_only: bool) -> Any:
         return out
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
         return [_fill(v, schema["items"], nullable_only=nullable_only) for v in value]
+    if isinstance(value, list) and isinstance(schema.get("prefixItems"), list):  # a tuple
+        items = schema["prefixItems"]
+        return [
+            _fill(v, items[i], nullable_only=nullable_only) if i < len(items) else v
+            for i, v in enumerate(value)
+        ]
     if "anyOf" in schema and isinstance(value, dict):
         objects = [s for s in schema["anyOf"] if "properties" in s]
         if len(objects) == 1:
