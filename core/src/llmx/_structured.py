@@ -592,9 +592,24 @@ def _drop_forced_nulls(value: Any, schema: Mapping[str, Any], root: Mapping[str,
                 out[k] = _drop_forced_nulls(v, sub, root)
         return out
     if isinstance(value, list):
+        if "items" not in schema and "prefixItems" not in schema:  # e.g. list[X] | None
+            arrays = [
+                _resolve(b, root)
+                for b in schema.get("anyOf") or ()
+                if isinstance(b, Mapping) and _resolve(b, root).get("type") == "array"
+            ]
+            if len(arrays) != 1:
+                return value
+            schema = arrays[0]
         items = schema.get("items")
         if isinstance(items, Mapping):
             return [_drop_forced_nulls(v, items, root) for v in value]
+        prefix = schema.get("prefixItems")
+        if isinstance(prefix, list):  # a tuple: each position its own schema
+            return [
+                _drop_forced_nulls(v, prefix[i], root) if i < len(prefix) else v
+                for i, v in enumerate(value)
+            ]
     return value
 
 
