@@ -233,11 +233,34 @@ class Call:
 
     def succeeded(self, response: Response) -> Response:
         """The answer arrived: account for it; the Response the caller receives."""
-        usage = response.usage
+        duration, cost, attempts = self._answered(response.usage, response.cost)
+        return _completed(response, self.inst.name, duration, cost, attempts)
+
+    def embedded(self, response: EmbeddingResponse) -> EmbeddingResponse:
+        """An embedding attempt's vectors arrived: the same accounting as
+        :meth:`succeeded` (cost at the input price), counted in ``embeds`` as well; the
+        response the caller receives."""
+        duration, cost, attempts = self._answered(response.usage, response.cost)
+        self.counters.embeds += 1
+        return EmbeddingResponse(
+            response.vectors,
+            response.model,
+            self.inst.name,
+            response.usage,
+            duration,
+            cost,
+            attempts,
+        )
+
+    def _answered(
+        self, usage: Usage, cost: float | None
+    ) -> tuple[float, float | None, tuple[Attempt, ...]]:
+        """An answer arrived: breaker success, stats, cost (the provider's, else the
+        model's prices), latency, the ``AttemptEnd`` event; ``(duration, cost,
+        attempts)``."""
         duration = self._end("ok", usage.total_tokens or None)
         inst, counters, info = self.inst, self.counters, self.info
         inst.breaker.record_success()
-        cost = response.cost
         if cost is None and info is not None:
             cost = info.cost(usage)
         counters.successes += 1
@@ -266,54 +289,7 @@ class Call:
                     self.ttft,
                 )
             )
-        return _completed(response, inst.name, duration, cost, attempts)
-
-    def embedded(self, response: EmbeddingResponse) -> EmbeddingResponse:
-        """An embedding attempt's vectors arrived: the same accounting as
-        :meth:`succeeded` (breaker, stats, cost at the input price, latency, the
-        ``AttemptEnd`` event), counted in ``embeds`` as well; the response the caller
-        receives. (A method of its own, so the chat path stays as it is.)"""
-        usage = response.usage
-        duration = self._end("ok", usage.total_tokens or None)
-        inst, counters, info = self.inst, self.counters, self.info
-        inst.breaker.record_success()
-        cost = response.cost
-        if cost is None and info is not None:
-            cost = info.cost(usage)
-        counters.successes += 1
-        counters.embeds += 1
-        counters.input_tokens += usage.input_tokens
-        if usage.estimated:
-            counters.estimated_usage += 1
-        if cost is not None:
-            counters.cost += cost
-        counters.latency.record(duration)
-        self.view.observe_latency(inst.name, self.model, duration)
-        attempts = self._record(Attempt(inst.name, self.model, duration))
-        hook = self.events.attempt
-        if hook is not None:
-            hook(
-                event=AttemptEnd(
-                    self.run.request_id,
-                    inst.name,
-                    self.model,
-                    self.number,
-                    self.t0,
-                    duration,
-                    usage,
-                    None,
-                    None,
-                )
-            )
-        return EmbeddingResponse(
-            response.vectors,
-            response.model,
-            inst.name,
-            usage,
-            duration,
-            cost,
-            attempts,
-        )
+        return duration, cost, attempts
 
     def failed(self, err: BaseException) -> BaseException:
         """The provider raised ``err``: account for it; the typed error to raise."""
