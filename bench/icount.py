@@ -13,6 +13,11 @@ valgrind (``apt-get install valgrind``); each config takes about a minute.
 
     python -m bench icount                          # raw, llmx, llmx-pipeline
     python -m bench icount --configs llmx --requests 400 --concurrency 1
+    python -m bench icount --stream --requests 200  # 50-chunk streams, raw = chunked reads
+
+``--stream`` counts whole 50-chunk streams instead (the bench server's default), each
+read to the end as text; its raw floor reads the socket in chunks and splits lines as
+llmx's SSE parser does (the floor the stream goal is judged against).
 """
 
 from __future__ import annotations
@@ -41,7 +46,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _child(kind: str, requests: int, concurrency: int, base: str) -> None:
+async def _child(kind: str, requests: int, concurrency: int, base: str, stream: bool) -> None:
     """The measured process: the warm-up, then ``requests`` requests."""
     semaphore = asyncio.Semaphore(concurrency)
 
@@ -70,7 +75,28 @@ async def _child(kind: str, requests: int, concurrency: int, base: str) -> None:
                     data = await resp.read()
                 return str(json.loads(data)["choices"][0]["message"]["content"])
 
-            await drive(raw)
+            async def raw_stream() -> str:
+                from bench.drivers.raw import _lines
+
+                headers = {"Authorization": "Bearer x"}
+                url = f"{base}/v1/chat/completions"
+                parts: list[str] = []
+                async with session.post(url, json=stream_body, headers=headers) as resp:
+                    resp.raise_for_status()
+                    async for line in _lines(resp):
+                        if not line.startswith(b"data:"):
+                            continue
+                        data = line[5:].strip()
+                        if data == b"[DONE]":
+                            break
+                        choices = json.loads(data)["choices"]
+                        text = choices[0]["delta"].get("content") if choices else None
+                        if text:
+                            parts.append(text)
+                return "".join(parts)
+
+            stream_body = {**body, "stream": True}
+            await drive(raw_stream if stream else raw)
         return
     import llmx
 
@@ -86,10 +112,14 @@ async def _child(kind: str, requests: int, concurrency: int, base: str) -> None:
         async def call() -> str:
             return (await client.complete(model=spec.model, prompt="Hi")).text
 
-        await drive(call)
+        async def call_stream() -> str:
+            async with client.stream(model=spec.model, prompt="Hi") as reply:
+                return "".join([piece async for piece in reply.text()])
+
+        await drive(call_stream if stream else call)
 
 
-def _count(kind: str, requests: int, concurrency: int, base: str) -> int:
+def _count(kind: str, requests: int, concurrency: int, base: str, stream: bool) -> int:
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     command = [
         "valgrind",
@@ -103,6 +133,7 @@ def _count(kind: str, requests: int, concurrency: int, base: str) -> int:
         str(requests),
         str(concurrency),
         base,
+        "stream" if stream else "complete",
     ]
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     found = _COLLECTED.search(done.stderr)
@@ -116,12 +147,15 @@ def main(argv: list[str]) -> None:
     """Count each config's instructions per request and print them against raw's."""
     if argv[:1] == ["child"]:
         kind, requests, concurrency, base = argv[1], int(argv[2]), int(argv[3]), argv[4]
-        asyncio.run(_child(kind, requests, concurrency, base))
+        asyncio.run(_child(kind, requests, concurrency, base, argv[5] == "stream"))
         return
     parser = argparse.ArgumentParser(prog="python -m bench icount", description=__doc__)
     parser.add_argument("--configs", default="raw,llmx,llmx-pipeline")
     parser.add_argument("--requests", type=int, default=400, help="N (then 2N) per config")
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument(
+        "--stream", action="store_true", help="count 50-chunk streams (raw: chunked reads)"
+    )
     args = parser.parse_args(argv)
     if shutil.which("valgrind") is None:
         msg = "python -m bench icount needs valgrind: apt-get install valgrind"
@@ -152,10 +186,11 @@ def main(argv: list[str]) -> None:
                 time.sleep(0.1)
         n, results = args.requests, {}
         for kind in kinds:
-            low = _count(kind, n, args.concurrency, base)
-            high = _count(kind, 2 * n, args.concurrency, base)
+            low = _count(kind, n, args.concurrency, base, args.stream)
+            high = _count(kind, 2 * n, args.concurrency, base, args.stream)
             results[kind] = (high - low) / n
-            print(f"{kind:16s} {results[kind] / 1000:8.1f}k instructions/request", flush=True)
+            what = "stream" if args.stream else "request"
+            print(f"{kind:16s} {results[kind] / 1000:8.1f}k instructions/{what}", flush=True)
     finally:
         server.terminate()
         server.wait()
