@@ -98,8 +98,11 @@ class ModelLimitSettings:
     """``limits.models."MODEL" = {...}``: the limits of one model on the instance."""
 
     rpm: float | None = attrs.field(default=None, validator=positive)
+    """Requests per minute to this model."""
     tpm: float | None = attrs.field(default=None, validator=positive)
+    """Tokens (input plus output) per minute to this model."""
     max_concurrent: int | None = attrs.field(default=None, validator=at_least_one)
+    """Requests to this model in flight at once."""
 
 
 @attrs.frozen
@@ -178,7 +181,8 @@ class BreakerSettings:
 @attrs.frozen
 class RetryBudgetSettings:
     """Caps retries per instance: at most ``ratio`` of the requests of the last
-    ``window`` seconds, plus ``min_retries`` so a quiet instance can still retry."""
+    ``window`` seconds, plus ``min_retries`` so a quiet instance can still retry.
+    Defaults: ``ratio`` 0.2, ``min_retries`` 10, ``window`` 10 seconds."""
 
     ratio: float = 0.2
     min_retries: int = 10
