@@ -23,6 +23,7 @@ from __future__ import annotations
 import ast
 import functools
 import inspect
+import itertools
 import json
 import re
 import textwrap
@@ -63,7 +64,7 @@ def _attribute_docstrings(cls: type) -> dict[str, str]:
             continue
         tree = ast.parse(source)
         body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
-        for node, after in zip(body, body[1:], strict=False):
+        for node, after in itertools.pairwise(body):
             if (
                 isinstance(node, ast.AnnAssign)
                 and isinstance(node.target, ast.Name)
@@ -144,7 +145,7 @@ def type_words(tp: Any) -> str:
     """A config value's type in TOML words: ``integer``, ``list of strings``, ..."""
     from llmx._secret import Secret
 
-    tp, optional = _strip_none(tp)
+    tp, _optional = _strip_none(tp)
     origin, args = typing.get_origin(tp), typing.get_args(tp)
     words: str
     if tp is str:
@@ -367,7 +368,7 @@ def _component_section(section: str, field: attrs.Attribute[Any]) -> Iterator[Se
             path=f"{section}.{name_key}",
             env=f"`{_env_name(f'{section}.{name_key}')}={toml_value(default.name)}`"
             if default.name
-            else f"`{_env_name(f'{section}.{name_key}')}=\"...\"`",
+            else f'`{_env_name(f"{section}.{name_key}")}="..."`',
             example=f"`{name_key} = {toml_value(default.name or 'NAME')}`",
             description=(
                 f"Which {_KINDS[section].replace('_', ' ')} to use: the name an installed "
@@ -419,7 +420,7 @@ def config_sections() -> list[Section]:
     """Every section of the config with its keys, from the typed classes: the top level,
     each section of :class:`llmx.Config` (a new one appears here by itself), then the
     settings of every installed plugin's components."""
-    from llmx._config import _COMPONENT_KEYS, Config, ComponentConfig, ENV_SECTIONS
+    from llmx._config import _COMPONENT_KEYS, ENV_SECTIONS, ComponentConfig, Config
 
     _resolved(Config)
     fields = {f.name: f for f in attrs.fields(Config) if f.name in ENV_SECTIONS}
@@ -688,14 +689,14 @@ def missing_descriptions() -> list[str]:
                 doc = None
             if doc is None or not doc.value.strip():
                 missing.append(f"public name {namespace}.{name} has no docstring")
-    for section in config_sections():
-        for key in section.keys:
-            if not key.description:
-                missing.append(
-                    f"config key {key.path} ({section.title}) has no description: give "
-                    f"{key.owner}'s field an attribute docstring or name it as "
-                    f"``{key.path.rsplit('.', 1)[-1]}`` in the class docstring"
-                )
+    missing.extend(
+        f"config key {key.path} ({section.title}) has no description: give "
+        f"{key.owner}'s field an attribute docstring or name it as "
+        f"``{key.path.rsplit('.', 1)[-1]}`` in the class docstring"
+        for section in config_sections()
+        for key in section.keys
+        if not key.description
+    )
     import llmx.hookspecs as specs
 
     for name, fn in hookspecs():
@@ -708,9 +709,11 @@ def missing_descriptions() -> list[str]:
     for path, command, ctx in cli_commands():
         if not (command.help or command.short_help or "").strip():
             missing.append(f"command `{path}` has no help")
-        for param in command.get_params(ctx):
-            if isinstance(param, click.Option) and not param.help and not param.hidden:
-                missing.append(f"option {param.opts} of `{path}` has no help")
+        missing.extend(
+            f"option {param.opts} of `{path}` has no help"
+            for param in command.get_params(ctx)
+            if isinstance(param, click.Option) and not param.help and not param.hidden
+        )
     return missing
 
 
