@@ -107,3 +107,18 @@ def on_page_markdown(markdown: str, page: Any, config: Any, files: Files) -> str
             fenced = not fenced
         out.append(line if fenced else _LINK.sub(rewrite, line))
     return "".join(out)
+
+
+_ROLE = re.compile(r":(?:class|func|meth|data|mod|attr|exc|obj|const):<code>(~?)([^<]+)</code>")
+
+
+def _role(m: re.Match[str]) -> str:
+    name = m[2].rsplit(".", 1)[-1] if m[1] else m[2]
+    return f"<code>{name}</code>"
+
+
+def on_page_content(html: str, page: Any, config: Any, files: Files) -> str:
+    """The docstrings are written for Sphinx as much as for this site: a role such as
+    ``:class:`~llmx.Client``` is shown as the code ``Client`` (``~`` keeps the last part,
+    as Sphinx does), not as the role's markup."""
+    return _ROLE.sub(_role, html)

@@ -76,13 +76,25 @@ def _attribute_docstrings(cls: type) -> dict[str, str]:
     return out
 
 
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z`(])")
+_SENTENCE = re.compile(r"(?<!e\.g\.)(?<!i\.e\.)(?<=[.!?])\s+(?=[A-Z`(])")
 
 
 def _sentences(text: str) -> list[str]:
     """The sentences of a docstring's prose (paragraphs joined, ``::`` blocks kept)."""
     prose = " ".join(" ".join(p.split()) for p in text.split("\n\n"))
     return [s for s in _SENTENCE.split(prose) if s]
+
+
+def _clauses(sentence: str) -> list[str]:
+    """The parts of a sentence between semicolons outside parentheses."""
+    out, depth, start = [], 0, 0
+    for i, ch in enumerate(sentence):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == ";" and depth == 0:
+            out.append(sentence[start:i].strip())
+            start = i + 1
+    out.append(sentence[start:].strip())
+    return [c for c in out if c]
 
 
 def field_description(cls: type, name: str) -> str:
@@ -96,6 +108,12 @@ def field_description(cls: type, name: str) -> str:
         doc = klass.__dict__.get("__doc__") or ""
         named = re.compile(rf"``{re.escape(name)}(\s*=[^`]*)?``")
         hits = [s for s in _sentences(inspect.cleandoc(doc)) if named.search(s)]
+        # Of a sentence that lists several keys ("``a``: ...; ``b``: ..."), the clauses
+        # that name this one.
+        clauses = [c for s in hits for c in _clauses(s) if named.search(c)]
+        if clauses:
+            text = "; ".join(c.rstrip(".") for c in clauses)
+            return text[0].upper() + text[1:] + "." if text[0].isalpha() else text + "."
         if hits:
             return " ".join(hits)
     return ""
