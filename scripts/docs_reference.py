@@ -80,9 +80,9 @@ _SENTENCE = re.compile(r"(?<!e\.g\.)(?<!i\.e\.)(?<=[.!?])\s+(?=[A-Z`(])")
 
 
 def _sentences(text: str) -> list[str]:
-    """The sentences of a docstring's prose (paragraphs joined, ``::`` blocks kept)."""
-    prose = " ".join(" ".join(p.split()) for p in text.split("\n\n"))
-    return [s for s in _SENTENCE.split(prose) if s]
+    """The sentences of a docstring's prose (a paragraph ends a sentence)."""
+    paragraphs = [" ".join(p.split()) for p in text.split("\n\n")]
+    return [s for p in paragraphs for s in _SENTENCE.split(p) if s]
 
 
 def _clauses(sentence: str) -> list[str]:
@@ -111,6 +111,8 @@ def field_description(cls: type, name: str) -> str:
         # Of a sentence that lists several keys ("``a``: ...; ``b``: ..."), the clauses
         # that name this one.
         clauses = [c for s in hits for c in _clauses(s) if named.search(c)]
+        leading = [c for c in clauses if named.match(c)]
+        clauses = leading or clauses
         if clauses:
             text = "; ".join(c.rstrip(".") for c in clauses)
             return text[0].upper() + text[1:] + "." if text[0].isalpha() else text + "."
@@ -195,6 +197,8 @@ def type_words(tp: Any) -> str:
 
 
 def _plural(words: str) -> str:
+    if words == "table":
+        return "tables"
     if words.startswith(("secret", "one of", "table")):
         return f"values ({words})"
     return words + "s" if not words.endswith("s") else words
@@ -224,6 +228,8 @@ def toml_value(value: Any) -> str:
     if isinstance(value, (tuple, list)):
         return "[" + ", ".join(toml_value(v) for v in value) + "]"
     if isinstance(value, Mapping):
+        if not value:
+            return "{ }"
         return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
     if attrs.has(type(value)):
         given = {
@@ -242,7 +248,7 @@ def default_words(field: attrs.Attribute[Any]) -> str:
         return "required"
     if default is None:
         return "not set"
-    if default in ({}, ()) or (attrs.has(type(default)) and toml_value(default) == "{  }"):
+    if default in ({}, ()) or (attrs.has(type(default)) and toml_value(default) == "{ }"):
         return "empty"
     return f"`{toml_value(default)}`"
 
@@ -253,6 +259,7 @@ _SAMPLES: dict[str, str] = {
     "integer": "10",
     "number": "30.0",
     "list of strings": '["a", "b"]',
+    "list of tables": "[{ }]",
     "table": "{ }",
 }
 
@@ -327,17 +334,43 @@ def _key(cls: type, field: attrs.Attribute[Any], table: str, *, name: str | None
         full = {f.name: f for f in attrs.fields(_resolved(complete))}[field.name]
         field = field.evolve(default=full.default)
         description = description or field_description(complete, field.name)
-    example = example_value(field)
+    example = _example_in(description, key, field) or example_value(field)
     env = _env_name(path)
     return Key(
         path=path,
         type=type_words(field.type),
         default=default_words(field),
-        env=f"`{env}={example}`" if "{" not in example else f"`{env}='{example}'`",
+        env=f"`{env}={_shell_value(example)}`",
         example=f"`{key} = {example}`",
         description=description,
         owner=f"{cls.__module__}.{cls.__qualname__}",
     )
+
+
+def _example_in(description: str, key: str, field: attrs.Attribute[Any]) -> str | None:
+    """An example the description itself gives: a code span ````key = VALUE````, or for a
+    list of tables one that is written as such (````[{ ... }]````)."""
+    written = re.search(rf"``{re.escape(key)}\s*=\s*([^`]+?)``", description)
+    if written:
+        return written[1].strip()
+    if type_words(field.type) == "list of tables":
+        table = re.search(r"``(\[\{[^`]*\}\])``", description)
+        if table:
+            return table[1]
+    return None
+
+
+def _shell_value(example: str) -> str:
+    """The value of an ``LLMX_*`` variable for a TOML example value, quoted for a shell: a
+    string is given as its text (a value that does not parse as TOML is read as text)."""
+    import shlex
+
+    if example.startswith('"'):
+        try:
+            return shlex.quote(json.loads(example))
+        except ValueError:
+            pass
+    return shlex.quote(example)
 
 
 def _nested(tp: Any) -> tuple[str, type] | None:
@@ -384,9 +417,7 @@ def _component_section(section: str, field: attrs.Attribute[Any]) -> Iterator[Se
         attrs.evolve(
             _key(ComponentConfig, component.evolve(default=default.name), section),
             path=f"{section}.{name_key}",
-            env=f"`{_env_name(f'{section}.{name_key}')}={toml_value(default.name)}`"
-            if default.name
-            else f'`{_env_name(f"{section}.{name_key}")}="..."`',
+            env=f"`{_env_name(f'{section}.{name_key}')}={default.name or 'NAME'}`",
             example=f"`{name_key} = {toml_value(default.name or 'NAME')}`",
             description=(
                 f"Which {_KINDS[section].replace('_', ' ')} to use: the name an installed "
@@ -401,6 +432,7 @@ def _component_section(section: str, field: attrs.Attribute[Any]) -> Iterator[Se
         cache_cls = field.type if attrs.has(field.type) else ComponentConfig
         keys.append(_key(cache_cls, attrs.fields(cache_cls).namespace, section))
     if section in ("cache", "limiter"):
+        _resolved(StoreSettings)
         store = dict(STORE_KEYS)
         if section == "limiter":
             store["expected_processes"] = "expected_processes"

@@ -384,6 +384,8 @@ class CacheConfig(ComponentConfig):
 
     policy: CachePolicy | None = None
     namespace: str | None = None
+    """Put in every cache key, to keep apps that share a backend apart (e.g. two apps on
+    one Redis that must not answer each other's requests)."""
 
     @property
     def configured(self) -> bool:

@@ -46,8 +46,13 @@ class CachePolicy:
     """
 
     mode: CacheMode | None = attrs.field(default=None, validator=_check_mode)
+    """``read_write`` (answer from the cache, store misses), ``read_only`` (answer from the
+    cache, store nothing), ``refresh`` (always ask the provider, store the answer) or
+    ``off``; default ``read_write`` when ``[cache]`` is configured, else ``off``."""
     ttl: float | None = attrs.field(default=None, validator=_check_ttl)
+    """How long an entry may answer, in seconds (``inf``: never expires); default one day."""
     cache_nonzero_temperature: bool | None = None
+    """Whether requests with ``temperature > 0`` are cached too (default false)."""
 
     @classmethod
     def of(cls, value: object) -> CachePolicy | None:
@@ -223,9 +228,16 @@ class StoreSettings:
     """
 
     timeout: float = attrs.field(default=0.05, validator=positive)
+    """``store_timeout``: the deadline of each call to the store, in seconds."""
     failures: int = attrs.field(default=3, validator=at_least_one)
+    """``store_failures``: consecutive failed or late calls after which the store is
+    treated as degraded (llmx uses local state until it answers again)."""
     probe_interval: float = attrs.field(default=1.0, validator=positive)
+    """``store_probe_interval``: seconds between the calls that check whether a degraded
+    store answers again."""
     expected_processes: int = attrs.field(default=1, validator=at_least_one)
+    """``[limiter] expected_processes``: while the shared limiter is degraded, each process
+    enforces ``1 / expected_processes`` of every shared limit locally."""
 
 
 STORE_KEYS = {
