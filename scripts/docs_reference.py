@@ -466,16 +466,18 @@ def _component_settings(kind: str, table: str, title: str) -> Iterator[Section]:
             yield attrs.evolve(section, intro=intro) if section.table == table else section
 
 
-def config_sections() -> list[Section]:
+def config_sections(root: type | None = None) -> list[Section]:
     """Every section of the config with its keys, from the typed classes: the top level,
-    each section of :class:`llmx.Config` (a new one appears here by itself), then the
-    settings of every installed plugin's components."""
-    from llmx._config import _COMPONENT_KEYS, ENV_SECTIONS, ComponentConfig, Config
+    each section of :class:`llmx.Config` (``root``; a new one appears here by itself), then
+    the settings of every installed plugin's components."""
+    from llmx._config import _COMPONENT_KEYS, ComponentConfig, Config
 
-    _resolved(Config)
-    fields = {f.name: f for f in attrs.fields(Config) if f.name in ENV_SECTIONS}
+    root = root or Config
+    _resolved(root)
+    # What the config file may set: not where it was read from, nor what set it.
+    fields = {f.name: f for f in attrs.fields(root) if f.name not in ("source", "env")}
     top = [
-        _key(Config, f, "")
+        _key(root, f, "")
         for f in fields.values()
         if _nested(f.type) is None and not (attrs.has(f.type) and f.name in _COMPONENT_KEYS)
     ]

@@ -136,3 +136,32 @@ def test_every_page_is_in_the_nav() -> None:
     generated = set(ref.pages())
     unknown = sorted(p for p in nav if p not in pages and p not in generated)
     assert not unknown, f"mkdocs.yml's nav names pages that do not exist: {unknown}"
+
+
+@attrs.frozen
+class _Telemetry:
+    """``[telemetry]``: where traces go."""
+
+    endpoint: str = "http://127.0.0.1:4318"
+    """The collector's URL."""
+    sample: float = 1.0
+
+
+def _extended_config() -> type:
+    from llmx._config import Config
+
+    @attrs.frozen
+    class Extended(Config):
+        telemetry: _Telemetry = _Telemetry()
+
+    return Extended
+
+
+def test_a_new_config_section_appears_in_the_reference_by_itself() -> None:
+    sections = {s.title: s for s in ref.config_sections(_extended_config())}
+    keys = {k.path: k for k in sections["[telemetry]"].keys}
+    endpoint = keys["telemetry.endpoint"]
+    assert endpoint.description == "The collector's URL."
+    assert endpoint.default == '`"http://127.0.0.1:4318"`'
+    assert endpoint.env == "`LLMX_TELEMETRY__ENDPOINT=http://127.0.0.1:4318`"
+    assert keys["telemetry.sample"].description == ""  # what missing_descriptions reports
