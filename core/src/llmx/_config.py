@@ -83,6 +83,8 @@ class PluginsConfig:
     enable: tuple[str, ...] = ()
     disable: tuple[str, ...] = ()
     autoload: bool = True
+    """Whether a plugin that ``enable`` does not name may load when the config uses one of
+    its components (false, or ``LLMX_DISABLE_PLUGIN_AUTOLOAD=1``: only ``enable``)."""
     strict: bool = False
     replace: tuple[str, ...] = ()
     slow_import_after: float = attrs.field(default=3.0, validator=non_negative)
@@ -203,17 +205,30 @@ class ModelFacts:
     """
 
     context_window: int | None = None
+    """Input plus output tokens the model accepts in one request."""
     max_output_tokens: int | None = None
+    """The most tokens the model writes in one answer."""
     capabilities: tuple[str, ...] | None = None
+    """What the model can do (``"tools"``, ``"vision"``, ``"reasoning"``, ...: the names of
+    :data:`~llmx.Capability`); replaces the provider's list."""
     input_price: float | None = None
+    """USD per million input tokens."""
     output_price: float | None = None
+    """USD per million output tokens."""
     cache_read_price: float | None = None
+    """USD per million input tokens read from the provider's prompt cache."""
     cache_write_price: float | None = None
+    """USD per million input tokens written to the provider's prompt cache (5-minute
+    lifetime, where the provider distinguishes)."""
     cache_write_1h_price: float | None = None
+    """USD per million input tokens written to the prompt cache with a one-hour lifetime."""
     reasoning_price: float | None = None
+    """USD per million reasoning tokens, where they are priced apart from the output."""
     price_tiers: tuple[PriceTier, ...] | None = None
     batch_input_price: float | None = None
+    """USD per million input tokens sent through the provider's batch API."""
     batch_output_price: float | None = None
+    """USD per million output tokens answered through the provider's batch API."""
 
     def __attrs_post_init__(self) -> None:
         for f in attrs.fields(ModelFacts):
@@ -261,9 +276,16 @@ class ProviderConfig:
 
     type: str
     api_key: Secret | None = None
+    """The credential: ``{ env = "NAME" }``, ``{ file = "path" }`` or a literal string
+    (never printed; without it, provider types read their own variable, e.g.
+    ``OPENAI_API_KEY``)."""
     base_url: str | None = None
+    """The API's base URL (default: the provider type's; for OpenAI-compatible servers,
+    e.g. ``http://127.0.0.1:11434/v1``)."""
     priority: int = 0
+    """Order among an alias's candidates for the ``priority`` strategy (lower first)."""
     weight: float = 1.0
+    """Share of the traffic among an alias's candidates for the ``weighted`` strategy."""
     models: Mapping[str, str] = attrs.field(factory=dict)
     model_info: Mapping[str, ModelFacts] = attrs.field(factory=dict)
     timeout: float = 600.0
@@ -273,7 +295,11 @@ class ProviderConfig:
     max_concurrent: int | None = None
     adaptive_concurrency: AdaptiveConfig | None = attrs.field(default=None, converter=_adaptive)
     verify_tls: bool = True
+    """Whether the server's TLS certificate is checked (turn off only for a local test
+    server with a self-signed certificate)."""
     headers: Mapping[str, Secret] = attrs.field(factory=dict)
+    """Extra HTTP headers sent with every request; values are secrets (a string, or
+    ``{ env = "NAME" }``), never printed."""
     retry: Mapping[str, Any] = attrs.field(factory=dict)
     breaker: BreakerConfig = BreakerConfig()
     health_model: str | None = None
@@ -315,6 +341,8 @@ class AliasConfig:
     """
 
     candidates: tuple[str, ...]
+    """The ``instance/model`` references the alias stands for (``[aliases] NAME = [...]``
+    is the short form)."""
     strategy: str | None = None
     fallback: Literal["fail_fast", "try_all"] = "fail_fast"
     deadline: float | None = None
@@ -356,6 +384,8 @@ class CacheConfig(ComponentConfig):
 
     policy: CachePolicy | None = None
     namespace: str | None = None
+    """Put in every cache key, to keep apps that share a backend apart (e.g. two apps on
+    one Redis that must not answer each other's requests)."""
 
     @property
     def configured(self) -> bool:
@@ -375,6 +405,7 @@ class Config:
     providers: Mapping[str, ProviderConfig] = attrs.field(factory=dict)
     aliases: Mapping[str, AliasConfig] = attrs.field(factory=dict)
     default_model: str | None = None
+    """The model reference (``instance/model`` or an alias) used when a call names none."""
     deadline: float | None = None
     """Default bound on one whole request, retries and fallbacks included (seconds)."""
     plugins: PluginsConfig = PluginsConfig()

@@ -24,8 +24,11 @@ class Secret:
     """
 
     env: str | None = None
+    """The environment variable holding the secret."""
     file: str | None = None
+    """The file holding the secret (its content, surrounding whitespace stripped)."""
     value: str | None = attrs.field(default=None, eq=False, hash=False)
+    """The secret itself, when the config gives it as a literal string."""
     where: str = attrs.field(default="", eq=False, hash=False)
     """The config path it came from, for error messages (e.g. ``$.providers.main.api_key``)."""
 

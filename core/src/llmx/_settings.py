@@ -46,8 +46,13 @@ class CachePolicy:
     """
 
     mode: CacheMode | None = attrs.field(default=None, validator=_check_mode)
+    """``read_write`` (answer from the cache, store misses), ``read_only`` (answer from the
+    cache, store nothing), ``refresh`` (always ask the provider, store the answer) or
+    ``off``; default ``read_write`` when ``[cache]`` is configured, else ``off``."""
     ttl: float | None = attrs.field(default=None, validator=_check_ttl)
+    """How long an entry may answer, in seconds (``inf``: never expires); default one day."""
     cache_nonzero_temperature: bool | None = None
+    """Whether requests with ``temperature > 0`` are cached too (default false)."""
 
     @classmethod
     def of(cls, value: object) -> CachePolicy | None:
@@ -98,8 +103,11 @@ class ModelLimitSettings:
     """``limits.models."MODEL" = {...}``: the limits of one model on the instance."""
 
     rpm: float | None = attrs.field(default=None, validator=positive)
+    """Requests per minute to this model."""
     tpm: float | None = attrs.field(default=None, validator=positive)
+    """Tokens (input plus output) per minute to this model."""
     max_concurrent: int | None = attrs.field(default=None, validator=at_least_one)
+    """Requests to this model in flight at once."""
 
 
 @attrs.frozen
@@ -178,7 +186,8 @@ class BreakerSettings:
 @attrs.frozen
 class RetryBudgetSettings:
     """Caps retries per instance: at most ``ratio`` of the requests of the last
-    ``window`` seconds, plus ``min_retries`` so a quiet instance can still retry."""
+    ``window`` seconds, plus ``min_retries`` so a quiet instance can still retry.
+    Defaults: ``ratio`` 0.2, ``min_retries`` 10, ``window`` 10 seconds."""
 
     ratio: float = 0.2
     min_retries: int = 10
@@ -219,9 +228,16 @@ class StoreSettings:
     """
 
     timeout: float = attrs.field(default=0.05, validator=positive)
+    """``store_timeout``: the deadline of each call to the store, in seconds."""
     failures: int = attrs.field(default=3, validator=at_least_one)
+    """``store_failures``: consecutive failed or late calls after which the store is
+    treated as degraded (llmx uses local state until it answers again)."""
     probe_interval: float = attrs.field(default=1.0, validator=positive)
+    """``store_probe_interval``: seconds between the calls that check whether a degraded
+    store answers again."""
     expected_processes: int = attrs.field(default=1, validator=at_least_one)
+    """``[limiter] expected_processes``: while the shared limiter is degraded, each process
+    enforces ``1 / expected_processes`` of every shared limit locally."""
 
 
 STORE_KEYS = {

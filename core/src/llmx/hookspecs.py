@@ -54,6 +54,26 @@ if TYPE_CHECKING:
 CONTRACT_VERSION = "1.1"
 """The contract version this llmx speaks, as ``"MAJOR.MINOR"``."""
 
+ADDED_IN: dict[str, str] = {
+    "llmx_register_providers": "1.0",
+    "llmx_register_caches": "1.0",
+    "llmx_register_retry_policies": "1.0",
+    "llmx_register_routing_strategies": "1.0",
+    "llmx_register_commands": "1.0",
+    "llmx_request_start": "1.0",
+    "llmx_attempt_end": "1.0",
+    "llmx_request_end": "1.0",
+    "llmx_request_error": "1.0",
+    "llmx_breaker_transition": "1.0",
+    "llmx_register_limiters": "1.1",
+    "llmx_register_breaker_stores": "1.1",
+    "llmx_register_model_sources": "1.1",
+}
+"""The contract version each hook spec appeared in (hook name -> ``"MAJOR.MINOR"``), for
+the hook reference and for plugins that check what their llmx offers. A new hook spec
+gets its entry here (a test checks that every spec has one, none newer than
+:data:`CONTRACT_VERSION`)."""
+
 hookspec = pluggy.HookspecMarker("llmx")
 """Marker for hook specifications (for framework authors adding their own)."""
 
