@@ -7,7 +7,7 @@ name::
     [project.entry-points.llmx]
     mycloud = "llmx_mycloud"
 
-Until llmx 1.0, the distribution's ``Requires-Dist: llmx~=0.1`` is what keeps a plugin
+Until llmx 1.0, the distribution's ``Requires-Dist: llmx~=0.1.0`` is what keeps a plugin
 and llmx compatible. A plugin may also declare the contract version it was written
 for, as a module attribute (``llmx_contract = "1.1"``); a declared version newer than
 :data:`CONTRACT_VERSION` is refused with "upgrade llmx".
