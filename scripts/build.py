@@ -484,8 +484,13 @@ def clean_env(home: Path) -> dict[str, str]:
     return env
 
 
-def install_and_run(dists: Sequence[Distribution], outdir: Path, scratch: Path) -> list[str]:
-    """Install the wheels into a fresh venv without the workspace; import, `llmx plugins`."""
+def install_and_run(
+    dists: Sequence[Distribution], outdir: Path, scratch: Path, *, latest: bool = False
+) -> list[str]:
+    """Install the wheels into a fresh venv without the workspace; import, `llmx plugins`.
+
+    The third-party dependencies come from the hashed lock, or with ``latest`` as the
+    newest releases their ranges allow."""
     venv = scratch / "venv"
     home = scratch / "home"
     work = scratch / "empty"
@@ -493,22 +498,41 @@ def install_and_run(dists: Sequence[Distribution], outdir: Path, scratch: Path) 
     work.mkdir()
     env = clean_env(home)
     base = getattr(sys, "_base_executable", sys.executable)
-    run([base, "-m", "venv", venv], what="creating the fresh venv", env=env)
+    # Without pip of its own (ensurepip costs ~10 s): .venv's pip installs into it.
+    run([base, "-m", "venv", "--without-pip", venv], what="creating the fresh venv", env=env)
     py = venv / "bin" / "python"
+    pip_cmd = [sys.executable, "-m", "pip", "--python", py]
     workspace = {canonicalize_name(d.name) for d in dists}
     core = next(d for d in dists if d.name == CORE)
     roots = [r for d in dists for r in wheel_requirements(artifacts(outdir, d)[0])]
     roots = [r for r in roots if not r.marker or r.marker.evaluate({"extra": ""})]
     names = runtime_closure(roots, workspace)
-    locked = scratch / "runtime.lock"
-    locked.write_text(locked_subset(ROOT / "requirements" / "dev.lock", names))
-    pip = [py, "-m", "pip", "install", "--quiet"]
-    run(
-        [*pip, "--require-hashes", "--no-deps", "-r", locked],
-        what="installing the locked runtime dependencies",
-        env=env,
-        cwd=work,
-    )
+    pip = [*pip_cmd, "install", "--quiet"]
+    if latest:
+        # scripts/test --latest: the newest releases the ranges allow, as a user gets them.
+        roots_spec = [str(r) for r in roots if canonicalize_name(r.name) not in workspace]
+        run(
+            [
+                *pip,
+                *(
+                    r
+                    for r in roots_spec
+                    if canonicalize_name(Requirement(r).name) not in HEAVY_DEPENDENCIES
+                ),
+            ],
+            what="installing the newest runtime dependencies",
+            env=env,
+            cwd=work,
+        )
+    else:
+        locked = scratch / "runtime.lock"
+        locked.write_text(locked_subset(ROOT / "requirements" / "dev.lock", names))
+        run(
+            [*pip, "--require-hashes", "--no-deps", "-r", locked],
+            what="installing the locked runtime dependencies",
+            env=env,
+            cwd=work,
+        )
     run(
         [*pip, "--no-index", "--find-links", outdir, f"llmx[all]=={core.version}"],
         what="installing llmx[all] from dist/ only",
@@ -525,7 +549,7 @@ def install_and_run(dists: Sequence[Distribution], outdir: Path, scratch: Path) 
         )
     problems = []
     check = subprocess.run(
-        [py, "-m", "pip", "check"], capture_output=True, text=True, env=env, cwd=work, check=False
+        [*pip_cmd, "check"], capture_output=True, text=True, env=env, cwd=work, check=False
     )
     for line in check.stdout.splitlines():
         if "which is not installed" in line and any(h in line for h in HEAVY_DEPENDENCIES):
@@ -587,6 +611,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=max(2, min(4, os.cpu_count() or 2)))
     parser.add_argument("--skip-repro", action="store_true", help="build once only")
     parser.add_argument(
+        "--latest",
+        action="store_true",
+        help="the fresh venv gets the newest dependencies, not the locked ones",
+    )
+    parser.add_argument(
         "--skip-install", action="store_true", help="no fresh venv (no import, no llmx plugins)"
     )
     args = parser.parse_args(argv)
@@ -628,7 +657,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 problems += inspect_sdist(sdist, d, core_version)
             if not problems and not args.skip_install:
                 step("installing the wheels into a fresh venv")
-                problems += install_and_run(dists, outdir, scratch)
+                problems += install_and_run(dists, outdir, scratch, latest=args.latest)
     except BuildError as err:
         print(f"build: {err}", file=sys.stderr)
         return 1
