@@ -19,6 +19,7 @@ import importlib
 import inspect
 import re
 import sys
+import typing
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -119,7 +120,9 @@ def describe(module_name: str) -> Iterator[tuple[str, str]]:
     for name in public_names(module):
         value = getattr(module, name)
         key = f"{module_name}.{name}"
-        if inspect.isclass(value):
+        if typing.get_origin(value) is not None:  # a type alias (isclass differs by Python)
+            yield key, f"alias {_clean(repr(value))}"
+        elif inspect.isclass(value):
             yield from describe_class(key, value)
         elif inspect.isfunction(value) or inspect.isbuiltin(value):
             yield key, _function(value)
