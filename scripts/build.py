@@ -38,6 +38,7 @@ import sys
 import tarfile
 import tempfile
 import time
+import warnings
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -305,6 +306,7 @@ def check_metadata(meta: Message, d: Distribution, core_version: str) -> list[st
     body = meta.get_payload()
     description = body if isinstance(body, str) else ""
     r.check(len(description.strip()) > 80, "the long description (README) is empty")
+    r.check(bool(render_markdown(description)), "the README does not render as PyPI renders it")
     relative = RELATIVE_LINK.findall(description)
     r.check(
         not relative,
@@ -317,6 +319,17 @@ def check_metadata(meta: Message, d: Distribution, core_version: str) -> list[st
     else:
         r.problems += check_core_extras(requires, meta.get_all("Provides-Extra") or [])
     return r.problems
+
+
+def render_markdown(text: str) -> str | None:
+    """The README as PyPI renders it (readme-renderer's GitHub-flavoured Markdown, then
+    its HTML cleaner), or None when it does not render. twine check skips this step for
+    Markdown ("rendering cannot fail")."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Markdown renderers are not available" is a failure
+        from readme_renderer.markdown import render
+
+        return render(text, variant="GFM")
 
 
 def check_version(version: str, name: str) -> list[str]:

@@ -185,3 +185,15 @@ def test_the_workspace_distributions_are_all_built(build: ModuleType) -> None:
         "llmx-redis",
         "llmx-provider-llamacpp",
     }
+
+
+def test_the_readme_is_rendered_as_pypi_renders_it(
+    build: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    html = build.render_markdown("# acme\n\n| a | b |\n| --- | --- |\n| 1 | 2 |\n")
+    assert "<table>" in html
+    assert ">acme<" in html
+    monkeypatch.setattr(build, "render_markdown", lambda text: None)
+    wheel = make_wheel(tmp_path, meta=metadata())
+    found = build.inspect_wheel(wheel, acme(build), "0.1.0")
+    assert found == [f"{wheel.name}: the README does not render as PyPI renders it"]
