@@ -585,6 +585,12 @@ def install_and_run(
         problems.append(f"imported from outside the fresh venv: {found['outside']}")
     if any(str(ROOT) in p for p in found["sys_path"]):
         problems.append(f"the workspace is on sys.path of the fresh venv: {found['sys_path']}")
+    run(
+        [venv / "bin" / "llmx", "plugins"],
+        what="`llmx plugins` in the fresh venv",
+        env=env,
+        cwd=work,
+    )
     listing = run(
         [venv / "bin" / "llmx", "plugins", "--json"],
         what="`llmx plugins --json` in the fresh venv",
@@ -681,7 +687,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     for f in sorted(outdir.iterdir()):
         print(f"{f.stat().st_size / 1024:8.1f} KiB  {f.name}")
-    step(f"OK: {len(dists)} distributions built, checked and installed into dist/")
+    installed = "" if args.skip_install else ", installed into a fresh venv"
+    step(f"OK: {len(dists)} distributions built into {outdir}, checked{installed}")
     return 0
 
 
