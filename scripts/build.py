@@ -479,21 +479,20 @@ def wheel_requirements(wheel: Path) -> list[Requirement]:
     return [Requirement(x) for x in meta.get_all("Requires-Dist") or []]
 
 
-def clean_env(home: Path) -> dict[str, str]:
-    """The environment for the fresh venv: no workspace on the path, no llmx config."""
+def clean_env(home: Path | None = None) -> dict[str, str]:
+    """The environment for the fresh venv: no workspace on the path, no ``LLMX_*``
+    variable; with ``home``, also no user configuration (for llmx's own commands; pip
+    keeps the real home, so its cache serves the locked wheels)."""
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith("LLMX_") and k not in {"PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME"}
     }
-    env["HOME"] = str(home)
-    env["XDG_CONFIG_HOME"] = str(home / ".config")
-    env["XDG_DATA_HOME"] = str(home / ".local/share")
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    # pip's cache is the user's, so the locked wheels are not downloaded again.
-    env["PIP_CACHE_DIR"] = os.environ.get(
-        "PIP_CACHE_DIR", str(Path(os.environ.get("HOME", "~")).expanduser() / ".cache/pip")
-    )
+    if home is not None:
+        env["HOME"] = str(home)
+        env["XDG_CONFIG_HOME"] = str(home / ".config")
+        env["XDG_DATA_HOME"] = str(home / ".local/share")
     return env
 
 
@@ -509,7 +508,8 @@ def install_and_run(
     work = scratch / "empty"
     home.mkdir()
     work.mkdir()
-    env = clean_env(home)
+    env = clean_env()
+    isolated = clean_env(home)
     base = getattr(sys, "_base_executable", sys.executable)
     # Without pip of its own (ensurepip costs ~10 s): .venv's pip installs into it.
     run([base, "-m", "venv", "--without-pip", venv], what="creating the fresh venv", env=env)
@@ -578,7 +578,7 @@ def install_and_run(
         "print(json.dumps({'outside': outside, 'sys_path': sys.path}))\n"
     )
     out = run(
-        [py, "-c", probe], what="importing every package in the fresh venv", env=env, cwd=work
+        [py, "-c", probe], what="importing every package in the fresh venv", env=isolated, cwd=work
     )
     found = json.loads(out)
     if found["outside"]:
@@ -588,13 +588,13 @@ def install_and_run(
     run(
         [venv / "bin" / "llmx", "plugins"],
         what="`llmx plugins` in the fresh venv",
-        env=env,
+        env=isolated,
         cwd=work,
     )
     listing = run(
         [venv / "bin" / "llmx", "plugins", "--json"],
         what="`llmx plugins --json` in the fresh venv",
-        env=env,
+        env=isolated,
         cwd=work,
     )
     plugins = json.loads(listing)
