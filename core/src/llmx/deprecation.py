@@ -68,7 +68,9 @@ class Deprecation:
 
     ``name`` is how the user wrote it (``"llmx.Thing"``, ``"Client.complete(timeout_s=)"``);
     ``removed_in`` the version of ``package`` that removes it; ``instead`` the
-    replacement, or None when there is none (then say why in ``reason``).
+    replacement, or None when there is none (then say why in ``reason``). A plain
+    slotted class rather than attrs: a package's ``__init__`` may build these at import
+    time, which must stay cheap.
     """
 
     __slots__ = ("instead", "name", "package", "reason", "removed_in", "since")
