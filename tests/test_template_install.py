@@ -132,7 +132,7 @@ def test_a_renamed_copy_has_no_trace_of_the_template(tmp_path: Path) -> None:
     pyproject = (copy / "pyproject.toml").read_text()
     assert f'name = "llmx-provider-{NAME}"' in pyproject
     assert f'{NAME} = "llmx_provider_{NAME}"' in pyproject  # the entry point
-    assert 'dependencies = ["llmx~=0.1"]' in pyproject
+    assert 'dependencies = ["llmx~=0.1.0"]' in pyproject
 
 
 def test_a_renamed_copy_installs_and_passes_its_own_tests(

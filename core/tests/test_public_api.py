@@ -20,10 +20,11 @@ from types import ModuleType
 import pytest
 
 import llmx
+import llmx.deprecation
 import llmx.plugin
 import llmx.types
 
-NAMESPACES = [llmx, llmx.plugin, llmx.types]
+NAMESPACES = [llmx, llmx.plugin, llmx.types, llmx.deprecation]
 
 
 def test_the_app_namespace_stays_small() -> None:

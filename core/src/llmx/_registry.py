@@ -259,7 +259,7 @@ def check_contract(plugin: object, source: Source) -> None:
     """Refuse ``plugin`` if it declares a contract version this llmx does not speak.
 
     The declaration (``llmx_contract = "1.1"``) is optional until llmx 1.0: what keeps
-    a plugin and llmx compatible is the plugin's ``Requires-Dist: llmx~=0.1``. A
+    a plugin and llmx compatible is the plugin's ``Requires-Dist: llmx~=0.1.0``. A
     plugin that declares one is refused when it is unreadable, newer than this llmx's
     ("upgrade llmx"), or of an older major version ("upgrade the plugin").
     """

@@ -7,7 +7,7 @@ name::
     [project.entry-points.llmx]
     mycloud = "llmx_mycloud"
 
-Until llmx 1.0, the distribution's ``Requires-Dist: llmx~=0.1`` is what keeps a plugin
+Until llmx 1.0, the distribution's ``Requires-Dist: llmx~=0.1.0`` is what keeps a plugin
 and llmx compatible. A plugin may also declare the contract version it was written
 for, as a module attribute (``llmx_contract = "1.1"``); a declared version newer than
 :data:`CONTRACT_VERSION` is refused with "upgrade llmx".
@@ -30,8 +30,10 @@ Two kinds of hooks:
 
 The contract evolves by adding: a new argument to a spec breaks no implementation
 (pluggy passes each implementation only the arguments it names), and anything removed
-goes through a deprecation first. :data:`CONTRACT_VERSION` is bumped in its minor part
-for additions and in its major part for removals.
+goes through a deprecation first (pluggy's ``warn_on_impl_args`` with
+:func:`llmx.deprecation.hook_argument`). :data:`CONTRACT_VERSION` is bumped in its minor
+part for additions and in its major part for removals; docs/versioning.md has what each
+version added and which llmx releases accept which.
 
 Framework authors add hook specs of their own with :meth:`llmx.Registry.add_hookspecs`.
 """
