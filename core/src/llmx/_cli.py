@@ -588,7 +588,15 @@ def chat_cmd(
         if prompt is None:
             from llmx._cli_logs import interactive as chat_interactively
 
-            chat_interactively(client, chosen, system, params, setup.history, setup.conversation_id)
+            chat_interactively(
+                client,
+                chosen,
+                system,
+                params,
+                setup.history,
+                setup.conversation_id,
+                _TerminalText,
+            )
             return
         with conversation(setup.conversation_id):
             asyncio.run(

@@ -2,7 +2,9 @@
 it: the log switched on for the CLI, conversations continued (``-c``, ``--cid``) and the
 interactive multi-turn chat.
 
-Imported by :mod:`llmx._cli` only; nothing here runs at ``import llmx``.
+Imported by :mod:`llmx._cli` only (never the other way round: the CLI's helpers a
+command here needs are passed in or are the small copies below); nothing here runs at
+``import llmx``.
 """
 
 from __future__ import annotations
@@ -13,9 +15,9 @@ import json
 import math
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 import click
@@ -25,9 +27,38 @@ from llmx._errors import LlmxError
 if TYPE_CHECKING:
     import sqlite3
 
-    from llmx._cli import _State
     from llmx._config import Config
     from llmx._types import Message
+
+
+class _State(Protocol):
+    """What the commands here read of the CLI's top-level options (``llmx._cli._State``)."""
+
+    config_path: str | None
+    debug: bool
+
+
+def _echo_json(data: Any) -> None:
+    """Print ``data`` as indented JSON (lone surrogates escaped), as ``llmx._cli`` does."""
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(data, indent=2, default=str)
+    click.echo(text)
+
+
+def _print_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Columns padded to their widest cell (the CLI's table format)."""
+    widths = [len(h) for h in header]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(str(cell)))
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths[:-1]) + "  {}"
+    click.echo(fmt.format(*header).rstrip())
+    for row in rows:
+        click.echo(fmt.format(*(str(c) for c in row)).rstrip())
+
 
 # -- dates -------------------------------------------------------------------------------
 
@@ -226,7 +257,6 @@ def logs_cmd(ctx: click.Context, /, count: int, as_json: bool, **kw: Any) -> Non
             "ORDER BY id DESC" + (" LIMIT ?" if count else ""),
             [count] if count else [],
         )
-    from llmx._cli import _echo_json
     from llmx._requestlog import rows_to_dicts
 
     data = rows_to_dicts(rows[::-1])
@@ -275,7 +305,6 @@ def _clip(text: str, width: int = 100) -> str:
 @click.pass_obj
 def logs_show(state: _State, request_id: int, as_json: bool) -> None:
     """Show one logged request in full: every field, the messages sent and the reply."""
-    from llmx._cli import _echo_json
     from llmx._requestlog import rows_to_dicts
 
     db = _open(state)
@@ -449,8 +478,6 @@ def stats_cmd(
     request log (over --since/--until). Latency is over the successful requests answered
     by a provider (cache hits are counted apart); cost is in USD, "?" where a model's
     price is unknown."""
-    from llmx._cli import _echo_json, _print_table
-
     filters = Filters(model=model, since=since, until=until, conversation=conversation)
     db = _open(state)
     with db:
@@ -606,6 +633,7 @@ def interactive(
     params: dict[str, Any],
     history: Sequence[Message],
     conversation_id: str,
+    printable: Callable[[Any], Callable[..., str]],
 ) -> None:
     """The interactive chat: read a prompt, stream the answer, remember both; Ctrl-C
     cancels the answer being written (or the line being typed), Ctrl-D (or ``exit``)
@@ -613,7 +641,6 @@ def interactive(
     import asyncio
     import signal
 
-    from llmx._cli import _TerminalText
     from llmx._types import Message, TextDelta
 
     history_file = _history_file()
@@ -636,7 +663,7 @@ def interactive(
     )
 
     async def turn(prompt: str) -> str:
-        printable = _TerminalText(out)
+        text_for = printable(out)
         parts: list[str] = []
         async with client.stream(
             model=model, messages=messages, prompt=prompt, system=system, **params
@@ -644,9 +671,9 @@ def interactive(
             async for chunk in s:
                 if type(chunk) is TextDelta:
                     parts.append(chunk.text)
-                    out.write(printable(chunk.text))
+                    out.write(text_for(chunk.text))
                     out.flush()
-        out.write(printable("", final=True) + "\n")
+        out.write(text_for("", final=True) + "\n")
         out.flush()
         return "".join(parts)
 
