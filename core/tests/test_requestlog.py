@@ -89,19 +89,25 @@ def test_client_logs_whole_answers_streams_and_errors(tmp_path: Path) -> None:
     assert first["system"] == "Be brief."
     assert first["prompt"] == "Capital of France?"
     assert first["reply"] == "Paris."
-    assert first["conversation_id"] == cid and len(cid) == 26
+    assert first["conversation_id"] == cid
+    assert len(cid) == 26
     assert json.loads(str(first["options"])) == {"max_tokens": 20}
     messages = json.loads(str(first["messages"]))
     assert [m["role"] for m in messages] == ["system", "user"]
-    assert first["input_tokens"] and first["output_tokens"]
-    assert isinstance(first["latency"], float) and first["latency"] >= 0
-    assert first["attempts"] == 1 and first["error_type"] is None
-    assert second["stream"] == 1 and second["reply"] == "Rome."
+    assert first["input_tokens"]
+    assert first["output_tokens"]
+    assert isinstance(first["latency"], float)
+    assert first["latency"] >= 0
+    assert first["attempts"] == 1
+    assert first["error_type"] is None
+    assert second["stream"] == 1
+    assert second["reply"] == "Rome."
     assert second["conversation_id"] == cid
     assert third["conversation_id"] is None
     assert third["error_type"] == "ServerError"
     assert "down for maintenance" in str(third["error"])
-    assert third["reply"] is None and third["instance"] == "scripted"
+    assert third["reply"] is None
+    assert third["instance"] == "scripted"
     # the datetimes are UTC, ordered, and now-ish
     when = dt.datetime.fromisoformat(str(first["datetime_utc"]))
     assert abs((dt.datetime.now(dt.timezone.utc) - when).total_seconds()) < 60
@@ -117,7 +123,9 @@ def test_content_false_keeps_numbers_only(tmp_path: Path) -> None:
 
     asyncio.run(main())
     (row,) = rows(path)
-    assert row["prompt"] is None and row["reply"] is None and row["messages"] is None
+    assert row["prompt"] is None
+    assert row["reply"] is None
+    assert row["messages"] is None
     assert row["output_tokens"]
     assert b"private question" not in file_bytes(path)
 
@@ -159,7 +167,8 @@ def test_secrets_never_stored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     logged = rows(path)
     assert len(logged) == 2
     assert logged[0]["reply"] == "your key is ***"
-    assert "***" in str(logged[0]["prompt"]) and "***" in str(logged[1]["error"])
+    assert "***" in str(logged[0]["prompt"])
+    assert "***" in str(logged[1]["error"])
     assert CANARY.encode() not in file_bytes(path)
 
 
@@ -215,7 +224,8 @@ def test_log_config_types() -> None:
     with pytest.raises(llmx.ConfigError, match=r"\$\.log\.enabled"):
         llmx.load_config({"log": {"enabled": "sometimes"}})
     config = llmx.load_config({"log": {"path": "~/x.db"}})
-    assert config.log.active() and config.log.resolved_path() == Path.home() / "x.db"
+    assert config.log.active()
+    assert config.log.resolved_path() == Path.home() / "x.db"
     assert not llmx.load_config({}).log.active()
     assert llmx.load_config({"log": {"enabled": True}}).log.active()
     assert llmx.load_config({}).describe()["log"] == {
@@ -342,9 +352,11 @@ def test_parse_when_rejects_with_the_accepted_forms(text: str) -> None:
     try:
         result = parse_when(text, now=NOW)
     except ValueError as err:
-        assert "duration ago" in str(err) or "too far back" in str(err)
+        message = str(err)
     else:
         assert result.tzinfo is not None
+        return
+    assert "duration ago" in message or "too far back" in message
 
 
 def test_parse_when_naive_is_local_time() -> None:
@@ -356,8 +368,12 @@ def test_parse_when_naive_is_local_time() -> None:
 def test_percentiles_are_values_in_order(values: list[float]) -> None:
     ordered = sorted(values)
     p50, p95, p99 = (percentile(ordered, p) for p in (50, 95, 99))
-    assert p50 is not None and p95 is not None and p99 is not None
-    assert p50 in ordered and p95 in ordered and p99 in ordered
+    assert p50 is not None
+    assert p95 is not None
+    assert p99 is not None
+    assert p50 in ordered
+    assert p95 in ordered
+    assert p99 in ordered
     assert ordered[0] <= p50 <= p95 <= p99 <= ordered[-1]
 
 
@@ -400,3 +416,29 @@ def test_compute_stats_groups_and_counts() -> None:
     assert (a["latency_p50"], a["latency_p99"]) == (1.0, 3.0)
     assert by_key[("b", "m")]["cost_known"] is False
     assert by_key[("-", "nowhere/x")]["errors"] == 1
+
+
+@given(st.text(max_size=40))
+def test_any_search_text_is_an_answer_or_a_clear_error(query: str) -> None:
+    """Whatever a user types after ``-q`` (FTS5 syntax or not), ``llmx logs`` answers
+    or raises an LlmxError, never an sqlite3 error (the CLI's internal error)."""
+    from llmx._cli_logs import Filters, select
+
+    db = _memory_log()
+    try:
+        found = select(db, Filters(query=query), "SELECT prompt FROM requests")
+    except llmx.LlmxError:
+        return
+    finally:
+        db.close()
+    assert all(row[0] == "penguins and whales" for row in found)
+
+
+def _memory_log() -> sqlite3.Connection:
+    db = sqlite3.connect(":memory:")
+    migrate_to(db, SCHEMA_VERSION)
+    db.execute(
+        "INSERT INTO requests (datetime_utc, model, prompt, reply) VALUES "
+        "('2026-01-01T00:00:00.000+00:00', 'a/b', 'penguins and whales', 'yes')"
+    )
+    return db

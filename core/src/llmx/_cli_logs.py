@@ -198,12 +198,17 @@ def select(
     try:
         return db.execute(f"{sql} WHERE {where} {tail}", [*args, *extra]).fetchall()
     except sqlite3.OperationalError as err:
-        text = str(err).lower()
-        if not filters.query or ("fts5" not in text and "syntax" not in text):
-            raise
-    quoted = attrs.evolve(filters, query=_fts_quoted(filters.query))
+        if not filters.query:
+            msg = f"cannot read the request log: {err}"
+            raise LlmxError(msg) from err
+    # Not FTS5 syntax (an unbalanced quote, a stray operator): search the words instead.
+    quoted = attrs.evolve(filters, query=_fts_quoted(filters.query) or None)
     where, args = quoted.where()
-    return db.execute(f"{sql} WHERE {where} {tail}", [*args, *extra]).fetchall()
+    try:
+        return db.execute(f"{sql} WHERE {where} {tail}", [*args, *extra]).fetchall()
+    except sqlite3.OperationalError as err:
+        msg = f"cannot search the request log for {filters.query!r}: {err}"
+        raise LlmxError(msg) from err
 
 
 def _filter_options(func: Any) -> Any:
