@@ -170,10 +170,12 @@ SCHEMA_VERSION = len(_MIGRATIONS)
 """The schema version this llmx writes (``PRAGMA user_version``)."""
 
 
-def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
+def connect(path: Path | str, *, create: bool = True) -> sqlite3.Connection:
     """Open the log database at ``path`` (WAL, busy timeout), migrated to the current
-    schema. Raises :class:`~llmx.ConfigError` when it cannot be opened or was written
+    schema, with rows as :class:`sqlite3.Row`. ``create=False``: refuse a file that does
+    not exist. Raises :class:`~llmx.ConfigError` when it cannot be opened or was written
     by a newer llmx."""
+    path = Path(path)
     if not create and not path.exists():
         msg = f"no request log at {path} (llmx chat writes one; see [log] path in llmx.toml)"
         raise ConfigError(msg)
