@@ -283,19 +283,23 @@ def test_refuses_a_newer_schema(tmp_path: Path) -> None:
 
 _WRITER = textwrap.dedent(
     """
-    import sys
+    import os, sys, time
     from llmx._events import RequestEnd, RequestStart
-    from llmx._requestlog import RequestLog
+    from llmx._requestlog import RequestLog, connect
     from llmx._types import Request, Response
 
-    path, tag, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    path, tag, count, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    connect(path).close()  # both open (and race to migrate) before writing
+    print("ready", flush=True)
+    while not os.path.exists(go):  # then start writing at the same moment
+        time.sleep(0.001)
     log = RequestLog(path)
     for i in range(count):
         request = Request("inst/m", f"{tag} question {i}")
         start = RequestStart(f"{tag}-{i}", request, False, 0.0)
         end = RequestEnd(f"{tag}-{i}", Response(f"{tag} answer {i}", "m", "inst"), 0.01)
         log.record(start, end)
-        if i % 7 == 0:
+        if i % 3 == 0:
             log.flush()  # many small transactions, interleaving with the other process
     log.close()
     print(log.written, log.errors)
@@ -305,15 +309,20 @@ _WRITER = textwrap.dedent(
 
 def test_two_processes_write_one_log(tmp_path: Path) -> None:
     path = tmp_path / "shared.db"
-    count = 300
+    go = tmp_path / "go"
+    count = 600
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", _WRITER, str(path), tag, str(count)],
+            [sys.executable, "-c", _WRITER, str(path), tag, str(count), str(go)],
             stdout=subprocess.PIPE,
             text=True,
         )
         for tag in ("alpha", "beta")
     ]
+    for p in procs:
+        assert p.stdout is not None
+        assert p.stdout.readline() == "ready\n"
+    go.touch()
     outputs = [p.communicate(timeout=120)[0].split() for p in procs]
     assert all(p.returncode == 0 for p in procs)
     assert outputs == [[str(count), "0"], [str(count), "0"]]
