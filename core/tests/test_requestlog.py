@@ -451,3 +451,20 @@ def _memory_log() -> sqlite3.Connection:
         "('2026-01-01T00:00:00.000+00:00', 'a/b', 'penguins and whales', 'yes')"
     )
     return db
+
+
+def test_a_lone_surrogate_is_stored_as_a_replacement(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Half an emoji in a prompt or reply (SQLite cannot store it as UTF-8) is stored as
+    U+FFFD; the row is written, nothing is logged."""
+    path = tmp_path / "logs.db"
+
+    async def main() -> None:
+        async with scripted_client(["a\ud83d!"], config={"log": {"path": str(path)}}) as c:
+            await c.complete(model="scripted/any", prompt="b\udc00?")
+
+    asyncio.run(main())
+    (row,) = rows(path)
+    assert (row["prompt"], row["reply"]) == ("b\ufffd?", "a\ufffd!")
+    assert not [r for r in caplog.records if r.name == "llmx.requestlog"]

@@ -255,6 +255,17 @@ def migrate_to(db: sqlite3.Connection, version: int) -> None:
 # -- rows --------------------------------------------------------------------------------
 
 
+def _clean(text: str) -> str:
+    """``text`` as stored: secrets scrubbed, lone surrogates (half an emoji, which SQLite
+    cannot store as UTF-8) replaced by U+FFFD."""
+    text = scrub(text)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    return text
+
+
 def _text_of(message: Any) -> str:
     return "".join(getattr(p, "text", "") for p in message.content if type(p).__name__ == "Text")
 
@@ -313,15 +324,15 @@ def _row(
         cached = bool(response.cached)
     else:
         error_type = type(end.error).__name__
-        error = scrub(str(end.error))
+        error = _clean(str(end.error))
     messages_json = None
     if content:
-        messages_json = scrub(
+        messages_json = _clean(
             json.dumps(_shrink([to_json(m) for m in messages]), ensure_ascii=False)
         )
-        system = scrub(system) if system else None
-        prompt = scrub(prompt) if prompt else None
-        reply = scrub(reply) if reply else reply
+        system = _clean(system) if system else None
+        prompt = _clean(prompt) if prompt else None
+        reply = _clean(reply) if reply else reply
     else:
         system = prompt = reply = None
     return (
@@ -477,9 +488,14 @@ class RequestLog:
         start, end, last, cid, ended = item
         try:
             return _row(start, end, last, cid, ended, self.content)
-        except Exception:  # a bug here must not stop the writer
+        except Exception as err:  # a bug here must not stop the writer
             self.errors += 1
-            _log.exception("request log: cannot record request %s", start.request_id)
+            _log.warning(
+                "request log: request %s not recorded: %s: %s",
+                start.request_id,
+                type(err).__name__,
+                err,
+            )
             return None
 
     def _open(self) -> sqlite3.Connection | None:
@@ -509,9 +525,15 @@ class RequestLog:
                 db.execute("ROLLBACK")
                 raise
             self.written += len(batch)
-        except sqlite3.Error as err:
+        except Exception as err:  # sqlite3.Error, or a value it cannot bind: never fatal
             self.errors += 1
-            _log.warning("request log %s: %d row(s) not written: %s", self.path, len(batch), err)
+            _log.warning(
+                "request log %s: %d row(s) not written: %s: %s",
+                self.path,
+                len(batch),
+                type(err).__name__,
+                err,
+            )
 
 
 _open_logs: weakref.WeakSet[RequestLog] = weakref.WeakSet()
