@@ -172,7 +172,7 @@ class Client:
             try:
                 await self._pipeline.aclose()
             finally:
-                if self._log is not None:  # write what is queued, off the event loop
+                if self._log is not None and self._log.running:  # off the event loop
                     import asyncio
 
                     await asyncio.to_thread(self._log.close)

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 from llmx._config import LogConfig, default_log_path
 from llmx._errors import ConfigError
 from llmx._scrub import scrub
+from llmx._types import Request
 
 if TYPE_CHECKING:
     from llmx._events import AttemptEnd, RequestEnd, RequestError, RequestStart
@@ -393,7 +394,6 @@ class RequestLog:
         self._queue: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._queued = 0
         self._failed = False
         self._dropped = False
         self.written = 0
@@ -410,12 +410,11 @@ class RequestLog:
         conversation_id: str | None = None,
     ) -> None:
         """Queue one finished request (``last``: its last attempt's facts or None)."""
-        if self._queued >= _QUEUE_CAP:
+        if self._queue.qsize() >= _QUEUE_CAP:
             if not self._dropped:
                 self._dropped = True
                 _log.warning("request log %s: the writer is behind; dropping rows", self.path)
             return
-        self._queued += 1
         self._queue.put((start, end, last, conversation_id, time.time()))
         if self._thread is None:
             self._start()
@@ -428,6 +427,11 @@ class RequestLog:
             self._thread = thread
             thread.start()
             _open_logs.add(self)
+
+    @property
+    def running(self) -> bool:
+        """Whether the writer thread is running (it starts with the first record)."""
+        return self._thread is not None and self._thread.is_alive()
 
     def flush(self, timeout: float | None = 30.0) -> bool:
         """Wait until every queued row is written (True) or ``timeout`` passes (False)."""
@@ -461,7 +465,6 @@ class RequestLog:
                     elif isinstance(item, threading.Event):
                         events.append(item)
                     else:
-                        self._queued -= 1
                         row = self._make_row(item)
                         if row is not None:
                             batch.append(row)
@@ -572,8 +575,6 @@ class _Listener:
         self._attempts: dict[str, tuple[int, str, str, float | None]] = {}
 
     def start(self, *, event: RequestStart) -> None:
-        from llmx._types import Request
-
         if type(event.request) is not Request:  # embeddings are not logged
             return
         pending = self._pending

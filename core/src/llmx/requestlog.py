@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING
 from llmx._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
-    "LogConfig": "llmx._requestlog",
+    "LogConfig": "llmx._config",
     "RequestLog": "llmx._requestlog",
     "SCHEMA_VERSION": "llmx._requestlog",
     "connect": "llmx._requestlog",
     "conversation": "llmx._requestlog",
     "current_conversation": "llmx._requestlog",
-    "default_log_path": "llmx._requestlog",
+    "default_log_path": "llmx._config",
     "new_conversation_id": "llmx._requestlog",
 }
 
@@ -33,11 +33,11 @@ __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 if TYPE_CHECKING:
+    from llmx._config import LogConfig as LogConfig
+    from llmx._config import default_log_path as default_log_path
     from llmx._requestlog import SCHEMA_VERSION as SCHEMA_VERSION
-    from llmx._requestlog import LogConfig as LogConfig
     from llmx._requestlog import RequestLog as RequestLog
     from llmx._requestlog import connect as connect
     from llmx._requestlog import conversation as conversation
     from llmx._requestlog import current_conversation as current_conversation
-    from llmx._requestlog import default_log_path as default_log_path
     from llmx._requestlog import new_conversation_id as new_conversation_id
