@@ -93,6 +93,8 @@ def test_chat_logs_by_default_and_no_log_skips(home: Path) -> None:
     assert row["reply"] == "hello penguin"
     assert row["input_tokens"]
     assert row["output_tokens"]
+    assert isinstance(row["cost"], float)
+    assert row["cost"] > 0  # gpt-4o-mini's price is known
     assert isinstance(row["latency"], float)
     assert isinstance(row["conversation_id"], str)
     assert (home / ".data" / "llmx" / "logs.db").exists()
@@ -199,6 +201,7 @@ def test_stats_table_and_json(home: Path, server: FakeOpenAIServer) -> None:
     assert group["errors"] == 0
     assert group["input_tokens"] > 0
     assert group["output_tokens"] > 0
+    assert group["cost"] > 0
     assert 0 < group["latency_p50"] <= group["latency_p95"] <= group["latency_p99"]
     table = ok(llmx(home, "stats", "--since", "1h"))
     assert table.splitlines()[0].split()[:4] == ["INSTANCE", "MODEL", "REQUESTS", "ERRORS"]

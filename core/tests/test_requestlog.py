@@ -113,6 +113,22 @@ def test_client_logs_whole_answers_streams_and_errors(tmp_path: Path) -> None:
     assert abs((dt.datetime.now(dt.timezone.utc) - when).total_seconds()) < 60
 
 
+def test_flush_writes_before_the_client_closes(tmp_path: Path) -> None:
+    path = tmp_path / "logs.db"
+
+    async def main() -> None:
+        async with scripted_client(["one"], config={"log": {"path": str(path)}}) as client:
+            log = client.request_log
+            assert log is not None
+            assert log.flush()  # nothing recorded yet: nothing to wait for
+            await client.complete(model="scripted/any", prompt="hi")
+            assert await asyncio.to_thread(log.flush)
+            assert [r["reply"] for r in rows(path)] == ["one"]
+            assert log.running
+
+    asyncio.run(main())
+
+
 def test_content_false_keeps_numbers_only(tmp_path: Path) -> None:
     path = tmp_path / "logs.db"
 
