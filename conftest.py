@@ -20,3 +20,16 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=300, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+def pytest_configure(config: object) -> None:
+    """``llmx chat`` writes the request log under ``$XDG_DATA_HOME`` by default: point it
+    at a directory of this session (inherited by the subprocesses tests start), so no
+    test writes to the user's own log. Tests that need their own set it themselves."""
+    import atexit
+    import shutil
+    import tempfile
+
+    data_home = tempfile.mkdtemp(prefix="llmx-tests-data-")
+    os.environ["XDG_DATA_HOME"] = data_home
+    atexit.register(shutil.rmtree, data_home, ignore_errors=True)

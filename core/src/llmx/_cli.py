@@ -518,6 +518,11 @@ async def _live_models(client: Any) -> tuple[dict[str, list[dict[str, Any]]], li
 )
 @click.option("--no-stream", is_flag=True, help="Wait for the whole answer instead of streaming.")
 @click.option("--json", "as_json", is_flag=True, help="Print the full response as JSON.")
+@click.option(
+    "-c", "--continue", "continue_", is_flag=True, help="Continue the latest conversation."
+)
+@click.option("--cid", help="Continue the conversation with this id (llmx logs shows them).")
+@click.option("--no-log", is_flag=True, help="Do not write this chat to the request log.")
 @click.pass_obj
 def chat_cmd(
     state: _State,
@@ -529,23 +534,34 @@ def chat_cmd(
     reasoning: str | None,
     no_stream: bool,
     as_json: bool,
+    continue_: bool,
+    cid: str | None,
+    no_log: bool,
 ) -> None:
     """Send PROMPT (or standard input) to a model and print the answer, streamed.
+    Without a PROMPT on a terminal: an interactive chat (Ctrl-C cancels an answer,
+    Ctrl-D leaves).
 
-    With ``--reasoning``, the model's reasoning is not printed (``--json`` includes it).
+    Each exchange is written to the request log (``llmx logs``) unless ``--no-log`` or
+    ``[log] enabled = false``; ``-c`` or ``--cid`` send a logged conversation's earlier
+    messages along. With ``--reasoning``, the model's reasoning is not printed
+    (``--json`` includes it).
     """
-    if prompt is None:
-        if sys.stdin is None or sys.stdin.isatty():
+    interactive = prompt is None and sys.stdin is not None and sys.stdin.isatty()
+    if prompt is None and not interactive:
+        if sys.stdin is None:
             msg = "give a PROMPT argument or pipe one on standard input"
             raise click.UsageError(msg)
         prompt = sys.stdin.read()
-    if not prompt.strip():
+    if prompt is not None and not prompt.strip():
         msg = "the prompt is empty"
         raise click.UsageError(msg)
+    from llmx._cli_logs import chat_setup
     from llmx._client import Client
 
-    client = Client(state.config_path)
-    chosen = model or client.config.default_model or os.environ.get("LLMX_MODEL")
+    setup = chat_setup(state, continue_=continue_, cid=cid, no_log=no_log, system=system)
+    client = Client(setup.config)
+    chosen = model or setup.model or client.config.default_model or os.environ.get("LLMX_MODEL")
     if not chosen:
         chosen, local_max_tokens = _local_fallback(client)
         if max_tokens is None:  # a tiny model can ramble on: its plugin keeps it short
@@ -566,18 +582,35 @@ def chat_cmd(
             raise click.BadParameter(str(err), param_hint="--reasoning") from None
     import asyncio
 
+    from llmx._requestlog import conversation
+
     try:
-        asyncio.run(
-            _chat(
+        if prompt is None:
+            from llmx._cli_logs import interactive as chat_interactively
+
+            chat_interactively(
                 client,
                 chosen,
-                prompt,
                 system,
                 params,
-                stream=not (no_stream or as_json),
-                as_json=as_json,
+                setup.history,
+                setup.conversation_id,
+                _TerminalText,
             )
-        )
+            return
+        with conversation(setup.conversation_id):
+            asyncio.run(
+                _chat(
+                    client,
+                    chosen,
+                    prompt,
+                    system,
+                    params,
+                    stream=not (no_stream or as_json),
+                    as_json=as_json,
+                    history=setup.history,
+                )
+            )
     except BrokenPipeError:
         _stdout_gone()
         sys.exit(EXIT_BROKEN_PIPE)
@@ -638,11 +671,14 @@ async def _chat(
     *,
     stream: bool,
     as_json: bool,
+    history: Sequence[Any] = (),
 ) -> None:
     from llmx._types import TextDelta
 
     out = sys.stdout
     printable = _TerminalText(out)
+    if history:
+        params = {**params, "messages": history}
     async with client:
         if not stream:
             response = await client.complete(model=model, prompt=prompt, system=system, **params)
@@ -952,6 +988,16 @@ def health_cmd(state: _State, timeout: float, as_json: bool, instances: tuple[st
         )
     if any(h.status in ("error", "timeout") for h in report):
         sys.exit(EXIT_ERROR)
+
+
+def _add_log_commands() -> None:
+    from llmx._cli_logs import logs_cmd, stats_cmd
+
+    cli.add_command(logs_cmd)
+    cli.add_command(stats_cmd)
+
+
+_add_log_commands()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

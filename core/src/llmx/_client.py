@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from llmx._embedding import EmbeddingResponse, EmbeddingTask
     from llmx._health import HealthStatus
     from llmx._provider_batch import Backend, ProviderBatchReport
+    from llmx._requestlog import RequestLog
     from llmx._settings import CacheMode, CachePolicy
     from llmx._stream import Stream
     from llmx._structured import ParsedResponse, StructuredStream
@@ -111,7 +112,16 @@ class Client:
         self._pool = ProviderPool(
             self._config, self._registry, on_breaker_transition=self._breaker_transition
         )
-        self._pipeline = Pipeline(self._config, self._registry, self._pool)
+        self._log: RequestLog | None = None
+        hooks = None
+        if self._config.log.active():
+            from llmx._requestlog import LoggedEvents, RequestLog, remember_secrets
+
+            remember_secrets(self._config)  # scrubbed from every row, even before use
+            log = self._config.log
+            self._log = RequestLog(log.resolved_path(), content=log.content)
+            hooks = LoggedEvents(self._registry, self._log)
+        self._pipeline = Pipeline(self._config, self._registry, self._pool, hooks)
         self._pool.validate()
         self._state = _State.UNOPENED
 
@@ -122,6 +132,11 @@ class Client:
     def config(self) -> Config:
         """The validated configuration."""
         return self._config
+
+    @property
+    def request_log(self) -> RequestLog | None:
+        """The request log this client writes (``[log]``), or None when it is off."""
+        return self._log
 
     @property
     def registry(self) -> Registry:
@@ -154,7 +169,13 @@ class Client:
         try:
             await self._pool.aclose()
         finally:
-            await self._pipeline.aclose()
+            try:
+                await self._pipeline.aclose()
+            finally:
+                if self._log is not None and self._log.running:  # off the event loop
+                    import asyncio
+
+                    await asyncio.to_thread(self._log.close)
 
     @overload
     async def complete(

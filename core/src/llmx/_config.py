@@ -90,6 +90,39 @@ class PluginsConfig:
     slow_import_after: float = attrs.field(default=3.0, validator=non_negative)
 
 
+def default_log_path() -> Path:
+    """Where the request log lives by default: ``$XDG_DATA_HOME/llmx/logs.db`` (an
+    absolute ``XDG_DATA_HOME`` only, as the XDG spec says), else
+    ``~/.local/share/llmx/logs.db``."""
+    base = os.environ.get("XDG_DATA_HOME") or ""
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".local/share"
+    return root / "llmx" / "logs.db"
+
+
+@attrs.frozen
+class LogConfig:
+    """``[log]``: the request log (``llmx logs``, ``llmx stats``).
+
+    ``enabled``: True logs every request of a client; False never (the ``llmx`` CLI
+    included); None (the default) logs when ``path`` is set, and the CLI logs by
+    default. ``path``: the SQLite file (``~`` expanded; default:
+    :func:`default_log_path`). ``content``: store messages, prompts and replies (False
+    keeps model, instance, usage, cost, latency and error class only).
+    """
+
+    enabled: bool | None = None
+    path: str | None = None
+    content: bool = True
+
+    def active(self) -> bool:
+        """Whether a library client logs with this config."""
+        return self.enabled is True or (self.enabled is None and self.path is not None)
+
+    def resolved_path(self) -> Path:
+        """The database file: ``path`` (``~`` expanded) or :func:`default_log_path`."""
+        return Path(self.path).expanduser() if self.path else default_log_path()
+
+
 def _given(obj: Any) -> dict[str, Any]:
     """The fields of a partial config class that are set (not None)."""
     return {
@@ -420,6 +453,9 @@ class Config:
     """``[breaker]``: circuit-breaker settings for every instance (see BreakerConfig)."""
     retry_budget: RetryBudgetConfig = RetryBudgetConfig()
     """``[retry_budget]``: the per-instance cap on retries (see RetryBudgetConfig)."""
+    log: LogConfig = LogConfig()
+    """``[log]``: the request log (``enabled``, ``path``, ``content``; see
+    :class:`llmx.requestlog.LogConfig`)."""
 
     def __attrs_post_init__(self) -> None:
         if self.deadline is not None and not self.deadline > 0:
@@ -891,6 +927,7 @@ def _describe(config: Config) -> dict[str, Any]:
         "deadline": config.deadline,
         "breaker": _table(config.breaker),
         "retry_budget": _table(config.retry_budget),
+        "log": attrs.asdict(config.log),
         "cache": component("cache", config.cache),
         "retry": component("retry", config.retry),
         "routing": component("routing", config.routing),

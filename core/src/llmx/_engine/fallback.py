@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from llmx._engine.call import Call
 from llmx._errors import (
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from llmx._engine.run import Run
     from llmx._engine.view import LiveView
     from llmx._pool import Instance, ProviderPool
-    from llmx._registry import Registry
+    from llmx._registry import _EventHooks
     from llmx._types import ModelInfo
 
 _T = TypeVar("_T")
@@ -47,15 +47,25 @@ Once = Callable[[Call, "Request"], Awaitable[_T]]
 candidate's model name) and ends the call, or leaves it open (a stream)."""
 
 
+class EventSource(Protocol):
+    """Where the event callers come from: a :class:`~llmx.Registry`, or a client's
+    request log wrapping one (:class:`llmx._requestlog.LoggedEvents`)."""
+
+    @property
+    def events(self) -> _EventHooks:
+        """The event hook callers (each None when nothing listens)."""
+        ...
+
+
 class Fallback:
     """Runs a route: plan, then candidates in order (or hedged), each with retries."""
 
-    __slots__ = ("_pool", "_registry", "_view")
+    __slots__ = ("_hooks", "_pool", "_view")
 
-    def __init__(self, pool: ProviderPool, view: LiveView, registry: Registry) -> None:
+    def __init__(self, pool: ProviderPool, view: LiveView, hooks: EventSource) -> None:
         self._pool = pool
         self._view = view
-        self._registry = registry
+        self._hooks = hooks
 
     # -- the plan ---------------------------------------------------------------------------
 
@@ -129,7 +139,7 @@ class Fallback:
         check_capabilities(run.request, inst, info)
         request = run.request
         sent = request if request.model == candidate.model else request.with_model(candidate.model)
-        view, events, model = self._view, self._registry.events, candidate.model
+        view, events, model = self._view, self._hooks.events, candidate.model
         try:
             return await once(Call(view, events, run, inst, model, info, False), sent)
         except ProviderError as err:

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
     from llmx._components import Candidate
     from llmx._config import Config
+    from llmx._engine.fallback import EventSource
     from llmx._pool import Instance, ProviderPool
     from llmx._registry import Registry
     from llmx._registry import _EventHooks as EventCallers
@@ -51,21 +52,39 @@ if TYPE_CHECKING:
 class Pipeline:
     """Runs the requests of one client (see the module docstring)."""
 
-    __slots__ = ("_config", "_fallback", "_pool", "_registry", "_resolver", "cache", "view")
+    __slots__ = (
+        "_config",
+        "_fallback",
+        "_hooks",
+        "_pool",
+        "_registry",
+        "_resolver",
+        "cache",
+        "view",
+    )
 
-    def __init__(self, config: Config, registry: Registry, pool: ProviderPool) -> None:
+    def __init__(
+        self,
+        config: Config,
+        registry: Registry,
+        pool: ProviderPool,
+        hooks: EventSource | None = None,
+    ) -> None:
         self._config = config
         self._registry = registry
+        # Where the event callers come from: the registry, or (request log on) the
+        # registry's callers plus the log's listener. Same lookup either way.
+        self._hooks: EventSource = registry if hooks is None else hooks
         self._pool = pool
         self.view = LiveView(pool)
         self._resolver = Resolver(config, registry, pool)
-        self._fallback = Fallback(pool, self.view, registry)
+        self._fallback = Fallback(pool, self.view, self._hooks)
         self.cache: CacheLayer | None = CacheLayer.build(config, registry)
 
     @property
     def events(self) -> EventCallers:
         """The event hook callers (each None when no plugin listens)."""
-        return self._registry.events
+        return self._hooks.events
 
     @property
     def fallback(self) -> Fallback:
@@ -88,7 +107,7 @@ class Pipeline:
 
     def breaker_transition(self, instance: str, old: str, new: str, reason: str) -> None:
         """Tell event hooks that an instance's breaker changed state."""
-        hook = self._registry.events.breaker
+        hook = self._hooks.events.breaker
         if hook is not None:
             hook(event=BreakerTransition(instance, old, new, reason))
 
@@ -102,7 +121,7 @@ class Pipeline:
         cache: CachePolicy | str | None = None,
     ) -> Response:
         """Run one request to a whole Response (from the cache, if it holds it)."""
-        run = Run(self._registry.events, request, False)
+        run = Run(self._hooks.events, request, False)
         try:
             route = self.start(run, timeout)
             slots = layer = None
