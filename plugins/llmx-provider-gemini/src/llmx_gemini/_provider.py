@@ -7,11 +7,9 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import attrs
 from yarl import URL
 
 from llmx import (
-    Capability,
     EmbeddingResponse,
     ModelInfo,
     ReasoningDelta,
@@ -23,7 +21,7 @@ from llmx import (
     UnsupportedFeatureError,
 )
 from llmx.http import Endpoint, api_key, base_url, collect_pages, dumps, json_object
-from llmx.plugin import EmbeddingRequest, reasoning_off
+from llmx.plugin import EmbeddingRequest, reasoning_off_unsaid
 from llmx.types import StreamChunk
 from llmx_gemini._batch import GeminiBatchMixin
 from llmx_gemini._embed import (
@@ -149,16 +147,6 @@ class _Decoder:
         )
 
 
-def _thinking_off_unsaid(request: Request) -> Request:
-    """``reasoning="none"`` for a model known not to think: nothing to turn off, so
-    nothing is sent (the API would refuse a thinking setting it does not have)."""
-    if reasoning_off(request.reasoning):
-        info = lookup(request.model)
-        if info is not None and not info.supports(Capability.REASONING):
-            return attrs.evolve(request, reasoning=None)
-    return request
-
-
 class GeminiProvider(GeminiBatchMixin):
     """Google's Gemini API: ``models/{model}:generateContent`` and
     ``:streamGenerateContent?alt=sse``.
@@ -205,7 +193,7 @@ class GeminiProvider(GeminiBatchMixin):
 
     def _body(self, request: Request) -> bytes:
         if request.reasoning is not None:
-            request = _thinking_off_unsaid(request)
+            request = reasoning_off_unsaid(request, lookup)
         return dumps(build_body(request, provider=self._http.name, safety_settings=self._safety))
 
     # -- requests ------------------------------------------------------------------------
