@@ -26,8 +26,9 @@ from llmx import (
     StreamEnd,
     TextDelta,
     ToolCallDelta,
+    UnsupportedFeatureError,
 )
-from llmx.http import dumps
+from llmx.http import dumps, json_object
 from llmx.types import RefusalDelta, StreamChunk
 from llmx_openai._models import lookup, reasoning_efforts
 from llmx_openai._provider import list_openai_models, openai_endpoint
@@ -53,6 +54,30 @@ if TYPE_CHECKING:
 __all__ = ["OpenAIResponsesProvider", "is_reasoning_model"]
 
 _NONE: tuple[StreamChunk, ...] = ()
+
+_COUNT_FIELDS = frozenset(
+    {
+        "model",
+        "input",
+        "instructions",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "text",
+        "reasoning",
+        "truncation",
+        "previous_response_id",
+        "conversation",
+    }
+)
+"""What ``POST /responses/input_tokens`` takes of a Responses body (``TokenCountsBody``):
+what the prompt is made of, not how to sample or what to store."""
+
+
+def _is_azure(url: URL) -> bool:
+    """Whether ``url`` is on Azure OpenAI's v1 API (no ``/responses/input_tokens``)."""
+    host = url.host or ""
+    return host.endswith(".openai.azure.com") or "/openai/v1/" in url.path + "/"
 
 
 def is_reasoning_model(model: str) -> bool:
@@ -253,7 +278,9 @@ class OpenAIResponsesProvider:
     this API and are refused before sending.
     """
 
-    __slots__ = ("_http", "_models_url", "_reasoning", "_store", "_url")
+    __slots__ = ("_count_url", "_http", "_models_url", "_reasoning", "_store", "_url")
+
+    _count_url: URL | None
 
     def __init__(self, ctx: ProviderContext) -> None:
         settings = (
@@ -265,11 +292,16 @@ class OpenAIResponsesProvider:
             organization=settings.organization,
             project=settings.project,
         )
-        self._setup(http, settings.store, settings.encrypted_reasoning)
+        self._setup(http, settings.store, settings.encrypted_reasoning, settings.count_tokens)
 
-    def _setup(self, http: Endpoint, store: bool, reasoning: str) -> None:
+    def _setup(
+        self, http: Endpoint, store: bool, reasoning: str, count: bool | None = None
+    ) -> None:
         self._http = http
         self._url = http.url("/responses")
+        if count is None:
+            count = not _is_azure(self._url)
+        self._count_url = http.url("/responses/input_tokens") if count else None
         self._models_url = http.url("/models")
         self._store = store
         self._reasoning = reasoning
@@ -298,17 +330,18 @@ class OpenAIResponsesProvider:
             )
         return mode == "always"
 
-    def _body(self, request: Request, stream: bool) -> bytes:
-        return dumps(
-            build_body(
-                request,
-                provider=self._http.name,
-                stream=stream,
-                store=self._store,
-                include_reasoning=self._include_reasoning(request),
-                efforts=_efforts(request),
-            )
+    def _body_dict(self, request: Request, stream: bool) -> dict[str, Any]:
+        return build_body(
+            request,
+            provider=self._http.name,
+            stream=stream,
+            store=self._store,
+            include_reasoning=self._include_reasoning(request),
+            efforts=_efforts(request),
         )
+
+    def _body(self, request: Request, stream: bool) -> bytes:
+        return dumps(self._body_dict(request, stream))
 
     async def complete(self, request: Request) -> Response:
         """Send ``request`` and return the whole answer."""
@@ -347,6 +380,30 @@ class OpenAIResponsesProvider:
             framing="sse-data",
             whole=whole,
         )
+
+    async def count_tokens(self, request: Request) -> int:
+        """The input tokens of ``request``, from ``POST /responses/input_tokens``: the
+        body is the Responses body's prompt fields (``TokenCountsBody``), so the count
+        includes the instructions, tools, images and documents as an answer would."""
+        model = request.model
+        http = self._http
+        if self._count_url is None:
+            msg = (
+                f"{http.name}: this instance does not count tokens (Azure OpenAI and some "
+                "gateways do not serve POST /responses/input_tokens; count_tokens = true "
+                f"in [providers.{http.name}] says it does)"
+            )
+            raise UnsupportedFeatureError(
+                msg, provider=http.name, model=model, feature="count_tokens"
+            )
+        body = self._body_dict(request, False)
+        counted = {key: value for key, value in body.items() if key in _COUNT_FIELDS}
+        data = await http.post(self._count_url, dumps(counted), model)
+        obj = json_object(data, provider=http.name, model=model)
+        tokens = obj.get("input_tokens")
+        if type(tokens) is not int or tokens < 0:
+            raise http.malformed(what="token count", data=data, model=model)
+        return tokens
 
     async def list_models(self) -> Sequence[ModelInfo]:
         """The models ``GET /models`` lists, with the static facts known about each."""
