@@ -27,11 +27,9 @@ class TestOpenAIResponsesConformance(ProviderConformance):
     server_class = FakeOpenAIServer
     # No stop sequences in this API; its batch API is not llmx's (which goes through
     # chat completions).
-    supports = Feature.ALL - {
-        Feature.STOP,
-        Feature.PROVIDER_BATCH,
-        Feature.AUDIO,  # the Responses API has no audio input part
-    }
+    supports = (Feature.ALL - {Feature.STOP, Feature.PROVIDER_BATCH, Feature.AUDIO}) | {
+        Feature.LOGPROBS
+    }  # no audio input part; logprobs by include
     models: ClassVar[Mapping[str, str]] = {Feature.REASONING: "o4-mini"}
     refusal_messages = True  # refusal content parts
     usage_details = frozenset({"cache_read", "reasoning"})
@@ -55,12 +53,15 @@ class TestAzureResponsesConformance(ProviderConformance):
     # No stop sequences in this API; Azure's v1 API does not serve
     # POST /responses/input_tokens (404), so llmx estimates there; the batch API is not
     # llmx's (which goes through chat completions).
-    supports = Feature.ALL - {
-        Feature.STOP,
-        Feature.TOKEN_COUNTING,
-        Feature.PROVIDER_BATCH,
-        Feature.AUDIO,  # the Responses API has no audio input part
-    }
+    supports = (
+        Feature.ALL
+        - {
+            Feature.STOP,
+            Feature.TOKEN_COUNTING,
+            Feature.PROVIDER_BATCH,
+            Feature.AUDIO,  # the Responses API has no audio input part
+        }
+    ) | {Feature.LOGPROBS}
     models: ClassVar[Mapping[str, str]] = {Feature.REASONING: "o4-mini"}
     refusal_messages = True  # refusal content parts
     usage_details = frozenset({"cache_read", "reasoning"})

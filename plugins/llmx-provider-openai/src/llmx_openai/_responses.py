@@ -29,7 +29,7 @@ from llmx import (
     UnsupportedFeatureError,
 )
 from llmx.http import dumps, json_object
-from llmx.types import RefusalDelta, StreamChunk
+from llmx.types import LogprobsDelta, RefusalDelta, StreamChunk
 from llmx_openai._models import lookup, reasoning_efforts
 from llmx_openai._provider import list_openai_models, openai_endpoint
 from llmx_openai._responses_wire import (
@@ -44,6 +44,7 @@ from llmx_openai._responses_wire import (
     wants_reasoning,
 )
 from llmx_openai._settings import ResponsesSettings
+from llmx_openai._wire import parse_token_logprobs
 
 if TYPE_CHECKING:
     from yarl import URL
@@ -96,8 +97,10 @@ def _efforts(request: Request) -> tuple[str, ...] | None:
 class _Decoder:
     """One stream's state: ``response.*`` events in, llmx chunks out.
 
-    Text deltas become :class:`~llmx.TextDelta` (a refusal's
-    :class:`~llmx.types.RefusalDelta`, with the finish reason ``content_filter``); each ``function_call`` output item becomes one tool call
+    Text deltas become :class:`~llmx.TextDelta` (followed by a
+    :class:`~llmx.types.LogprobsDelta` of their tokens when the request asked for
+    logprobs; a refusal's :class:`~llmx.types.RefusalDelta`, with the finish reason
+    ``content_filter``); each ``function_call`` output item becomes one tool call
     (index in the order the calls arrive): its id and name when the item is added, its
     argument deltas after; arguments that only arrive whole (``.done`` or the finished
     item, as some gateways send them) are sent then. ``response.completed`` and
@@ -115,6 +118,7 @@ class _Decoder:
         "finished",
         "http",
         "id",
+        "logprobs",
         "model",
         "reasoning",
         "refused",
@@ -124,9 +128,10 @@ class _Decoder:
 
     final_event = "response.completed"
 
-    def __init__(self, http: Endpoint, model: str) -> None:
+    def __init__(self, http: Endpoint, model: str, logprobs: bool = False) -> None:
         self.http = http
         self.model = model
+        self.logprobs = logprobs  # the request asked for them: read each text delta's
         self.finished = False
         self.finish: Any = None
         self.usage: Any = None
@@ -143,6 +148,9 @@ class _Decoder:
         kind = event["type"]
         if kind == "response.output_text.delta":
             delta = event["delta"]
+            if self.logprobs and event.get("logprobs"):
+                tokens = parse_token_logprobs(event["logprobs"], self.http.name, self.model)
+                return (TextDelta(delta), LogprobsDelta(tokens))
             return (TextDelta(delta),) if delta else _NONE
         if kind == "response.function_call_arguments.delta":
             return self._arguments(event, event["delta"], whole=False)
@@ -365,6 +373,8 @@ class OpenAIResponsesProvider:
                 out.append(RefusalDelta(response.refusal))
             elif response.text:
                 out.append(TextDelta(response.text))
+            if response.logprobs:
+                out.append(LogprobsDelta(response.logprobs))
             for index, call in enumerate(response.tool_calls):
                 out.append(ToolCallDelta(index, call.id, call.name, call.arguments))
             out.append(
@@ -376,7 +386,7 @@ class OpenAIResponsesProvider:
             self._url_for(model),
             self._body(request, True),
             model,
-            _Decoder(http, model),
+            _Decoder(http, model, request.logprobs or request.top_logprobs is not None),
             framing="sse-data",
             whole=whole,
         )
