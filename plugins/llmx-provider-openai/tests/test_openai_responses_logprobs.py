@@ -30,6 +30,12 @@ def sent(server: FakeOpenAIServer) -> dict[str, Any]:
     return body
 
 
+async def ask(client: llmx.Client, streamed: bool, **options: Any) -> llmx.Response:
+    if streamed:
+        return await client.stream(model=MODEL, prompt="x", **options).collect()
+    return await client.complete(model=MODEL, prompt="x", **options)
+
+
 @pytest.fixture
 def rclient(make_client: Callable[..., llmx.Client]) -> llmx.Client:
     return make_client(type="openai-responses")
@@ -93,10 +99,7 @@ async def test_n_is_still_refused_before_sending(
     rclient: llmx.Client, server: FakeOpenAIServer, streamed: bool
 ) -> None:
     with pytest.raises(llmx.UnsupportedFeatureError) as info:
-        if streamed:
-            await rclient.stream(model=MODEL, prompt="x", n=2, logprobs=True).collect()
-        else:
-            await rclient.complete(model=MODEL, prompt="x", n=2, logprobs=True)
+        await ask(rclient, streamed, n=2, logprobs=True)
     assert info.value.feature == "n"
     assert server.model_requests == []
 
