@@ -21,7 +21,7 @@ from llmx_gemini.testing import FakeGeminiServer
 
 import llmx
 import llmx.types
-from llmx.testing import Reply
+from llmx.testing import ErrorReply, Reply
 from llmx.testing.openapi import load_vendor_spec, vendor_validator
 from llmx.types import FinishReason, LogprobsDelta, RefusalDelta, TokenLogprob
 from llmx_openai import _responses_wire as responses_wire
@@ -206,6 +206,44 @@ async def test_n_falls_back_past_a_provider_that_refuses_it() -> None:
     assert claude.model_requests == []  # refused before sending
     assert answer.provider == "oa"
     assert [c.text for c in answer.choices] == ["one", "two"]
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_logprobs_fall_back_from_anthropic_to_gemini_and_the_responses_api(
+    streamed: bool,
+) -> None:
+    """An alias over Anthropic (no logprobs: refused before sending), Gemini and the
+    Responses API: Gemini answers with its logprobs; when Gemini fails, the Responses
+    API does. Both streamed and not."""
+    async with (
+        FakeAnthropicServer(api_key="k") as claude,
+        FakeGeminiServer(api_key="k") as gemini,
+        FakeOpenAIServer(api_key="k") as openai,
+    ):
+        config = _config(claude=claude, gem=gemini)
+        config["providers"]["resp"] = {
+            "type": "openai-responses",
+            "base_url": openai.base_url,
+            "api_key": "k",
+        }
+        config["aliases"] = {
+            "any": ["claude/claude-sonnet-4-5", "gem/gemini-2.5-flash", "resp/gpt-4o-mini"]
+        }
+        gemini.enqueue(Reply("ok"))
+        async with llmx.Client(config) as client:
+
+            async def ask() -> llmx.Response:
+                if streamed:
+                    return await client.stream(model="any", prompt="x", logprobs=True).collect()
+                return await client.complete(model="any", prompt="x", logprobs=True)
+
+            first = await ask()
+            gemini.enqueue(ErrorReply(503))
+            second = await ask()
+    assert claude.model_requests == []
+    assert (first.provider, second.provider) == ("gem", "resp")
+    assert [t.token for t in first.logprobs or ()] == ["o", "k"]
+    assert "".join(t.token for t in second.logprobs or ()) == second.text == "x"
 
 
 async def test_streamed_logprobs_and_refusals() -> None:
