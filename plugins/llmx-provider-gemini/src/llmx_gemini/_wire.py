@@ -29,6 +29,7 @@ from llmx import (
     Text,
     ToolCall,
     ToolResult,
+    UnsupportedFeatureError,
     Usage,
 )
 from llmx.http import (
@@ -480,7 +481,32 @@ def build_body(
         body["generationConfig"] = generation
     if request.extra:
         body.update(request.extra)
+        if "cachedContent" in body:
+            _check_cached_content(body, request, provider)
     return body
+
+
+_CACHED_FIELDS = (
+    ("systemInstruction", "a system prompt"),
+    ("tools", "tools"),
+    ("toolConfig", "a tool choice"),
+)
+
+
+def _check_cached_content(body: dict[str, Any], request: Request, provider: str) -> None:
+    """An explicit cache (``extra={"cachedContent": ...}``) holds the system instruction
+    and tools: a request naming one sends neither (Gemini refuses the request with 400).
+    Refused before sending, saying where they go."""
+    for field, what in _CACHED_FIELDS:
+        if field in body:
+            msg = (
+                f"{provider}/{request.model}: a request naming a Gemini cachedContent cannot "
+                f"also send {what}; put it in the cached content when creating the cache "
+                "(docs/features/prompt-caching.md)"
+            )
+            raise UnsupportedFeatureError(
+                msg, provider=provider, model=request.model, feature="cached_content"
+            )
 
 
 # -- responses ---------------------------------------------------------------------------

