@@ -21,7 +21,7 @@ from llmx_gemini.testing import FakeGeminiServer
 
 import llmx
 import llmx.types
-from llmx.testing import Reply
+from llmx.testing import ErrorReply, Reply
 from llmx.testing.openapi import load_vendor_spec, vendor_validator
 from llmx.types import FinishReason, LogprobsDelta, RefusalDelta, TokenLogprob
 from llmx_openai import _responses_wire as responses_wire
@@ -208,6 +208,44 @@ async def test_n_falls_back_past_a_provider_that_refuses_it() -> None:
     assert [c.text for c in answer.choices] == ["one", "two"]
 
 
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_logprobs_fall_back_from_anthropic_to_gemini_and_the_responses_api(
+    streamed: bool,
+) -> None:
+    """An alias over Anthropic (no logprobs: refused before sending), Gemini and the
+    Responses API: Gemini answers with its logprobs; when Gemini fails, the Responses
+    API does. Both streamed and not."""
+    async with (
+        FakeAnthropicServer(api_key="k") as claude,
+        FakeGeminiServer(api_key="k") as gemini,
+        FakeOpenAIServer(api_key="k") as openai,
+    ):
+        config = _config(claude=claude, gem=gemini)
+        config["providers"]["resp"] = {
+            "type": "openai-responses",
+            "base_url": openai.base_url,
+            "api_key": "k",
+        }
+        config["aliases"] = {
+            "any": ["claude/claude-sonnet-4-5", "gem/gemini-2.5-flash", "resp/gpt-4o-mini"]
+        }
+        gemini.enqueue(Reply("ok"))
+        async with llmx.Client(config) as client:
+
+            async def ask() -> llmx.Response:
+                if streamed:
+                    return await client.stream(model="any", prompt="x", logprobs=True).collect()
+                return await client.complete(model="any", prompt="x", logprobs=True)
+
+            first = await ask()
+            gemini.enqueue(ErrorReply(503))
+            second = await ask()
+    assert claude.model_requests == []
+    assert (first.provider, second.provider) == ("gem", "resp")
+    assert [t.token for t in first.logprobs or ()] == ["o", "k"]
+    assert "".join(t.token for t in second.logprobs or ()) == second.text == "x"
+
+
 async def test_streamed_logprobs_and_refusals() -> None:
     async with FakeOpenAIServer(api_key="k") as server:
         server.enqueue(Reply("Hi!", chunk_size=1))
@@ -248,7 +286,7 @@ async def test_a_whole_refusal_keeps_its_text_and_reason() -> None:
     assert answer.choices == (llmx.types.Choice(0, "I won't.", (), "content_filter", "I won't."),)
 
 
-# -- Anthropic: refusal and pause; the others refuse n and logprobs -----------------------
+# -- Anthropic: refusal and pause; it refuses n and logprobs (Gemini takes both) ------------
 
 
 @pytest.mark.parametrize("streamed", [False, True])
@@ -279,10 +317,10 @@ async def test_anthropic_refusal_and_pause(streamed: bool) -> None:
 
 
 @pytest.mark.parametrize("options", [{"n": 2}, {"logprobs": True}, {"top_logprobs": 3}], ids=str)
-async def test_gemini_and_anthropic_refuse_before_sending(options: dict[str, Any]) -> None:
+async def test_anthropic_refuses_before_sending(options: dict[str, Any]) -> None:
+    # Gemini maps n to candidateCount and logprobs to responseLogprobs
+    # (plugins/llmx-provider-gemini/tests/test_gemini_logprobs.py).
     models = ["claude/claude-sonnet-4-5"]
-    if "n" not in options:  # Gemini maps n to candidateCount
-        models.append("gem/gemini-2.5-flash")
     async with (
         FakeAnthropicServer(api_key="k") as claude,
         FakeGeminiServer(api_key="k") as gemini,

@@ -1,6 +1,6 @@
-"""Provider batch APIs in-process, the same checks for OpenAI, Anthropic and Gemini: the
-library call against each vendor's fake (whose creates are validated against the
-vendor's published schema), partial errors, expiry, cancellation, splitting to the
+"""Provider batch APIs in-process, the same checks for OpenAI, Azure OpenAI, Anthropic and
+Gemini: the library call against each vendor's fake (whose creates are validated against
+the vendor's published schema), partial errors, expiry, cancellation, splitting to the
 vendor's limits, a create whose answer was lost, refusal, and the parsers' properties.
 """
 
@@ -29,11 +29,13 @@ from llmx._provider_batch import (
 )
 from llmx.plugin import BatchJob
 from llmx.testing import ErrorReply, Reply, scripted_client
-from llmx_openai.testing import FakeOpenAIServer
+from llmx_openai.testing import FakeAzureOpenAIServer, FakeOpenAIServer
 
 VENDORS: dict[str, tuple[type[Any], str, str, str]] = {
     # type, fake, model, module with MAX_REQUESTS / MAX_BYTES, expired lifecycle
     "openai": (FakeOpenAIServer, "gpt-4o-mini", "llmx_openai._batch", "expired"),
+    # Azure OpenAI: the deployment is named after its model
+    "azure": (FakeAzureOpenAIServer, "gpt-4o-mini", "llmx_openai._azure", "expired"),
     "anthropic": (FakeAnthropicServer, "claude-sonnet-4-5", "llmx_anthropic._batch", ""),
     "gemini": (FakeGeminiServer, "gemini-2.5-flash", "llmx_gemini._batch", "BATCH_STATE_EXPIRED"),
 }
@@ -333,7 +335,7 @@ def test_any_result_line_is_an_answer_or_a_typed_error(vendor: str, row: dict[st
     line = json.dumps(row).encode()
     provider = _bare(vendor)
     try:
-        if vendor == "openai":
+        if vendor in ("openai", "azure"):
             result = OpenAIBatchMixin._result(provider, line, {"a": request})
         elif vendor == "anthropic":
             result = AnthropicBatchMixin._result(provider, line, {"a": request})

@@ -23,7 +23,7 @@ import pytest
 
 from llmx.testing import ErrorReply, Reply, ReplyItem
 from llmx.testing._server import RecordedRequest
-from llmx_openai.testing import FakeOpenAIServer
+from llmx_openai.testing import FakeAzureOpenAIServer, FakeOpenAIServer
 
 
 class Server(FakeOpenAIServer):
@@ -62,7 +62,8 @@ def config(tmp_path: Path, server: Server) -> Path:
     path = tmp_path / "llmx.toml"
     path.write_text(
         f'[providers.fake]\ntype = "openai"\nbase_url = "{server.base_url}"\napi_key = "test-key"\n'
-        f'[providers.az]\ntype = "azure"\nbase_url = "{server.url}"\napi_key = "test-key"\n'
+        f'[providers.resp]\ntype = "openai-responses"\nbase_url = "{server.base_url}"\n'
+        'api_key = "test-key"\n'
     )
     return path
 
@@ -311,13 +312,15 @@ def test_a_provider_without_a_batch_api_is_refused_before_anything_is_sent(
 ) -> None:
     write_requests(tmp_path / "in.jsonl", 3)
     cmd = args(config, "-q")
-    cmd[cmd.index("fake/gpt-4o-mini")] = "az/gpt-4o-mini"
+    cmd[cmd.index("fake/gpt-4o-mini")] = "resp/gpt-4o-mini"
     result = subprocess.run(
         cmd, cwd=tmp_path, env=env(tmp_path), capture_output=True, text=True, check=False
     )
     assert result.returncode == 1
-    assert result.stderr.startswith("llmx: error: provider instance 'az' (type 'azure') has no")
-    assert "az/gpt-4o-mini" in result.stderr
+    assert result.stderr.startswith(
+        "llmx: error: provider instance 'resp' (type 'openai-responses') has no"
+    )
+    assert "resp/gpt-4o-mini" in result.stderr
     assert "Traceback" not in result.stderr
     assert server.requests == []
     assert not (tmp_path / "in.results.jsonl.batch-state.json").exists()
@@ -420,3 +423,124 @@ def test_timeout_and_cancel_need_provider_batch(tmp_path: Path, config: Path) ->
     )
     assert result.returncode == 1
     assert "--timeout and --cancel apply to --provider-batch only" in result.stderr
+
+
+# -- Azure OpenAI: the same API under /openai with api-version -------------------------------
+
+
+class AzureServer(FakeAzureOpenAIServer):
+    """The fake Azure resource answering the prompts in ``faults`` with their fault."""
+
+    def __init__(self) -> None:
+        super().__init__(deployments=["gpt-4o-mini"])
+        self.faults: dict[str, ReplyItem] = {}
+
+    def default_reply(self, recorded: RecordedRequest) -> ReplyItem:
+        reply = super().default_reply(recorded)
+        if isinstance(reply, Reply):
+            reply = self.faults.get(reply.text, reply)
+        return reply
+
+
+def _azure_config(tmp_path: Path, server: AzureServer, api_version: str = "2024-10-21") -> Path:
+    path = tmp_path / "llmx.toml"
+    path.write_text(
+        f'[providers.fake]\ntype = "azure"\nbase_url = "{server.base_url}"\n'
+        f'api_key = "test-key"\napi_version = "{api_version}"\n'
+    )
+    return path
+
+
+def test_azure_batch_then_retry_failed_through_the_deployment(tmp_path: Path) -> None:
+    """Azure's batch API end to end: files and batches under /openai with api-version,
+    lines to /chat/completions naming the deployment; a failed id retried as a normal
+    call to the deployment's URL."""
+    ids = write_requests(tmp_path / "in.jsonl", 12)
+    with AzureServer().in_thread() as server:
+        server.faults["prompt of r3"] = ErrorReply(400, message="bad r3")
+        config = _azure_config(tmp_path, server)
+        first = run(tmp_path, config)
+        assert first.returncode == 1, first.stderr
+        assert "Traceback" not in first.stderr
+        rows = results(tmp_path / "in.results.jsonl")
+        assert_exactly_once(rows, ids)
+        errors = {r["custom_id"]: r["error"] for r in rows if r["error"] is not None}
+        assert list(errors) == ["r3"]
+        assert (errors["r3"]["type"], errors["r3"]["message"]) == ("BadRequestError", "bad r3")
+        ok = rows[0]["response"]
+        assert (ok["provider"], ok["batch"]["price"]) == ("fake", "batch")
+        assert server.errors == []  # every upload and create matched Azure's schemas
+        paths = {(r.method, r.path.split("/batch_")[0]) for r in server.requests}
+        assert ("POST", "/openai/files") in paths
+        assert ("POST", "/openai/batches") in paths
+        assert all(r.query.get("api-version") == "2024-10-21" for r in server.requests)
+        upload = next(r for r in server.requests if r.path == "/openai/files")
+        assert b'"url":"/chat/completions"' in upload.body
+        assert b'"model":"gpt-4o-mini"' in upload.body
+
+        server.faults.clear()
+        again = run(tmp_path, config, "--retry-failed")
+        assert again.returncode == 0, again.stderr
+        assert_exactly_once(results(tmp_path / "in.results.jsonl"), ids)
+        chat = [r for r in server.requests if r.path.endswith("/chat/completions")]
+        assert [r.path for r in chat] == ["/openai/deployments/gpt-4o-mini/chat/completions"]
+        assert server.batch_creates == 1
+
+
+@pytest.mark.parametrize("stage", ["upload", "create", "poll", "results"])
+def test_azure_sigkill_at_each_stage_then_rerun_creates_each_batch_once(
+    tmp_path: Path, stage: str
+) -> None:
+    ids = write_requests(tmp_path / "in.jsonl", 30)
+    out = tmp_path / "in.results.jsonl"
+    with AzureServer().in_thread() as server:
+        config = _azure_config(tmp_path, server)
+        reached: dict[str, Callable[[], bool]] = {
+            "upload": lambda: len(server.files) == 1,
+            "create": lambda: server.batch_creates == 1,
+            "poll": lambda: any(b.step >= 1 for b in server.batches.values()),
+            "results": lambda: out.exists() and out.read_bytes().count(b"\n") >= 5,
+        }
+        server.batch_hold[stage] = 60.0
+        proc = subprocess.Popen(
+            args(config, "-q"),
+            cwd=tmp_path,
+            env=env(tmp_path),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 60
+        while not reached[stage]():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, f"never reached {stage}"
+            time.sleep(0.01)
+        time.sleep(0.05)
+        proc.kill()
+        proc.wait(timeout=10)
+        proc.stderr.close()  # type: ignore[union-attr]
+        assert (tmp_path / "in.results.jsonl.batch-state.json").exists()
+
+        server.batch_hold.clear()
+        rerun = run(tmp_path, config)
+        assert rerun.returncode == 0, rerun.stderr
+        assert_exactly_once(results(out), ids)
+        assert server.batch_creates == 1, "a batch was created twice"
+        if stage in ("poll", "results"):
+            assert len(server.files) == 1 + 1  # the input and the output file: no new upload
+        assert not any(r.path.endswith("/chat/completions") for r in server.requests)
+
+
+def test_azure_api_version_without_batches_is_refused_before_anything_is_sent(
+    tmp_path: Path,
+) -> None:
+    ids = write_requests(tmp_path / "in.jsonl", 3)
+    with AzureServer().in_thread() as server:
+        result = run(tmp_path, _azure_config(tmp_path, server, "2024-06-01"))
+        assert server.requests == []
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    rows = results(tmp_path / "in.results.jsonl")
+    assert_exactly_once(rows, ids)
+    for row in rows:
+        assert row["error"]["type"] == "UnsupportedFeatureError"
+        assert 'set api_version = "2024-10-21"' in row["error"]["message"]

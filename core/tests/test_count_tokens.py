@@ -201,6 +201,22 @@ async def test_a_provider_error_is_raised_as_is() -> None:
             await client.count_tokens(model="a/m", prompt="x")
 
 
+async def test_a_provider_that_cannot_count_this_one_gives_the_estimate() -> None:
+    """``UnsupportedFeatureError`` from ``count_tokens`` (a gateway without the vendor's
+    counting endpoint): the estimate, marked, and nothing remembered."""
+    plugin = CountingPlugin()
+    plugin.answer = llmx.UnsupportedFeatureError(
+        "no counting here", provider="a", model="m", feature="count_tokens"
+    )
+    async with client_with(plugin, {"providers": {"a": {"type": "counting"}}}) as client:
+        request = llmx.Request("a/m", PROMPT)
+        usage = await client.count_tokens(request)
+    assert usage.estimated
+    assert usage.input_tokens == estimate_input_tokens(request)
+    assert plugin.counts == [("a", "m")]
+    assert known_input_tokens(request, "a", "m") is None
+
+
 async def test_a_count_tokens_of_the_wrong_shape_is_refused_when_built() -> None:
     class WrongShape:
         @hookimpl

@@ -15,7 +15,13 @@ from llmx._cache import decode_entry, encode_entry
 from llmx._cachekey import cache_key, canonical_body, canonical_body_general
 from llmx._convert import from_json, to_json
 from llmx._stream import ResponseBuilder, chunks_of
-from llmx.plugin import REASONING_BUDGETS, reasoning_budget, reasoning_effort, reasoning_off
+from llmx.plugin import (
+    REASONING_BUDGETS,
+    reasoning_budget,
+    reasoning_effort,
+    reasoning_off,
+    reasoning_off_unsaid,
+)
 from llmx.testing import scripted_client
 
 LEVELS = ["none", "minimal", "low", "medium", "high"]
@@ -61,6 +67,19 @@ def test_each_level_round_trips_through_its_budget(level: str) -> None:
     assert reasoning_off(0)
     assert reasoning_budget(None) is None
     assert reasoning_effort(None) is None
+
+
+@pytest.mark.parametrize("value", ["none", 0, "low", 512, None])
+def test_reasoning_off_is_unsaid_only_for_a_model_known_not_to_think(value: Any) -> None:
+    facts = {
+        "thinker": llmx.ModelInfo("thinker", capabilities={llmx.Capability.REASONING}),
+        "plain": llmx.ModelInfo("plain"),
+    }
+    for model in ("thinker", "plain", "unknown"):
+        request = llmx.Request(model, "x", reasoning=value)
+        unsaid = reasoning_off_unsaid(request, facts.get)
+        dropped = model == "plain" and reasoning_off(value)
+        assert unsaid == (llmx.Request(model, "x") if dropped else request)
 
 
 def test_the_response_gives_back_its_message() -> None:

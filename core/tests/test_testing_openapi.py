@@ -476,3 +476,23 @@ def test_openai_batch_erratum_is_still_needed() -> None:
     raw = vendor_validator("openai", "official", errata=False).errors("Batch", batch)
     assert any("None is not of type 'integer'" in p for p in raw)
     assert vendor_validator("openai", "official").errors("Batch", batch) == []
+
+
+def test_azure_batch_erratum_is_still_needed() -> None:
+    """Azure's 2024-10-21 document has no batch operations, which that api-version serves:
+    the erratum adds OpenAI's createBatch body with Azure's endpoint names."""
+    body = {
+        "input_file_id": "file-abc",
+        "endpoint": "/chat/completions",
+        "completion_window": "24h",
+        "metadata": {"llmx_batch_key": "k"},
+    }
+    with pytest.raises(KeyError, match="no JSON request body is documented for POST /batches"):
+        vendor_validator("openai", "azure", errata=False).request_errors("/batches", "post", body)
+    fixed = vendor_validator("openai", "azure")
+    assert fixed.request_errors("/batches", "post", body) == []
+    wrong = {**body, "endpoint": "/v1/chat/completions", "completion_window": "1h"}
+    problems = fixed.request_errors("/batches", "post", wrong)
+    assert any("'/v1/chat/completions' is not one of" in p for p in problems)
+    assert any("'1h' is not one of" in p for p in problems)
+    assert fixed.request_errors("/batches", "post", {"endpoint": "/chat/completions"})

@@ -106,7 +106,10 @@ class TokenCountingProvider(Protocol):
 
     :meth:`llmx.Client.count_tokens` calls it; without it, the client answers with
     its estimate (marked ``usage.estimated``). Raise :class:`~llmx.ProviderError`
-    subclasses for failures, as :meth:`Provider.complete` does.
+    subclasses for failures, as :meth:`Provider.complete` does, and
+    :class:`~llmx.UnsupportedFeatureError` (before sending anything) when this instance
+    or model cannot count after all (a gateway without the vendor's counting endpoint):
+    the client then answers with its estimate, as for a provider that never counts.
     """
 
     async def count_tokens(self, request: Request) -> int:

@@ -12,13 +12,15 @@ read the one table, :data:`REASONING_BUDGETS` (docs/features/reasoning.md shows 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from llmx._types import Reasoning
+import attrs
+
+from llmx._types import Capability, Reasoning
 
 if TYPE_CHECKING:
-    from llmx._types import Message
+    from llmx._types import Message, ModelInfo, Request
 
 __all__ = [
     "REASONING_BUDGETS",
@@ -26,6 +28,7 @@ __all__ = [
     "reasoning_budget",
     "reasoning_effort",
     "reasoning_off",
+    "reasoning_off_unsaid",
 ]
 
 REASONING_BUDGETS: dict[str, int] = {
@@ -44,6 +47,23 @@ least as large (``0`` -> ``none``, ``1..512`` -> ``minimal``, ``513..2048`` -> `
 def reasoning_off(value: str | int | None) -> bool:
     """Whether ``Request.reasoning`` turns reasoning off (``"none"`` or a budget of 0)."""
     return value == "none" or value == 0
+
+
+def reasoning_off_unsaid(request: Request, lookup: Callable[[str], ModelInfo | None]) -> Request:
+    """``request`` without its ``reasoning`` when that turns reasoning off for a model
+    ``lookup`` knows not to think: there is nothing to turn off, so a provider sends no
+    thinking setting (vendors refuse one on such a model). Any other request is returned
+    as it is, including one for a model ``lookup`` does not know.
+
+    ::
+
+        request = reasoning_off_unsaid(request, my_model_facts.get)
+    """
+    if reasoning_off(request.reasoning):
+        info = lookup(request.model)
+        if info is not None and not info.supports(Capability.REASONING):
+            return attrs.evolve(request, reasoning=None)
+    return request
 
 
 def reasoning_budget(value: str | int | None) -> int | None:

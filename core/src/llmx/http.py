@@ -261,22 +261,24 @@ def split_system(request: Request, *, api: str, provider: str) -> tuple[str | No
     return "\n\n".join(systems) or None, turns
 
 
-def refuse_choices(request: Request, *, api: str, provider: str, n: bool = False) -> None:
+def refuse_choices(
+    request: Request, *, api: str, provider: str, n: bool = False, logprobs: bool = False
+) -> None:
     """Refuse, before anything is sent, ``Request.n > 1`` and ``logprobs`` on an API that
     has neither (:class:`~llmx.UnsupportedFeatureError` naming ``api``, the instance and
     the model; ``feature`` is ``"n"`` or ``"logprobs"``). ``n=True``: the API takes
-    ``n``, only logprobs are refused. Cheap when neither is asked (three attribute
-    reads): call it on every request."""
+    ``n``; ``logprobs=True``: it takes logprobs; only the other is refused. Cheap when
+    neither is asked (three attribute reads): call it on every request."""
     if request.n is not None and not n:
         msg = (
             f"{provider}/{request.model}: {api} gives one answer per request; n={request.n} "
             "is OpenAI Chat Completions' (send the request n times instead)"
         )
         raise UnsupportedFeatureError(msg, provider=provider, model=request.model, feature="n")
-    if request.logprobs or request.top_logprobs is not None:
+    if not logprobs and (request.logprobs or request.top_logprobs is not None):
         msg = (
             f"{provider}/{request.model}: {api} returns no token logprobs; "
-            "logprobs=/top_logprobs= are OpenAI Chat Completions'"
+            "logprobs=/top_logprobs= are OpenAI's and Gemini's"
         )
         raise UnsupportedFeatureError(
             msg, provider=provider, model=request.model, feature="logprobs"

@@ -114,6 +114,7 @@ _EXPORTS: dict[str, str] = {
     "reasoning_budget": "llmx._reasoning",
     "reasoning_effort": "llmx._reasoning",
     "reasoning_off": "llmx._reasoning",
+    "reasoning_off_unsaid": "llmx._reasoning",
     "own_reasoning": "llmx._reasoning",
     "error_class_for_status": "llmx._errors",
     "parse_retry_after": "llmx._errors",
@@ -175,6 +176,7 @@ if TYPE_CHECKING:
     from llmx._reasoning import reasoning_budget as reasoning_budget
     from llmx._reasoning import reasoning_effort as reasoning_effort
     from llmx._reasoning import reasoning_off as reasoning_off
+    from llmx._reasoning import reasoning_off_unsaid as reasoning_off_unsaid
     from llmx._registry import PluginInfo as PluginInfo
     from llmx._registry import Registration as Registration
     from llmx._sse import SSEEvent as SSEEvent

@@ -24,7 +24,11 @@ class TestGeminiConformance(ProviderConformance):
     provider_type = "gemini"
     model = "gemini-2.5-flash"
     server_class = FakeGeminiServer
-    supports = ProviderConformance.supports | {Feature.EMBEDDINGS, Feature.CHOICES}
+    supports = ProviderConformance.supports | {
+        Feature.EMBEDDINGS,
+        Feature.CHOICES,
+        Feature.LOGPROBS,
+    }
     usage_details = frozenset({"cache_read", "reasoning"})
     # Gemini 3 enforces thought signatures on the calls of the current turn.
     models: ClassVar[Mapping[str, str]] = {

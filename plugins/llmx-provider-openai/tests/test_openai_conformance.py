@@ -57,12 +57,10 @@ class TestAzureConformance(ProviderConformance):
     model = "gpt-4o"
     models: ClassVar[Mapping[str, str]] = {Feature.EMBEDDINGS: "text-embedding-3-small"}
     server_class = FakeAzureOpenAIServer
-    # api-version 2024-10-21 (the default) has no reasoning_effort: refused before sending;
-    # Azure's batch API is not mapped.
+    # api-version 2024-10-21 (the default) has no reasoning_effort: refused before sending.
     supports = (Feature.ALL | {Feature.EMBEDDINGS, Feature.CHOICES, Feature.LOGPROBS}) - {
         Feature.TOKEN_COUNTING,
         Feature.REASONING,
-        Feature.PROVIDER_BATCH,
         Feature.DOCUMENTS,  # not in api-version 2024-10-21 (issue 15, item 7)
         Feature.DOCUMENT_URLS,
         Feature.AUDIO,

@@ -25,22 +25,21 @@ class TestOpenAIResponsesConformance(ProviderConformance):
     provider_type = "openai-responses"
     model = "gpt-4o-mini"
     server_class = FakeOpenAIServer
-    # No stop sequences in this API. Token counting is not implemented yet (the API has
-    # POST /responses/input_tokens), nor its batch API (llmx's goes through chat).
-    supports = Feature.ALL - {
-        Feature.STOP,
-        Feature.TOKEN_COUNTING,
-        Feature.PROVIDER_BATCH,
-        Feature.AUDIO,  # the Responses API has no audio input part
-    }
+    # No stop sequences in this API; its batch API is not llmx's (which goes through
+    # chat completions).
+    supports = (Feature.ALL - {Feature.STOP, Feature.PROVIDER_BATCH, Feature.AUDIO}) | {
+        Feature.LOGPROBS
+    }  # no audio input part; logprobs by include
     models: ClassVar[Mapping[str, str]] = {Feature.REASONING: "o4-mini"}
     refusal_messages = True  # refusal content parts
     usage_details = frozenset({"cache_read", "reasoning"})
 
     def validate_request(self, server: FakeServer, recorded: RecordedRequest) -> None:
-        """Every body goes to ``/v1/responses`` and matches ``POST /responses``."""
-        assert recorded.path == "/v1/responses", recorded.path
-        vendor_validator("openai", "official").check("/responses", "post", recorded.json)
+        """Every body goes to ``/v1/responses`` and matches ``POST /responses`` (a count,
+        to ``/v1/responses/input_tokens``, matches ``POST /responses/input_tokens``)."""
+        path = recorded.path.removeprefix("/v1")
+        assert path in ("/responses", "/responses/input_tokens"), recorded.path
+        vendor_validator("openai", "official").check(path, "post", recorded.json)
 
 
 class TestAzureResponsesConformance(ProviderConformance):
@@ -51,14 +50,18 @@ class TestAzureResponsesConformance(ProviderConformance):
     provider_type = "openai-responses"
     model = "gpt-4o"
     server_class = FakeAzureOpenAIServer
-    # No stop sequences in this API. Token counting is not implemented yet (the API has
-    # POST /responses/input_tokens), nor its batch API (llmx's goes through chat).
-    supports = Feature.ALL - {
-        Feature.STOP,
-        Feature.TOKEN_COUNTING,
-        Feature.PROVIDER_BATCH,
-        Feature.AUDIO,  # the Responses API has no audio input part
-    }
+    # No stop sequences in this API; Azure's v1 API does not serve
+    # POST /responses/input_tokens (404), so llmx estimates there; the batch API is not
+    # llmx's (which goes through chat completions).
+    supports = (
+        Feature.ALL
+        - {
+            Feature.STOP,
+            Feature.TOKEN_COUNTING,
+            Feature.PROVIDER_BATCH,
+            Feature.AUDIO,  # the Responses API has no audio input part
+        }
+    ) | {Feature.LOGPROBS}
     models: ClassVar[Mapping[str, str]] = {Feature.REASONING: "o4-mini"}
     refusal_messages = True  # refusal content parts
     usage_details = frozenset({"cache_read", "reasoning"})

@@ -28,7 +28,7 @@ from llmx._engine.resolve import Resolver, Route
 from llmx._engine.run import Run
 from llmx._engine.stream import stream_request
 from llmx._engine.view import LiveView
-from llmx._errors import ConfigError, LlmxError, ProviderError
+from llmx._errors import ConfigError, LlmxError, ProviderError, UnsupportedFeatureError
 from llmx._events import BreakerTransition
 from llmx._settings import CachePolicy
 from llmx._stream import Stream
@@ -165,7 +165,8 @@ class Pipeline:
     async def count_tokens(self, request: Request) -> Usage:
         """``request``'s input tokens on the candidate it would be sent to first: the
         provider's exact count when it can count (remembered for this Request object, see
-        :mod:`llmx._tokens`), else the estimate, marked ``estimated``."""
+        :mod:`llmx._tokens`), else the estimate, marked ``estimated`` (also when the
+        provider raises UnsupportedFeatureError: it cannot count this one)."""
         route = self._resolver.route(request.model)
         candidates: Sequence[Candidate] = route.candidates
         if route.strategy is not None and len(candidates) > 1:
@@ -185,6 +186,10 @@ class Pipeline:
         sent = request if request.model == first.model else request.with_model(first.model)
         try:
             tokens = await provider.count_tokens(sent)  # type: ignore[attr-defined]
+        except UnsupportedFeatureError:
+            # This instance (or model) cannot count after all: the estimate, as for a
+            # provider without counting (TokenCountingProvider's contract).
+            return Usage(estimate_input_tokens(request), estimated=True)
         except LlmxError:
             raise
         except Exception as err:

@@ -616,8 +616,40 @@ def _openai_batch_nullable(document: dict[str, Any]) -> dict[str, Any]:
     return {**document, "components": {**document["components"], "schemas": schemas}}
 
 
+AZURE_BATCH_ENDPOINTS = ("/chat/completions", "/embeddings")
+"""The ``endpoint`` values Azure's batch create takes (its lines' ``url``)."""
+
+
+def _azure_batch_operations(document: dict[str, Any]) -> dict[str, Any]:
+    """Azure 2024-10-21: the document has no ``/files`` or ``/batches`` operations, but
+    the same api-version serves Azure's batch API (its REST reference, "Batch - Create",
+    2024-10-21: ``input_file_id``, ``endpoint``, ``completion_window``, ``metadata``),
+    which is OpenAI's ``createBatch`` except that ``endpoint`` has no ``/v1`` prefix
+    (``/chat/completions``). Added: ``POST /batches`` with OpenAI's request body, its
+    ``endpoint`` enum Azure's (:data:`AZURE_BATCH_ENDPOINTS`), ``metadata`` an object of
+    strings (OpenAI's ``Metadata``)."""
+    official = load_vendor_spec("openai", "official")
+    body = official["paths"]["/batches"]["post"]["requestBody"]["content"]["application/json"]
+    schema = json.loads(json.dumps(body["schema"]))  # a deep copy
+    props = schema["properties"]
+    props["endpoint"] = {"type": "string", "enum": list(AZURE_BATCH_ENDPOINTS)}
+    props["metadata"] = {
+        "type": "object",
+        "additionalProperties": {"type": "string", "maxLength": 512},
+        "maxProperties": 16,
+    }
+    props.pop("output_expires_after", None)  # not in Azure's 2024-10-21
+    operation = {
+        "operationId": "Batch_Create",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+        "responses": {"200": {"description": "the batch"}},
+    }
+    paths = {**document["paths"], "/batches": {"post": operation}}
+    return {**document, "paths": paths}
+
+
 ERRATA: dict[tuple[str, str], tuple[Any, ...]] = {
-    ("openai", "azure"): (_azure_json_schema_required,),
+    ("openai", "azure"): (_azure_json_schema_required, _azure_batch_operations),
     ("openai", "official"): (_openai_base64_embedding, _openai_batch_nullable),
 }
 """Corrections applied to vendor documents before use, each documented and each tested

@@ -6,10 +6,7 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from llmx import (
-    Capability,
     ModelInfo,
     ReasoningDelta,
     Request,
@@ -20,7 +17,7 @@ from llmx import (
     Usage,
 )
 from llmx.http import Endpoint, api_key, base_url, collect_pages, dumps, json_object
-from llmx.plugin import reasoning_off
+from llmx.plugin import reasoning_off_unsaid
 from llmx.types import RefusalDelta, StreamChunk
 from llmx_anthropic._batch import AnthropicBatchMixin
 from llmx_anthropic._models import FIXED_SAMPLING, base_id, lookup
@@ -175,16 +172,6 @@ class _Decoder:
         return _NONE  # ping and unknown events: ignored, as Anthropic's versioning policy asks
 
 
-def _thinking_off_unsaid(request: Request) -> Request:
-    """``reasoning="none"`` for a model known not to think: nothing to turn off, so
-    nothing is sent (the API would refuse a thinking setting it does not have)."""
-    if reasoning_off(request.reasoning):
-        info = lookup(request.model)
-        if info is not None and not info.supports(Capability.REASONING):
-            return attrs.evolve(request, reasoning=None)
-    return request
-
-
 class AnthropicProvider(AnthropicBatchMixin):
     """Anthropic's Messages API (``POST /v1/messages``), streaming and not.
 
@@ -243,7 +230,7 @@ class AnthropicProvider(AnthropicBatchMixin):
 
     def _body_dict(self, request: Request, stream: bool) -> dict[str, Any]:
         if request.reasoning is not None:
-            request = _thinking_off_unsaid(request)
+            request = reasoning_off_unsaid(request, lookup)
         return build_body(
             request,
             provider=self._http.name,

@@ -7,11 +7,9 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import attrs
 from yarl import URL
 
 from llmx import (
-    Capability,
     EmbeddingResponse,
     ModelInfo,
     ReasoningDelta,
@@ -23,8 +21,8 @@ from llmx import (
     UnsupportedFeatureError,
 )
 from llmx.http import Endpoint, api_key, base_url, collect_pages, dumps, json_object
-from llmx.plugin import EmbeddingRequest, reasoning_off
-from llmx.types import StreamChunk
+from llmx.plugin import EmbeddingRequest, reasoning_off_unsaid
+from llmx.types import LogprobsDelta, StreamChunk
 from llmx_gemini._batch import GeminiBatchMixin
 from llmx_gemini._embed import (
     EMBEDDING_LIMITS,
@@ -41,6 +39,7 @@ from llmx_gemini._wire import (
     build_body,
     describe,
     map_finish_reason,
+    parse_logprobs,
     parse_response,
     parse_usage,
 )
@@ -82,14 +81,25 @@ class _Decoder:
     body is read to its end.
     """
 
-    __slots__ = ("answer_model", "calls", "finish", "http", "id", "model", "signatures", "usage")
+    __slots__ = (
+        "answer_model",
+        "calls",
+        "finish",
+        "http",
+        "id",
+        "logprobs",
+        "model",
+        "signatures",
+        "usage",
+    )
 
     final_event = "a finishReason"
     finished = False
 
-    def __init__(self, http: Endpoint, model: str) -> None:
+    def __init__(self, http: Endpoint, model: str, logprobs: bool = False) -> None:
         self.http = http
         self.model = model
+        self.logprobs = logprobs  # the request asked for them: each chunk's logprobsResult
         self.finish: Any = None
         self.usage: Any = None
         self.id: Any = None
@@ -99,7 +109,7 @@ class _Decoder:
 
     def feed(self, data: str) -> Sequence[StreamChunk]:
         obj = json.loads(data)
-        text = _only_text(obj)
+        text = None if self.logprobs else _only_text(obj)
         if text is not None:  # the common chunk: one candidate, one text part
             candidate = obj["candidates"][0]
             finish = candidate.get("finishReason")
@@ -116,6 +126,10 @@ class _Decoder:
         if chunk.thinking is not None:
             out.extend(self._reasoning(chunk.thinking))
         out.extend(TextDelta(text) for text in chunk.texts if text)
+        if self.logprobs and chunk.logprobs is not None:
+            tokens = parse_logprobs(chunk.logprobs, self.http.name, self.model)
+            if tokens:
+                out.append(LogprobsDelta(tokens))
         for call in chunk.calls:
             out.append(ToolCallDelta(self.calls, call.id, call.name, call.arguments))
             self.calls += 1
@@ -147,16 +161,6 @@ class _Decoder:
             model if isinstance(model, str) and model else self.model,
             self.id if isinstance(self.id, str) else None,
         )
-
-
-def _thinking_off_unsaid(request: Request) -> Request:
-    """``reasoning="none"`` for a model known not to think: nothing to turn off, so
-    nothing is sent (the API would refuse a thinking setting it does not have)."""
-    if reasoning_off(request.reasoning):
-        info = lookup(request.model)
-        if info is not None and not info.supports(Capability.REASONING):
-            return attrs.evolve(request, reasoning=None)
-    return request
 
 
 class GeminiProvider(GeminiBatchMixin):
@@ -205,7 +209,7 @@ class GeminiProvider(GeminiBatchMixin):
 
     def _body(self, request: Request) -> bytes:
         if request.reasoning is not None:
-            request = _thinking_off_unsaid(request)
+            request = reasoning_off_unsaid(request, lookup)
         return dumps(build_body(request, provider=self._http.name, safety_settings=self._safety))
 
     # -- requests ------------------------------------------------------------------------
@@ -234,7 +238,11 @@ class GeminiProvider(GeminiBatchMixin):
             raise UnsupportedFeatureError(msg, provider=self._http.name, model=model, feature="n")
         url = self._url(model, "streamGenerateContent").with_query(alt="sse")
         return self._http.stream(
-            url, self._body(request), model, _Decoder(self._http, model), framing="sse-data"
+            url,
+            self._body(request),
+            model,
+            _Decoder(self._http, model, request.logprobs or request.top_logprobs is not None),
+            framing="sse-data",
         )
 
     async def count_tokens(self, request: Request) -> int:

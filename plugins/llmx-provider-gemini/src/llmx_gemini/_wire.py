@@ -29,6 +29,7 @@ from llmx import (
     Text,
     ToolCall,
     ToolResult,
+    UnsupportedFeatureError,
     Usage,
 )
 from llmx.http import (
@@ -43,13 +44,14 @@ from llmx.http import (
     unexpected,
 )
 from llmx.plugin import reasoning_budget, reasoning_effort, reasoning_off
-from llmx.types import Choice, FinishReason
+from llmx.types import Choice, FinishReason, TokenLogprob
 
 __all__ = [
     "PROTOCOL",
     "build_body",
     "describe",
     "error_from_object",
+    "parse_logprobs",
     "parse_response",
     "to_gemini_schema",
 ]
@@ -420,8 +422,9 @@ def build_body(
     request: Request, *, provider: str, safety_settings: Mapping[str, str]
 ) -> dict[str, Any]:
     """The JSON body of a ``generateContent`` request (None fields omitted, ``extra`` last)."""
-    # n > 1 is candidateCount; logprobs (responseLogprobs) are not mapped yet.
-    refuse_choices(request, api="Gemini", provider=provider, n=True)
+    # n > 1 is candidateCount, logprobs responseLogprobs: both taken (n > 1 streamed is
+    # refused by the provider).
+    refuse_choices(request, api="Gemini", provider=provider, n=True, logprobs=True)
     system, contents = _contents(request, provider)
     if not contents:
         msg = "Gemini needs at least one user or assistant message with content"
@@ -459,6 +462,10 @@ def build_body(
         generation["seed"] = request.seed
     if request.n is not None:
         generation["candidateCount"] = request.n
+    if request.logprobs or request.top_logprobs is not None:
+        generation["responseLogprobs"] = True
+        if request.top_logprobs is not None:
+            generation["logprobs"] = request.top_logprobs
     if request.reasoning is not None:
         generation["thinkingConfig"] = _thinking_config(request)
     fmt = request.response_format
@@ -474,7 +481,32 @@ def build_body(
         body["generationConfig"] = generation
     if request.extra:
         body.update(request.extra)
+        if "cachedContent" in body:
+            _check_cached_content(body, request, provider)
     return body
+
+
+_CACHED_FIELDS = (
+    ("systemInstruction", "a system prompt"),
+    ("tools", "tools"),
+    ("toolConfig", "a tool choice"),
+)
+
+
+def _check_cached_content(body: dict[str, Any], request: Request, provider: str) -> None:
+    """An explicit cache (``extra={"cachedContent": ...}``) holds the system instruction
+    and tools: a request naming one sends neither (Gemini refuses the request with 400).
+    Refused before sending, saying where they go."""
+    for field, what in _CACHED_FIELDS:
+        if field in body:
+            msg = (
+                f"{provider}/{request.model}: a request naming a Gemini cachedContent cannot "
+                f"also send {what}; put it in the cached content when creating the cache "
+                "(docs/features/prompt-caching.md)"
+            )
+            raise UnsupportedFeatureError(
+                msg, provider=provider, model=request.model, feature="cached_content"
+            )
 
 
 # -- responses ---------------------------------------------------------------------------
@@ -535,6 +567,7 @@ class Chunk:
         "calls",
         "finish",
         "id",
+        "logprobs",
         "model",
         "texts",
         "thinking",
@@ -557,6 +590,7 @@ class Chunk:
         self.calls: list[ToolCall] = []
         self.thinking: Thinking | None = None  # made when a part has thoughts or a signature
         self.finish: Any = None
+        self.logprobs: Any = None  # candidate 0's raw logprobsResult (parse_logprobs)
         self.usage = obj.get("usageMetadata")
         self.id = obj.get("responseId")
         self.model = obj.get("modelVersion")
@@ -568,6 +602,7 @@ class Chunk:
             raise unexpected(msg, provider=provider, model=model)
         candidate = candidates[0]
         self.finish = candidate.get("finishReason")
+        self.logprobs = candidate.get("logprobsResult")
         content = candidate.get("content") or {}
         parts = content.get("parts") if type(content) is dict else None
         if parts is None:
@@ -607,6 +642,33 @@ class Chunk:
                 self.calls.append(ToolCall(call_id, name, _dumps(call.get("args") or {})))
 
 
+def _logprob(entry: Any, top: tuple[TokenLogprob, ...] = ()) -> TokenLogprob:
+    token, logprob = entry.get("token"), entry.get("logProbability")
+    if type(token) is not str or type(logprob) not in (float, int):
+        raise TypeError(entry)
+    return TokenLogprob(token, float(logprob), None, top)
+
+
+def parse_logprobs(result: Any, provider: str, model: str | None) -> tuple[TokenLogprob, ...]:
+    """A candidate's ``logprobsResult`` as llmx's tokens: ``chosenCandidates`` in order,
+    each with the ``topCandidates`` of its step (Gemini sends no token bytes). An absent
+    result (a chunk without text) is no tokens."""
+    if result is None:
+        return ()
+    try:
+        chosen = result.get("chosenCandidates") or ()
+        steps = result.get("topCandidates") or ()
+        out = []
+        for i, entry in enumerate(chosen):
+            step = steps[i] if i < len(steps) else None
+            alternatives = (step.get("candidates") or ()) if step is not None else ()
+            out.append(_logprob(entry, tuple(_logprob(a) for a in alternatives)))
+        return tuple(out)
+    except (AttributeError, TypeError) as err:
+        msg = f"unexpected logprobsResult in the answer: {result!r:.200}"
+        raise unexpected(msg, provider=provider, model=model) from err
+
+
 def _reasoning_of(thinking: Thinking) -> tuple[Reasoning, ...]:
     """The thoughts (one part), then one signature-only part per signature, in order."""
     parts = []
@@ -629,8 +691,12 @@ def parse_response(data: bytes, request: Request, provider: str) -> Response:
     finish = map_finish_reason(chunk.finish, bool(chunk.calls))
     text = "".join(chunk.texts)
     choices: tuple[Choice, ...] = ()
+    logprobs = request.logprobs or request.top_logprobs is not None
     if request.n is not None:
-        choices = _choices(obj, provider, model)
+        choices = _choices(obj, provider, model, logprobs)
+    elif logprobs:
+        tokens = parse_logprobs(chunk.logprobs, provider, model)
+        choices = (Choice(0, text, tuple(chunk.calls), finish, None, tokens),)
     return Response(
         text=text,
         model=chunk.model if isinstance(chunk.model, str) and chunk.model else model,
@@ -645,9 +711,10 @@ def parse_response(data: bytes, request: Request, provider: str) -> Response:
     )
 
 
-def _choices(obj: dict[str, Any], provider: str, model: str) -> tuple[Choice, ...]:
-    """Every candidate of an answer to ``candidateCount`` (``Request.n``), by ``index``;
-    candidate 0 is also the Response's own text (issue 15, item 7)."""
+def _choices(obj: dict[str, Any], provider: str, model: str, logprobs: bool) -> tuple[Choice, ...]:
+    """Every candidate of an answer to ``candidateCount`` (``Request.n``), by ``index``,
+    with its logprobs when asked; candidate 0 is also the Response's own text (issue 15,
+    item 7)."""
     candidates = obj.get("candidates")
     if type(candidates) is not list:
         return ()
@@ -664,6 +731,8 @@ def _choices(obj: dict[str, Any], provider: str, model: str) -> tuple[Choice, ..
                 "".join(one.texts),
                 tuple(one.calls),
                 map_finish_reason(one.finish, bool(one.calls)),
+                None,
+                parse_logprobs(one.logprobs, provider, model) if logprobs else None,
             )
         )
     out.sort(key=lambda c: c.index)

@@ -10,7 +10,7 @@ or as an Entra ID bearer token. Everything else — bodies, streams, errors — 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import attrs
@@ -18,7 +18,8 @@ from yarl import URL
 
 from llmx import ConfigError, ModelInfo, Request, UnsupportedFeatureError
 from llmx.http import Endpoint, api_key, base_url, dumps
-from llmx.plugin import EmbeddingRequest, reasoning_off
+from llmx.plugin import BatchLimits, EmbeddingRequest, reasoning_off
+from llmx_openai._batch import MAX_BYTES, OpenAIBatchMixin
 from llmx_openai._embed import build_embedding_body, embedding_lookup
 from llmx_openai._models import lookup
 from llmx_openai._provider import OpenAIChatProvider, _efforts
@@ -35,13 +36,26 @@ REASONING_API_VERSION = "2024-12-01-preview"
 """The first Azure OpenAI api-version that takes ``reasoning_effort``."""
 
 
-class AzureOpenAIProvider(OpenAIChatProvider):
-    """Azure OpenAI chat completions (provider type ``azure``).
+BATCH_API_VERSION = "2024-07-01-preview"
+"""The first Azure OpenAI api-version with the batch API (GA in 2024-10-21)."""
+
+MAX_REQUESTS = 100_000
+"""Azure's "max requests per file" of a global batch (its batch documentation's limits;
+the file size limit, ``MAX_BYTES``, is OpenAI's 200 MB)."""
+
+
+class AzureOpenAIProvider(OpenAIBatchMixin, OpenAIChatProvider):
+    """Azure OpenAI chat completions (provider type ``azure``), and its batch API.
 
     The request's model is the deployment name. ``base_url`` is the resource endpoint
     (default ``$AZURE_OPENAI_ENDPOINT``); see :class:`~llmx_openai.AzureSettings` for
-    the API version and the two ways to authenticate.
+    the API version and the two ways to authenticate. ``llmx batch --provider-batch``
+    goes through ``{endpoint}/openai/files`` and ``/openai/batches`` (api-version
+    2024-07-01-preview or later; the model is a Global Batch deployment).
     """
+
+    batch_endpoint = "/chat/completions"
+    """Azure's batch lines and create name the operation without OpenAI's ``/v1``."""
 
     __slots__ = ("_api_version", "_endpoint")
 
@@ -112,7 +126,9 @@ class AzureOpenAIProvider(OpenAIChatProvider):
             build_embedding_body(request, encoding=self._embedding_encoding, with_model=with_model)
         )
 
-    def _body(self, request: Request, stream: bool) -> bytes:
+    def _body_dict(self, request: Request, stream: bool) -> dict[str, Any]:
+        """The chat completions body, with ``model`` (the deployment; dropped from a
+        normal call's body, where the URL names it)."""
         if request.reasoning is not None and self._api_version < REASONING_API_VERSION:
             if not reasoning_off(request.reasoning):
                 msg = (
@@ -134,13 +150,43 @@ class AzureOpenAIProvider(OpenAIChatProvider):
             stream_usage=self._stream_usage,
             efforts=_efforts(request),
         )
-        if "model" not in request.extra:
-            del body["model"]  # the deployment in the URL decides
         if "prompt_cache_key" not in request.extra:
             # Not in Azure's GA API version (2024-10-21): a routing hint, dropped; Azure
             # caches long prompt prefixes on its own all the same.
             body.pop("prompt_cache_key", None)
+        return body
+
+    def _body(self, request: Request, stream: bool) -> bytes:
+        body = self._body_dict(request, stream)
+        if "model" not in request.extra:
+            del body["model"]  # the deployment in the URL decides
         return dumps(body)
+
+    # -- the batch API (OpenAIBatchMixin, Azure's paths) ---------------------------------
+
+    def batch_limits(self, model: str) -> BatchLimits:
+        """100,000 requests or 200 MB per input file (Azure's global batch limits)."""
+        return BatchLimits(MAX_REQUESTS, MAX_BYTES, line_overhead=1)
+
+    def _batch_body(self, request: Request) -> dict[str, Any]:
+        """The body a normal call sends, naming the deployment as ``model``; refused
+        before anything is sent on an api-version without the batch API."""
+        if self._api_version < BATCH_API_VERSION:
+            name = self._http.name
+            msg = (
+                f"{name}/{request.model}: Azure OpenAI api-version {self._api_version} has no "
+                f'batch API; set api_version = "2024-10-21" (or later) in [providers.{name}]'
+            )
+            raise UnsupportedFeatureError(
+                msg, provider=name, model=request.model, feature="provider_batch"
+            )
+        return self._body_dict(request, False)
+
+    def _url(self, path: str, **query: str) -> URL:
+        """``{endpoint}/openai{path}?api-version=...`` (``/files``, ``/batches/...``)."""
+        return URL(f"{self._endpoint}/openai{path}", encoded=True).with_query(
+            {"api-version": self._api_version, **query}
+        )
 
 
 # -- documents and audio (issue 15, item 7) -------------------------------------------

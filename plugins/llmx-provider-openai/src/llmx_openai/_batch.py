@@ -17,6 +17,13 @@ The wire (https://platform.openai.com/docs/api-reference/batch, and ``createBatc
   cancelled batch lists its unfinished requests in the error file with the codes
   ``batch_expired`` / ``batch_cancelled``.
 * ``POST /batches/{id}/cancel``.
+
+Azure OpenAI (the ``azure`` type, :class:`~llmx_openai.AzureOpenAIProvider`) serves the
+same API under ``{endpoint}/openai/files`` and ``/openai/batches`` with ``api-version``
+(2024-10-21 GA; from 2024-07-01-preview), with three differences it overrides:
+each line's ``url`` and the create's ``endpoint`` are ``/chat/completions``, each body
+names its (Global Batch) deployment as ``model``, and a file takes up to 100,000
+requests (200 MB).
 """
 
 from __future__ import annotations
@@ -59,29 +66,43 @@ _ITEM_STATUS = {"batch_expired": "expired", "batch_cancelled": "canceled"}
 
 
 class OpenAIBatchMixin:
-    """The Batch API on top of the chat provider (its endpoint, body builder and parser)."""
+    """The Batch API on top of the chat provider (its endpoint, body builder and parser).
+
+    A variant of the API (Azure's) overrides :attr:`batch_endpoint`,
+    :meth:`batch_limits`, :meth:`_batch_body` and :meth:`_url`.
+    """
 
     __slots__ = ()
 
     _http: Endpoint
     _max_tokens_field: str
 
+    batch_endpoint = ENDPOINT
+    """Each line's ``url`` and the create's ``endpoint``."""
+
     def batch_limits(self, model: str) -> BatchLimits:
         """50,000 requests or 200 MB per input file (OpenAI's ``createBatch``)."""
         return BatchLimits(MAX_REQUESTS, MAX_BYTES, line_overhead=1)
 
-    def batch_line(self, custom_id: str, request: Request) -> bytes:
-        """One line of the input file: the chat completions body ``complete`` sends."""
-        body = build_body(
+    def _batch_body(self, request: Request) -> dict[str, Any]:
+        """The chat completions body ``complete`` sends for ``request``."""
+        return build_body(
             request,
             provider=self._http.name,
             max_tokens_field=self._max_tokens_field,
             stream=False,
             stream_usage=False,
         )
-        return dumps({"custom_id": custom_id, "method": "POST", "url": ENDPOINT, "body": body})
+
+    def batch_line(self, custom_id: str, request: Request) -> bytes:
+        """One line of the input file: the chat completions body ``complete`` sends."""
+        body = self._batch_body(request)
+        return dumps(
+            {"custom_id": custom_id, "method": "POST", "url": self.batch_endpoint, "body": body}
+        )
 
     def _url(self, path: str, **query: str) -> URL:
+        """The URL of a Files or Batch API ``path`` (``/files``, ``/batches/...``)."""
         return self._http.url(path, **query)
 
     def _object(self, data: bytes) -> dict[str, Any]:
@@ -116,7 +137,7 @@ class OpenAIBatchMixin:
             save({"input_file_id": file_id})
         body = {
             "input_file_id": file_id,
-            "endpoint": ENDPOINT,
+            "endpoint": self.batch_endpoint,
             "completion_window": "24h",
             "metadata": {KEY_FIELD: key},
         }

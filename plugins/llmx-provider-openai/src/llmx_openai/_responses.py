@@ -26,9 +26,10 @@ from llmx import (
     StreamEnd,
     TextDelta,
     ToolCallDelta,
+    UnsupportedFeatureError,
 )
-from llmx.http import dumps
-from llmx.types import RefusalDelta, StreamChunk
+from llmx.http import dumps, json_object
+from llmx.types import LogprobsDelta, RefusalDelta, StreamChunk
 from llmx_openai._models import lookup, reasoning_efforts
 from llmx_openai._provider import list_openai_models, openai_endpoint
 from llmx_openai._responses_wire import (
@@ -43,6 +44,7 @@ from llmx_openai._responses_wire import (
     wants_reasoning,
 )
 from llmx_openai._settings import ResponsesSettings
+from llmx_openai._wire import parse_token_logprobs
 
 if TYPE_CHECKING:
     from yarl import URL
@@ -53,6 +55,30 @@ if TYPE_CHECKING:
 __all__ = ["OpenAIResponsesProvider", "is_reasoning_model"]
 
 _NONE: tuple[StreamChunk, ...] = ()
+
+_COUNT_FIELDS = frozenset(
+    {
+        "model",
+        "input",
+        "instructions",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "text",
+        "reasoning",
+        "truncation",
+        "previous_response_id",
+        "conversation",
+    }
+)
+"""What ``POST /responses/input_tokens`` takes of a Responses body (``TokenCountsBody``):
+what the prompt is made of, not how to sample or what to store."""
+
+
+def _is_azure(url: URL) -> bool:
+    """Whether ``url`` is on Azure OpenAI's v1 API (no ``/responses/input_tokens``)."""
+    host = url.host or ""
+    return host.endswith(".openai.azure.com") or "/openai/v1/" in url.path + "/"
 
 
 def is_reasoning_model(model: str) -> bool:
@@ -71,8 +97,10 @@ def _efforts(request: Request) -> tuple[str, ...] | None:
 class _Decoder:
     """One stream's state: ``response.*`` events in, llmx chunks out.
 
-    Text deltas become :class:`~llmx.TextDelta` (a refusal's
-    :class:`~llmx.types.RefusalDelta`, with the finish reason ``content_filter``); each ``function_call`` output item becomes one tool call
+    Text deltas become :class:`~llmx.TextDelta` (followed by a
+    :class:`~llmx.types.LogprobsDelta` of their tokens when the request asked for
+    logprobs; a refusal's :class:`~llmx.types.RefusalDelta`, with the finish reason
+    ``content_filter``); each ``function_call`` output item becomes one tool call
     (index in the order the calls arrive): its id and name when the item is added, its
     argument deltas after; arguments that only arrive whole (``.done`` or the finished
     item, as some gateways send them) are sent then. ``response.completed`` and
@@ -90,6 +118,7 @@ class _Decoder:
         "finished",
         "http",
         "id",
+        "logprobs",
         "model",
         "reasoning",
         "refused",
@@ -99,9 +128,10 @@ class _Decoder:
 
     final_event = "response.completed"
 
-    def __init__(self, http: Endpoint, model: str) -> None:
+    def __init__(self, http: Endpoint, model: str, logprobs: bool = False) -> None:
         self.http = http
         self.model = model
+        self.logprobs = logprobs  # the request asked for them: read each text delta's
         self.finished = False
         self.finish: Any = None
         self.usage: Any = None
@@ -118,6 +148,9 @@ class _Decoder:
         kind = event["type"]
         if kind == "response.output_text.delta":
             delta = event["delta"]
+            if self.logprobs and event.get("logprobs"):
+                tokens = parse_token_logprobs(event["logprobs"], self.http.name, self.model)
+                return (TextDelta(delta), LogprobsDelta(tokens))
             return (TextDelta(delta),) if delta else _NONE
         if kind == "response.function_call_arguments.delta":
             return self._arguments(event, event["delta"], whole=False)
@@ -253,7 +286,9 @@ class OpenAIResponsesProvider:
     this API and are refused before sending.
     """
 
-    __slots__ = ("_http", "_models_url", "_reasoning", "_store", "_url")
+    __slots__ = ("_count_url", "_http", "_models_url", "_reasoning", "_store", "_url")
+
+    _count_url: URL | None
 
     def __init__(self, ctx: ProviderContext) -> None:
         settings = (
@@ -265,11 +300,16 @@ class OpenAIResponsesProvider:
             organization=settings.organization,
             project=settings.project,
         )
-        self._setup(http, settings.store, settings.encrypted_reasoning)
+        self._setup(http, settings.store, settings.encrypted_reasoning, settings.count_tokens)
 
-    def _setup(self, http: Endpoint, store: bool, reasoning: str) -> None:
+    def _setup(
+        self, http: Endpoint, store: bool, reasoning: str, count: bool | None = None
+    ) -> None:
         self._http = http
         self._url = http.url("/responses")
+        if count is None:
+            count = not _is_azure(self._url)
+        self._count_url = http.url("/responses/input_tokens") if count else None
         self._models_url = http.url("/models")
         self._store = store
         self._reasoning = reasoning
@@ -298,17 +338,18 @@ class OpenAIResponsesProvider:
             )
         return mode == "always"
 
-    def _body(self, request: Request, stream: bool) -> bytes:
-        return dumps(
-            build_body(
-                request,
-                provider=self._http.name,
-                stream=stream,
-                store=self._store,
-                include_reasoning=self._include_reasoning(request),
-                efforts=_efforts(request),
-            )
+    def _body_dict(self, request: Request, stream: bool) -> dict[str, Any]:
+        return build_body(
+            request,
+            provider=self._http.name,
+            stream=stream,
+            store=self._store,
+            include_reasoning=self._include_reasoning(request),
+            efforts=_efforts(request),
         )
+
+    def _body(self, request: Request, stream: bool) -> bytes:
+        return dumps(self._body_dict(request, stream))
 
     async def complete(self, request: Request) -> Response:
         """Send ``request`` and return the whole answer."""
@@ -332,6 +373,8 @@ class OpenAIResponsesProvider:
                 out.append(RefusalDelta(response.refusal))
             elif response.text:
                 out.append(TextDelta(response.text))
+            if response.logprobs:
+                out.append(LogprobsDelta(response.logprobs))
             for index, call in enumerate(response.tool_calls):
                 out.append(ToolCallDelta(index, call.id, call.name, call.arguments))
             out.append(
@@ -343,10 +386,34 @@ class OpenAIResponsesProvider:
             self._url_for(model),
             self._body(request, True),
             model,
-            _Decoder(http, model),
+            _Decoder(http, model, request.logprobs or request.top_logprobs is not None),
             framing="sse-data",
             whole=whole,
         )
+
+    async def count_tokens(self, request: Request) -> int:
+        """The input tokens of ``request``, from ``POST /responses/input_tokens``: the
+        body is the Responses body's prompt fields (``TokenCountsBody``), so the count
+        includes the instructions, tools, images and documents as an answer would."""
+        model = request.model
+        http = self._http
+        if self._count_url is None:
+            msg = (
+                f"{http.name}: this instance does not count tokens (Azure OpenAI and some "
+                "gateways do not serve POST /responses/input_tokens; count_tokens = true "
+                f"in [providers.{http.name}] says it does)"
+            )
+            raise UnsupportedFeatureError(
+                msg, provider=http.name, model=model, feature="count_tokens"
+            )
+        body = self._body_dict(request, False)
+        counted = {key: value for key, value in body.items() if key in _COUNT_FIELDS}
+        data = await http.post(self._count_url, dumps(counted), model)
+        obj = json_object(data, provider=http.name, model=model)
+        tokens = obj.get("input_tokens")
+        if type(tokens) is not int or tokens < 0:
+            raise http.malformed(what="token count", data=data, model=model)
+        return tokens
 
     async def list_models(self) -> Sequence[ModelInfo]:
         """The models ``GET /models`` lists, with the static facts known about each."""

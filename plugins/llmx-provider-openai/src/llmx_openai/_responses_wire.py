@@ -18,6 +18,11 @@ How llmx's types map:
 * ``max_tokens`` → ``max_output_tokens`` (the API takes 16 or more), ``tools`` →
   function tools (``strict`` false unless the tool says, as Chat Completions'
   default), ``tool_choice``, ``response_format`` → ``text.format``;
+* ``logprobs`` / ``top_logprobs`` → ``include: ["message.output_text.logprobs"]`` and
+  ``top_logprobs``; the ``output_text`` parts' ``logprobs`` → ``Response.logprobs``
+  (streamed: each ``response.output_text.delta``'s ``logprobs``, a
+  :class:`~llmx.types.LogprobsDelta` after its text); ``n > 1`` is refused before
+  sending (one answer per request);
 * ``stop`` and ``seed`` do not exist in the Responses API: refused before sending
   (:class:`~llmx.UnsupportedFeatureError`).
 
@@ -57,8 +62,14 @@ from llmx.http import (
     unexpected,
 )
 from llmx.plugin import own_reasoning, reasoning_off
-from llmx.types import Choice, FinishReason
-from llmx_openai._wire import EVENT_TYPES, arguments_text, effort_for, schema_for
+from llmx.types import Choice, FinishReason, TokenLogprob
+from llmx_openai._wire import (
+    EVENT_TYPES,
+    arguments_text,
+    effort_for,
+    parse_token_logprobs,
+    schema_for,
+)
 from llmx_openai._wire import parse_usage as chat_usage
 
 __all__ = [
@@ -80,6 +91,9 @@ __all__ = [
 ]
 
 API = "the OpenAI Responses API"
+
+LOGPROBS_INCLUDE = "message.output_text.logprobs"
+"""The ``include`` value that asks for the ``output_text`` parts' token logprobs."""
 """How errors name this protocol."""
 
 MIN_OUTPUT_TOKENS = 16
@@ -292,7 +306,7 @@ def build_body(
     ``efforts``: the effort levels the model takes, if known (see
     :func:`~llmx_openai._wire.effort_for`).
     """
-    refuse_choices(request, api=API, provider=provider)
+    refuse_choices(request, api=API, provider=provider, logprobs=True)
     if request.stop:
         raise _refuse(request, provider, "stop", "stop sequences (stop=)")
     if request.seed is not None:
@@ -343,8 +357,15 @@ def build_body(
             body["reasoning"] = (
                 {"effort": effort, "summary": "auto"} if effort != "none" else {"effort": effort}
             )
+    include = []
     if include_reasoning:
-        body["include"] = ["reasoning.encrypted_content"]
+        include.append("reasoning.encrypted_content")
+    if request.logprobs or request.top_logprobs is not None:
+        include.append(LOGPROBS_INCLUDE)
+        if request.top_logprobs is not None:
+            body["top_logprobs"] = request.top_logprobs
+    if include:
+        body["include"] = include
     if stream:
         body["stream"] = True
     if request.extra:
@@ -398,8 +419,11 @@ def error_from_failed(obj: dict[str, Any], provider: str, model: str | None) -> 
     return _error(error.get("code"), error.get("message"), provider, model)
 
 
-def _message_text(item: dict[str, Any], provider: str, model: str) -> tuple[str, str | None]:
-    """The text of an output ``message`` item, and its refusal (None: not refused)."""
+def _message_text(
+    item: dict[str, Any], provider: str, model: str, logprobs: list[TokenLogprob] | None
+) -> tuple[str, str | None]:
+    """The text of an output ``message`` item, and its refusal (None: not refused); the
+    ``output_text`` parts' token logprobs are added to ``logprobs`` (None: not asked)."""
     content = item.get("content")
     if content is None:
         return "", None
@@ -414,6 +438,8 @@ def _message_text(item: dict[str, Any], provider: str, model: str) -> tuple[str,
         kind = part.get("type")
         if kind == "output_text" and isinstance(part.get("text"), str):
             text.append(part["text"])
+            if logprobs is not None and part.get("logprobs"):
+                logprobs.extend(parse_token_logprobs(part["logprobs"], provider, model))
         elif kind == "refusal" and isinstance(part.get("refusal"), str):
             text.append(part["refusal"])
             refusal = part["refusal"] if refusal is None else refusal + part["refusal"]
@@ -421,10 +447,11 @@ def _message_text(item: dict[str, Any], provider: str, model: str) -> tuple[str,
 
 
 def parse_output(
-    obj: dict[str, Any], provider: str, model: str
+    obj: dict[str, Any], provider: str, model: str, logprobs: list[TokenLogprob] | None = None
 ) -> tuple[str, tuple[ToolCall, ...], str | None, tuple[Reasoning, ...]]:
     """``(text, tool calls, refusal, reasoning)`` of a ``response`` object's ``output``
-    (refusal: the refusal parts' text, None without any)."""
+    (refusal: the refusal parts' text, None without any); the text's token logprobs are
+    added to ``logprobs`` when it is a list."""
     output = obj.get("output")
     if output is None:
         output = []
@@ -441,7 +468,7 @@ def parse_output(
             raise unexpected(msg, provider=provider, model=model)
         kind = item.get("type")
         if kind == "message":
-            text, refusal = _message_text(item, provider, model)
+            text, refusal = _message_text(item, provider, model, logprobs)
             texts.append(text)
             if refusal is not None:
                 refused = refusal if refused is None else refused + refusal
@@ -476,7 +503,11 @@ def parse_response(data: bytes, request: Request, provider: str) -> Response:
     error = obj.get("error")
     if error and obj.get("object") != "response":
         raise error_from_payload(error, provider=provider, model=model, types=ERROR_TYPES)
-    text, calls, refusal, reasoning = parse_output(obj, provider, model)
+    tokens: list[TokenLogprob] | None = (
+        [] if request.logprobs or request.top_logprobs is not None else None
+    )
+    text, calls, refusal, reasoning = parse_output(obj, provider, model, tokens)
+    logprobs = None if tokens is None else tuple(tokens)
     answer_id = obj.get("id")
     answer_model = obj.get("model")
     finish = finish_of(obj, tool_calls=bool(calls), refused=refusal is not None)
@@ -490,7 +521,9 @@ def parse_response(data: bytes, request: Request, provider: str) -> Response:
         id=answer_id if isinstance(answer_id, str) else None,
         raw=obj if request.include_raw else None,
         reasoning=reasoning,
-        choices=() if refusal is None else (Choice(0, text, calls, finish, refusal),),
+        choices=()
+        if refusal is None and logprobs is None
+        else (Choice(0, text, calls, finish, refusal, logprobs),),
     )
 
 

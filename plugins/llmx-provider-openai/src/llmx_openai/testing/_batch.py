@@ -44,7 +44,16 @@ def _form(recorded: RecordedRequest) -> dict[str, tuple[str | None, bytes]]:
 
 
 class OpenAIBatchFake(FakeBatches):
-    """The batch half of the OpenAI fake (mixed into :class:`FakeOpenAIServer`)."""
+    """The batch half of the OpenAI fake (mixed into :class:`FakeOpenAIServer`).
+
+    Azure's fake serves the same under ``/openai`` (:attr:`batch_prefix`), with its own
+    line and create checks (:meth:`check_batch_line`, :meth:`check_batch_create`) and
+    item path."""
+
+    batch_prefix = "/v1"
+    """Where ``/files`` and ``/batches`` are served."""
+    batch_endpoint = ENDPOINT
+    """Each line's ``url`` and the create's ``endpoint``."""
 
     batch_lifecycle = ("validating", "in_progress", "finalizing", "completed")
     batch_cancel_states = ("cancelling", "cancelled")
@@ -78,14 +87,17 @@ class OpenAIBatchFake(FakeBatches):
 
     def batch_route(self, method: str, path: str) -> Handler | None:
         """The handler of a Files or Batch API URL, or None."""
-        if path == "/v1/files" and method == "POST":
+        if not path.startswith(self.batch_prefix + "/"):
+            return None
+        path = path.removeprefix(self.batch_prefix)
+        if path == "/files" and method == "POST":
             return self._upload
-        if path.startswith("/v1/files/") and path.endswith("/content") and method == "GET":
+        if path.startswith("/files/") and path.endswith("/content") and method == "GET":
             return self._content
-        if path == "/v1/batches":
+        if path == "/batches":
             return self._create if method == "POST" else self._list if method == "GET" else None
-        if path.startswith("/v1/batches/"):
-            rest = path.removeprefix("/v1/batches/")
+        if path.startswith("/batches/"):
+            rest = path.removeprefix("/batches/")
             if rest.endswith("/cancel") and method == "POST":
                 return self._cancel
             if "/" not in rest and method == "GET":
@@ -101,6 +113,14 @@ class OpenAIBatchFake(FakeBatches):
 
         return vendor_validator("openai", "official")
 
+    def check_batch_line(self, body: Any) -> None:
+        """Validate one line's ``body`` (OpenAI's ``CreateChatCompletionRequest``)."""
+        self._validator().check("/chat/completions", "post", body)
+
+    def check_batch_create(self, body: Any) -> None:
+        """Validate a create's body (OpenAI's ``createBatch``)."""
+        self._validator().check("/batches", "post", body)
+
     async def _upload(
         self, request: web.BaseRequest, recorded: RecordedRequest
     ) -> web.StreamResponse:
@@ -110,7 +130,6 @@ class OpenAIBatchFake(FakeBatches):
         if purpose not in ("assistants", "batch", "fine-tune", "vision", "user_data", "evals"):
             return await self.error(request, 400, f"Invalid purpose {purpose!r}", param="purpose")
         if purpose == "batch":
-            validator = self._validator()
             seen = set()
             for number, line in enumerate(content.splitlines(), 1):
                 row = json.loads(line)
@@ -118,11 +137,11 @@ class OpenAIBatchFake(FakeBatches):
                     f"line {number}: {row.keys()}"
                 )
                 assert row["method"] == "POST", f"line {number}"
-                assert row["url"] == ENDPOINT, f"line {number}"
+                assert row["url"] == self.batch_endpoint, f"line {number}"
                 assert isinstance(row["custom_id"], str), f"line {number}"
                 assert row["custom_id"] not in seen, f"line {number}: repeated custom_id"
                 seen.add(row["custom_id"])
-                validator.check("/chat/completions", "post", row["body"])
+                self.check_batch_line(row["body"])
         file_id = f"file-fake{len(self.files) + 1:06d}"
         self.files[file_id] = (purpose, content)
         body = {
@@ -140,7 +159,8 @@ class OpenAIBatchFake(FakeBatches):
     async def _content(
         self, request: web.BaseRequest, recorded: RecordedRequest
     ) -> web.StreamResponse:
-        file_id = recorded.path.removeprefix("/v1/files/").removesuffix("/content")
+        file_id = recorded.path.removeprefix(f"{self.batch_prefix}/files/")
+        file_id = file_id.removesuffix("/content")
         if file_id not in self.files:
             return await self.error(request, 404, f"No such File object: {file_id}", param="id")
         return await self.send_results(request, self.files[file_id][1], "application/octet-stream")
@@ -149,7 +169,7 @@ class OpenAIBatchFake(FakeBatches):
         self, request: web.BaseRequest, recorded: RecordedRequest
     ) -> web.StreamResponse:
         body = recorded.json
-        self._validator().check("/batches", "post", body)
+        self.check_batch_create(body)
         file_id = body["input_file_id"]
         if file_id not in self.files:
             return await self.error(
@@ -162,7 +182,7 @@ class OpenAIBatchFake(FakeBatches):
         batch = self.new_batch("batch_fake", metadata.get("llmx_batch_key"), model, items)
         if self.batch_failure is not None:
             batch.lifecycle = ["validating", "failed"]
-        batch.extra = {"input_file_id": file_id, "metadata": metadata}
+        batch.extra = {"input_file_id": file_id, "metadata": metadata, "query": recorded.query}
         lost = await self.after_create(request, recorded)
         if lost is not None:
             return lost
@@ -189,7 +209,7 @@ class OpenAIBatchFake(FakeBatches):
         return await self.json_response(request, 200, body, headers=self._headers())
 
     def _find(self, path: str) -> FakeBatch | None:
-        batch_id = path.removeprefix("/v1/batches/").removesuffix("/cancel")
+        batch_id = path.removeprefix(f"{self.batch_prefix}/batches/").removesuffix("/cancel")
         return self.batches.get(batch_id)
 
     async def _retrieve(
@@ -251,7 +271,7 @@ class OpenAIBatchFake(FakeBatches):
         return {
             "id": batch.id,
             "object": "batch",
-            "endpoint": ENDPOINT,
+            "endpoint": self.batch_endpoint,
             "errors": errors,
             "input_file_id": extra.get("input_file_id", ""),
             "completion_window": "24h",

@@ -29,7 +29,11 @@ and the behaviour the official ``openai-python`` SDK relies on:
   per character), a reply's ``refusal`` as ``message.refusal`` (``delta.refusal`` in
   a stream, ``logprobs.refusal`` for its tokens);
 * ``POST /v1/responses``, the Responses API, with the same keys, errors and replies
-  (its objects and events: :mod:`llmx_openai.testing._responses`).
+  (its objects and events: :mod:`llmx_openai.testing._responses`);
+* ``POST /v1/responses/input_tokens`` (``TokenCountsBody``: the prompt fields of a
+  Responses body, any other key refused with 400 ``unknown_parameter``), answering
+  ``{"object": "response.input_tokens", "input_tokens": N}`` with the count a
+  Responses answer to the same prompt reports.
 
 :class:`OpenAIQuirks` makes it behave like the OpenAI-compatible servers that deviate
 from this (vLLM, Ollama, LiteLLM, FastAPI-based gateways).
@@ -57,6 +61,7 @@ from llmx.testing import (
     ReplyItem,
     RequestView,
     ViewPart,
+    approx_tokens,
     merge_turns,
 )
 from llmx_openai.testing._batch import OpenAIBatchFake
@@ -118,6 +123,24 @@ _CLOUDFLARE_502 = (
     "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n"
     "</body>\r\n</html>\r\n"
 )
+
+
+TOKEN_COUNT_FIELDS = frozenset(
+    {
+        "model",
+        "input",
+        "instructions",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "text",
+        "reasoning",
+        "truncation",
+        "previous_response_id",
+        "conversation",
+    }
+)
+"""The keys ``POST /v1/responses/input_tokens`` takes (OpenAI's ``TokenCountsBody``)."""
 
 
 def _mask(key: str) -> str:
@@ -352,12 +375,15 @@ class FakeOpenAIServer(OpenAIBatchFake, FakeServer):
     # -- routing and auth ----------------------------------------------------------------
 
     def route(self, method: str, path: str) -> Handler | None:
-        """``POST /v1/chat/completions``, ``POST /v1/responses``, ``POST /v1/embeddings``,
-        ``GET /v1/models`` and ``GET /v1/models/{id}``."""
+        """``POST /v1/chat/completions``, ``POST /v1/responses``,
+        ``POST /v1/responses/input_tokens``, ``POST /v1/embeddings``, ``GET /v1/models``
+        and ``GET /v1/models/{id}``."""
         if path == "/v1/chat/completions" and method == "POST":
             return self._chat
         if path == "/v1/responses" and method == "POST":
             return self._responses
+        if path == "/v1/responses/input_tokens" and method == "POST":
+            return self._input_tokens
         if path == "/v1/embeddings" and method == "POST":
             return self._embeddings
         if method == "GET" and (path == "/v1/models" or path.startswith("/v1/models/")):
@@ -538,6 +564,32 @@ class FakeOpenAIServer(OpenAIBatchFake, FakeServer):
                 code="invalid_encrypted_content",
             )
         return await self.answer_model_request(request, recorded)
+
+    async def _input_tokens(
+        self, request: web.BaseRequest, recorded: RecordedRequest
+    ) -> web.StreamResponse:
+        body = recorded.json
+        if not isinstance(body, dict):
+            return await self.check_chat_body(request, body)  # type: ignore[return-value]
+        unknown = sorted(set(body) - TOKEN_COUNT_FIELDS)
+        if unknown:
+            return await self.error(
+                request,
+                400,
+                f"Unknown parameter: '{unknown[0]}'.",
+                param=unknown[0],
+                code="unknown_parameter",
+            )
+        failure = self.next_failure()
+        if failure is not None:
+            return await self.answer(request, recorded, failure)
+        tokens = approx_tokens(describe_responses_body(body).prompt_text())
+        return await self.json_response(
+            request,
+            200,
+            {"object": "response.input_tokens", "input_tokens": tokens},
+            headers=self._headers(),
+        )
 
     @staticmethod
     def is_responses(recorded: RecordedRequest | dict[str, Any]) -> bool:

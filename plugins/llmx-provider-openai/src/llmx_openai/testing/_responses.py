@@ -26,6 +26,10 @@ the ``response`` object, ``ResponseStreamEvent``):
   ``response.reasoning_summary_part.done``, then
   ``response.output_item.done``; finally ``response.completed`` (or
   ``response.incomplete``) with the whole response and its usage. No ``[DONE]``.
+* token logprobs when ``include`` has ``message.output_text.logprobs``: the
+  ``output_text`` part's ``logprobs`` (one token per character, ``top_logprobs``
+  alternatives) and each ``response.output_text.delta``'s ``logprobs`` (that delta's
+  tokens); ``[]`` otherwise, as OpenAI sends;
 * a stream failing part-way ends with an ``error`` event (``{"type": "error", "code",
   "message", "param", "sequence_number"}``); HTTP errors are Chat Completions' bodies.
 """
@@ -188,6 +192,32 @@ def _wants_encrypted(body: dict[str, Any]) -> bool:
     return isinstance(include, list) and "reasoning.encrypted_content" in include
 
 
+def _logprobs(reply: Reply, body: dict[str, Any], text: str) -> list[dict[str, Any]]:
+    """An ``output_text`` part's ``logprobs`` (OpenAI's ``LogProb``: one token per
+    character, ``top_logprobs`` alternatives) when ``include`` asks for
+    ``message.output_text.logprobs``; else ``[]``, as OpenAI sends."""
+    include = body.get("include")
+    if not isinstance(include, list) or "message.output_text.logprobs" not in include:
+        return []
+    top = body.get("top_logprobs")
+    return reply.token_logprobs(text, top if type(top) is int else 0)
+
+
+def _delta_logprobs(reply: Reply, body: dict[str, Any], text: str) -> list[dict[str, Any]]:
+    """A ``response.output_text.delta`` event's ``logprobs`` (``ResponseLogProb``: the
+    tokens of that delta, alternatives without ``bytes``)."""
+    return [
+        {
+            "token": t["token"],
+            "logprob": t["logprob"],
+            "top_logprobs": [
+                {"token": a["token"], "logprob": a["logprob"]} for a in t["top_logprobs"]
+            ],
+        }
+        for t in _logprobs(reply, body, text)
+    ]
+
+
 _ENCRYPTED = "gAAAAB-fake-"
 
 
@@ -249,7 +279,12 @@ def _output(reply: Reply, body: dict[str, Any], n: int) -> list[dict[str, Any]]:
             }
         )
     elif reply.text or not reply.tool_calls:
-        part = {"type": "output_text", "text": reply.text, "annotations": [], "logprobs": []}
+        part = {
+            "type": "output_text",
+            "text": reply.text,
+            "annotations": [],
+            "logprobs": _logprobs(reply, body, reply.text),
+        }
         items.append(
             {
                 "id": f"msg_fake{n:06d}",
@@ -362,8 +397,9 @@ def response_events(reply: Reply, body: dict[str, Any], n: int) -> list[Any]:
             empty = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
             emit("response.content_part.added", **ids, part=empty)
             for piece in reply.text_pieces():
-                emit("response.output_text.delta", **ids, delta=piece, logprobs=[])
-            emit("response.output_text.done", **ids, text=reply.text, logprobs=[])
+                logprobs = _delta_logprobs(reply, body, piece)
+                emit("response.output_text.delta", **ids, delta=piece, logprobs=logprobs)
+            emit("response.output_text.done", **ids, text=reply.text, logprobs=part["logprobs"])
             emit("response.content_part.done", **ids, part=part)
         else:
             emit(
