@@ -1,0 +1,445 @@
+"""The listener: llmx's event hooks turned into GenAI spans and metrics."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from llmx.plugin import hookimpl, scrub
+from opentelemetry import metrics, trace
+from opentelemetry.propagate import inject
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from llmx_otel import _names as n
+
+if TYPE_CHECKING:
+    from llmx.plugin import (
+        AttemptEnd,
+        AttemptStart,
+        RequestEnd,
+        RequestError,
+        RequestStart,
+    )
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import Span, TracerProvider
+
+__all__ = ["CONTENT_LIMIT", "MAX_OPEN_REQUESTS", "Instrumentation"]
+
+CONTENT_LIMIT = 16_384
+"""Characters of captured content kept per attribute (the rest is cut, marked ``…``)."""
+
+MAX_OPEN_REQUESTS = 10_000
+"""Requests tracked at once. A cancelled request sends no last event; past this many
+open requests the oldest is ended (``llmx.abandoned``) so memory stays bounded."""
+
+_TRUE = ("1", "true", "yes", "on")
+_CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+_PROPAGATE_ENV = "OTEL_INSTRUMENTATION_LLMX_PROPAGATE"
+_SCOPE = "llmx_otel"
+
+
+def _flag(env: str) -> bool:
+    return os.environ.get(env, "").strip().lower() in _TRUE
+
+
+class _RequestState:
+    """One open request: its span, its attempts' open spans, the winning attempt."""
+
+    __slots__ = ("answered", "attempts", "model", "operation", "span", "stream", "ttfc")
+
+    def __init__(self, span: Span, model: str, operation: str, stream: bool) -> None:
+        self.span = span
+        self.model = model
+        self.operation = operation
+        self.stream = stream
+        self.attempts: dict[int, Span] = {}
+        # the span of the attempt that answered, kept open until the request's end
+        # writes the answer's model, id and finish reasons on it
+        self.answered: tuple[Span, int, str] | None = None
+        self.ttfc: float | None = None
+
+
+class Instrumentation:
+    """OpenTelemetry GenAI traces and metrics for every llmx request.
+
+    Register an instance as a plugin (``registry.register(Instrumentation(...),
+    name="otel")``); or enable the ``otel`` plugin (``[plugins] enable = ["otel"]``),
+    which builds one from the environment and the global providers.
+
+    ``tracer_provider`` / ``meter_provider``: where spans and measurements go (None: the
+    global ones, :func:`opentelemetry.trace.set_tracer_provider`; read on each span, so
+    a provider set after the client was built is used). ``propagate``: send the W3C
+    trace context (``traceparent``, through the global propagator) to providers with
+    each attempt's HTTP request (off by default: it tells the vendor your trace ids).
+    ``capture_content``: record the request's messages and the answer as
+    ``gen_ai.input.messages`` / ``gen_ai.output.messages`` (off by default: prompts may
+    hold personal data); captured text goes through ``redact`` (default: every secret
+    llmx knows replaced by ``***``) and is cut at :data:`CONTENT_LIMIT` characters.
+    """
+
+    llmx_contract = "1.2"
+
+    def __init__(
+        self,
+        *,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
+        propagate: bool = False,
+        capture_content: bool = False,
+        redact: Callable[[str], str] | None = None,
+    ) -> None:
+        self.propagate = propagate
+        self.capture_content = capture_content
+        self.redact = redact if redact is not None else scrub
+        self._tracer_provider = tracer_provider
+        self._tracer = trace.get_tracer(_SCOPE, tracer_provider=tracer_provider)
+        meter = metrics.get_meter(_SCOPE, meter_provider=meter_provider)
+        self._duration = meter.create_histogram(
+            n.METRIC_DURATION,
+            unit="s",
+            description="GenAI operation duration",
+            explicit_bucket_boundaries_advisory=list(n.DURATION_BUCKETS),
+        )
+        self._tokens = meter.create_histogram(
+            n.METRIC_TOKENS,
+            unit="{token}",
+            description="Number of input and output tokens used",
+            explicit_bucket_boundaries_advisory=list(n.TOKEN_BUCKETS),
+        )
+        self._ttfc = meter.create_histogram(
+            n.METRIC_TTFC,
+            unit="s",
+            description="Time to receive the first chunk of a streamed answer",
+            explicit_bucket_boundaries_advisory=list(n.TTFC_BUCKETS),
+        )
+        self._open: dict[str, _RequestState] = {}
+        self._types: dict[str, str] = {}  # instance -> gen_ai.provider.name
+        # perf_counter() seconds -> epoch nanoseconds (the events' clock -> OTel's)
+        self._offset = time.time_ns() - int(time.perf_counter() * 1e9)
+
+    @classmethod
+    def from_env(cls) -> Instrumentation:
+        """The instance the ``otel`` entry point uses: the global providers;
+        ``capture_content`` from ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``
+        and ``propagate`` from ``OTEL_INSTRUMENTATION_LLMX_PROPAGATE`` (``true``/``1``)."""
+        return cls(propagate=_flag(_PROPAGATE_ENV), capture_content=_flag(_CAPTURE_ENV))
+
+    def __repr__(self) -> str:
+        return (
+            f"Instrumentation(propagate={self.propagate}, "
+            f"capture_content={self.capture_content})"
+        )
+
+    def _ns(self, perf: float) -> int:
+        return int(perf * 1e9) + self._offset
+
+    # -- the hooks --------------------------------------------------------------------------
+
+    @hookimpl
+    def llmx_request_start(self, event: RequestStart) -> None:
+        """Open the request's span (a child of the span current in the caller's task)."""
+        try:
+            self._request_start(event)
+        except Exception:  # a hook must not raise: telemetry never breaks a request
+            pass
+
+    @hookimpl
+    def llmx_attempt_start(self, event: AttemptStart) -> None:
+        """Open the attempt's span under the request's; propagate its context."""
+        try:
+            self._attempt_start(event)
+        except Exception:
+            pass
+
+    @hookimpl
+    def llmx_attempt_end(self, event: AttemptEnd) -> None:
+        """Close a failed or abandoned attempt's span; hold a successful one open."""
+        try:
+            self._attempt_end(event)
+        except Exception:
+            pass
+
+    @hookimpl
+    def llmx_request_end(self, event: RequestEnd) -> None:
+        """Close the request's span (and its answering attempt's); record the metrics."""
+        try:
+            self._request_end(event)
+        except Exception:
+            pass
+
+    @hookimpl
+    def llmx_request_error(self, event: RequestError) -> None:
+        """Close the request's span with its error; record the duration."""
+        try:
+            self._request_error(event)
+        except Exception:
+            pass
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def _request_start(self, event: RequestStart) -> None:
+        request = event.request
+        operation = "embeddings" if not hasattr(request, "messages") else "chat"
+        model = request.model
+        attributes: dict[str, Any] = {
+            n.OPERATION_NAME: operation,
+            n.REQUEST_MODEL: model,
+            n.REQUEST_ID: event.request_id,
+            n.STREAM: event.stream,
+        }
+        if operation == "chat":
+            _request_attributes(request, attributes)
+            if self.capture_content:
+                attributes[n.INPUT_MESSAGES] = self._content(_input_messages(request))
+        span = self._tracer.start_span(
+            f"{operation} {model}",
+            kind=SpanKind.INTERNAL,
+            attributes=attributes,
+            start_time=self._ns(event.started),
+        )
+        opened = self._open
+        opened[event.request_id] = _RequestState(span, model, operation, event.stream)
+        if len(opened) > MAX_OPEN_REQUESTS:
+            oldest = next(iter(opened))
+            self._abandon(oldest, opened.pop(oldest))
+
+    def _abandon(self, request_id: str, state: _RequestState) -> None:
+        for span in state.attempts.values():
+            span.end()
+        if state.answered is not None:
+            state.answered[0].end(state.answered[1])
+        state.span.set_attribute("llmx.abandoned", True)
+        state.span.end()
+
+    def _request_end(self, event: RequestEnd) -> None:
+        state = self._open.pop(event.request_id, None)
+        if state is None:
+            return
+        response: Any = event.response
+        span = state.span
+        cached = bool(getattr(response, "cached", False))
+        instance = response.provider
+        provider = self._types.get(instance)
+        attributes: dict[str, Any] = {
+            n.RESPONSE_MODEL: response.model,
+            n.INSTANCE: instance,
+            n.CACHE_HIT: cached,
+            n.ATTEMPTS: len(response.attempts),
+        }
+        if provider is not None:
+            attributes[n.PROVIDER_NAME] = provider
+        answer = hasattr(response, "finish_reason")  # a chat Response (not embeddings)
+        if answer:
+            if response.id:
+                attributes[n.RESPONSE_ID] = response.id
+            if response.finish_reason is not None:
+                attributes[n.RESPONSE_FINISH_REASONS] = (response.finish_reason,)
+        usage = response.usage
+        _usage_attributes(usage, attributes)
+        if response.cost is not None:
+            attributes[n.COST] = response.cost
+        if state.ttfc is not None:
+            attributes[n.RESPONSE_TIME_TO_FIRST_CHUNK] = state.ttfc
+        if answer and self.capture_content:
+            attributes[n.OUTPUT_MESSAGES] = self._content(_output_messages(response))
+        span.set_attributes(attributes)
+        won = state.answered
+        if won is not None:
+            attempt_span, attempt_end, _ = won
+            attempt_span.set_attributes(
+                {k: v for k, v in attributes.items() if k not in _REQUEST_ONLY}
+            )
+            attempt_span.end(attempt_end)
+        for other in state.attempts.values():  # never ended (not expected): close them
+            other.end()
+        now = time.perf_counter()
+        span.end(self._ns(now))
+        metric: dict[str, Any] = {
+            n.OPERATION_NAME: state.operation,
+            n.REQUEST_MODEL: state.model,
+            n.RESPONSE_MODEL: response.model,
+            n.CACHE_HIT: cached,
+        }
+        if provider is not None:
+            metric[n.PROVIDER_NAME] = provider
+        self._duration.record(event.duration, metric)
+        if state.ttfc is not None:
+            self._ttfc.record(state.ttfc, metric)
+        if not cached:
+            tokens = self._tokens
+            tokens.record(usage.input_tokens, {**metric, n.TOKEN_TYPE: "input"})
+            if answer:
+                tokens.record(usage.output_tokens, {**metric, n.TOKEN_TYPE: "output"})
+
+    def _request_error(self, event: RequestError) -> None:
+        state = self._open.pop(event.request_id, None)
+        if state is None:
+            return
+        err = event.error
+        kind = type(err).__name__
+        span = state.span
+        attributes: dict[str, Any] = {n.ERROR_TYPE: kind}
+        attempts = getattr(err, "attempts", None)
+        if isinstance(attempts, tuple):
+            attributes[n.ATTEMPTS] = len(attempts)
+        instance = getattr(err, "provider", None)
+        provider = self._types.get(instance) if isinstance(instance, str) else None
+        if provider is not None:
+            attributes[n.PROVIDER_NAME] = provider
+        span.set_attributes(attributes)
+        span.set_status(Status(StatusCode.ERROR, self.redact(_message(err))))
+        if state.answered is not None:  # answered, then failed (a stream broke off)
+            state.answered[0].end(state.answered[1])
+        for other in state.attempts.values():
+            other.end()
+        span.end(self._ns(time.perf_counter()))
+        metric: dict[str, Any] = {
+            n.OPERATION_NAME: state.operation,
+            n.REQUEST_MODEL: state.model,
+            n.ERROR_TYPE: kind,
+        }
+        if provider is not None:
+            metric[n.PROVIDER_NAME] = provider
+        self._duration.record(event.duration, metric)
+
+    # -- attempts ---------------------------------------------------------------------------
+
+    def _attempt_start(self, event: AttemptStart) -> None:
+        state = self._open.get(event.request_id)
+        if state is None:
+            return
+        provider = self._types.get(event.provider)
+        if provider is None:
+            kind = event.provider_type
+            provider = self._types[event.provider] = n.PROVIDER_NAMES.get(kind, kind)
+        attributes: dict[str, Any] = {
+            n.OPERATION_NAME: state.operation,
+            n.PROVIDER_NAME: provider,
+            n.REQUEST_MODEL: event.model,
+            n.INSTANCE: event.provider,
+            n.ATTEMPT: event.attempt,
+            n.ATTEMPT_KIND: event.kind,
+        }
+        if event.kind != "first":
+            attributes[_KIND_FLAGS[event.kind]] = True
+        parent = trace.set_span_in_context(state.span)
+        span = self._tracer.start_span(
+            f"{state.operation} {event.model}",
+            context=parent,
+            kind=SpanKind.CLIENT,
+            attributes=attributes,
+            start_time=self._ns(event.started),
+        )
+        state.attempts[event.attempt] = span
+        if self.propagate:
+            inject(event.headers, context=trace.set_span_in_context(span))
+
+    def _attempt_end(self, event: AttemptEnd) -> None:
+        state = self._open.get(event.request_id)
+        if state is None:
+            return
+        span = state.attempts.pop(event.attempt, None)
+        if span is None:
+            return
+        end = self._ns(event.started + event.duration)
+        if event.ttft is not None:
+            span.set_attribute(n.RESPONSE_TIME_TO_FIRST_CHUNK, event.ttft)
+        err = event.error
+        if err is None:
+            if event.usage is not None:
+                usage: dict[str, Any] = {}
+                _usage_attributes(event.usage, usage)
+                span.set_attributes(usage)
+            if event.ttft is not None and state.stream:
+                state.ttfc = event.ttft
+            state.answered = (span, end, event.provider)
+            return
+        if type(err).__name__ == "CancelledError":  # abandoned: a lost hedge, a cancel
+            span.set_attribute(n.ABANDONED, str(err) or "cancelled")
+        else:
+            span.set_attribute(n.ERROR_TYPE, type(err).__name__)
+            span.set_status(Status(StatusCode.ERROR, self.redact(_message(err))))
+        span.end(end)
+
+    # -- content ----------------------------------------------------------------------------
+
+    def _content(self, value: object) -> str:
+        text = self.redact(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+        if len(text) > CONTENT_LIMIT:
+            text = text[: CONTENT_LIMIT - 1] + "…"
+        return text
+
+
+_KIND_FLAGS = {"retry": n.RETRY, "fallback": n.FALLBACK, "hedge": n.HEDGE}
+_REQUEST_ONLY = frozenset({n.CACHE_HIT, n.ATTEMPTS, n.OUTPUT_MESSAGES, n.COST})
+
+
+def _message(err: BaseException) -> str:
+    message = getattr(err, "message", None)
+    return message if isinstance(message, str) else str(err)
+
+
+def _request_attributes(request: Any, attributes: dict[str, Any]) -> None:
+    if request.max_tokens is not None:
+        attributes[n.REQUEST_MAX_TOKENS] = request.max_tokens
+    if request.temperature is not None:
+        attributes[n.REQUEST_TEMPERATURE] = request.temperature
+    if request.top_p is not None:
+        attributes[n.REQUEST_TOP_P] = request.top_p
+    if request.seed is not None:
+        attributes[n.REQUEST_SEED] = request.seed
+    if request.stop:
+        attributes[n.REQUEST_STOP_SEQUENCES] = request.stop
+    if request.n is not None and request.n != 1:
+        attributes[n.REQUEST_CHOICE_COUNT] = request.n
+
+
+def _usage_attributes(usage: Any, attributes: dict[str, Any]) -> None:
+    attributes[n.USAGE_INPUT_TOKENS] = usage.input_tokens
+    attributes[n.USAGE_OUTPUT_TOKENS] = getattr(usage, "output_tokens", 0)
+    if getattr(usage, "reasoning_tokens", 0):
+        attributes[n.USAGE_REASONING_TOKENS] = usage.reasoning_tokens
+    if getattr(usage, "cache_read_tokens", 0):
+        attributes[n.USAGE_CACHE_READ_TOKENS] = usage.cache_read_tokens
+    if getattr(usage, "cache_write_tokens", 0):
+        attributes[n.USAGE_CACHE_WRITE_TOKENS] = usage.cache_write_tokens
+
+
+def _parts(content: Any) -> list[dict[str, Any]]:
+    """A message's parts in the conventions' shape; media are named, not included."""
+    parts: list[dict[str, Any]] = []
+    for part in content:
+        kind = type(part).__name__
+        if kind == "Text":
+            parts.append({"type": "text", "content": part.text})
+        elif kind == "ToolCall":
+            parts.append(
+                {"type": "tool_call", "id": part.id, "name": part.name, "arguments": part.arguments}
+            )
+        elif kind == "ToolResult":
+            parts.append(
+                {"type": "tool_call_response", "id": part.tool_call_id, "response": part.content}
+            )
+        elif kind == "Reasoning":
+            parts.append({"type": "reasoning", "content": part.text})
+        else:  # Image, Document, Audio: never their bytes
+            parts.append({"type": kind.lower()})
+    return parts
+
+
+def _input_messages(request: Any) -> list[dict[str, Any]]:
+    return [{"role": m.role, "parts": _parts(m.content)} for m in request.messages]
+
+
+def _output_messages(response: Any) -> list[dict[str, Any]]:
+    parts: list[dict[str, Any]] = []
+    if response.text:
+        parts.append({"type": "text", "content": response.text})
+    parts.extend(_parts(response.tool_calls))
+    message: dict[str, Any] = {"role": "assistant", "parts": parts}
+    if response.finish_reason is not None:
+        message["finish_reason"] = response.finish_reason
+    return [message]
