@@ -21,10 +21,14 @@ def _event_hooks_plugin() -> object:
     sure that no event hook of this llmx is missing from it."""
 
     class EventHooks:
-        llmx_contract = "1.1"  # llmx_breaker_transition came with 1.1
+        llmx_contract = "1.2"  # llmx_attempt_start came with 1.2
 
         @hookimpl
         def llmx_request_start(self, event: Any) -> None:
+            del event
+
+        @hookimpl
+        def llmx_attempt_start(self, event: Any) -> None:
             del event
 
         @hookimpl

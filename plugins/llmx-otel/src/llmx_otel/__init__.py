@@ -11,10 +11,15 @@ Enable it in ``llmx.toml`` (it then uses the global tracer and meter providers):
     [plugins]
     enable = ["otel"]
 
-or register an :class:`Instrumentation` with providers of your own::
+and, to choose its providers or settings in code, :func:`configure` it::
+
+    llmx_otel.configure(tracer_provider=tp, meter_provider=mp, propagate=True)
+
+An :class:`Instrumentation` may also be registered on a registry of its own, under a
+name other than ``otel`` (the entry point's)::
 
     registry = llmx.Registry()
-    registry.register(llmx_otel.Instrumentation(tracer_provider=tp), name="otel")
+    registry.register(llmx_otel.Instrumentation(tracer_provider=tp), name="otel-app")
     llmx.Client(config, registry=registry)
 
 See docs/observability-otel.md for the attributes and settings.
@@ -30,9 +35,13 @@ from llmx.plugin import hookimpl
 from llmx_otel._instrumentation import CONTENT_LIMIT, MAX_OPEN_REQUESTS, Instrumentation
 
 if TYPE_CHECKING:
-    from llmx.plugin import AttemptEnd, AttemptStart, RequestEnd, RequestError, RequestStart
+    from collections.abc import Callable
 
-__all__ = ["CONTENT_LIMIT", "MAX_OPEN_REQUESTS", "Instrumentation", "default"]
+    from llmx.plugin import AttemptEnd, AttemptStart, RequestEnd, RequestError, RequestStart
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import TracerProvider
+
+__all__ = ["CONTENT_LIMIT", "MAX_OPEN_REQUESTS", "Instrumentation", "configure", "default"]
 
 llmx_contract = "1.2"  # llmx_attempt_start came with contract 1.2
 
@@ -50,6 +59,32 @@ def default() -> Instrumentation:
             instance = _default
             if instance is None:
                 instance = _default = Instrumentation.from_env()
+    return instance
+
+
+def configure(
+    *,
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
+    propagate: bool | None = None,
+    capture_content: bool | None = None,
+    redact: Callable[[str], str] | None = None,
+) -> Instrumentation:
+    """Replace the ``otel`` plugin's instance with one built from these arguments (see
+    :class:`Instrumentation`; ``propagate`` / ``capture_content`` left None are read from
+    the environment as :meth:`Instrumentation.from_env` does). Requests already under
+    way finish on the old one. Returns the new instance."""
+    global _default
+    base = Instrumentation.from_env()
+    instance = Instrumentation(
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        propagate=base.propagate if propagate is None else propagate,
+        capture_content=base.capture_content if capture_content is None else capture_content,
+        redact=redact,
+    )
+    with _lock:
+        _default = instance
     return instance
 
 
