@@ -13,6 +13,7 @@ valgrind (``apt-get install valgrind``); each config takes about a minute.
 
     python -m bench icount                          # raw, llmx, llmx-pipeline
     python -m bench icount --configs llmx --requests 400 --concurrency 1
+    python -m bench icount --configs raw,llmx,llmx-otel   # what OpenTelemetry costs
 """
 
 from __future__ import annotations
@@ -81,6 +82,10 @@ async def _child(kind: str, requests: int, concurrency: int, base: str) -> None:
         from bench.drivers.llmx_client import _event_hooks_plugin
 
         registry.register(_event_hooks_plugin(), name="bench-event-hooks")
+    if spec.otel:
+        from bench.drivers.llmx_client import _otel_plugin
+
+        registry.register(_otel_plugin(), name="bench-otel")
     async with llmx.Client(config, registry=registry) as client:
 
         async def call() -> str:

@@ -52,6 +52,38 @@ def _event_hooks_plugin() -> object:
     return plugin
 
 
+def _otel_plugin() -> object:
+    """llmx-otel's listener over the OpenTelemetry SDK: spans through a
+    ``BatchSpanProcessor`` to an exporter that drops them (what an app exporting over
+    OTLP pays in its request path; the export runs in the SDK's own thread), the GenAI
+    metrics aggregated by an in-memory reader."""
+    try:
+        from llmx_otel import Instrumentation
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import (
+            BatchSpanProcessor,
+            SpanExporter,
+            SpanExportResult,
+        )
+    except ImportError as err:
+        msg = (
+            f"the otel config needs llmx-otel and opentelemetry-sdk ({err}): run scripts/bootstrap"
+        )
+        raise SkipError(msg) from err
+
+    class Drop(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            del spans
+            return SpanExportResult.SUCCESS
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(Drop()))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    return Instrumentation(tracer_provider=tracer_provider, meter_provider=meter_provider)
+
+
 def _check_event_hooks(plugin: object) -> None:
     """Every hook spec that is not a registration hook is an event hook: the plugin
     must implement each one, or the "whole pipeline on" config would skip some."""
@@ -86,6 +118,8 @@ class LlmxAdapter:
             raise SkipError(msg)
         if options.get("event_hooks"):
             registry.register(_event_hooks_plugin(), name="bench-event-hooks")
+        if options.get("otel"):
+            registry.register(_otel_plugin(), name="bench-otel")
         try:
             self.client = llmx.Client(config, registry=registry)
         except llmx.ConfigError as err:

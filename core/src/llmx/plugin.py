@@ -183,8 +183,8 @@ if TYPE_CHECKING:
     from llmx._reasoning import reasoning_effort as reasoning_effort
     from llmx._reasoning import reasoning_off as reasoning_off
     from llmx._registry import PluginInfo as PluginInfo
-    from llmx._scrub import scrub as scrub
     from llmx._registry import Registration as Registration
+    from llmx._scrub import scrub as scrub
     from llmx._sse import SSEEvent as SSEEvent
     from llmx._sse import SSEParser as SSEParser
     from llmx._sse import aiter_sse as aiter_sse

@@ -7,11 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
+import llmx
 from conftest import SpanRecord, Telemetry
 from llmx.testing import ErrorReply, Reply
 from llmx_openai.testing import FakeOpenAIServer
-
-import llmx
 
 FAST_RETRY = {"policy": "stamina", "attempts": 3, "wait_initial": 0.01, "wait_jitter": 0.0}
 KEY = "sk-otel-canary-4f9e1d"
@@ -217,9 +217,15 @@ async def test_cache_hit(telemetry: Telemetry) -> None:
     assert hit_span.attributes["llmx.attempts"] == 0
     assert hit_span.attributes["gen_ai.response.finish_reasons"] == ("stop",)
     metrics = telemetry.metrics()
-    durations = {p.attributes["llmx.cache_hit"]: p.count for p in metrics["gen_ai.client.operation.duration"]}
+    durations = {
+        p.attributes["llmx.cache_hit"]: p.count for p in metrics["gen_ai.client.operation.duration"]
+    }
     assert durations == {False: 1, True: 1}
-    input_points = [p for p in metrics["gen_ai.client.token.usage"] if p.attributes["gen_ai.token.type"] == "input"]
+    input_points = [
+        p
+        for p in metrics["gen_ai.client.token.usage"]
+        if p.attributes["gen_ai.token.type"] == "input"
+    ]
     assert sum(p.count for p in input_points) == 1  # the miss only
 
 
@@ -255,7 +261,7 @@ async def test_trace_context_propagation(telemetry: Telemetry) -> None:
     _, attempts = tree(telemetry.spans())
     sent = [r.headers for r in server.model_requests]
     assert len(sent) == len(attempts) == 2
-    for headers, span in zip(sent, attempts):
+    for headers, span in zip(sent, attempts, strict=True):
         version, trace_id, span_id, flags = headers["traceparent"].split("-")
         assert version == "00"
         assert int(flags, 16) & 1  # sampled

@@ -31,15 +31,15 @@ import threading
 from typing import TYPE_CHECKING
 
 from llmx.plugin import hookimpl
-
 from llmx_otel._instrumentation import CONTENT_LIMIT, MAX_OPEN_REQUESTS, Instrumentation
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from llmx.plugin import AttemptEnd, AttemptStart, RequestEnd, RequestError, RequestStart
     from opentelemetry.metrics import MeterProvider
     from opentelemetry.trace import TracerProvider
+
+    from llmx.plugin import AttemptEnd, AttemptStart, RequestEnd, RequestError, RequestStart
 
 __all__ = ["CONTENT_LIMIT", "MAX_OPEN_REQUESTS", "Instrumentation", "configure", "default"]
 

@@ -8,14 +8,17 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from llmx.plugin import hookimpl, scrub
 from opentelemetry import metrics, trace
 from opentelemetry.propagate import inject
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from llmx.plugin import hookimpl, scrub
 from llmx_otel import _names as n
 
 if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import Span, TracerProvider
+
     from llmx.plugin import (
         AttemptEnd,
         AttemptStart,
@@ -23,8 +26,6 @@ if TYPE_CHECKING:
         RequestError,
         RequestStart,
     )
-    from opentelemetry.metrics import MeterProvider
-    from opentelemetry.trace import Span, TracerProvider
 
 __all__ = ["CONTENT_LIMIT", "MAX_OPEN_REQUESTS", "Instrumentation"]
 
@@ -129,8 +130,7 @@ class Instrumentation:
 
     def __repr__(self) -> str:
         return (
-            f"Instrumentation(propagate={self.propagate}, "
-            f"capture_content={self.capture_content})"
+            f"Instrumentation(propagate={self.propagate}, capture_content={self.capture_content})"
         )
 
     def _ns(self, perf: float) -> int:

@@ -1,0 +1,120 @@
+"""llmx-otel as an installed plugin: enabled through ``[plugins] enable`` (its entry
+point), configured with :func:`llmx_otel.configure`, never loaded when not enabled;
+its bound on open requests; streams and embeddings."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import Telemetry
+from llmx.testing import Reply
+from llmx_openai.testing import FakeOpenAIServer
+
+import llmx
+import llmx_otel
+from llmx_otel import _instrumentation
+
+KEY = "sk-otel-plugin-test"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_default() -> Iterator[None]:
+    """Each test starts and ends without a configured default instance."""
+    llmx_otel._default = None
+    yield
+    llmx_otel._default = None
+
+
+def config(server: FakeOpenAIServer, **extra: Any) -> dict[str, Any]:
+    provider = {"type": "openai", "base_url": server.base_url, "api_key": KEY}
+    return {"providers": {"main": provider}, **extra}
+
+
+async def test_enabled_in_config_through_its_entry_point(telemetry: Telemetry) -> None:
+    """``[plugins] enable = ["otel"]`` loads the installed entry point; the providers
+    given to ``configure`` receive the spans, ``propagate`` applies."""
+    llmx_otel.configure(
+        tracer_provider=telemetry.tracer_provider,
+        meter_provider=telemetry.meter_provider,
+        propagate=True,
+    )
+    async with FakeOpenAIServer(api_key=KEY) as server:
+        cfg = config(server, plugins={"enable": ["otel"]})
+        async with llmx.Client(cfg) as client:
+            info = {p.name: p for p in client.registry.plugins()}["otel"]
+            await client.complete(model="main/m", prompt="Hi")
+    assert info.distribution == "llmx-otel"
+    spans = telemetry.spans()
+    assert sorted(s.name for s in spans) == ["chat m", "chat main/m"]
+    assert "traceparent" in server.model_requests[0].headers
+
+
+async def test_not_loaded_unless_enabled(telemetry: Telemetry) -> None:
+    """Installed but not enabled: a listener is not autoloaded, so no span is made."""
+    llmx_otel.configure(
+        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+    )
+    async with FakeOpenAIServer(api_key=KEY) as server:
+        async with llmx.Client(config(server)) as client:
+            await client.complete(model="main/m", prompt="Hi")
+            assert client.registry.events.attempt_start is None
+    assert telemetry.spans() == []
+
+
+def test_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ``otel`` plugin's default instance reads the conventions' content switch and
+    llmx's propagation switch; both are off without them."""
+    assert (llmx_otel.default().propagate, llmx_otel.default().capture_content) == (False, False)
+    llmx_otel._default = None
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_LLMX_PROPAGATE", "1")
+    instance = llmx_otel.default()
+    assert (instance.propagate, instance.capture_content) == (True, True)
+    assert llmx_otel.configure(propagate=False).propagate is False
+
+
+async def test_cancelled_requests_are_bounded(
+    telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cancelled request sends no last event: past MAX_OPEN_REQUESTS open requests the
+    oldest span is ended, marked ``llmx.abandoned``."""
+    monkeypatch.setattr(_instrumentation, "MAX_OPEN_REQUESTS", 1)
+    listener = telemetry.instrumentation()
+    async with FakeOpenAIServer(api_key=KEY) as server:
+        server.enqueue(Reply("never", delay=5.0))
+        registry = llmx.Registry()
+        registry.register(listener, name="otel-test")
+        async with llmx.Client(config(server), registry=registry) as client:
+            task = asyncio.ensure_future(client.complete(model="main/m", prompt="slow"))
+            await asyncio.sleep(0.2)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            for _ in range(2):
+                await client.complete(model="main/m", prompt="Hi")
+    abandoned = [s for s in telemetry.spans() if s.attributes.get("llmx.abandoned")]
+    (span,) = abandoned
+    assert span.name == "chat main/m"
+    assert listener._open == {}
+
+
+async def test_embeddings(telemetry: Telemetry) -> None:
+    """``client.embed`` makes an ``embeddings`` span with its usage, and the duration and
+    input-token metrics (no output tokens)."""
+    async with FakeOpenAIServer(api_key=KEY) as server:
+        registry = llmx.Registry()
+        registry.register(telemetry.instrumentation(), name="otel-test")
+        async with llmx.Client(config(server), registry=registry) as client:
+            await client.embed(model="main/text-embedding-3-small", input=["a", "b"])
+    spans = {s.name: s for s in telemetry.spans()}
+    request = spans["embeddings main/text-embedding-3-small"]
+    assert request.attributes["gen_ai.operation.name"] == "embeddings"
+    assert request.attributes["gen_ai.usage.input_tokens"] > 0
+    assert "gen_ai.response.finish_reasons" not in request.attributes
+    metrics = telemetry.metrics()
+    (tokens,) = metrics["gen_ai.client.token.usage"]
+    assert tokens.attributes["gen_ai.token.type"] == "input"
+    assert tokens.attributes["gen_ai.operation.name"] == "embeddings"
