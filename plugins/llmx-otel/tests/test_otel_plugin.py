@@ -8,14 +8,14 @@ import asyncio
 from collections.abc import Iterator
 from typing import Any
 
+import llmx_otel
 import pytest
+from llmx_otel import _instrumentation
+
+import llmx
 from conftest import Telemetry
 from llmx.testing import Reply
 from llmx_openai.testing import FakeOpenAIServer
-
-import llmx
-import llmx_otel
-from llmx_otel import _instrumentation
 
 KEY = "sk-otel-plugin-test"
 
@@ -57,10 +57,9 @@ async def test_not_loaded_unless_enabled(telemetry: Telemetry) -> None:
     llmx_otel.configure(
         tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
     )
-    async with FakeOpenAIServer(api_key=KEY) as server:
-        async with llmx.Client(config(server)) as client:
-            await client.complete(model="main/m", prompt="Hi")
-            assert client.registry.events.attempt_start is None
+    async with FakeOpenAIServer(api_key=KEY) as server, llmx.Client(config(server)) as client:
+        await client.complete(model="main/m", prompt="Hi")
+        assert client.registry.events.attempt_start is None
     assert telemetry.spans() == []
 
 

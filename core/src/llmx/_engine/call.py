@@ -205,6 +205,7 @@ class Call:
             self.t0,
             self.kind,
             inst.registration.name,
+            {},
         )
         hook(event=event)
         if event.headers:
