@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -40,6 +41,7 @@ _TRUE = ("1", "true", "yes", "on")
 _CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 _PROPAGATE_ENV = "OTEL_INSTRUMENTATION_LLMX_PROPAGATE"
 _SCOPE = "llmx_otel"
+_log = logging.getLogger("llmx_otel")
 
 
 def _flag(env: str) -> bool:
@@ -57,9 +59,10 @@ class _RequestState:
         self.operation = operation
         self.stream = stream
         self.attempts: dict[int, Span] = {}
-        # the span of the attempt that answered, kept open until the request's end
-        # writes the answer's model, id and finish reasons on it
-        self.answered: tuple[Span, int, str] | None = None
+        # the spans of the attempts that answered (span, end time, instance), kept open
+        # until the request's end writes the answer's model, id and finish reasons on
+        # the one whose answer the caller got (two hedged attempts may both answer)
+        self.answered: list[tuple[Span, int, str]] = []
         self.ttfc: float | None = None
 
 
@@ -144,7 +147,7 @@ class Instrumentation:
         try:
             self._request_start(event)
         except Exception:  # a hook must not raise: telemetry never breaks a request
-            pass
+            _log.debug("llmx-otel failed on an event", exc_info=True)
 
     @hookimpl
     def llmx_attempt_start(self, event: AttemptStart) -> None:
@@ -152,7 +155,7 @@ class Instrumentation:
         try:
             self._attempt_start(event)
         except Exception:
-            pass
+            _log.debug("llmx-otel failed on an event", exc_info=True)
 
     @hookimpl
     def llmx_attempt_end(self, event: AttemptEnd) -> None:
@@ -160,7 +163,7 @@ class Instrumentation:
         try:
             self._attempt_end(event)
         except Exception:
-            pass
+            _log.debug("llmx-otel failed on an event", exc_info=True)
 
     @hookimpl
     def llmx_request_end(self, event: RequestEnd) -> None:
@@ -168,7 +171,7 @@ class Instrumentation:
         try:
             self._request_end(event)
         except Exception:
-            pass
+            _log.debug("llmx-otel failed on an event", exc_info=True)
 
     @hookimpl
     def llmx_request_error(self, event: RequestError) -> None:
@@ -176,7 +179,7 @@ class Instrumentation:
         try:
             self._request_error(event)
         except Exception:
-            pass
+            _log.debug("llmx-otel failed on an event", exc_info=True)
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -209,9 +212,9 @@ class Instrumentation:
     def _abandon(self, request_id: str, state: _RequestState) -> None:
         for span in state.attempts.values():
             span.end()
-        if state.answered is not None:
-            state.answered[0].end(state.answered[1])
-        state.span.set_attribute("llmx.abandoned", True)
+        for span, end, _ in state.answered:
+            span.end(end)
+        state.span.set_attribute(n.ABANDONED_REQUEST, True)
         state.span.end()
 
     def _request_end(self, event: RequestEnd) -> None:
@@ -246,12 +249,13 @@ class Instrumentation:
         if answer and self.capture_content:
             attributes[n.OUTPUT_MESSAGES] = self._content(_output_messages(response))
         span.set_attributes(attributes)
-        won = state.answered
-        if won is not None:
-            attempt_span, attempt_end, _ = won
-            attempt_span.set_attributes(
-                {k: v for k, v in attributes.items() if k not in _REQUEST_ONLY}
-            )
+        winner: str | None = instance  # the answer is that instance's (not the cache's)
+        for attempt_span, attempt_end, answered_by in state.answered:
+            if answered_by == winner:
+                attempt_span.set_attributes(
+                    {k: v for k, v in attributes.items() if k not in _REQUEST_ONLY}
+                )
+                winner = None  # one winner, however many answered
             attempt_span.end(attempt_end)
         for other in state.attempts.values():  # never ended (not expected): close them
             other.end()
@@ -291,8 +295,8 @@ class Instrumentation:
             attributes[n.PROVIDER_NAME] = provider
         span.set_attributes(attributes)
         span.set_status(Status(StatusCode.ERROR, self.redact(_message(err))))
-        if state.answered is not None:  # answered, then failed (a stream broke off)
-            state.answered[0].end(state.answered[1])
+        for answered, end, _ in state.answered:  # answered, then failed (a stream broke)
+            answered.end(end)
         for other in state.attempts.values():
             other.end()
         span.end(self._ns(time.perf_counter()))
@@ -355,7 +359,7 @@ class Instrumentation:
                 span.set_attributes(usage)
             if event.ttft is not None and state.stream:
                 state.ttfc = event.ttft
-            state.answered = (span, end, event.provider)
+            state.answered.append((span, end, event.provider))
             return
         if type(err).__name__ == "CancelledError":  # abandoned: a lost hedge, a cancel
             span.set_attribute(n.ABANDONED, str(err) or "cancelled")

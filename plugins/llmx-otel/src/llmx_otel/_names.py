@@ -53,6 +53,9 @@ FALLBACK: Final = "llmx.fallback"
 """True on an attempt at a later candidate after an earlier one failed."""
 HEDGE: Final = "llmx.hedge"
 """True on a hedge: sent to the next candidate while the first had not answered."""
+ABANDONED_REQUEST: Final = "llmx.abandoned"
+"""A request span ended without its last event (a cancelled request, past
+``MAX_OPEN_REQUESTS`` open ones)."""
 ABANDONED: Final = "llmx.attempt.abandoned"
 """Why an attempt's answer was never used (``hedge lost``, ``cancelled``, ...)."""
 
