@@ -117,3 +117,28 @@ async def test_embeddings(telemetry: Telemetry) -> None:
     (tokens,) = metrics["gen_ai.client.token.usage"]
     assert tokens.attributes["gen_ai.token.type"] == "input"
     assert tokens.attributes["gen_ai.operation.name"] == "embeddings"
+
+
+def test_a_malformed_setting_fails_the_plugin_load_naming_it(tmp_path: Any) -> None:
+    """``OTEL_INSTRUMENTATION_LLMX_PROPAGATE=maybe``: enabling the plugin reports it as
+    failed with a message naming the variable and the fix (in a fresh interpreter, where
+    the plugin is imported for the first time)."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import llmx\n"
+        "registry = llmx.Registry(enable=['otel'])\n"
+        "registry.assemble()\n"
+        "info = {p.name: p for p in registry.plugins()}['otel']\n"
+        "print(info.status, info.error)\n"
+    )
+    env = {**os.environ, "OTEL_INSTRUMENTATION_LLMX_PROPAGATE": "maybe"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("failed")
+    assert "OTEL_INSTRUMENTATION_LLMX_PROPAGATE='maybe' is not a boolean" in done.stdout
+    assert "set it to true or false" in done.stdout

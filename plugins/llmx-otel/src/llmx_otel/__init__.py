@@ -31,7 +31,12 @@ import threading
 from typing import TYPE_CHECKING
 
 from llmx.plugin import hookimpl
-from llmx_otel._instrumentation import CONTENT_LIMIT, MAX_OPEN_REQUESTS, Instrumentation
+from llmx_otel._instrumentation import (
+    CONTENT_LIMIT,
+    MAX_OPEN_REQUESTS,
+    Instrumentation,
+    check_environment,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -47,6 +52,8 @@ llmx_contract = "1.2"  # llmx_attempt_start came with contract 1.2
 
 _default: Instrumentation | None = None
 _lock = threading.Lock()
+
+check_environment()  # a malformed setting fails the plugin's load, naming the variable
 
 
 def default() -> Instrumentation:

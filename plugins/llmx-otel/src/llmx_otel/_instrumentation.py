@@ -38,6 +38,7 @@ MAX_OPEN_REQUESTS = 10_000
 open requests the oldest is ended (``llmx.abandoned``) so memory stays bounded."""
 
 _TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
 _CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 _PROPAGATE_ENV = "OTEL_INSTRUMENTATION_LLMX_PROPAGATE"
 _SCOPE = "llmx_otel"
@@ -45,7 +46,23 @@ _log = logging.getLogger("llmx_otel")
 
 
 def _flag(env: str) -> bool:
-    return os.environ.get(env, "").strip().lower() in _TRUE
+    """The boolean environment variable ``env`` (unset: False); ValueError naming it
+    when it is set to something else than true/false."""
+    value = os.environ.get(env, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    msg = f"{env}={os.environ[env]!r} is not a boolean: set it to true or false (or unset it)"
+    raise ValueError(msg)
+
+
+def check_environment() -> None:
+    """Raise ValueError if a setting the ``otel`` plugin reads from the environment is
+    malformed (called when the plugin is imported, so llmx reports the plugin as failed
+    with that message instead of a request failing later)."""
+    _flag(_CAPTURE_ENV)
+    _flag(_PROPAGATE_ENV)
 
 
 class _RequestState:
