@@ -118,6 +118,7 @@ class OtlpReceiver:
         message.ParseFromString(await self._body(request))
         for resource in message.resource_spans:
             for scope in resource.scope_spans:
+                assert (scope.scope.name, scope.scope.version) == ("llmx_otel", "0.1.0")
                 for s in scope.spans:
                     self.spans.append(
                         SpanRecord(

@@ -45,6 +45,16 @@ _SCOPE = "llmx_otel"
 _log = logging.getLogger("llmx_otel")
 
 
+def _version() -> str:
+    """llmx-otel's version, for the instrumentation scope."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("llmx-otel")
+    except PackageNotFoundError:  # pragma: no cover - run from a source tree
+        return ""
+
+
 def _flag(env: str) -> bool:
     """The boolean environment variable ``env`` (unset: False); ValueError naming it
     when it is set to something else than true/false."""
@@ -116,8 +126,9 @@ class Instrumentation:
         self.capture_content = capture_content
         self.redact = redact if redact is not None else scrub
         self._tracer_provider = tracer_provider
-        self._tracer = trace.get_tracer(_SCOPE, tracer_provider=tracer_provider)
-        meter = metrics.get_meter(_SCOPE, meter_provider=meter_provider)
+        version = _version()
+        self._tracer = trace.get_tracer(_SCOPE, version, tracer_provider=tracer_provider)
+        meter = metrics.get_meter(_SCOPE, version, meter_provider=meter_provider)
         self._duration = meter.create_histogram(
             n.METRIC_DURATION,
             unit="s",
