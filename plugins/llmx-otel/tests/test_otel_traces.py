@@ -287,3 +287,21 @@ async def test_content_capture_is_opt_in_and_redacted(telemetry: Telemetry) -> N
     assert '"finish_reason":"stop"' in outputs
     assert "echo ***" in outputs
     assert all(KEY not in repr(s) for s in spans)
+
+
+async def test_captured_media_are_named_never_included(telemetry: Telemetry) -> None:
+    """An image in a captured message is recorded as ``{"type": "image"}``: its bytes
+    never reach a span."""
+    pixel = b"\x89PNG-canary-bytes"
+    message = llmx.Message(
+        "user", [llmx.Text("What is this?"), llmx.Image(data=pixel, media_type="image/png")]
+    )
+    async with FakeOpenAIServer(api_key=KEY) as server:
+        config = {"providers": {"main": provider(server)}}
+        async with client(config, telemetry.instrumentation(capture_content=True)) as c:
+            await c.complete(model="main/m", messages=[message])
+    root, _ = tree(telemetry.spans())
+    inputs = root.attributes["gen_ai.input.messages"]
+    assert '{"type":"text","content":"What is this?"},{"type":"image"}' in inputs
+    assert "canary" not in inputs
+    assert "iVBOR" not in inputs
