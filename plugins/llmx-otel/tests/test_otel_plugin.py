@@ -142,3 +142,32 @@ def test_a_malformed_setting_fails_the_plugin_load_naming_it(tmp_path: Any) -> N
     assert done.stdout.startswith("failed")
     assert "OTEL_INSTRUMENTATION_LLMX_PROPAGATE='maybe' is not a boolean" in done.stdout
     assert "set it to true or false" in done.stdout
+
+
+async def test_a_failing_sdk_never_fails_the_request(caplog: pytest.LogCaptureFixture) -> None:
+    """A tracer that raises (a broken exporter set-up, an SDK bug) costs the spans, never
+    the answer: the hooks swallow it and log it at debug on ``llmx_otel``."""
+    from opentelemetry.metrics import NoOpMeterProvider
+    from opentelemetry.trace import NoOpTracerProvider, Tracer
+
+    class Broken(NoOpTracerProvider):
+        def get_tracer(self, *args: Any, **kwargs: Any) -> Tracer:
+            tracer = super().get_tracer(*args, **kwargs)
+
+            def start_span(*a: Any, **k: Any) -> Any:
+                raise RuntimeError("exporter misconfigured")
+
+            tracer.start_span = start_span  # type: ignore[method-assign]
+            return tracer
+
+    listener = llmx_otel.Instrumentation(
+        tracer_provider=Broken(), meter_provider=NoOpMeterProvider()
+    )
+    caplog.set_level("DEBUG", logger="llmx_otel")
+    async with FakeOpenAIServer(api_key=KEY) as server:
+        registry = llmx.Registry()
+        registry.register(listener, name="otel-test")
+        async with llmx.Client(config(server), registry=registry) as client:
+            reply = await client.complete(model="main/m", prompt="Hi")
+    assert reply.text
+    assert "exporter misconfigured" in caplog.text
