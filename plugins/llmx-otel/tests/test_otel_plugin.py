@@ -11,9 +11,9 @@ from typing import Any
 import llmx_otel
 import pytest
 from llmx_otel import _instrumentation
+from otel_support import Telemetry
 
 import llmx
-from conftest import Telemetry
 from llmx.testing import Reply
 from llmx_openai.testing import FakeOpenAIServer
 

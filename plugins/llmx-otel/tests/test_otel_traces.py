@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from otel_support import SpanRecord, Telemetry
 
 import llmx
-from conftest import SpanRecord, Telemetry
 from llmx.testing import ErrorReply, Reply
 from llmx_openai.testing import FakeOpenAIServer
 
