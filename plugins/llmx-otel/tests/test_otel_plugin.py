@@ -171,3 +171,38 @@ async def test_a_failing_sdk_never_fails_the_request(caplog: pytest.LogCaptureFi
             reply = await client.complete(model="main/m", prompt="Hi")
     assert reply.text
     assert "exporter misconfigured" in caplog.text
+
+
+async def test_sampled_out_requests_make_no_spans_but_count() -> None:
+    """Under a sampler that drops the request, no span is recorded (nor content built),
+    the propagated context says "not sampled", and the metrics still count it."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    exporter = InMemorySpanExporter()
+    tracer_provider = TracerProvider(sampler=ALWAYS_OFF)
+    tracer_provider.add_span_processor(SimpleSpanProcessor(exporter))
+    reader = InMemoryMetricReader()
+    listener = llmx_otel.Instrumentation(
+        tracer_provider=tracer_provider,
+        meter_provider=MeterProvider(metric_readers=[reader]),
+        propagate=True,
+        capture_content=True,
+    )
+    async with FakeOpenAIServer(api_key=KEY) as server:
+        registry = llmx.Registry()
+        registry.register(listener, name="otel-test")
+        async with llmx.Client(config(server), registry=registry) as client:
+            await client.complete(model="main/m", prompt="Hi")
+    assert exporter.get_finished_spans() == ()
+    flags = server.model_requests[0].headers["traceparent"].rsplit("-", 1)[1]
+    assert not int(flags, 16) & 1  # not sampled
+    data = reader.get_metrics_data()
+    assert data is not None
+    names = {m.name for rm in data.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+    assert "gen_ai.client.operation.duration" in names
+    assert listener._open == {}

@@ -223,14 +223,14 @@ class Instrumentation:
         }
         if operation == "chat":
             _request_attributes(request, attributes)
-            if self.capture_content:
-                attributes[n.INPUT_MESSAGES] = self._content(_input_messages(request))
         span = self._tracer.start_span(
             f"{operation} {model}",
             kind=SpanKind.INTERNAL,
             attributes=attributes,
             start_time=self._ns(event.started),
         )
+        if self.capture_content and operation == "chat" and span.is_recording():
+            span.set_attribute(n.INPUT_MESSAGES, self._content(_input_messages(request)))
         opened = self._open
         opened[event.request_id] = _RequestState(span, model, operation, event.stream)
         if len(opened) > MAX_OPEN_REQUESTS:
@@ -254,41 +254,10 @@ class Instrumentation:
         cached = bool(getattr(response, "cached", False))
         instance = response.provider
         provider = self._types.get(instance)
-        attributes: dict[str, Any] = {
-            n.RESPONSE_MODEL: response.model,
-            n.INSTANCE: instance,
-            n.CACHE_HIT: cached,
-            n.ATTEMPTS: len(response.attempts),
-        }
-        if provider is not None:
-            attributes[n.PROVIDER_NAME] = provider
         answer = hasattr(response, "finish_reason")  # a chat Response (not embeddings)
-        if answer:
-            if response.id:
-                attributes[n.RESPONSE_ID] = response.id
-            if response.finish_reason is not None:
-                attributes[n.RESPONSE_FINISH_REASONS] = (response.finish_reason,)
-        usage = response.usage
-        _usage_attributes(usage, attributes)
-        if response.cost is not None:
-            attributes[n.COST] = response.cost
-        if state.ttfc is not None:
-            attributes[n.RESPONSE_TIME_TO_FIRST_CHUNK] = state.ttfc
-        if answer and self.capture_content:
-            attributes[n.OUTPUT_MESSAGES] = self._content(_output_messages(response))
-        span.set_attributes(attributes)
-        winner: str | None = instance  # the answer is that instance's (not the cache's)
-        for attempt_span, attempt_end, answered_by in state.answered:
-            if answered_by == winner:
-                attempt_span.set_attributes(
-                    {k: v for k, v in attributes.items() if k not in _REQUEST_ONLY}
-                )
-                winner = None  # one winner, however many answered
-            attempt_span.end(attempt_end)
-        for other in state.attempts.values():  # never ended (not expected): close them
-            other.end()
-        now = time.perf_counter()
-        span.end(self._ns(now))
+        if span.is_recording():  # not sampled out
+            self._end_spans(state, response, cached, provider, answer)
+        span.end(self._ns(time.perf_counter()))
         metric: dict[str, Any] = {
             n.OPERATION_NAME: state.operation,
             n.REQUEST_MODEL: state.model,
@@ -301,10 +270,49 @@ class Instrumentation:
         if state.ttfc is not None:
             self._ttfc.record(state.ttfc, metric)
         if not cached:
+            usage = response.usage
             tokens = self._tokens
             tokens.record(usage.input_tokens, {**metric, n.TOKEN_TYPE: "input"})
             if answer:
                 tokens.record(usage.output_tokens, {**metric, n.TOKEN_TYPE: "output"})
+
+    def _end_spans(
+        self, state: _RequestState, response: Any, cached: bool, provider: str | None, answer: bool
+    ) -> None:
+        """Write the answer on the request span and the answering attempt's; end the
+        attempts' spans."""
+        instance = response.provider
+        attributes: dict[str, Any] = {
+            n.RESPONSE_MODEL: response.model,
+            n.INSTANCE: instance,
+            n.CACHE_HIT: cached,
+            n.ATTEMPTS: len(response.attempts),
+        }
+        if provider is not None:
+            attributes[n.PROVIDER_NAME] = provider
+        if answer:
+            if response.id:
+                attributes[n.RESPONSE_ID] = response.id
+            if response.finish_reason is not None:
+                attributes[n.RESPONSE_FINISH_REASONS] = (response.finish_reason,)
+        _usage_attributes(response.usage, attributes)
+        if response.cost is not None:
+            attributes[n.COST] = response.cost
+        if state.ttfc is not None:
+            attributes[n.RESPONSE_TIME_TO_FIRST_CHUNK] = state.ttfc
+        if answer and self.capture_content:
+            attributes[n.OUTPUT_MESSAGES] = self._content(_output_messages(response))
+        state.span.set_attributes(attributes)
+        winner: str | None = instance  # the answer is that instance's (not the cache's)
+        for attempt_span, attempt_end, answered_by in state.answered:
+            if answered_by == winner:
+                attempt_span.set_attributes(
+                    {k: v for k, v in attributes.items() if k not in _REQUEST_ONLY}
+                )
+                winner = None  # one winner, however many answered
+            attempt_span.end(attempt_end)
+        for other in state.attempts.values():  # never ended (not expected): close them
+            other.end()
 
     def _request_error(self, event: RequestError) -> None:
         state = self._open.pop(event.request_id, None)
@@ -347,6 +355,12 @@ class Instrumentation:
         if provider is None:
             kind = event.provider_type
             provider = self._types[event.provider] = n.PROVIDER_NAMES.get(kind, kind)
+        if not state.span.is_recording():
+            # sampled out: no attempt spans (a sampler would drop them too); the trace
+            # context still goes out when asked, marked not sampled
+            if self.propagate:
+                inject(event.headers, context=trace.set_span_in_context(state.span))
+            return
         attributes: dict[str, Any] = {
             n.OPERATION_NAME: state.operation,
             n.PROVIDER_NAME: provider,
@@ -373,20 +387,20 @@ class Instrumentation:
         state = self._open.get(event.request_id)
         if state is None:
             return
+        err = event.error
+        if err is None and event.ttft is not None and state.stream:
+            state.ttfc = event.ttft
         span = state.attempts.pop(event.attempt, None)
-        if span is None:
+        if span is None:  # sampled out
             return
         end = self._ns(event.started + event.duration)
         if event.ttft is not None:
             span.set_attribute(n.RESPONSE_TIME_TO_FIRST_CHUNK, event.ttft)
-        err = event.error
         if err is None:
             if event.usage is not None:
                 usage: dict[str, Any] = {}
                 _usage_attributes(event.usage, usage)
                 span.set_attributes(usage)
-            if event.ttft is not None and state.stream:
-                state.ttfc = event.ttft
             state.answered.append((span, end, event.provider))
             return
         if type(err).__name__ == "CancelledError":  # abandoned: a lost hedge, a cancel
