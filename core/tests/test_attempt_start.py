@@ -137,3 +137,33 @@ async def test_an_unused_hook_builds_no_event() -> None:
     assert registry.events.attempt_start is None
     registry.register(Recorder(), name="recorder")
     assert registry.events.attempt_start is not None
+
+
+async def test_a_raising_hook_leaves_nothing_held() -> None:
+    """A hook must not raise; one that does reaches the caller (as for every event
+    hook), but the attempt it interrupted holds nothing: no in-flight count, no breaker
+    probe slot, no rate-limit permit."""
+
+    class Raising:
+        llmx_contract = "1.2"
+
+        @hookimpl
+        def llmx_attempt_start(self, event: AttemptStart) -> None:
+            raise RuntimeError("listener bug")
+
+    plugin = FlexPlugin()
+    builtins = EntryPoint(name="builtins", value="llmx._builtins", group="llmx")
+    registry = llmx.Registry(entry_points=[builtins])
+    registry.register(Raising(), name="raising")
+    config = {
+        "providers": {"a": {"type": "flex", "max_concurrent": 1}},
+        "breaker": {"failure_threshold": 1},
+        "retry": {"policy": "none"},
+    }
+    async with flex_client(plugin, config, registry) as client:
+        for _ in range(3):
+            with pytest.raises(RuntimeError, match="listener bug"):
+                await client.complete(model="a/m", prompt="x")
+        stats = client.stats()
+    assert stats.instances["a"].in_flight == 0
+    assert stats.instances["a"].breaker == "closed"

@@ -195,7 +195,9 @@ class Call:
             self._started(hook)
 
     def _started(self, hook: Callable[..., None]) -> None:
-        """Emit ``llmx_attempt_start``; headers its hooks added go with this attempt."""
+        """Emit ``llmx_attempt_start``; headers its hooks added go with this attempt. A
+        hook that raises (against the contract) reaches the caller, the attempt
+        released: it holds no slot, permit or breaker probe."""
         inst = self.inst
         event = AttemptStart(
             self.run.request_id,
@@ -207,7 +209,12 @@ class Call:
             inst.registration.name,
             {},
         )
-        hook(event=event)
+        try:
+            hook(event=event)
+        except BaseException:
+            self._end("other")
+            inst.breaker.release()
+            raise
         if event.headers:
             attempt_headers.set(dict(event.headers))
             self.headers = True
