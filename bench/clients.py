@@ -27,7 +27,10 @@ class LlmxConfig:
     reference the requests name; ``provider_type`` the plugin it needs; ``format`` the
     fake server's wire format (it also picks the raw-aiohttp floor shown beside it);
     ``event_hooks`` registers a plugin implementing every event hook (as no-ops);
-    ``pipeline`` marks the config the goals are judged on ("whole pipeline on").
+    ``pipeline`` marks the config the goals are judged on ("whole pipeline on");
+    ``otel`` registers llmx-otel's listener with the OpenTelemetry SDK behind it (spans
+    batched to an exporter that drops them, metrics aggregated in memory), so the
+    config measures what tracing and metrics cost a request.
     """
 
     label: str
@@ -39,6 +42,7 @@ class LlmxConfig:
     pipeline: bool = False
     sweep: bool = False
     memory: bool = False
+    otel: bool = False
 
 
 def _openai(base: str, **extra: Any) -> dict[str, Any]:
@@ -106,6 +110,13 @@ LLMX_CONFIGS: dict[str, LlmxConfig] = {
         event_hooks=True,
         pipeline=True,
         memory=True,
+    ),
+    "llmx-otel": LlmxConfig(
+        label="llmx (openai, minimal, OpenTelemetry on)",
+        provider_type="openai",
+        config=lambda base: {"providers": {"bench": _openai(base)}},
+        model=f"bench/{MODEL}",
+        otel=True,
     ),
     "llmx-anthropic": LlmxConfig(
         label="llmx (anthropic)",
@@ -201,6 +212,7 @@ def llmx_client(key: str, base_url: str) -> Client:
         "model": c.model,
         "provider_type": c.provider_type,
         "event_hooks": c.event_hooks,
+        "otel": c.otel,
         "format": c.format,
     }
     return Client(

@@ -13,6 +13,7 @@ valgrind (``apt-get install valgrind``); each config takes about a minute.
 
     python -m bench icount                          # raw, llmx, llmx-pipeline
     python -m bench icount --configs llmx --requests 400 --concurrency 1
+    python -m bench icount --configs raw,llmx,llmx-otel   # what OpenTelemetry costs
     python -m bench icount --stream --requests 200  # 50-chunk streams, raw = chunked reads
 
 ``--stream`` counts whole 50-chunk streams instead (the bench server's default), each
@@ -107,6 +108,10 @@ async def _child(kind: str, requests: int, concurrency: int, base: str, stream: 
         from bench.drivers.llmx_client import _event_hooks_plugin
 
         registry.register(_event_hooks_plugin(), name="bench-event-hooks")
+    if spec.otel:
+        from bench.drivers.llmx_client import _otel_plugin
+
+        registry.register(_otel_plugin(), name="bench-otel")
     async with llmx.Client(config, registry=registry) as client:
 
         async def call() -> str:

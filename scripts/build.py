@@ -388,6 +388,7 @@ def check_core_extras(requires: Iterable[Requirement], extras: Sequence[str]) ->
         ("anthropic", "llmx-provider-anthropic"),
         ("gemini", "llmx-provider-gemini"),
         ("redis", "llmx-redis"),
+        ("otel", "llmx-otel"),
     ):
         if plugin not in by_extra.get(extra, set()):
             problems.append(f"extra [{extra}] does not install {plugin}")

@@ -183,6 +183,7 @@ def test_the_workspace_distributions_are_all_built(build: ModuleType) -> None:
         "llmx-provider-anthropic",
         "llmx-provider-gemini",
         "llmx-redis",
+        "llmx-otel",
         "llmx-provider-llamacpp",
     }
 

@@ -21,10 +21,14 @@ def _event_hooks_plugin() -> object:
     sure that no event hook of this llmx is missing from it."""
 
     class EventHooks:
-        llmx_contract = "1.1"  # llmx_breaker_transition came with 1.1
+        llmx_contract = "1.2"  # llmx_attempt_start came with 1.2
 
         @hookimpl
         def llmx_request_start(self, event: Any) -> None:
+            del event
+
+        @hookimpl
+        def llmx_attempt_start(self, event: Any) -> None:
             del event
 
         @hookimpl
@@ -46,6 +50,38 @@ def _event_hooks_plugin() -> object:
     plugin = EventHooks()
     _check_event_hooks(plugin)
     return plugin
+
+
+def _otel_plugin() -> object:
+    """llmx-otel's listener over the OpenTelemetry SDK: spans through a
+    ``BatchSpanProcessor`` to an exporter that drops them (what an app exporting over
+    OTLP pays in its request path; the export runs in the SDK's own thread), the GenAI
+    metrics aggregated by an in-memory reader."""
+    try:
+        from llmx_otel import Instrumentation
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import (
+            BatchSpanProcessor,
+            SpanExporter,
+            SpanExportResult,
+        )
+    except ImportError as err:
+        msg = (
+            f"the otel config needs llmx-otel and opentelemetry-sdk ({err}): run scripts/bootstrap"
+        )
+        raise SkipError(msg) from err
+
+    class Drop(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            del spans
+            return SpanExportResult.SUCCESS
+
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(Drop()))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    return Instrumentation(tracer_provider=tracer_provider, meter_provider=meter_provider)
 
 
 def _check_event_hooks(plugin: object) -> None:
@@ -82,6 +118,8 @@ class LlmxAdapter:
             raise SkipError(msg)
         if options.get("event_hooks"):
             registry.register(_event_hooks_plugin(), name="bench-event-hooks")
+        if options.get("otel"):
+            registry.register(_otel_plugin(), name="bench-otel")
         try:
             self.client = llmx.Client(config, registry=registry)
         except llmx.ConfigError as err:

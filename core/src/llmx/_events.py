@@ -6,11 +6,14 @@ costs a single attribute check on the hot path.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Literal
 
 import attrs
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from llmx._embedding import EmbeddingRequest, EmbeddingResponse
     from llmx._types import Request, Response, Usage
 
@@ -24,6 +27,47 @@ class RequestStart:
     request: Request | EmbeddingRequest
     stream: bool
     started: float
+
+
+AttemptKind = Literal["first", "retry", "fallback", "hedge"]
+"""Why an attempt was made: the request's first, a retry of the same candidate after a
+failure, the next candidate after one failed (a fallback), or a hedge sent to the next
+candidate while the first had not answered yet."""
+
+
+@attrs.frozen
+class AttemptStart:
+    """An attempt against one provider instance is about to be sent: it was admitted
+    (cooldown, breaker, rate limits and concurrency slot passed), its clock started.
+
+    ``provider`` is the instance's name and ``provider_type`` its type (``openai``);
+    ``attempt`` counts from 1 across the whole request, in the order attempts start
+    (the same number as the attempt's :class:`AttemptEnd`); ``started`` is the same
+    ``time.perf_counter()`` value as ``AttemptEnd.started``; ``kind`` says why the
+    attempt was made (:data:`AttemptKind`).
+
+    ``headers`` starts empty and is the one thing a hook may change: HTTP headers added
+    to it (``traceparent``, ``tracestate``, ``baggage``...) go with this attempt's
+    request, for providers built on :class:`llmx.http.Endpoint` (the first-party ones).
+    A provider's own headers (authentication, API version, the instance's configured
+    ``headers``) win over a header of the same name.
+    """
+
+    request_id: str
+    provider: str
+    model: str
+    attempt: int
+    started: float
+    kind: AttemptKind
+    provider_type: str
+    headers: dict[str, str] = attrs.field(factory=dict, eq=False)
+
+
+attempt_headers: ContextVar[Mapping[str, str] | None] = ContextVar(
+    "llmx_attempt_headers", default=None
+)
+"""The headers ``llmx_attempt_start`` hooks added for the attempt running in this
+context (None: none); :class:`llmx.http.Endpoint` sends them with its requests."""
 
 
 @attrs.frozen

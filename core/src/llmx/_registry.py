@@ -112,6 +112,7 @@ _FIRST_PARTY: dict[tuple[str, str], str] = {
 }
 _EVENT_HOOKS = (
     "llmx_request_start",
+    "llmx_attempt_start",
     "llmx_attempt_end",
     "llmx_request_end",
     "llmx_request_error",
@@ -983,6 +984,7 @@ def _registrar(kind: str, source: Source, staged: list[Registration]) -> Registe
 @attrs.frozen
 class _EventHooks:
     start: Any
+    attempt_start: Any
     attempt: Any
     end: Any
     error: Any
@@ -996,8 +998,16 @@ class _EventHooks:
             hook = getattr(pm.hook, name)
             impls = hook.get_hookimpls()
             callers.append(_direct_caller(impls) or hook if impls else None)
-        start, attempt, end, error, breaker = callers
-        return cls(start, attempt, end, error, breaker, any=any(c is not None for c in callers))
+        start, attempt_start, attempt, end, error, breaker = callers
+        return cls(
+            start,
+            attempt_start,
+            attempt,
+            end,
+            error,
+            breaker,
+            any=any(c is not None for c in callers),
+        )
 
 
 def _direct_caller(impls: list[Any]) -> Callable[..., None] | None:

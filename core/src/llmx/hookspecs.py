@@ -24,8 +24,8 @@ Two kinds of hooks:
   ``factory(ctx)``). What it builds is checked against its protocol in
   :mod:`llmx._components` before use: a missing member is a :class:`~llmx.PluginError`
   naming the plugin.
-* **Event hooks** (``llmx_request_start``, ``llmx_attempt_end``, ``llmx_request_end``,
-  ``llmx_request_error``, ``llmx_breaker_transition``) are called on the hot path for every request. They must be
+* **Event hooks** (``llmx_request_start``, ``llmx_attempt_start``, ``llmx_attempt_end``,
+  ``llmx_request_end``, ``llmx_request_error``, ``llmx_breaker_transition``) are called on the hot path for every request. They must be
   quick and must not raise; they receive one frozen event object.
 
 The contract evolves by adding: a new argument to a spec breaks no implementation
@@ -47,13 +47,14 @@ import pluggy
 if TYPE_CHECKING:
     from llmx._events import (
         AttemptEnd,
+        AttemptStart,
         BreakerTransition,
         RequestEnd,
         RequestError,
         RequestStart,
     )
 
-CONTRACT_VERSION = "1.1"
+CONTRACT_VERSION = "1.2"
 """The contract version this llmx speaks, as ``"MAJOR.MINOR"``."""
 
 ADDED_IN: dict[str, str] = {
@@ -70,6 +71,7 @@ ADDED_IN: dict[str, str] = {
     "llmx_register_limiters": "1.1",
     "llmx_register_breaker_stores": "1.1",
     "llmx_register_model_sources": "1.1",
+    "llmx_attempt_start": "1.2",
 }
 """The contract version each hook spec appeared in (hook name -> ``"MAJOR.MINOR"``), for
 the hook reference and for plugins that check what their llmx offers. A new hook spec
@@ -198,6 +200,23 @@ def llmx_request_start(event: RequestStart) -> None:
 
     Called for every request, in the caller's task; every implementation runs and
     results are ignored. Must be quick and must not raise.
+    """
+
+
+@hookspec
+def llmx_attempt_start(event: AttemptStart) -> None:
+    """An attempt against one provider instance is about to be sent (admitted: cooldown,
+    breaker, rate limits and concurrency slot passed; its clock started).
+
+    Called once per attempt, retries, fallbacks and hedges included, in the task that
+    makes the attempt, just before the provider is called; every implementation runs
+    and results are ignored. ``event.kind`` says why the attempt was made (``first``,
+    ``retry``, ``fallback``, ``hedge``); the attempt's :func:`llmx_attempt_end` carries the
+    same ``request_id`` and ``attempt``. The hook may add HTTP headers to
+    ``event.headers`` (trace-context propagation): they go with this attempt's request.
+    Must be quick and must not raise.
+
+    Added in contract 1.2.
     """
 
 

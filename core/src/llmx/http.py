@@ -100,6 +100,7 @@ from llmx._errors import (
     error_class_for_status,
     parse_retry_after,
 )
+from llmx._events import attempt_headers
 from llmx._scrub import remember, scrub
 from llmx._sse import SSEEvent, SSEParser
 from llmx._types import Text
@@ -838,15 +839,18 @@ class Endpoint:
         """POST a JSON ``body`` and return the 2xx answer's bytes (else raise its error).
 
         Redirects are not followed (see :meth:`redirected`); an answer larger than
-        ``max_response_bytes`` is refused as soon as it is known to be.
+        ``max_response_bytes`` is refused as soon as it is known to be. Headers that an
+        ``llmx_attempt_start`` hook added for the attempt go along (the endpoint's own
+        win over one of the same name).
         """
+        extra = attempt_headers.get()
         try:
             async with self.session.post(
                 url,
                 # aiohttp writes bytes in one go and warns past 1 MiB (a batch create, a
                 # request with large images): a larger body is streamed from a buffer.
                 data=body if len(body) <= _ONE_WRITE else io.BytesIO(body),
-                headers=self.headers,
+                headers=self.headers if extra is None else {**extra, **self.headers},
                 allow_redirects=False,
             ) as resp:
                 if resp.status >= 300:
@@ -1028,10 +1032,10 @@ class Endpoint:
         a cancellation) closes it, rather than draining an abandoned answer.
         """
         name = self.name
+        extra = attempt_headers.get()
+        headers = self.stream_headers if extra is None else {**extra, **self.stream_headers}
         try:
-            resp = await self.session.post(
-                url, data=body, headers=self.stream_headers, allow_redirects=False
-            )
+            resp = await self.session.post(url, data=body, headers=headers, allow_redirects=False)
         except (asyncio.TimeoutError, aiohttp.ClientError) as err:
             raise self._transport_error(err, model, "sending the request") from err
         read_all = False

@@ -35,12 +35,14 @@
   :class:`DefaultModel` for ``llmx models pull`` and ``llmx chat`` on a machine where
   nothing is configured.
 * **What the core hands plugins**: :class:`ProviderContext`, the event objects of the
-  event hooks (:class:`RequestStart`, :class:`AttemptEnd`, :class:`RequestEnd`,
-  :class:`RequestError`, :class:`BreakerTransition`), and :class:`Registration` /
+  event hooks (:class:`RequestStart`, :class:`AttemptStart` with :data:`AttemptKind`,
+  :class:`AttemptEnd`, :class:`RequestEnd`, :class:`RequestError`,
+  :class:`BreakerTransition`), and :class:`Registration` /
   :class:`PluginInfo` describing what the registry loaded.
 * **Helpers for providers**: :class:`SSEParser` / :func:`aiter_sse`,
   :class:`ResponseBuilder`, :func:`error_class_for_status`, :func:`parse_retry_after`,
-  :func:`cache_key`; :func:`lazy_exports` for a package whose names load on first use.
+  :func:`cache_key`; :func:`scrub` (every secret llmx knows replaced by ``***``, for
+  text a plugin exports); :func:`lazy_exports` for a package whose names load on first use.
 
 The value types (``Request``, ``Response``, ``TextDelta``, ``ModelInfo``, ...) and the
 errors (``ProviderError`` and its subclasses) are shared with applications and live in
@@ -101,6 +103,8 @@ _EXPORTS: dict[str, str] = {
     "DefaultModel": "llmx._model_sources",
     # events
     "RequestStart": "llmx._events",
+    "AttemptStart": "llmx._events",
+    "AttemptKind": "llmx._events",
     "AttemptEnd": "llmx._events",
     "RequestEnd": "llmx._events",
     "RequestError": "llmx._events",
@@ -110,6 +114,7 @@ _EXPORTS: dict[str, str] = {
     "SSEEvent": "llmx._sse",
     "aiter_sse": "llmx._sse",
     "ResponseBuilder": "llmx._stream",
+    "scrub": "llmx._scrub",
     "REASONING_BUDGETS": "llmx._reasoning",
     "reasoning_budget": "llmx._reasoning",
     "reasoning_effort": "llmx._reasoning",
@@ -165,6 +170,8 @@ if TYPE_CHECKING:
     from llmx._errors import error_class_for_status as error_class_for_status
     from llmx._errors import parse_retry_after as parse_retry_after
     from llmx._events import AttemptEnd as AttemptEnd
+    from llmx._events import AttemptKind as AttemptKind
+    from llmx._events import AttemptStart as AttemptStart
     from llmx._events import BreakerTransition as BreakerTransition
     from llmx._events import RequestEnd as RequestEnd
     from llmx._events import RequestError as RequestError
@@ -179,6 +186,7 @@ if TYPE_CHECKING:
     from llmx._reasoning import reasoning_off_unsaid as reasoning_off_unsaid
     from llmx._registry import PluginInfo as PluginInfo
     from llmx._registry import Registration as Registration
+    from llmx._scrub import scrub as scrub
     from llmx._sse import SSEEvent as SSEEvent
     from llmx._sse import SSEParser as SSEParser
     from llmx._sse import aiter_sse as aiter_sse

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from types import AsyncGeneratorType
 from typing import TYPE_CHECKING, Literal
 
@@ -39,13 +39,14 @@ from llmx._errors import (
     RateLimitError,
     ServerError,
 )
-from llmx._events import AttemptEnd
+from llmx._events import AttemptEnd, AttemptStart, attempt_headers
 from llmx._tokens import input_tokens
 from llmx._types import Attempt, Response, Usage
 
 if TYPE_CHECKING:
     from llmx._engine.run import Run
     from llmx._engine.view import LiveView
+    from llmx._events import AttemptKind
     from llmx._pool import Instance
     from llmx._ratelimit import Permit
     from llmx._registry import _EventHooks as EventCallers
@@ -104,13 +105,14 @@ class Call:
         "ended",
         "events",
         "first",
+        "headers",
         "info",
         "inst",
+        "kind",
         "model",
         "number",
         "permit",
         "response",
-        "retry",
         "run",
         "source",
         "t0",
@@ -126,7 +128,7 @@ class Call:
         inst: Instance,
         model: str,
         info: ModelInfo | None,
-        retry: bool,
+        kind: AttemptKind,
     ) -> None:
         self.view = view
         self.events = events
@@ -134,7 +136,8 @@ class Call:
         self.inst = inst
         self.model = model
         self.info = info
-        self.retry = retry
+        self.kind = kind
+        self.headers = False  # whether this attempt set attempt_headers
         self.permit: Permit | None = None
         self.ended = False
         self.source: AsyncIterator[StreamChunk] | None = None
@@ -178,15 +181,43 @@ class Call:
                     self.permit.release(None)
                     self.permit = None
                 raise
-        self.number = len(run.attempts) + 1
+        self.number = run.begun = run.begun + 1
         counters = self.counters = self.view.stats.counters(inst.name, self.model)
         counters.requests += 1
-        if self.retry:
+        if self.kind == "retry":
             counters.retries += 1
         else:
             inst.budget.record_request()
         inst.in_flight += 1
         self.t0 = _perf()
+        hook = self.events.attempt_start
+        if hook is not None:
+            self._started(hook)
+
+    def _started(self, hook: Callable[..., None]) -> None:
+        """Emit ``llmx_attempt_start``; headers its hooks added go with this attempt. A
+        hook that raises (against the contract) reaches the caller, the attempt
+        released: it holds no slot, permit or breaker probe."""
+        inst = self.inst
+        event = AttemptStart(
+            self.run.request_id,
+            inst.name,
+            self.model,
+            self.number,
+            self.t0,
+            self.kind,
+            inst.registration.name,
+            {},
+        )
+        try:
+            hook(event=event)
+        except BaseException:
+            self._end("other")
+            inst.breaker.release()
+            raise
+        if event.headers:
+            attempt_headers.set(dict(event.headers))
+            self.headers = True
 
     async def _wait_for_limits(self) -> None:
         inst, run = self.inst, self.run
@@ -212,6 +243,8 @@ class Call:
         """Release what admission took; the attempt's duration."""
         self.ended = True
         duration = _perf() - self.t0
+        if self.headers:
+            attempt_headers.set(None)
         inst = self.inst
         inst.in_flight -= 1
         if inst.limit is not None:

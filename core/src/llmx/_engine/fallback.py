@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from llmx._engine.resolve import Route
     from llmx._engine.run import Run
     from llmx._engine.view import LiveView
+    from llmx._events import AttemptKind
     from llmx._pool import Instance, ProviderPool
     from llmx._registry import _EventHooks
     from llmx._types import ModelInfo
@@ -114,7 +115,7 @@ class Fallback:
         if len(route.candidates) == 1:  # nothing to order or skip (bench: sequential)
             only = route.candidates[0]
             try:
-                return await self.candidate(run, only, False, once)
+                return await self.candidate(run, only, False, once, "first")
             except LlmxError as err:
                 self._may_fall_back(route, run, err, [only], 0)
             raise self._final_error(run, 1)
@@ -124,15 +125,23 @@ class Fallback:
         last = len(plan) - 1
         for index, candidate in enumerate(plan):
             try:
-                return await self.candidate(run, candidate, index < last, once)
+                kind: AttemptKind = "first" if index == 0 else "fallback"
+                return await self.candidate(run, candidate, index < last, once, kind)
             except LlmxError as err:
                 if not self._may_fall_back(route, run, err, plan, index):
                     break
         raise self._final_error(run, len(plan))
 
-    async def candidate(self, run: Run, candidate: Candidate, has_more: bool, once: Once[_T]) -> _T:
-        """One candidate: capability check, the first attempt, then retries (if the
-        error is retryable) through the instance's retry policy."""
+    async def candidate(
+        self,
+        run: Run,
+        candidate: Candidate,
+        has_more: bool,
+        once: Once[_T],
+        kind: AttemptKind = "first",
+    ) -> _T:
+        """One candidate: capability check, the first attempt (made as ``kind``), then
+        retries (if the error is retryable) through the instance's retry policy."""
         inst = self._pool.get(candidate.instance)
         inst.open()
         info = self._view.info(candidate)
@@ -141,7 +150,7 @@ class Fallback:
         sent = request if request.model == candidate.model else request.with_model(candidate.model)
         view, events, model = self._view, self._hooks.events, candidate.model
         try:
-            return await once(Call(view, events, run, inst, model, info, False), sent)
+            return await once(Call(view, events, run, inst, model, info, kind), sent)
         except ProviderError as err:
             policy = inst.retry
             if not err.retryable or policy.attempts <= 1:
@@ -156,7 +165,7 @@ class Fallback:
                 if failure is not None:
                     first, failure = failure, None
                     raise first
-                return await once(Call(view, events, run, inst, model, info, True), sent)
+                return await once(Call(view, events, run, inst, model, info, "retry"), sent)
         msg = "unreachable: the retry policy neither returned nor raised"
         raise AssertionError(msg)  # pragma: no cover
 
@@ -228,8 +237,9 @@ class Fallback:
         while index < len(plan):
             first = plan[index]
             has_more = index + 1 < len(plan)
+            kind: AttemptKind = "first" if index == 0 else "fallback"
             tasks: set[asyncio.Future[_T]] = {
-                asyncio.ensure_future(self.candidate(run, first, has_more, once))
+                asyncio.ensure_future(self.candidate(run, first, has_more, once, kind))
             }
             if has_more:
                 delay = hedge.hedge_delay(first, self._view)
@@ -239,7 +249,7 @@ class Fallback:
                     second = plan[index]
                     tasks.add(
                         asyncio.ensure_future(
-                            self.candidate(run, second, index + 1 < len(plan), once)
+                            self.candidate(run, second, index + 1 < len(plan), once, "hedge")
                         )
                     )
             try:

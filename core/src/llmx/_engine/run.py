@@ -38,6 +38,7 @@ class Run:
 
     __slots__ = (
         "attempts",
+        "begun",
         "deadline",
         "errors",
         "events",
@@ -54,6 +55,7 @@ class Run:
         self.request_id = new_request_id() if events.any else ""
         self.deadline: float | None = None
         self.attempts: list[Attempt] = []
+        self.begun = 0  # attempts admitted so far (each one's number; hedges overlap)
         self.errors: list[BaseException] = []
         self.skipped: list[str] = []
         if events.start is not None:
