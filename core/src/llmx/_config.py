@@ -368,6 +368,37 @@ class CacheConfig(ComponentConfig):
         )
 
 
+def _log_level(_: Any, attribute: Any, value: str | None) -> None:
+    if value is not None:
+        from llmx._logging import level_number
+
+        level_number(value)
+
+
+@attrs.frozen
+class LoggingConfig:
+    """``[logging]``: have llmx install a log handler of its own on the ``llmx`` logger
+    (without this section llmx only emits records to the standard loggers, and the
+    application decides where they go).
+
+    ``level``: ``DEBUG``, ``INFO`` (default), ``WARNING``... (any case); ``format``:
+    ``text`` (default: time, level, logger, message, ``key=value`` fields) or ``json``
+    (one object per line); ``content``: put prompt and response text into request
+    records (default false: never); ``file``: append to this file instead of standard
+    error. The section takes effect when it sets any key (see docs/observability.md).
+    """
+
+    level: str | None = attrs.field(default=None, validator=_log_level)
+    format: Literal["text", "json"] | None = None
+    content: bool | None = None
+    file: str | None = None
+
+    @property
+    def configured(self) -> bool:
+        """Whether the section sets anything (an empty ``[logging]`` installs nothing)."""
+        return any(getattr(self, f.name) is not None for f in attrs.fields(LoggingConfig))
+
+
 @attrs.frozen
 class Config:
     """The whole configuration. Build it with :func:`load_config` or :meth:`from_dict`."""
@@ -389,6 +420,8 @@ class Config:
     """``[breaker]``: circuit-breaker settings for every instance (see BreakerConfig)."""
     retry_budget: RetryBudgetConfig = RetryBudgetConfig()
     """``[retry_budget]``: the per-instance cap on retries (see RetryBudgetConfig)."""
+    logging: LoggingConfig = LoggingConfig()
+    """``[logging]``: a log handler llmx installs itself (see LoggingConfig)."""
 
     def __attrs_post_init__(self) -> None:
         if self.deadline is not None and not self.deadline > 0:
@@ -860,6 +893,7 @@ def _describe(config: Config) -> dict[str, Any]:
         "deadline": config.deadline,
         "breaker": _table(config.breaker),
         "retry_budget": _table(config.retry_budget),
+        "logging": _table(config.logging),
         "cache": component("cache", config.cache),
         "retry": component("retry", config.retry),
         "routing": component("routing", config.routing),
