@@ -127,7 +127,8 @@ async def test_a_retry_then_success_is_one_retry_record_and_one_request_record(
     assert end["cost"] == response.cost
     assert end["latency"] > 0
     assert end["stream"] is False
-    assert "messages" not in end and "response" not in end
+    assert "messages" not in end
+    assert "response" not in end
     retry_record = next(r for r in records if getattr(r, "event", None) == "retry")
     assert retry_record.name == "llmx.attempt"
     assert retry_record.levelno == logging.INFO
@@ -240,16 +241,20 @@ async def _failures_and_retries(config: dict[str, Any]) -> None:
     """Retries, a fallback, a failed request and a success, each with the canary prompt
     (the fakes' default answer echoes it back)."""
     messages = [llmx.Message.system(PROMPT), llmx.Message.user(PROMPT)]
-    async with FakeOpenAIServer(api_key=KEY) as openai, FakeAnthropicServer(api_key=KEY) as anth:
-        async with llmx.Client(_config(openai, anth, **config)) as client:
-            openai.enqueue(ErrorReply(503), ErrorReply(503), ErrorReply(503))
-            await client.complete(model="smart", messages=messages)
-            openai.enqueue(ErrorReply(429, headers={"retry-after": "0"}))
-            (await client.stream(model="openai/gpt-4o-mini", messages=messages).collect()).text
-            openai.enqueue(ErrorReply(401, message=f"bad key {KEY}"))
-            with pytest.raises(llmx.AuthenticationError):
-                await client.complete(model="openai/gpt-4o-mini", messages=messages)
-            await client.complete(model="anthropic/claude-sonnet-4-6", messages=messages)
+    async with (
+        FakeOpenAIServer(api_key=KEY) as openai,
+        FakeAnthropicServer(api_key=KEY) as anth,
+        llmx.Client(_config(openai, anth, **config)) as client,
+    ):
+        openai.enqueue(ErrorReply(503), ErrorReply(503), ErrorReply(503))
+        await client.complete(model="smart", messages=messages)
+        openai.enqueue(ErrorReply(429, headers={"retry-after": "0"}))
+        streamed = client.stream(model="openai/gpt-4o-mini", messages=messages)
+        assert (await streamed.collect()).text
+        openai.enqueue(ErrorReply(401, message=f"bad key {KEY}"))
+        with pytest.raises(llmx.AuthenticationError):
+            await client.complete(model="openai/gpt-4o-mini", messages=messages)
+        await client.complete(model="anthropic/claude-sonnet-4-6", messages=messages)
 
 
 @pytest.mark.parametrize("level", ["DEBUG", "info", "WARNING"])
@@ -436,10 +441,13 @@ def test_cli_verbose_shows_the_fields(
     assert result.returncode == 0, result.stderr
     retry, end = result.stderr.splitlines()
     assert " INFO llmx.attempt retrying openai/gpt-4o-mini" in retry
-    assert " event=retry " in retry and " status=503 " in retry
-    assert " INFO llmx.request request " in end and " outcome=ok " in end
+    assert " event=retry " in retry
+    assert " status=503 " in retry
+    assert " INFO llmx.request request " in end
+    assert " outcome=ok " in end
     assert "stamina" not in result.stderr
-    assert KEY not in result.stderr and "CANARY-PROMPT" not in result.stderr
+    assert KEY not in result.stderr
+    assert "CANARY-PROMPT" not in result.stderr
 
 
 def test_cli_with_a_json_logging_section(
