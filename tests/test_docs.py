@@ -1,5 +1,5 @@
-"""Every code block in ``docs/plugins.md``, ``docs/plugins/*.md`` and ``docs/features/*.md``
-is run or checked.
+"""Every code block in ``docs/plugins.md``, ``docs/plugins/*.md``, ``docs/features/*.md``
+and ``docs/observability.md`` is run or checked.
 
 The convention: an HTML comment on the line before a fenced block says what the block
 is; a few languages have a default. Nothing is left unchecked: a block this test does
@@ -67,6 +67,7 @@ PAGES = (
     DOCS / "plugins.md",
     *sorted((DOCS / "plugins").glob("*.md")),
     *sorted((DOCS / "features").glob("*.md")),
+    DOCS / "observability.md",
 )
 """The pages whose code blocks are checked."""
 
@@ -409,7 +410,8 @@ def test_every_code_block_of_the_page_runs(
 
 
 def test_every_page_is_linked_from_the_entry_page() -> None:
-    """The plugin pages from docs/plugins.md; the feature pages from README.md."""
+    """The plugin pages from docs/plugins.md; the feature pages (and observability) from
+    README.md."""
     entry = (DOCS / "plugins.md").read_text(encoding="utf-8")
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     missing = [
@@ -418,7 +420,7 @@ def test_every_page_is_linked_from_the_entry_page() -> None:
         if not (
             f"plugins/{p.name}" in entry
             if p.parent.name == "plugins"
-            else f"docs/features/{p.name}" in readme
+            else f"docs/{p.relative_to(DOCS).as_posix()}" in readme
         )
     ]
     assert not missing, (
