@@ -365,6 +365,23 @@ class HumanFormatter(logging.Formatter):
 # -- installing a handler ------------------------------------------------------------------------
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record is emitted (as the standard
+    library's last-resort handler does), so a replaced or captured stderr is followed."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> IO[str]:
+        """The current standard error."""
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: IO[str]) -> None:
+        del value
+
+
 class _Installed:
     """The handler llmx installed on the ``llmx`` logger, and how."""
 
@@ -420,7 +437,7 @@ def configure(
     if settings.file is not None:
         handler = logging.FileHandler(settings.file, encoding="utf-8")
     else:
-        handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+        handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     if human:
         handler.setFormatter(HumanFormatter())
         handler.addFilter(HumanFormatter.shows)
