@@ -234,6 +234,52 @@ async def test_hedge_record(records: list[logging.LogRecord]) -> None:
     assert hedge["wait"] == pytest.approx(0.05)
 
 
+async def test_a_cache_hit_is_a_cached_request_record(records: list[logging.LogRecord]) -> None:
+    async with FakeOpenAIServer(api_key=KEY) as openai, FakeAnthropicServer(api_key=KEY) as anth:
+        config = _config(openai, anth, cache={"backend": "memory"})
+        async with llmx.Client(config) as client:
+            for _ in range(2):
+                await client.complete(model="openai/gpt-4o-mini", messages="hi", temperature=0)
+    first, second = _by_event(records, "request")
+    assert (first["outcome"], first["attempts"]) == ("ok", 1)
+    assert (second["outcome"], second["attempts"]) == ("cached", 0)
+    assert first["request_id"] != second["request_id"]
+
+
+async def test_with_logging_off_no_record_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine checks the level before building a record: with the ``llmx`` loggers
+    at WARNING (the default), the record functions are never called."""
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a record was built while logging was off")
+
+    from llmx._engine import call, fallback, run
+
+    monkeypatch.setattr(run, "log_request_end", boom)
+    monkeypatch.setattr(run, "log_request_error", boom)
+    monkeypatch.setattr(fallback, "log_retry", boom)
+    monkeypatch.setattr(fallback, "log_fallback", boom)
+    monkeypatch.setattr(call, "log_cooldown", boom)
+    async with FakeOpenAIServer(api_key=KEY) as openai, FakeAnthropicServer(api_key=KEY) as anth:
+        openai.enqueue(ErrorReply(503), ErrorReply(503), ErrorReply(503))
+        async with llmx.Client(_config(openai, anth)) as client:
+            await client.complete(model="smart", messages="hi")
+            openai.enqueue(ErrorReply(400))
+            with pytest.raises(llmx.BadRequestError):
+                await client.complete(model="openai/gpt-4o-mini", messages="hi")
+    logging.getLogger("llmx").setLevel(logging.INFO)
+    try:
+        async with (
+            FakeOpenAIServer(api_key=KEY) as openai,
+            FakeAnthropicServer() as anth,
+            llmx.Client(_config(openai, anth)) as client,
+        ):
+            with pytest.raises(AssertionError, match="while logging was off"):
+                await client.complete(model="openai/gpt-4o-mini", messages="hi")
+    finally:
+        logging.getLogger("llmx").setLevel(logging.NOTSET)
+
+
 # -- [logging]: formats, levels, and what never reaches the output ------------------------
 
 
@@ -432,14 +478,16 @@ def test_cli_shows_one_human_line_per_retry_and_fallback(
     assert "stamina" not in result.stderr
 
 
+@pytest.mark.parametrize("flag", ["-v", "--debug"])
 def test_cli_verbose_shows_the_fields(
-    tmp_path: Path, fakes: tuple[FakeOpenAIServer, FakeAnthropicServer]
+    tmp_path: Path, fakes: tuple[FakeOpenAIServer, FakeAnthropicServer], flag: str
 ) -> None:
     openai, _ = fakes
     openai.enqueue(ErrorReply(503), Reply("hello"))
-    result = _cli(tmp_path, fakes, "-v", "chat", "-m", "openai/gpt-4o-mini", PROMPT)
+    result = _cli(tmp_path, fakes, flag, "chat", "-m", "openai/gpt-4o-mini", PROMPT)
     assert result.returncode == 0, result.stderr
-    retry, end = result.stderr.splitlines()
+    lines = result.stderr.splitlines()
+    retry, end = [line for line in lines if " llmx.attempt " in line or " llmx.request " in line]
     assert " INFO llmx.attempt retrying openai/gpt-4o-mini" in retry
     assert " event=retry " in retry
     assert " status=503 " in retry
