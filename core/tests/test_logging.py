@@ -55,12 +55,6 @@ def records() -> Iterator[list[logging.LogRecord]]:
         logger.setLevel(level)
 
 
-@pytest.fixture(autouse=True)
-def _no_installed_handler() -> Iterator[None]:
-    yield
-    _logging.reset()
-
-
 def _config(openai: FakeOpenAIServer, anthropic: FakeAnthropicServer, **extra: Any) -> Any:
     return {
         "providers": {
