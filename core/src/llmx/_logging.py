@@ -26,6 +26,7 @@ import time
 from collections.abc import Mapping
 from typing import IO, TYPE_CHECKING, Any
 
+from llmx._errors import ProviderError
 from llmx._scrub import scrub
 
 if TYPE_CHECKING:
@@ -73,8 +74,6 @@ def request_id(run: Run) -> str:
 
 
 def _error_fields(err: BaseException) -> dict[str, Any]:
-    from llmx._errors import ProviderError
-
     fields: dict[str, Any] = {"error": type(err).__name__}
     if isinstance(err, ProviderError):
         fields["status"] = err.status
@@ -87,8 +86,9 @@ def _error_fields(err: BaseException) -> dict[str, Any]:
 
 def _what(err: BaseException) -> str:
     """``503 ServerError`` / ``ProviderTimeoutError``: short, for a human line."""
-    status = getattr(err, "status", None)
-    return f"{status} {type(err).__name__}" if status is not None else type(err).__name__
+    if isinstance(err, ProviderError) and err.status is not None:
+        return f"{err.status} {type(err).__name__}"
+    return type(err).__name__
 
 
 def _messages(request: Request) -> list[dict[str, str]]:
@@ -139,12 +139,16 @@ def log_request_error(run: Run, err: BaseException, stream: bool) -> None:
     """The request ``run`` failed with ``err``."""
     latency = time.perf_counter() - run.started
     last = run.attempts[-1] if run.attempts else None
+    instance = last.provider if last else None
+    model = last.model if last else run.request.model
+    if isinstance(err, ProviderError):
+        instance, model = err.provider, err.model or model
     fields: dict[str, Any] = {
         "event": "request",
         "request_id": request_id(run),
         "outcome": "error",
-        "instance": getattr(err, "provider", None) or (last.provider if last else None),
-        "model": getattr(err, "model", None) or (last.model if last else run.request.model),
+        "instance": instance,
+        "model": model,
         "attempts": len(run.attempts),
         "latency": round(latency, 6),
         "stream": stream,

@@ -143,7 +143,7 @@ class Fallback:
         # The first attempt ran outside the retry policy, so an answer at once costs no
         # retry machinery (bench: sequential overhead); its failure is re-raised inside
         # the policy's first context, so the policy decides the first wait as well.
-        on = _retry_decider(run, inst, has_more)
+        on = _retry_decider(run, inst, model, has_more)
         async for attempt in policy.retrying(on, timeout=run.remaining()):
             with attempt:
                 if failure is not None:
@@ -293,8 +293,11 @@ def _ref(candidate: Candidate) -> str:
 
 
 def _log_fallback(run: Run, failed: Candidate, err: LlmxError, to: Candidate) -> None:
-    instance = getattr(err, "provider", None) or failed.instance
-    model = getattr(err, "model", None) or failed.model
+    """The ``fallback`` record: the candidate that failed (a hedged pair's failure names
+    its own instance), and the one tried next."""
+    instance, model = failed.instance, failed.model
+    if isinstance(err, ProviderError):
+        instance, model = err.provider, err.model or model
     log_fallback(run, instance, model, err, _ref(to))
 
 
@@ -303,7 +306,7 @@ def _available_in(d: Instance, now: float) -> float:
 
 
 def _retry_decider(
-    run: Run, inst: Instance, has_more: bool
+    run: Run, inst: Instance, model: str, has_more: bool
 ) -> Callable[[BaseException], bool | float]:
     """The ``on`` hook the retry policy asks after each failure: whether to retry, and
     after how long (a provider's Retry-After), given the breaker, the retry budget,
@@ -320,7 +323,6 @@ def _retry_decider(
             if ATTEMPT.isEnabledFor(INFO):
                 assert isinstance(error, ProviderError)
                 wait = None if decision is True else float(decision)
-                model = error.model or (run.attempts[-1].model if run.attempts else "")
                 log_retry(run, inst.name, model, error, tries[0], policy.attempts, wait)
         return decision
 
