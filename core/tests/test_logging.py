@@ -357,6 +357,32 @@ async def test_a_plain_client_installs_nothing_and_logging_section_installs_one(
             assert logger.level == logging.DEBUG
 
 
+async def test_json_on_stderr_is_only_json_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    """With ``format = "json"`` on standard error, every line there is a JSON object: the
+    retry library's bare warning is quieted (llmx's ``retry`` record says more)."""
+    async with FakeOpenAIServer(api_key=KEY) as openai, FakeAnthropicServer(api_key=KEY) as anth:
+        openai.enqueue(ErrorReply(503), Reply("hello"))
+        async with llmx.Client(_config(openai, anth, logging={"format": "json"})) as client:
+            await client.complete(model="openai/gpt-4o-mini", messages="hi")
+            assert logging.getLogger("stamina").level == logging.ERROR
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [line["event"] for line in lines] == ["retry", "request"]
+    _logging.reset()
+    assert logging.getLogger("stamina").level == logging.NOTSET
+
+
+def test_an_application_s_stamina_level_is_left_alone() -> None:
+    stamina_log = logging.getLogger("stamina")
+    stamina_log.setLevel(logging.INFO)
+    try:
+        _logging.configure(llmx.Config.from_dict({"logging": {"level": "info"}}).logging)
+        assert stamina_log.level == logging.INFO
+        _logging.reset()
+        assert stamina_log.level == logging.INFO
+    finally:
+        stamina_log.setLevel(logging.NOTSET)
+
+
 @pytest.mark.parametrize(
     ("section", "message"),
     [

@@ -454,6 +454,22 @@ def configure(
     logger.propagate = False
     _content = bool(settings.content)
     _installed = _Installed(handler, settings, app, human, stream)
+    _quiet_stamina()
+
+
+_STAMINA = "stamina"
+_quieted = False
+
+
+def _quiet_stamina() -> None:
+    """stamina logs each retry it schedules as a bare ``stamina.retry_scheduled``
+    WARNING; llmx's own ``retry`` record says more, so while llmx's handler is installed
+    that logger is raised to ERROR — unless the application set its level itself."""
+    global _quieted
+    stamina_log = logging.getLogger(_STAMINA)
+    if stamina_log.level == logging.NOTSET:
+        stamina_log.setLevel(logging.ERROR)
+        _quieted = True
 
 
 def _remove(logger: logging.Logger, handler: logging.Handler) -> None:
@@ -465,7 +481,7 @@ def _remove(logger: logging.Logger, handler: logging.Handler) -> None:
 def reset() -> None:
     """Remove the handler llmx installed and restore the ``llmx`` logger's defaults
     (tests; an application that configures logging itself)."""
-    global _installed, _content
+    global _installed, _content, _quieted
     if _installed is not None:
         logger = logging.getLogger("llmx")
         _remove(logger, _installed.handler)
@@ -473,6 +489,9 @@ def reset() -> None:
         logger.propagate = True
         _installed = None
     _content = False
+    if _quieted:
+        logging.getLogger(_STAMINA).setLevel(logging.NOTSET)
+        _quieted = False
 
 
 def level_number(level: str) -> int:
