@@ -368,11 +368,18 @@ class CacheConfig(ComponentConfig):
         )
 
 
-def _log_level(_: Any, attribute: Any, value: str | None) -> None:
-    if value is not None:
-        from llmx._logging import level_number
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+"""The ``[logging] level`` names (any case)."""
 
-        level_number(value)
+
+def _log_level(_: Any, attribute: Any, value: str | None) -> None:
+    if value is not None and value.upper() not in LOG_LEVELS:
+        import difflib
+
+        close = difflib.get_close_matches(value.upper(), LOG_LEVELS, n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        msg = f"level must be one of {', '.join(LOG_LEVELS)} (any case), not {value!r}{hint}"
+        raise ValueError(msg)
 
 
 @attrs.frozen

@@ -23,16 +23,49 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Mapping
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 from llmx._errors import ProviderError
 from llmx._scrub import scrub
 
 if TYPE_CHECKING:
-    from llmx._config import LoggingConfig
-    from llmx._engine.run import Run
-    from llmx._types import Request
+    from llmx._types import Attempt, Request
+
+
+class Run(Protocol):
+    """What a record reads of a request's :class:`~llmx._engine.run.Run` (a Protocol, so
+    this module imports nothing of the engine)."""
+
+    started: float
+    attempts: list[Attempt]
+
+    @property
+    def request(self) -> Any:
+        """The request (a Request, or an EmbeddingRequest)."""
+
+    def ensure_id(self) -> str:
+        """The request's id, made now if it has none yet."""
+
+
+class LoggingConfig(Protocol):
+    """The ``[logging]`` keys :func:`configure` reads (``llmx._config.LoggingConfig``)."""
+
+    @property
+    def level(self) -> str | None:
+        """A level name, any case (None: INFO)."""
+
+    @property
+    def format(self) -> str | None:
+        """``text`` or ``json`` (None: text)."""
+
+    @property
+    def content(self) -> bool | None:
+        """Whether prompt and response text go into request records."""
+
+    @property
+    def file(self) -> str | None:
+        """A file to append to (None: standard error)."""
+
 
 __all__ = [
     "ATTEMPT",
@@ -60,17 +93,6 @@ _content = False
 
 
 # -- the records ------------------------------------------------------------------------------
-
-
-def request_id(run: Run) -> str:
-    """The run's request id, made now if no event hook asked for one at its start (a
-    request id costs nothing unless something uses it)."""
-    rid = run.request_id
-    if not rid:
-        from llmx._engine.run import new_request_id
-
-        rid = run.request_id = new_request_id()
-    return rid
 
 
 def _error_fields(err: BaseException) -> dict[str, Any]:
@@ -102,7 +124,7 @@ def log_request_end(run: Run, response: Any, stream: bool) -> None:
     cached = bool(getattr(response, "cached", False))
     fields: dict[str, Any] = {
         "event": "request",
-        "request_id": request_id(run),
+        "request_id": run.ensure_id(),
         "outcome": "cached" if cached else "ok",
         "instance": response.provider,
         "model": response.model,
@@ -145,7 +167,7 @@ def log_request_error(run: Run, err: BaseException, stream: bool) -> None:
         instance, model = err.provider, err.model or model
     fields: dict[str, Any] = {
         "event": "request",
-        "request_id": request_id(run),
+        "request_id": run.ensure_id(),
         "outcome": "error",
         "instance": instance,
         "model": model,
@@ -182,7 +204,7 @@ def log_retry(
     last = run.attempts[-1] if run.attempts else None
     fields: dict[str, Any] = {
         "event": "retry",
-        "request_id": request_id(run),
+        "request_id": run.ensure_id(),
         "outcome": "retry",
         "instance": instance,
         "model": model,
@@ -210,7 +232,7 @@ def log_fallback(run: Run, instance: str, model: str, err: BaseException, to: st
     """``instance``/``model`` failed with ``err``; the request moves on to ``to``."""
     fields: dict[str, Any] = {
         "event": "fallback",
-        "request_id": request_id(run),
+        "request_id": run.ensure_id(),
         "outcome": "fallback",
         "instance": instance,
         "model": model,
@@ -227,7 +249,7 @@ def log_hedge(run: Run, instance: str, model: str, to: str, delay: float) -> Non
     """``instance``/``model`` has not answered within ``delay`` s; also sent to ``to``."""
     fields: dict[str, Any] = {
         "event": "hedge",
-        "request_id": request_id(run),
+        "request_id": run.ensure_id(),
         "outcome": "hedge",
         "instance": instance,
         "model": model,
@@ -249,7 +271,7 @@ def log_cooldown(run: Run, instance: str, model: str, wait: float) -> None:
     """An attempt on ``instance`` waits ``wait`` s: the provider asked to (Retry-After)."""
     fields: dict[str, Any] = {
         "event": "cooldown",
-        "request_id": request_id(run),
+        "request_id": run.ensure_id(),
         "outcome": "cooldown",
         "instance": instance,
         "model": model,
@@ -406,8 +428,6 @@ class _Installed:
 
 _installed: _Installed | None = None
 
-_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
 
 def configure(
     settings: LoggingConfig,
@@ -494,29 +514,33 @@ def reset() -> None:
         _quieted = False
 
 
+_LEVEL_NUMBERS = {
+    "DEBUG": logging.DEBUG,
+    "INFO": logging.INFO,
+    "WARNING": logging.WARNING,
+    "ERROR": logging.ERROR,
+    "CRITICAL": logging.CRITICAL,
+}
+
+
 def level_number(level: str) -> int:
-    """``"info"`` -> 20; ValueError naming the valid levels otherwise."""
-    name = level.upper()
-    if name not in _LEVELS:
-        import difflib
-
-        close = difflib.get_close_matches(name, _LEVELS, n=1, cutoff=0.5)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        msg = f"level must be one of {', '.join(_LEVELS)} (any case), not {level!r}{hint}"
-        raise ValueError(msg)
-    return logging.getLevelName(name)  # type: ignore[no-any-return]
+    """``"info"`` -> 20 (``[logging] level`` was checked when the config loaded)."""
+    return _LEVEL_NUMBERS[level.upper()]
 
 
-def merge(base: LoggingConfig, over: LoggingConfig | Mapping[str, Any]) -> LoggingConfig:
+_KEYS = ("level", "format", "content", "file")
+
+
+def merge(base: LoggingConfig, over: LoggingConfig) -> LoggingConfig:
     """``base`` with the keys ``over`` sets (None: unset); the more verbose level wins."""
     import attrs
 
-    given = over if isinstance(over, Mapping) else attrs.asdict(over)
-    given = {k: v for k, v in given.items() if v is not None}
+    given = {k: getattr(over, k) for k in _KEYS if getattr(over, k) is not None}
     if (
         "level" in given
         and base.level is not None
         and level_number(given["level"]) > level_number(base.level)
     ):
         given["level"] = base.level
-    return attrs.evolve(base, **given)
+    evolved: LoggingConfig = attrs.evolve(cast("Any", base), **given)
+    return evolved

@@ -64,6 +64,13 @@ class Run:
         if events.start is not None:
             events.start(event=RequestStart(self.request_id, request, stream, self.started))
 
+    def ensure_id(self) -> str:
+        """The request's id, made now if no event hook asked for one at its start (an id
+        costs nothing unless something, such as a log record, uses it)."""
+        if not self.request_id:
+            self.request_id = new_request_id()
+        return self.request_id
+
     def remaining(self) -> float:
         """Seconds left before the deadline (inf without one)."""
         if self.deadline is None:
