@@ -240,6 +240,21 @@ async def test_a_cache_hit_is_a_cached_request_record(records: list[logging.LogR
     assert first["request_id"] != second["request_id"]
 
 
+async def test_an_embedding_request_is_a_request_record(
+    records: list[logging.LogRecord],
+) -> None:
+    async with (
+        FakeOpenAIServer(api_key=KEY) as openai,
+        FakeAnthropicServer(api_key=KEY) as anth,
+        llmx.Client(_config(openai, anth)) as client,
+    ):
+        await client.embed(model="openai/text-embedding-3-small", input=["a", "b"])
+    (end,) = _by_event(records, "request")
+    assert (end["outcome"], end["instance"], end["attempts"]) == ("ok", "openai", 1)
+    assert end["model"] == "text-embedding-3-small"
+    assert end["input_tokens"] > 0
+
+
 async def test_with_logging_off_no_record_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
     """The engine checks the level before building a record: with the ``llmx`` loggers
     at WARNING (the default), the record functions are never called."""
