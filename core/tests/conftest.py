@@ -40,3 +40,12 @@ def _stamina_testing() -> object:
     timing turns this off with ``stamina.set_testing(False)``."""
     with stamina.set_testing(True, attempts=3, cap=True):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _no_llmx_log_handler() -> object:
+    """A test whose config has a ``[logging]`` section leaves no handler behind."""
+    yield
+    from llmx import _logging
+
+    _logging.reset()

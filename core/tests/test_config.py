@@ -314,6 +314,14 @@ def valid_configs(draw: st.DrawFn) -> dict[str, Any]:
         "breaker_store": st.just({"backend": "memory"}),
         "breaker": st.fixed_dictionaries({}, optional={"failure_rate": st.just(0.5)}),
         "retry_budget": st.fixed_dictionaries({}, optional={"ratio": st.just(0.1)}),
+        "logging": st.fixed_dictionaries(
+            {},
+            optional={
+                "level": st.sampled_from(["debug", "INFO", "Warning"]),
+                "format": st.sampled_from(["text", "json"]),
+                "content": st.booleans(),
+            },
+        ),
         "deadline": positive,
     }
     config = draw(st.fixed_dictionaries({"providers": st.just(providers)}, optional=sections))
@@ -407,6 +415,7 @@ def every_valid_name(registry: llmx.Registry) -> set[str]:
     classes: list[Any] = [
         _config.Config, _config.PluginsConfig, _config.ProviderConfig, _config.AliasConfig,
         _config.BreakerConfig, _config.RetryBudgetConfig, _config.AdaptiveConfig,
+        _config.LoggingConfig,
         _settings.LimitSettings, _settings.ModelLimitSettings, _settings.CachePolicy,
     ]  # fmt: skip
     names = {"backend", "policy", "strategy", "namespace", "smart", "fast", *INSTANCES}

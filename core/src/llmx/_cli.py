@@ -188,17 +188,40 @@ class _Group(click.Group):
     help="Config file (default: ./llmx.toml, [tool.llmx] in pyproject.toml, ~/.config/llmx/llmx.toml).",
 )
 @click.option("--debug", is_flag=True, envvar="LLMX_DEBUG", help="Show tracebacks and debug logs.")
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="Log each request and each retry or fallback with its fields (-vv: debug records).",
+)
 @click.version_option(package_name="llmx", prog_name="llmx")
 @click.pass_context
-def cli(ctx: click.Context, config_path: str | None, debug: bool) -> None:
+def cli(ctx: click.Context, config_path: str | None, debug: bool, verbose: int) -> None:
     """llmx: one API over every LLM provider."""
     ctx.obj = _State(config_path, debug)
+    _setup_logging(verbose, debug)
+
+
+def _setup_logging(verbose: int, debug: bool) -> None:
+    """Where log records go in the CLI: llmx's own through llmx's handler on standard
+    error — by default one short line per retry, fallback, hedge or cooldown and per
+    warning; with ``-v`` every record as ``key=value`` text (``-vv``/``--debug``: debug
+    records too). A ``[logging]`` section in the config is merged in when the client is
+    built (its format, file, content; the more verbose level). Other libraries' records
+    show from WARNING (DEBUG with ``--debug``), except stamina's retry events: llmx logs
+    its own line for each retry."""
     import logging
+
+    from llmx._config import LoggingConfig
+    from llmx._logging import configure
 
     logging.basicConfig(
         level=logging.DEBUG if debug else logging.WARNING,
         format="llmx: %(levelname)s: %(message)s",
     )
+    logging.getLogger("stamina").setLevel(logging.CRITICAL)  # its raw "stamina.retry_scheduled"
+    level = "DEBUG" if debug or verbose >= 2 else "INFO"
+    configure(LoggingConfig(level=level), app=True, human=not (verbose or debug))
 
 
 # -- plugins -----------------------------------------------------------------------------

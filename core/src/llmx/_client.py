@@ -109,6 +109,10 @@ class Client:
         self._config = load_config(config)
         self._registry = registry if registry is not None else Registry.from_config(self._config)
         validate(self._config, self._registry)
+        if self._config.logging.configured:  # [logging]: the app asked for a handler
+            from llmx._logging import configure
+
+            configure(self._config.logging)
         self._pool = ProviderPool(
             self._config, self._registry, on_breaker_transition=self._breaker_transition
         )

@@ -431,6 +431,44 @@ class CacheConfig(ComponentConfig):
         )
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+"""The ``[logging] level`` names (any case)."""
+
+
+def _log_level(_: Any, attribute: Any, value: str | None) -> None:
+    if value is not None and value.upper() not in LOG_LEVELS:
+        import difflib
+
+        close = difflib.get_close_matches(value.upper(), LOG_LEVELS, n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        msg = f"level must be one of {', '.join(LOG_LEVELS)} (any case), not {value!r}{hint}"
+        raise ValueError(msg)
+
+
+@attrs.frozen
+class LoggingConfig:
+    """``[logging]``: have llmx install a log handler of its own on the ``llmx`` logger
+    (without this section llmx only emits records to the standard loggers, and the
+    application decides where they go).
+
+    ``level``: ``DEBUG``, ``INFO`` (default), ``WARNING``... (any case); ``format``:
+    ``text`` (default: time, level, logger, message, ``key=value`` fields) or ``json``
+    (one object per line); ``content``: put prompt and response text into request
+    records (default false: never); ``file``: append to this file instead of standard
+    error. The section takes effect when it sets any key (see docs/observability.md).
+    """
+
+    level: str | None = attrs.field(default=None, validator=_log_level)
+    format: Literal["text", "json"] | None = None
+    content: bool | None = None
+    file: str | None = None
+
+    @property
+    def configured(self) -> bool:
+        """Whether the section sets anything (an empty ``[logging]`` installs nothing)."""
+        return any(getattr(self, f.name) is not None for f in attrs.fields(LoggingConfig))
+
+
 @attrs.frozen
 class Config:
     """The whole configuration. Build it with :func:`load_config` or :meth:`from_dict`."""
@@ -456,6 +494,8 @@ class Config:
     log: LogConfig = LogConfig()
     """``[log]``: the request log (``enabled``, ``path``, ``content``; see
     :class:`llmx.requestlog.LogConfig`)."""
+    logging: LoggingConfig = LoggingConfig()
+    """``[logging]``: a log handler llmx installs itself (see LoggingConfig)."""
 
     def __attrs_post_init__(self) -> None:
         if self.deadline is not None and not self.deadline > 0:
@@ -928,6 +968,7 @@ def _describe(config: Config) -> dict[str, Any]:
         "breaker": _table(config.breaker),
         "retry_budget": _table(config.retry_budget),
         "log": attrs.asdict(config.log),
+        "logging": _table(config.logging),
         "cache": component("cache", config.cache),
         "retry": component("retry", config.retry),
         "routing": component("routing", config.routing),

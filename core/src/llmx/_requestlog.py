@@ -34,6 +34,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from llmx._config import LogConfig, default_log_path
 from llmx._errors import ConfigError
 from llmx._scrub import scrub
@@ -629,12 +631,14 @@ class LoggedEvents:
         base = self._registry.events
         if base is not self._base or self._events is None:
             listener = self._listener
-            self._events = type(base)(
-                _chain(base.start, listener.start),
-                _chain(base.attempt, listener.attempt),
-                _chain(base.end, listener.end),
-                _chain(base.error, listener.end),
-                base.breaker,
+            # evolve: the hooks this listener does not use (attempt start, breaker
+            # transitions, and any added later) stay the registry's own.
+            self._events = attrs.evolve(
+                base,
+                start=_chain(base.start, listener.start),
+                attempt=_chain(base.attempt, listener.attempt),
+                end=_chain(base.end, listener.end),
+                error=_chain(base.error, listener.end),
                 any=True,
             )
             self._base = base

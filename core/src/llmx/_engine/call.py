@@ -40,6 +40,7 @@ from llmx._errors import (
     ServerError,
 )
 from llmx._events import AttemptEnd, AttemptStart, attempt_headers
+from llmx._logging import ATTEMPT, INFO, log_cooldown
 from llmx._tokens import input_tokens
 from llmx._types import Attempt, Response, Usage
 
@@ -159,6 +160,8 @@ class Call:
                     "(Retry-After), longer than the time left before the deadline"
                 )
                 raise RateLimitError(msg, provider=inst.name, retryable=False, retry_after=blocked)
+            if ATTEMPT.isEnabledFor(INFO):
+                log_cooldown(run, inst.name, self.model, blocked)
             await asyncio.sleep(blocked)
         breaker = inst.breaker
         if not breaker.try_acquire():

@@ -26,6 +26,7 @@ from llmx._errors import (
     RateLimitError,
     UnsupportedFeatureError,
 )
+from llmx._logging import ATTEMPT, INFO, log_fallback, log_hedge, log_retry
 from llmx._ratelimit import CLIENT_LIMIT_CODE
 from llmx._tokens import estimate_context_tokens, known_input_tokens
 from llmx._types import Capability, Request, Text
@@ -130,6 +131,8 @@ class Fallback:
             except LlmxError as err:
                 if not self._may_fall_back(route, run, err, plan, index):
                     break
+                if index + 1 < len(plan) and ATTEMPT.isEnabledFor(INFO):
+                    _log_fallback(run, candidate, err, plan[index + 1])
         raise self._final_error(run, len(plan))
 
     async def candidate(
@@ -159,7 +162,7 @@ class Fallback:
         # The first attempt ran outside the retry policy, so an answer at once costs no
         # retry machinery (bench: sequential overhead); its failure is re-raised inside
         # the policy's first context, so the policy decides the first wait as well.
-        on = _retry_decider(run, inst, has_more)
+        on = _retry_decider(run, inst, model, has_more)
         async for attempt in policy.retrying(on, timeout=run.remaining()):
             with attempt:
                 if failure is not None:
@@ -247,6 +250,8 @@ class Fallback:
                 if not done and hedge.try_hedge():
                     index += 1
                     second = plan[index]
+                    if ATTEMPT.isEnabledFor(INFO):
+                        log_hedge(run, first.instance, first.model, _ref(second), delay)
                     tasks.add(
                         asyncio.ensure_future(
                             self.candidate(run, second, index + 1 < len(plan), once, "hedge")
@@ -257,6 +262,8 @@ class Fallback:
             except LlmxError as err:
                 if not self._may_fall_back(route, run, err, plan, index):
                     break
+                if index + 1 < len(plan) and ATTEMPT.isEnabledFor(INFO):
+                    _log_fallback(run, plan[index], err, plan[index + 1])
                 index += 1
         raise self._final_error(run, len(plan))
 
@@ -301,19 +308,45 @@ async def _discard(result: object) -> None:
         result.abandoned("hedge lost")
 
 
+def _ref(candidate: Candidate) -> str:
+    return f"{candidate.instance}/{candidate.model}"
+
+
+def _log_fallback(run: Run, failed: Candidate, err: LlmxError, to: Candidate) -> None:
+    """The ``fallback`` record: the candidate that failed (a hedged pair's failure names
+    its own instance), and the one tried next."""
+    instance, model = failed.instance, failed.model
+    if isinstance(err, ProviderError):
+        instance, model = err.provider, err.model or model
+    log_fallback(run, instance, model, err, _ref(to))
+
+
 def _available_in(d: Instance, now: float) -> float:
     return max(d.breaker.reopen_in(), d.blocked_until - now, 0.0)
 
 
 def _retry_decider(
-    run: Run, inst: Instance, has_more: bool
+    run: Run, inst: Instance, model: str, has_more: bool
 ) -> Callable[[BaseException], bool | float]:
     """The ``on`` hook the retry policy asks after each failure: whether to retry, and
     after how long (a provider's Retry-After), given the breaker, the retry budget,
     the deadline and whether another candidate could answer sooner."""
     policy = inst.retry
+    tries = [1]  # the try that just failed, on this candidate
 
     def on(error: BaseException) -> bool | float:
+        if tries[0] >= policy.attempts:
+            return False  # the policy is out of attempts: no retry to pay for or log
+        decision = decide(error)
+        if decision is not False:
+            tries[0] += 1
+            if ATTEMPT.isEnabledFor(INFO):
+                assert isinstance(error, ProviderError)
+                wait = None if decision is True else float(decision)
+                log_retry(run, inst.name, model, error, tries[0], policy.attempts, wait)
+        return decision
+
+    def decide(error: BaseException) -> bool | float:
         if not isinstance(error, ProviderError) or not error.retryable:
             return False
         if isinstance(error, CircuitOpenError) or inst.breaker.state == "open":

@@ -30,6 +30,7 @@ from llmx._engine.stream import stream_request
 from llmx._engine.view import LiveView
 from llmx._errors import ConfigError, LlmxError, ProviderError, UnsupportedFeatureError
 from llmx._events import BreakerTransition
+from llmx._logging import log_breaker
 from llmx._settings import CachePolicy
 from llmx._stream import Stream
 from llmx._timeouts import Watchdog
@@ -106,7 +107,8 @@ class Pipeline:
             await self.cache.aclose()
 
     def breaker_transition(self, instance: str, old: str, new: str, reason: str) -> None:
-        """Tell event hooks that an instance's breaker changed state."""
+        """Log that an instance's breaker changed state, and tell event hooks."""
+        log_breaker(instance, old, new, reason)
         hook = self._hooks.events.breaker
         if hook is not None:
             hook(event=BreakerTransition(instance, old, new, reason))

@@ -13,6 +13,9 @@ import time
 from typing import TYPE_CHECKING
 
 from llmx._events import RequestEnd, RequestError, RequestStart
+from llmx._logging import INFO, REQUEST, log_request_end, log_request_error
+
+_log_enabled = REQUEST.isEnabledFor
 
 if TYPE_CHECKING:
     from llmx._registry import _EventHooks as EventCallers
@@ -46,11 +49,13 @@ class Run:
         "request_id",
         "skipped",
         "started",
+        "stream",
     )
 
     def __init__(self, events: EventCallers, request: Request, stream: bool) -> None:
         self.events = events
         self.request = request
+        self.stream = stream
         self.started = _perf()
         self.request_id = new_request_id() if events.any else ""
         self.deadline: float | None = None
@@ -61,6 +66,13 @@ class Run:
         if events.start is not None:
             events.start(event=RequestStart(self.request_id, request, stream, self.started))
 
+    def ensure_id(self) -> str:
+        """The request's id, made now if no event hook asked for one at its start (an id
+        costs nothing unless something, such as a log record, uses it)."""
+        if not self.request_id:
+            self.request_id = new_request_id()
+        return self.request_id
+
     def remaining(self) -> float:
         """Seconds left before the deadline (inf without one)."""
         if self.deadline is None:
@@ -69,12 +81,16 @@ class Run:
 
     def end(self, response: Response) -> None:
         """The request succeeded with ``response``."""
+        if _log_enabled(INFO):  # logging off: one cached level check (bench icount)
+            log_request_end(self, response, self.stream)
         hook = self.events.end
         if hook is not None:
             hook(event=RequestEnd(self.request_id, response, _perf() - self.started))
 
     def fail(self, err: BaseException) -> None:
         """The request failed with ``err`` (a cancellation is not an event)."""
+        if isinstance(err, Exception) and _log_enabled(INFO):
+            log_request_error(self, err, self.stream)
         hook = self.events.error
         if hook is not None and isinstance(err, Exception):
             hook(event=RequestError(self.request_id, err, _perf() - self.started))
