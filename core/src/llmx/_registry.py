@@ -27,7 +27,6 @@ the fix.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
@@ -341,7 +340,6 @@ class Registry:
         self._lock = threading.RLock()
         self._events: _EventHooks | None = None
         self._assembled = False
-        self._probed: Registry | None = None
         self._claims = _Claims(self._discover, self.replace, self._components, self._conflicts)
 
     @classmethod
@@ -618,80 +616,45 @@ class Registry:
                 "installed but disabled by [plugins] disable; remove it from that list to use it"
             )
             return info.source.error(PluginLoadError, msg)
-        offered = self.offered(kind)
-        sources = offered.get(name)
-        if sources:
-            # Installed, registered under another entry-point name: enable its plugin.
-            first = sources[0]
-            if len(sources) == 1:
-                fix = f"add {first.plugin!r} to [plugins] enable"
-            else:
-                fix = "add one of them to [plugins] enable (and the others to disable)"
+        names = list(self._components[kind])
+        available = _by_distribution([(r.name, r.source) for r in self._components[kind].values()])
+        # The installed plugins not loaded are offered by name (a plugin is often named
+        # after what it provides), never imported to see what they register: an installed
+        # plugin the config does not enable runs no code.
+        idle = {p.name: p for p in self.plugins() if p.status == "available"}
+        plural = _KIND_PLURALS[kind]
+        loaded = f"{plural} available: {available or 'none'}"
+        if not available and idle:  # "none" would read as if nothing were installed
+            loaded = f"no {plural} loaded"
+        close = _close(name, [*names, *idle])
+        if close is not None and close in idle and close not in names:
+            dist = idle[close].distribution or f"plugin {close!r}"
             msg = (
-                f"{word} {name!r} comes from {' and '.join(map(str, sources))}, installed but "
-                f"not loaded: a {word} autoloads only from an entry point of its own name; {fix}"
+                f"unknown {word} {name!r} (did you mean {close!r}?); {close!r} ({dist}) is "
+                "an installed plugin, not loaded"
             )
-            return first.error(PluginLoadError, msg)
-        available = _by_distribution(
-            [(r.name, r.source) for r in self._components[kind].values()],
-            [(n, src) for n, group in offered.items() for src in group],
-        )
-        names = [*self._components[kind], *offered]
-        # With autoload off, the installed plugins are not imported to see what they
-        # register; their names are offered instead (a plugin is often named after it).
-        idle = [] if self.autoload else [p.name for p in self.plugins() if p.status == "available"]
-        msg = (
-            f"unknown {word} {name!r}{_did_you_mean(name, [*names, *idle])}; "
-            f"{_KIND_PLURALS[kind]} available: {available or 'none'}"
-        )
-        if idle:
+        else:
+            msg = f"unknown {word} {name!r}{_did_you_mean(name, names)}"
+        msg += f"; {loaded}"
+        if idle and not self.autoload:
             msg += (
                 "; installed but not enabled (autoload is off, so not imported to see what "
                 f"they provide): {', '.join(idle)}"
             )
+        elif idle:
+            msg += (
+                f"; {len(idle)} installed plugin(s) not loaded are not imported to see what "
+                "they provide (`llmx plugins --load` shows it)"
+            )
         msg += f". {_install_hint(kind, name, names)}, or check the spelling"
         return PluginNotInstalledError(msg, plugin=name)
 
-    def offered(self, kind: str) -> dict[str, list[Source]]:
-        """The components of ``kind`` that installed plugins not loaded here register: by
-        name, the plugins registering it (with autoload off: none, as they may not be
-        imported).
-
-        For error messages and diagnostics only: each such plugin is imported into a
-        scratch registry (once per registry), so what it registers is known without
-        registering its hooks here. A plugin registering a name it does not own (and may
-        not replace) is left out: enabling it would be a conflict.
-        """
-        if not self.autoload:
-            return {}
-        with self._lock:
-            probe = self._probed
-            if probe is None:
-                idle = [
-                    p._entry_point
-                    for p in self._discover().values()
-                    if p.status == "available" and p._entry_point is not None
-                ]
-                probe = self._probed = Registry(
-                    entry_points=idle,
-                    disable=[BUILTINS],
-                    autoload=False,
-                    slow_import_after=self.slow_import_after,
-                )
-                probe._claims.probe = True
-                for info in probe.plugins():
-                    with contextlib.suppress(PluginError):
-                        probe.load(info.name)
-        found: dict[str, list[Source]] = {}
-        for info in probe.plugins():
-            for k, name in info.contributes:
-                if k != kind or name in self._components[kind]:
-                    continue
-                owner = self._claims.owner(k, name)
-                if owner is not None and not owner.owns(info) and name not in self.replace:
-                    continue  # never advise enabling a plugin that would be refused
-                found.setdefault(name, []).append(info.source)
-        return found
+    def idle(self) -> list[str]:
+        """The installed plugins that are neither loaded nor disabled, by name: what an
+        error may suggest for an unknown component name. They are never imported to see
+        what they register (an installed plugin the config does not enable runs no code);
+        ``llmx plugins --load`` shows that on request."""
+        return [p.name for p in self.plugins() if p.status == "available"]
 
     def names(self, kind: str) -> list[str]:
         """The names of the loaded components of ``kind``."""
@@ -790,8 +753,6 @@ class _Claims:
     components: dict[str, dict[str, Registration]]
     conflicts: dict[tuple[str, str], PluginConflictError]
     builtin_names: dict[tuple[str, str], Registration] = attrs.field(factory=dict)
-    probe: bool = False
-    """A scratch registry (:meth:`Registry.offered`): every registration is kept."""
 
     def claim(
         self, staged: list[Registration], info: PluginInfo
@@ -814,9 +775,7 @@ class _Claims:
                 owner = self.owner(reg.kind, reg.name)
                 mine = owner is None or owner.owns(info)
             replacing = reg.name in self.replace
-            if self.probe:  # what each plugin offers, whoever owns the name
-                plan.append((reg, held))
-            elif not mine and not replacing:
+            if not mine and not replacing:
                 assert owner is not None
                 msg = (
                     f"{word} is registered by {info.source}, but the name belongs to "
@@ -1083,6 +1042,14 @@ def _did_you_mean(name: str, choices: Iterable[str]) -> str:
 
     close = difflib.get_close_matches(name, sorted(set(choices)), n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _close(name: str, choices: Iterable[str]) -> str | None:
+    """The choice :func:`_did_you_mean` suggests, if any."""
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(set(choices)), n=1)
+    return close[0] if close else None
 
 
 def _by_distribution(*groups: Iterable[tuple[str, Source]]) -> str:

@@ -53,17 +53,11 @@ class _Problems:
         raise ConfigError(msg) from self.cause
 
     def candidates(self, kind: str) -> list[str]:
-        """Names that may be meant for a component of ``kind``: the loaded ones, those the
-        installed plugins register (:meth:`~llmx.Registry.offered`), and with autoload
-        off the installed plugins not enabled (a plugin may be named after what it
-        provides)."""
+        """Names that may be meant for a component of ``kind``: the loaded ones and the
+        installed plugins not loaded (a plugin is often named after what it provides;
+        they are not imported to see what they register)."""
         registry = self.registry
-        idle = (
-            []
-            if registry.autoload
-            else [p.name for p in registry.plugins() if p.status == "available"]
-        )
-        return sorted({*registry.names(kind), *registry.offered(kind), *idle})
+        return sorted({*registry.names(kind), *registry.idle()})
 
     def lookup(self, kind: str, name: str, path: str) -> Registration | None:
         """The component ``name`` of ``kind``, or None after noting why there is none
