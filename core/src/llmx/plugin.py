@@ -36,8 +36,8 @@
   nothing is configured.
 * **What the core hands plugins**: :class:`ProviderContext`, the event objects of the
   event hooks (:class:`RequestStart`, :class:`AttemptEnd`, :class:`RequestEnd`,
-  :class:`RequestError`, :class:`BreakerTransition`), and :class:`Registration` /
-  :class:`PluginInfo` describing what the registry loaded.
+  :class:`RequestError`, :class:`RequestCancelled`, :class:`BreakerTransition`), and
+  :class:`Registration` / :class:`PluginInfo` describing what the registry loaded.
 * **Helpers for providers**: :class:`SSEParser` / :func:`aiter_sse`,
   :class:`ResponseBuilder`, :func:`error_class_for_status`, :func:`parse_retry_after`,
   :func:`cache_key`; :func:`lazy_exports` for a package whose names load on first use.
@@ -104,6 +104,7 @@ _EXPORTS: dict[str, str] = {
     "AttemptEnd": "llmx._events",
     "RequestEnd": "llmx._events",
     "RequestError": "llmx._events",
+    "RequestCancelled": "llmx._events",
     "BreakerTransition": "llmx._events",
     # helpers
     "SSEParser": "llmx._sse",
@@ -165,6 +166,7 @@ if TYPE_CHECKING:
     from llmx._errors import parse_retry_after as parse_retry_after
     from llmx._events import AttemptEnd as AttemptEnd
     from llmx._events import BreakerTransition as BreakerTransition
+    from llmx._events import RequestCancelled as RequestCancelled
     from llmx._events import RequestEnd as RequestEnd
     from llmx._events import RequestError as RequestError
     from llmx._events import RequestStart as RequestStart

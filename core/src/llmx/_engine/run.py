@@ -12,7 +12,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-from llmx._events import RequestEnd, RequestError, RequestStart
+from llmx._events import RequestCancelled, RequestEnd, RequestError, RequestStart
 
 if TYPE_CHECKING:
     from llmx._registry import _EventHooks as EventCallers
@@ -72,7 +72,14 @@ class Run:
             hook(event=RequestEnd(self.request_id, response, _perf() - self.started))
 
     def fail(self, err: BaseException) -> None:
-        """The request failed with ``err`` (a cancellation is not an event)."""
-        hook = self.events.error
-        if hook is not None and isinstance(err, Exception):
-            hook(event=RequestError(self.request_id, err, _perf() - self.started))
+        """The request failed with ``err``; a cancellation (or a stream closed early,
+        ``GeneratorExit``) is ``llmx_request_cancelled`` instead."""
+        if isinstance(err, Exception):
+            hook = self.events.error
+            if hook is not None:
+                hook(event=RequestError(self.request_id, err, _perf() - self.started))
+            return
+        hook = self.events.cancelled
+        if hook is not None:
+            reason = "closed" if isinstance(err, GeneratorExit) else "cancelled"
+            hook(event=RequestCancelled(self.request_id, reason, _perf() - self.started))
