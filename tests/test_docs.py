@@ -1,5 +1,5 @@
-"""Every code block in ``docs/plugins.md``, ``docs/plugins/*.md`` and ``docs/features/*.md``
-is run or checked.
+"""Every code block in ``docs/plugins.md``, ``docs/plugins/*.md``, ``docs/features/*.md``
+and ``docs/observability-prometheus.md`` is run or checked.
 
 The convention: an HTML comment on the line before a fenced block says what the block
 is; a few languages have a default. Nothing is left unchecked: a block this test does
@@ -67,6 +67,7 @@ PAGES = (
     DOCS / "plugins.md",
     *sorted((DOCS / "plugins").glob("*.md")),
     *sorted((DOCS / "features").glob("*.md")),
+    DOCS / "observability-prometheus.md",
 )
 """The pages whose code blocks are checked."""
 

@@ -367,3 +367,28 @@ def test_a_table_alone_loads_the_plugin_and_no_table_means_no_endpoint() -> None
     assert listener.address is None
     assert client.registry.listeners is not llmx.Client({}).registry.listeners
     assert "prometheus" not in llmx.Client({}).registry.listeners
+
+
+def test_the_docs_name_every_metric_with_its_type_unit_and_labels() -> None:
+    """The metrics table of the docs' Prometheus section matches :data:`METRICS`."""
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[3] / "docs"
+    pages = [docs / "observability-prometheus.md", docs / "observability.md"]
+    text = next(
+        p.read_text(encoding="utf-8")
+        for p in pages
+        if p.exists() and "## Prometheus" in p.read_text(encoding="utf-8")
+    )
+    section = text.split("## Prometheus", 1)[1]
+    rows = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[0].startswith("`llmx_"):
+            labels = tuple(c.strip("` ") for c in cells[3].split(","))
+            rows[cells[0].strip("`")] = (cells[1], cells[2], labels)
+    expected = {
+        f"{name}_total" if kind == "counter" else name: (kind, unit, labels)
+        for name, (kind, unit, labels, _) in METRICS.items()
+    }
+    assert rows == expected
