@@ -8,6 +8,8 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import llmx
 from llmx.plugin import RequestCancelled, RequestEnd, hookimpl
@@ -174,3 +176,35 @@ async def test_cancelled_request_and_closed_stream_are_events() -> None:
     assert [e.reason for e in listener.cancelled] == ["cancelled", "closed"]
     assert listener.counts == {}
     assert listener.cancelled[0].request_id != listener.cancelled[1].request_id
+
+
+_NAMES = st.from_regex(r"[a-z][a-z0-9_-]{0,12}", fullmatch=True).filter(
+    lambda n: n not in {f.name for f in attrs.fields(llmx.Config.from_dict({}).plugins.__class__)}
+)
+_VALUES = st.one_of(st.integers(), st.text(max_size=8), st.booleans(), st.floats(allow_nan=False))
+
+
+@given(
+    tables=st.dictionaries(_NAMES, st.dictionaries(_NAMES, _VALUES, max_size=3), max_size=4),
+    enable=st.lists(_NAMES, max_size=3),
+)
+def test_plugin_tables_round_trip(tables: dict[str, dict[str, Any]], enable: list[str]) -> None:
+    """Whatever the tables are called, they land in ``settings`` unchanged and the
+    section's own keys keep their meaning."""
+    config = llmx.Config.from_dict({"plugins": {"enable": enable, "strict": True, **tables}})
+    assert config.plugins.settings == tables
+    assert config.plugins.enable == tuple(enable)
+    assert config.plugins.strict is True
+
+
+def test_an_environment_variable_sets_a_listener_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LLMX_PLUGINS__COUNTING__STEP", "5")
+    registry = registry_with(CountingPlugin())
+    llmx.Client(llmx.load_config(CONFIG), registry=registry)
+    listener = registry.listeners["counting"]
+    assert isinstance(listener, Counting)
+    assert listener.settings.step == 5
+    monkeypatch.setenv("LLMX_PLUGINS__COUNTING__STEP", "many")
+    with pytest.raises(llmx.ConfigError) as info:
+        llmx.Client(llmx.load_config(CONFIG), registry=registry_with(CountingPlugin()))
+    assert "LLMX_PLUGINS__COUNTING__STEP" in str(info.value)
