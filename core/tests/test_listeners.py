@@ -208,3 +208,11 @@ def test_an_environment_variable_sets_a_listener_key(monkeypatch: pytest.MonkeyP
     with pytest.raises(llmx.ConfigError) as info:
         llmx.Client(llmx.load_config(CONFIG), registry=registry_with(CountingPlugin()))
     assert "LLMX_PLUGINS__COUNTING__STEP" in str(info.value)
+
+
+def test_a_first_party_listener_not_installed_names_its_distribution() -> None:
+    registry = llmx.Registry(entry_points=[])
+    with pytest.raises(llmx.ConfigError) as info:
+        llmx.Client({"plugins": {"prometheus": {"port": 9464}}}, registry=registry)
+    assert "pip install llmx-prometheus" in str(info.value)
+    assert "@ $.plugins.prometheus" in str(info.value)

@@ -112,6 +112,7 @@ _FIRST_PARTY: dict[tuple[str, str], str] = {
     ("cache", "redis"): "llmx-redis",
     ("limiter", "redis"): "llmx-redis",
     ("breaker_store", "redis"): "llmx-redis",
+    ("listener", "prometheus"): "llmx-prometheus",
 }
 _EVENT_HOOKS = (
     "llmx_request_start",
