@@ -347,17 +347,40 @@ def test_bad_settings_name_the_key(table: dict[str, Any], expected: str) -> None
     assert expected in str(info.value)
 
 
-def test_a_port_in_use_is_a_config_error() -> None:
+def test_a_port_in_use_is_a_warning_and_the_metrics_still_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Another process holding the port (the app, beside an ``llmx chat`` reading the
+    same llmx.toml) must not make this one fail: a warning says what to fix."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
         config = {"plugins": {"prometheus": {"port": port, "registry": "own"}}}
-        with pytest.raises(llmx.ConfigError) as info:
-            llmx.Client(config)
-    message = str(info.value)
+        with caplog.at_level("WARNING", logger="llmx_prometheus"):
+            client = llmx.Client(config)
+    listener = client.registry.listeners["prometheus"]
+    assert isinstance(listener, PrometheusListener)
+    assert listener.address is None
+    (record,) = caplog.records
+    message = record.getMessage()
     assert f"cannot serve Prometheus metrics on 127.0.0.1:{port}" in message
-    assert "@ $.plugins.prometheus.port" in message
+    assert "[plugins.prometheus] port" in message
+
+
+def test_two_own_registries_on_one_port_are_refused() -> None:
+    config = {"plugins": {"prometheus": {"port": 0, "registry": "own"}}}
+    first = llmx.Client(config).registry.listeners["prometheus"]
+    assert isinstance(first, PrometheusListener)
+    assert first.address is not None
+    try:
+        taken = {"plugins": {"prometheus": {"port": first.address[1], "registry": "own"}}}
+        with pytest.raises(llmx.ConfigError) as info:
+            llmx.Client(taken)
+        assert "already serves the metrics of another registry" in str(info.value)
+        assert "@ $.plugins.prometheus.port" in str(info.value)
+    finally:
+        first.close()
 
 
 def test_a_table_alone_loads_the_plugin_and_no_table_means_no_endpoint() -> None:

@@ -20,6 +20,7 @@ class; never a request id, a prompt or a key.
 
 from __future__ import annotations
 
+import logging
 import threading
 import weakref
 from collections.abc import Awaitable, Callable
@@ -63,6 +64,8 @@ from tens of milliseconds (a cache hit) to minutes (a long reasoning answer)."""
 
 TTFT_BUCKETS = (0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 """Histogram buckets (seconds) of the time to the first streamed chunk."""
+
+log = logging.getLogger("llmx_prometheus")
 
 BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 """The value of ``llmx_breaker_state`` for each circuit-breaker state."""
@@ -278,7 +281,7 @@ class PrometheusListener:
         if port is not None:
             self.address = self._serve(host, port)
 
-    def _serve(self, host: str, port: int) -> tuple[str, int]:
+    def _serve(self, host: str, port: int) -> tuple[str, int] | None:
         from prometheus_client import start_http_server
 
         with _lock:
@@ -295,11 +298,18 @@ class PrometheusListener:
             try:
                 server, thread = start_http_server(port, addr=host, registry=self.registry)
             except OSError as err:
-                msg = (
-                    f"cannot serve Prometheus metrics on {host}:{port}: {err.strerror or err}; "
-                    "choose a free port (or none) @ $.plugins.prometheus.port"
+                # A warning, not an error: another process reading the same llmx.toml
+                # (an `llmx chat` beside the app) must not fail because the app holds
+                # the port. The metrics are still recorded (exposition()).
+                log.warning(
+                    "cannot serve Prometheus metrics on %s:%s: %s; the metrics are recorded "
+                    "but not served by this process. Choose a free port in "
+                    "[plugins.prometheus] port (or none)",
+                    host,
+                    port,
+                    err.strerror or err,
                 )
-                raise _config_error(msg) from err
+                return None
             bound = (host, int(server.server_port))
             _servers[bound] = (server, thread, self.registry)
             self._server = bound
