@@ -275,6 +275,11 @@ class PrometheusListener:
         # attempt; both dropped when the request ends.
         self._models: dict[str, str] = {}
         self._last: dict[str, str] = {}
+        # label values -> the metrics' children (see the event hooks)
+        self._requests: dict[tuple[str, str], tuple[Any, Any]] = {}
+        self._gauges: dict[str, Any] = {}
+        self._attempts: dict[tuple[str, str, bool], tuple[Any, Any]] = {}
+        self._tokens: dict[tuple[str, str, bool], tuple[Any, ...]] = {}
         self._server: tuple[str, int] | None = None
         self.address: tuple[str, int] | None = None
         """``(host, port)`` the metrics are served on, or None."""
@@ -327,22 +332,43 @@ class PrometheusListener:
         server.server_close()
         thread.join(5)
 
-    # -- the event hooks: quick, never raising (a dict lookup and a few increments) ----
+    # -- the event hooks: quick, never raising (dict lookups and a few increments) -----
+    # The labelled children of each label combination are looked up once and kept in
+    # plain dicts: prometheus_client's .labels() takes a lock and builds a key on every
+    # call (scripts/measure.py: 14.6 us of CPU per request with .labels() on every
+    # call, 6.6 us with these dicts).
+
+    def _request_children(self, model: str, outcome: str) -> tuple[Any, Any]:
+        key = (model, outcome)
+        children = self._requests.get(key)
+        if children is None:
+            m = self._m
+            children = self._requests[key] = (
+                m.requests.labels(model, outcome),
+                m.request_duration.labels(model, outcome),
+            )
+        return children
+
+    def _in_flight(self, model: str) -> Any:
+        gauge = self._gauges.get(model)
+        if gauge is None:
+            gauge = self._gauges[model] = self._m.in_flight.labels(model)
+        return gauge
 
     @hookimpl
     def llmx_request_start(self, event: RequestStart) -> None:
         """A request started: one more in flight."""
         model = event.request.model
         self._models[event.request_id] = model
-        self._m.in_flight.labels(model).inc()
+        self._in_flight(model).inc()
 
     def _ended(self, request_id: str, outcome: str, duration: float) -> str:
         model = self._models.pop(request_id, "")
         self._last.pop(request_id, None)
-        m = self._m
-        m.in_flight.labels(model).dec()
-        m.requests.labels(model, outcome).inc()
-        m.request_duration.labels(model, outcome).observe(duration)
+        self._in_flight(model).dec()
+        count, histogram = self._request_children(model, outcome)
+        count.inc()
+        histogram.observe(duration)
         return model
 
     @hookimpl
@@ -371,26 +397,41 @@ class PrometheusListener:
         """An attempt ended: its count, duration, error class, TTFT, tokens; and
         whether it retried the previous attempt's instance or moved to another."""
         m = self._m
-        provider, model = event.provider, event.model
-        outcome = "success" if event.error is None else "error"
-        m.attempts.labels(provider, model, outcome).inc()
-        m.attempt_duration.labels(provider, model, outcome).observe(event.duration)
-        if event.error is not None:
-            m.attempt_errors.labels(provider, model, type(event.error).__name__).inc()
-        previous = self._last.get(event.request_id)
+        provider, model, error = event.provider, event.model, event.error
+        key = (provider, model, error is None)
+        children = self._attempts.get(key)
+        if children is None:
+            outcome = "success" if error is None else "error"
+            children = self._attempts[key] = (
+                m.attempts.labels(provider, model, outcome),
+                m.attempt_duration.labels(provider, model, outcome),
+            )
+        children[0].inc()
+        children[1].observe(event.duration)
+        if error is not None:
+            m.attempt_errors.labels(provider, model, type(error).__name__).inc()
+        request_id = event.request_id
+        previous = self._last.get(request_id)
         if previous is not None:
             moved = m.retries if previous == provider else m.fallbacks
             moved.labels(provider, model).inc()
-        self._last[event.request_id] = provider
+        self._last[request_id] = provider
         if event.ttft is not None:
             m.ttft.labels(provider, model).observe(event.ttft)
         usage = event.usage
         if usage is not None:
-            tokens = m.tokens
-            tokens.labels(provider, model, "input").inc(usage.input_tokens)
-            tokens.labels(provider, model, "output").inc(usage.output_tokens)
-            tokens.labels(provider, model, "reasoning").inc(usage.reasoning_tokens)
-            tokens.labels(provider, model, "cached").inc(usage.cache_read_tokens)
+            tokens = self._tokens.get(key)
+            if tokens is None:
+                tokens = self._tokens[key] = tuple(
+                    m.tokens.labels(provider, model, kind)
+                    for kind in ("input", "output", "reasoning", "cached")
+                )
+            tokens[0].inc(usage.input_tokens)
+            tokens[1].inc(usage.output_tokens)
+            if usage.reasoning_tokens:
+                tokens[2].inc(usage.reasoning_tokens)
+            if usage.cache_read_tokens:
+                tokens[3].inc(usage.cache_read_tokens)
 
     @hookimpl
     def llmx_breaker_transition(self, event: BreakerTransition) -> None:
