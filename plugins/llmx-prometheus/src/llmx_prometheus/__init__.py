@@ -278,6 +278,7 @@ class PrometheusListener:
         # label values -> the metrics' children (see the event hooks)
         self._requests: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._gauges: dict[str, Any] = {}
+        self._costs: dict[tuple[str, str], Any] = {}
         self._attempts: dict[tuple[str, str, bool], tuple[Any, Any]] = {}
         self._tokens: dict[tuple[str, str, bool], tuple[Any, ...]] = {}
         self._server: tuple[str, int] | None = None
@@ -335,8 +336,8 @@ class PrometheusListener:
     # -- the event hooks: quick, never raising (dict lookups and a few increments) -----
     # The labelled children of each label combination are looked up once and kept in
     # plain dicts: prometheus_client's .labels() takes a lock and builds a key on every
-    # call (scripts/measure.py: 14.6 us of CPU per request with .labels() on every
-    # call, 6.6 us with these dicts).
+    # call (scripts/measure.py: the hooks of one request took 14.6 us of CPU with
+    # .labels() on every call, 5.9 us with these dicts).
 
     def _request_children(self, model: str, outcome: str) -> tuple[Any, Any]:
         key = (model, outcome)
@@ -379,7 +380,11 @@ class PrometheusListener:
         if response.cached:
             self._m.cache_hits.labels(model).inc()
         elif response.cost:
-            self._m.cost.labels(response.provider, response.model).inc(response.cost)
+            key = (response.provider, response.model)
+            cost = self._costs.get(key)
+            if cost is None:
+                cost = self._costs[key] = self._m.cost.labels(*key)
+            cost.inc(response.cost)
 
     @hookimpl
     def llmx_request_error(self, event: RequestError) -> None:
