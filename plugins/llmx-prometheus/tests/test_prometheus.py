@@ -262,6 +262,22 @@ async def test_cache_hit() -> None:
     assert value(m, "llmx_cost_usd_total", provider="main", model="m") == pytest.approx(7e-6)
 
 
+async def test_embeddings_are_requests_too() -> None:
+    async with FakeOpenAIServer() as server:
+        config = config_for({"main": provider(server)})
+        async with metrics_client(config) as client:
+            response = await client.embed(model="main/text-embedding-3-small", input=["a", "b"])
+            m = await scrape(client)
+    model = "main/text-embedding-3-small"
+    assert value(m, "llmx_requests_total", model=model, outcome="success") == 1.0
+    attempts = of(m, "llmx_attempts_total")
+    assert sum(attempts.values()) == len(response.attempts) == 1
+    tokens = value(
+        m, "llmx_tokens_total", provider="main", model="text-embedding-3-small", type="input"
+    )
+    assert tokens == response.usage.input_tokens > 0
+
+
 async def test_every_documented_metric_is_exposed_with_its_type() -> None:
     registry = CollectorRegistry()
     PrometheusListener(registry=registry)
