@@ -159,6 +159,32 @@ async def test_fallback_to_another_instance() -> None:
     }
 
 
+async def test_a_hedge_that_lost_is_a_cancelled_attempt() -> None:
+    async with FakeOpenAIServer() as slow, FakeOpenAIServer() as fast:
+        slow.enqueue(Reply("Too late.", delay=5))
+        fast.enqueue(Reply("First."))
+        config = config_for(
+            {"a": provider(slow), "b": provider(fast)},
+            routing={"strategy": "hedged", "base": "priority", "delay": 0.1, "budget": 1.0},
+            aliases={"smart": ["a/m", "b/m"]},
+        )
+        async with metrics_client(config) as client:
+            reply = await client.complete(model="smart", prompt="Hi")
+            assert reply.provider == "b"
+            m = await scrape(client)
+    assert of(m, "llmx_attempts_total") == {
+        frozenset({("provider", "a"), ("model", "m"), ("outcome", "cancelled")}): 1.0,
+        frozenset({("provider", "b"), ("model", "m"), ("outcome", "success")}): 1.0,
+    }
+    assert of(m, "llmx_attempt_errors_total") == {}
+    # a hedge runs beside its attempt (same number): neither a retry nor a fallback
+    assert of(m, "llmx_fallbacks_total") == {}
+    assert of(m, "llmx_retries_total") == {}
+    assert of(m, "llmx_requests_total") == {
+        frozenset({("model", "smart"), ("outcome", "success")}): 1.0
+    }
+
+
 async def test_failure_counts_the_error_class() -> None:
     async with FakeOpenAIServer() as server:
         server.enqueue(ErrorReply(400, "bad"), ErrorReply(429), ErrorReply(429))
@@ -241,6 +267,10 @@ async def test_cancelled_request_leaves_nothing_in_flight() -> None:
     assert of(m, "llmx_requests_total") == {
         frozenset({("model", "main/m"), ("outcome", "cancelled")}): 1.0
     }
+    assert of(m, "llmx_attempts_total") == {
+        frozenset({("provider", "main"), ("model", "m"), ("outcome", "cancelled")}): 1.0
+    }
+    assert of(m, "llmx_attempt_errors_total") == {}
 
 
 async def test_cache_hit() -> None:

@@ -107,13 +107,14 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...], str]] = {
         "attempts",
         ("provider", "model", "outcome"),
         "Attempts against one provider instance (first tries, retries, fallbacks), by "
-        "instance, its model and outcome (success, error).",
+        "instance, its model and outcome (success, error, cancelled: abandoned, e.g. a "
+        "hedge that lost).",
     ),
     "llmx_attempt_errors": (
         "counter",
         "attempts",
         ("provider", "model", "error"),
-        "Failed attempts by instance, model and error class.",
+        "Failed attempts by instance, model and error class (cancelled ones not included).",
     ),
     "llmx_attempt_duration_seconds": (
         "histogram",
@@ -131,8 +132,8 @@ METRICS: dict[str, tuple[str, str, tuple[str, ...], str]] = {
         "counter",
         "attempts",
         ("provider", "model"),
-        "Attempts that moved to another instance than the previous attempt's (a fallback "
-        "or a hedge), by the instance moved to.",
+        "Attempts that moved to another instance than the previous attempt's (a "
+        "fallback), by the instance moved to.",
     ),
     "llmx_time_to_first_token_seconds": (
         "histogram",

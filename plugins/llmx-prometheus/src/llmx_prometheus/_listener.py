@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import weakref
@@ -102,16 +103,16 @@ class PrometheusListener:
     ) -> None:
         self.registry: CollectorRegistry = REGISTRY if registry is None else registry
         self._m = _metrics_for(self.registry)
-        # request id -> the model label (as requested), and the instance of its last
-        # attempt; both dropped when the request ends.
+        # request id -> the model label (as requested), and the instance of each of its
+        # attempts by number ("" until it ended); both dropped when the request ends.
         self._models: dict[str, str] = {}
-        self._last: dict[str, str] = {}
+        self._tried: dict[str, list[str]] = {}
         # label values -> the metrics' children (see the event hooks)
         self._requests: dict[tuple[str, str], tuple[Any, Any]] = {}
         self._gauges: dict[str, Any] = {}
         self._costs: dict[tuple[str, str], Any] = {}
-        self._attempts: dict[tuple[str, str, bool], tuple[Any, Any]] = {}
-        self._tokens: dict[tuple[str, str, bool], tuple[Any, ...]] = {}
+        self._attempts: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._tokens: dict[tuple[str, str, str], tuple[Any, ...]] = {}
         self._server: tuple[str, int] | None = None
         self.address: tuple[str, int] | None = None
         """``(host, port)`` the metrics are served on, or None."""
@@ -196,7 +197,7 @@ class PrometheusListener:
 
     def _ended(self, request_id: str, outcome: str, duration: float) -> str:
         model = self._models.pop(request_id, "")
-        self._last.pop(request_id, None)
+        self._tried.pop(request_id, None)
         self._in_flight(model).dec()
         count, histogram = self._request_children(model, outcome)
         count.inc()
@@ -234,24 +235,40 @@ class PrometheusListener:
         whether it retried the previous attempt's instance or moved to another."""
         m = self._m
         provider, model, error = event.provider, event.model, event.error
-        key = (provider, model, error is None)
+        # an abandoned attempt (a hedge that lost, a cancelled request, a stream closed
+        # early) ends with a CancelledError: "cancelled", not an error of the provider
+        outcome = (
+            "success"
+            if error is None
+            else "cancelled"
+            if isinstance(error, asyncio.CancelledError)
+            else "error"
+        )
+        key = (provider, model, outcome)
         children = self._attempts.get(key)
         if children is None:
-            outcome = "success" if error is None else "error"
             children = self._attempts[key] = (
                 m.attempts.labels(provider, model, outcome),
                 m.attempt_duration.labels(provider, model, outcome),
             )
         children[0].inc()
         children[1].observe(event.duration)
-        if error is not None:
+        if outcome == "error":
             m.attempt_errors.labels(provider, model, type(error).__name__).inc()
-        request_id = event.request_id
-        previous = self._last.get(request_id)
-        if previous is not None:
-            moved = m.retries if previous == provider else m.fallbacks
-            moved.labels(provider, model).inc()
-        self._last[request_id] = provider
+        # Attempt n retried the instance of attempt n - 1, or moved to another one,
+        # whatever order they ended in. A hedge shares its attempt's number (it runs
+        # beside it): neither a retry nor a fallback; the one that lost is "cancelled".
+        request_id, number = event.request_id, event.attempt
+        tried = self._tried.get(request_id)
+        if tried is None and request_id in self._models:  # none after the request ended
+            tried = self._tried[request_id] = []
+        if tried is not None:
+            if len(tried) < number:
+                tried.extend([""] * (number - len(tried)))
+            tried[number - 1] = provider
+            if number > 1 and tried[number - 2]:
+                moved = m.retries if tried[number - 2] == provider else m.fallbacks
+                moved.labels(provider, model).inc()
         if event.ttft is not None:
             m.ttft.labels(provider, model).observe(event.ttft)
         usage = event.usage
