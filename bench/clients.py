@@ -118,6 +118,17 @@ LLMX_CONFIGS: dict[str, LlmxConfig] = {
         model=f"bench/{MODEL}",
         otel=True,
     ),
+    "llmx-prometheus": LlmxConfig(
+        label="llmx (openai, minimal + prometheus)",
+        provider_type="openai",
+        # the minimal config with the llmx-prometheus listener recording every event
+        # (its own registry, no endpoint): what the metrics cost per request
+        config=lambda base: {
+            "providers": {"bench": _openai(base)},
+            "plugins": {"enable": ["prometheus"], "prometheus": {"registry": "own"}},
+        },
+        model=f"bench/{MODEL}",
+    ),
     "llmx-anthropic": LlmxConfig(
         label="llmx (anthropic)",
         provider_type="anthropic",

@@ -389,6 +389,7 @@ def check_core_extras(requires: Iterable[Requirement], extras: Sequence[str]) ->
         ("gemini", "llmx-provider-gemini"),
         ("redis", "llmx-redis"),
         ("otel", "llmx-otel"),
+        ("prometheus", "llmx-prometheus"),
     ):
         if plugin not in by_extra.get(extra, set()):
             problems.append(f"extra [{extra}] does not install {plugin}")

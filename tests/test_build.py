@@ -184,6 +184,7 @@ def test_the_workspace_distributions_are_all_built(build: ModuleType) -> None:
         "llmx-provider-gemini",
         "llmx-redis",
         "llmx-otel",
+        "llmx-prometheus",
         "llmx-provider-llamacpp",
     }
 

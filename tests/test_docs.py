@@ -413,8 +413,8 @@ def test_every_code_block_of_the_page_runs(
 
 
 def test_every_page_is_linked_from_the_entry_page() -> None:
-    """The plugin pages from docs/plugins.md; the feature pages (and observability) from
-    README.md."""
+    """The plugin pages from docs/plugins.md; the feature pages (and any other page
+    under docs/) from README.md."""
     entry = (DOCS / "plugins.md").read_text(encoding="utf-8")
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     missing = [

@@ -98,7 +98,7 @@ def test_the_core_extras_install_the_plugins_of_their_series(build: ModuleType) 
         if d.rel.startswith("plugins/")
     }
     named = {}
-    for extra in ("openai", "anthropic", "gemini", "redis", "otel"):
+    for extra in ("openai", "anthropic", "gemini", "redis", "otel", "prometheus"):
         (req,) = map(Requirement, extras[extra])
         name = canonicalize_name(req.name)
         assert name in plugins, f"[{extra}] names {name}, not a first-party plugin"
@@ -107,7 +107,7 @@ def test_the_core_extras_install_the_plugins_of_their_series(build: ModuleType) 
         nxt = Version(f"{version.major}.{version.minor + 1}.0")
         assert not req.specifier.contains(nxt), f"[{extra}]: {req} admits the next series {nxt}"
         named[extra] = name
-    assert extras["all"] == ["llmx[openai,anthropic,gemini,redis,otel]"]
+    assert extras["all"] == ["llmx[openai,anthropic,gemini,redis,otel,prometheus]"]
     assert set(named.values()) == set(plugins), "every first-party plugin has its extra"
 
 

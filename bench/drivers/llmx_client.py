@@ -21,7 +21,7 @@ def _event_hooks_plugin() -> object:
     sure that no event hook of this llmx is missing from it."""
 
     class EventHooks:
-        llmx_contract = "1.2"  # llmx_attempt_start came with 1.2
+        llmx_contract = "1.2"  # llmx_attempt_start and llmx_request_cancelled came with 1.2
 
         @hookimpl
         def llmx_request_start(self, event: Any) -> None:
@@ -45,6 +45,10 @@ def _event_hooks_plugin() -> object:
 
         @hookimpl
         def llmx_breaker_transition(self, event: Any) -> None:
+            del event
+
+        @hookimpl
+        def llmx_request_cancelled(self, event: Any) -> None:
             del event
 
     plugin = EventHooks()

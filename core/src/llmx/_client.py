@@ -12,7 +12,7 @@ from llmx._embedding import EmbeddingRequest
 from llmx._engine.pipeline import Pipeline
 from llmx._errors import ClientClosedError, ConfigError
 from llmx._pool import ProviderPool
-from llmx._registry import Registry
+from llmx._registry import Registry, start_listeners
 from llmx._scrub import scrub
 from llmx._state import DegradableStore, degradable_stats
 from llmx._stats import InstanceStats, Stats
@@ -113,6 +113,7 @@ class Client:
             from llmx._logging import configure
 
             configure(self._config.logging)
+        start_listeners(self._registry, self._config.plugins.settings)
         self._pool = ProviderPool(
             self._config, self._registry, on_breaker_transition=self._breaker_transition
         )

@@ -77,7 +77,9 @@ class PluginsConfig:
     enabled plugin may take over from their owner (the builtins, a first-party
     distribution, or the entry point of that name); without it that is a conflict.
     ``slow_import_after``: seconds a plugin import may run before it is reported by
-    name (0: never).
+    name (0: never). ``settings``: the ``[plugins.NAME]`` tables, each the settings of
+    the listener ``NAME`` a plugin registers (checked against its settings class when
+    the plugins are known).
     """
 
     enable: tuple[str, ...] = ()
@@ -88,6 +90,7 @@ class PluginsConfig:
     strict: bool = False
     replace: tuple[str, ...] = ()
     slow_import_after: float = attrs.field(default=3.0, validator=non_negative)
+    settings: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
 
 
 def default_log_path() -> Path:
@@ -747,6 +750,18 @@ def _split_component(section: str, value: Any) -> Any:
     return out
 
 
+def _split_plugins(value: Mapping[str, Any]) -> dict[str, Any]:
+    """``[plugins]``: its own keys, and its sub-tables (``[plugins.NAME]``, a listener's
+    settings) gathered under ``settings``."""
+    own = _field_names(PluginsConfig)
+    out = {k: v for k, v in value.items() if k in own or not isinstance(v, Mapping)}
+    tables = {k: v for k, v in value.items() if k not in own and isinstance(v, Mapping)}
+    if tables:
+        given = out.get("settings")
+        out["settings"] = {**given, **tables} if isinstance(given, Mapping) else tables
+    return out
+
+
 def _alias_input(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return {"candidates": value}
@@ -770,6 +785,8 @@ def _structure(
     for section in _COMPONENT_KEYS:
         if section in prepared:
             prepared[section] = _split_component(section, prepared[section])
+    if isinstance(prepared.get("plugins"), Mapping):
+        prepared["plugins"] = _split_plugins(prepared["plugins"])
     env = env or {}
     try:
         config = conv.structure(prepared, Config)
@@ -952,6 +969,7 @@ def _describe(config: Config) -> dict[str, Any]:
             "disable": list(config.plugins.disable),
             "autoload": config.plugins.autoload,
             "strict": config.plugins.strict,
+            **{k: _redact(v) for k, v in config.plugins.settings.items()},
         },
         "providers": {k: provider(v) for k, v in config.providers.items()},
         "aliases": {

@@ -109,6 +109,16 @@ class RequestError:
 
 
 @attrs.frozen
+class RequestCancelled:
+    """A request ended without an answer or an error: ``reason`` is ``"cancelled"``
+    (its task was cancelled) or ``"closed"`` (the caller closed its stream early)."""
+
+    request_id: str
+    reason: str
+    duration: float
+
+
+@attrs.frozen
 class BreakerTransition:
     """A provider instance's circuit breaker changed state.
 

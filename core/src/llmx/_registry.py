@@ -32,7 +32,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
@@ -78,6 +78,7 @@ _KIND_HOOKS: dict[str, str] = {
     "command": "llmx_register_commands",
     "limiter": "llmx_register_limiters",
     "breaker_store": "llmx_register_breaker_stores",
+    "listener": "llmx_register_listeners",
 }
 _KIND_WORDS = {
     "provider": "provider type",
@@ -87,6 +88,7 @@ _KIND_WORDS = {
     "command": "command",
     "limiter": "rate limiter",
     "breaker_store": "breaker store",
+    "listener": "listener",
 }
 _KIND_PLURALS = {
     "provider": "provider types",
@@ -96,6 +98,7 @@ _KIND_PLURALS = {
     "command": "commands",
     "limiter": "rate limiters",
     "breaker_store": "breaker stores",
+    "listener": "listeners",
 }
 # The first-party distributions and what they provide, so that an install hint names a
 # distribution that exists; for any other name the hint names none (it cannot know it).
@@ -108,6 +111,7 @@ _FIRST_PARTY: dict[tuple[str, str], str] = {
     ("cache", "redis"): "llmx-redis",
     ("limiter", "redis"): "llmx-redis",
     ("breaker_store", "redis"): "llmx-redis",
+    ("listener", "prometheus"): "llmx-prometheus",
 }
 _EVENT_HOOKS = (
     "llmx_request_start",
@@ -116,6 +120,7 @@ _EVENT_HOOKS = (
     "llmx_request_end",
     "llmx_request_error",
     "llmx_breaker_transition",
+    "llmx_request_cancelled",
 )
 
 
@@ -340,6 +345,9 @@ class Registry:
         self._lock = threading.RLock()
         self._events: _EventHooks | None = None
         self._assembled = False
+        self.listeners: dict[str, object] = {}
+        """The listeners this registry started (:func:`start_listeners`), by name."""
+        self._listener_settings: dict[str, Any] = {}
         self._claims = _Claims(self._discover, self.replace, self._components, self._conflicts)
 
     @classmethod
@@ -948,6 +956,7 @@ class _EventHooks:
     end: Any
     error: Any
     breaker: Any
+    cancelled: Any
     any: bool
 
     @classmethod
@@ -957,7 +966,7 @@ class _EventHooks:
             hook = getattr(pm.hook, name)
             impls = hook.get_hookimpls()
             callers.append(_direct_caller(impls) or hook if impls else None)
-        start, attempt_start, attempt, end, error, breaker = callers
+        start, attempt_start, attempt, end, error, breaker, cancelled = callers
         return cls(
             start,
             attempt_start,
@@ -965,6 +974,7 @@ class _EventHooks:
             end,
             error,
             breaker,
+            cancelled,
             any=any(c is not None for c in callers),
         )
 
@@ -993,6 +1003,62 @@ def _direct_caller(impls: list[Any]) -> Callable[..., None] | None:
     return call
 
 
+def start_listeners(registry: Registry, tables: Mapping[str, Mapping[str, Any]]) -> None:
+    """Have ``registry`` build each registered listener (``llmx_register_listeners``)
+    once, from its ``[plugins.NAME]`` table in ``tables`` (absent: its defaults), and
+    register the object it returns so that its event hooks are called; it is then in
+    ``registry.listeners``.
+
+    A registry shared by several clients builds each listener once; a second config
+    giving it other settings is a :class:`~llmx.ConfigError` (give each its own
+    registry). A table no listener reads, or settings that do not fit, are config
+    errors too (:func:`llmx._validate.validate` reports them first).
+    """
+    from llmx._config import structure_settings
+
+    with registry._lock:
+        for reg in registry.registrations("listener"):
+            path = f"$.plugins.{reg.name}"
+            settings = structure_settings(reg.settings, tables.get(reg.name, {}), path)
+            if reg.name in registry.listeners:
+                if registry._listener_settings[reg.name] != settings:
+                    msg = (
+                        f"listener {reg.name!r} (from {reg.origin}) was already started "
+                        f"by this registry with other settings than {path}; give each "
+                        "client its own llmx.Registry, or the same settings"
+                    )
+                    raise ConfigError(msg)
+                continue
+            listener = reg.build(settings)
+            if listener is None:
+                msg = f"listener {reg.name!r} from {reg.origin}: its factory returned None"
+                raise reg.source.error(PluginError, msg)
+            try:
+                registry._pm.register(listener, name=f"{reg.plugin}:listener:{reg.name}")
+                registry._pm.check_pending()
+            except (ValueError, pluggy.PluginValidationError) as err:
+                if registry._pm.is_registered(listener):
+                    registry._pm.unregister(listener)
+                msg = (
+                    f"listener {reg.name!r} from {reg.origin} could not be registered: "
+                    f"{err}; its hooks must be event hooks (llmx.hookspecs)"
+                )
+                raise reg.source.error(PluginLoadError, msg) from err
+            hooks = {c.name for c in registry._pm.get_hookcallers(listener) or ()}
+            if not hooks <= set(_EVENT_HOOKS):
+                registry._pm.unregister(listener)
+                others = ", ".join(sorted(hooks - set(_EVENT_HOOKS)))
+                msg = (
+                    f"listener {reg.name!r} from {reg.origin} implements {others}; a "
+                    "listener may implement event hooks only (register components "
+                    "from the plugin's module)"
+                )
+                raise reg.source.error(PluginLoadError, msg)
+            registry.listeners[reg.name] = listener
+            registry._listener_settings[reg.name] = settings
+            registry._events = None
+
+
 def names_in_config(config: Config) -> list[str]:
     """The component names ``config`` asks for (provider types, strategies, policies,
     backends; the defaults included), in config order: the plugins of the same names
@@ -1008,6 +1074,7 @@ def names_in_config(config: Config) -> list[str]:
     for section in (config.retry, config.cache, config.limiter, config.breaker_store):
         if section.name is not None:
             names.append(section.name)
+    names += list(config.plugins.settings)  # [plugins.NAME]: the listener NAME
     return list(dict.fromkeys(names))
 
 

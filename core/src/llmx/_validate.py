@@ -89,6 +89,7 @@ def validate(config: Config, registry: Registry) -> None:
     _check_plugins(problems)
     problems.raise_if_any()  # an unknown name in enable would fail assembling in strict mode
     registry.assemble()
+    _check_listeners(problems)
     _check_providers(problems)
     _check_aliases(problems)
     _check_routing(problems)
@@ -113,6 +114,20 @@ def _check_plugins(problems: _Problems) -> None:
                     f"it or remove it from [plugins] {field} "
                     f"@ $.plugins.{field}[{i}]{did_you_mean([name], known)}"
                 )
+
+
+def _check_listeners(problems: _Problems) -> None:
+    """Each ``[plugins.NAME]`` table names a listener (loading the plugin ``NAME`` as a
+    component name does) and fits its settings class; listeners without a table must
+    accept their defaults."""
+    tables = problems.config.plugins.settings
+    for name, table in tables.items():
+        reg = problems.lookup("listener", name, f"$.plugins.{name}")
+        if reg is not None:
+            problems.settings(reg, table, f"$.plugins.{name}", ())
+    for reg in problems.registry.registrations("listener"):
+        if reg.name not in tables:
+            problems.settings(reg, {}, f"$.plugins.{reg.name}", ())
 
 
 def _check_providers(problems: _Problems) -> None:

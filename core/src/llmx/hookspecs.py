@@ -25,8 +25,11 @@ Two kinds of hooks:
   :mod:`llmx._components` before use: a missing member is a :class:`~llmx.PluginError`
   naming the plugin.
 * **Event hooks** (``llmx_request_start``, ``llmx_attempt_start``, ``llmx_attempt_end``,
-  ``llmx_request_end``, ``llmx_request_error``, ``llmx_breaker_transition``) are called on the hot path for every request. They must be
-  quick and must not raise; they receive one frozen event object.
+  ``llmx_request_end``, ``llmx_request_error``, ``llmx_request_cancelled``,
+  ``llmx_breaker_transition``) are called on the hot path for every request. They must be
+  quick and must not raise; they receive one frozen event object. A plugin implements
+  them as module functions, or on a *listener* object it registers with
+  ``llmx_register_listeners`` (built per client from its ``[plugins.NAME]`` settings).
 
 The contract evolves by adding: a new argument to a spec breaks no implementation
 (pluggy passes each implementation only the arguments it names), and anything removed
@@ -49,6 +52,7 @@ if TYPE_CHECKING:
         AttemptEnd,
         AttemptStart,
         BreakerTransition,
+        RequestCancelled,
         RequestEnd,
         RequestError,
         RequestStart,
@@ -72,6 +76,8 @@ ADDED_IN: dict[str, str] = {
     "llmx_register_breaker_stores": "1.1",
     "llmx_register_model_sources": "1.1",
     "llmx_attempt_start": "1.2",
+    "llmx_register_listeners": "1.2",
+    "llmx_request_cancelled": "1.2",
 }
 """The contract version each hook spec appeared in (hook name -> ``"MAJOR.MINOR"``), for
 the hook reference and for plugins that check what their llmx offers. A new hook spec
@@ -195,6 +201,27 @@ def llmx_register_model_sources(register: Register) -> None:
 
 
 @hookspec
+def llmx_register_listeners(register: Register) -> None:
+    """Register listeners: objects whose methods implement event hooks, built from the
+    plugin's own config table ``[plugins.NAME]``.
+
+    Call ``register(name, factory, settings=SettingsClass)``. When a client is created,
+    ``factory(settings)`` (``factory()`` without a settings class) is called once per
+    registry with ``[plugins.NAME]`` structured into ``settings`` (an absent table gives
+    the class's defaults; unknown keys are config errors with their path), and the
+    object it returns is registered as a plugin: its ``@hookimpl`` methods receive the
+    events (``llmx_request_start`` ...). Only event hooks may be implemented on it. A
+    ``[plugins.NAME]`` table loads the plugin whose entry point is ``NAME``, as a
+    component name does. The factory may start what the listener needs (a metrics
+    endpoint); the hooks stay quick.
+
+    Called once per plugin at load; the return value is ignored.
+
+    Added in contract 1.2.
+    """
+
+
+@hookspec
 def llmx_request_start(event: RequestStart) -> None:
     """A request entered the pipeline (before resolving, caching or routing).
 
@@ -236,6 +263,16 @@ def llmx_request_end(event: RequestEnd) -> None:
 @hookspec
 def llmx_request_error(event: RequestError) -> None:
     """A request failed; ``event.error`` is what the caller gets. Results ignored."""
+
+
+@hookspec
+def llmx_request_cancelled(event: RequestCancelled) -> None:
+    """A request ended without an answer or an error: its task was cancelled, or the
+    caller closed its stream before the end. No ``llmx_request_end`` or
+    ``llmx_request_error`` follows. Results ignored.
+
+    Added in contract 1.2.
+    """
 
 
 @hookspec

@@ -37,7 +37,7 @@
 * **What the core hands plugins**: :class:`ProviderContext`, the event objects of the
   event hooks (:class:`RequestStart`, :class:`AttemptStart` with :data:`AttemptKind`,
   :class:`AttemptEnd`, :class:`RequestEnd`, :class:`RequestError`,
-  :class:`BreakerTransition`), and :class:`Registration` /
+  :class:`RequestCancelled`, :class:`BreakerTransition`), and :class:`Registration` /
   :class:`PluginInfo` describing what the registry loaded.
 * **Helpers for providers**: :class:`SSEParser` / :func:`aiter_sse`,
   :class:`ResponseBuilder`, :func:`error_class_for_status`, :func:`parse_retry_after`,
@@ -108,6 +108,7 @@ _EXPORTS: dict[str, str] = {
     "AttemptEnd": "llmx._events",
     "RequestEnd": "llmx._events",
     "RequestError": "llmx._events",
+    "RequestCancelled": "llmx._events",
     "BreakerTransition": "llmx._events",
     # helpers
     "SSEParser": "llmx._sse",
@@ -173,6 +174,7 @@ if TYPE_CHECKING:
     from llmx._events import AttemptKind as AttemptKind
     from llmx._events import AttemptStart as AttemptStart
     from llmx._events import BreakerTransition as BreakerTransition
+    from llmx._events import RequestCancelled as RequestCancelled
     from llmx._events import RequestEnd as RequestEnd
     from llmx._events import RequestError as RequestError
     from llmx._events import RequestStart as RequestStart

@@ -12,7 +12,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
-from llmx._events import RequestEnd, RequestError, RequestStart
+from llmx._events import RequestCancelled, RequestEnd, RequestError, RequestStart
 from llmx._logging import INFO, REQUEST, log_request_end, log_request_error
 
 _log_enabled = REQUEST.isEnabledFor
@@ -88,9 +88,16 @@ class Run:
             hook(event=RequestEnd(self.request_id, response, _perf() - self.started))
 
     def fail(self, err: BaseException) -> None:
-        """The request failed with ``err`` (a cancellation is not an event)."""
-        if isinstance(err, Exception) and _log_enabled(INFO):
-            log_request_error(self, err, self.stream)
-        hook = self.events.error
-        if hook is not None and isinstance(err, Exception):
-            hook(event=RequestError(self.request_id, err, _perf() - self.started))
+        """The request failed with ``err``; a cancellation (or a stream closed early,
+        ``GeneratorExit``) is ``llmx_request_cancelled`` instead."""
+        if isinstance(err, Exception):
+            if _log_enabled(INFO):
+                log_request_error(self, err, self.stream)
+            hook = self.events.error
+            if hook is not None:
+                hook(event=RequestError(self.request_id, err, _perf() - self.started))
+            return
+        hook = self.events.cancelled
+        if hook is not None:
+            reason = "closed" if isinstance(err, GeneratorExit) else "cancelled"
+            hook(event=RequestCancelled(self.request_id, reason, _perf() - self.started))
