@@ -15,7 +15,6 @@ takes about 6 minutes per interpreter); ``scripts/test`` on the main interpreter
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -57,9 +56,12 @@ def find_python(version: str) -> str | None:
     name = f"python{version}"
     for directory in os.environ.get("PATH", "").split(os.pathsep):
         candidate = Path(directory or ".") / name
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            if _reports(str(candidate), version):
-                return str(candidate)
+        if (
+            candidate.is_file()
+            and os.access(candidate, os.X_OK)
+            and _reports(str(candidate), version)
+        ):
+            return str(candidate)
     root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
     for found in sorted((root / "versions").glob(f"{version}.*"), key=_patch, reverse=True):
         candidate = found / "bin" / name
