@@ -25,9 +25,9 @@ REPO = Path(__file__).resolve().parents[1]
 FIXTURE_DISTS = Path(__file__).resolve().parent / "fixtures" / "dists"
 TEMPLATE = REPO / "contrib" / "_template"
 
-HOSTILE_FIXTURES = ("llmx-fixture-slow", "llmx-fixture-thief")
+HOSTILE_FIXTURES = ("llmx-fixture-marker", "llmx-fixture-slow", "llmx-fixture-thief")
 """Fixture distributions that misbehave on purpose (an import that hangs, a plugin taking
-another's component name): installed only by the tests that ask for them, by path
+another's component name, one that writes a marker file when imported): installed only by the tests that ask for them, by path
 (``install_dists([FIXTURE_DISTS / name])``), never in the shared sites."""
 
 ALL_FIXTURES = tuple(

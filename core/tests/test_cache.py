@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import sys
@@ -518,7 +519,7 @@ async def test_sqlite_cache_persists_evicts_and_shares_a_file(tmp_path: Path) ->
         assert entries <= 30
         assert await first.get("n39") == bytes(100)  # the newest stay
         assert await first.get("n0") is None
-        with sqlite3.connect(path) as conn:
+        with contextlib.closing(sqlite3.connect(path)) as conn:  # `with connect()` leaves it open
             assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         await first.aclose()  # type: ignore[attr-defined]

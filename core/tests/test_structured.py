@@ -15,7 +15,7 @@ import keyword
 import subprocess
 import sys
 import typing
-from typing import Any, Literal, NotRequired, Optional, TypedDict
+from typing import Any, Literal, Optional
 
 import attrs
 import jsonschema
@@ -28,6 +28,11 @@ import llmx.structured
 from llmx._strict import accepts_null
 from llmx._structured import _Invalid, schema_errors, structured_output
 from llmx.plugin import strict_json_schema
+
+if sys.version_info >= (3, 11):
+    from typing import NotRequired, TypedDict
+else:  # Python 3.10: from typing_extensions, as users there write them
+    from typing_extensions import NotRequired, TypedDict
 
 
 class Size(enum.Enum):

@@ -1185,11 +1185,31 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as err:
         msg = f"{path} is not valid TOML: {err}"
         raise ConfigError(msg) from None
-    except RecursionError:  # pragma: no cover - _nesting_too_deep stops it first
-        msg = f"config file {str(path)!r} nests too deeply for the TOML parser"
-        raise ConfigError(msg) from None
+    except RecursionError:
+        # tomli >= 2.1 (the parser on Python 3.10) refuses a dotted key of too many parts
+        # before any data exists; name it as check_depth does when tomllib parses it.
+        nested = _deep_dotted_key(text)
+        if nested is None:
+            msg = f"config file {str(path)!r} nests too deeply for the TOML parser"
+            raise ConfigError(msg) from None
+        data = nested
     check_depth(data, f"config file {str(path)!r}")
     return data
+
+
+def _deep_dotted_key(text: str) -> dict[str, Any] | None:
+    """The first key of ``text`` (a table header or a key = value line) with more than
+    :data:`MAX_CONFIG_DEPTH` dotted parts, as the nested tables of its first parts (what
+    :func:`check_depth` reports); None when no line has one."""
+    for line in text.splitlines():
+        key = line.strip().lstrip("[").split("]", 1)[0].split("=", 1)[0]
+        parts = [p.strip().strip("\"'") for p in key.split(".")]
+        if len(parts) > MAX_CONFIG_DEPTH:
+            nested: dict[str, Any] = {}
+            for part in reversed(parts[: MAX_CONFIG_DEPTH + 1]):
+                nested = {part: nested}
+            return nested
+    return None
 
 
 def _parse_env_value(raw: str) -> Any:

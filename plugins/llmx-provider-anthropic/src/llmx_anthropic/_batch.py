@@ -182,14 +182,14 @@ class AnthropicBatchMixin:
             if result is not None:
                 yield result
 
-    def _result(self, line: bytes, requests: Mapping[str, Request]) -> BatchResult | None:
+    def _result(self, line: bytes, sent: Mapping[str, Request]) -> BatchResult | None:
         name = self._http.name
         try:
             row = json.loads(line)
         except ValueError:
             raise self._http.malformed(what="batch result line", data=line, model=None) from None
         custom_id = row.get("custom_id") if isinstance(row, dict) else None
-        request = requests.get(custom_id) if isinstance(custom_id, str) else None
+        request = sent.get(custom_id) if isinstance(custom_id, str) else None
         if request is None or custom_id is None:
             return None
         result = row.get("result")

@@ -190,7 +190,7 @@ class GeminiBatchMixin:
             yield result
 
     def _results_of(
-        self, op: Mapping[str, Any], requests: Mapping[str, Request]
+        self, op: Mapping[str, Any], sent: Mapping[str, Request]
     ) -> Iterator[BatchResult]:
         """The results in a done operation (see :meth:`batch_results`)."""
         status = self._status(op)
@@ -198,7 +198,7 @@ class GeminiBatchMixin:
         inlined = _dict(holder.get("inlinedResponses")).get("inlinedResponses")
         if not isinstance(inlined, list):
             inlined = []
-        order = list(requests)
+        order = list(sent)
         name = self._http.name
         answered: set[str] = set()
         for index, row in enumerate(inlined):
@@ -207,7 +207,7 @@ class GeminiBatchMixin:
             key = _dict(row.get("metadata")).get("key")
             if not isinstance(key, str):
                 key = order[index] if index < len(order) else None
-            request = requests.get(key) if isinstance(key, str) else None
+            request = sent.get(key) if isinstance(key, str) else None
             if request is None or key is None:
                 continue
             answered.add(key)

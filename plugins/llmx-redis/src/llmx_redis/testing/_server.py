@@ -130,11 +130,21 @@ class RedisServer:
         def run(*args: str) -> None:
             subprocess.run([openssl, *args], cwd=workdir, check=True, capture_output=True)
 
+        # The extensions RFC 5280 asks for: Python 3.13's default context verifies
+        # strictly (VERIFY_X509_STRICT) and refuses a CA without key usage, for one.
         run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-            "-subj", "/CN=llmx test CA", "-keyout", "ca.key", "-out", "ca.crt")  # fmt: skip
+            "-subj", "/CN=llmx test CA", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout", "ca.key", "-out", "ca.crt")  # fmt: skip
         run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1",
             "-keyout", "server.key", "-out", "server.csr")  # fmt: skip
-        (workdir / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        (workdir / "ext.cnf").write_text(
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+            "authorityKeyIdentifier=keyid,issuer\n"
+            "basicConstraints=critical,CA:FALSE\n"
+            "keyUsage=critical,digitalSignature,keyEncipherment\n"
+            "extendedKeyUsage=serverAuth\n"
+        )
         run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
             "-CAcreateserial", "-days", "1", "-extfile", "ext.cnf", "-out", "server.crt")  # fmt: skip
         return str(workdir / "ca.crt")
