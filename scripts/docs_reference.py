@@ -4,7 +4,7 @@
 pages it writes into the site without writing them into ``docs/``:
 
 * ``reference/api/*.md`` — the API reference of the public namespaces (``llmx``,
-  ``llmx.types``, ``llmx.structured``, ``llmx.plugin``, ``llmx.testing``): one
+  ``llmx.types``, ``llmx.structured``, ``llmx.requestlog``, ``llmx.plugin``, ``llmx.deprecation``, ``llmx.testing``): one
   mkdocstrings entry per name of each namespace's ``__all__``, read at build time;
 * ``reference/config.md`` — every config key from the typed config classes of
   ``llmx._config`` (type, default, environment override, example), and the keys of every
@@ -33,7 +33,15 @@ from typing import Any
 
 import attrs
 
-NAMESPACES = ("llmx", "llmx.types", "llmx.structured", "llmx.plugin", "llmx.testing")
+NAMESPACES = (
+    "llmx",
+    "llmx.types",
+    "llmx.structured",
+    "llmx.requestlog",
+    "llmx.plugin",
+    "llmx.deprecation",
+    "llmx.testing",
+)
 """The public namespaces whose ``__all__`` the API reference covers."""
 
 _KINDS = {
