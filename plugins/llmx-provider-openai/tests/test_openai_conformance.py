@@ -34,7 +34,10 @@ class TestOpenAIConformance(ProviderConformance):
     }
     server_class = FakeOpenAIServer
     # Chat Completions takes documents as bytes only (file_data), audio on audio models
-    supports = (Feature.ALL | {Feature.EMBEDDINGS, Feature.CHOICES, Feature.LOGPROBS}) - {
+    supports = (
+        Feature.ALL
+        | {Feature.EMBEDDINGS, Feature.CHOICES, Feature.CHOICES_STREAMED, Feature.LOGPROBS}
+    ) - {
         Feature.TOKEN_COUNTING,
         Feature.DOCUMENT_URLS,
     }
@@ -58,7 +61,10 @@ class TestAzureConformance(ProviderConformance):
     models: ClassVar[Mapping[str, str]] = {Feature.EMBEDDINGS: "text-embedding-3-small"}
     server_class = FakeAzureOpenAIServer
     # api-version 2024-10-21 (the default) has no reasoning_effort: refused before sending.
-    supports = (Feature.ALL | {Feature.EMBEDDINGS, Feature.CHOICES, Feature.LOGPROBS}) - {
+    supports = (
+        Feature.ALL
+        | {Feature.EMBEDDINGS, Feature.CHOICES, Feature.CHOICES_STREAMED, Feature.LOGPROBS}
+    ) - {
         Feature.TOKEN_COUNTING,
         Feature.REASONING,
         Feature.DOCUMENTS,  # not in api-version 2024-10-21 (issue 15, item 7)
