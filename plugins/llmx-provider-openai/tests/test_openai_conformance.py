@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import pytest
+
 from llmx.testing import FakeServer, RecordedRequest
 from llmx.testing.conformance import Feature, ProviderConformance
 from llmx.testing.openapi import vendor_validator
@@ -115,3 +117,17 @@ class TestVllmStyleServer(TestOpenAIConformance):
             repeat_tool_call_ids=True, error_shape="vllm", reasoning_field="reasoning_content"
         )
         return FakeOpenAIServer(api_key=self.api_key, quirks=quirks)
+
+
+class _WithoutStreamedChoices(TestOpenAIConformance):
+    """OpenAI declared without ``Feature.CHOICES_STREAMED`` (not collected: one test of
+    it runs below)."""
+
+    supports = TestOpenAIConformance.supports - {Feature.CHOICES_STREAMED}
+
+
+def test_the_kit_fails_a_provider_that_streams_n_without_declaring_it() -> None:
+    """Without ``CHOICES_STREAMED`` the kit requires a stream with ``n > 1`` to be refused
+    before sending; the OpenAI provider streams it, so the kit's check fails."""
+    with pytest.raises(pytest.fail.Exception, match="DID NOT RAISE"):
+        _WithoutStreamedChoices().test_several_answers_streamed()
