@@ -31,7 +31,9 @@ class ResponseBuilder:
     """Folds stream chunks into the :class:`Response` the same request would have given.
 
     Providers use it to make a streamed and a non-streamed answer identical, and the
-    client uses it to offer ``stream.response`` after the last chunk.
+    client uses it to offer ``stream.response`` after the last chunk. The chunks of the
+    other answers of a stream with ``n > 1`` (:class:`~llmx.types.ChoiceDelta`) become
+    ``Response.choices`` beside answer 0's, the plain chunks.
     """
 
     __slots__ = (
