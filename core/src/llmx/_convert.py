@@ -17,7 +17,9 @@ from cattrs.preconf.json import make_converter
 from cattrs.strategies import configure_tagged_union
 
 from llmx._types import (
+    AnswerChunk,
     Audio,
+    ChoiceDelta,
     Document,
     Image,
     LogprobsDelta,
@@ -52,6 +54,7 @@ _CHUNK_TAGS: dict[type, str] = {
     ReasoningDelta: "reasoning_delta",
     LogprobsDelta: "logprobs_delta",
     RefusalDelta: "refusal_delta",
+    ChoiceDelta: "choice_delta",
 }
 
 
@@ -71,6 +74,9 @@ def converter() -> cattrs.Converter:
         lambda t: t == (str | int | None), lambda v, _: _str_or_int(v)
     )
     configure_tagged_union(Part, conv, tag_generator=_PART_TAGS.__getitem__, tag_name="type")
+    configure_tagged_union(
+        AnswerChunk, conv, tag_generator=_CHUNK_TAGS.__getitem__, tag_name="type"
+    )
     configure_tagged_union(
         StreamChunk, conv, tag_generator=_CHUNK_TAGS.__getitem__, tag_name="type"
     )

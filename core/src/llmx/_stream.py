@@ -6,7 +6,9 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from llmx._types import (
+    AnswerChunk,
     Choice,
+    ChoiceDelta,
     FinishReason,
     LogprobsDelta,
     Reasoning,
@@ -29,12 +31,15 @@ class ResponseBuilder:
     """Folds stream chunks into the :class:`Response` the same request would have given.
 
     Providers use it to make a streamed and a non-streamed answer identical, and the
-    client uses it to offer ``stream.response`` after the last chunk.
+    client uses it to offer ``stream.response`` after the last chunk. The chunks of the
+    other answers of a stream with ``n > 1`` (:class:`~llmx.types.ChoiceDelta`) become
+    ``Response.choices`` beside answer 0's, the plain chunks.
     """
 
     __slots__ = (
         "_calls",
         "_logprobs",
+        "_others",
         "_reasoning",
         "_refusal",
         "finish_reason",
@@ -55,6 +60,7 @@ class ResponseBuilder:
         self._reasoning: dict[int, list[Any]] | None = None  # index -> [texts, fields]
         self._refusal: list[str] | None = None  # RefusalDelta texts (issue 15, item 7)
         self._logprobs: list[Any] | None = None  # LogprobsDelta tokens
+        self._others: dict[int, ResponseBuilder] | None = None  # ChoiceDelta answers (n > 1)
 
     def add(self, chunk: StreamChunk) -> None:
         """Fold one chunk in."""
@@ -91,6 +97,36 @@ class ResponseBuilder:
             if self._refusal is None:
                 self._refusal = []
             self._refusal.append(chunk.text)
+        elif type(chunk) is ChoiceDelta:
+            self._add_other(chunk.index, chunk.delta)
+
+    def _add_other(self, index: int, delta: AnswerChunk) -> None:
+        """A chunk of answer ``index`` of a stream with ``n > 1`` (its own builder)."""
+        if index == 0:  # a provider that wraps answer 0 too: it is this builder's
+            self.add(delta)
+            return
+        others = self._others
+        if others is None:
+            others = self._others = {}
+        builder = others.get(index)
+        if builder is None:
+            builder = others[index] = ResponseBuilder(self.model)
+        if type(delta) is StreamEnd:  # an answer's end: its finish reason only
+            if delta.finish_reason is not None:
+                builder.finish_reason = delta.finish_reason
+            if delta.usage is not None and self.usage is None:
+                self.usage = delta.usage
+        else:
+            builder.add(delta)
+
+    def _choice(self, index: int) -> Choice:
+        """This builder's answer as choice ``index``."""
+        text = self.text
+        refusal = None if self._refusal is None else "".join(self._refusal)
+        if refusal is not None and not text:
+            text = refusal
+        logprobs = None if self._logprobs is None else tuple(self._logprobs)
+        return Choice(index, text, self.tool_calls(), self.finish_reason, refusal, logprobs)
 
     def _add_reasoning(self, chunk: ReasoningDelta) -> None:
         parts = self._reasoning
@@ -133,12 +169,14 @@ class ResponseBuilder:
         text = self.text
         calls = self.tool_calls()
         choices: tuple[Choice, ...] = ()
-        if self._refusal is not None or self._logprobs is not None:
+        if self._refusal is not None or self._logprobs is not None or self._others:
             refusal = None if self._refusal is None else "".join(self._refusal)
             if refusal is not None and not text:
                 text = refusal
             logprobs = None if self._logprobs is None else tuple(self._logprobs)
             choices = (Choice(0, text, calls, self.finish_reason, refusal, logprobs),)
+            if self._others:
+                choices += tuple(b._choice(i) for i, b in sorted(self._others.items()))
         return Response(
             text=text,
             model=self.model,
@@ -174,6 +212,17 @@ async def chunks_of(response: Response) -> AsyncIterator[StreamChunk]:
         yield LogprobsDelta(logprobs)
     for index, call in enumerate(response.tool_calls):
         yield ToolCallDelta(index, call.id, call.name, call.arguments)
+    for choice in response.choices[1:]:  # the other answers of n > 1, each after the other
+        number = choice.index
+        if choice.refusal is not None:
+            yield ChoiceDelta(number, RefusalDelta(choice.refusal))
+        elif choice.text:
+            yield ChoiceDelta(number, TextDelta(choice.text))
+        if choice.logprobs is not None:
+            yield ChoiceDelta(number, LogprobsDelta(choice.logprobs))
+        for index, call in enumerate(choice.tool_calls):
+            yield ChoiceDelta(number, ToolCallDelta(index, call.id, call.name, call.arguments))
+        yield ChoiceDelta(number, StreamEnd(choice.finish_reason))
     yield StreamEnd(response.finish_reason, response.usage, response.model, response.id)
 
 
@@ -187,6 +236,11 @@ class Stream:
                 if isinstance(chunk, llmx.TextDelta):
                     print(chunk.text, end="")
         print(stream.response.usage)
+
+    A request with ``n > 1`` streams every answer: answer 0's chunks as above, the
+    others' wrapped in :class:`llmx.types.ChoiceDelta` (``index``, ``delta``), as the
+    vendor interleaves them; :meth:`text` yields answer 0's text only, and
+    :attr:`response` has every answer in ``choices``.
 
     Leaving the ``async with`` block early (or calling :meth:`aclose`) closes the
     connection. :meth:`text` iterates over text deltas only; :meth:`collect` consumes
@@ -228,7 +282,7 @@ class Stream:
         return await self._chunks().__anext__()
 
     def text(self) -> AsyncIterator[str]:
-        """Only the text pieces, as they arrive."""
+        """Only the text pieces, as they arrive (of answer 0 when ``n > 1``)."""
         if self._gen is None:
             # The engine yields the text itself: no generator of ours in between.
             self._text = True

@@ -574,8 +574,9 @@ class Request:
     # -- n > 1 and logprobs (issue 15, item 7; docs/features/choices-logprobs-and-stop-reasons.md)
     n: int | None = attrs.field(default=None, kw_only=True, converter=_to_n)
     """How many answers to generate (None or 1: one). More than one is OpenAI Chat
-    Completions' ``n`` (whole answers only): they arrive in :attr:`Response.choices`;
-    other providers refuse it before sending."""
+    Completions' ``n`` and Gemini's ``candidateCount``, whole and streamed (the other
+    answers' stream chunks come as :class:`ChoiceDelta`): they arrive in
+    :attr:`Response.choices`; other providers refuse it before sending."""
     logprobs: bool = attrs.field(default=False, kw_only=True)
     """Return the log probability of each output token (:attr:`Response.logprobs`);
     OpenAI Chat Completions only, refused before sending elsewhere."""
@@ -883,7 +884,28 @@ class RefusalDelta:
     text: str
 
 
-StreamChunk = TextDelta | ToolCallDelta | StreamEnd | ReasoningDelta | LogprobsDelta | RefusalDelta
+AnswerChunk = TextDelta | ToolCallDelta | StreamEnd | ReasoningDelta | LogprobsDelta | RefusalDelta
+"""A chunk of one answer (what :class:`ChoiceDelta` wraps)."""
+
+
+@attrs.frozen
+class ChoiceDelta:
+    """A chunk of answer ``index`` (1 or more) of a stream that asked for several answers
+    (``Request.n > 1``; docs/features/choices-logprobs-and-stop-reasons.md).
+
+    Answer 0's chunks are the plain chunks, exactly as in a stream of one answer (so
+    ``Stream.text()`` and code written for one answer read answer 0); every other
+    answer's come wrapped, with its index: its text, refusal, logprobs and tool-call
+    deltas, and last a :class:`StreamEnd` with its finish reason only (the usage, for
+    the whole request, is on the stream's own last ``StreamEnd``). Deltas of different
+    answers interleave as the vendor sends them; ``stream.response.choices`` has every
+    answer, as ``complete()`` returns them."""
+
+    index: int
+    delta: AnswerChunk
+
+
+StreamChunk = AnswerChunk | ChoiceDelta
 """Anything a stream yields."""
 
 

@@ -2,7 +2,9 @@
 values, the result type of :meth:`llmx.Client.health`, and the values of the rarer
 answers: the answers of a request with ``n > 1`` (:class:`Choice`, in
 ``Response.choices``), its logprobs and a refusal's stream chunks
-(:class:`TokenLogprob`, :class:`LogprobsDelta`, :class:`RefusalDelta`).
+(:class:`TokenLogprob`, :class:`LogprobsDelta`, :class:`RefusalDelta`), and the
+stream chunks of the other answers of a stream with ``n > 1`` (:class:`ChoiceDelta`,
+wrapping an :data:`AnswerChunk`).
 
 ::
 
@@ -33,6 +35,8 @@ _EXPORTS: dict[str, str] = {
     "TokenLogprob": "llmx._types",
     "LogprobsDelta": "llmx._types",
     "RefusalDelta": "llmx._types",
+    "ChoiceDelta": "llmx._types",
+    "AnswerChunk": "llmx._types",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -42,7 +46,9 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 if TYPE_CHECKING:
     from llmx._health import HealthStatus as HealthStatus
     from llmx._settings import CacheMode as CacheMode
+    from llmx._types import AnswerChunk as AnswerChunk
     from llmx._types import Choice as Choice
+    from llmx._types import ChoiceDelta as ChoiceDelta
     from llmx._types import FinishReason as FinishReason
     from llmx._types import LogprobsDelta as LogprobsDelta
     from llmx._types import Part as Part

@@ -27,6 +27,7 @@ class TestGeminiConformance(ProviderConformance):
     supports = ProviderConformance.supports | {
         Feature.EMBEDDINGS,
         Feature.CHOICES,
+        Feature.CHOICES_STREAMED,
         Feature.LOGPROBS,
     }
     usage_details = frozenset({"cache_read", "reasoning"})

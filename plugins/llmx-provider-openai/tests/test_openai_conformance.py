@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import pytest
+
 from llmx.testing import FakeServer, RecordedRequest
 from llmx.testing.conformance import Feature, ProviderConformance
 from llmx.testing.openapi import vendor_validator
@@ -34,7 +36,10 @@ class TestOpenAIConformance(ProviderConformance):
     }
     server_class = FakeOpenAIServer
     # Chat Completions takes documents as bytes only (file_data), audio on audio models
-    supports = (Feature.ALL | {Feature.EMBEDDINGS, Feature.CHOICES, Feature.LOGPROBS}) - {
+    supports = (
+        Feature.ALL
+        | {Feature.EMBEDDINGS, Feature.CHOICES, Feature.CHOICES_STREAMED, Feature.LOGPROBS}
+    ) - {
         Feature.TOKEN_COUNTING,
         Feature.DOCUMENT_URLS,
     }
@@ -58,7 +63,10 @@ class TestAzureConformance(ProviderConformance):
     models: ClassVar[Mapping[str, str]] = {Feature.EMBEDDINGS: "text-embedding-3-small"}
     server_class = FakeAzureOpenAIServer
     # api-version 2024-10-21 (the default) has no reasoning_effort: refused before sending.
-    supports = (Feature.ALL | {Feature.EMBEDDINGS, Feature.CHOICES, Feature.LOGPROBS}) - {
+    supports = (
+        Feature.ALL
+        | {Feature.EMBEDDINGS, Feature.CHOICES, Feature.CHOICES_STREAMED, Feature.LOGPROBS}
+    ) - {
         Feature.TOKEN_COUNTING,
         Feature.REASONING,
         Feature.DOCUMENTS,  # not in api-version 2024-10-21 (issue 15, item 7)
@@ -109,3 +117,17 @@ class TestVllmStyleServer(TestOpenAIConformance):
             repeat_tool_call_ids=True, error_shape="vllm", reasoning_field="reasoning_content"
         )
         return FakeOpenAIServer(api_key=self.api_key, quirks=quirks)
+
+
+class _WithoutStreamedChoices(TestOpenAIConformance):
+    """OpenAI declared without ``Feature.CHOICES_STREAMED`` (not collected: one test of
+    it runs below)."""
+
+    supports = TestOpenAIConformance.supports - {Feature.CHOICES_STREAMED}
+
+
+def test_the_kit_fails_a_provider_that_streams_n_without_declaring_it() -> None:
+    """Without ``CHOICES_STREAMED`` the kit requires a stream with ``n > 1`` to be refused
+    before sending; the OpenAI provider streams it, so the kit's check fails."""
+    with pytest.raises(pytest.fail.Exception, match="DID NOT RAISE"):
+        _WithoutStreamedChoices().test_several_answers_streamed()

@@ -210,9 +210,10 @@ def _assembled(builder: ResponseBuilder, call: Call) -> Response:
     response = builder.build(provider=call.inst.name)
     if builder.usage is not None or not (response.text or response.tool_calls):
         return response
+    texts = [c.text for c in response.choices] if response.choices else [response.text]
     usage = Usage(
         input_tokens(call.run.request, call.inst.name, call.model),
-        estimate_text_tokens(response.text),
+        sum(estimate_text_tokens(text) for text in texts),  # every answer of n > 1
         estimated=True,
     )
     return Response(

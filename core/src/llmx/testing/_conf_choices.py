@@ -1,8 +1,10 @@
 """The conformance kit's tests of several answers (``n``), token logprobs and refusals, a
 mixin of :class:`~llmx.testing.conformance.ProviderConformance` (issue 15, item 7).
 
-Two opt-in features (:attr:`Feature.OPT_IN`): :data:`CHOICES` (``Request.n > 1``, the
-answers in ``Response.choices``) and :data:`LOGPROBS` (``logprobs=``/``top_logprobs=``,
+Three opt-in features (:attr:`Feature.OPT_IN`): :data:`CHOICES` (``Request.n > 1``, the
+answers in ``Response.choices``), :data:`CHOICES_STREAMED` (``n > 1`` streamed too: the
+other answers' chunks as :class:`~llmx.types.ChoiceDelta`, ``stream.response.choices``
+as ``complete()`` gives them) and :data:`LOGPROBS` (``logprobs=``/``top_logprobs=``,
 the tokens in ``Response.logprobs``, whole and streamed). A provider without them must
 refuse them before sending (:class:`~llmx.UnsupportedFeatureError`; the helper
 :func:`llmx.http.refuse_choices` does it in one line): a provider that ignores ``n``
@@ -26,15 +28,19 @@ import pytest
 
 import llmx
 from llmx.testing._replies import Reply
-from llmx.types import LogprobsDelta, RefusalDelta
+from llmx.types import ChoiceDelta, LogprobsDelta, RefusalDelta
 
 if TYPE_CHECKING:
     from llmx.testing._server import FakeServer
 
-__all__ = ["CHOICES", "LOGPROBS", "ChoicesConformance"]
+__all__ = ["CHOICES", "CHOICES_STREAMED", "LOGPROBS", "ChoicesConformance"]
 
 CHOICES = "choices"
 """Several answers per request (``Request.n``), in ``Response.choices``."""
+CHOICES_STREAMED = "choices_streamed"
+"""Several answers streamed (``client.stream(..., n=3)``): answer 0's chunks plain, the
+others' in :class:`~llmx.types.ChoiceDelta`; without it (but with :data:`CHOICES`) a
+stream with ``n > 1`` must be refused before sending."""
 LOGPROBS = "logprobs"
 """Token log probabilities (``Request.logprobs``/``top_logprobs``), whole and streamed."""
 
@@ -53,6 +59,7 @@ class ChoicesConformance:
     if TYPE_CHECKING:
         supports: ClassVar[frozenset[str]]
         provider_type: ClassVar[str]
+        stream_usage: ClassVar[bool]
 
         @property
         def ref(self) -> str: ...
@@ -85,8 +92,7 @@ class ChoicesConformance:
         self.run(scenario)
 
     def test_several_answers(self) -> None:
-        """``n=3`` gives three answers in ``choices``, the first being the Response's own;
-        a stream of several answers works or is refused before sending."""
+        """``n=3`` gives three answers in ``choices``, the first being the Response's own."""
         if CHOICES not in self.supports:
             self._refused_before_sending("n", n=2)
             return
@@ -98,15 +104,55 @@ class ChoicesConformance:
             assert [c.index for c in response.choices] == [0, 1, 2]
             assert response.text == "one"
             assert response.finish_reason == response.choices[0].finish_reason == "stop"
-            if "streaming" in self.supports:
-                sent = len(server.model_requests)
-                server.enqueue(Reply("one", choices=("two",)))
-                try:
-                    streamed = await client.stream(model=self.ref, prompt="x", n=2).collect()
-                except llmx.UnsupportedFeatureError:
-                    assert len(server.model_requests) == sent, "refused, but sent"
-                else:
-                    assert [c.text for c in streamed.choices] == ["one", "two"]
+
+        self.run(scenario)
+
+    def test_several_answers_streamed(self) -> None:
+        """With :data:`CHOICES_STREAMED`, ``n=3`` streamed gives every answer: answer 0's
+        chunks plain (``text()`` reads it alone), the others' as ``ChoiceDelta`` (each
+        ended by a ``StreamEnd`` with its finish reason), and ``stream.response`` equal to
+        the whole answer's text, choices and usage. Without it (or without :data:`CHOICES`),
+        refused before sending."""
+        if "streaming" not in self.supports:
+            pytest.skip(f"{self.provider_type} does not stream")
+        if CHOICES not in self.supports or CHOICES_STREAMED not in self.supports:
+
+            async def refused(server: FakeServer, client: llmx.Client) -> None:
+                with pytest.raises(llmx.UnsupportedFeatureError) as info:
+                    await client.stream(model=self.ref, prompt="x", n=2).collect()
+                assert info.value.feature == "n", info.value
+                assert server.model_requests == [], "refused, but sent"
+
+            self.run(refused)
+            return
+
+        async def scenario(server: FakeServer, client: llmx.Client) -> None:
+            reply = Reply("one two", choices=("three four", "five"))
+            server.enqueue(reply, reply, reply)
+            whole = await client.complete(model=self.ref, prompt="x", n=3)
+            async with client.stream(model=self.ref, prompt="x", n=3) as stream:
+                chunks = [c async for c in stream]
+            streamed = stream.response
+            assert streamed is not None
+            assert [c.text for c in streamed.choices] == ["one two", "three four", "five"]
+            assert streamed.choices == whole.choices
+            assert (streamed.text, streamed.finish_reason) == (whole.text, whole.finish_reason)
+            if self.stream_usage:  # else an estimate (usage.estimated)
+                assert streamed.usage == whole.usage
+            plain = "".join(c.text for c in chunks if type(c) is llmx.TextDelta)
+            assert plain == "one two"
+            for index, text in ((1, "three four"), (2, "five")):
+                mine = [c.delta for c in chunks if type(c) is ChoiceDelta and c.index == index]
+                assert "".join(d.text for d in mine if type(d) is llmx.TextDelta) == text
+                ends = [d for d in mine if type(d) is llmx.StreamEnd]
+                assert [e.finish_reason for e in ends] == ["stop"], ends
+                assert ends[0].usage is None, "usage belongs on the stream's own StreamEnd"
+            assert [type(c) for c in chunks].count(llmx.StreamEnd) == 1
+            assert any(type(c) is ChoiceDelta for c in chunks[: len(chunks) // 2 + 1]), (
+                "the answers are not interleaved"
+            )
+            pieces = [p async for p in client.stream(model=self.ref, prompt="x", n=3).text()]
+            assert "".join(pieces) == "one two"
 
         self.run(scenario)
 

@@ -129,7 +129,7 @@ from hypothesis import strategies as st
 import llmx
 import llmx.types
 from llmx.testing._chaos import Fault
-from llmx.testing._conf_choices import CHOICES, LOGPROBS, ChoicesConformance
+from llmx.testing._conf_choices import CHOICES, CHOICES_STREAMED, LOGPROBS, ChoicesConformance
 from llmx.testing._conf_embeddings import EMBEDDINGS, EmbeddingsConformance
 from llmx.testing._conf_media import AUDIO, DOCUMENT_URLS, DOCUMENTS, MediaConformance
 from llmx.testing._conf_options import OptionsConformance
@@ -223,6 +223,10 @@ class Feature:
     CHOICES = CHOICES
     """Several answers per request (``n > 1``, ``Response.choices``). Opt-in: without it,
     the kit checks ``n`` is refused before sending (``_conf_choices``)."""
+    CHOICES_STREAMED = CHOICES_STREAMED
+    """``n > 1`` streamed too (the other answers' chunks as ``llmx.types.ChoiceDelta``).
+    Opt-in, with :attr:`CHOICES`: without it, the kit checks a stream with ``n > 1`` is
+    refused before sending."""
     LOGPROBS = LOGPROBS
     """Token logprobs (``logprobs=``, ``top_logprobs=``), whole and streamed. Opt-in."""
 
@@ -251,7 +255,7 @@ class Feature:
         }
     )
     """The chat features (the default ``supports``)."""
-    OPT_IN: ClassVar[frozenset[str]] = frozenset({EMBEDDINGS, CHOICES, LOGPROBS})
+    OPT_IN: ClassVar[frozenset[str]] = frozenset({EMBEDDINGS, CHOICES, CHOICES_STREAMED, LOGPROBS})
     """Features beyond chat, which a subclass adds to ``supports`` when its provider has
     them (``ProviderConformance.supports | {Feature.EMBEDDINGS}``); without them, the
     kit checks they are refused before sending."""

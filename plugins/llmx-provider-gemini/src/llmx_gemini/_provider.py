@@ -11,6 +11,7 @@ from yarl import URL
 
 from llmx import (
     EmbeddingResponse,
+    MalformedResponseError,
     ModelInfo,
     ReasoningDelta,
     Request,
@@ -18,11 +19,10 @@ from llmx import (
     StreamEnd,
     TextDelta,
     ToolCallDelta,
-    UnsupportedFeatureError,
 )
 from llmx.http import Endpoint, api_key, base_url, collect_pages, dumps, json_object
 from llmx.plugin import EmbeddingRequest, reasoning_off_unsaid
-from llmx.types import LogprobsDelta, StreamChunk
+from llmx.types import ChoiceDelta, LogprobsDelta, StreamChunk
 from llmx_gemini._batch import GeminiBatchMixin
 from llmx_gemini._embed import (
     EMBEDDING_LIMITS,
@@ -89,6 +89,8 @@ class _Decoder:
         "id",
         "logprobs",
         "model",
+        "others",
+        "plain",
         "signatures",
         "usage",
     )
@@ -96,10 +98,15 @@ class _Decoder:
     final_event = "a finishReason"
     finished = False
 
-    def __init__(self, http: Endpoint, model: str, logprobs: bool = False) -> None:
+    def __init__(
+        self, http: Endpoint, model: str, logprobs: bool = False, many: bool = False
+    ) -> None:
         self.http = http
         self.model = model
         self.logprobs = logprobs  # the request asked for them: each chunk's logprobsResult
+        self.plain = not logprobs and not many  # chunks of one text part take the fast path
+        # candidateCount (n > 1): the other candidates' decoders, by index (None: one)
+        self.others: dict[int, _Decoder] | None = {} if many else None
         self.finish: Any = None
         self.usage: Any = None
         self.id: Any = None
@@ -107,9 +114,13 @@ class _Decoder:
         self.calls = 0
         self.signatures = 0  # reasoning index 0 holds the thoughts, 1.. the signatures
 
-    def feed(self, data: str) -> Sequence[StreamChunk]:
-        obj = json.loads(data)
-        text = None if self.logprobs else _only_text(obj)
+    def feed(self, data: str, obj: Any = None) -> Sequence[StreamChunk]:
+        """The chunks of one event (``obj``: a part of one, from :meth:`_many`)."""
+        if obj is None:
+            obj = json.loads(data)
+            if self.others is not None:
+                return self._many(obj)
+        text = _only_text(obj) if self.plain else None
         if text is not None:  # the common chunk: one candidate, one text part
             candidate = obj["candidates"][0]
             finish = candidate.get("finishReason")
@@ -139,6 +150,41 @@ class _Decoder:
             self.usage = chunk.usage
         self.id = self.id or chunk.id
         self.answer_model = self.answer_model or chunk.model
+        return out
+
+    def _many(self, obj: Any) -> Sequence[StreamChunk]:
+        """The chunks of an event of a stream with ``candidateCount``: each candidate's,
+        by ``index``; candidate 0's plain, the others' wrapped in ChoiceDelta, each ended
+        by a ChoiceDelta(StreamEnd) with its finish reason."""
+        others = self.others
+        assert others is not None
+        candidates = obj.get("candidates") if type(obj) is dict else None
+        if type(candidates) is not list or not candidates:
+            return self.feed("", obj)  # an error, a blocked prompt, or usage only
+        rest = {k: v for k, v in obj.items() if k != "candidates"}
+        out: list[StreamChunk] = []
+        for position, candidate in enumerate(candidates):
+            if type(candidate) is not dict:
+                msg = "candidates is not a list of objects"
+                raise MalformedResponseError(
+                    msg, provider=self.http.name, model=self.model, status=200
+                )
+            index = candidate.get("index", 0)  # proto3 JSON leaves out a zero
+            if type(index) is not int or index < 0:
+                index = position
+            one = {**rest, "candidates": [candidate]}
+            if index == 0:
+                out += self.feed("", one)
+                continue
+            other = others.get(index)
+            if other is None:
+                other = others[index] = _Decoder(self.http, self.model, self.logprobs)
+                other.plain = False
+            ended = other.finish is not None
+            out += [ChoiceDelta(index, c) for c in other.feed("", one)]
+            if not ended and other.finish is not None:
+                reason = map_finish_reason(other.finish, other.calls > 0)
+                out.append(ChoiceDelta(index, StreamEnd(reason)))
         return out
 
     def _reasoning(self, thinking: Thinking) -> list[ReasoningDelta]:
@@ -230,18 +276,13 @@ class GeminiProvider(GeminiBatchMixin):
         (:class:`llmx.ProviderConnectionError`).
         """
         model = request.model
-        if request.n is not None:
-            msg = (
-                f"{self._http.name}/{model}: n={request.n} (several candidates) is not "
-                "streamed; send the request with complete()"
-            )
-            raise UnsupportedFeatureError(msg, provider=self._http.name, model=model, feature="n")
         url = self._url(model, "streamGenerateContent").with_query(alt="sse")
+        wants_logprobs = request.logprobs or request.top_logprobs is not None
         return self._http.stream(
             url,
             self._body(request),
             model,
-            _Decoder(self._http, model, request.logprobs or request.top_logprobs is not None),
+            _Decoder(self._http, model, wants_logprobs, request.n is not None),
             framing="sse-data",
         )
 

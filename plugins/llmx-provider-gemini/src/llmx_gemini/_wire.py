@@ -422,8 +422,7 @@ def build_body(
     request: Request, *, provider: str, safety_settings: Mapping[str, str]
 ) -> dict[str, Any]:
     """The JSON body of a ``generateContent`` request (None fields omitted, ``extra`` last)."""
-    # n > 1 is candidateCount, logprobs responseLogprobs: both taken (n > 1 streamed is
-    # refused by the provider).
+    # n > 1 is candidateCount, logprobs responseLogprobs: both taken, whole and streamed.
     refuse_choices(request, api="Gemini", provider=provider, n=True, logprobs=True)
     system, contents = _contents(request, provider)
     if not contents:

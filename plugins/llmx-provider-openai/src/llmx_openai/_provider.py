@@ -18,11 +18,10 @@ from llmx import (
     StreamEnd,
     TextDelta,
     ToolCallDelta,
-    UnsupportedFeatureError,
 )
 from llmx.http import Endpoint, api_key, base_url, dumps
 from llmx.plugin import EmbeddingRequest
-from llmx.types import LogprobsDelta, RefusalDelta, StreamChunk
+from llmx.types import ChoiceDelta, LogprobsDelta, RefusalDelta, StreamChunk
 from llmx_openai._batch import OpenAIBatchMixin
 from llmx_openai._embed import (
     EMBEDDING_LIMITS,
@@ -119,6 +118,7 @@ class _Decoder:
         "id",
         "logprobs",
         "model",
+        "others",
         "refused",
         "seen",
         "usage",
@@ -126,8 +126,12 @@ class _Decoder:
 
     final_event = "a finish reason or [DONE]"
 
-    def __init__(self, http: Endpoint, model: str, logprobs: bool = False) -> None:
+    def __init__(
+        self, http: Endpoint, model: str, logprobs: bool = False, many: bool = False
+    ) -> None:
         self.http = http
+        # n > 1: the other answers' decoders, by choice index (None: one answer)
+        self.others: dict[int, _Decoder] | None = {} if many else None
         self.logprobs = logprobs  # the request asked for them: look for them per chunk
         self.refused = False
         self.model = model
@@ -138,23 +142,27 @@ class _Decoder:
         self.answer_model: Any = None
         self.seen: dict[int, list[bool]] = {}  # tool index -> [id sent, name sent]
 
-    def feed(self, data: str) -> Sequence[StreamChunk]:
-        if data == _DONE:
-            self.finished = True
-            return _NONE
-        obj = json.loads(data)
-        error = obj.get("error")
-        if error:
-            raise self.http.payload_error(error, self.model, types=EVENT_TYPES)
-        if not self.id:  # Azure's first chunk has an empty id and model
-            self.id = obj.get("id")
-            self.answer_model = obj.get("model")
-        if obj.get("usage"):
-            self.usage = parse_usage(obj["usage"], self.http.name, self.model)
-        choices = obj.get("choices")
-        if not choices:
-            return _NONE
-        choice = choices[0]
+    def feed(self, data: str, choice: Any = None) -> Sequence[StreamChunk]:
+        """The chunks of one event (``choice``: one choice of an event, from :meth:`_many`)."""
+        if choice is None:
+            if data == _DONE:
+                self.finished = True
+                return _NONE
+            obj = json.loads(data)
+            error = obj.get("error")
+            if error:
+                raise self.http.payload_error(error, self.model, types=EVENT_TYPES)
+            if not self.id:  # Azure's first chunk has an empty id and model
+                self.id = obj.get("id")
+                self.answer_model = obj.get("model")
+            if obj.get("usage"):
+                self.usage = parse_usage(obj["usage"], self.http.name, self.model)
+            choices = obj.get("choices")
+            if not choices:
+                return _NONE
+            if self.others is not None:
+                return self._many(choices)
+            choice = choices[0]
         reason = choice.get("finish_reason")
         if reason:
             self.finish = map_finish_reason(reason)
@@ -181,6 +189,33 @@ class _Decoder:
         if thought:
             return (ReasoningDelta(thought, 0, protocol=PROTOCOL),)
         return _NONE
+
+    def _many(self, choices: Any) -> Sequence[StreamChunk]:
+        """The chunks of an event of a stream with ``n > 1``: its choices, by ``index``
+        (interleaved, usually one per event); answer 0's plain, the others' wrapped in
+        ChoiceDelta, each ended by a ChoiceDelta(StreamEnd) with its finish reason."""
+        others = self.others
+        assert others is not None
+        out: list[StreamChunk] = []
+        for choice in choices:
+            index = choice.get("index") if type(choice) is dict else None
+            if type(index) is not int or index < 0:
+                msg = f"a chat.completion.chunk choice without an index: {choice!r:.200}"
+                raise MalformedResponseError(
+                    msg, provider=self.http.name, model=self.model, status=200
+                )
+            if index == 0:
+                out += self.feed("", choice)
+                continue
+            other = others.get(index)
+            if other is None:
+                other = others[index] = _Decoder(self.http, self.model, self.logprobs)
+            ended = other.finish is not None
+            out += [ChoiceDelta(index, c) for c in other.feed("", choice)]
+            if not ended and other.finish is not None:
+                reason = "content_filter" if other.refused else other.finish
+                out.append(ChoiceDelta(index, StreamEnd(reason)))
+        return out
 
     def _with_logprobs(self, chunk: StreamChunk, choice: Any) -> Sequence[StreamChunk]:
         """A delta and the logprobs of its tokens (a request with ``logprobs``)."""
@@ -323,14 +358,8 @@ class OpenAIChatProvider:
         """Send ``request`` and yield text and tool-call deltas, then one StreamEnd."""
         model = request.model
         http = self._http
-        if request.n is not None:
-            msg = (
-                f"{http.name}/{model}: n={request.n} (several answers) is not streamed; "
-                "send the request with complete(), or stream one answer at a time"
-            )
-            raise UnsupportedFeatureError(msg, provider=http.name, model=model, feature="n")
         wants_logprobs = request.logprobs or request.top_logprobs is not None
-        decoder = _Decoder(http, model, wants_logprobs)
+        decoder = _Decoder(http, model, wants_logprobs, request.n is not None)
 
         def whole(data: bytes) -> list[StreamChunk]:
             # A server that ignored "stream": a whole answer (or an error) as JSON.
@@ -347,6 +376,18 @@ class OpenAIChatProvider:
                 out.append(LogprobsDelta(response.logprobs))
             for index, call in enumerate(response.tool_calls):
                 out.append(ToolCallDelta(index, call.id, call.name, call.arguments))
+            for choice in response.choices[1:]:  # n > 1: the other answers
+                number = choice.index
+                if choice.refusal is not None:
+                    out.append(ChoiceDelta(number, RefusalDelta(choice.refusal)))
+                elif choice.text:
+                    out.append(ChoiceDelta(number, TextDelta(choice.text)))
+                if choice.logprobs:
+                    out.append(ChoiceDelta(number, LogprobsDelta(choice.logprobs)))
+                for index, call in enumerate(choice.tool_calls):
+                    delta = ToolCallDelta(index, call.id, call.name, call.arguments)
+                    out.append(ChoiceDelta(number, delta))
+                out.append(ChoiceDelta(number, StreamEnd(choice.finish_reason)))
             out.append(
                 StreamEnd(response.finish_reason, response.usage, response.model, response.id)
             )

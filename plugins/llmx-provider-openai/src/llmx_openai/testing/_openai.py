@@ -24,7 +24,9 @@ and the behaviour the official ``openai-python`` SDK relies on:
 * ``reasoning_effort``: refused with 400 ``unsupported_parameter`` for a model that does
   not reason (GPT-4o, GPT-4.1); the reasoning itself is never shown (only counted in
   ``completion_tokens_details.reasoning_tokens``).
-* ``n`` (that many choices: the reply's ``text``, then its ``choices``), ``logprobs``
+* ``n`` (that many choices: the reply's ``text``, then its ``choices``; streamed, the
+  choices' chunks interleave by ``index``, one of each in turn, each choice with its own
+  role chunk and finish-reason chunk, and the usage chunk once at the end), ``logprobs``
   and ``top_logprobs`` (``logprobs.content`` per choice and per stream chunk, one token
   per character), a reply's ``refusal`` as ``message.refusal`` (``delta.refusal`` in
   a stream, ``logprobs.refusal`` for its tokens);
@@ -862,53 +864,71 @@ class FakeOpenAIServer(OpenAIBatchFake, FakeServer):
         if include_usage and not quirks.omit_stream_usage:
             base["usage"] = None
 
-        def chunk(delta: dict[str, Any], finish: str | None = None, logprobs: Any = None) -> bytes:
-            choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
+        def chunk(
+            delta: dict[str, Any], finish: str | None = None, logprobs: Any = None, index: int = 0
+        ) -> bytes:
+            choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
             obj = {**base, "choices": [choice]}
             self.decorate_chunk(obj)
             return self._event(obj, le)
 
-        events = self.leading_events(base, le)
-        events.append(chunk({"role": "assistant", "content": "", "refusal": None}))
-        if quirks.reasoning_field is not None:
-            events.extend(
-                chunk({"content": None, quirks.reasoning_field: piece})
-                for piece in reply.reasoning_pieces()
-            )
-        if reply.refusal is not None:
-            pieces = Reply(reply.refusal, chunk_size=reply.chunk_size).text_pieces()
-            events.extend(
-                chunk(
-                    {"content": None, "refusal": piece}, None, self._logprobs_of(reply, body, piece)
+        def answer(index: int) -> list[bytes]:
+            """Answer ``index``'s events (0: the reply's text; others: ``reply.choices``)."""
+            text = reply.text
+            if index and index <= len(reply.choices):
+                text = reply.choices[index - 1]
+            out = [chunk({"role": "assistant", "content": "", "refusal": None}, index=index)]
+            if quirks.reasoning_field is not None:
+                out.extend(
+                    chunk({"content": None, quirks.reasoning_field: piece}, index=index)
+                    for piece in reply.reasoning_pieces()
                 )
-                for piece in pieces
-            )
-        else:
-            events.extend(
-                chunk({"content": piece}, None, self._logprobs_of(reply, body, piece))
-                for piece in reply.text_pieces()
-            )
-        repeat = reply.repeat_tool_call_ids or quirks.repeat_tool_call_ids
-        for index, call in enumerate(reply.tool_calls):
-            head = {
-                "index": index,
-                "id": call.id,
-                "type": "function",
-                "function": {"name": call.name, "arguments": ""},
-            }
-            events.append(chunk({"tool_calls": [head]}))
-            for piece in reply.argument_pieces(call.arguments):
-                if repeat:
-                    tc = {
-                        "index": index,
-                        "id": call.id,
-                        "type": "function",
-                        "function": {"name": call.name, "arguments": piece},
-                    }
-                else:
-                    tc = {"index": index, "function": {"arguments": piece}}
-                events.append(chunk({"tool_calls": [tc]}))
-        events.append(chunk({}, reply.derived_finish_reason))
+            if reply.refusal is not None:
+                pieces = Reply(reply.refusal, chunk_size=reply.chunk_size).text_pieces()
+                out.extend(
+                    chunk(
+                        {"content": None, "refusal": piece},
+                        None,
+                        self._logprobs_of(reply, body, piece),
+                        index,
+                    )
+                    for piece in pieces
+                )
+            else:
+                source = Reply(text, chunk_size=reply.chunk_size) if index else reply
+                out.extend(
+                    chunk({"content": piece}, None, self._logprobs_of(reply, body, piece), index)
+                    for piece in source.text_pieces()
+                )
+            repeat = reply.repeat_tool_call_ids or quirks.repeat_tool_call_ids
+            for number, call in enumerate(reply.tool_calls):
+                head = {
+                    "index": number,
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": ""},
+                }
+                out.append(chunk({"tool_calls": [head]}, index=index))
+                for piece in reply.argument_pieces(call.arguments):
+                    if repeat:
+                        tc = {
+                            "index": number,
+                            "id": call.id,
+                            "type": "function",
+                            "function": {"name": call.name, "arguments": piece},
+                        }
+                    else:
+                        tc = {"index": number, "function": {"arguments": piece}}
+                    out.append(chunk({"tool_calls": [tc]}, index=index))
+            out.append(chunk({}, reply.derived_finish_reason, index=index))
+            return out
+
+        events = self.leading_events(base, le)
+        n = body.get("n")
+        # n > 1: the answers' events interleaved, one of each in turn, as OpenAI sends them
+        answers = [answer(i) for i in range(n if type(n) is int and n > 1 else 1)]
+        for step in range(max(len(a) for a in answers)):
+            events.extend(a[step] for a in answers if step < len(a))
         if include_usage and not reply.omit_usage and not quirks.omit_stream_usage:
             events.append(
                 self._event({**base, "choices": [], "usage": self._usage(reply, body)}, le)
