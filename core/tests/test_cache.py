@@ -631,3 +631,40 @@ async def test_sqlite_lookups_read_on_the_loop_and_hand_locks_to_the_worker(
     finally:
         await cache.aclose()
     assert cache._reader is None
+
+
+async def test_drain_returns_when_the_writes_are_already_done() -> None:
+    """Awaiting writes that are already done does not yield to the loop, so the done
+    callbacks that discard them never ran and ``drain`` spun forever (a client with a
+    shared cache hung in ``aclose``, seen on Python 3.12, whose ``gather`` of done tasks
+    completes without a loop turn; on 3.11 the loop turn hid it)."""
+    from llmx._cache import CacheLayer, MemoryCache
+
+    class Shared(MemoryCache):
+        shared = True  # a shared backend: writes go to the background
+
+    layer = CacheLayer(Shared(), name="shared", base=llmx.CachePolicy(), instances={}, aliases={})
+
+    async def write() -> None:
+        return None
+
+    task = asyncio.get_running_loop().create_task(write())
+    await task  # done, and its discard callback not yet run when drain starts
+    layer._writes.add(task)
+    task.add_done_callback(layer._writes.discard)
+
+    # A spinning drain never yields to the loop, so no asyncio timeout can stop it: an
+    # alarm signal does (its handler runs between bytecodes).
+    import signal
+
+    def spinning(signum: int, frame: object) -> None:
+        raise AssertionError("drain() spun without yielding")
+
+    previous = signal.signal(signal.SIGALRM, spinning)
+    signal.setitimer(signal.ITIMER_REAL, 5)
+    try:
+        await layer.drain()
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert not layer._writes

@@ -335,11 +335,17 @@ def test_two_processes_write_one_log(tmp_path: Path) -> None:
         )
         for tag in ("alpha", "beta")
     ]
-    for p in procs:
-        assert p.stdout is not None
-        assert p.stdout.readline() == "ready\n"
-    go.touch()
-    outputs = [p.communicate(timeout=120)[0].split() for p in procs]
+    try:
+        for p in procs:
+            assert p.stdout is not None
+            assert p.stdout.readline() == "ready\n"
+        go.touch()
+        outputs = [p.communicate(timeout=120)[0].split() for p in procs]
+    finally:  # a failed start must not leave the writers running (or their pipes open)
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+            p.communicate()
     assert all(p.returncode == 0 for p in procs)
     assert outputs == [[str(count), "0"], [str(count), "0"]]
     db = connect(path)

@@ -657,6 +657,10 @@ class CacheLayer:
         """Wait for the background writes under way (each is bounded by the deadline)."""
         while self._writes:
             await asyncio.gather(*self._writes, return_exceptions=True)
+            # The done callbacks that discard finished writes run on a later loop turn,
+            # and awaiting writes that are already done does not yield to the loop: drop
+            # them here, or this spins forever (seen on Python 3.12).
+            self._writes.difference_update([t for t in self._writes if t.done()])
 
     def _failed(self, operation: str, err: BaseException) -> None:
         self.errors += 1

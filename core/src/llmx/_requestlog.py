@@ -191,11 +191,7 @@ def connect(path: Path | str, *, create: bool = True) -> sqlite3.Connection:
         )
         raise ConfigError(msg) from err
     try:
-        db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = NORMAL")
-        db.execute("PRAGMA secure_delete = ON")  # purged and redacted text is overwritten
-        migrate(db, path)
+        _prepare(db, path)
     except sqlite3.Error as err:
         db.close()
         msg = f"cannot use the request log {path}: {err} (is it an llmx log database?)"
@@ -205,6 +201,30 @@ def connect(path: Path | str, *, create: bool = True) -> sqlite3.Connection:
         raise
     db.row_factory = sqlite3.Row
     return db
+
+
+def _prepare(db: sqlite3.Connection, path: Path) -> None:
+    """WAL, the pragmas and the schema, retried while another process holds the lock.
+
+    SQLite answers "database is locked" at once, without waiting out the busy timeout,
+    when two connections race to switch a new file to WAL or to upgrade a read lock to
+    a write lock (it refuses rather than deadlock): two processes opening a new log
+    together meet exactly that, so the whole step is retried until the busy timeout.
+    """
+    deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            db.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.execute("PRAGMA secure_delete = ON")  # purged and redacted text is overwritten
+            migrate(db, path)
+            return
+        except sqlite3.OperationalError as err:
+            busy = "locked" in str(err) or "busy" in str(err)
+            if not busy or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def migrate(db: sqlite3.Connection, path: Path | str = "the request log") -> int:
